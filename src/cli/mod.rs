@@ -1,0 +1,246 @@
+//! The command line: `-f job.sql` and `-e "…"` run statements, no arguments opens the REPL.
+//! Statements of a job file are all parsed before anything runs; INSERTs are planned as they come
+//! and run together at the end as one job (as a statement set), until their sources end or the
+//! process is asked to stop (Ctrl-C, SIGTERM), which finishes with a final checkpoint.
+
+mod repl;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use tokio_util::sync::CancellationToken;
+
+use crate::changelog::{format_rows, ChangeBatch};
+use crate::connectors::{PreparedCommit, Sink};
+use crate::error::{Error, Result};
+use crate::runtime::{self, Job, Pipeline};
+use crate::session::{Outcome, QueryJob, Session};
+use crate::sql::parse_script;
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cdc-sql",
+    version,
+    about = "Runs Flink SQL change-data-capture jobs in one small process",
+    long_about = "Runs Flink SQL change-data-capture jobs in one small process.\n\n\
+        With -f or -e, runs the statements and exits when the job ends: bounded jobs end when their\n\
+        sources are done; streaming jobs run until Ctrl-C or SIGTERM, which stop them cleanly with a\n\
+        final checkpoint. Without arguments, opens an interactive SQL shell: statements end with ';'\n\
+        and may span lines, Ctrl-C cancels the running query (or the line being typed), Ctrl-D exits,\n\
+        history is kept in ~/.cdc-sql_history. Type HELP; in the shell for the statements.",
+    after_help = "Option values may use ${NAME} to take environment variables.\n\
+        Log level: RUST_LOG (e.g. RUST_LOG=debug).\n\
+        Exit codes: 0 done, 1 a problem in the SQL or its options, 3 an outside system failed, 70 a bug in cdc-sql."
+)]
+pub struct Args {
+    /// Run the statements of this job file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "execute")]
+    pub file: Option<PathBuf>,
+    /// Run these statements.
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    pub execute: Option<String>,
+    /// Run this file first (e.g. shared CREATE TABLEs), then -f, -e or the shell, as Flink's -i.
+    #[arg(short = 'i', long = "init", value_name = "FILE")]
+    pub init: Option<PathBuf>,
+}
+
+/// Cancels whatever job currently runs when the process gets Ctrl-C or SIGTERM.
+#[derive(Clone, Default)]
+pub struct StopSignal {
+    current: Arc<Mutex<Option<CancellationToken>>>,
+}
+
+impl StopSignal {
+    pub fn install() -> Self {
+        let signal = StopSignal::default();
+        let handle = signal.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            loop {
+                #[cfg(unix)]
+                let terminated = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let terminated = std::future::pending::<()>();
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                    _ = terminated => {},
+                }
+                if let Ok(current) = handle.current.lock() {
+                    if let Some(token) = current.as_ref() {
+                        token.cancel();
+                    }
+                }
+            }
+        });
+        signal
+    }
+
+    /// A token cancelled by the next signal.
+    pub fn arm(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(token.clone());
+        }
+        token
+    }
+
+    pub fn disarm(&self) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn read_file(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::user(format!("cannot read job file {}: {e}", path.display())))
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let stop = StopSignal::install();
+    let mut session = Session::new();
+    if let Some(init) = &args.init {
+        run_script(&mut session, &init.display().to_string(), &read_file(init)?, &stop).await?;
+    }
+    if let Some(file) = &args.file {
+        return run_script(&mut session, &file.display().to_string(), &read_file(file)?, &stop).await;
+    }
+    if let Some(sql) = &args.execute {
+        return run_script(&mut session, "<command line>", sql, &stop).await;
+    }
+    repl::run(&mut session, &stop).await
+}
+
+/// Runs a whole script: everything is parsed first, so a syntax error anywhere stops it before
+/// anything runs; INSERT jobs run together once every statement has been executed.
+pub async fn run_script(session: &mut Session, source: &str, script: &str, stop: &StopSignal) -> Result<()> {
+    let statements = parse_script(source, script, &env_lookup)?;
+    let mut job: Option<Job> = None;
+    for statement in &statements {
+        match session.execute(statement).await? {
+            Outcome::Job(j) => match job.as_mut() {
+                Some(existing) => existing.pipelines.extend(j.pipelines),
+                None => job = Some(j),
+            },
+            Outcome::Quit => break,
+            other => show(other, stop).await?,
+        }
+    }
+    if session.in_statement_set() {
+        let last = statements.last().map(|s| s.location.clone());
+        let err = Error::user("BEGIN STATEMENT SET is never closed: add END; after its INSERTs");
+        return Err(match last {
+            Some(l) => err.at(l),
+            None => err,
+        });
+    }
+    if let Some(job) = job {
+        run_job(job, stop).await?;
+    }
+    Ok(())
+}
+
+pub async fn run_job(job: Job, stop: &StopSignal) -> Result<()> {
+    let token = stop.arm();
+    let result = runtime::run(job, token).await;
+    stop.disarm();
+    let reports = result?;
+    for r in reports {
+        eprintln!("[INFO] {}: {} rows read, {} rows written", r.name, r.rows_read, r.rows_written);
+    }
+    Ok(())
+}
+
+/// Prints what a statement produced: confirmations to stderr, results to stdout.
+pub async fn show(outcome: Outcome, stop: &StopSignal) -> Result<()> {
+    match outcome {
+        Outcome::Info(m) => eprintln!("[INFO] {m}"),
+        Outcome::Warning(m) => eprintln!("[WARNING] {m}"),
+        Outcome::Text(t) => println!("{t}"),
+        Outcome::Table(batches) => print_table(&batches)?,
+        Outcome::Job(job) => run_job(job, stop).await?,
+        Outcome::Query(query) => run_query(query, stop).await?,
+        Outcome::Quit => {}
+    }
+    Ok(())
+}
+
+fn print_table(batches: &[RecordBatch]) -> Result<()> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
+        println!("Empty set");
+        return Ok(());
+    }
+    println!("{}", pretty_format_batches(batches)?);
+    println!("{rows} row{} in set", if rows == 1 { "" } else { "s" });
+    Ok(())
+}
+
+/// Collects or streams the rows of a SELECT.
+struct ConsoleSink {
+    stream: bool,
+    collected: Arc<Mutex<Vec<ChangeBatch>>>,
+}
+
+#[async_trait]
+impl Sink for ConsoleSink {
+    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+        if self.stream {
+            let text = format_rows(&batch, "")?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::external(format!("cannot write query results: {e}")))?;
+        } else if let Ok(mut c) = self.collected.lock() {
+            c.push(batch);
+        }
+        Ok(())
+    }
+
+    async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit> {
+        Ok(PreparedCommit { checkpoint_id, state: serde_json::Value::Null })
+    }
+}
+
+async fn run_query(query: QueryJob, stop: &StopSignal) -> Result<()> {
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let schema = query.query.output_schema.clone();
+    let stream = !query.bounded;
+    let pipeline = Pipeline {
+        name: "SELECT".into(),
+        source: query.source,
+        query: query.query,
+        sink: Box::new(ConsoleSink { stream, collected: collected.clone() }),
+        sink_table: "query result".into(),
+        sink_schema: schema,
+    };
+    let token = stop.arm();
+    let result = runtime::run(Job { config: query.config, pipelines: vec![pipeline] }, token).await;
+    stop.disarm();
+    result?;
+    if stream {
+        return Ok(());
+    }
+    let batches = collected.lock().map(|c| c.clone()).unwrap_or_default();
+    let only_inserts = batches.iter().all(|b| b.all_inserts());
+    let tables = batches
+        .iter()
+        .map(|b| if only_inserts { Ok(b.rows().clone()) } else { b.to_display_batch() })
+        .collect::<Result<Vec<_>>>()?;
+    print_table(&tables)
+}

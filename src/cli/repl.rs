@@ -1,0 +1,117 @@
+//! The interactive shell. On a terminal it edits lines with history (rustyline); with piped input
+//! it reads lines as they come, so the shell can be driven by another program. A statement runs as
+//! soon as its `;` arrives; errors are shown and the shell goes on.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use rustyline::error::ReadlineError;
+use rustyline::DefaultEditor;
+
+use super::{env_lookup, show, StopSignal};
+use crate::error::Result;
+use crate::session::{Outcome, Session};
+use crate::sql::parse_statement;
+use crate::sql::split::split;
+
+const PROMPT: &str = "cdc-sql> ";
+const CONTINUATION: &str = "      -> ";
+
+enum Line {
+    Text(String),
+    /// Ctrl-C while typing: drop the unfinished statement.
+    Interrupted,
+    End,
+}
+
+trait LineSource {
+    fn read(&mut self, prompt: &str) -> Line;
+    fn remember(&mut self, _statement: &str) {}
+}
+
+struct Terminal {
+    editor: DefaultEditor,
+    history: Option<PathBuf>,
+}
+
+impl LineSource for Terminal {
+    fn read(&mut self, prompt: &str) -> Line {
+        match tokio::task::block_in_place(|| self.editor.readline(prompt)) {
+            Ok(line) => Line::Text(line),
+            Err(ReadlineError::Interrupted) => Line::Interrupted,
+            Err(_) => Line::End,
+        }
+    }
+
+    fn remember(&mut self, statement: &str) {
+        let _ = self.editor.add_history_entry(statement);
+        if let Some(path) = &self.history {
+            let _ = self.editor.save_history(path);
+        }
+    }
+}
+
+struct Piped {
+    stdin: std::io::StdinLock<'static>,
+}
+
+impl LineSource for Piped {
+    fn read(&mut self, _prompt: &str) -> Line {
+        let mut line = String::new();
+        match tokio::task::block_in_place(|| self.stdin.read_line(&mut line)) {
+            Ok(0) | Err(_) => Line::End,
+            Ok(_) => Line::Text(line.trim_end_matches(['\n', '\r']).to_string()),
+        }
+    }
+}
+
+pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
+    let mut lines: Box<dyn LineSource> = if std::io::stdin().is_terminal() {
+        let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cdc-sql_history"));
+        let mut editor =
+            DefaultEditor::new().map_err(|e| crate::Error::external(format!("cannot open the terminal: {e}")))?;
+        if let Some(path) = &history {
+            let _ = editor.load_history(path);
+        }
+        eprintln!("cdc-sql {} — type HELP; for help, Ctrl-D to quit.", env!("CARGO_PKG_VERSION"));
+        Box::new(Terminal { editor, history })
+    } else {
+        Box::new(Piped { stdin: std::io::stdin().lock() })
+    };
+
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.trim().is_empty() { PROMPT } else { CONTINUATION };
+        match lines.read(prompt) {
+            Line::End => return Ok(()),
+            Line::Interrupted => {
+                buffer.clear();
+                continue;
+            }
+            Line::Text(text) => {
+                buffer.push_str(&text);
+                buffer.push('\n');
+            }
+        }
+        let parts = split(&buffer);
+        for raw in &parts.statements {
+            lines.remember(raw.text.trim());
+            let outcome = match parse_statement("<shell>", &buffer, raw, &env_lookup) {
+                Ok(statement) => session.execute(&statement).await,
+                Err(e) => Err(e),
+            };
+            let shown = match outcome {
+                Ok(Outcome::Quit) => return Ok(()),
+                Ok(outcome) => show(outcome, stop).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = shown {
+                eprintln!("[ERROR] {e}");
+            }
+        }
+        buffer = match parts.incomplete {
+            Some(offset) => buffer[offset..].to_string(),
+            None => String::new(),
+        };
+    }
+}

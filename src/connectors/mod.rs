@@ -1,0 +1,173 @@
+//! Connectors: one folder each, registered by one line in [`CONNECTORS`]. A connector turns a
+//! `CREATE TABLE … WITH (…)` into a [`ConnectorTable`] (options parsed and validated, no I/O), which
+//! later opens [`Source`]s and [`Sink`]s that speak the changelog contract of DESIGN.md §3,
+//! including its checkpoint protocol: sources tag every batch with a resumable [`Position`] and
+//! learn which positions are durable; sinks prepare, commit and recover.
+
+mod blackhole;
+mod datagen;
+pub mod options;
+mod print;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+
+pub use options::ConnectorOptions;
+
+use crate::changelog::{ChangeBatch, ChangelogMode};
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+
+/// Every connector, by the name used in `'connector' = '…'`.
+static CONNECTORS: &[&dyn Connector] = &[&datagen::Datagen, &print::Print, &blackhole::Blackhole];
+
+pub trait Connector: Sync {
+    fn name(&self) -> &'static str;
+
+    /// The keys a table may declare as `METADATA FROM 'key'` columns.
+    fn metadata_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Reads and validates the table's options (consuming each key it knows). No I/O.
+    fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>>;
+}
+
+/// Opens a table declared with `CREATE TABLE`: finds its connector and validates its options.
+pub fn open_table(spec: &TableSpec) -> Result<Box<dyn ConnectorTable>> {
+    let mut options = ConnectorOptions::new(spec)?;
+    let name = options.connector().to_string();
+    let Some(connector) = CONNECTORS.iter().find(|c| c.name() == name) else {
+        let names: Vec<&str> = CONNECTORS.iter().map(|c| c.name()).collect();
+        let nearest = names
+            .iter()
+            .map(|n| (strsim::levenshtein(n, &name), *n))
+            .min()
+            .filter(|(d, _)| *d <= 3)
+            .map(|(_, n)| format!(" (did you mean '{n}'?)"))
+            .unwrap_or_default();
+        return Err(Error::user(format!(
+            "unknown connector '{name}' in table `{}`{nearest}. Available connectors: {}",
+            spec.name,
+            names.join(", ")
+        )));
+    };
+    for column in &spec.columns {
+        let Some(metadata) = &column.metadata else { continue };
+        let keys = connector.metadata_keys();
+        if !keys.contains(&metadata.key.as_str()) {
+            let offered = if keys.is_empty() { "none".to_string() } else { keys.join(", ") };
+            return Err(Error::user(format!(
+                "column `{}` of table `{}` reads metadata '{}', which connector '{name}' does not offer (it offers: {offered})",
+                column.name, spec.name, metadata.key
+            )));
+        }
+    }
+    let table = connector.open_table(spec, &mut options)?;
+    options.finish()?;
+    Ok(table)
+}
+
+/// What the runtime tells a source when it starts it.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// Preferred number of rows per batch (`datafusion.execution.batch_size`).
+    pub batch_size: usize,
+}
+
+/// A declared table, ready to be read or written.
+pub trait ConnectorTable: Send + Sync {
+    /// A reader over the table's full declared schema, or `None` if the connector cannot read.
+    fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
+        let _ = ctx;
+        Ok(None)
+    }
+
+    /// The changelog the table's source emits (known before reading, for planning).
+    fn source_changelog_mode(&self) -> ChangelogMode {
+        ChangelogMode::InsertOnly
+    }
+
+    /// A writer taking batches of the table's persisted columns, or `None` if the connector cannot
+    /// write. `input` is the changelog the query produces; a sink that cannot apply it (e.g. an
+    /// append-only sink and deletes) returns a user error.
+    fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
+        let _ = input;
+        Ok(None)
+    }
+}
+
+/// Where a source is, in its own terms (binlog GTID set, LSN, snapshot chunk, rows generated).
+/// Stored in checkpoints and handed back to resume.
+pub type Position = serde_json::Value;
+
+/// A changelog batch and the source position right after it.
+#[derive(Debug)]
+pub struct SourceBatch {
+    pub changes: ChangeBatch,
+    pub position: Position,
+}
+
+#[async_trait]
+pub trait Source: Send {
+    fn schema(&self) -> SchemaRef;
+
+    /// Bounded sources end (`next_batch` gives `None`) and so end their job.
+    fn is_bounded(&self) -> bool;
+
+    /// Starts reading after `resume_from`, or as configured when `None`.
+    async fn start(&mut self, resume_from: Option<Position>) -> Result<()>;
+
+    /// The next batch; `None` when a bounded source is done. Unbounded sources return at least
+    /// every few seconds (an empty batch carrying the current position when idle) so the runtime
+    /// can checkpoint and acknowledge.
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>>;
+
+    /// Everything up to `position` is durably stored downstream: upstream may release it (for
+    /// example a PostgreSQL slot's confirmed LSN).
+    async fn acknowledge(&mut self, position: &Position) -> Result<()> {
+        let _ = position;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a sink prepared for a checkpoint: kept in the checkpoint record and handed to `commit`
+/// (or to `recover` after a restart), e.g. Doris transaction ids.
+#[derive(Debug, Clone)]
+pub struct PreparedCommit {
+    pub checkpoint_id: u64,
+    pub state: serde_json::Value,
+}
+
+#[async_trait]
+pub trait Sink: Send {
+    /// Connects. After a restart, `recover` is called next.
+    async fn open(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Commits or aborts what a previous run prepared but may not have committed.
+    async fn recover(&mut self, pending: Vec<PreparedCommit>) -> Result<()> {
+        let _ = pending;
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: ChangeBatch) -> Result<()>;
+
+    /// Flushes everything written so far and makes it ready to commit.
+    async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit>;
+
+    /// Makes prepared data visible; called once the checkpoint is stored.
+    async fn commit(&mut self, prepared: PreparedCommit) -> Result<()> {
+        let _ = prepared;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

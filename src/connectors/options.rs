@@ -1,0 +1,209 @@
+//! The WITH options of one table, consumed key by key as a connector reads them. What is left at
+//! the end is an error naming the unknown key and the nearest valid one, so a typo never turns
+//! into a silently ignored setting. Values of secret keys never appear in messages.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::sql::table::{is_secret_key, MASK};
+use crate::sql::TableSpec;
+
+pub struct ConnectorOptions {
+    table: String,
+    connector: String,
+    remaining: BTreeMap<String, String>,
+    known: Vec<String>,
+}
+
+impl ConnectorOptions {
+    /// Takes the table's options; the `connector` key is consumed here.
+    pub fn new(spec: &TableSpec) -> Result<Self> {
+        let mut remaining: BTreeMap<String, String> =
+            spec.options.iter().map(|o| (o.key.clone(), o.value.clone())).collect();
+        let Some(connector) = remaining.remove("connector") else {
+            return Err(Error::user(format!(
+                "table `{}` has no 'connector' option; add 'connector' = '…' to its WITH clause",
+                spec.name
+            )));
+        };
+        Ok(ConnectorOptions { table: spec.name.clone(), connector, remaining, known: vec!["connector".into()] })
+    }
+
+    pub fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn shown(key: &str, value: &str) -> String {
+        if is_secret_key(key) {
+            MASK.to_string()
+        } else {
+            value.to_string()
+        }
+    }
+
+    /// An error about option `key` with value `value`, saying what was expected.
+    pub fn invalid(&self, key: &str, value: &str, expected: &str) -> Error {
+        Error::user(format!(
+            "option '{key}' = '{}' of table `{}` is not valid; expected {expected}",
+            Self::shown(key, value),
+            self.table
+        ))
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        self.known.push(key.to_string());
+        self.remaining.remove(key)
+    }
+
+    pub fn required(&mut self, key: &str) -> Result<String> {
+        self.string(key).ok_or_else(|| {
+            Error::user(format!(
+                "table `{}` (connector '{}') needs option '{key}'; add '{key}' = '…' to its WITH clause",
+                self.table, self.connector
+            ))
+        })
+    }
+
+    pub fn parse<T: FromStr>(&mut self, key: &str, expected: &str) -> Result<Option<T>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| self.invalid(key, &v, expected)),
+        }
+    }
+
+    pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(self.invalid(key, &v, "true or false")),
+            },
+        }
+    }
+
+    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => parse_duration(&v)
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, &v, "a duration such as '500ms', '5s', '1 min' or '2h'")),
+        }
+    }
+
+    /// One of `choices`, compared without case; returned as listed in `choices`.
+    pub fn choice(&mut self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => choices
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(v.trim()))
+                .copied()
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, &v, &format!("one of {}", choices.join(", ")))),
+        }
+    }
+
+    /// Fails if any option was not consumed, naming it and the nearest key the connector knows.
+    pub fn finish(self) -> Result<()> {
+        let Some((key, _)) = self.remaining.iter().next() else {
+            return Ok(());
+        };
+        let mut known = self.known.clone();
+        known.sort();
+        known.dedup();
+        let nearest = known
+            .iter()
+            .map(|k| (strsim::levenshtein(k, key), k))
+            .min()
+            .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).max(2));
+        let hint = match nearest {
+            Some((_, k)) => format!(" (did you mean '{k}'?)"),
+            None => String::new(),
+        };
+        Err(Error::user(format!(
+            "unsupported option '{key}' for connector '{}' in table `{}`{hint}. Supported options: {}",
+            self.connector,
+            self.table,
+            known.join(", ")
+        )))
+    }
+}
+
+/// Flink's duration syntax: a number and an optional unit (default milliseconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n.checked_mul(1_000)?,
+        "m" | "min" | "minute" | "minutes" => n.checked_mul(60_000)?,
+        "h" | "hour" | "hours" => n.checked_mul(3_600_000)?,
+        "d" | "day" | "days" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::TableOption;
+
+    fn spec(opts: &[(&str, &str)]) -> TableSpec {
+        TableSpec {
+            name: "t".into(),
+            columns: vec![],
+            primary_key: vec![],
+            options: opts
+                .iter()
+                .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
+                .collect(),
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn leftover_key_names_the_nearest_valid_one() {
+        let mut o = ConnectorOptions::new(&spec(&[("connector", "x"), ("hostnme", "h")])).unwrap();
+        assert_eq!(o.string("hostname"), None);
+        o.string("port");
+        let err = o.finish().unwrap_err().to_string();
+        assert!(err.contains("unsupported option 'hostnme'"), "{err}");
+        assert!(err.contains("did you mean 'hostname'?"), "{err}");
+    }
+
+    #[test]
+    fn invalid_secret_values_are_masked() {
+        let mut o = ConnectorOptions::new(&spec(&[("connector", "x"), ("password", "hunter2")])).unwrap();
+        let err = o.bool("password").unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains(MASK), "{err}");
+    }
+
+    #[test]
+    fn choices_and_missing_required() {
+        let mut o = ConnectorOptions::new(&spec(&[("connector", "x"), ("mode", "Inital")])).unwrap();
+        let err = o.choice("mode", &["initial", "latest-offset"]).unwrap_err().to_string();
+        assert!(err.contains("'mode' = 'Inital'") && err.contains("one of initial, latest-offset"), "{err}");
+        assert!(o.required("url").unwrap_err().to_string().contains("needs option 'url'"));
+        assert!(ConnectorOptions::new(&spec(&[])).is_err());
+    }
+
+    #[test]
+    fn durations_follow_flink() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1 min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

@@ -1,0 +1,391 @@
+//! A SQL session: the tables created so far, the `SET` configuration, and the DataFusion context
+//! that plans queries. Executing a statement returns what the front end should show or run; jobs
+//! themselves are run by [`crate::runtime`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::TableReference;
+use datafusion::config::ConfigOptions;
+use datafusion::execution::context::SessionState;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast;
+
+use crate::changelog::ChangelogMode;
+use crate::connectors::options::parse_duration;
+use crate::connectors::{open_table, ConnectorTable, Sink, Source, SourceContext};
+use crate::error::{Error, Result};
+use crate::plan::{insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget};
+use crate::runtime::{Job, JobConfig, Pipeline};
+use crate::sql::{LocatedStatement, Statement, TableSpec};
+
+const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
+const PIPELINE_NAME: &str = "pipeline.name";
+
+/// Flink settings that cdc-sql accepts so job files run unchanged, although they change nothing
+/// here; each with the reason shown to the user.
+const NO_EFFECT: &[(&str, &str)] = &[
+    ("parallelism.default", "each INSERT runs as one pipeline; snapshot parallelism is a source option"),
+    (
+        "table.exec.resource.default-parallelism",
+        "each INSERT runs as one pipeline; snapshot parallelism is a source option",
+    ),
+    ("sql-client.execution.result-mode", "query results always print as tables (tableau mode)"),
+    ("sql-client.verbose", "errors are always printed in full"),
+];
+
+struct CatalogEntry {
+    spec: TableSpec,
+    table: Box<dyn ConnectorTable>,
+}
+
+/// What executing a statement produced.
+pub enum Outcome {
+    /// A confirmation, like Flink's `[INFO] Execute statement succeeded.`
+    Info(String),
+    /// A warning the statement raised but which did not stop it.
+    Warning(String),
+    /// Rows to show as a table.
+    Table(Vec<RecordBatch>),
+    /// Text to show as is (SHOW CREATE TABLE, HELP).
+    Text(String),
+    /// INSERTs to run.
+    Job(Job),
+    /// A SELECT over a changelog table; the front end provides where the rows go.
+    Query(QueryJob),
+    Quit,
+}
+
+/// A SELECT to run over a source.
+pub struct QueryJob {
+    pub source: Box<dyn Source>,
+    pub query: CompiledQuery,
+    pub bounded: bool,
+    pub changelog: ChangelogMode,
+    pub config: JobConfig,
+}
+
+pub struct Session {
+    ctx: SessionContext,
+    tables: BTreeMap<String, CatalogEntry>,
+    settings: BTreeMap<String, String>,
+    /// INSERTs collected between `BEGIN STATEMENT SET;` and `END;`.
+    statement_set: Option<Vec<Pipeline>>,
+}
+
+fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        // Flink identifiers are case-sensitive.
+        .set_str("datafusion.sql_parser.enable_ident_normalization", "false")
+        // One string type everywhere: STRING columns and CAST(… AS STRING) are both Utf8.
+        .set_str("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+        // Batches of a changelog must keep their order.
+        .with_target_partitions(1)
+        .set_str("datafusion.optimizer.enable_round_robin_repartition", "false")
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        let ctx = SessionContext::new_with_config(session_config());
+        for udf in cdc_sql_udfs::all() {
+            ctx.register_udf(udf);
+        }
+        Session { ctx, tables: BTreeMap::new(), settings: BTreeMap::new(), statement_set: None }
+    }
+
+    fn state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    pub fn job_config(&self) -> Result<JobConfig> {
+        let checkpoint_interval = match self.settings.get(CHECKPOINT_INTERVAL) {
+            None => None,
+            Some(v) => Some(parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::user(format!(
+                    "'{CHECKPOINT_INTERVAL}' = '{v}' is not a valid interval; write e.g. '5s' or '1 min'"
+                ))
+            })?),
+        };
+        let name = self.settings.get(PIPELINE_NAME).cloned().unwrap_or_else(|| "cdc-sql job".to_string());
+        Ok(JobConfig { name, checkpoint_interval })
+    }
+
+    /// Whether `BEGIN STATEMENT SET;` is open.
+    pub fn in_statement_set(&self) -> bool {
+        self.statement_set.is_some()
+    }
+
+    /// Executes one statement; errors carry the statement's location.
+    pub async fn execute(&mut self, statement: &LocatedStatement) -> Result<Outcome> {
+        self.execute_inner(&statement.statement).await.map_err(|e| e.at(statement.location.clone()))
+    }
+
+    async fn execute_inner(&mut self, statement: &Statement) -> Result<Outcome> {
+        if self.statement_set.is_some() && !matches!(statement, Statement::Insert(_) | Statement::End) {
+            return Err(Error::user(
+                "only INSERT INTO statements can be added to a statement set; finish it with END;",
+            ));
+        }
+        match statement {
+            Statement::CreateTable { spec, if_not_exists } => self.create_table(spec, *if_not_exists),
+            Statement::DropTable { name, if_exists } => self.drop_table(name, *if_exists),
+            Statement::Set { entry: None } => Ok(Outcome::Table(vec![key_value_batch(&self.settings)?])),
+            Statement::Set { entry: Some((key, value)) } => self.set(key, value),
+            Statement::Reset { key } => self.reset(key.as_deref()),
+            Statement::ShowTables => {
+                let names = StringArray::from_iter_values(self.tables.keys());
+                let schema = Arc::new(Schema::new(vec![Field::new("table name", DataType::Utf8, false)]));
+                Ok(Outcome::Table(vec![RecordBatch::try_new(schema, vec![Arc::new(names)])?]))
+            }
+            Statement::Describe { name } => Ok(Outcome::Table(vec![describe(&self.entry(name)?.spec)?])),
+            Statement::ShowCreateTable { name } => Ok(Outcome::Text(self.entry(name)?.spec.show_create())),
+            Statement::Insert(stmt) => {
+                let ast::Statement::Insert(insert) = stmt.as_ref() else {
+                    return Err(Error::internal("INSERT statement without an insert"));
+                };
+                let pipeline = self.plan_pipeline(insert).await?;
+                if let Some(set) = self.statement_set.as_mut() {
+                    set.push(pipeline);
+                    return Ok(Outcome::Info("Add SQL update statement to the statement set.".into()));
+                }
+                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines: vec![pipeline] }))
+            }
+            Statement::StatementSet(inserts) => {
+                let mut pipelines = Vec::with_capacity(inserts.len());
+                for insert in inserts {
+                    let Statement::Insert(stmt) = &insert.statement else {
+                        return Err(Error::internal("statement set holds a non-INSERT"));
+                    };
+                    let ast::Statement::Insert(i) = stmt.as_ref() else {
+                        return Err(Error::internal("INSERT statement without an insert"));
+                    };
+                    pipelines.push(self.plan_pipeline(i).await.map_err(|e| e.at(insert.location.clone()))?);
+                }
+                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
+            }
+            Statement::BeginStatementSet => {
+                self.statement_set = Some(Vec::new());
+                Ok(Outcome::Info("Begin a statement set.".into()))
+            }
+            Statement::End => {
+                let Some(pipelines) = self.statement_set.take() else {
+                    return Err(Error::user("END without BEGIN STATEMENT SET"));
+                };
+                if pipelines.is_empty() {
+                    return Ok(Outcome::Info("Empty statement set: nothing to run.".into()));
+                }
+                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
+            }
+            Statement::Query(stmt) => self.query(stmt).await,
+            Statement::Help => Ok(Outcome::Text(HELP.to_string())),
+            Statement::Quit => Ok(Outcome::Quit),
+        }
+    }
+
+    fn entry(&self, name: &str) -> Result<&CatalogEntry> {
+        self.tables.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.tables.keys().map(|k| k.as_str()).collect();
+            let hint = if known.is_empty() {
+                "no tables are defined yet".to_string()
+            } else {
+                format!("tables: {}", known.join(", "))
+            };
+            Error::user(format!("table `{name}` does not exist ({hint})"))
+        })
+    }
+
+    fn create_table(&mut self, spec: &TableSpec, if_not_exists: bool) -> Result<Outcome> {
+        if self.tables.contains_key(&spec.name) {
+            if if_not_exists {
+                return Ok(Outcome::Info("Execute statement succeeded.".into()));
+            }
+            return Err(Error::user(format!(
+                "table `{}` already exists; DROP TABLE it first or use CREATE TABLE IF NOT EXISTS",
+                spec.name
+            )));
+        }
+        let table = open_table(spec)?;
+        self.ctx.register_table(
+            TableReference::bare(spec.name.as_str()),
+            ChangelogTableProvider::new(&spec.name, spec.schema()),
+        )?;
+        self.tables.insert(spec.name.clone(), CatalogEntry { spec: spec.clone(), table });
+        Ok(Outcome::Info("Execute statement succeeded.".into()))
+    }
+
+    fn drop_table(&mut self, name: &str, if_exists: bool) -> Result<Outcome> {
+        if self.tables.remove(name).is_none() {
+            if if_exists {
+                return Ok(Outcome::Info("Execute statement succeeded.".into()));
+            }
+            self.entry(name)?;
+        }
+        self.ctx.deregister_table(TableReference::bare(name))?;
+        Ok(Outcome::Info("Execute statement succeeded.".into()))
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<Outcome> {
+        if key.starts_with("datafusion.") {
+            self.ctx.state_ref().write().config_mut().options_mut().set(key, value)?;
+        } else if key == CHECKPOINT_INTERVAL && parse_duration(value).is_none_or(|d| d.is_zero()) {
+            return Err(Error::user(format!(
+                "'{key}' = '{value}' is not a valid interval; write e.g. '5s' or '1 min'"
+            )));
+        } else if let Some((_, why)) = NO_EFFECT.iter().find(|(k, _)| *k == key) {
+            self.settings.insert(key.to_string(), value.to_string());
+            return Ok(Outcome::Warning(format!("'{key}' has no effect in cdc-sql: {why}")));
+        } else if key != CHECKPOINT_INTERVAL && key != PIPELINE_NAME {
+            let mut known: Vec<&str> = vec![CHECKPOINT_INTERVAL, PIPELINE_NAME];
+            known.extend(NO_EFFECT.iter().map(|(k, _)| *k));
+            let hint = known
+                .iter()
+                .map(|k| (strsim::levenshtein(k, key), *k))
+                .min()
+                .filter(|(d, _)| *d <= 4)
+                .map(|(_, k)| format!("did you mean '{k}'? "))
+                .unwrap_or_default();
+            return Err(Error::user(format!(
+                "unknown configuration key '{key}'; {hint}cdc-sql understands {} and every 'datafusion.*' key",
+                known.join(", ")
+            )));
+        }
+        self.settings.insert(key.to_string(), value.to_string());
+        Ok(Outcome::Info("Execute statement succeeded.".into()))
+    }
+
+    fn reset(&mut self, key: Option<&str>) -> Result<Outcome> {
+        let keys: Vec<String> = match key {
+            Some(k) => vec![k.to_string()],
+            None => self.settings.keys().cloned().collect(),
+        };
+        let defaults = ConfigOptions::new();
+        for k in keys {
+            if k.starts_with("datafusion.") {
+                let default = defaults.entries().into_iter().find(|e| e.key == k).and_then(|e| e.value);
+                let session_default =
+                    session_config().options().entries().into_iter().find(|e| e.key == k).and_then(|e| e.value);
+                if let Some(v) = session_default.or(default) {
+                    self.ctx.state_ref().write().config_mut().options_mut().set(&k, &v)?;
+                }
+            }
+            self.settings.remove(&k);
+        }
+        Ok(Outcome::Info("Execute statement succeeded.".into()))
+    }
+
+    fn source_context(&self) -> SourceContext {
+        SourceContext { batch_size: self.state().config().batch_size() }
+    }
+
+    fn open_source(&self, table: &str) -> Result<(Box<dyn Source>, ChangelogMode)> {
+        let entry = self.entry(table)?;
+        let source = entry.table.source(&self.source_context())?.ok_or_else(|| {
+            Error::user(format!(
+                "table `{table}` (connector '{}') cannot be read: the connector only writes",
+                entry.spec.connector().unwrap_or("?")
+            ))
+        })?;
+        Ok((source, entry.table.source_changelog_mode()))
+    }
+
+    async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<Pipeline> {
+        let sink_name = insert_target(insert)?;
+        let target = self.entry(&sink_name)?;
+        let planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
+        let (source, mode) = self.open_source(&planned.query.source_table)?;
+        let sink: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
+            Error::user(format!(
+                "table `{sink_name}` (connector '{}') cannot be written: the connector only reads",
+                target.spec.connector().unwrap_or("?")
+            ))
+        })?;
+        Ok(Pipeline {
+            name: format!("INSERT INTO {sink_name}"),
+            source,
+            query: planned.query,
+            sink,
+            sink_table: sink_name,
+            sink_schema: planned.sink_schema,
+        })
+    }
+
+    async fn query(&self, stmt: &ast::Statement) -> Result<Outcome> {
+        let state = self.state();
+        let plan = state.statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        if !reads_a_table(&plan) {
+            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+            return Ok(Outcome::Table(batches));
+        }
+        let plan = state.optimize(&plan)?;
+        let query = CompiledQuery::compile(&state, &plan)?;
+        let (source, changelog) = self.open_source(&query.source_table)?;
+        Ok(Outcome::Query(QueryJob {
+            bounded: source.is_bounded(),
+            source,
+            query,
+            changelog,
+            config: self.job_config()?,
+        }))
+    }
+}
+
+fn key_value_batch(entries: &BTreeMap<String, String>) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+    ]));
+    let keys = StringArray::from_iter_values(entries.keys());
+    let values = StringArray::from_iter_values(entries.values());
+    Ok(RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(values)])?)
+}
+
+fn describe(spec: &TableSpec) -> Result<RecordBatch> {
+    let text =
+        |f: &dyn Fn(&crate::sql::ColumnSpec) -> String| StringArray::from_iter_values(spec.columns.iter().map(f));
+    let names = text(&|c| c.name.clone());
+    let types = text(&|c| c.type_text.clone());
+    let nulls = text(&|c| if c.nullable { "TRUE" } else { "FALSE" }.to_string());
+    let keys = text(&|c| {
+        if spec.primary_key.contains(&c.name) {
+            format!("PRI({})", spec.primary_key.join(", "))
+        } else {
+            String::new()
+        }
+    });
+    let extras = text(&|c| match &c.metadata {
+        Some(m) => format!("METADATA FROM '{}'{}", m.key, if m.is_virtual { " VIRTUAL" } else { "" }),
+        None => String::new(),
+    });
+    let comments = text(&|c| c.comment.clone().unwrap_or_default());
+    let schema = Arc::new(Schema::new(
+        ["name", "type", "null", "key", "extras", "comment"]
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(names), Arc::new(types), Arc::new(nulls), Arc::new(keys), Arc::new(extras), Arc::new(comments)],
+    )?)
+}
+
+pub const HELP: &str = "\
+Statements (end each with ';'):
+  CREATE TABLE name (col TYPE, …, PRIMARY KEY (col) NOT ENFORCED) WITH ('connector' = '…', …)
+  DROP TABLE [IF EXISTS] name
+  SHOW TABLES | DESCRIBE name | SHOW CREATE TABLE name
+  SET; | SET 'key' = 'value' | RESET; | RESET 'key'
+  INSERT INTO sink SELECT … FROM source [WHERE …]
+  EXECUTE STATEMENT SET BEGIN INSERT …; INSERT …; END
+  SELECT … FROM source [WHERE …] [LIMIT n]   (Ctrl-C stops a streaming query)
+  HELP | QUIT
+Connectors: datagen, print, blackhole.";

@@ -1,0 +1,107 @@
+//! SQL semantics as data: every `tests/cases/*.sql` runs through the real binary
+//! (`cdc-sql -f <case>.sql`, from the cases directory) and must produce `<case>.out` on stdout.
+//!
+//! Directives in a case's leading comment lines:
+//! - `-- exit: N`: expected exit code (default 0);
+//! - `-- stderr: text`: stderr must contain this text (repeatable);
+//! - `-- env: NAME=value`: set for the run.
+//!
+//! Lines of different print sinks (`id> +I[…]`) may interleave, so stdout is compared after a
+//! stable grouping by print identifier: each sink's lines keep their order.
+//! `UPDATE_EXPECTED=1 cargo test --test sql_cases` rewrites the `.out` files (review the diff).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Case {
+    exit: i32,
+    stderr: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn directives(sql: &str) -> Case {
+    let mut case = Case { exit: 0, stderr: vec![], env: vec![] };
+    for line in sql.lines().take_while(|l| l.starts_with("--")) {
+        let line = line.trim_start_matches("--").trim();
+        if let Some(v) = line.strip_prefix("exit:") {
+            case.exit = v.trim().parse().expect("exit code");
+        } else if let Some(v) = line.strip_prefix("stderr:") {
+            case.stderr.push(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("env:") {
+            let (k, val) = v.trim().split_once('=').expect("env: NAME=value");
+            case.env.push((k.to_string(), val.to_string()));
+        }
+    }
+    case
+}
+
+fn grouped(stdout: &str) -> String {
+    let mut lines: Vec<(String, &str)> = stdout
+        .lines()
+        .map(|l| {
+            let id = match l.split_once("> ") {
+                Some((id, rest)) if !id.contains(' ') && rest.starts_with(['+', '-']) => id.to_string(),
+                _ => String::new(),
+            };
+            (id, l)
+        })
+        .collect();
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    lines.into_iter().map(|(_, l)| format!("{l}\n")).collect()
+}
+
+fn run_case(dir: &Path, sql_path: &Path) -> Result<(), String> {
+    let sql = std::fs::read_to_string(sql_path).map_err(|e| e.to_string())?;
+    let case = directives(&sql);
+    let name = sql_path.file_name().unwrap().to_string_lossy().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdc-sql"));
+    cmd.current_dir(dir).arg("-f").arg(&name).env("RUST_LOG", "warn");
+    for (k, v) in &case.env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().map_err(|e| format!("cannot run cdc-sql: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut problems = Vec::new();
+    let code = output.status.code().unwrap_or(-1);
+    if code != case.exit {
+        problems.push(format!("exit code {code}, expected {}", case.exit));
+    }
+    for want in &case.stderr {
+        if !stderr.contains(want.as_str()) {
+            problems.push(format!("stderr lacks {want:?}"));
+        }
+    }
+    let out_path = sql_path.with_extension("out");
+    let actual = grouped(&stdout);
+    if std::env::var_os("UPDATE_EXPECTED").is_some() {
+        std::fs::write(&out_path, stdout.as_bytes()).map_err(|e| e.to_string())?;
+    } else {
+        let expected = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if grouped(&expected) != actual {
+            problems.push(format!(
+                "stdout differs from {}:\n--- expected\n{expected}--- actual\n{stdout}",
+                out_path.display()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{name}: {}\n--- stderr\n{stderr}", problems.join("; ")))
+    }
+}
+
+#[test]
+fn job_files_produce_their_expected_changelogs() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 20, "expected the case files in {}", dir.display());
+    let failures: Vec<String> = cases.iter().filter_map(|c| run_case(&dir, c).err()).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}

@@ -80,6 +80,8 @@ pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
     };
 
     let mut buffer = String::new();
+    // Lines read before `buffer` starts, so errors point at the line the user typed.
+    let mut lines_before = 0;
     loop {
         let prompt = if buffer.trim().is_empty() { PROMPT } else { CONTINUATION };
         match lines.read(prompt) {
@@ -94,9 +96,12 @@ pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
             }
         }
         let parts = split(&buffer);
+        let numbered = format!("{}{buffer}", "\n".repeat(lines_before));
         for raw in &parts.statements {
             lines.remember(raw.text.trim());
-            let outcome = match parse_statement("<shell>", &buffer, raw, &env_lookup) {
+            let mut located = raw.clone();
+            located.offset += lines_before;
+            let outcome = match parse_statement("<shell>", &numbered, &located, &env_lookup) {
                 Ok(statement) => session.execute(&statement).await,
                 Err(e) => Err(e),
             };
@@ -109,9 +114,11 @@ pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
                 eprintln!("[ERROR] {e}");
             }
         }
-        buffer = match parts.incomplete {
-            Some(offset) => buffer[offset..].to_string(),
-            None => String::new(),
+        let rest = match parts.incomplete {
+            Some(offset) => offset,
+            None => buffer.len(),
         };
+        lines_before += buffer[..rest].matches('\n').count();
+        buffer = buffer[rest..].to_string();
     }
 }

@@ -71,8 +71,13 @@ impl CompiledQuery {
                     let rows = current.rows();
                     let columns = exprs
                         .iter()
-                        .map(|e| e.evaluate(rows).and_then(|v| v.into_array(rows.num_rows())))
-                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                        .zip(schema.fields())
+                        .map(|(e, field)| {
+                            e.evaluate(rows)
+                                .and_then(|v| v.into_array(rows.num_rows()))
+                                .map_err(|err| Error::from(err).context(format!("computing column `{}`", field.name())))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
                     let options = RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
                     current.with_rows(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)?
                 }

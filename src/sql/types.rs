@@ -88,7 +88,9 @@ pub fn flink_type_name(dt: &DataType) -> String {
 }
 
 /// Whether a query column of type `from` may be written into a column of type `to` without an
-/// explicit CAST: only conversions that cannot lose information or change meaning.
+/// explicit CAST: conversions that cannot lose information or change meaning, and integer
+/// narrowing, which is checked per value (DataFusion types integer literals as BIGINT, so Flink's
+/// `INT + 1` would otherwise not fit an INT column; a value out of range stops the job).
 pub fn implicit_cast_allowed(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
     if from == to || *from == Null {
@@ -118,11 +120,7 @@ pub fn implicit_cast_allowed(from: &DataType, to: &DataType) -> bool {
         })
     };
     match (from, to) {
-        (f, t) if int_range(f).is_some() && int_range(t).is_some() => {
-            let (fl, fh) = int_range(f).unwrap_or_default();
-            let (tl, th) = int_range(t).unwrap_or_default();
-            tl <= fl && fh <= th
-        }
+        (f, t) if int_range(f).is_some() && int_range(t).is_some() => true,
         (f, Float64) if int_digits(f).is_some_and(|d| d <= 10) => true,
         (f, Float32) if int_digits(f).is_some_and(|d| d <= 5) => true,
         (Float32, Float64) => true,
@@ -154,10 +152,10 @@ mod tests {
     use DataType::*;
 
     #[test]
-    fn widening_is_implicit_narrowing_is_not() {
+    fn widening_and_checked_integer_narrowing_are_implicit() {
         assert!(implicit_cast_allowed(&Int32, &Int64));
-        assert!(!implicit_cast_allowed(&Int64, &Int32));
-        assert!(!implicit_cast_allowed(&Int64, &UInt64));
+        assert!(implicit_cast_allowed(&Int64, &Int32), "checked per value");
+        assert!(!implicit_cast_allowed(&Float64, &Int32));
         assert!(implicit_cast_allowed(&UInt32, &Int64));
         assert!(implicit_cast_allowed(&Int64, &Decimal128(20, 0)));
         assert!(!implicit_cast_allowed(&Int64, &Decimal128(10, 0)));

@@ -16,13 +16,16 @@ use datafusion::sql::sqlparser::ast;
 
 use crate::changelog::ChangelogMode;
 use crate::connectors::options::parse_duration;
-use crate::connectors::{open_table, ConnectorTable, Sink, Source, SourceContext};
+use crate::connectors::{open_table, ConnectorTable, Sink, SourceContext};
 use crate::error::{Error, Result};
 use crate::plan::{insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget};
-use crate::runtime::{Job, JobConfig, Pipeline};
+use crate::runtime::{restart, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
 use crate::sql::{LocatedStatement, Statement, TableSpec};
 
 const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
+const CHECKPOINT_MODE: &str = "execution.checkpointing.mode";
+const CHECKPOINT_DIR: &str = "state.checkpoints.dir";
+const CHECKPOINTS_RETAINED: &str = "state.checkpoints.num-retained";
 const PIPELINE_NAME: &str = "pipeline.name";
 
 /// Flink settings that cdc-sql accepts so job files run unchanged, although they change nothing
@@ -39,7 +42,7 @@ const NO_EFFECT: &[(&str, &str)] = &[
 
 struct CatalogEntry {
     spec: TableSpec,
-    table: Box<dyn ConnectorTable>,
+    table: Arc<dyn ConnectorTable>,
 }
 
 /// What executing a statement produced.
@@ -61,7 +64,7 @@ pub enum Outcome {
 
 /// A SELECT to run over a source.
 pub struct QueryJob {
-    pub source: Box<dyn Source>,
+    pub open_source: SourceFactory,
     pub query: CompiledQuery,
     pub bounded: bool,
     pub changelog: ChangelogMode,
@@ -73,7 +76,9 @@ pub struct Session {
     tables: BTreeMap<String, CatalogEntry>,
     settings: BTreeMap<String, String>,
     /// INSERTs collected between `BEGIN STATEMENT SET;` and `END;`.
-    statement_set: Option<Vec<Pipeline>>,
+    statement_set: Option<Vec<PipelineSpec>>,
+    /// The job's name when `pipeline.name` is not set (e.g. the job file's name).
+    default_job_name: String,
 }
 
 fn session_config() -> SessionConfig {
@@ -99,7 +104,18 @@ impl Session {
         for udf in cdc_sql_udfs::all() {
             ctx.register_udf(udf);
         }
-        Session { ctx, tables: BTreeMap::new(), settings: BTreeMap::new(), statement_set: None }
+        Session {
+            ctx,
+            tables: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            statement_set: None,
+            default_job_name: "cdc-sql-job".into(),
+        }
+    }
+
+    /// Names jobs that set no `pipeline.name`; it also names their default state directory.
+    pub fn set_default_job_name(&mut self, name: &str) {
+        self.default_job_name = name.to_string();
     }
 
     fn state(&self) -> SessionState {
@@ -115,8 +131,20 @@ impl Session {
                 ))
             })?),
         };
-        let name = self.settings.get(PIPELINE_NAME).cloned().unwrap_or_else(|| "cdc-sql job".to_string());
-        Ok(JobConfig { name, checkpoint_interval })
+        let name = self.settings.get(PIPELINE_NAME).cloned().unwrap_or_else(|| self.default_job_name.clone());
+        let state_dir = match (checkpoint_interval, self.settings.get(CHECKPOINT_DIR)) {
+            (None, _) => None,
+            (Some(_), Some(dir)) => Some(checkpoint_dir(dir)?),
+            (Some(_), None) => Some(default_state_dir(&name)),
+        };
+        let retained_checkpoints = match self.settings.get(CHECKPOINTS_RETAINED) {
+            None => 1,
+            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::user(format!("'{CHECKPOINTS_RETAINED}' = '{v}' is not valid; expected a positive whole number"))
+            })?,
+        };
+        let restart = RestartStrategy::from_settings(&self.settings, checkpoint_interval.is_some())?;
+        Ok(JobConfig { name, checkpoint_interval, state_dir, retained_checkpoints, restart })
     }
 
     /// Whether `BEGIN STATEMENT SET;` is open.
@@ -213,7 +241,7 @@ impl Session {
                 spec.name
             )));
         }
-        let table = open_table(spec)?;
+        let table: Arc<dyn ConnectorTable> = Arc::from(open_table(spec)?);
         self.ctx.register_table(
             TableReference::bare(spec.name.as_str()),
             ChangelogTableProvider::new(&spec.name, spec.schema()),
@@ -243,8 +271,12 @@ impl Session {
         } else if let Some((_, why)) = NO_EFFECT.iter().find(|(k, _)| *k == key) {
             self.settings.insert(key.to_string(), value.to_string());
             return Ok(Outcome::Warning(format!("'{key}' has no effect in cdc-sql: {why}")));
-        } else if key != CHECKPOINT_INTERVAL && key != PIPELINE_NAME {
-            let mut known: Vec<&str> = vec![CHECKPOINT_INTERVAL, PIPELINE_NAME];
+        } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED].contains(&key)
+            && !restart::KEYS.contains(&key)
+        {
+            let mut known: Vec<&str> =
+                vec![CHECKPOINT_INTERVAL, CHECKPOINT_MODE, CHECKPOINT_DIR, CHECKPOINTS_RETAINED, PIPELINE_NAME];
+            known.extend(restart::KEYS);
             known.extend(NO_EFFECT.iter().map(|(k, _)| *k));
             let hint = known
                 .iter()
@@ -259,6 +291,11 @@ impl Session {
             )));
         }
         self.settings.insert(key.to_string(), value.to_string());
+        // Surface a bad companion value (a restart delay, a directory) now rather than at INSERT.
+        if let Err(e) = self.job_config() {
+            self.settings.remove(key);
+            return Err(e);
+        }
         Ok(Outcome::Info("Execute statement succeeded.".into()))
     }
 
@@ -286,33 +323,50 @@ impl Session {
         SourceContext { batch_size: self.state().config().batch_size() }
     }
 
-    fn open_source(&self, table: &str) -> Result<(Box<dyn Source>, ChangelogMode)> {
+    /// A factory opening the table's source, and the changelog it emits.
+    fn source_factory(&self, table: &str) -> Result<(SourceFactory, ChangelogMode, bool)> {
         let entry = self.entry(table)?;
-        let source = entry.table.source(&self.source_context())?.ok_or_else(|| {
+        let ctx = self.source_context();
+        let probe = entry.table.source(&ctx)?.ok_or_else(|| {
             Error::user(format!(
                 "table `{table}` (connector '{}') cannot be read: the connector only writes",
                 entry.spec.connector().unwrap_or("?")
             ))
         })?;
-        Ok((source, entry.table.source_changelog_mode()))
+        let bounded = probe.is_bounded();
+        let connector_table = entry.table.clone();
+        let name = table.to_string();
+        let factory: SourceFactory = Arc::new(move || {
+            connector_table
+                .source(&ctx)?
+                .ok_or_else(|| Error::internal(format!("table `{name}` stopped being readable")))
+        });
+        Ok((factory, entry.table.source_changelog_mode(), bounded))
     }
 
-    async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<Pipeline> {
+    async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<PipelineSpec> {
         let sink_name = insert_target(insert)?;
         let target = self.entry(&sink_name)?;
         let planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
-        let (source, mode) = self.open_source(&planned.query.source_table)?;
-        let sink: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
+        let source_name = planned.query.source_table.clone();
+        let (open_source, mode, _) = self.source_factory(&source_name)?;
+        let sink_connector = target.spec.connector().unwrap_or("?").to_string();
+        // Validate the sink against this changelog now, at planning, not when the job starts.
+        let _: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
             Error::user(format!(
-                "table `{sink_name}` (connector '{}') cannot be written: the connector only reads",
-                target.spec.connector().unwrap_or("?")
+                "table `{sink_name}` (connector '{sink_connector}') cannot be written: the connector only reads"
             ))
         })?;
-        Ok(Pipeline {
+        let sink_table = target.table.clone();
+        let open_sink: SinkFactory =
+            Arc::new(move || sink_table.sink(mode)?.ok_or_else(|| Error::internal("sink stopped being writable")));
+        let source_connector = self.entry(&source_name)?.spec.connector().unwrap_or("?").to_string();
+        Ok(PipelineSpec {
             name: format!("INSERT INTO {sink_name}"),
-            source,
-            query: planned.query,
-            sink,
+            fingerprint: format!("{source_name} ({source_connector}) -> {sink_name} ({sink_connector})"),
+            open_source,
+            open_sink,
+            query: Arc::new(planned.query),
             sink_table: sink_name,
             sink_schema: planned.sink_schema,
         })
@@ -327,15 +381,40 @@ impl Session {
         }
         let plan = state.optimize(&plan)?;
         let query = CompiledQuery::compile(&state, &plan)?;
-        let (source, changelog) = self.open_source(&query.source_table)?;
-        Ok(Outcome::Query(QueryJob {
-            bounded: source.is_bounded(),
-            source,
-            query,
-            changelog,
-            config: self.job_config()?,
-        }))
+        let (open_source, changelog, bounded) = self.source_factory(&query.source_table)?;
+        // A preview stores nothing and never restarts.
+        let config = JobConfig {
+            state_dir: None,
+            checkpoint_interval: None,
+            restart: RestartStrategy::None,
+            ..self.job_config()?
+        };
+        Ok(Outcome::Query(QueryJob { open_source, query, bounded, changelog, config }))
     }
+}
+
+/// `state.checkpoints.dir` as Flink writes it: a path or a `file://` URI.
+fn checkpoint_dir(value: &str) -> Result<std::path::PathBuf> {
+    let v = value.trim();
+    if let Some(path) = v.strip_prefix("file://") {
+        return Ok(path.into());
+    }
+    if v.contains("://") {
+        return Err(Error::user(format!(
+            "'{CHECKPOINT_DIR}' = '{value}': only local directories are supported (a path or file:///…)"
+        )));
+    }
+    Ok(v.into())
+}
+
+/// `$XDG_STATE_HOME/cdc-sql/checkpoints/<job>` (or `~/.local/state/…`), one directory per job.
+fn default_state_dir(job: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    let safe: String = job.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    base.join("cdc-sql").join("checkpoints").join(safe)
 }
 
 fn key_value_batch(entries: &BTreeMap<String, String>) -> Result<RecordBatch> {

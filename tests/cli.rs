@@ -17,7 +17,11 @@ fn run_shell(input: &str) -> (String, String, i32) {
     let mut child = cdc_sql().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into(), out.status.code().unwrap_or(-1))
+    (
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+        out.status.code().unwrap_or(-1),
+    )
 }
 
 const NUMBERS: &str = "CREATE TABLE numbers (n INT) WITH ('connector' = 'datagen', \
@@ -28,7 +32,9 @@ fn help_explains_every_mode() {
     let out = cdc_sql().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["-f, --file", "-e, --execute", "-i, --init", "interactive SQL shell", "Ctrl-C", "Ctrl-D", "Exit codes"] {
+    for needle in
+        ["-f, --file", "-e, --execute", "-i, --init", "interactive SQL shell", "Ctrl-C", "Ctrl-D", "Exit codes"]
+    {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }

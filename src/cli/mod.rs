@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changelog::{format_rows, ChangeBatch};
 use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
-use crate::runtime::{self, Job, Pipeline};
+use crate::runtime::{self, Job, PipelineSpec, Resume};
 use crate::session::{Outcome, QueryJob, Session};
 use crate::sql::parse_script;
 
@@ -29,7 +29,9 @@ use crate::sql::parse_script;
     long_about = "Runs Flink SQL change-data-capture jobs in one small process.\n\n\
         With -f or -e, runs the statements and exits when the job ends: bounded jobs end when their\n\
         sources are done; streaming jobs run until Ctrl-C or SIGTERM, which stop them cleanly with a\n\
-        final checkpoint. Without arguments, opens an interactive SQL shell: statements end with ';'\n\
+        final checkpoint. With 'execution.checkpointing.interval' set, checkpoints are stored in the\n\
+        job's state directory ('state.checkpoints.dir', by default ~/.local/state/cdc-sql/checkpoints/<job>)\n\
+        and a restarted job resumes from the newest one; --fresh and --from-checkpoint choose otherwise. Without arguments, opens an interactive SQL shell: statements end with ';'\n\
         and may span lines, Ctrl-C cancels the running query (or the line being typed), Ctrl-D exits,\n\
         history is kept in ~/.cdc-sql_history. Type HELP; in the shell for the statements.",
     after_help = "Option values may use ${NAME} to take environment variables.\n\
@@ -46,6 +48,19 @@ pub struct Args {
     /// Run this file first (e.g. shared CREATE TABLEs), then -f, -e or the shell, as Flink's -i.
     #[arg(short = 'i', long = "init", value_name = "FILE")]
     pub init: Option<PathBuf>,
+    /// Resume from this checkpoint (a chk-<id>.json file, or a state directory for its newest one)
+    /// instead of the newest checkpoint in the job's state directory.
+    #[arg(long = "from-checkpoint", value_name = "PATH", conflicts_with = "fresh")]
+    pub from_checkpoint: Option<PathBuf>,
+    /// Start from scratch: delete the job's stored checkpoints first.
+    #[arg(long = "fresh")]
+    pub fresh: bool,
+}
+
+/// How jobs of this process run: stopped by signals, resumed as the command line says.
+pub struct Runner {
+    pub signal: StopSignal,
+    pub resume: Resume,
 }
 
 /// Cancels whatever job currently runs when the process gets Ctrl-C or SIGTERM.
@@ -112,23 +127,32 @@ fn read_file(path: &PathBuf) -> Result<String> {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let stop = StopSignal::install();
+    let signal = StopSignal::install();
+    let resume = match (&args.from_checkpoint, args.fresh) {
+        (Some(path), _) => Resume::From(path.clone()),
+        (None, true) => Resume::Fresh,
+        (None, false) => Resume::Latest,
+    };
+    let runner = Runner { signal, resume };
     let mut session = Session::new();
+    if let Some(stem) = args.file.as_ref().and_then(|f| f.file_stem()).and_then(|s| s.to_str()) {
+        session.set_default_job_name(stem);
+    }
     if let Some(init) = &args.init {
-        run_script(&mut session, &init.display().to_string(), &read_file(init)?, &stop).await?;
+        run_script(&mut session, &init.display().to_string(), &read_file(init)?, &runner).await?;
     }
     if let Some(file) = &args.file {
-        return run_script(&mut session, &file.display().to_string(), &read_file(file)?, &stop).await;
+        return run_script(&mut session, &file.display().to_string(), &read_file(file)?, &runner).await;
     }
     if let Some(sql) = &args.execute {
-        return run_script(&mut session, "<command line>", sql, &stop).await;
+        return run_script(&mut session, "<command line>", sql, &runner).await;
     }
-    repl::run(&mut session, &stop).await
+    repl::run(&mut session, &runner).await
 }
 
 /// Runs a whole script: everything is parsed first, so a syntax error anywhere stops it before
 /// anything runs; INSERT jobs run together once every statement has been executed.
-pub async fn run_script(session: &mut Session, source: &str, script: &str, stop: &StopSignal) -> Result<()> {
+pub async fn run_script(session: &mut Session, source: &str, script: &str, runner: &Runner) -> Result<()> {
     let statements = parse_script(source, script, &env_lookup)?;
     let mut job: Option<Job> = None;
     for statement in &statements {
@@ -138,7 +162,7 @@ pub async fn run_script(session: &mut Session, source: &str, script: &str, stop:
                 None => job = Some(j),
             },
             Outcome::Quit => break,
-            other => show(other, stop).await?,
+            other => show(other, runner).await?,
         }
     }
     if session.in_statement_set() {
@@ -150,15 +174,15 @@ pub async fn run_script(session: &mut Session, source: &str, script: &str, stop:
         });
     }
     if let Some(job) = job {
-        run_job(job, stop).await?;
+        run_job(job, runner).await?;
     }
     Ok(())
 }
 
-pub async fn run_job(job: Job, stop: &StopSignal) -> Result<()> {
-    let token = stop.arm();
-    let result = runtime::run(job, token).await;
-    stop.disarm();
+pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
+    let token = runner.signal.arm();
+    let result = runtime::run(job, runner.resume.clone(), token).await;
+    runner.signal.disarm();
     let reports = result?;
     for r in reports {
         eprintln!("[INFO] {}: {} rows read, {} rows written", r.name, r.rows_read, r.rows_written);
@@ -167,14 +191,14 @@ pub async fn run_job(job: Job, stop: &StopSignal) -> Result<()> {
 }
 
 /// Prints what a statement produced: confirmations to stderr, results to stdout.
-pub async fn show(outcome: Outcome, stop: &StopSignal) -> Result<()> {
+pub async fn show(outcome: Outcome, runner: &Runner) -> Result<()> {
     match outcome {
         Outcome::Info(m) => eprintln!("[INFO] {m}"),
         Outcome::Warning(m) => eprintln!("[WARNING] {m}"),
         Outcome::Text(t) => println!("{t}"),
         Outcome::Table(batches) => print_table(&batches)?,
-        Outcome::Job(job) => run_job(job, stop).await?,
-        Outcome::Query(query) => run_query(query, stop).await?,
+        Outcome::Job(job) => run_job(job, runner).await?,
+        Outcome::Query(query) => run_query(query, runner).await?,
         Outcome::Quit => {}
     }
     Ok(())
@@ -217,21 +241,25 @@ impl Sink for ConsoleSink {
     }
 }
 
-async fn run_query(query: QueryJob, stop: &StopSignal) -> Result<()> {
+async fn run_query(query: QueryJob, runner: &Runner) -> Result<()> {
     let collected = Arc::new(Mutex::new(Vec::new()));
     let schema = query.query.output_schema.clone();
     let stream = !query.bounded;
-    let pipeline = Pipeline {
+    let sink_rows = collected.clone();
+    let pipeline = PipelineSpec {
         name: "SELECT".into(),
-        source: query.source,
-        query: query.query,
-        sink: Box::new(ConsoleSink { stream, collected: collected.clone() }),
+        fingerprint: "SELECT".into(),
+        open_source: query.open_source,
+        open_sink: Arc::new(
+            move || Ok(Box::new(ConsoleSink { stream, collected: sink_rows.clone() }) as Box<dyn Sink>),
+        ),
+        query: Arc::new(query.query),
         sink_table: "query result".into(),
         sink_schema: schema,
     };
-    let token = stop.arm();
-    let result = runtime::run(Job { config: query.config, pipelines: vec![pipeline] }, token).await;
-    stop.disarm();
+    let token = runner.signal.arm();
+    let result = runtime::run(Job { config: query.config, pipelines: vec![pipeline] }, Resume::Fresh, token).await;
+    runner.signal.disarm();
     result?;
     if stream {
         return Ok(());

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 
-use super::{env_lookup, show, StopSignal};
+use super::{env_lookup, show, Runner};
 use crate::error::Result;
 use crate::session::{Outcome, Session};
 use crate::sql::parse_statement;
@@ -65,7 +65,7 @@ impl LineSource for Piped {
     }
 }
 
-pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
+pub async fn run(session: &mut Session, runner: &Runner) -> Result<()> {
     let mut lines: Box<dyn LineSource> = if std::io::stdin().is_terminal() {
         let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cdc-sql_history"));
         let mut editor =
@@ -107,7 +107,7 @@ pub async fn run(session: &mut Session, stop: &StopSignal) -> Result<()> {
             };
             let shown = match outcome {
                 Ok(Outcome::Quit) => return Ok(()),
-                Ok(outcome) => show(outcome, stop).await,
+                Ok(outcome) => show(outcome, runner).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = shown {

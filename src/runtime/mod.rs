@@ -1,31 +1,51 @@
 //! Runs jobs: one pipeline per INSERT (source → compiled query → sink), all pipelines of a job
-//! side by side. Each pipeline reads its source in a task of its own (so reading overlaps
-//! writing) and runs the checkpoint cycle of DESIGN.md §3 every
-//! `execution.checkpointing.interval` and once more at the end: the sink prepares, then commits,
-//! then the source learns that the position is safe. A bounded job ends when its sources end; an
-//! unbounded one when it is stopped (Ctrl-C, SIGTERM) or fails.
+//! side by side, and the checkpoint protocol of DESIGN.md §3 across them.
 //!
-//! Not yet here: persisting checkpoint records and resuming from them, restart strategies.
+//! A coordinator triggers checkpoint *n* every `execution.checkpointing.interval`: each pipeline
+//! finishes the batch at hand, its sink prepares (flushes, pre-commits), and it reports its source
+//! position and what the sink prepared; once every pipeline has reported, the record is written
+//! atomically to the job's state directory; only then do sinks commit and sources learn that the
+//! position is safe (e.g. a PostgreSQL slot may release WAL). A pipeline that ends — its bounded
+//! source is done, a LIMIT is reached, or the job is asked to stop — takes a final checkpoint the
+//! same way. On start, a stored record resumes every pipeline: sources from their positions, sinks
+//! recover what was prepared but maybe not committed. Without a checkpoint interval nothing is
+//! stored (as in Flink): sinks still prepare and commit at the end.
+//!
+//! Failures of the outside world restart the job from its last checkpoint as the restart strategy
+//! allows; problems the user must fix stop it at once.
 
-use std::time::Duration;
+pub mod checkpoint;
+mod pipeline;
+pub mod restart;
 
-use datafusion::arrow::array::{Array, RecordBatch};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use datafusion::arrow::datatypes::SchemaRef;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::changelog::{format_rows, ChangeBatch};
-use crate::connectors::{Position, Sink, Source, SourceBatch};
-use crate::error::{Error, Result};
+pub use checkpoint::{CheckpointRecord, CheckpointStore, PipelineState};
+pub use restart::{RestartStrategy, RestartTracker};
+
+use crate::connectors::{Sink, Source};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::CompiledQuery;
 
-/// Source → query → sink.
-pub struct Pipeline {
+pub type SourceFactory = Arc<dyn Fn() -> Result<Box<dyn Source>> + Send + Sync>;
+pub type SinkFactory = Arc<dyn Fn() -> Result<Box<dyn Sink>> + Send + Sync>;
+
+/// Source → query → sink, able to open fresh connectors for every (re)start.
+#[derive(Clone)]
+pub struct PipelineSpec {
     /// Shown in logs, e.g. `INSERT INTO orders_sink`.
     pub name: String,
-    pub source: Box<dyn Source>,
-    pub query: CompiledQuery,
-    pub sink: Box<dyn Sink>,
+    /// Identifies source and sink across runs: a checkpoint applies only to the same ones.
+    pub fingerprint: String,
+    pub open_source: SourceFactory,
+    pub open_sink: SinkFactory,
+    pub query: Arc<CompiledQuery>,
     /// Name of the sink table, for messages.
     pub sink_table: String,
     /// The sink's columns: batches are handed over with exactly this schema.
@@ -36,11 +56,26 @@ pub struct Pipeline {
 pub struct JobConfig {
     pub name: String,
     pub checkpoint_interval: Option<Duration>,
+    /// Where checkpoint records go; `None` when checkpointing is off.
+    pub state_dir: Option<PathBuf>,
+    pub retained_checkpoints: usize,
+    pub restart: RestartStrategy,
 }
 
 pub struct Job {
     pub config: JobConfig,
-    pub pipelines: Vec<Pipeline>,
+    pub pipelines: Vec<PipelineSpec>,
+}
+
+/// Where a job starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// From the newest checkpoint in the state directory, if there is one.
+    Latest,
+    /// From this checkpoint file (or the newest in this directory).
+    From(PathBuf),
+    /// From nothing: stored checkpoints are deleted.
+    Fresh,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,133 +86,132 @@ pub struct PipelineReport {
     pub checkpoints: u64,
 }
 
-/// Runs every pipeline of `job` until all are done, `stop` is cancelled, or one fails (which
-/// stops the others).
-pub async fn run(job: Job, stop: CancellationToken) -> Result<Vec<PipelineReport>> {
-    let job_stop = stop.child_token();
-    tracing::info!(job = %job.config.name, pipelines = job.pipelines.len(), "job started");
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, pipeline) in job.pipelines.into_iter().enumerate() {
-        let config = job.config.clone();
-        let stop = job_stop.clone();
-        tasks.spawn(async move { (index, run_pipeline(pipeline, config, stop).await) });
-    }
-    let mut reports = Vec::new();
-    let mut failure: Option<Error> = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, Ok(report))) => reports.push((index, report)),
-            Ok((_, Err(e))) => {
-                job_stop.cancel();
-                failure.get_or_insert(e);
-            }
-            Err(join_error) => {
-                job_stop.cancel();
-                failure.get_or_insert(Error::internal(format!("pipeline task failed: {join_error}")));
-            }
-        }
-    }
-    if let Some(e) = failure {
-        tracing::error!(job = %job.config.name, error = %e, "job failed");
-        return Err(e);
-    }
-    reports.sort_by_key(|(i, _)| *i);
-    tracing::info!(job = %job.config.name, "job finished");
-    Ok(reports.into_iter().map(|(_, r)| r).collect())
-}
-
-enum Ack {
-    Position(Position),
-}
-
-/// Owns the source: forwards its batches, applies acknowledgements between reads.
-async fn read_source(
-    mut source: Box<dyn Source>,
-    batches: mpsc::Sender<Result<Option<SourceBatch>>>,
-    mut acks: mpsc::UnboundedReceiver<Ack>,
-    stop: CancellationToken,
-) -> Result<()> {
-    loop {
-        while let Ok(Ack::Position(p)) = acks.try_recv() {
-            source.acknowledge(&p).await?;
-        }
-        let next = tokio::select! {
-            _ = stop.cancelled() => break,
-            next = source.next_batch() => next,
-        };
-        let last = !matches!(next, Ok(Some(_)));
-        if batches.send(next).await.is_err() || last {
-            break;
-        }
-    }
-    // The pipeline's final checkpoint may acknowledge after reading stopped.
-    while let Some(Ack::Position(p)) = acks.recv().await {
-        source.acknowledge(&p).await?;
-    }
-    source.close().await
-}
-
-struct Progress {
-    checkpoint_id: u64,
-    last_position: Option<Position>,
-    acked: Option<Position>,
-    report: PipelineReport,
-}
-
-async fn checkpoint(sink: &mut dyn Sink, acks: &mpsc::UnboundedSender<Ack>, progress: &mut Progress) -> Result<()> {
-    progress.checkpoint_id += 1;
-    let prepared = sink.prepare(progress.checkpoint_id).await?;
-    sink.commit(prepared).await?;
-    progress.report.checkpoints += 1;
-    if progress.last_position != progress.acked {
-        if let Some(position) = &progress.last_position {
-            // The reader is gone only when the pipeline is ending anyway.
-            let _ = acks.send(Ack::Position(position.clone()));
-            progress.acked = Some(position.clone());
-        }
-    }
-    tracing::debug!(checkpoint = progress.checkpoint_id, "checkpoint completed");
-    Ok(())
-}
-
-async fn run_pipeline(pipeline: Pipeline, config: JobConfig, stop: CancellationToken) -> Result<PipelineReport> {
-    let name = pipeline.name.clone();
-    let result = drive(pipeline, &config, stop).await;
-    match &result {
-        Ok(r) => {
-            tracing::info!(pipeline = %name, rows_read = r.rows_read, rows_written = r.rows_written, "pipeline finished")
-        }
-        Err(e) => tracing::error!(pipeline = %name, error = %e, "pipeline failed"),
-    }
-    result.map_err(|e| e.context(&name))
-}
-
-async fn drive(pipeline: Pipeline, config: &JobConfig, stop: CancellationToken) -> Result<PipelineReport> {
-    let Pipeline { name, mut source, query, mut sink, sink_table, sink_schema } = pipeline;
-    let sink = sink.as_mut();
-    sink.open().await?;
-    sink.recover(Vec::new()).await?;
-    source.start(None).await?;
-    let (batch_tx, mut batch_rx) = mpsc::channel(4);
-    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let reader_stop = CancellationToken::new();
-    let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone()));
-
-    let mut progress = Progress {
-        checkpoint_id: 0,
-        last_position: None,
-        acked: None,
-        report: PipelineReport { name, rows_read: 0, rows_written: 0, checkpoints: 0 },
+/// Runs `job` until every pipeline is done, `stop` is cancelled (final checkpoint, then `Ok`), or
+/// a failure the restart strategy does not cover.
+pub async fn run(job: Job, resume: Resume, stop: CancellationToken) -> Result<Vec<PipelineReport>> {
+    let config = &job.config;
+    let store = match &config.state_dir {
+        Some(dir) => Some(CheckpointStore::open(dir.clone(), config.retained_checkpoints)?),
+        None => None,
     };
-    let mut ticker = config.checkpoint_interval.map(|d| {
+    let mut restored = match (&resume, &store) {
+        (Resume::From(path), _) => Some(CheckpointStore::load(path)?),
+        (Resume::Fresh, Some(store)) => {
+            store.clear()?;
+            None
+        }
+        (Resume::Latest, Some(store)) => store.latest()?,
+        (_, None) => None,
+    };
+    let fingerprints: Vec<String> = job.pipelines.iter().map(|p| p.fingerprint.clone()).collect();
+    if let Some(record) = &restored {
+        record.check_applies_to(&fingerprints)?;
+        tracing::info!(job = %config.name, checkpoint = record.checkpoint_id, "resuming from checkpoint");
+    }
+    tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
+    let mut restarts = RestartTracker::new(config.restart.clone());
+    loop {
+        let result = attempt(&job, restored.clone(), store.as_ref(), stop.clone()).await;
+        match result {
+            Ok(reports) => {
+                tracing::info!(job = %config.name, "job finished");
+                return Ok(reports);
+            }
+            Err(e) if e.kind() == ErrorKind::External => {
+                let Some(wait) = restarts.on_failure(Instant::now()) else {
+                    tracing::error!(job = %config.name, error = %e, "job failed; the restart strategy allows no more restarts");
+                    return Err(e);
+                };
+                tracing::warn!(job = %config.name, error = %e, wait_ms = wait.as_millis() as u64, "job failed; restarting from the last checkpoint");
+                tokio::select! {
+                    _ = stop.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if let Some(store) = &store {
+                    restored = store.latest()?;
+                }
+            }
+            Err(e) => {
+                tracing::error!(job = %config.name, error = %e, "job failed");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// What pipelines tell the coordinator.
+enum Report {
+    /// The pipeline's sink prepared checkpoint `id`.
+    Prepared {
+        index: usize,
+        id: u64,
+        state: PipelineState,
+    },
+    /// The pipeline wants to end and needs a final checkpoint.
+    WantsFinal {
+        index: usize,
+    },
+    Done {
+        index: usize,
+        report: PipelineReport,
+    },
+    Failed {
+        error: Error,
+    },
+}
+
+struct InFlight {
+    id: u64,
+    waiting: Vec<usize>,
+    started: Instant,
+}
+
+/// One run of the job's pipelines, coordinated checkpoint by checkpoint.
+async fn attempt(
+    job: &Job,
+    restored: Option<CheckpointRecord>,
+    store: Option<&CheckpointStore>,
+    stop: CancellationToken,
+) -> Result<Vec<PipelineReport>> {
+    let n = job.pipelines.len();
+    let mut states: Vec<Option<PipelineState>> = match &restored {
+        Some(r) => r.pipelines.clone(),
+        None => vec![None; n],
+    };
+    let mut next_id = restored.as_ref().map_or(1, |r| r.checkpoint_id + 1);
+    let run_stop = stop.child_token();
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let (stored_tx, stored_rx) = watch::channel(next_id - 1);
+    let mut triggers = Vec::with_capacity(n);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, spec) in job.pipelines.iter().enumerate() {
+        let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
+        triggers.push(trigger_tx);
+        let ctx = pipeline::Context {
+            index,
+            spec: spec.clone(),
+            restored: states[index].clone(),
+            triggers: trigger_rx,
+            reports: report_tx.clone(),
+            stored: stored_rx.clone(),
+            stop: run_stop.clone(),
+        };
+        tasks.spawn(pipeline::run(ctx));
+    }
+    drop(report_tx);
+
+    let mut ticker = job.config.checkpoint_interval.map(|d| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let mut remaining = query.limit;
+    let mut active = vec![true; n];
+    let mut wants_final = vec![false; n];
+    let mut in_flight: Option<InFlight> = None;
+    let mut done: Vec<(usize, PipelineReport)> = Vec::new();
 
     let outcome: Result<()> = async {
-        loop {
+        while active.iter().any(|a| *a) {
             let tick = async {
                 match ticker.as_mut() {
                     Some(t) => {
@@ -187,64 +221,84 @@ async fn drive(pipeline: Pipeline, config: &JobConfig, stop: CancellationToken) 
                 }
             };
             tokio::select! {
-                biased;
-                _ = stop.cancelled() => return Ok(()),
-                _ = tick => checkpoint(sink, &ack_tx, &mut progress).await?,
-                next = batch_rx.recv() => {
-                    let Some(next) = next else { return Ok(()) };
-                    let Some(batch) = next? else { return Ok(()) };
-                    progress.report.rows_read += batch.changes.num_rows() as u64;
-                    let mut out = query.apply(&batch.changes)?;
-                    if let Some(left) = remaining.as_mut() {
-                        out = out.head(*left);
-                        *left = left.saturating_sub(out.num_rows());
+                _ = tick, if in_flight.is_none() => {
+                    let all: Vec<usize> = (0..n).filter(|i| active[*i]).collect();
+                    in_flight = start_checkpoint(&mut next_id, all, &triggers);
+                }
+                report = reports.recv() => {
+                    let Some(report) = report else {
+                        return Err(Error::internal("every pipeline stopped without reporting"));
+                    };
+                    match report {
+                        Report::Failed { error } => return Err(error),
+                        Report::Done { index, report } => {
+                            active[index] = false;
+                            done.push((index, report));
+                            if let Some(flight) = in_flight.as_mut() {
+                                flight.waiting.retain(|i| *i != index);
+                            }
+                        }
+                        Report::WantsFinal { index } => {
+                            wants_final[index] = true;
+                        }
+                        Report::Prepared { index, id, state } => {
+                            let Some(flight) = in_flight.as_mut().filter(|f| f.id == id) else {
+                                return Err(Error::internal(format!("pipeline {index} prepared checkpoint {id}, which is not in flight")));
+                            };
+                            flight.waiting.retain(|i| *i != index);
+                            // Whatever checkpoint a pipeline takes after asking to end is its last.
+                            wants_final[index] = false;
+                            states[index] = Some(state);
+                        }
                     }
-                    progress.last_position = Some(batch.position);
-                    if !out.is_empty() {
-                        let out = conform(out, &sink_schema, &sink_table)?;
-                        progress.report.rows_written += out.num_rows() as u64;
-                        sink.write(out).await?;
-                    }
-                    if remaining == Some(0) {
-                        return Ok(());
+                    if let Some(flight) = in_flight.take_if(|f| f.waiting.is_empty()) {
+                        let record = CheckpointRecord::new(&job.config.name, flight.id, states.clone());
+                        if let Some(store) = store {
+                            store.write(&record)?;
+                        }
+                        tracing::debug!(checkpoint = flight.id, duration_ms = flight.started.elapsed().as_millis() as u64, "checkpoint stored");
+                        let _ = stored_tx.send(flight.id);
                     }
                 }
             }
+            if in_flight.is_none() {
+                let finals: Vec<usize> = (0..n).filter(|i| wants_final[*i] && active[*i]).collect();
+                if !finals.is_empty() {
+                    in_flight = start_checkpoint(&mut next_id, finals, &triggers);
+                }
+            }
         }
+        Ok(())
     }
     .await;
 
-    let finished = match outcome {
-        Ok(()) => checkpoint(sink, &ack_tx, &mut progress).await.and(Ok(())),
-        Err(e) => Err(e),
-    };
-    reader_stop.cancel();
-    drop(ack_tx);
-    drop(batch_rx);
-    let closed = sink.close().await;
-    let read = match reader.await {
-        Ok(r) => r,
-        Err(e) => Err(Error::internal(format!("source task failed: {e}"))),
-    };
-    finished?;
-    closed?;
-    read?;
-    Ok(progress.report)
-}
-
-/// Gives the batch the sink's schema, refusing NULLs in NOT NULL columns with the offending row.
-fn conform(batch: ChangeBatch, schema: &SchemaRef, sink_table: &str) -> Result<ChangeBatch> {
-    for (field, column) in schema.fields().iter().zip(batch.rows().columns()) {
-        if !field.is_nullable() && column.null_count() > 0 {
-            let row = (0..column.len()).find(|i| column.is_null(*i)).unwrap_or(0);
-            let shown = format_rows(&batch.head(row + 1).take(&[row as u32], vec![batch.kind(row).code()])?, "")?;
-            return Err(Error::user(format!(
-                "column `{}` of sink `{sink_table}` is NOT NULL but the query produced NULL for it, in {}",
-                field.name(),
-                shown.trim_end()
-            )));
+    if outcome.is_err() {
+        run_stop.cancel();
+    }
+    drop(triggers);
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            return Err(Error::internal(format!("pipeline task failed: {e}")));
         }
     }
-    let rows = RecordBatch::try_new(schema.clone(), batch.rows().columns().to_vec())?;
-    batch.with_rows(rows)
+    outcome?;
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, r)| r).collect())
+}
+
+fn start_checkpoint(
+    next_id: &mut u64,
+    pipelines: Vec<usize>,
+    triggers: &[mpsc::UnboundedSender<u64>],
+) -> Option<InFlight> {
+    if pipelines.is_empty() {
+        return None;
+    }
+    let id = *next_id;
+    *next_id += 1;
+    for i in &pipelines {
+        // A pipeline that already ended has reported Done; its report arrives next.
+        let _ = triggers[*i].send(id);
+    }
+    Some(InFlight { id, waiting: pipelines, started: Instant::now() })
 }

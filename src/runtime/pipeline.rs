@@ -1,0 +1,221 @@
+//! One pipeline: its source read in a task of its own (so reading overlaps writing), every batch
+//! run through the compiled query into the sink, checkpoints taken when the coordinator asks.
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{PipelineReport, PipelineSpec, PipelineState, Report};
+use crate::changelog::{format_rows, ChangeBatch};
+use crate::connectors::{Position, PreparedCommit, Sink, Source, SourceBatch};
+use crate::error::{Error, Result};
+
+pub(super) struct Context {
+    pub index: usize,
+    pub spec: PipelineSpec,
+    pub restored: Option<PipelineState>,
+    pub triggers: mpsc::UnboundedReceiver<u64>,
+    pub reports: mpsc::UnboundedSender<Report>,
+    pub stored: watch::Receiver<u64>,
+    pub stop: CancellationToken,
+}
+
+pub(super) async fn run(ctx: Context) {
+    let index = ctx.index;
+    let reports = ctx.reports.clone();
+    let name = ctx.spec.name.clone();
+    match drive(ctx).await {
+        Ok(report) => {
+            tracing::info!(pipeline = %name, rows_read = report.rows_read, rows_written = report.rows_written, "pipeline finished");
+            let _ = reports.send(Report::Done { index, report });
+        }
+        Err(e) => {
+            let _ = reports.send(Report::Failed { error: e.context(&name) });
+        }
+    }
+}
+
+/// Owns the source: forwards its batches, applies acknowledgements between reads.
+async fn read_source(
+    mut source: Box<dyn Source>,
+    batches: mpsc::Sender<Result<Option<SourceBatch>>>,
+    mut acks: mpsc::UnboundedReceiver<Position>,
+    stop: CancellationToken,
+) -> Result<()> {
+    loop {
+        while let Ok(p) = acks.try_recv() {
+            source.acknowledge(&p).await?;
+        }
+        let next = tokio::select! {
+            _ = stop.cancelled() => break,
+            next = source.next_batch() => next,
+        };
+        let last = !matches!(next, Ok(Some(_)));
+        if batches.send(next).await.is_err() || last {
+            break;
+        }
+    }
+    // The pipeline's final checkpoint may acknowledge after reading stopped.
+    while let Some(p) = acks.recv().await {
+        source.acknowledge(&p).await?;
+    }
+    source.close().await
+}
+
+struct Progress {
+    report: PipelineReport,
+    position: Option<Position>,
+    acked: Option<Position>,
+    /// Set once the pipeline asked for its final checkpoint: `true` when its source is done.
+    ending: Option<bool>,
+}
+
+async fn drive(mut ctx: Context) -> Result<PipelineReport> {
+    let spec = ctx.spec.clone();
+    let mut progress = Progress {
+        report: PipelineReport { name: spec.name.clone(), rows_read: 0, rows_written: 0, checkpoints: 0 },
+        position: ctx.restored.as_ref().and_then(|s| s.position.clone()),
+        acked: None,
+        ending: None,
+    };
+    if ctx.restored.as_ref().is_some_and(|s| s.finished) {
+        tracing::info!(pipeline = %spec.name, "already finished before the checkpoint it resumes from");
+        return Ok(progress.report);
+    }
+
+    let mut sink = (spec.open_sink)()?;
+    sink.open().await?;
+    let pending: Vec<PreparedCommit> = ctx
+        .restored
+        .as_ref()
+        .and_then(|s| s.prepared_checkpoint.map(|id| PreparedCommit { checkpoint_id: id, state: s.prepared.clone() }))
+        .into_iter()
+        .collect();
+    sink.recover(pending).await?;
+    let mut source = (spec.open_source)()?;
+    source.start(progress.position.clone()).await?;
+
+    let (batch_tx, mut batch_rx) = mpsc::channel(4);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let reader_stop = CancellationToken::new();
+    let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone()));
+    let mut remaining = spec.query.limit;
+
+    let outcome: Result<()> = async {
+        loop {
+            tokio::select! {
+                biased;
+                id = ctx.triggers.recv() => {
+                    let Some(id) = id else {
+                        return Err(Error::internal("the checkpoint coordinator stopped"));
+                    };
+                    checkpoint(id, &mut ctx, &spec, sink.as_mut(), &ack_tx, &mut progress).await?;
+                    if progress.ending.is_some() {
+                        return Ok(());
+                    }
+                }
+                _ = ctx.stop.cancelled(), if progress.ending.is_none() => {
+                    progress.ending = Some(false);
+                    let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                }
+                next = batch_rx.recv(), if progress.ending.is_none() => {
+                    let batch = match next {
+                        Some(Ok(Some(batch))) => batch,
+                        Some(Err(e)) => return Err(e),
+                        None | Some(Ok(None)) => {
+                            progress.ending = Some(true);
+                            let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                            continue;
+                        }
+                    };
+                    progress.report.rows_read += batch.changes.num_rows() as u64;
+                    let mut out = spec.query.apply(&batch.changes)?;
+                    if let Some(left) = remaining.as_mut() {
+                        out = out.head(*left);
+                        *left = left.saturating_sub(out.num_rows());
+                    }
+                    progress.position = Some(batch.position);
+                    if !out.is_empty() {
+                        let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
+                        progress.report.rows_written += out.num_rows() as u64;
+                        sink.write(out).await?;
+                    }
+                    if remaining == Some(0) {
+                        progress.ending = Some(true);
+                        let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                    }
+                }
+            }
+        }
+    }
+    .await;
+
+    reader_stop.cancel();
+    drop(ack_tx);
+    drop(batch_rx);
+    let closed = sink.close().await;
+    let read = match reader.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::internal(format!("source task failed: {e}"))),
+    };
+    outcome?;
+    closed?;
+    read?;
+    Ok(progress.report)
+}
+
+/// Prepares the sink, reports to the coordinator, and once the record is stored commits and
+/// tells the source its position is safe.
+async fn checkpoint(
+    id: u64,
+    ctx: &mut Context,
+    spec: &PipelineSpec,
+    sink: &mut dyn Sink,
+    acks: &mpsc::UnboundedSender<Position>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let prepared = sink.prepare(id).await?;
+    let state = PipelineState {
+        name: spec.name.clone(),
+        fingerprint: spec.fingerprint.clone(),
+        position: progress.position.clone(),
+        prepared_checkpoint: Some(id),
+        prepared: prepared.state.clone(),
+        finished: progress.ending == Some(true),
+    };
+    if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
+        return Err(Error::internal("the checkpoint coordinator stopped"));
+    }
+    ctx.stored
+        .wait_for(|stored| *stored >= id)
+        .await
+        .map_err(|_| Error::external(format!("checkpoint {id} was not stored")))?;
+    sink.commit(prepared).await?;
+    progress.report.checkpoints += 1;
+    if progress.position != progress.acked {
+        if let Some(position) = &progress.position {
+            // The reader is gone only when the pipeline is ending anyway.
+            let _ = acks.send(position.clone());
+            progress.acked = Some(position.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Gives the batch the sink's schema, refusing NULLs in NOT NULL columns with the offending row.
+fn conform(batch: ChangeBatch, schema: &SchemaRef, sink_table: &str) -> Result<ChangeBatch> {
+    for (field, column) in schema.fields().iter().zip(batch.rows().columns()) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            let row = (0..column.len()).find(|i| column.is_null(*i)).unwrap_or(0);
+            let shown = format_rows(&batch.take(&[row as u32], vec![batch.kind(row).code()])?, "")?;
+            return Err(Error::user(format!(
+                "column `{}` of sink `{sink_table}` is NOT NULL but the query produced NULL for it, in {}",
+                field.name(),
+                shown.trim_end()
+            )));
+        }
+    }
+    let rows = RecordBatch::try_new(schema.clone(), batch.rows().columns().to_vec())?;
+    batch.with_rows(rows)
+}

@@ -1,0 +1,200 @@
+//! Checkpoints and recovery through the real binary: a seeded datagen changelog printed by the
+//! print sink, stopped (SIGTERM) or killed (SIGKILL) at random points and restarted. The printed
+//! stream of all runs together must be the stream of one uninterrupted run: exactly, after a
+//! graceful stop; after a kill, the restarted run repeats at most what followed the last
+//! checkpoint and loses nothing. Every random choice comes from a printed seed.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn job(state_dir: &Path, rows: Option<u64>, sink: &str) -> String {
+    let bound = rows.map(|r| format!("'number-of-rows' = '{r}', ")).unwrap_or_default();
+    format!(
+        "SET 'execution.checkpointing.interval' = '100ms';
+         SET 'state.checkpoints.dir' = '{}';
+         SET 'state.checkpoints.num-retained' = '3';
+         CREATE TABLE src (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH (
+           'connector' = 'datagen', 'changelog-mode' = 'all', 'changelog.key-space' = '30', 'seed' = '77',
+           {bound}'rows-per-second' = '{}', 'fields.v.min' = '0', 'fields.v.max' = '999');
+         CREATE TABLE {sink} (id BIGINT, v INT) WITH ('connector' = 'print');
+         INSERT INTO {sink} SELECT id, v FROM src;",
+        state_dir.display(),
+        if rows.is_some() { 100_000_000 } else { 3000 }
+    )
+}
+
+fn spawn(sql: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+        .args(extra)
+        .arg("-e")
+        .arg(sql)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+struct Run {
+    lines: Vec<String>,
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs until at least `lines` complete lines were printed, then sends `signal`.
+fn run_until(sql: &str, extra: &[&str], lines: usize, signal: &str) -> Run {
+    let mut child = spawn(sql, extra);
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut bytes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bytes.iter().filter(|b| **b == b'\n').count() < lines {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => bytes.extend(chunk),
+            Err(_) => panic!("job printed too few lines before the deadline"),
+        }
+    }
+    Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    bytes.extend(rx.try_iter().flatten());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    // A kill can cut the last line short.
+    let complete = text.rfind('\n').map(|i| &text[..=i]).unwrap_or("");
+    Run { lines: complete.lines().map(String::from).collect(), code: status.code(), stderr }
+}
+
+fn run_to_end(sql: &str, extra: &[&str]) -> Run {
+    let out = spawn(sql, extra).wait_with_output().unwrap();
+    Run {
+        lines: String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect(),
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// The stream of one uninterrupted run, long enough for every test here.
+fn reference() -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_to_end(&job(dir.path(), Some(20_000), "out"), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    run.lines
+}
+
+/// Where `piece` continues `reference`: the index it starts at.
+fn position_in(reference: &[String], piece: &[String]) -> Option<usize> {
+    (0..=reference.len().saturating_sub(piece.len())).find(|&start| reference[start..start + piece.len()] == *piece)
+}
+
+fn seeds() -> Vec<u64> {
+    let base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    (0..4).map(|i| base.wrapping_add(i * 7919)).collect()
+}
+
+fn pick(seed: u64, lo: usize, hi: usize) -> usize {
+    let x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+    lo + (x as usize) % (hi - lo)
+}
+
+#[test]
+fn graceful_stop_and_restart_continue_the_stream_exactly() {
+    let reference = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let sql = job(dir.path(), None, "out");
+    let first = run_until(&sql, &[], 300, "TERM");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let second = run_until(&sql, &[], 300, "TERM");
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let both: Vec<String> = first.lines.iter().chain(&second.lines).cloned().collect();
+    assert_eq!(both[..], reference[..both.len()], "the two runs together are not one uninterrupted stream");
+}
+
+#[test]
+fn killed_job_resumes_from_its_last_checkpoint_losing_nothing() {
+    let reference = reference();
+    for seed in seeds() {
+        eprintln!("seed {seed}");
+        let dir = tempfile::tempdir().unwrap();
+        let sql = job(dir.path(), None, "out");
+        let mut printed: Vec<String> = Vec::new();
+        for round in 0..3 {
+            let wanted = pick(seed.wrapping_add(round), 50, 600);
+            let run = run_until(&sql, &[], wanted, "KILL");
+            let start = position_in(&reference, &run.lines)
+                .unwrap_or_else(|| panic!("seed {seed}: run {round} printed rows that are not the source's stream"));
+            assert!(start <= printed.len(), "seed {seed}: run {round} skipped rows {}..{start}", printed.len());
+            assert_eq!(reference[..start], printed[..start], "seed {seed}");
+            printed.truncate(start);
+            printed.extend(run.lines);
+        }
+        assert_eq!(printed[..], reference[..printed.len()], "seed {seed}");
+    }
+}
+
+#[test]
+fn fresh_starts_over_and_from_checkpoint_picks_an_older_one() {
+    let reference = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let sql = job(dir.path(), None, "out");
+    let first = run_until(&sql, &[], 400, "TERM");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let mut records: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    records.sort_by_key(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("chk-")
+            .trim_end_matches(".json")
+            .parse::<u64>()
+            .unwrap()
+    });
+    assert!(records.len() >= 2, "expected retained checkpoints, found {records:?}");
+
+    let older = run_until(&sql, &["--from-checkpoint", records[0].to_str().unwrap()], 50, "TERM");
+    assert_eq!(older.code, Some(0), "{}", older.stderr);
+    let start = position_in(&reference, &older.lines).expect("resumed rows are the source's stream");
+    assert!(start < first.lines.len(), "an older checkpoint resumes before the newest one");
+
+    let fresh = run_until(&sql, &["--fresh"], 50, "TERM");
+    assert_eq!(fresh.code, Some(0), "{}", fresh.stderr);
+    assert_eq!(fresh.lines[..], reference[..fresh.lines.len()], "--fresh starts from the beginning");
+}
+
+#[test]
+fn a_changed_job_refuses_the_stored_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_until(&job(dir.path(), None, "out"), &[], 20, "TERM");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let changed = run_to_end(&job(dir.path(), None, "other_sink"), &[]);
+    assert_eq!(changed.code, Some(1));
+    assert!(
+        changed.stderr.contains("does not fit this job") && changed.stderr.contains("--fresh"),
+        "{}",
+        changed.stderr
+    );
+}
+
+#[test]
+fn a_finished_bounded_job_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = job(dir.path(), Some(200), "out");
+    let first = run_to_end(&sql, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(first.lines.len() >= 200);
+    let again = run_to_end(&sql, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.lines.is_empty(), "the finished job ran again: {:?}", &again.lines[..3.min(again.lines.len())]);
+}

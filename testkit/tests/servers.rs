@@ -431,3 +431,68 @@ fn stale_servers_of_a_killed_process_are_cleaned_up() {
     assert_eq!(own_mariadb.admin().query_one("SELECT 1"), "1");
     assert_eq!(own_postgres.admin().query_one("SELECT 1"), "1");
 }
+
+const CONCURRENT_CHILD_ENV: &str = "CDC_SQL_TESTKIT_CONCURRENT_CHILD";
+
+/// Run by `two_test_processes_at_once_do_not_collide` in child processes: uses the shared servers
+/// like any test binary, writes a table, and reports the servers it got.
+#[test]
+#[ignore = "helper process of two_test_processes_at_once_do_not_collide"]
+fn concurrent_run_child() {
+    let Some(report) = std::env::var_os(CONCURRENT_CHILD_ENV) else {
+        return;
+    };
+    let (m, p) = (mariadb(), postgres());
+    let mdb = m.create_database("concurrent");
+    mdb.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+    let pdb = p.create_database("concurrent");
+    pdb.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+    let text = format!(
+        "{} {} {} {} {} {}\n",
+        m.port(),
+        m.dir().display(),
+        p.port(),
+        p.dir().display(),
+        mdb.query_one("SELECT COUNT(*) FROM t"),
+        pdb.query_one("SELECT COUNT(*) FROM t")
+    );
+    fs::write(&report, text).unwrap();
+}
+
+#[test]
+fn two_test_processes_at_once_do_not_collide() {
+    let reports: Vec<PathBuf> = (0..2)
+        .map(|i| std::env::temp_dir().join(format!("cdc-sql-testkit-concurrent-{}-{i}.txt", std::process::id())))
+        .collect();
+    let children: Vec<KillOnDrop> = reports
+        .iter()
+        .map(|report| {
+            let _ = fs::remove_file(report);
+            KillOnDrop(
+                Command::new(std::env::current_exe().unwrap())
+                    .args(["concurrent_run_child", "--exact", "--ignored", "--test-threads=1"])
+                    .env(CONCURRENT_CHILD_ENV, report)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for (mut child, report) in children.into_iter().zip(&reports) {
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "a concurrent test process failed: {status}");
+        let text = fs::read_to_string(report).unwrap();
+        let _ = fs::remove_file(report);
+        let parts: Vec<String> = text.split_whitespace().map(String::from).collect();
+        assert_eq!(&parts[4..], ["2", "2"], "{text}");
+        // The shared servers of a process are stopped and removed when it exits.
+        assert!(!Path::new(&parts[1]).exists() && !Path::new(&parts[3]).exists(), "{text}");
+        seen.push(parts);
+    }
+    assert_ne!(seen[0][0], seen[1][0], "both processes got the same MariaDB port");
+    assert_ne!(seen[0][2], seen[1][2], "both processes got the same PostgreSQL port");
+    assert_ne!(seen[0][1], seen[1][1]);
+}

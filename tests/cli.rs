@@ -170,3 +170,56 @@ fn every_example_job_runs() {
     }
     assert!(ran > 0);
 }
+
+/// The shell on a real terminal (a pty from `script`): Ctrl-C cancels a streaming query and
+/// returns to the prompt, Ctrl-D quits.
+#[test]
+fn shell_on_a_terminal_cancels_with_ctrl_c_and_quits_with_ctrl_d() {
+    let mut child = Command::new("script")
+        .args(["-qefc", env!("CARGO_BIN_EXE_cdc-sql"), "/dev/null"])
+        .env("HOME", std::env::temp_dir())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the `script` command (util-linux) gives the shell a terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<u8>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for byte in stdout.bytes() {
+            if tx.send(byte.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Waits until `needle` shows up in what the terminal printed since the last wait.
+    let wait_for = |needle: &str| {
+        let mut screen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !screen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let byte =
+                rx.recv_timeout(left).unwrap_or_else(|_| panic!("never saw {needle:?} on the terminal:\n{screen}"));
+            screen.push(byte as char);
+        }
+    };
+    wait_for("cdc-sql> ");
+    stdin
+        .write_all(b"CREATE TABLE s (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen', 'changelog-mode' = 'all', 'rows-per-second' = '50', 'seed' = '1');\r")
+        .unwrap();
+    wait_for("Execute statement succeeded.");
+    wait_for("cdc-sql> ");
+    stdin.write_all(b"SELECT id FROM s;\r").unwrap();
+    wait_for("+I[");
+    stdin.write_all(b"\x03").unwrap();
+    wait_for("cdc-sql> ");
+    stdin.write_all(b"SHOW TABLES;\r").unwrap();
+    wait_for("1 row in set");
+    wait_for("cdc-sql> ");
+    stdin.write_all(b"\x04").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

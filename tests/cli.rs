@@ -171,27 +171,63 @@ fn every_example_job_runs() {
     assert!(ran > 0);
 }
 
-/// The shell on a real terminal (a pty from `script`): Ctrl-C cancels a streaming query and
-/// returns to the prompt, Ctrl-D quits.
+/// A pseudo-terminal whose slave side becomes the controlling terminal of the child, so Ctrl-C
+/// typed on it raises SIGINT as on a real terminal.
+struct Pty {
+    master: std::fs::File,
+    child: std::process::Child,
+}
+
+fn spawn_on_pty(program: &str) -> Pty {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize { ws_row: 40, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(rc, 0, "openpty failed");
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let mut cmd = Command::new(program);
+    cmd.env("HOME", std::env::temp_dir())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    Pty { master: unsafe { std::fs::File::from_raw_fd(master) }, child }
+}
+
+/// The shell on a real terminal: Ctrl-C cancels a streaming query and returns to the prompt,
+/// Ctrl-D quits.
 #[test]
 fn shell_on_a_terminal_cancels_with_ctrl_c_and_quits_with_ctrl_d() {
-    let mut child = Command::new("script")
-        .args(["-qefc", env!("CARGO_BIN_EXE_cdc-sql"), "/dev/null"])
-        .env("HOME", std::env::temp_dir())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the `script` command (util-linux) gives the shell a terminal");
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
+    use std::io::Read;
+    let Pty { mut master, mut child } = spawn_on_pty(env!("CARGO_BIN_EXE_cdc-sql"));
+    let mut reader = master.try_clone().unwrap();
     let (tx, rx) = mpsc::channel::<u8>();
     std::thread::spawn(move || {
-        use std::io::Read;
-        for byte in stdout.bytes() {
-            if tx.send(byte.unwrap()).is_err() {
-                break;
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if buf[..n].iter().any(|b| tx.send(*b).is_err()) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // EIO once the child closed the terminal.
+                Err(e) => {
+                    eprintln!("terminal read ended: {e}");
+                    break;
+                }
             }
         }
     });
@@ -207,19 +243,19 @@ fn shell_on_a_terminal_cancels_with_ctrl_c_and_quits_with_ctrl_d() {
         }
     };
     wait_for("cdc-sql> ");
-    stdin
+    master
         .write_all(b"CREATE TABLE s (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen', 'changelog-mode' = 'all', 'rows-per-second' = '50', 'seed' = '1');\r")
         .unwrap();
     wait_for("Execute statement succeeded.");
     wait_for("cdc-sql> ");
-    stdin.write_all(b"SELECT id FROM s;\r").unwrap();
+    master.write_all(b"SELECT id FROM s;\r").unwrap();
     wait_for("+I[");
-    stdin.write_all(b"\x03").unwrap();
+    master.write_all(b"\x03").unwrap();
     wait_for("cdc-sql> ");
-    stdin.write_all(b"SHOW TABLES;\r").unwrap();
+    master.write_all(b"SHOW TABLES;\r").unwrap();
     wait_for("1 row in set");
     wait_for("cdc-sql> ");
-    stdin.write_all(b"\x04").unwrap();
+    master.write_all(b"\x04").unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }

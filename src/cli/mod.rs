@@ -70,27 +70,21 @@ pub struct StopSignal {
 }
 
 impl StopSignal {
-    pub fn install() -> Self {
+    /// Installs the handlers now, not in a task that runs later: the shell must find them in
+    /// place when it takes SIGINT back from its line editor.
+    pub fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let failed = |e: std::io::Error| Error::internal(format!("cannot install signal handlers: {e}"));
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(failed)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(failed)?;
         let signal = StopSignal::default();
         let handle = signal.clone();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             loop {
-                #[cfg(unix)]
-                let terminated = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let terminated = std::future::pending::<()>();
                 tokio::select! {
-                    r = tokio::signal::ctrl_c() => if r.is_err() { return },
-                    _ = terminated => {},
+                    Some(()) = interrupt.recv() => {},
+                    Some(()) = terminate.recv() => {},
+                    else => return,
                 }
                 if let Ok(current) = handle.current.lock() {
                     if let Some(token) = current.as_ref() {
@@ -99,7 +93,7 @@ impl StopSignal {
                 }
             }
         });
-        signal
+        Ok(signal)
     }
 
     /// A token cancelled by the next signal.
@@ -127,7 +121,7 @@ fn read_file(path: &PathBuf) -> Result<String> {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let signal = StopSignal::install();
+    let signal = StopSignal::install()?;
     let resume = match (&args.from_checkpoint, args.fresh) {
         (Some(path), _) => Resume::From(path.clone()),
         (None, true) => Resume::Fresh,

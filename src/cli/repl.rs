@@ -65,11 +65,26 @@ impl LineSource for Piped {
     }
 }
 
+/// Runs `open` (which creates the line editor) and then gives SIGINT back to the handler that had
+/// it. rustyline takes SIGINT for as long as its editor lives, but it only needs it while it
+/// reads a line, and then the terminal is in raw mode where Ctrl-C arrives as a key anyway; while
+/// a query runs, Ctrl-C must reach our handler to cancel it.
+fn keep_sigint<T>(open: impl FnOnce() -> T) -> T {
+    let mut before: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reading and restoring a signal disposition with valid pointers.
+    let saved = unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut before) } == 0;
+    let opened = open();
+    if saved {
+        unsafe { libc::sigaction(libc::SIGINT, &before, std::ptr::null_mut()) };
+    }
+    opened
+}
+
 pub async fn run(session: &mut Session, runner: &Runner) -> Result<()> {
     let mut lines: Box<dyn LineSource> = if std::io::stdin().is_terminal() {
         let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cdc-sql_history"));
-        let mut editor =
-            DefaultEditor::new().map_err(|e| crate::Error::external(format!("cannot open the terminal: {e}")))?;
+        let mut editor = keep_sigint(DefaultEditor::new)
+            .map_err(|e| crate::Error::external(format!("cannot open the terminal: {e}")))?;
         if let Some(path) = &history {
             let _ = editor.load_history(path);
         }

@@ -79,7 +79,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -102,7 +102,7 @@ fn rate(delta: u64, elapsed: Duration) -> f64 {
 
 /// `done/total` with a percentage and, when there is a rate, the time left.
 fn eta(done: u64, total: u64, per_second: f64) -> String {
-    let pct = if total == 0 { 100 } else { done.saturating_mul(100) / total };
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
     let left = total.saturating_sub(done);
     let eta = if left == 0 {
         String::new()

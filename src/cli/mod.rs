@@ -247,15 +247,20 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
     let metrics = job.new_metrics();
     let token = runner.signal.arm();
     let observers = CancellationToken::new();
+    let mut serving = None;
     if let Some(server) = server {
         let local = server.local_addr()?;
         tracing::info!(job = %job.config.name, job_id = %metrics.job_id, "REST API, /metrics and dashboard on http://{local}/");
-        tokio::spawn(server.serve(metrics.clone(), token.clone(), observers.clone()));
+        serving = Some(tokio::spawn(server.serve(metrics.clone(), token.clone(), observers.clone())));
     }
     let status = tokio::spawn(status::run(metrics.clone(), runner.status_interval, observers.clone()));
     let result = runtime::run_with_metrics(job, runner.resume.clone(), token, metrics).await;
     observers.cancel();
     let _ = status.await;
+    // The port is free again once this returns, for the next job of the shell.
+    if let Some(serving) = serving {
+        let _ = serving.await;
+    }
     runner.signal.disarm();
     let reports = result?;
     for r in reports {

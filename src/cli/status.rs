@@ -209,4 +209,32 @@ mod tests {
         assert_eq!(eta(0, 10, 0.0), "0/10 0% ETA ?");
         assert_eq!(duration(Duration::from_secs(3725)), "1h02m");
     }
+
+    #[test]
+    fn a_snapshot_shows_tables_chunks_and_eta_then_lag() {
+        use crate::connectors::SnapshotProgress;
+        let job = JobMetrics::new("j", &[("INSERT INTO s".into(), "src".into(), "s".into())]);
+        job.set_state(crate::runtime::JobState::Running);
+        let pipeline = &job.pipelines[0];
+        let snapshot = |chunks_done| SnapshotProgress {
+            tables_done: 1,
+            tables_remaining: 2,
+            chunks_done,
+            chunks_remaining: 40 - chunks_done,
+            finished: false,
+        };
+        pipeline.set_progress(Some(SourceProgress { snapshot: Some(snapshot(10)), ..Default::default() }));
+        let before = take_sample(&job);
+        pipeline.set_progress(Some(SourceProgress {
+            snapshot: Some(snapshot(20)),
+            fetch_event_time_lag_ms: Some(42),
+            ..Default::default()
+        }));
+        pipeline.records_written.store(500, Ordering::Relaxed);
+        let now = Sample { at: before.at + Duration::from_secs(10), ..take_sample(&job) };
+        let line = describe(&job, &before, &now);
+        assert!(line.starts_with("RUNNING · 0 rows read · 500 written · 50 rows/s · 0 checkpoints"), "{line}");
+        assert!(line.contains("snapshot 1/3 tables, chunks 20/40 50% ETA 20s"), "{line}");
+        assert!(line.contains("lag fetch 42 ms emit ?"), "{line}");
+    }
 }

@@ -8,8 +8,10 @@ pub mod changelog;
 pub mod cli;
 pub mod connectors;
 pub mod error;
+pub mod http;
 pub mod plan;
 pub mod runtime;
+pub mod secrets;
 pub mod session;
 pub mod sql;
 

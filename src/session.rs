@@ -27,6 +27,9 @@ const CHECKPOINT_MODE: &str = "execution.checkpointing.mode";
 const CHECKPOINT_DIR: &str = "state.checkpoints.dir";
 const CHECKPOINTS_RETAINED: &str = "state.checkpoints.num-retained";
 const PIPELINE_NAME: &str = "pipeline.name";
+/// Flink's REST keys (`rest.bind-*` are the server-side spellings): where the job serves HTTP.
+const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
+const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
 
 /// Flink settings that cdc-sql accepts so job files run unchanged, although they change nothing
 /// here; each with the reason shown to the user.
@@ -144,7 +147,33 @@ impl Session {
             })?,
         };
         let restart = RestartStrategy::from_settings(&self.settings, checkpoint_interval.is_some())?;
-        Ok(JobConfig { name, checkpoint_interval, state_dir, retained_checkpoints, restart })
+        Ok(JobConfig {
+            name,
+            checkpoint_interval,
+            state_dir,
+            retained_checkpoints,
+            restart,
+            rest_address: self.rest_address()?,
+        })
+    }
+
+    fn rest_address(&self) -> Result<Option<String>> {
+        let first = |keys: &[&'static str]| keys.iter().find_map(|k| self.settings.get(*k).map(|v| (*k, v.trim())));
+        let port = match first(REST_PORT_KEYS) {
+            None => None,
+            Some((key, v)) => Some(v.parse::<u16>().map_err(|_| {
+                Error::user(format!(
+                    "'{key}' = '{v}' is not a port; expected a number from 0 to 65535 (0 picks a free one)"
+                ))
+            })?),
+        };
+        let address = first(REST_ADDRESS_KEYS).map(|(_, v)| v.to_string());
+        if address.is_none() && port.is_none() {
+            return Ok(None);
+        }
+        let host = address.unwrap_or_else(|| crate::http::DEFAULT_ADDRESS.to_string());
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        Ok(Some(format!("{host}:{}", port.unwrap_or(crate::http::DEFAULT_PORT))))
     }
 
     /// Whether `BEGIN STATEMENT SET;` is open.
@@ -241,6 +270,10 @@ impl Session {
                 spec.name
             )));
         }
+        // Before anything can fail: an error must not quote a secret of this table either.
+        crate::secrets::register(
+            spec.options.iter().filter(|o| crate::sql::table::is_secret_key(&o.key)).map(|o| o.value.clone()),
+        );
         let table: Arc<dyn ConnectorTable> = Arc::from(open_table(spec)?);
         self.ctx.register_table(
             TableReference::bare(spec.name.as_str()),
@@ -273,10 +306,14 @@ impl Session {
             return Ok(Outcome::Warning(format!("'{key}' has no effect in cdc-sql: {why}")));
         } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED].contains(&key)
             && !restart::KEYS.contains(&key)
+            && !REST_ADDRESS_KEYS.contains(&key)
+            && !REST_PORT_KEYS.contains(&key)
         {
             let mut known: Vec<&str> =
                 vec![CHECKPOINT_INTERVAL, CHECKPOINT_MODE, CHECKPOINT_DIR, CHECKPOINTS_RETAINED, PIPELINE_NAME];
             known.extend(restart::KEYS);
+            known.extend(REST_ADDRESS_KEYS);
+            known.extend(REST_PORT_KEYS);
             known.extend(NO_EFFECT.iter().map(|(k, _)| *k));
             let hint = known
                 .iter()

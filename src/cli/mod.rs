@@ -4,10 +4,12 @@
 //! process is asked to stop (Ctrl-C, SIGTERM), which finishes with a final checkpoint.
 
 mod repl;
+pub mod status;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -15,8 +17,10 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use tokio_util::sync::CancellationToken;
 
 use crate::changelog::{format_rows, ChangeBatch};
+use crate::connectors::options::parse_duration;
 use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
+use crate::http::HttpServer;
 use crate::runtime::{self, Job, PipelineSpec, Resume};
 use crate::session::{Outcome, QueryJob, Session};
 use crate::sql::parse_script;
@@ -36,6 +40,8 @@ use crate::sql::parse_script;
         history is kept in ~/.cdc-sql_history. Type HELP; in the shell for the statements.",
     after_help = "Option values may use ${NAME} to take environment variables.\n\
         Log level: RUST_LOG (e.g. RUST_LOG=debug).\n\
+        While a job runs it serves Flink's REST API, Prometheus /metrics and a dashboard on\n\
+        http://127.0.0.1:8081/ (--http-addr, SET 'rest.address' / 'rest.port', --no-http).\n\
         Exit codes: 0 done, 1 a problem in the SQL or its options, 3 an outside system failed, 70 a bug in cdc-sql."
 )]
 pub struct Args {
@@ -55,12 +61,50 @@ pub struct Args {
     /// Start from scratch: delete the job's stored checkpoints first.
     #[arg(long = "fresh")]
     pub fresh: bool,
+    /// Serve the REST API, /metrics and the dashboard here while a job runs (port 0 picks a free
+    /// one). Overrides SET 'rest.address' / 'rest.port'. [default: 127.0.0.1:8081]
+    #[arg(long = "http-addr", value_name = "HOST:PORT", env = "CDC_SQL_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// Serve no HTTP at all (wins over --http-addr and CDC_SQL_HTTP_ADDR).
+    #[arg(long = "no-http")]
+    pub no_http: bool,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// When stderr is not a terminal, log the job's status this often (on a terminal a status
+    /// line is redrawn every second instead).
+    #[arg(long = "status-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub status_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_interval(text: &str) -> std::result::Result<Duration, String> {
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{text}' is not a duration; write e.g. '10s' or '1 min'"))
+}
+
+/// Where a job serves HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpChoice {
+    Off,
+    /// Given on the command line (or in CDC_SQL_HTTP_ADDR): wins over the job's SET keys.
+    At(String),
+    /// From the job's SET 'rest.*' keys, else Flink's default.
+    FromJob,
 }
 
 /// How jobs of this process run: stopped by signals, resumed as the command line says.
 pub struct Runner {
     pub signal: StopSignal,
     pub resume: Resume,
+    pub http: HttpChoice,
+    pub status_interval: Duration,
 }
 
 /// Cancels whatever job currently runs when the process gets Ctrl-C or SIGTERM.
@@ -127,7 +171,12 @@ pub async fn run(args: Args) -> Result<()> {
         (None, true) => Resume::Fresh,
         (None, false) => Resume::Latest,
     };
-    let runner = Runner { signal, resume };
+    let http = match (&args.http_addr, args.no_http) {
+        (_, true) => HttpChoice::Off,
+        (Some(addr), false) => HttpChoice::At(addr.clone()),
+        (None, false) => HttpChoice::FromJob,
+    };
+    let runner = Runner { signal, resume, http, status_interval: args.status_interval };
     let mut session = Session::new();
     if let Some(stem) = args.file.as_ref().and_then(|f| f.file_stem()).and_then(|s| s.to_str()) {
         session.set_default_job_name(stem);
@@ -174,8 +223,38 @@ pub async fn run_script(session: &mut Session, source: &str, script: &str, runne
 }
 
 pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
+    let address = match &runner.http {
+        HttpChoice::Off => None,
+        HttpChoice::At(addr) => Some((addr.clone(), "--http-addr (or CDC_SQL_HTTP_ADDR)")),
+        HttpChoice::FromJob => Some(match &job.config.rest_address {
+            Some(addr) => (addr.clone(), "SET 'rest.address' / 'rest.port' or --http-addr"),
+            None => (
+                format!("{}:{}", crate::http::DEFAULT_ADDRESS, crate::http::DEFAULT_PORT),
+                "--http-addr or SET 'rest.port'",
+            ),
+        }),
+    };
+    let server = match address {
+        Some((addr, option)) => Some(HttpServer::bind(&addr, option).await?),
+        None => None,
+    };
+    let metrics = job.new_metrics();
     let token = runner.signal.arm();
-    let result = runtime::run(job, runner.resume.clone(), token).await;
+    let observers = CancellationToken::new();
+    let mut serving = None;
+    if let Some(server) = server {
+        let local = server.local_addr()?;
+        tracing::info!(job = %job.config.name, job_id = %metrics.job_id, "REST API, /metrics and dashboard on http://{local}/");
+        serving = Some(tokio::spawn(server.serve(metrics.clone(), token.clone(), observers.clone())));
+    }
+    let status = tokio::spawn(status::run(metrics.clone(), runner.status_interval, observers.clone()));
+    let result = runtime::run_with_metrics(job, runner.resume.clone(), token, metrics).await;
+    observers.cancel();
+    let _ = status.await;
+    // The port is free again once this returns, for the next job of the shell.
+    if let Some(serving) = serving {
+        let _ = serving.await;
+    }
     runner.signal.disarm();
     let reports = result?;
     for r in reports {

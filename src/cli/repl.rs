@@ -126,7 +126,7 @@ pub async fn run(session: &mut Session, runner: &Runner) -> Result<()> {
                 Err(e) => Err(e),
             };
             if let Err(e) = shown {
-                eprintln!("[ERROR] {e}");
+                eprintln!("[ERROR] {}", crate::secrets::redact(&e.to_string()));
             }
         }
         let rest = match parts.incomplete {

@@ -133,6 +133,46 @@ pub trait Source: Send {
     async fn close(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Where the source stands, for the REST API, `/metrics` and the status line. The runtime asks
+    /// once per batch, right after `next_batch`, so this must be cheap (no I/O: report what the
+    /// source already knows). `None` (the default) when the source can tell nothing.
+    fn progress(&self) -> Option<SourceProgress> {
+        None
+    }
+}
+
+/// What a source can tell about its progress; every field is optional, fill in what is known.
+///
+/// CDC sources: `event_time_ms` is the commit timestamp of the newest change in the batch just
+/// returned (binlog event header, pgoutput commit time), `fetch_event_time_lag_ms` the time between
+/// that commit and its arrival (Flink's `currentFetchEventTimeLag`); the runtime derives
+/// `currentEmitEventTimeLag` itself when the batch reaches the sink. During a snapshot, `snapshot`
+/// counts tables and chunks. `position` is a short human-readable form of the position (e.g.
+/// `mysql-bin.000003:4711` or a GTID set, `LSN 0/16B3748`); `slot_lag_bytes` the WAL a PostgreSQL
+/// slot retains (current WAL LSN − confirmed flush LSN) when the source knows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceProgress {
+    pub event_time_ms: Option<i64>,
+    pub fetch_event_time_lag_ms: Option<u64>,
+    pub snapshot: Option<SnapshotProgress>,
+    pub position: Option<String>,
+    pub slot_lag_bytes: Option<u64>,
+    /// Changes produced so far, and how many there will be in all when a bounded source knows.
+    pub events: Option<u64>,
+    pub events_total: Option<u64>,
+}
+
+/// Progress of an initial snapshot (Flink CDC's `numTablesSnapshotted`, `numTablesRemaining`,
+/// `numSnapshotSplitsFinished`, `numSnapshotSplitsRemaining`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotProgress {
+    pub tables_done: u64,
+    pub tables_remaining: u64,
+    pub chunks_done: u64,
+    pub chunks_remaining: u64,
+    /// Whether the snapshot phase is over (the source streams the log now).
+    pub finished: bool,
 }
 
 /// What a sink prepared for a checkpoint: kept in the checkpoint record and handed to `commit`

@@ -15,6 +15,7 @@
 //! allows; problems the user must fix stop it at once.
 
 pub mod checkpoint;
+pub mod metrics;
 mod pipeline;
 pub mod restart;
 
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::{CheckpointRecord, CheckpointStore, PipelineState};
+pub use metrics::{JobMetrics, JobState};
 pub use restart::{RestartStrategy, RestartTracker};
 
 use crate::connectors::{Sink, Source};
@@ -60,6 +62,8 @@ pub struct JobConfig {
     pub state_dir: Option<PathBuf>,
     pub retained_checkpoints: usize,
     pub restart: RestartStrategy,
+    /// `host:port` for the REST API from `SET 'rest.address'` / `'rest.port'`; `None` when unset.
+    pub rest_address: Option<String>,
 }
 
 pub struct Job {
@@ -86,9 +90,47 @@ pub struct PipelineReport {
     pub checkpoints: u64,
 }
 
+impl Job {
+    /// A metrics registry for this job's pipelines.
+    pub fn new_metrics(&self) -> Arc<JobMetrics> {
+        let pipelines: Vec<(String, String, String)> = self
+            .pipelines
+            .iter()
+            .map(|p| (p.name.clone(), p.query.source_table.clone(), p.sink_table.clone()))
+            .collect();
+        JobMetrics::new(&self.config.name, &pipelines)
+    }
+}
+
 /// Runs `job` until every pipeline is done, `stop` is cancelled (final checkpoint, then `Ok`), or
 /// a failure the restart strategy does not cover.
 pub async fn run(job: Job, resume: Resume, stop: CancellationToken) -> Result<Vec<PipelineReport>> {
+    let metrics = job.new_metrics();
+    run_with_metrics(job, resume, stop, metrics).await
+}
+
+/// [`run`], keeping `metrics` (made by [`Job::new_metrics`]) up to date for observers.
+pub async fn run_with_metrics(
+    job: Job,
+    resume: Resume,
+    stop: CancellationToken,
+    metrics: Arc<JobMetrics>,
+) -> Result<Vec<PipelineReport>> {
+    let result = run_observed(&job, resume, stop.clone(), &metrics).await;
+    metrics.set_state(match &result {
+        Err(_) => JobState::Failed,
+        Ok(_) if stop.is_cancelled() && !metrics.stopped_by_request() => JobState::Canceled,
+        Ok(_) => JobState::Finished,
+    });
+    result
+}
+
+async fn run_observed(
+    job: &Job,
+    resume: Resume,
+    stop: CancellationToken,
+    metrics: &Arc<JobMetrics>,
+) -> Result<Vec<PipelineReport>> {
     let config = &job.config;
     let store = match &config.state_dir {
         Some(dir) => Some(CheckpointStore::open(dir.clone(), config.retained_checkpoints)?),
@@ -105,13 +147,28 @@ pub async fn run(job: Job, resume: Resume, stop: CancellationToken) -> Result<Ve
     };
     let fingerprints: Vec<String> = job.pipelines.iter().map(|p| p.fingerprint.clone()).collect();
     if let Some(record) = &restored {
-        record.check_applies_to(&fingerprints)?;
+        if let Err(e) = record.check_applies_to(&fingerprints) {
+            metrics.record_exception(&e);
+            return Err(e);
+        }
         tracing::info!(job = %config.name, checkpoint = record.checkpoint_id, "resuming from checkpoint");
+        let path = match (&resume, &store) {
+            (Resume::From(path), _) => Some(path.display().to_string()),
+            (_, Some(store)) => {
+                Some(store.dir().join(format!("chk-{}.json", record.checkpoint_id)).display().to_string())
+            }
+            _ => None,
+        };
+        metrics.checkpoint_restored(record.checkpoint_id, path);
     }
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
     loop {
-        let result = attempt(&job, restored.clone(), store.as_ref(), stop.clone()).await;
+        metrics.set_state(JobState::Running);
+        let result = attempt(job, restored.clone(), store.as_ref(), stop.clone(), metrics).await;
+        if let Err(e) = &result {
+            metrics.record_exception(e);
+        }
         match result {
             Ok(reports) => {
                 tracing::info!(job = %config.name, "job finished");
@@ -123,6 +180,7 @@ pub async fn run(job: Job, resume: Resume, stop: CancellationToken) -> Result<Ve
                     return Err(e);
                 };
                 tracing::warn!(job = %config.name, error = %e, wait_ms = wait.as_millis() as u64, "job failed; restarting from the last checkpoint");
+                metrics.record_restart();
                 tokio::select! {
                     _ = stop.cancelled() => return Err(e),
                     _ = tokio::time::sleep(wait) => {}
@@ -163,7 +221,26 @@ enum Report {
 struct InFlight {
     id: u64,
     waiting: Vec<usize>,
+    pipelines: usize,
     started: Instant,
+    trigger_ms: i64,
+}
+
+impl InFlight {
+    fn stats(&self, status: metrics::CheckpointStatus) -> metrics::CheckpointStats {
+        metrics::CheckpointStats {
+            id: self.id,
+            status,
+            trigger_ms: self.trigger_ms,
+            ack_ms: metrics::now_ms(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            size_bytes: 0,
+            path: None,
+            pipelines: self.pipelines,
+            acknowledged: self.pipelines - self.waiting.len(),
+            failure: None,
+        }
+    }
 }
 
 /// One run of the job's pipelines, coordinated checkpoint by checkpoint.
@@ -172,6 +249,7 @@ async fn attempt(
     restored: Option<CheckpointRecord>,
     store: Option<&CheckpointStore>,
     stop: CancellationToken,
+    metrics: &Arc<JobMetrics>,
 ) -> Result<Vec<PipelineReport>> {
     let n = job.pipelines.len();
     let mut states: Vec<Option<PipelineState>> = match &restored {
@@ -195,6 +273,9 @@ async fn attempt(
             reports: report_tx.clone(),
             stored: stored_rx.clone(),
             stop: run_stop.clone(),
+            metrics: metrics.pipelines.get(index).cloned().unwrap_or_else(|| {
+                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.query.source_table, &spec.sink_table))
+            }),
         };
         tasks.spawn(pipeline::run(ctx));
     }
@@ -223,7 +304,7 @@ async fn attempt(
             tokio::select! {
                 _ = tick, if in_flight.is_none() => {
                     let all: Vec<usize> = (0..n).filter(|i| active[*i]).collect();
-                    in_flight = start_checkpoint(&mut next_id, all, &triggers);
+                    in_flight = start_checkpoint(&mut next_id, all, &triggers, metrics);
                 }
                 report = reports.recv() => {
                     let Some(report) = report else {
@@ -253,10 +334,25 @@ async fn attempt(
                     }
                     if let Some(flight) = in_flight.take_if(|f| f.waiting.is_empty()) {
                         let record = CheckpointRecord::new(&job.config.name, flight.id, states.clone());
+                        let mut stats = flight.stats(metrics::CheckpointStatus::Completed);
                         if let Some(store) = store {
-                            store.write(&record)?;
+                            match store.write(&record) {
+                                Ok(path) => {
+                                    stats.size_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                                    stats.path = Some(path.display().to_string());
+                                }
+                                Err(e) => {
+                                    metrics.checkpoint_failed(metrics::CheckpointStats {
+                                        failure: Some(crate::secrets::redact(&e.to_string())),
+                                        ..flight.stats(metrics::CheckpointStatus::Failed)
+                                    });
+                                    return Err(e);
+                                }
+                            }
                         }
-                        tracing::debug!(checkpoint = flight.id, duration_ms = flight.started.elapsed().as_millis() as u64, "checkpoint stored");
+                        stats.duration_ms = flight.started.elapsed().as_millis() as u64;
+                        tracing::debug!(checkpoint = flight.id, duration_ms = stats.duration_ms, "checkpoint stored");
+                        metrics.checkpoint_completed(stats);
                         let _ = stored_tx.send(flight.id);
                     }
                 }
@@ -264,7 +360,7 @@ async fn attempt(
             if in_flight.is_none() {
                 let finals: Vec<usize> = (0..n).filter(|i| wants_final[*i] && active[*i]).collect();
                 if !finals.is_empty() {
-                    in_flight = start_checkpoint(&mut next_id, finals, &triggers);
+                    in_flight = start_checkpoint(&mut next_id, finals, &triggers, metrics);
                 }
             }
         }
@@ -272,7 +368,13 @@ async fn attempt(
     }
     .await;
 
-    if outcome.is_err() {
+    if let Err(e) = &outcome {
+        if let Some(flight) = in_flight.take() {
+            metrics.checkpoint_failed(metrics::CheckpointStats {
+                failure: Some(crate::secrets::redact(&e.to_string())),
+                ..flight.stats(metrics::CheckpointStatus::Failed)
+            });
+        }
         run_stop.cancel();
     }
     drop(triggers);
@@ -290,15 +392,18 @@ fn start_checkpoint(
     next_id: &mut u64,
     pipelines: Vec<usize>,
     triggers: &[mpsc::UnboundedSender<u64>],
+    metrics: &JobMetrics,
 ) -> Option<InFlight> {
     if pipelines.is_empty() {
         return None;
     }
+    metrics.checkpoint_triggered();
     let id = *next_id;
     *next_id += 1;
     for i in &pipelines {
         // A pipeline that already ended has reported Done; its report arrives next.
         let _ = triggers[*i].send(id);
     }
-    Some(InFlight { id, waiting: pipelines, started: Instant::now() })
+    let count = pipelines.len();
+    Some(InFlight { id, waiting: pipelines, pipelines: count, started: Instant::now(), trigger_ms: metrics::now_ms() })
 }

@@ -1,11 +1,15 @@
 //! One pipeline: its source read in a task of its own (so reading overlaps writing), every batch
 //! run through the compiled query into the sink, checkpoints taken when the coordinator asks.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch};
 use crate::connectors::{Position, PreparedCommit, Sink, Source, SourceBatch};
@@ -19,18 +23,25 @@ pub(super) struct Context {
     pub reports: mpsc::UnboundedSender<Report>,
     pub stored: watch::Receiver<u64>,
     pub stop: CancellationToken,
+    pub metrics: Arc<PipelineMetrics>,
 }
+
+/// A batch read, with the event time of its newest change when the source knows it.
+type Read = (Result<Option<SourceBatch>>, Option<i64>);
 
 pub(super) async fn run(ctx: Context) {
     let index = ctx.index;
     let reports = ctx.reports.clone();
     let name = ctx.spec.name.clone();
+    let metrics = ctx.metrics.clone();
     match drive(ctx).await {
         Ok(report) => {
             tracing::info!(pipeline = %name, rows_read = report.rows_read, rows_written = report.rows_written, "pipeline finished");
+            metrics.finished.store(true, Ordering::Relaxed);
             let _ = reports.send(Report::Done { index, report });
         }
         Err(e) => {
+            metrics.errors.fetch_add(1, Ordering::Relaxed);
             let _ = reports.send(Report::Failed { error: e.context(&name) });
         }
     }
@@ -39,9 +50,10 @@ pub(super) async fn run(ctx: Context) {
 /// Owns the source: forwards its batches, applies acknowledgements between reads.
 async fn read_source(
     mut source: Box<dyn Source>,
-    batches: mpsc::Sender<Result<Option<SourceBatch>>>,
+    batches: mpsc::Sender<Read>,
     mut acks: mpsc::UnboundedReceiver<Position>,
     stop: CancellationToken,
+    metrics: Arc<PipelineMetrics>,
 ) -> Result<()> {
     loop {
         while let Ok(p) = acks.try_recv() {
@@ -52,7 +64,10 @@ async fn read_source(
             next = source.next_batch() => next,
         };
         let last = !matches!(next, Ok(Some(_)));
-        if batches.send(next).await.is_err() || last {
+        let progress = source.progress();
+        let event_time = progress.as_ref().and_then(|p| p.event_time_ms);
+        metrics.set_progress(progress);
+        if batches.send((next, event_time)).await.is_err() || last {
             break;
         }
     }
@@ -99,7 +114,7 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
     let (batch_tx, mut batch_rx) = mpsc::channel(4);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let reader_stop = CancellationToken::new();
-    let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone()));
+    let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone(), ctx.metrics.clone()));
     let mut remaining = spec.query.limit;
 
     let outcome: Result<()> = async {
@@ -120,6 +135,10 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                     let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
                 }
                 next = batch_rx.recv(), if progress.ending.is_none() => {
+                    let (next, event_time) = match next {
+                        Some((next, event_time)) => (Some(next), event_time),
+                        None => (None, None),
+                    };
                     let batch = match next {
                         Some(Ok(Some(batch))) => batch,
                         Some(Err(e)) => return Err(e),
@@ -129,7 +148,14 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                             continue;
                         }
                     };
-                    progress.report.rows_read += batch.changes.num_rows() as u64;
+                    let read = batch.changes.num_rows() as u64;
+                    progress.report.rows_read += read;
+                    let metrics = &ctx.metrics;
+                    metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    metrics.records_read.fetch_add(read, Ordering::Relaxed);
+                    if read > 0 {
+                        metrics.bytes_read.fetch_add(batch.changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
+                    }
                     let mut out = spec.query.apply(&batch.changes)?;
                     if let Some(left) = remaining.as_mut() {
                         out = out.head(*left);
@@ -138,8 +164,15 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                     progress.position = Some(batch.position);
                     if !out.is_empty() {
                         let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
-                        progress.report.rows_written += out.num_rows() as u64;
+                        let written = out.num_rows() as u64;
+                        let bytes = out.rows().get_array_memory_size() as u64;
+                        progress.report.rows_written += written;
                         sink.write(out).await?;
+                        metrics.records_written.fetch_add(written, Ordering::Relaxed);
+                        metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    if let Some(t) = event_time.filter(|_| read > 0) {
+                        metrics.emit_lag_ms.store((now_ms() - t).max(0), Ordering::Relaxed);
                     }
                     if remaining == Some(0) {
                         progress.ending = Some(true);

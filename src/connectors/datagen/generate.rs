@@ -391,6 +391,11 @@ impl RowGenerator {
         RowGenerator { config, seed, events: 0, limit, event_rng: SplitMix64::new(seed), live: HashMap::new() }
     }
 
+    /// Events generated so far, and how many there will be in all when bounded.
+    pub fn events(&self) -> (u64, Option<u64>) {
+        (self.events, self.limit)
+    }
+
     pub fn position(&self) -> serde_json::Value {
         serde_json::json!({ "seed": self.seed, "events": self.events })
     }

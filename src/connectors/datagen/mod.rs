@@ -30,7 +30,9 @@ use tokio::time::Instant;
 
 use generate::{FieldGen, RowGenerator};
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext};
+use super::{
+    Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext, SourceProgress,
+};
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -149,6 +151,7 @@ impl ConnectorTable for DatagenTable {
             generator: None,
             started: Instant::now(),
             rows_this_run: 0,
+            last_batch_ms: None,
         })))
     }
 
@@ -163,6 +166,8 @@ struct DatagenSource {
     generator: Option<RowGenerator>,
     started: Instant,
     rows_this_run: u64,
+    /// When the last batch was generated: generated rows have no other event time.
+    last_batch_ms: Option<i64>,
 }
 
 #[async_trait]
@@ -214,6 +219,21 @@ impl Source for DatagenSource {
             return Ok(None);
         };
         self.rows_this_run += changes.num_rows() as u64;
+        self.last_batch_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64);
         Ok(Some(SourceBatch { changes, position: generator.position() }))
+    }
+
+    fn progress(&self) -> Option<SourceProgress> {
+        let generator = self.generator.as_ref()?;
+        let (events, total) = generator.events();
+        Some(SourceProgress {
+            event_time_ms: self.last_batch_ms,
+            fetch_event_time_lag_ms: self.last_batch_ms.map(|_| 0),
+            position: Some(format!("events={events}")),
+            events: Some(events),
+            events_total: total,
+            ..SourceProgress::default()
+        })
     }
 }

@@ -1,0 +1,6 @@
+-- Source schema for postgres-cdc; the table needs REPLICA IDENTITY FULL for old row images.
+CREATE DATABASE user_analytics;
+\c user_analytics
+CREATE TABLE dim_users (user_id INT PRIMARY KEY, email TEXT NOT NULL, plan TEXT NOT NULL);
+ALTER TABLE dim_users REPLICA IDENTITY FULL;
+CREATE PUBLICATION dbz_publication FOR TABLE dim_users;

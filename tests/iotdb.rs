@@ -57,10 +57,17 @@ fn cdc_source(events: u32) -> String {
     )
 }
 
-/// The job body shared by both modes: device from a column (needing backticks), time from the key.
+/// The job body shared by both modes: device from a column (needing backticks), time from the key
+/// and `ts_offset`, so most updates move their point. Small source batches make the changes of one
+/// key span several flushes.
 fn job(source: &str, url: &str, extra: &str) -> String {
+    job_with_time(source, url, extra, "id * 1000 + ts_offset")
+}
+
+fn job_with_time(source: &str, url: &str, extra: &str, time: &str) -> String {
     format!(
-        "{source}
+        "SET 'datafusion.execution.batch_size' = '16';
+{source}
 CREATE TABLE iot (device STRING, ts BIGINT, temp DOUBLE, status STRING, level INT) WITH (
   'connector' = 'iotdb', 'url' = '{url}', 'user' = '{USER}', 'password' = '{PASSWORD}',
   'device' = 'root.plant.{{device}}', 'time-column' = 'ts',
@@ -68,7 +75,7 @@ CREATE TABLE iot (device STRING, ts BIGINT, temp DOUBLE, status STRING, level IN
 );
 CREATE TABLE changes (id BIGINT, ts_offset INT, temp DOUBLE, status STRING, level INT)
   WITH ('connector' = 'print', 'print-identifier' = 'src');
-INSERT INTO iot SELECT CONCAT('line-', CAST(id % 4 AS STRING)), id * 1000 + ts_offset, temp, status, level FROM readings;
+INSERT INTO iot SELECT CONCAT('line-', CAST(id % 4 AS STRING)), {time}, temp, status, level FROM readings;
 INSERT INTO changes SELECT id, ts_offset, temp, status, level FROM readings;
 "
     )
@@ -78,6 +85,10 @@ type Points = BTreeMap<(String, i64), BTreeMap<String, Val>>;
 
 /// The source table after applying the printed changelog, mapped as the sink maps it.
 fn expected_points(stdout: &str) -> (Points, usize) {
+    expected_points_with(stdout, |id, offset| id * 1000 + offset)
+}
+
+fn expected_points_with(stdout: &str, time_of: impl Fn(i64, i64) -> i64) -> (Points, usize) {
     let mut table: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     let mut changes = 0;
     for line in stdout.lines() {
@@ -101,7 +112,7 @@ fn expected_points(stdout: &str) -> (Points, usize) {
     let mut points = Points::new();
     for (id, v) in table {
         let device = format!("root.plant.`line-{}`", id % 4);
-        let time = id * 1000 + v[1].parse::<i64>().unwrap();
+        let time = time_of(id, v[1].parse::<i64>().unwrap());
         let mut m = BTreeMap::new();
         if v[2] != "null" {
             m.insert("temp".to_string(), Val::Float(v[2].parse().unwrap()));
@@ -131,11 +142,16 @@ fn actual_points(iotdb: &IotdbEmulator) -> Points {
 }
 
 fn assert_same(expected: &Points, actual: &Points) {
-    let missing: Vec<_> = expected.iter().filter(|(k, v)| actual.get(*k) != Some(*v)).take(5).collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| actual.get(*k) != Some(*v))
+        .map(|(k, v)| (k, v, actual.get(k)))
+        .take(5)
+        .collect();
     let extra: Vec<_> = actual.iter().filter(|(k, _)| !expected.contains_key(*k)).take(5).collect();
     assert!(
         missing.is_empty() && extra.is_empty() && expected.len() == actual.len(),
-        "IoTDB differs from the source: {} expected points, {} actual; wrong or missing {missing:?}; extra {extra:?}",
+        "IoTDB differs from the source: {} expected points, {} actual; (expected, actual) wrong or missing {missing:?}; extra {extra:?}",
         expected.len(),
         actual.len()
     );
@@ -164,6 +180,16 @@ fn backfill_then_cdc_with_the_same_job_body() {
     assert!(stdout.contains("src> -D[") && stdout.contains("src> -U["), "the changelog must hold deletes and updates");
     assert_same(&expected, &actual_points(&iotdb));
     assert!(iotdb.count("/rest/v2/nonQuery") > 0, "deletes and moved points must reach IoTDB as DELETE");
+}
+
+#[test]
+fn in_place_updates_overwrite_and_clear_nulls() {
+    // The time depends on the id only: every update rewrites its point, some set `status` NULL.
+    let iotdb = IotdbEmulator::start(USER, PASSWORD);
+    let (code, stdout, stderr) = run_job(&job_with_time(&cdc_source(600), &iotdb.url(), "", "id * 1000"));
+    assert_eq!(code, 0, "{stderr}");
+    let (expected, _) = expected_points_with(&stdout, |id, _| id * 1000);
+    assert_same(&expected, &actual_points(&iotdb));
 }
 
 #[test]
@@ -295,6 +321,7 @@ mod emulator_rules {
     use serde_json::{json, Value};
 
     fn post(url: &str, path: &str, auth: Option<(&str, &str)>, body: Value) -> (u16, Value) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut req = reqwest::Client::new().post(format!("{url}{path}")).body(body.to_string());

@@ -235,7 +235,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
         };
     }
     st.requests.push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
-    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(json) = parse_json(&body) else {
         return respond(400, json!({"code": 303, "message": "request body is not JSON"}));
     };
     match path.as_str() {
@@ -256,6 +256,126 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
             }
         }
         _ => respond(404, json!({"code": 404, "message": "not found"})),
+    }
+}
+
+/// JSON like Jackson reads it: decimal numbers are rounded correctly (serde_json's default
+/// parser may be one ulp off, which would make exact DOUBLE comparisons flaky).
+fn parse_json(bytes: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let mut p = JsonParser { s: text.as_bytes(), text, i: 0 };
+    let v = p.value()?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!("trailing characters at {}", p.i));
+    }
+    Ok(v)
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        self.ws();
+        let c = *self.s.get(self.i).ok_or("unexpected end")?;
+        match c {
+            b'{' => {
+                self.i += 1;
+                let mut map = serde_json::Map::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Value::Object(map));
+                }
+                loop {
+                    self.ws();
+                    let Value::String(key) = self.value()? else { return Err("object key is not a string".into()) };
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b':') {
+                        return Err(format!("':' expected at {}", self.i));
+                    }
+                    self.i += 1;
+                    let v = self.value()?;
+                    map.insert(key, v);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Value::Object(map));
+                        }
+                        _ => return Err(format!("',' or '}}' expected at {}", self.i)),
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::Array(items));
+                        }
+                        _ => return Err(format!("',' or ']' expected at {}", self.i)),
+                    }
+                }
+            }
+            b'"' => {
+                // Find the closing quote, then let serde_json unescape the literal.
+                let start = self.i;
+                self.i += 1;
+                while self.i < self.s.len() && self.s[self.i] != b'"' {
+                    if self.s[self.i] == b'\\' {
+                        self.i += 1;
+                    }
+                    self.i += 1;
+                }
+                self.i += 1;
+                let literal = self.text.get(start..self.i).ok_or("unterminated string")?;
+                serde_json::from_str(literal).map_err(|e| e.to_string())
+            }
+            b't' | b'f' | b'n' => {
+                for (word, v) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                    if self.text[self.i..].starts_with(word) {
+                        self.i += word.len();
+                        return Ok(v);
+                    }
+                }
+                Err(format!("unexpected token at {}", self.i))
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    self.i += 1;
+                }
+                let n = &self.text[start..self.i];
+                if let Ok(i) = n.parse::<i64>() {
+                    return Ok(Value::from(i));
+                }
+                let f: f64 = n.parse().map_err(|_| format!("bad number '{n}'"))?;
+                serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("bad number '{n}'"))
+            }
+        }
     }
 }
 

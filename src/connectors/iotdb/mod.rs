@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use encode::{iotdb_type, is_time_type, json_string, time_of, DecimalMapping, Precision, ValueWriter};
 use path::{describe_row, is_template_type, quote_node, DeviceTemplate};
-use protocol::{failure, outcome, Outcome};
+use protocol::{failure, is_missing_target, outcome, Outcome};
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
 use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode};
@@ -403,7 +403,8 @@ impl IotdbSink {
     }
 
     /// POSTs `body` to `path`, retrying transport errors and transient answers with backoff.
-    async fn post(&mut self, path: &str, body: Vec<u8>, what: &str) -> Result<()> {
+    /// `deleting`: a missing path or table means there was nothing to delete.
+    async fn post(&mut self, path: &str, body: Vec<u8>, what: &str, deleting: bool) -> Result<()> {
         let client = self.client()?;
         let attempts = self.config.max_retries + 1;
         let mut last = String::new();
@@ -441,6 +442,7 @@ impl IotdbSink {
             match outcome(status, &bytes) {
                 Outcome::Success => return Ok(()),
                 Outcome::Transient(detail) => last = format!("{base} answered {detail}"),
+                Outcome::Failed(_, _) if deleting && is_missing_target(&bytes) => return Ok(()),
                 Outcome::Failed(class, detail) => return Err(failure(class, what, &detail)),
             }
         }
@@ -538,7 +540,7 @@ impl IotdbSink {
                     for chunk in by_time[&time].chunks(500) {
                         let targets: Vec<String> = chunk.iter().map(|p| format!("{p}.*")).collect();
                         let sql = format!("DELETE FROM {} WHERE time = {time}", targets.join(", "));
-                        self.non_query("/rest/v2/nonQuery", &sql, None).await?;
+                        self.run_delete("/rest/v2/nonQuery", &sql, None).await?;
                     }
                 }
             }
@@ -549,14 +551,14 @@ impl IotdbSink {
                         let name = config.schema.field(*tag).name();
                         sql.push_str(&format!(" AND {} = '{}'", quote_identifier(name), value.replace('\'', "''")));
                     }
-                    self.non_query("/rest/table/v1/nonQuery", &sql, Some(database)).await?;
+                    self.run_delete("/rest/table/v1/nonQuery", &sql, Some(database)).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn non_query(&mut self, path: &str, sql: &str, database: Option<&str>) -> Result<()> {
+    async fn run_delete(&mut self, path: &str, sql: &str, database: Option<&str>) -> Result<()> {
         let mut body = Vec::with_capacity(sql.len() + 32);
         body.extend_from_slice(b"{\"sql\":");
         json_string(&mut body, sql);
@@ -565,7 +567,7 @@ impl IotdbSink {
             json_string(&mut body, db);
         }
         body.push(b'}');
-        self.post(path, body, &format!("`{sql}`")).await
+        self.post(path, body, &format!("`{sql}`"), true).await
     }
 
     fn writers<'a>(&self, batch: &'a RecordBatch) -> Result<Vec<ValueWriter<'a>>> {
@@ -650,7 +652,7 @@ impl IotdbSink {
             }
             body.extend_from_slice(b"]}");
             let what = format!("insertTablet of {} rows into {path}", rows.len());
-            self.post("/rest/v2/insertTablet", body, &what).await?;
+            self.post("/rest/v2/insertTablet", body, &what, false).await?;
         }
         Ok(())
     }
@@ -739,7 +741,7 @@ impl IotdbSink {
         }
         body.extend_from_slice(b"]}");
         let what = format!("table-model insertTablet of {} rows into {database}.{table}", batch.num_rows());
-        self.post("/rest/table/v1/insertTablet", body, &what).await
+        self.post("/rest/table/v1/insertTablet", body, &what, false).await
     }
 }
 

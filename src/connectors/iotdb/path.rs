@@ -145,10 +145,13 @@ impl DeviceTemplate {
                     Piece::Column(c) => name.push_str(&value(*c)?),
                 }
             }
-            if i > 0 {
+            if i == 0 {
+                // Checked to be `root` when parsed: the one place a reserved word stands bare.
+                path.push_str(&name);
+            } else {
                 path.push('.');
+                path.push_str(&quote_node(&name));
             }
-            path.push_str(&quote_node(&name));
         }
         Ok(path)
     }

@@ -70,6 +70,12 @@ pub fn outcome(http_status: u16, body: &[u8]) -> Outcome {
     }
 }
 
+/// Whether a DELETE failed only because its path or table does not exist yet (PATH_NOT_EXIST 508,
+/// TABLE_NOT_EXISTS 550): there is nothing to delete, which is what the DELETE wanted.
+pub fn is_missing_target(body: &[u8]) -> bool {
+    serde_json::from_slice::<Status>(body).is_ok_and(|s| s.code == 508 || s.code == 550)
+}
+
 /// The error the job stops with for a failed request to `what`.
 pub fn failure(class: ErrorClass, what: &str, detail: &str) -> Error {
     match class {
@@ -106,5 +112,7 @@ mod tests {
             Outcome::Failed(ErrorClass::Rejected, _)
         ));
         assert!(matches!(outcome(200, b"not json"), Outcome::Failed(ErrorClass::Rejected, _)));
+        assert!(is_missing_target(br#"{"code":550,"message":"Table 'db.t' does not exist."}"#));
+        assert!(!is_missing_target(br#"{"code":507,"message":"x"}"#));
     }
 }

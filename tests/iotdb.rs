@@ -168,7 +168,7 @@ fn backfill_then_cdc_with_the_same_job_body() {
     assert_same(&expected, &actual_points(&iotdb));
     // Batching: one insertTablet per device per flush, not one per row.
     let tablets = iotdb.count("/rest/v2/insertTablet");
-    assert!(tablets >= 4 && tablets < 300 / 4, "{tablets} insertTablet requests for 300 rows");
+    assert!((4..300 / 4).contains(&tablets), "{tablets} insertTablet requests for 300 rows");
     // A bounded insert-only stream never deletes.
     assert_eq!(iotdb.count("/rest/v2/nonQuery"), 0);
 
@@ -373,4 +373,48 @@ mod emulator_rules {
         assert_eq!(q["values"], json!([[null, 30], ["B", "c"]]));
         assert_eq!(q["expressions"], json!(["root.sg.`d-1`.s1", "root.sg.`d-1`.s2"]));
     }
+}
+
+#[test]
+fn types_map_as_documented() {
+    let iotdb = IotdbEmulator::start(USER, PASSWORD);
+    let sql = format!(
+        "CREATE TABLE src (ts TIMESTAMP(6), b BOOLEAN, small SMALLINT, u INT UNSIGNED, big BIGINT UNSIGNED,
+           f FLOAT, d DOUBLE, price DECIMAL(10, 2), day DATE, seen TIMESTAMP_LTZ(3), note STRING)
+         WITH ('connector' = 'datagen', 'number-of-rows' = '20', 'seed' = '3',
+           'fields.big.min' = '0', 'fields.big.max' = '1000000', 'fields.day.max-past' = '3650 d',
+           'fields.ts.max-past' = '1 h');
+         CREATE TABLE iot (ts TIMESTAMP(6), b BOOLEAN, small SMALLINT, u INT UNSIGNED, big BIGINT UNSIGNED,
+           f FLOAT, d DOUBLE, price DECIMAL(10, 2), day DATE, seen TIMESTAMP_LTZ(3), note STRING)
+         WITH ('connector' = 'iotdb', 'url' = '{}', 'user' = '{USER}', 'password' = '{PASSWORD}',
+           'device' = 'root.types.`all`', 'time-column' = 'ts', 'time-precision' = 'us', 'aligned' = 'true',
+           'decimal-mapping' = 'text');
+         INSERT INTO iot SELECT * FROM src;",
+        iotdb.url()
+    );
+    let (code, _, stderr) = run_job(&sql);
+    assert_eq!(code, 0, "{stderr}");
+    let device = iotdb.device("root.types.`all`").unwrap();
+    assert!(device.aligned);
+    let types: BTreeMap<&str, &str> = device.series.iter().map(|(k, s)| (k.as_str(), s.data_type.as_str())).collect();
+    let expected: BTreeMap<&str, &str> = [
+        ("b", "BOOLEAN"),
+        ("small", "INT32"),
+        ("u", "INT64"),
+        ("big", "INT64"),
+        ("f", "FLOAT"),
+        ("d", "DOUBLE"),
+        ("price", "TEXT"),
+        ("day", "DATE"),
+        ("seen", "TIMESTAMP"),
+        ("note", "TEXT"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(types, expected);
+    let prices = &device.series["price"].points;
+    assert_eq!(prices.len(), 20);
+    assert!(prices.values().all(|v| matches!(v, Val::Text(t) if t.contains('.'))), "{prices:?}");
+    // Microsecond time column in 'us' precision: 20 distinct points.
+    assert_eq!(device.series["d"].points.len(), 20);
 }

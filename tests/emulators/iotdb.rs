@@ -46,6 +46,9 @@ pub struct Device {
     pub series: BTreeMap<String, Series>,
 }
 
+/// A table-model row key: tag values (in [`Table::tags`] order) and time.
+pub type RowKey = (Vec<Option<String>>, i64);
+
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// TAG columns in the order they were first written; row keys hold tag values in this order.
@@ -53,7 +56,7 @@ pub struct Table {
     /// name → (category, data type)
     pub columns: BTreeMap<String, (String, String)>,
     /// (tag values, time) → field values
-    pub rows: BTreeMap<(Vec<Option<String>>, i64), BTreeMap<String, Val>>,
+    pub rows: BTreeMap<RowKey, BTreeMap<String, Val>>,
     /// tag values → attribute values
     pub attributes: BTreeMap<Vec<Option<String>>, BTreeMap<String, Val>>,
 }

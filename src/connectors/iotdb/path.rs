@@ -132,7 +132,10 @@ impl DeviceTemplate {
 
     /// The path when the template has no placeholders.
     pub fn fixed(&self) -> Option<String> {
-        self.columns.is_empty().then(|| self.render(|_| unreachable_piece()).unwrap_or_default())
+        if !self.columns.is_empty() {
+            return None;
+        }
+        self.render(|_| Err(Error::internal("a fixed device path has no placeholders"))).ok()
     }
 
     fn render(&self, mut value: impl FnMut(usize) -> Result<String>) -> Result<String> {
@@ -166,10 +169,6 @@ impl DeviceTemplate {
         }
         Ok(DeviceFiller { template: self, batch, formatters })
     }
-}
-
-fn unreachable_piece() -> Result<String> {
-    Err(Error::internal("a fixed device path has no placeholders"))
 }
 
 /// Fills a [`DeviceTemplate`] from the rows of one batch.

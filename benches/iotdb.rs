@@ -4,7 +4,8 @@
 //! points, next to the same job into `blackhole` (the engine without the sink) measured in the
 //! same run. No IoTDB server or Flink IoTDB connector can run here, so there is no external
 //! reference tool; the emulator parses and stores every point, so its cost is in the wall time.
-//! Usage: `cargo bench --bench iotdb [-- rows]`.
+//! Usage: `cargo bench --bench iotdb [-- rows]` (release); `cargo bench --profile dev --bench iotdb`
+//! reuses the test build when a release build of DataFusion is not at hand.
 
 #[path = "../tests/emulators/iotdb.rs"]
 mod emulator;
@@ -64,7 +65,8 @@ fn main() {
         .sum();
     assert_eq!(stored as u64, points, "every point must arrive");
     let (bh_wall, bh_cpu) = run(&job(rows, "'connector' = 'blackhole'"));
-    println!("iotdb sink, {rows} rows x 5 measurements, 100 devices");
+    let profile = if cfg!(debug_assertions) { "dev profile: unoptimized binary and emulator" } else { "release" };
+    println!("iotdb sink, {rows} rows x 5 measurements, 100 devices ({profile})");
     println!("{:<22} {:>9} {:>14} {:>16}", "run", "wall s", "points/s", "cpu s / M points");
     println!(
         "{:<22} {:>9.2} {:>14.0} {:>16.3}",

@@ -124,8 +124,16 @@ struct Progress {
     report: PipelineReport,
 }
 
-async fn checkpoint(sink: &mut dyn Sink, acks: &mpsc::UnboundedSender<Ack>, progress: &mut Progress) -> Result<()> {
+async fn checkpoint(
+    job: &str,
+    sink: &mut dyn Sink,
+    acks: &mpsc::UnboundedSender<Ack>,
+    progress: &mut Progress,
+) -> Result<()> {
     progress.checkpoint_id += 1;
+    if let Some(position) = &progress.last_position {
+        sink.stage_position(job, &progress.report.name, position);
+    }
     let prepared = sink.prepare(progress.checkpoint_id).await?;
     sink.commit(prepared).await?;
     progress.report.checkpoints += 1;
@@ -189,7 +197,7 @@ async fn drive(pipeline: Pipeline, config: &JobConfig, stop: CancellationToken) 
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                _ = tick => checkpoint(sink, &ack_tx, &mut progress).await?,
+                _ = tick => checkpoint(&config.name, sink, &ack_tx, &mut progress).await?,
                 next = batch_rx.recv() => {
                     let Some(next) = next else { return Ok(()) };
                     let Some(batch) = next? else { return Ok(()) };
@@ -215,7 +223,7 @@ async fn drive(pipeline: Pipeline, config: &JobConfig, stop: CancellationToken) 
     .await;
 
     let finished = match outcome {
-        Ok(()) => checkpoint(sink, &ack_tx, &mut progress).await.and(Ok(())),
+        Ok(()) => checkpoint(&config.name, sink, &ack_tx, &mut progress).await.and(Ok(())),
         Err(e) => Err(e),
     };
     reader_stop.cancel();

@@ -308,7 +308,7 @@ fn partitioned_scan_reads_every_row_exactly_once() {
     // 1000 rows: partition values skewed towards 15, NULLs, and values far outside the bounds.
     my.exec(
         "CREATE TABLE s (id INT PRIMARY KEY, p BIGINT NULL);
-         INSERT INTO s SELECT seq, CASE WHEN seq % 10 = 0 THEN NULL WHEN seq % 10 = 1 THEN -1000000 - seq
+         INSERT INTO s SELECT seq, CASE WHEN seq % 10 = 0 THEN NULL WHEN seq % 10 = 1 THEN -1000000 - CAST(seq AS SIGNED)
            WHEN seq % 10 = 2 THEN 1000000 + seq WHEN seq % 10 < 8 THEN 15 ELSE seq % 23 END FROM seq_1_to_1000;",
     );
     let pg = cdc_sql_testkit::postgres().create_database("scan_dst");
@@ -408,4 +408,59 @@ fn failures_are_clear_apply_nothing_half_way_and_hide_the_password() {
     ));
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("no PRIMARY KEY") && run.stderr.contains("sink.delete-mode"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_commit_the_source_position_with_the_data() {
+    let pg = cdc_sql_testkit::postgres().create_database("offsets_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    let my = cdc_sql_testkit::mariadb().create_database("offsets_my");
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let columns = "id INT, v INT, PRIMARY KEY (id) NOT ENFORCED";
+    let pg_with = format!("{}, 'sink.offsets-table' = 'cdc_sql_offsets'", with_admin(&pg, "t"));
+    let my_with = format!("{}, 'sink.offsets-table' = 'cdc_sql_offsets'", with_admin(&my, "t"));
+    ok(run_job(&format!(
+        "SET 'pipeline.name' = 'offsets-test';
+         CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '50', 'seed' = '3',
+           'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000');
+         CREATE TABLE pg_dst ({columns}) WITH ({pg_with});
+         CREATE TABLE my_dst ({columns}) WITH ({my_with});
+         EXECUTE STATEMENT SET BEGIN
+           INSERT INTO pg_dst SELECT * FROM gen;
+           INSERT INTO my_dst SELECT * FROM gen;
+         END;"
+    )));
+    assert_eq!(pg.query_one("SELECT count(*) FROM t"), "50");
+    assert_eq!(
+        pg.query("SELECT job, pipeline, position->>'events' FROM cdc_sql_offsets"),
+        vec![vec!["offsets-test".to_string(), "INSERT INTO pg_dst".to_string(), "50".to_string()]]
+    );
+    assert_eq!(
+        my.query("SELECT job, pipeline, JSON_EXTRACT(position, '$.events') FROM cdc_sql_offsets"),
+        vec![vec!["offsets-test".to_string(), "INSERT INTO my_dst".to_string(), "50".to_string()]]
+    );
+
+    // What a restarted job reads back to resume from.
+    for (db, with) in [(&pg, &pg_with), (&my, &my_with)] {
+        let spec = cdc_sql::sql::TableSpec {
+            name: "dst".into(),
+            columns: vec![],
+            primary_key: vec![],
+            options: with
+                .split("', '")
+                .map(|kv| {
+                    let kv = kv.trim_matches('\'');
+                    let (k, v) = kv.split_once("' = '").unwrap();
+                    cdc_sql::sql::TableOption { key: k.into(), value: v.into(), written: v.into() }
+                })
+                .collect(),
+            comment: None,
+        };
+        let table = cdc_sql::connectors::open_table(&spec).unwrap();
+        let mut sink = table.sink(cdc_sql::changelog::ChangelogMode::InsertOnly).unwrap().unwrap();
+        let pipeline = if db.kind() == cdc_sql_testkit::ServerKind::Postgres { "INSERT INTO pg_dst" } else { "INSERT INTO my_dst" };
+        let stored = sink.stored_position("offsets-test", pipeline).await.unwrap().expect("a stored position");
+        assert_eq!(stored["events"], 50);
+        assert_eq!(sink.stored_position("another-job", pipeline).await.unwrap(), None);
+    }
 }

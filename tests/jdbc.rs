@@ -458,7 +458,11 @@ async fn checkpoints_commit_the_source_position_with_the_data() {
         };
         let table = cdc_sql::connectors::open_table(&spec).unwrap();
         let mut sink = table.sink(cdc_sql::changelog::ChangelogMode::InsertOnly).unwrap().unwrap();
-        let pipeline = if db.kind() == cdc_sql_testkit::ServerKind::Postgres { "INSERT INTO pg_dst" } else { "INSERT INTO my_dst" };
+        let pipeline = if db.kind() == cdc_sql_testkit::ServerKind::Postgres {
+            "INSERT INTO pg_dst"
+        } else {
+            "INSERT INTO my_dst"
+        };
         let stored = sink.stored_position("offsets-test", pipeline).await.unwrap().expect("a stored position");
         assert_eq!(stored["events"], 50);
         assert_eq!(sink.stored_position("another-job", pipeline).await.unwrap(), None);

@@ -18,6 +18,8 @@ pub const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i64 = 10_957;
+/// What [`CopyDecoder::complete_tuple_len`] returns for the end-of-data marker (field count -1).
+const TRAILER: usize = usize::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
@@ -368,10 +370,8 @@ impl CopyDecoder {
             self.pending.advance(19 + ext);
             self.header_done = true;
         }
-        loop {
-            let Some(len) = self.complete_tuple_len()? else { break };
-            if len == 2 {
-                // The trailer (field count -1).
+        while let Some(len) = self.complete_tuple_len()? {
+            if len == TRAILER {
                 self.ended = true;
                 self.pending.advance(2);
                 break;
@@ -383,7 +383,7 @@ impl CopyDecoder {
         Ok(())
     }
 
-    /// The byte length of the tuple at the start of `pending` if it is complete.
+    /// The byte length of the tuple at the start of `pending` if it is complete, or [`TRAILER`].
     fn complete_tuple_len(&self) -> Result<Option<usize>> {
         let p = &self.pending[..];
         if p.len() < 2 {
@@ -391,7 +391,7 @@ impl CopyDecoder {
         }
         let count = i16::from_be_bytes([p[0], p[1]]);
         if count == -1 {
-            return Ok(Some(2));
+            return Ok(Some(TRAILER));
         }
         if count as usize != self.wires.len() {
             return Err(Error::internal(format!(

@@ -195,7 +195,8 @@ impl JdbcConfig {
             schema: spec.schema(),
             key,
             sink: SinkOptions {
-                max_rows: max_rows.max(1),
+                // As in Flink, 0 turns size-triggered flushes off.
+                max_rows: if max_rows == 0 { usize::MAX } else { max_rows },
                 interval: Some(interval).filter(|d| !d.is_zero()),
                 max_retries,
                 delete_mode,

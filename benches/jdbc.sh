@@ -71,7 +71,7 @@ measure "cdc-sql jdbc → jdbc" "$ROWS" "$BIN -f $WORK/snapshot.sql"
 echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
 
 $PGB -c "DROP TABLE t" -c "$TARGET_DDL"
-measure "mariadb --quick | psql \\copy" "$ROWS" \
+measure "mariadb --quick | psql copy" "$ROWS" \
   "$MYB --quick -N -e 'SELECT id, customer, amount, qty, created, note FROM src' | $PGB -c '\\copy t FROM STDIN'"
 echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
 
@@ -80,7 +80,10 @@ if command -v pgloader >/dev/null; then
   cat >"$WORK/load" <<LOAD
 LOAD DATABASE FROM mysql://root:root_password@127.0.0.1:$MY_PORT/bench
   INTO postgresql://postgres:postgres_password@127.0.0.1:$PG_PORT/bench
-  WITH data only, truncate INCLUDING ONLY TABLE NAMES MATCHING 'src' ALTER TABLE NAMES MATCHING 'src' RENAME TO 't';
+  WITH data only, truncate
+  INCLUDING ONLY TABLE NAMES MATCHING 'src'
+  ALTER TABLE NAMES MATCHING 'src' RENAME TO 't'
+  ALTER SCHEMA 'bench' RENAME TO 'public';
 LOAD
   measure "pgloader" "$ROWS" "pgloader $WORK/load"
   echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"

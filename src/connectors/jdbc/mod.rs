@@ -11,8 +11,8 @@
 //!
 //! Limits: no TLS (URL parameters other than `sslmode=disable` / `useSSL=false` are refused); no
 //! lookup joins; ARRAY/MAP/ROW columns are not supported; partitioned scans need an integer
-//! partition column and each range is read in its own transaction (no cross-range snapshot); a
-//! resumed scan re-reads the ranges that were not finished.
+//! partition column; on MySQL/MariaDB each range is its own transaction (PostgreSQL ranges share
+//! one exported snapshot); a resumed scan re-reads the ranges that were not finished.
 
 mod columns;
 mod dialect;

@@ -6,6 +6,10 @@
 //! connection, and streamed as Arrow batches of `scan.fetch-size` rows (default: the session's
 //! batch size); nothing is materialised beyond the batches in flight.
 //!
+//! On PostgreSQL all ranges read one snapshot: a holder transaction exports it
+//! (`pg_export_snapshot()`) and every reader imports it (`SET TRANSACTION SNAPSHOT`). On
+//! MySQL/MariaDB each range is its own statement, so ranges may see different instants.
+//!
 //! Position: `{"ranges": n, "done": [indices of finished ranges]}`. Resuming skips finished
 //! ranges and re-reads the others from their start.
 
@@ -82,12 +86,23 @@ pub struct JdbcSource {
     done: BTreeSet<usize>,
     events: Option<mpsc::Receiver<Result<Event>>>,
     readers: Vec<JoinHandle<()>>,
+    /// PostgreSQL: the transaction whose snapshot every range reader imports, open until the
+    /// scan is closed, so all ranges see the table at one instant.
+    snapshot_holder: Option<tokio_postgres::Client>,
 }
 
 impl JdbcSource {
     pub fn new(config: Arc<JdbcConfig>, batch_size: usize) -> Self {
         let ranges = scan_ranges(config.partitioning.as_ref());
-        JdbcSource { config, batch_size, ranges, done: BTreeSet::new(), events: None, readers: Vec::new() }
+        JdbcSource {
+            config,
+            batch_size,
+            ranges,
+            done: BTreeSet::new(),
+            events: None,
+            readers: Vec::new(),
+            snapshot_holder: None,
+        }
     }
 
     fn position(&self) -> Position {
@@ -126,6 +141,21 @@ impl Source for JdbcSource {
             }
         }
         let todo: VecDeque<usize> = (0..self.ranges.len()).filter(|i| !self.done.contains(i)).collect();
+        let snapshot = if self.config.endpoint.dialect == Dialect::Postgres && todo.len() > 1 {
+            let holder = connect_postgres(&self.config.endpoint, self.config.retry_timeout).await?;
+            let what =
+                format!("table `{}`: exporting a snapshot of {}", self.config.name, self.config.describe_target());
+            holder
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| pg_error(&e, &what))?;
+            let row = holder.query_one("SELECT pg_export_snapshot()", &[]).await.map_err(|e| pg_error(&e, &what))?;
+            let id: String = row.try_get(0).map_err(|e| pg_error(&e, &what))?;
+            self.snapshot_holder = Some(holder);
+            Some(id)
+        } else {
+            None
+        };
         let parallelism = todo.len().clamp(1, MAX_CONNECTIONS);
         let (tx, rx) = mpsc::channel(parallelism * 2);
         let queue = Arc::new(Mutex::new(todo));
@@ -137,6 +167,7 @@ impl Source for JdbcSource {
                 queue: queue.clone(),
                 events: tx.clone(),
                 fetch,
+                snapshot: snapshot.clone(),
             };
             self.readers.push(tokio::spawn(reader.run()));
         }
@@ -171,6 +202,7 @@ impl Source for JdbcSource {
         for reader in self.readers.drain(..) {
             reader.abort();
         }
+        self.snapshot_holder = None;
         Ok(())
     }
 }
@@ -181,6 +213,7 @@ struct RangeReader {
     queue: Arc<Mutex<VecDeque<usize>>>,
     events: mpsc::Sender<Result<Event>>,
     fetch: usize,
+    snapshot: Option<String>,
 }
 
 impl RangeReader {
@@ -222,6 +255,15 @@ impl RangeReader {
 
     async fn read_postgres(&self) -> Result<()> {
         let client = connect_postgres(&self.config.endpoint, self.config.retry_timeout).await?;
+        if let Some(id) = &self.snapshot {
+            // The id comes from pg_export_snapshot(): hex digits and dashes, safe to inline.
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+                ))
+                .await
+                .map_err(|e| pg_error(&e, "importing the scan's snapshot"))?;
+        }
         let types: Vec<_> = self.config.schema.fields().iter().map(|f| f.data_type().clone()).collect();
         while let Some(index) = self.next_range() {
             let select = self.select(&self.ranges[index], |c, t| pgwire::read_expression(c, t).unwrap_or_default());

@@ -468,3 +468,26 @@ async fn checkpoints_commit_the_source_position_with_the_data() {
         assert_eq!(sink.stored_position("another-job", pipeline).await.unwrap(), None);
     }
 }
+
+#[test]
+fn delete_mode_ignore_appends_additions_and_drops_retractions() {
+    let gen = "CREATE TABLE gen (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen',
+        'changelog-mode' = 'all', 'changelog.key-space' = '20', 'number-of-rows' = '300', 'seed' = '5',
+        'rows-per-second' = '1000000')";
+    let printed = ok(run_job(&format!(
+        "{gen}; CREATE TABLE out (id BIGINT, v INT) WITH ('connector' = 'print'); INSERT INTO out SELECT * FROM gen;"
+    )))
+    .stdout;
+    let additions = printed.lines().filter(|l| l.starts_with("+I[") || l.starts_with("+U[")).count();
+    let retractions = printed.lines().filter(|l| l.starts_with("-U[") || l.starts_with("-D[")).count();
+    assert!(additions > 0 && retractions > 0);
+
+    let pg = cdc_sql_testkit::postgres().create_database("ignore_pg");
+    pg.exec("CREATE TABLE log (id bigint, v int)");
+    ok(run_job(&format!(
+        "{gen}; CREATE TABLE log (id BIGINT, v INT) WITH ({}, 'sink.delete-mode' = 'ignore');
+         INSERT INTO log SELECT * FROM gen;",
+        with_admin(&pg, "log")
+    )));
+    assert_eq!(pg.query_one("SELECT count(*) FROM log"), additions.to_string());
+}

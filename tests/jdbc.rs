@@ -421,7 +421,9 @@ async fn checkpoints_commit_the_source_position_with_the_data() {
     let my_with = format!("{}, 'sink.offsets-table' = 'cdc_sql_offsets'", with_admin(&my, "t"));
     ok(run_job(&format!(
         "SET 'pipeline.name' = 'offsets-test';
+         SET 'execution.checkpointing.interval' = '50ms';
          CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '50', 'seed' = '3',
+           'rows-per-second' = '40',
            'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000');
          CREATE TABLE pg_dst ({columns}) WITH ({pg_with});
          CREATE TABLE my_dst ({columns}) WITH ({my_with});

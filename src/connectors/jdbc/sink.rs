@@ -282,6 +282,14 @@ impl Changes {
 }
 
 fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> {
+    if pending.is_empty() {
+        // A checkpoint with no new changes still commits its position.
+        let none = RecordBatch::new_empty(config.schema.clone());
+        return Ok(match config.key.is_empty() {
+            true => Changes::Append(none),
+            false => Changes::Keyed { upserts: none.clone(), deletes: none },
+        });
+    }
     let rows = concat_batches(&config.schema, pending.iter().map(|b| b.rows()))?;
     let kinds: Vec<&dyn Array> = pending.iter().map(|b| b.kinds() as &dyn Array).collect();
     let kinds = concat(&kinds)?;
@@ -862,6 +870,7 @@ mod tests {
             batch(&[(UpdateBefore, 1, Some("a")), (UpdateAfter, 3, Some("a")), (Insert, 2, Some("c"))]),
         ];
         let Changes::Keyed { upserts, deletes } = net_changes(&config, &pending).unwrap() else { panic!("keyed") };
+        assert_eq!(net_changes(&config, &[]).unwrap().len(), 0);
         let ids = |b: &RecordBatch| {
             b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().values().to_vec()
         };

@@ -493,3 +493,46 @@ fn delete_mode_ignore_appends_additions_and_drops_retractions() {
     )));
     assert_eq!(pg.query_one("SELECT count(*) FROM log"), additions.to_string());
 }
+
+#[test]
+fn a_lost_connection_is_retried_without_losing_or_duplicating_changes() {
+    let pg = cdc_sql_testkit::postgres().create_database("retry_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '600');
+             CREATE TABLE dst (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ({},
+               'sink.buffer-flush.max-rows' = '20');
+             INSERT INTO dst SELECT * FROM gen;",
+            with_admin(&pg, "t")
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+        .arg("-f")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once rows arrive, cut the sink's connection from the server side.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.query_one("SELECT count(*) FROM t") == "0" {
+        assert!(std::time::Instant::now() < deadline, "no rows arrived");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = pg.query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cdc-sql' AND datname = current_database()",
+    );
+    assert_eq!(killed, "1");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("retrying"), "the retry should be logged: {stderr}");
+    assert_eq!(pg.query("SELECT count(*), min(id), max(id) FROM t"), vec![vec!["600", "1", "600"]]);
+}

@@ -494,10 +494,10 @@ fn delete_mode_ignore_appends_additions_and_drops_retractions() {
     assert_eq!(pg.query_one("SELECT count(*) FROM log"), additions.to_string());
 }
 
-#[test]
-fn a_lost_connection_is_retried_without_losing_or_duplicating_changes() {
-    let pg = cdc_sql_testkit::postgres().create_database("retry_pg");
-    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+/// Runs a slow 600-row job into `db`'s table `t`, cuts the sink's connection from the server side
+/// once rows arrive (`cut` returns how many connections it cut), and checks the job retries and
+/// ends with every row.
+fn survives_a_cut_connection(db: &Database, cut: impl Fn() -> usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("job.sql");
     std::fs::write(
@@ -508,7 +508,7 @@ fn a_lost_connection_is_retried_without_losing_or_duplicating_changes() {
              CREATE TABLE dst (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ({},
                'sink.buffer-flush.max-rows' = '20');
              INSERT INTO dst SELECT * FROM gen;",
-            with_admin(&pg, "t")
+            with_admin(db, "t")
         ),
     )
     .unwrap();
@@ -520,19 +520,39 @@ fn a_lost_connection_is_retried_without_losing_or_duplicating_changes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once rows arrive, cut the sink's connection from the server side.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while pg.query_one("SELECT count(*) FROM t") == "0" {
+    while db.query_one("SELECT count(*) FROM t") == "0" {
         assert!(std::time::Instant::now() < deadline, "no rows arrived");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let killed = pg.query_one(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cdc-sql' AND datname = current_database()",
-    );
-    assert_eq!(killed, "1");
+    assert_eq!(cut(), 1);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("retrying"), "the retry should be logged: {stderr}");
-    assert_eq!(pg.query("SELECT count(*), min(id), max(id) FROM t"), vec![vec!["600", "1", "600"]]);
+    assert_eq!(db.query("SELECT count(*), min(id), max(id) FROM t"), vec![vec!["600", "1", "600"]]);
+}
+
+#[test]
+fn a_lost_connection_is_retried_without_losing_changes() {
+    let pg = cdc_sql_testkit::postgres().create_database("retry_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    survives_a_cut_connection(&pg, || {
+        pg.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cdc-sql' AND datname = current_database()",
+        )
+        .parse()
+        .unwrap()
+    });
+
+    let my = cdc_sql_testkit::mariadb().create_database("retry_my");
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    survives_a_cut_connection(&my, || {
+        let ids =
+            my.query("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND HOST LIKE '127.0.0.1:%'");
+        for id in &ids {
+            my.exec(&format!("KILL CONNECTION {}", id[0]));
+        }
+        ids.len()
+    });
 }

@@ -7,6 +7,7 @@
 mod blackhole;
 mod datagen;
 mod iotdb;
+mod jdbc;
 pub mod options;
 mod print;
 
@@ -20,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
-static CONNECTORS: &[&dyn Connector] = &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &iotdb::Iotdb];
+static CONNECTORS: &[&dyn Connector] =
+    &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &iotdb::Iotdb, &jdbc::Jdbc];
 
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;
@@ -198,6 +200,20 @@ pub trait Sink: Send {
     }
 
     async fn write(&mut self, batch: ChangeBatch) -> Result<()>;
+
+    /// Exactly-once hook: the source position the next `prepare` covers. A sink that stores it
+    /// in the same transaction as the data (e.g. jdbc with 'sink.offsets-table') keeps it and
+    /// returns true; others return false.
+    fn stage_position(&mut self, job: &str, pipeline: &str, position: &Position) -> bool {
+        let _ = (job, pipeline, position);
+        false
+    }
+
+    /// The position a previous run stored with its data through `stage_position`, to resume from.
+    async fn stored_position(&mut self, job: &str, pipeline: &str) -> Result<Option<Position>> {
+        let _ = (job, pipeline);
+        Ok(None)
+    }
 
     /// Flushes everything written so far and makes it ready to commit.
     async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit>;

@@ -163,9 +163,11 @@ async fn run_observed(
     }
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
+    let mut trust_sink_position = resume != Resume::Fresh;
     loop {
         metrics.set_state(JobState::Running);
-        let result = attempt(job, restored.clone(), store.as_ref(), stop.clone(), metrics).await;
+        let result = attempt(job, restored.clone(), store.as_ref(), stop.clone(), metrics, trust_sink_position).await;
+        trust_sink_position = true;
         if let Err(e) = &result {
             metrics.record_exception(e);
         }
@@ -250,6 +252,7 @@ async fn attempt(
     store: Option<&CheckpointStore>,
     stop: CancellationToken,
     metrics: &Arc<JobMetrics>,
+    trust_sink_position: bool,
 ) -> Result<Vec<PipelineReport>> {
     let n = job.pipelines.len();
     let mut states: Vec<Option<PipelineState>> = match &restored {
@@ -266,6 +269,8 @@ async fn attempt(
         let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
         triggers.push(trigger_tx);
         let ctx = pipeline::Context {
+            job: job.config.name.clone(),
+            trust_sink_position,
             index,
             spec: spec.clone(),
             restored: states[index].clone(),

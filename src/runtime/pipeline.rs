@@ -16,6 +16,11 @@ use crate::connectors::{Position, PreparedCommit, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
 
 pub(super) struct Context {
+    /// The job's name, under which exactly-once sinks store positions with their data.
+    pub job: String,
+    /// Whether a position a sink stored with its data may override the checkpoint's (not after
+    /// `--fresh`, which asks to start over).
+    pub trust_sink_position: bool,
     pub index: usize,
     pub spec: PipelineSpec,
     pub restored: Option<PipelineState>,
@@ -108,6 +113,13 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
         .into_iter()
         .collect();
     sink.recover(pending).await?;
+    if ctx.trust_sink_position {
+        // Committed together with the data, so at least as new as the checkpoint record, which
+        // is written after the sink prepared.
+        if let Some(position) = sink.stored_position(&ctx.job, &spec.name).await? {
+            progress.position = Some(position);
+        }
+    }
     let mut source = (spec.open_source)()?;
     source.start(progress.position.clone()).await?;
 
@@ -208,6 +220,9 @@ async fn checkpoint(
     acks: &mpsc::UnboundedSender<Position>,
     progress: &mut Progress,
 ) -> Result<()> {
+    if let Some(position) = &progress.position {
+        sink.stage_position(&ctx.job, &spec.name, position);
+    }
     let prepared = sink.prepare(id).await?;
     let state = PipelineState {
         name: spec.name.clone(),

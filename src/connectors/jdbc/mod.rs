@@ -1,0 +1,237 @@
+//! `jdbc`: writes changelogs into PostgreSQL and MySQL/MariaDB tables and reads whole tables back
+//! as a bounded, partitioned scan, with Flink's JDBC connector options (see
+//! `docs/connectors/jdbc.md`).
+//!
+//! Protocols: PostgreSQL through `tokio-postgres` (the sink streams binary `COPY` into a temporary
+//! staging table and merges it with one `DELETE … USING` and one `INSERT … SELECT … ON CONFLICT`
+//! per flush; the scan decodes binary `COPY (SELECT …) TO STDOUT`); MySQL/MariaDB through
+//! `mysql_async`'s text protocol (multi-row `INSERT … ON DUPLICATE KEY UPDATE` and
+//! `DELETE … WHERE key IN (…)`; the scan streams `SELECT` rows). Every flush is one transaction,
+//! retried on connection loss, deadlocks and serialization failures.
+//!
+//! Limits: no TLS (URL parameters other than `sslmode=disable` / `useSSL=false` are refused); no
+//! lookup joins; ARRAY/MAP/ROW columns are not supported; partitioned scans need an integer
+//! partition column; on MySQL/MariaDB each range is its own transaction (PostgreSQL ranges share
+//! one exported snapshot); a resumed scan re-reads the ranges that were not finished.
+
+mod columns;
+mod dialect;
+mod mysqltext;
+mod pgwire;
+mod sink;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+
+use super::{Connector, ConnectorOptions, ConnectorTable, Sink, Source, SourceContext};
+use crate::changelog::ChangelogMode;
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+use dialect::{Endpoint, TableName};
+
+pub struct Jdbc;
+
+impl Connector for Jdbc {
+    fn name(&self) -> &'static str {
+        "jdbc"
+    }
+
+    fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>> {
+        Ok(Box::new(JdbcTable { config: Arc::new(JdbcConfig::parse(spec, options)?) }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeleteMode {
+    Delete,
+    Ignore,
+}
+
+#[derive(Debug)]
+pub(crate) struct SinkOptions {
+    pub max_rows: usize,
+    pub interval: Option<Duration>,
+    pub max_retries: u32,
+    pub delete_mode: DeleteMode,
+    pub auto_create: bool,
+    pub offsets_table: Option<TableName>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Partitioning {
+    pub column: usize,
+    pub num: u32,
+    pub lower: i64,
+    pub upper: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct JdbcConfig {
+    /// The table's name in the job file, for messages.
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub table: TableName,
+    pub schema: SchemaRef,
+    /// Indices of the PRIMARY KEY columns (empty: append-only sink).
+    pub key: Vec<usize>,
+    pub sink: SinkOptions,
+    pub partitioning: Option<Partitioning>,
+    pub fetch_size: Option<usize>,
+    pub retry_timeout: Duration,
+}
+
+impl JdbcConfig {
+    fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
+        let url = o.required("url")?;
+        let (dialect, host, port, database) =
+            dialect::parse_url(&url).map_err(|expected| o.invalid("url", &url, &expected))?;
+        // Flink jobs name the JDBC driver class; ours is built in, so it only has to match the URL.
+        if let Some(driver) = o.string("driver") {
+            let matches = match dialect {
+                dialect::Dialect::Postgres => driver == "org.postgresql.Driver",
+                dialect::Dialect::MySql => {
+                    ["com.mysql.cj.jdbc.Driver", "com.mysql.jdbc.Driver", "org.mariadb.jdbc.Driver"]
+                        .contains(&driver.as_str())
+                }
+            };
+            if !matches {
+                return Err(o.invalid(
+                    "driver",
+                    &driver,
+                    &format!("the {} driver class matching 'url'", dialect.label()),
+                ));
+            }
+        }
+        let table_text = o.required("table-name")?;
+        let table = TableName::parse(&table_text)
+            .ok_or_else(|| o.invalid("table-name", &table_text, "`table` or `schema.table`"))?;
+        let user = o.string("username");
+        let password = o.string("password");
+        if password.is_some() && user.is_none() {
+            return Err(Error::user(format!("table `{}`: 'password' is set but 'username' is not", spec.name)));
+        }
+        let endpoint = Endpoint { dialect, host, port, database, user, password };
+
+        let max_rows = o.parse::<usize>("sink.buffer-flush.max-rows", "a whole number of rows")?.unwrap_or(100);
+        let interval = o.duration("sink.buffer-flush.interval")?.unwrap_or(Duration::from_secs(1));
+        let max_retries = o.parse::<u32>("sink.max-retries", "a whole number")?.unwrap_or(3);
+        let retry_timeout = o.duration("connection.max-retry-timeout")?.unwrap_or(Duration::from_secs(60));
+        let delete_mode = match o.choice("sink.delete-mode", &["delete", "ignore"])?.unwrap_or("delete") {
+            "ignore" => DeleteMode::Ignore,
+            _ => DeleteMode::Delete,
+        };
+        let auto_create = o.bool("sink.auto-create-table")?.unwrap_or(false);
+        let offsets_table = match o.string("sink.offsets-table") {
+            None => None,
+            Some(t) => Some(
+                TableName::parse(&t).ok_or_else(|| o.invalid("sink.offsets-table", &t, "`table` or `schema.table`"))?,
+            ),
+        };
+
+        let column_index = |name: &str| spec.columns.iter().position(|c| c.name == name);
+        let partition_column = o.string("scan.partition.column");
+        let partition_num = o.parse::<u32>("scan.partition.num", "a positive whole number")?;
+        let lower = o.parse::<i64>("scan.partition.lower-bound", "a whole number")?;
+        let upper = o.parse::<i64>("scan.partition.upper-bound", "a whole number")?;
+        let partitioning = match (partition_column, partition_num, lower, upper) {
+            (None, None, None, None) => None,
+            (Some(column), Some(num), Some(lower), Some(upper)) => {
+                let index = column_index(&column).ok_or_else(|| {
+                    o.invalid("scan.partition.column", &column, "one of the table's declared columns")
+                })?;
+                if !spec.columns[index].data_type.is_integer() {
+                    return Err(o.invalid("scan.partition.column", &column, "a column of an integer type"));
+                }
+                if num == 0 {
+                    return Err(o.invalid("scan.partition.num", "0", "a positive whole number"));
+                }
+                if lower > upper {
+                    return Err(o.invalid(
+                        "scan.partition.lower-bound",
+                        &lower.to_string(),
+                        &format!("a number not above 'scan.partition.upper-bound' ({upper})"),
+                    ));
+                }
+                Some(Partitioning { column: index, num, lower, upper })
+            }
+            _ => {
+                return Err(Error::user(format!(
+                    "table `{}`: a partitioned scan needs all four of 'scan.partition.column', 'scan.partition.num', 'scan.partition.lower-bound' and 'scan.partition.upper-bound'",
+                    spec.name
+                )))
+            }
+        };
+        let fetch_size = o.parse::<usize>("scan.fetch-size", "a positive whole number of rows")?;
+        if fetch_size == Some(0) {
+            return Err(o.invalid("scan.fetch-size", "0", "a positive whole number of rows"));
+        }
+
+        for column in &spec.columns {
+            if !columns::is_supported(&column.data_type) || dialect.column_type(&column.data_type, false).is_none() {
+                return Err(Error::user(format!(
+                    "column `{}` of table `{}` has type {}, which the jdbc connector does not support for {}",
+                    column.name,
+                    spec.name,
+                    column.type_text,
+                    dialect.label()
+                )));
+            }
+        }
+        let key = spec
+            .primary_key
+            .iter()
+            .map(|k| {
+                column_index(k).ok_or_else(|| Error::internal(format!("primary key column `{k}` is not a column")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        Ok(JdbcConfig {
+            name: spec.name.clone(),
+            endpoint,
+            table,
+            schema: spec.schema(),
+            key,
+            sink: SinkOptions {
+                // As in Flink, 0 turns size-triggered flushes off.
+                max_rows: if max_rows == 0 { usize::MAX } else { max_rows },
+                interval: Some(interval).filter(|d| !d.is_zero()),
+                max_retries,
+                delete_mode,
+                auto_create,
+                offsets_table,
+            },
+            partitioning,
+            fetch_size,
+            retry_timeout,
+        })
+    }
+
+    /// `target` `(database)` for messages: never credentials.
+    pub fn describe_target(&self) -> String {
+        format!("table {} of {}", self.table.display(), self.endpoint.describe())
+    }
+}
+
+struct JdbcTable {
+    config: Arc<JdbcConfig>,
+}
+
+impl ConnectorTable for JdbcTable {
+    fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
+        Ok(Some(Box::new(source::JdbcSource::new(self.config.clone(), ctx.batch_size))))
+    }
+
+    fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
+        let c = &self.config;
+        if c.key.is_empty() && !input.is_insert_only() && c.sink.delete_mode == DeleteMode::Delete {
+            return Err(Error::user(format!(
+                "table `{}` has no PRIMARY KEY, so the jdbc sink can only append rows, but the query produces updates or deletes; declare PRIMARY KEY (…) NOT ENFORCED on `{}` or set 'sink.delete-mode' = 'ignore' to append inserts and drop retractions",
+                c.name, c.name
+            )));
+        }
+        Ok(Some(Box::new(sink::JdbcSink::new(self.config.clone()))))
+    }
+}

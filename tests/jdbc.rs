@@ -1,0 +1,558 @@
+//! The `jdbc` connector against real MariaDB and PostgreSQL servers (testkit), through the real
+//! binary: type zoos both ways (jdbc scan → jdbc sink), changelogs with updates, deletes and key
+//! changes compared with the expected final state, partitioned scans covering every row once,
+//! and failures that are clear, never print the password and apply nothing half-way.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use cdc_sql_testkit::{Database, MARIADB_ROOT_PASSWORD, MARIADB_ROOT_USER, POSTGRES_PASSWORD, POSTGRES_SUPERUSER};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_job(sql: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, sql).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+        .arg("-f")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cdc-sql");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(run: Run) -> Run {
+    assert_eq!(run.code, 0, "job failed:\n{}\n{}", run.stdout, run.stderr);
+    run
+}
+
+/// WITH options reaching `db` as its administrator (the sinks write).
+fn with_admin(db: &Database, table: &str) -> String {
+    let (user, password) = match db.kind() {
+        cdc_sql_testkit::ServerKind::MariaDb => (MARIADB_ROOT_USER, MARIADB_ROOT_PASSWORD),
+        cdc_sql_testkit::ServerKind::Postgres => (POSTGRES_SUPERUSER, POSTGRES_PASSWORD),
+    };
+    format!(
+        "'connector' = 'jdbc', 'url' = '{}', 'table-name' = '{table}', 'username' = '{user}', 'password' = '{password}'",
+        db.jdbc_url()
+    )
+}
+
+/// WITH options reaching `db` as the read-only CDC user (the scans read).
+fn with_reader(db: &Database, table: &str) -> String {
+    let c = db.connection();
+    format!(
+        "'connector' = 'jdbc', 'url' = '{}', 'table-name' = '{table}', 'username' = '{}', 'password' = '{}'",
+        db.jdbc_url(),
+        c.user,
+        c.password
+    )
+}
+
+const ZOO_COLUMNS: &str = "id INT, flag BOOLEAN, tiny BOOLEAN, tiny_num SMALLINT, u32 BIGINT, u64 DECIMAL(20, 0), \
+     amount DECIMAL(20, 4), dt TIMESTAMP(6), ts TIMESTAMP_LTZ(6), d DATE, t TIME(6), doc STRING, mood STRING, \
+     tags STRING, name STRING, raw BYTES, dbl DOUBLE, flt FLOAT, PRIMARY KEY (id) NOT ENFORCED";
+
+#[test]
+fn mariadb_type_zoo_lands_in_postgres() {
+    let my = cdc_sql_testkit::mariadb().create_database("zoo_src");
+    my.exec(
+        "SET SESSION sql_mode = ''; SET time_zone = '+00:00';
+         CREATE TABLE zoo (id INT PRIMARY KEY, flag BIT(1), tiny TINYINT(1), tiny_num TINYINT(1), u32 INT UNSIGNED,
+           u64 BIGINT UNSIGNED, amount DECIMAL(20,4), dt DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, d DATE,
+           t TIME(6), doc JSON, mood ENUM('happy','sad'), tags SET('a','b','c'), name VARCHAR(100), raw BLOB,
+           dbl DOUBLE, flt FLOAT);
+         INSERT INTO zoo VALUES
+           (1, b'1', 1, 7, 4294967295, 18446744073709551615, -1234567890123456.7891, '2024-02-29 23:59:59.123456',
+            '2038-01-19 03:14:07.999999', '1999-12-31', '23:59:59.5', '{\"a\": [1, 2]}', 'sad', 'a,c',
+            'it''s a \\\\ \"quote\" ünïcødé', X'00FF10', 0.1, 1.5),
+           (2, b'0', 0, -3, 0, 0, 0, '0000-00-00 00:00:00', NULL, '0000-00-00', '00:00:00', 'null', 'happy', '',
+            '', X'', -1e300, -0.25),
+           (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let pg = cdc_sql_testkit::postgres().create_database("zoo_dst");
+    pg.exec(
+        "CREATE TABLE zoo (id int PRIMARY KEY, flag boolean, tiny boolean, tiny_num smallint, u32 bigint,
+           u64 numeric(20,0), amount numeric(20,4), dt timestamp(6), ts timestamptz(6), d date, t time(6),
+           doc jsonb, mood text, tags text, name varchar(100), raw bytea, dbl double precision, flt real)",
+    );
+    ok(run_job(&format!(
+        "CREATE TABLE src ({ZOO_COLUMNS}) WITH ({}, 'scan.partition.column' = 'id', 'scan.partition.num' = '2',
+            'scan.partition.lower-bound' = '1', 'scan.partition.upper-bound' = '3');
+         CREATE TABLE dst ({ZOO_COLUMNS}) WITH ({});
+         INSERT INTO dst SELECT * FROM src;",
+        with_reader(&my, "zoo"),
+        with_admin(&pg, "zoo")
+    )));
+    let rows = pg.query_opt(
+        "SELECT id, flag, tiny, tiny_num, u32, u64, amount, dt, ts AT TIME ZONE 'UTC', d, t, doc, mood, tags, name,
+                raw, dbl, flt FROM zoo ORDER BY id",
+    );
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                s("1"),
+                s("t"),
+                s("t"),
+                s("7"),
+                s("4294967295"),
+                s("18446744073709551615"),
+                s("-1234567890123456.7891"),
+                s("2024-02-29 23:59:59.123456"),
+                s("2038-01-19 03:14:07.999999"),
+                s("1999-12-31"),
+                s("23:59:59.5"),
+                s("{\"a\": [1, 2]}"),
+                s("sad"),
+                s("a,c"),
+                s("it's a \\ \"quote\" ünïcødé"),
+                s("\\x00ff10"),
+                s("0.1"),
+                s("1.5"),
+            ],
+            vec![
+                s("2"),
+                s("f"),
+                s("f"),
+                s("-3"),
+                s("0"),
+                s("0"),
+                s("0.0000"),
+                None,
+                None,
+                None,
+                s("00:00:00"),
+                s("null"),
+                s("happy"),
+                s(""),
+                s(""),
+                s("\\x"),
+                s("-1e+300"),
+                s("-0.25"),
+            ],
+            vec![
+                s("3"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ],
+        ]
+    );
+}
+
+#[test]
+fn postgres_type_zoo_lands_in_mariadb_created_from_the_declaration() {
+    let pg = cdc_sql_testkit::postgres().create_database("zoo_pg");
+    pg.exec(
+        "CREATE TABLE zoo (id int PRIMARY KEY, flag boolean, small smallint, big bigint, amount numeric(20,4),
+           dt timestamp(6), ts timestamptz(6), d date, t time(6), doc jsonb, name text, raw bytea,
+           dbl double precision, flt real, uid uuid);
+         INSERT INTO zoo VALUES
+           (1, true, -32768, 9223372036854775807, 12.3456, '1900-01-01 00:00:00.000001', '2024-06-01 12:00:00+02',
+            '0001-01-01', '12:34:56.789', '{\"k\": \"v\"}', E'tab\\there ''q''', '\\xdeadbeef', 2.5, -0.5,
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+           (2, false, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, '', '', 0, 0, NULL),
+           (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let columns = "id INT, flag BOOLEAN, small SMALLINT, big BIGINT, amount DECIMAL(20, 4), dt TIMESTAMP(6), \
+         ts TIMESTAMP_LTZ(6), d DATE, t TIME(3), doc STRING, name STRING, raw BYTES, dbl DOUBLE, flt FLOAT, uid STRING, \
+         PRIMARY KEY (id) NOT ENFORCED";
+    let my = cdc_sql_testkit::mariadb().create_database("zoo_my");
+    ok(run_job(&format!(
+        "CREATE TABLE src ({columns}) WITH ({}, 'scan.partition.column' = 'id', 'scan.partition.num' = '3',
+            'scan.partition.lower-bound' = '0', 'scan.partition.upper-bound' = '10', 'scan.fetch-size' = '1');
+         CREATE TABLE dst ({columns}) WITH ({}, 'sink.auto-create-table' = 'true');
+         INSERT INTO dst SELECT * FROM src;",
+        with_reader(&pg, "zoo"),
+        with_admin(&my, "zoo")
+    )));
+    let rows = my.query_opt(
+        "SELECT id, flag, small, big, amount, dt, ts, d, t, doc, name, HEX(raw), dbl, flt, uid FROM zoo ORDER BY id",
+    );
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                s("1"),
+                s("1"),
+                s("-32768"),
+                s("9223372036854775807"),
+                s("12.3456"),
+                s("1900-01-01 00:00:00.000001"),
+                s("2024-06-01 10:00:00.000000"),
+                s("0001-01-01"),
+                s("12:34:56.789"),
+                s("{\"k\": \"v\"}"),
+                s("tab\there 'q'"),
+                s("DEADBEEF"),
+                s("2.5"),
+                s("-0.5"),
+                s("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ],
+            vec![
+                s("2"),
+                s("0"),
+                s("0"),
+                s("0"),
+                s("0.0000"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                s(""),
+                s(""),
+                s("0"),
+                s("0"),
+                None,
+            ],
+            vec![s("3"), None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        ]
+    );
+    let key = my.query_one(
+        "SELECT GROUP_CONCAT(COLUMN_NAME) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'zoo' AND CONSTRAINT_NAME = 'PRIMARY'",
+    );
+    assert_eq!(key, "id");
+}
+
+/// The final table a changelog leaves when applied row by row with the sink's key `key_of`.
+fn expected_state(printed: &str, key_of: impl Fn(&[String]) -> String) -> BTreeMap<String, Vec<String>> {
+    let mut state = BTreeMap::new();
+    let mut changes = 0;
+    for line in printed.lines() {
+        let Some((kind, rest)) = line.split_once('[') else { continue };
+        let fields: Vec<String> = rest.trim_end_matches(']').split(", ").map(|s| s.to_string()).collect();
+        changes += 1;
+        match kind.trim() {
+            "+I" | "+U" => {
+                state.insert(key_of(&fields), fields);
+            }
+            "-U" | "-D" => {
+                state.remove(&key_of(&fields));
+            }
+            other => panic!("unexpected row kind {other} in {line}"),
+        }
+    }
+    assert!(changes > 1000, "the changelog should be long: {changes} changes");
+    state
+}
+
+#[test]
+fn changelog_with_updates_deletes_and_key_changes_ends_in_the_expected_state() {
+    // Keyed by `name` in the sinks while the source is keyed by `id`: an update that changes the
+    // name changes the sink key (the old name must disappear). 40 ids and 3000 changes make
+    // repeated keys within one flush common.
+    let gen = "CREATE TABLE gen (id BIGINT, name STRING, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH (
+        'connector' = 'datagen', 'changelog-mode' = 'all', 'changelog.key-space' = '40', 'number-of-rows' = '3000',
+        'seed' = '11', 'rows-per-second' = '1000000', 'fields.name.length' = '6', 'fields.v.min' = '0', 'fields.v.max' = '1000')";
+    let printed = ok(run_job(&format!(
+        "{gen}; CREATE TABLE out (id BIGINT, name STRING, v INT) WITH ('connector' = 'print');
+         INSERT INTO out SELECT * FROM gen;"
+    )))
+    .stdout;
+    let expected = expected_state(&printed, |f| f[1].clone());
+
+    let pg = cdc_sql_testkit::postgres().create_database("changes_pg");
+    pg.exec("CREATE TABLE t (id bigint, name text PRIMARY KEY, v int)");
+    let my = cdc_sql_testkit::mariadb().create_database("changes_my");
+    my.exec("CREATE TABLE t (id BIGINT, name VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, v INT)");
+    let sink_columns = "id BIGINT, name STRING, v INT, PRIMARY KEY (name) NOT ENFORCED";
+    ok(run_job(&format!(
+        "{gen};
+         CREATE TABLE pg_t ({sink_columns}) WITH ({}, 'sink.buffer-flush.max-rows' = '500');
+         CREATE TABLE my_t ({sink_columns}) WITH ({}, 'sink.buffer-flush.max-rows' = '500');
+         EXECUTE STATEMENT SET BEGIN
+           INSERT INTO pg_t SELECT * FROM gen;
+           INSERT INTO my_t SELECT * FROM gen;
+         END;",
+        with_admin(&pg, "t"),
+        with_admin(&my, "t")
+    )));
+    let as_state = |rows: Vec<Vec<String>>| -> BTreeMap<String, Vec<String>> {
+        rows.into_iter().map(|r| (r[1].clone(), r)).collect()
+    };
+    assert_eq!(as_state(pg.query("SELECT id, name, v FROM t")), expected);
+    assert_eq!(as_state(my.query("SELECT id, name, v FROM t")), expected);
+}
+
+#[test]
+fn partitioned_scan_reads_every_row_exactly_once() {
+    let my = cdc_sql_testkit::mariadb().create_database("scan_src");
+    // 1000 rows: partition values skewed towards 15, NULLs, and values far outside the bounds.
+    my.exec(
+        "CREATE TABLE s (id INT PRIMARY KEY, p BIGINT NULL);
+         INSERT INTO s SELECT seq, CASE WHEN seq % 10 = 0 THEN NULL WHEN seq % 10 = 1 THEN -1000000 - CAST(seq AS SIGNED)
+           WHEN seq % 10 = 2 THEN 1000000 + seq WHEN seq % 10 < 8 THEN 15 ELSE seq % 23 END FROM seq_1_to_1000;",
+    );
+    let pg = cdc_sql_testkit::postgres().create_database("scan_dst");
+    pg.exec("CREATE TABLE s (id int, p bigint)");
+    ok(run_job(&format!(
+        "CREATE TABLE src (id INT, p BIGINT) WITH ({}, 'scan.partition.column' = 'p', 'scan.partition.num' = '4',
+            'scan.partition.lower-bound' = '10', 'scan.partition.upper-bound' = '20', 'scan.fetch-size' = '64');
+         CREATE TABLE dst (id INT, p BIGINT) WITH ({}, 'sink.buffer-flush.max-rows' = '100');
+         INSERT INTO dst SELECT * FROM src;",
+        with_reader(&my, "s"),
+        with_admin(&pg, "s")
+    )));
+    assert_eq!(
+        pg.query("SELECT count(*), count(DISTINCT id), count(p), sum(id), sum(p) FROM s"),
+        my.query("SELECT count(*), count(DISTINCT id), count(p), sum(id), sum(p) FROM s")
+    );
+    assert_eq!(pg.query_one("SELECT count(*) FROM s"), "1000");
+}
+
+#[test]
+fn failures_are_clear_apply_nothing_half_way_and_hide_the_password() {
+    let pg = cdc_sql_testkit::postgres().create_database("errors_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int CHECK (v < 50))");
+    let gen = "CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence',
+        'fields.id.start' = '1', 'fields.id.end' = '60', 'fields.v.kind' = 'sequence', 'fields.v.start' = '1',
+        'fields.v.end' = '60')";
+    let columns = "id INT, v INT, PRIMARY KEY (id) NOT ENFORCED";
+
+    // A constraint violation: the message names the table, the failing row's key and the
+    // constraint; the flush holding it is rolled back as a whole.
+    let run = run_job(&format!(
+        "{gen}; CREATE TABLE dst ({columns}) WITH ({}, 'sink.buffer-flush.max-rows' = '1000',
+            'sink.buffer-flush.interval' = '0');
+         INSERT INTO dst SELECT * FROM gen;",
+        with_admin(&pg, "t")
+    ));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("table `dst`") && run.stderr.contains("t_v_check"), "{}", run.stderr);
+    assert!(run.stderr.contains("(50, 50)"), "the failing row should be named: {}", run.stderr);
+    assert_eq!(pg.query_one("SELECT count(*) FROM t"), "0");
+
+    // A missing table.
+    let run = run_job(&format!(
+        "{gen}; CREATE TABLE dst ({columns}) WITH ({}); INSERT INTO dst SELECT * FROM gen;",
+        with_admin(&pg, "no_such_table")
+    ));
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("table no_such_table of PostgreSQL")
+            && run.stderr.contains("does not exist")
+            && run.stderr.contains("sink.auto-create-table"),
+        "{}",
+        run.stderr
+    );
+
+    // An unreachable server.
+    let run = run_job(&format!(
+        "{gen}; CREATE TABLE dst ({columns}) WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:1/x',
+           'table-name' = 't', 'username' = 'u', 'password' = 'pw-unreachable', 'connection.max-retry-timeout' = '1s');
+         INSERT INTO dst SELECT * FROM gen;"
+    ));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("connecting to PostgreSQL at 127.0.0.1:1"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pw-unreachable"), "{}", run.stderr);
+
+    // A wrong password (MariaDB checks passwords; the shared PostgreSQL trusts local logins).
+    let my = cdc_sql_testkit::mariadb().create_database("errors_my");
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let run = run_job(&format!(
+        "{gen}; CREATE TABLE dst ({columns}) WITH ('connector' = 'jdbc', 'url' = '{}', 'table-name' = 't',
+           'username' = 'root', 'password' = 'not-the-password-42'); INSERT INTO dst SELECT * FROM gen;",
+        my.jdbc_url()
+    ));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("Access denied"), "{}", run.stderr);
+    assert!(!run.stderr.contains("not-the-password-42") && !run.stdout.contains("not-the-password-42"));
+
+    // A value MariaDB rejects in strict mode names the key of its row; nothing of the flush stays.
+    my.exec("CREATE TABLE narrow (id INT PRIMARY KEY, name VARCHAR(3))");
+    let run = run_job(&format!(
+        "CREATE TABLE gen (id INT, name STRING) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence',
+           'fields.id.start' = '1', 'fields.id.end' = '20', 'fields.name.length' = '3');
+         CREATE TABLE dst (id INT, name STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ({}, 'sink.buffer-flush.max-rows' = '100');
+         INSERT INTO dst SELECT id, CASE WHEN id = 17 THEN 'toolong' ELSE name END FROM gen;",
+        with_admin(&my, "narrow")
+    ));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("row with key id = 17") && run.stderr.contains("'name'"), "{}", run.stderr);
+    assert_eq!(my.query_one("SELECT count(*) FROM narrow"), "0");
+
+    // An append-only table cannot take a changelog with deletes: a planning error.
+    let run = run_job(&format!(
+        "CREATE TABLE gen (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen',
+           'changelog-mode' = 'all', 'number-of-rows' = '10');
+         CREATE TABLE dst (id BIGINT, v INT) WITH ({}); INSERT INTO dst SELECT * FROM gen;",
+        with_admin(&pg, "t")
+    ));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("no PRIMARY KEY") && run.stderr.contains("sink.delete-mode"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_commit_the_source_position_with_the_data() {
+    let pg = cdc_sql_testkit::postgres().create_database("offsets_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    let my = cdc_sql_testkit::mariadb().create_database("offsets_my");
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let columns = "id INT, v INT, PRIMARY KEY (id) NOT ENFORCED";
+    let pg_with = format!("{}, 'sink.offsets-table' = 'cdc_sql_offsets'", with_admin(&pg, "t"));
+    let my_with = format!("{}, 'sink.offsets-table' = 'cdc_sql_offsets'", with_admin(&my, "t"));
+    ok(run_job(&format!(
+        "SET 'pipeline.name' = 'offsets-test';
+         SET 'execution.checkpointing.interval' = '50ms';
+         CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'number-of-rows' = '50', 'seed' = '3',
+           'rows-per-second' = '40',
+           'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000');
+         CREATE TABLE pg_dst ({columns}) WITH ({pg_with});
+         CREATE TABLE my_dst ({columns}) WITH ({my_with});
+         EXECUTE STATEMENT SET BEGIN
+           INSERT INTO pg_dst SELECT * FROM gen;
+           INSERT INTO my_dst SELECT * FROM gen;
+         END;"
+    )));
+    assert_eq!(pg.query_one("SELECT count(*) FROM t"), "50");
+    assert_eq!(
+        pg.query("SELECT job, pipeline, position->>'events' FROM cdc_sql_offsets"),
+        vec![vec!["offsets-test".to_string(), "INSERT INTO pg_dst".to_string(), "50".to_string()]]
+    );
+    assert_eq!(
+        my.query("SELECT job, pipeline, JSON_EXTRACT(position, '$.events') FROM cdc_sql_offsets"),
+        vec![vec!["offsets-test".to_string(), "INSERT INTO my_dst".to_string(), "50".to_string()]]
+    );
+
+    // What a restarted job reads back to resume from.
+    for (db, with) in [(&pg, &pg_with), (&my, &my_with)] {
+        let spec = cdc_sql::sql::TableSpec {
+            name: "dst".into(),
+            columns: vec![],
+            primary_key: vec![],
+            options: with
+                .split("', '")
+                .map(|kv| {
+                    let kv = kv.trim_matches('\'');
+                    let (k, v) = kv.split_once("' = '").unwrap();
+                    cdc_sql::sql::TableOption { key: k.into(), value: v.into(), written: v.into() }
+                })
+                .collect(),
+            comment: None,
+        };
+        let table = cdc_sql::connectors::open_table(&spec).unwrap();
+        let mut sink = table.sink(cdc_sql::changelog::ChangelogMode::InsertOnly).unwrap().unwrap();
+        let pipeline = if db.kind() == cdc_sql_testkit::ServerKind::Postgres {
+            "INSERT INTO pg_dst"
+        } else {
+            "INSERT INTO my_dst"
+        };
+        let stored = sink.stored_position("offsets-test", pipeline).await.unwrap().expect("a stored position");
+        assert_eq!(stored["events"], 50);
+        assert_eq!(sink.stored_position("another-job", pipeline).await.unwrap(), None);
+    }
+}
+
+#[test]
+fn delete_mode_ignore_appends_additions_and_drops_retractions() {
+    let gen = "CREATE TABLE gen (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen',
+        'changelog-mode' = 'all', 'changelog.key-space' = '20', 'number-of-rows' = '300', 'seed' = '5',
+        'rows-per-second' = '1000000')";
+    let printed = ok(run_job(&format!(
+        "{gen}; CREATE TABLE out (id BIGINT, v INT) WITH ('connector' = 'print'); INSERT INTO out SELECT * FROM gen;"
+    )))
+    .stdout;
+    let additions = printed.lines().filter(|l| l.starts_with("+I[") || l.starts_with("+U[")).count();
+    let retractions = printed.lines().filter(|l| l.starts_with("-U[") || l.starts_with("-D[")).count();
+    assert!(additions > 0 && retractions > 0);
+
+    let pg = cdc_sql_testkit::postgres().create_database("ignore_pg");
+    pg.exec("CREATE TABLE log (id bigint, v int)");
+    ok(run_job(&format!(
+        "{gen}; CREATE TABLE log (id BIGINT, v INT) WITH ({}, 'sink.delete-mode' = 'ignore');
+         INSERT INTO log SELECT * FROM gen;",
+        with_admin(&pg, "log")
+    )));
+    assert_eq!(pg.query_one("SELECT count(*) FROM log"), additions.to_string());
+}
+
+/// Runs a slow 600-row job into `db`'s table `t`, cuts the sink's connection from the server side
+/// once rows arrive (`cut` returns how many connections it cut), and checks the job retries and
+/// ends with every row.
+fn survives_a_cut_connection(db: &Database, cut: impl Fn() -> usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "CREATE TABLE gen (id INT, v INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '600');
+             CREATE TABLE dst (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ({},
+               'sink.buffer-flush.max-rows' = '20');
+             INSERT INTO dst SELECT * FROM gen;",
+            with_admin(db, "t")
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+        .arg("-f")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.query_one("SELECT count(*) FROM t") == "0" {
+        assert!(std::time::Instant::now() < deadline, "no rows arrived");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(cut(), 1);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("retrying"), "the retry should be logged: {stderr}");
+    assert_eq!(db.query("SELECT count(*), min(id), max(id) FROM t"), vec![vec!["600", "1", "600"]]);
+}
+
+#[test]
+fn a_lost_connection_is_retried_without_losing_changes() {
+    let pg = cdc_sql_testkit::postgres().create_database("retry_pg");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v int)");
+    survives_a_cut_connection(&pg, || {
+        pg.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cdc-sql' AND datname = current_database()",
+        )
+        .parse()
+        .unwrap()
+    });
+
+    let my = cdc_sql_testkit::mariadb().create_database("retry_my");
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    survives_a_cut_connection(&my, || {
+        let ids =
+            my.query("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND HOST LIKE '127.0.0.1:%'");
+        for id in &ids {
+            my.exec(&format!("KILL CONNECTION {}", id[0]));
+        }
+        ids.len()
+    });
+}

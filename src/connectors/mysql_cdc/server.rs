@@ -53,18 +53,6 @@ impl std::fmt::Display for BinlogPos {
     }
 }
 
-/// Keeps only the binlog file name: the first Rotate event of a stream carries the 4 checksum
-/// bytes after it (a `mysql_common` quirk).
-pub fn clean_file_name(raw: &str) -> String {
-    match raw.rsplit_once('.') {
-        Some((base, tail)) => {
-            let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
-            format!("{base}.{digits}")
-        }
-        None => raw.to_string(),
-    }
-}
-
 fn where_(config: &MySqlCdcConfig) -> String {
     format!("MySQL server {}:{} (table `{}`)", config.hostname, config.port, config.table)
 }
@@ -354,7 +342,6 @@ mod tests {
         assert!(p("bin.000002", 4) > p("bin.000001", 9999));
         assert!(p("bin.000001", 10) < p("bin.000001", 11));
         assert!(p("bin.1000000", 4) > p("bin.999999", 4));
-        assert_eq!(clean_file_name("mariadb-bin.000001\u{1}\u{2}\u{3}\u{4}"), "mariadb-bin.000001");
         assert_eq!(BinlogPos::from_json(&p("a.000001", 5).to_json()), Some(p("a.000001", 5)));
     }
 }

@@ -262,6 +262,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         result?;
     }
     let changes = changes.finish()?;
+    tracing::debug!(table = %table.qualified(), lo = ?chunk.lo, hi = ?chunk.hi, %low, %high, backfill = changes.num_rows(), "chunk backfilled");
     let merged = reconcile(snapshot.rows(), &changes, &table.key_columns)?;
     Ok((ChangeBatch::inserts(merged), high))
 }

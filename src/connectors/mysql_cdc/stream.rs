@@ -13,7 +13,7 @@ use super::cell::read_binlog_cell;
 use super::config::MySqlCdcConfig;
 use super::rows::{ChangeBuilder, ColumnMeta};
 use super::schema::CapturedTable;
-use super::server::{clean_file_name, describe_table, server_error, BinlogPos};
+use super::server::{describe_table, server_error, BinlogPos};
 use crate::changelog::RowKind;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -114,6 +114,11 @@ pub struct BinlogReader {
     in_transaction: bool,
     pub gtid: GtidState,
     pending_gtid: Option<(u32, u32, u64)>,
+    non_blocking: bool,
+    server_id: u32,
+    /// The Rotate event sent before the first format description is decoded without knowing
+    /// about checksums, so its file name ends with the 4 checksum bytes.
+    rotate_has_checksum: bool,
 }
 
 impl BinlogReader {
@@ -153,6 +158,11 @@ impl BinlogReader {
         for sql in &setup {
             conn.query_drop(sql).await.map_err(|e| server_error(&config, "preparing the binlog stream", e))?;
         }
+        let checksum: Option<String> = conn
+            .query_first("SELECT @@global.binlog_checksum")
+            .await
+            .map_err(|e| server_error(&config, "reading binlog_checksum", e))?;
+        let checksummed = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
         let mut request = BinlogStreamRequest::new(server_id);
         if !request_file.is_empty() {
             request = request.with_filename(request_file.as_bytes()).with_pos(request_pos);
@@ -163,6 +173,7 @@ impl BinlogReader {
         let stream = conn.get_binlog_stream(request).await.map_err(|e| {
             server_error(&config, &format!("requesting the binlog from {request_file}:{request_pos}"), e)
         })?;
+        tracing::debug!(table = %config.table, server_id, file = %request_file, pos = request_pos, non_blocking, "binlog stream opened");
         let tables = known.iter().map(|t| ((t.database.clone(), t.table.clone()), Some(t.clone()))).collect();
         let committed = BinlogPos { file: request_file.clone(), pos: request_pos };
         Ok(BinlogReader {
@@ -178,6 +189,9 @@ impl BinlogReader {
             in_transaction: false,
             gtid,
             pending_gtid: None,
+            non_blocking,
+            server_id,
+            rotate_has_checksum: checksummed,
         })
     }
 
@@ -206,7 +220,13 @@ impl BinlogReader {
         let Some(stream) = self.stream.as_mut() else { return Ok(None) };
         let event = match tokio::time::timeout(wait, stream.next()).await {
             Err(_) => return Ok(None),
-            Ok(None) => return Ok(None),
+            Ok(None) if self.non_blocking => return Ok(None),
+            Ok(None) => {
+                return Err(Error::external(format!(
+                    "MySQL server {}:{} closed the binlog stream of table `{}` (another reader with server-id {} may have taken over; give each job its own 'server-id')",
+                    self.config.hostname, self.config.port, self.config.table, self.server_id
+                )))
+            }
             Ok(Some(Err(e))) => return Err(server_error(&self.config, "reading the binlog", e)),
             Ok(Some(Ok(event))) => event,
         };
@@ -217,6 +237,7 @@ impl BinlogReader {
         let header = event.header();
         let log_pos = header.log_pos() as u64;
         let event_type = header.event_type_raw();
+        tracing::trace!(event_type, log_pos, in_transaction = self.in_transaction, "binlog event");
         if log_pos > 0 && event_type != 4 {
             self.last_event_end = BinlogPos { file: self.file.clone(), pos: log_pos };
         }
@@ -225,7 +246,12 @@ impl BinlogReader {
             // Rotate: a new file (also sent first, naming where the stream starts).
             4 => {
                 if let Ok(Some(EventData::RotateEvent(rotate))) = event.read_data() {
-                    self.file = clean_file_name(&rotate.name());
+                    let raw = rotate.name_raw();
+                    let name = match self.rotate_has_checksum {
+                        true if raw.len() > 4 => &raw[..raw.len() - 4],
+                        _ => raw,
+                    };
+                    self.file = String::from_utf8_lossy(name).into_owned();
                     let at = BinlogPos { file: self.file.clone(), pos: rotate.position() };
                     if !self.in_transaction && (self.committed.file.is_empty() || at > self.committed) {
                         self.committed = at.clone();
@@ -250,6 +276,10 @@ impl BinlogReader {
                     self.committed = at;
                     return Ok(Some(Step::Commit));
                 }
+                Ok(Some(Step::Other))
+            }
+            15 => {
+                self.rotate_has_checksum = false;
                 Ok(Some(Step::Other))
             }
             // XID: a transactional commit.
@@ -393,6 +423,7 @@ impl BinlogReader {
                     let after_key = scan_image(table, metas, data, &mut at, key_index)?;
                     let keep_before = filter.keep(table, before_key, end);
                     let keep_after = filter.keep(table, after_key, end);
+                    tracing::trace!(?before_key, ?after_key, %end, keep_before, keep_after, "update row");
                     let (mut b, mut a) = (before, after);
                     match (keep_before, keep_after) {
                         (true, true) => {

@@ -355,8 +355,7 @@ impl MySqlCdcSource {
         let chunks: Vec<Chunk> = snap
             .get("chunks")
             .and_then(|c| c.as_array())
-            .map(|a| a.iter().map(Chunk::from_json).collect::<Option<Vec<_>>>())
-            .flatten()
+            .and_then(|a| a.iter().map(Chunk::from_json).collect::<Option<Vec<_>>>())
             .filter(|c| c.iter().all(|c| c.table < ordered.len()))
             .ok_or_else(|| self.bad_position(p))?;
         if chunks.iter().any(|c| c.high.is_none()) {

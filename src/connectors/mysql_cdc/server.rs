@@ -218,7 +218,7 @@ pub async fn check_server(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<()
 pub async fn check_position_available(config: &MySqlCdcConfig, conn: &mut Conn, pos: &BinlogPos) -> Result<()> {
     let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
     let files: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
-    if files.iter().any(|f| *f == pos.file) {
+    if files.contains(&pos.file) {
         return Ok(());
     }
     let range = match (files.first(), files.last()) {

@@ -187,24 +187,34 @@ impl MySqlCdcConfig {
         if heartbeat_interval.is_zero() {
             return Err(o.invalid("heartbeat.interval", "0", "a positive duration such as '30s'"));
         }
+        let use_ssl = o.bool("jdbc.properties.useSSL")?;
         let ssl_mode = match o.string("jdbc.properties.sslMode") {
-            None => match o.bool("jdbc.properties.useSSL")? {
+            None => match use_ssl {
                 Some(true) => SslMode::Required,
                 _ => SslMode::Disabled,
             },
-            Some(text) => match text.trim().to_ascii_uppercase().as_str() {
-                "DISABLED" => SslMode::Disabled,
-                "REQUIRED" => SslMode::Required,
-                "VERIFY_CA" => SslMode::VerifyCa,
-                "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
-                _ => {
-                    return Err(o.invalid(
-                        "jdbc.properties.sslMode",
-                        &text,
-                        "one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
-                    ))
+            Some(text) => {
+                let mode = match text.trim().to_ascii_uppercase().as_str() {
+                    "DISABLED" => SslMode::Disabled,
+                    "REQUIRED" => SslMode::Required,
+                    "VERIFY_CA" => SslMode::VerifyCa,
+                    "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+                    _ => {
+                        return Err(o.invalid(
+                            "jdbc.properties.sslMode",
+                            &text,
+                            "one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+                        ))
+                    }
+                };
+                if use_ssl.is_some_and(|u| u != (mode != SslMode::Disabled)) {
+                    return Err(Error::user(format!(
+                        "table `{}`: 'jdbc.properties.useSSL' and 'jdbc.properties.sslMode' disagree; keep only 'jdbc.properties.sslMode'",
+                        spec.name
+                    )));
                 }
-            },
+                mode
+            }
         };
         Ok(MySqlCdcConfig {
             table: spec.name.clone(),
@@ -355,6 +365,10 @@ mod tests {
         assert!(err.contains("'port' = '99999'"), "{err}");
         assert_eq!(parse(&[("jdbc.properties.sslMode", "required")]).unwrap().ssl_mode, SslMode::Required);
         assert_eq!(parse(&[("jdbc.properties.useSSL", "true")]).unwrap().ssl_mode, SslMode::Required);
+        let both = [("jdbc.properties.useSSL", "true"), ("jdbc.properties.sslMode", "VERIFY_CA")];
+        assert_eq!(parse(&both).unwrap().ssl_mode, SslMode::VerifyCa);
+        let err = parse(&[("jdbc.properties.useSSL", "true"), ("jdbc.properties.sslMode", "DISABLED")]).unwrap_err();
+        assert!(err.to_string().contains("disagree"), "{err}");
     }
 
     #[test]

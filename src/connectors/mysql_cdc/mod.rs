@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use mysql_async::prelude::Queryable;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -159,6 +160,7 @@ impl MySqlCdcSource {
         chunks: Vec<Chunk>,
         start: BinlogPos,
         gtid: GtidState,
+        mariadb: bool,
     ) -> Result<()> {
         let parallelism = self.config.snapshot_parallelism;
         let pool_opts = mysql_async::PoolOpts::default()
@@ -172,6 +174,7 @@ impl MySqlCdcSource {
             spec: self.spec.clone(),
             tables,
             pool,
+            mariadb,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
         self.state =
@@ -279,7 +282,15 @@ impl MySqlCdcSource {
         };
         match self.config.startup.clone() {
             StartupMode::Initial | StartupMode::Snapshot => {
-                let start = server::current_position(&self.config, conn).await?;
+                let start = if mariadb {
+                    let start = server::consistent_snapshot_position(&self.config, conn).await?;
+                    conn.query_drop("COMMIT")
+                        .await
+                        .map_err(|e| server::server_error(&self.config, "ending a snapshot transaction", e))?;
+                    start
+                } else {
+                    server::current_position(&self.config, conn).await?
+                };
                 let gtid = if mariadb {
                     gtid_of(
                         server::query_strings(&self.config, conn, &gtid_at(&start), "reading the GTID position")
@@ -292,7 +303,7 @@ impl MySqlCdcSource {
                 for (i, t) in tables.iter().enumerate() {
                     chunks.extend(snapshot::plan_chunks(&self.config, conn, i, t).await?);
                 }
-                self.begin_snapshot(tables, chunks, start, gtid).await
+                self.begin_snapshot(tables, chunks, start, gtid, mariadb).await
             }
             StartupMode::LatestOffset | StartupMode::EarliestOffset | StartupMode::SpecificFile { .. } => {
                 let start = match self.config.startup.clone() {
@@ -359,7 +370,8 @@ impl MySqlCdcSource {
             .filter(|c| c.iter().all(|c| c.table < ordered.len()))
             .ok_or_else(|| self.bad_position(p))?;
         if chunks.iter().any(|c| c.high.is_none()) {
-            self.begin_snapshot(ordered, chunks, binlog, gtid).await
+            let mariadb = server::is_mariadb(&self.config, conn).await?;
+            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb).await
         } else if self.config.startup == StartupMode::Snapshot {
             self.state = State::Done;
             Ok(())

@@ -159,6 +159,28 @@ pub async fn current_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Resul
     }
 }
 
+/// MariaDB: opens a consistent-snapshot transaction and returns the binlog position it sees
+/// exactly (`binlog_snapshot_file/position`), without locks. The caller reads inside the
+/// transaction and then commits. SHOW MASTER STATUS cannot serve here: under group commit it
+/// may already count transactions whose rows are not visible yet.
+pub async fn consistent_snapshot_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .map_err(|e| server_error(config, "starting a consistent snapshot", e))?;
+    let rows =
+        query_strings(config, conn, "SHOW STATUS LIKE 'binlog_snapshot_%'", "reading the snapshot's binlog position")
+            .await?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|r| r.first().cloned().flatten().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|r| r.get(1).cloned().flatten())
+    };
+    match (value("Binlog_snapshot_file"), value("Binlog_snapshot_position").and_then(|p| p.parse().ok())) {
+        (Some(file), Some(pos)) if !file.is_empty() => Ok(BinlogPos { file, pos }),
+        _ => Err(Error::internal("SHOW STATUS LIKE 'binlog_snapshot_%' returned no position")),
+    }
+}
+
 pub async fn is_mariadb(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<bool> {
     let rows = query_strings(config, conn, "SELECT VERSION()", "reading the server version").await?;
     Ok(rows

@@ -1,7 +1,9 @@
 //! The lock-free incremental snapshot (DBLog / Flink CDC): each table is split into chunks by
-//! ranges of an integer key; each chunk is read between a low and a high binlog watermark and
-//! then corrected with the binlog events between them, so it is exactly the table's content at
-//! its high watermark. Streaming later skips, per chunk, the events up to that watermark.
+//! ranges of an integer key; each chunk is read at a known binlog position — MariaDB reports
+//! the exact position of a consistent-snapshot transaction; on MySQL the chunk is read between
+//! a low and a high watermark and corrected with the binlog events between them — so it is
+//! exactly the table's content at that position. Streaming later skips, per chunk, the events
+//! up to that position.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -177,6 +179,8 @@ pub struct ChunkContext {
     pub spec: Arc<TableSpec>,
     pub tables: Vec<Arc<CapturedTable>>,
     pub pool: mysql_async::Pool,
+    /// MariaDB gives each chunk's exact binlog position; MySQL needs the watermark backfill.
+    pub mariadb: bool,
     /// One lock per backfill server id: two dumps with one server id would cut each other off.
     pub backfill_locks: Vec<tokio::sync::Mutex<()>>,
 }
@@ -196,7 +200,11 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4, character_set_results = binary")
         .await
         .map_err(|e| server_error(config, "preparing the snapshot session", e))?;
-    let low = current_position(config, &mut conn).await?;
+    let low = if ctx.mariadb {
+        super::server::consistent_snapshot_position(config, &mut conn).await?
+    } else {
+        current_position(config, &mut conn).await?
+    };
     let mut conditions = Vec::new();
     if let Some(key) = table.chunk_key {
         let k = format!("`{}`", table.columns[key].name.replace('`', "``"));
@@ -228,7 +236,12 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
             }
         }
     }
-    let high = current_position(config, &mut conn).await?;
+    let high = if ctx.mariadb {
+        conn.query_drop("COMMIT").await.map_err(|e| server_error(config, "ending the snapshot transaction", e))?;
+        low.clone()
+    } else {
+        current_position(config, &mut conn).await?
+    };
     drop(conn);
     let snapshot = builder.finish()?;
     if high == low {

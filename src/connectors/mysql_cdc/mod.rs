@@ -6,10 +6,11 @@
 //! ([`cell`]) straight into Arrow builders of the declared types ([`builders`]).
 //!
 //! Snapshot ([`snapshot`]): tables matching 'database-name'/'table-name' (regular expressions)
-//! are split into chunks by integer key ranges, read by several connections in parallel, and
-//! each chunk is reconciled with the binlog between a low and a high watermark (DBLog / Flink
-//! CDC incremental snapshot). Streaming then starts where the snapshot started and skips, per
-//! chunk, what that chunk already contains. Transactions are never split across batches; every
+//! are split into chunks by integer key ranges and read by several connections in parallel,
+//! without locks. Each chunk is pinned to a binlog position: on MariaDB the exact position of
+//! its consistent-snapshot transaction, on MySQL a low/high watermark pair with the binlog
+//! between them applied to the chunk (DBLog / Flink CDC incremental snapshot). Streaming then
+//! starts where the snapshot started and skips, per chunk, what that chunk already contains. Transactions are never split across batches; every
 //! batch carries the position after it (binlog file and offset, MariaDB GTIDs, and snapshot
 //! progress per chunk while it matters), from which `start` resumes exactly.
 //!

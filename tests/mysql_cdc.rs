@@ -532,3 +532,43 @@ fn restart_mid_snapshot_and_mid_binlog_loses_and_repeats_nothing() {
         assert_same(&state, &table_state(&db));
     });
 }
+
+#[test]
+fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
+    let db = cdc_sql_testkit::mariadb().create_database("gtid");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)");
+    let gtid = db.admin().query_one("SELECT @@gtid_binlog_pos");
+    db.exec("INSERT INTO t VALUES (2, 2); UPDATE t SET v = 10 WHERE id = 1");
+    let from_gtid = job_with_sink(
+        &db,
+        "id INT, v INT",
+        "id",
+        "id INT, v INT",
+        &format!(", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.gtid-set' = '{gtid}', 'server-id' = '5530'"),
+    );
+    let mut job = Job::start(&from_gtid);
+    let lines = job.wait_lines(3);
+    job.stop();
+    assert_eq!(lines, vec!["+I[2, 2]", "-U[1, 1]", "+U[1, 10]"]);
+
+    let latest = job_with_sink(
+        &db,
+        "id INT, v INT",
+        "id",
+        "id INT, v INT",
+        ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5531'",
+    );
+    let mut job = Job::start(&latest);
+    // The job is streaming once it has printed nothing for the existing rows and takes new ones.
+    let start = Instant::now();
+    loop {
+        db.exec("INSERT INTO t VALUES (100, 0) ON DUPLICATE KEY UPDATE v = v + 1");
+        std::thread::sleep(Duration::from_millis(300));
+        if !job.lines().is_empty() || start.elapsed() > DEADLINE {
+            break;
+        }
+    }
+    let lines = job.stop();
+    assert!(!lines.is_empty(), "latest-offset read nothing");
+    assert!(lines.iter().all(|l| l.contains("[100, ")), "only changes after the start: {lines:?}");
+}

@@ -558,7 +558,7 @@ fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
         "id INT, v INT",
         ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5531'",
     );
-    let mut job = Job::start(&latest);
+    let job = Job::start(&latest);
     // The job is streaming once it has printed nothing for the existing rows and takes new ones.
     let start = Instant::now();
     loop {

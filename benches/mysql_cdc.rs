@@ -6,6 +6,7 @@
 //!   `mariadb-binlog -v --read-from-remote-server` over the same events.
 //!
 //! `cargo bench --bench mysql_cdc` (release); `BENCH_ROWS` sets the table size (default 1M).
+//! docs/connectors/mysql-cdc.md shows the cheaper profile used on the shared build machine.
 //! Reports rows/s, CPU seconds and peak RSS for each, and our/reference ratios.
 
 use std::process::{Command, Stdio};

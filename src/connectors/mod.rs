@@ -8,6 +8,7 @@ mod blackhole;
 mod datagen;
 mod iotdb;
 mod jdbc;
+mod mysql_cdc;
 pub mod options;
 mod print;
 
@@ -22,7 +23,7 @@ use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
 static CONNECTORS: &[&dyn Connector] =
-    &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &iotdb::Iotdb, &jdbc::Jdbc];
+    &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &iotdb::Iotdb, &jdbc::Jdbc, &mysql_cdc::MySqlCdc];
 
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;

@@ -1,0 +1,175 @@
+//! mysql-cdc throughput against the reference readers, in one run on one private MariaDB:
+//!
+//! * snapshot: our parallel chunked snapshot (Arrow batches of the declared types) vs
+//!   `mariadb --quick --batch -e 'SELECT * …' > /dev/null`;
+//! * binlog: our binlog reader from the position before the load vs
+//!   `mariadb-binlog -v --read-from-remote-server` over the same events.
+//!
+//! `cargo bench --bench mysql_cdc` (release); `BENCH_ROWS` sets the table size (default 1M).
+//! docs/connectors/mysql-cdc.md shows the cheaper profile used on the shared build machine.
+//! Reports rows/s, CPU seconds and peak RSS for each, and our/reference ratios.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use cdc_sql::connectors::{open_table, Source, SourceContext};
+use cdc_sql::sql::{parse_script, Statement, TableSpec};
+use cdc_sql_testkit::{Database, MariaDb};
+
+/// (user + system CPU seconds, peak RSS in MiB) of this process so far.
+fn own_usage() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command name: state is 0, utime 11, stime 12 (clock ticks, 100 per second).
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+/// Runs a reference tool under `/usr/bin/time`: (wall s, CPU s, peak RSS MiB).
+fn timed(program: &str, args: &[String]) -> (f64, f64, f64) {
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%U %S %M")
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run /usr/bin/time");
+    let wall = start.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} failed: {text}");
+    let last = text.lines().last().unwrap_or_default().to_string();
+    let v: Vec<f64> = last.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    (wall, v.first().unwrap_or(&0.0) + v.get(1).unwrap_or(&0.0), v.get(2).unwrap_or(&0.0) / 1024.0)
+}
+
+fn spec(db: &Database, extra: &str) -> TableSpec {
+    let c = db.connection();
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT, a INT, b STRING, c DECIMAL(12, 2), d TIMESTAMP(6), PRIMARY KEY (id) NOT ENFORCED) WITH (
+           'connector' = 'mysql-cdc', 'hostname' = '{}', 'port' = '{}', 'username' = '{}', 'password' = '{}',
+           'database-name' = '{}', 'table-name' = 't', 'server-id' = '6000-6004'{extra});",
+        c.host,
+        c.port,
+        c.user,
+        c.password,
+        db.name()
+    );
+    match parse_script("bench", &sql, &|_| None).expect("job").into_iter().next().map(|s| s.statement) {
+        Some(Statement::CreateTable { spec, .. }) => spec,
+        _ => panic!("not a CREATE TABLE"),
+    }
+}
+
+fn master_position(db: &Database) -> (String, u64) {
+    let row = db.admin().query("SHOW MASTER STATUS").into_iter().next().expect("binlog on");
+    (row[0].clone(), row[1].parse().expect("position"))
+}
+
+async fn read_all(spec: &TableSpec, until: Option<&(String, u64)>) -> u64 {
+    let table = open_table(spec).expect("table");
+    let mut source: Box<dyn Source> =
+        table.source(&SourceContext { batch_size: 8192 }).expect("source").expect("readable");
+    source.start(None).await.expect("start");
+    let mut rows = 0u64;
+    while let Some(batch) = source.next_batch().await.expect("batch") {
+        rows += batch.changes.num_rows() as u64;
+        if let Some((file, pos)) = until {
+            let at = (
+                batch.position["file"].as_str().unwrap_or_default().to_string(),
+                batch.position["pos"].as_u64().unwrap_or(0),
+            );
+            if at >= (file.clone(), *pos) {
+                break;
+            }
+        }
+    }
+    source.close().await.expect("close");
+    rows
+}
+
+fn report(what: &str, rows: u64, wall: f64, cpu: f64, rss: f64) -> f64 {
+    let rate = rows as f64 / wall;
+    println!("{what:<44} {rows:>9} rows {wall:>7.2} s {rate:>11.0} rows/s  CPU {cpu:>6.2} s  peak RSS {rss:>7.1} MiB");
+    rate
+}
+
+fn main() {
+    let rows: u64 = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let server = MariaDb::start().expect("MariaDB");
+    let db = server.create_database("bench");
+    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b VARCHAR(32), c DECIMAL(12,2), d TIMESTAMP(6) NULL)");
+    let before = master_position(&db);
+    db.exec(&format!(
+        "INSERT INTO t SELECT seq, seq % 1000, CONCAT('name-', seq), seq / 100, FROM_UNIXTIME(1700000000 + seq) FROM seq_1_to_{rows}"
+    ));
+    let after = master_position(&db);
+    assert_eq!(before.0, after.0, "the load must stay in one binlog file");
+    let c = db.connection();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+
+    println!("mysql-cdc benchmark, {rows} rows, MariaDB {}", db.query("SELECT VERSION()")[0][0]);
+    let (cpu0, _) = own_usage();
+    let start = Instant::now();
+    let read = rt.block_on(read_all(&spec(&db, ", 'scan.startup.mode' = 'snapshot'"), None));
+    let wall = start.elapsed().as_secs_f64();
+    let (cpu1, rss1) = own_usage();
+    assert_eq!(read, rows);
+    let ours = report("cdc-sql snapshot (4 parallel chunk readers)", read, wall, cpu1 - cpu0, rss1);
+    let (w, cpu, rss) = timed(
+        "mariadb",
+        &[
+            "--no-defaults".into(),
+            "--quick".into(),
+            "--batch".into(),
+            format!("--host={}", c.host),
+            format!("--port={}", c.port),
+            format!("--user={}", c.user),
+            format!("--password={}", c.password),
+            "-e".into(),
+            format!("SELECT * FROM `{}`.t", db.name()),
+        ],
+    );
+    let reference = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
+    println!("snapshot ratio cdc-sql / mariadb: {:.2}", ours / reference);
+
+    let offset = format!(
+        ", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.file' = '{}', 'scan.startup.specific-offset.pos' = '{}'",
+        before.0, before.1
+    );
+    let (cpu0, _) = own_usage();
+    let start = Instant::now();
+    let read = rt.block_on(read_all(&spec(&db, &offset), Some(&after)));
+    let wall = start.elapsed().as_secs_f64();
+    let (cpu1, rss2) = own_usage();
+    assert_eq!(read, rows);
+    let ours = report("cdc-sql binlog (+I batches)", read, wall, cpu1 - cpu0, rss2);
+    let (w, cpu, rss) = timed(
+        "mariadb-binlog",
+        &[
+            "--no-defaults".into(),
+            "-v".into(),
+            "--read-from-remote-server".into(),
+            format!("--host={}", c.host),
+            format!("--port={}", c.port),
+            format!("--user={}", c.user),
+            format!("--password={}", c.password),
+            format!("--start-position={}", before.1),
+            format!("--stop-position={}", after.1),
+            before.0.clone(),
+        ],
+    );
+    let reference = report("mariadb-binlog -v (remote) > /dev/null", rows, w, cpu, rss);
+    println!("binlog ratio cdc-sql / mariadb-binlog: {:.2}", ours / reference);
+    println!("(cdc-sql CPU and RSS are this process's: peak RSS is the high-water mark so far)");
+}

@@ -1,0 +1,383 @@
+//! The `mysql-cdc` WITH options, with Flink CDC's names and defaults, validated without I/O.
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use regex::Regex;
+
+use crate::connectors::ConnectorOptions;
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+
+/// Where reading starts (`scan.startup.mode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupMode {
+    /// Snapshot, then the binlog from where the snapshot started.
+    Initial,
+    /// Snapshot only: the job ends when it is done.
+    Snapshot,
+    EarliestOffset,
+    LatestOffset,
+    SpecificFile {
+        file: String,
+        pos: u64,
+    },
+    SpecificGtid(String),
+}
+
+/// TLS for the snapshot and binlog connections (`jdbc.properties.sslMode`, MySQL Connector/J names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disabled,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+#[derive(Debug, Clone)]
+pub struct MySqlCdcConfig {
+    pub table: String,
+    pub hostname: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub database_pattern: Regex,
+    pub table_pattern: Regex,
+    pub database_text: String,
+    pub table_text: String,
+    /// Inclusive range; the binlog reader uses the first id, chunk backfills the following ones.
+    pub server_ids: (u32, u32),
+    pub server_time_zone: Tz,
+    pub startup: StartupMode,
+    pub chunk_size: u64,
+    pub chunk_key_column: Option<String>,
+    pub connect_timeout: Duration,
+    pub connect_max_retries: u32,
+    pub heartbeat_interval: Duration,
+    pub ssl_mode: SslMode,
+    /// Parallel snapshot readers (`scan.incremental.snapshot.parallelism`, ours).
+    pub snapshot_parallelism: usize,
+}
+
+/// A whole-string match, as Flink CDC (Java `Pattern.matches`) does.
+fn anchored(o: &ConnectorOptions, key: &str, text: &str) -> Result<Regex> {
+    Regex::new(&format!("^(?:{text})$"))
+        .map_err(|e| o.invalid(key, text, &format!("a regular expression ({})", e.to_string().replace('\n', " "))))
+}
+
+fn parse_server_ids(o: &ConnectorOptions, text: &str) -> Result<(u32, u32)> {
+    let expected = "a server id such as '5400' or a range such as '5400-5404' (whole numbers from 1 to 4294967295)";
+    let num = |s: &str| s.trim().parse::<u32>().ok().filter(|n| *n > 0);
+    let ids = match text.split_once('-') {
+        Some((a, b)) => num(a).zip(num(b)).filter(|(a, b)| a <= b),
+        None => num(text).map(|n| (n, n)),
+    };
+    ids.ok_or_else(|| o.invalid("server-id", text, expected))
+}
+
+pub fn parse_time_zone(text: &str) -> Option<Tz> {
+    let t = text.trim();
+    if let Ok(tz) = t.parse::<Tz>() {
+        return Some(tz);
+    }
+    // MySQL-style fixed offsets ('+08:00') map onto the IANA Etc zones, whose signs are inverted.
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "00"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if m != 0 {
+        return None;
+    }
+    if h == 0 {
+        return Some(Tz::UTC);
+    }
+    format!("Etc/GMT{}{}", if sign > 0 { '-' } else { '+' }, h).parse().ok()
+}
+
+impl MySqlCdcConfig {
+    pub fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
+        let hostname = o.required("hostname")?;
+        let port = o.parse::<u16>("port", "a TCP port number")?.unwrap_or(3306);
+        let username = o.required("username")?;
+        let password = o.required("password")?;
+        let database_text = o.required("database-name")?;
+        let table_text = o.required("table-name")?;
+        let database_pattern = anchored(o, "database-name", &database_text)?;
+        let table_pattern = anchored(o, "table-name", &table_text)?;
+        let server_ids = match o.string("server-id") {
+            Some(text) => parse_server_ids(o, &text)?,
+            // Flink CDC picks a random id in 5400–6400 when none is given.
+            None => {
+                let id = 5400 + (std::process::id() % 1000);
+                (id, id)
+            }
+        };
+        let server_time_zone = match o.string("server-time-zone") {
+            Some(text) => parse_time_zone(&text).ok_or_else(|| {
+                o.invalid("server-time-zone", &text, "a time zone such as 'UTC', 'Asia/Shanghai' or '+08:00'")
+            })?,
+            None => Tz::UTC,
+        };
+        let mode = o
+            .choice(
+                "scan.startup.mode",
+                &["initial", "snapshot", "earliest-offset", "latest-offset", "specific-offset", "timestamp"],
+            )?
+            .unwrap_or("initial");
+        let file = o.string("scan.startup.specific-offset.file");
+        let pos = o.parse::<u64>("scan.startup.specific-offset.pos", "a binlog byte position")?;
+        let gtid = o.string("scan.startup.specific-offset.gtid-set");
+        if mode != "specific-offset" && (file.is_some() || pos.is_some() || gtid.is_some()) {
+            return Err(Error::user(format!(
+                "table `{}`: 'scan.startup.specific-offset.*' options need 'scan.startup.mode' = 'specific-offset' (it is '{mode}')",
+                spec.name
+            )));
+        }
+        let startup = match mode {
+            "initial" => StartupMode::Initial,
+            "snapshot" => StartupMode::Snapshot,
+            "earliest-offset" => StartupMode::EarliestOffset,
+            "latest-offset" => StartupMode::LatestOffset,
+            "specific-offset" => match (gtid, file, pos) {
+                (Some(g), None, None) if !g.trim().is_empty() => StartupMode::SpecificGtid(g.trim().to_string()),
+                (None, Some(f), Some(p)) if !f.trim().is_empty() => {
+                    StartupMode::SpecificFile { file: f.trim().to_string(), pos: p.max(4) }
+                }
+                _ => {
+                    return Err(Error::user(format!(
+                        "table `{}`: 'scan.startup.mode' = 'specific-offset' needs either 'scan.startup.specific-offset.gtid-set' or both 'scan.startup.specific-offset.file' and 'scan.startup.specific-offset.pos'",
+                        spec.name
+                    )))
+                }
+            },
+            _ => {
+                return Err(Error::user(format!(
+                    "table `{}`: 'scan.startup.mode' = 'timestamp' is not supported by cdc-sql's mysql-cdc yet; use 'specific-offset' with the binlog file and position (see SHOW BINARY LOGS / mariadb-binlog) instead",
+                    spec.name
+                )))
+            }
+        };
+        if o.bool("scan.incremental.snapshot.enabled")? == Some(false) {
+            return Err(Error::user(format!(
+                "table `{}`: 'scan.incremental.snapshot.enabled' = 'false' asks for Flink CDC's legacy snapshot under a global read lock, which cdc-sql does not implement; remove the option (the lock-free incremental snapshot is always used)",
+                spec.name
+            )));
+        }
+        let chunk_size =
+            o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number of rows")?.unwrap_or(8096);
+        if chunk_size == 0 {
+            return Err(o.invalid("scan.incremental.snapshot.chunk.size", "0", "a positive whole number of rows"));
+        }
+        let chunk_key_column = o.string("scan.incremental.snapshot.chunk.key-column");
+        let snapshot_parallelism =
+            o.parse::<usize>("scan.incremental.snapshot.parallelism", "a whole number from 1 to 64")?.unwrap_or(4);
+        if !(1..=64).contains(&snapshot_parallelism) {
+            return Err(o.invalid(
+                "scan.incremental.snapshot.parallelism",
+                &snapshot_parallelism.to_string(),
+                "a whole number from 1 to 64",
+            ));
+        }
+        let connect_timeout = o.duration("connect.timeout")?.unwrap_or(Duration::from_secs(30));
+        let connect_max_retries = o.parse::<u32>("connect.max-retries", "a whole number")?.unwrap_or(3);
+        let heartbeat_interval = o.duration("heartbeat.interval")?.unwrap_or(Duration::from_secs(30));
+        if heartbeat_interval.is_zero() {
+            return Err(o.invalid("heartbeat.interval", "0", "a positive duration such as '30s'"));
+        }
+        let use_ssl = o.bool("jdbc.properties.useSSL")?;
+        let ssl_mode = match o.string("jdbc.properties.sslMode") {
+            None => match use_ssl {
+                Some(true) => SslMode::Required,
+                _ => SslMode::Disabled,
+            },
+            Some(text) => {
+                let mode = match text.trim().to_ascii_uppercase().as_str() {
+                    "DISABLED" => SslMode::Disabled,
+                    "REQUIRED" => SslMode::Required,
+                    "VERIFY_CA" => SslMode::VerifyCa,
+                    "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+                    _ => {
+                        return Err(o.invalid(
+                            "jdbc.properties.sslMode",
+                            &text,
+                            "one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+                        ))
+                    }
+                };
+                if use_ssl.is_some_and(|u| u != (mode != SslMode::Disabled)) {
+                    return Err(Error::user(format!(
+                        "table `{}`: 'jdbc.properties.useSSL' and 'jdbc.properties.sslMode' disagree; keep only 'jdbc.properties.sslMode'",
+                        spec.name
+                    )));
+                }
+                mode
+            }
+        };
+        Ok(MySqlCdcConfig {
+            table: spec.name.clone(),
+            hostname,
+            port,
+            username,
+            password,
+            database_pattern,
+            table_pattern,
+            database_text,
+            table_text,
+            server_ids,
+            server_time_zone,
+            startup,
+            chunk_size,
+            chunk_key_column,
+            connect_timeout,
+            connect_max_retries,
+            heartbeat_interval,
+            ssl_mode,
+            snapshot_parallelism,
+        })
+    }
+
+    /// The server id of the binlog reader.
+    pub fn binlog_server_id(&self) -> u32 {
+        self.server_ids.0
+    }
+
+    /// Server ids for the short binlog reads that reconcile snapshot chunks: a range gives each
+    /// parallel reader its own; a single id is shared in turn (the server drops an older dump
+    /// with the same id, so backfills then run one at a time).
+    pub fn backfill_server_id(&self, reader: usize) -> u32 {
+        let (first, last) = self.server_ids;
+        let span = (last - first) as usize;
+        if span == 0 {
+            first
+        } else {
+            first + 1 + (reader % span) as u32
+        }
+    }
+
+    pub fn matches(&self, database: &str, table: &str) -> bool {
+        self.database_pattern.is_match(database) && self.table_pattern.is_match(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::TableOption;
+
+    fn parse(opts: &[(&str, &str)]) -> Result<MySqlCdcConfig> {
+        let mut all = vec![
+            ("connector", "mysql-cdc"),
+            ("hostname", "h"),
+            ("username", "u"),
+            ("password", "secret-pw"),
+            ("database-name", "shop"),
+            ("table-name", "user_[0-9]+"),
+        ];
+        all.extend_from_slice(opts);
+        let spec = TableSpec {
+            name: "t".into(),
+            columns: vec![],
+            primary_key: vec![],
+            options: all
+                .iter()
+                .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
+                .collect(),
+            comment: None,
+        };
+        let mut o = ConnectorOptions::new(&spec)?;
+        let config = MySqlCdcConfig::parse(&spec, &mut o)?;
+        o.finish()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_follow_flink_cdc() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.port, 3306);
+        assert_eq!(c.startup, StartupMode::Initial);
+        assert_eq!(c.chunk_size, 8096);
+        assert_eq!(c.connect_timeout, Duration::from_secs(30));
+        assert_eq!(c.connect_max_retries, 3);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(c.ssl_mode, SslMode::Disabled);
+        assert!((5400..6400).contains(&c.server_ids.0));
+    }
+
+    #[test]
+    fn table_and_database_names_are_whole_regex_matches() {
+        let c = parse(&[]).unwrap();
+        assert!(c.matches("shop", "user_1"));
+        assert!(c.matches("shop", "user_42"));
+        assert!(!c.matches("shop", "user_x"));
+        assert!(!c.matches("shop", "super_user_1"));
+        assert!(!c.matches("shop2", "user_1"));
+        let err = parse(&[("table-name", "user_(")]).unwrap_err().to_string();
+        assert!(err.contains("'table-name' = 'user_('") && err.contains("regular expression"), "{err}");
+    }
+
+    #[test]
+    fn server_id_single_or_range() {
+        assert_eq!(parse(&[("server-id", "5401")]).unwrap().server_ids, (5401, 5401));
+        let c = parse(&[("server-id", "5400-5404")]).unwrap();
+        assert_eq!(c.server_ids, (5400, 5404));
+        assert_eq!(c.binlog_server_id(), 5400);
+        assert_eq!((c.backfill_server_id(0), c.backfill_server_id(3), c.backfill_server_id(4)), (5401, 5404, 5401));
+        for bad in ["0", "5404-5400", "abc", "1-"] {
+            let err = parse(&[("server-id", bad)]).unwrap_err().to_string();
+            assert!(err.contains("'server-id'"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn startup_modes() {
+        assert_eq!(parse(&[("scan.startup.mode", "snapshot")]).unwrap().startup, StartupMode::Snapshot);
+        assert_eq!(parse(&[("scan.startup.mode", "latest-offset")]).unwrap().startup, StartupMode::LatestOffset);
+        let c = parse(&[
+            ("scan.startup.mode", "specific-offset"),
+            ("scan.startup.specific-offset.file", "mariadb-bin.000002"),
+            ("scan.startup.specific-offset.pos", "1234"),
+        ])
+        .unwrap();
+        assert_eq!(c.startup, StartupMode::SpecificFile { file: "mariadb-bin.000002".into(), pos: 1234 });
+        let c = parse(&[("scan.startup.mode", "specific-offset"), ("scan.startup.specific-offset.gtid-set", "0-1-42")])
+            .unwrap();
+        assert_eq!(c.startup, StartupMode::SpecificGtid("0-1-42".into()));
+        let err = parse(&[("scan.startup.mode", "specific-offset")]).unwrap_err().to_string();
+        assert!(err.contains("needs either"), "{err}");
+        let err = parse(&[("scan.startup.specific-offset.pos", "4")]).unwrap_err().to_string();
+        assert!(err.contains("need 'scan.startup.mode' = 'specific-offset'"), "{err}");
+        let err = parse(&[("scan.startup.mode", "timestamp")]).unwrap_err().to_string();
+        assert!(err.contains("not supported"), "{err}");
+        let err = parse(&[("scan.startup.mode", "inital")]).unwrap_err().to_string();
+        assert!(err.contains("one of initial"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_and_invalid_options_are_rejected() {
+        let err = parse(&[("scan.incremental.snapshot.enabled", "false")]).unwrap_err().to_string();
+        assert!(err.contains("global read lock"), "{err}");
+        let err = parse(&[("jdbc.properties.useUnicode", "true")]).unwrap_err().to_string();
+        assert!(err.contains("unsupported option 'jdbc.properties.useUnicode'"), "{err}");
+        let err = parse(&[("password", "x"), ("port", "99999")]).unwrap_err().to_string();
+        assert!(err.contains("'port' = '99999'"), "{err}");
+        assert_eq!(parse(&[("jdbc.properties.sslMode", "required")]).unwrap().ssl_mode, SslMode::Required);
+        assert_eq!(parse(&[("jdbc.properties.useSSL", "true")]).unwrap().ssl_mode, SslMode::Required);
+        let both = [("jdbc.properties.useSSL", "true"), ("jdbc.properties.sslMode", "VERIFY_CA")];
+        assert_eq!(parse(&both).unwrap().ssl_mode, SslMode::VerifyCa);
+        let err = parse(&[("jdbc.properties.useSSL", "true"), ("jdbc.properties.sslMode", "DISABLED")]).unwrap_err();
+        assert!(err.to_string().contains("disagree"), "{err}");
+    }
+
+    #[test]
+    fn time_zones() {
+        assert_eq!(parse_time_zone("Asia/Shanghai"), Some(Tz::Asia__Shanghai));
+        assert_eq!(parse_time_zone("+08:00"), Some(Tz::Etc__GMTMinus8));
+        assert_eq!(parse_time_zone("-05:00"), Some(Tz::Etc__GMTPlus5));
+        assert_eq!(parse_time_zone("+00:00"), Some(Tz::UTC));
+        assert_eq!(parse_time_zone("Mars/Olympus"), None);
+        assert!(parse(&[("server-time-zone", "Mars/Olympus")]).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! The captured tables as MySQL describes them (`information_schema`), and how their columns map
+//! onto the declared columns of the Flink table.
+
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+
+/// One MySQL column, with what decoding needs to know beyond the binlog's type byte.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    pub name: String,
+    /// `DATA_TYPE`, lower case (`int`, `varchar`, `json`, …).
+    pub data_type: String,
+    /// `COLUMN_TYPE` (`int(10) unsigned`, `enum('a','b')`, …).
+    pub column_type: String,
+    pub unsigned: bool,
+    /// ENUM or SET members in declaration order.
+    pub enum_values: Vec<String>,
+    /// Character data in latin1 (cp1252) rather than UTF-8.
+    pub latin1: bool,
+    /// `BINARY(n)`: n (the binlog strips trailing zero bytes).
+    pub binary_length: Option<usize>,
+    /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
+    pub fraction_digits: u8,
+}
+
+impl SourceColumn {
+    /// Builds a column from `information_schema.COLUMNS` fields.
+    pub fn new(
+        name: String,
+        data_type: &str,
+        column_type: &str,
+        charset: Option<&str>,
+        octet_length: Option<u64>,
+        datetime_precision: Option<u64>,
+    ) -> Self {
+        let data_type = data_type.to_ascii_lowercase();
+        let lower = column_type.to_ascii_lowercase();
+        let enum_values = if data_type == "enum" || data_type == "set" { parse_members(column_type) } else { vec![] };
+        SourceColumn {
+            name,
+            unsigned: lower.contains("unsigned"),
+            enum_values,
+            latin1: charset.is_some_and(|c| c.eq_ignore_ascii_case("latin1")),
+            binary_length: if data_type == "binary" { octet_length.map(|n| n as usize) } else { None },
+            fraction_digits: datetime_precision.unwrap_or(0).min(6) as u8,
+            data_type,
+            column_type: column_type.to_string(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(name: &str, column_type: &str) -> Self {
+        let data_type = column_type.split(['(', ' ']).next().unwrap_or(column_type);
+        let digits = column_type.split_once('(').and_then(|(_, r)| r.trim_end_matches(')').parse().ok());
+        SourceColumn::new(name.into(), data_type, column_type, Some("utf8mb4"), None, digits)
+    }
+
+    pub fn is_integer(&self) -> bool {
+        matches!(self.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint")
+    }
+}
+
+/// `enum('a','it''s')` → ["a", "it's"].
+pub fn parse_members(column_type: &str) -> Vec<String> {
+    let Some(open) = column_type.find('(') else { return vec![] };
+    let body = &column_type[open + 1..];
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    value.push('\'');
+                }
+                Some('\'') | None => break,
+                Some('\\') => {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                }
+                Some(ch) => value.push(ch),
+            }
+        }
+        out.push(value);
+    }
+    out
+}
+
+/// How one declared column is filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fill {
+    /// From the MySQL column at this ordinal (0-based).
+    Column(usize),
+    DatabaseName,
+    TableName,
+    OpTs,
+    RowKind,
+}
+
+/// A captured MySQL table.
+#[derive(Debug, Clone)]
+pub struct CapturedTable {
+    pub database: String,
+    pub table: String,
+    pub columns: Vec<SourceColumn>,
+    /// Per declared column, where its value comes from.
+    pub fills: Vec<Fill>,
+    /// The MySQL column that splits the snapshot into chunks, if any.
+    pub chunk_key: Option<usize>,
+    /// Declared columns that identify a row (declared PRIMARY KEY, else the chunk key).
+    pub key_columns: Vec<usize>,
+}
+
+impl CapturedTable {
+    pub fn qualified(&self) -> String {
+        format!("`{}`.`{}`", self.database.replace('`', "``"), self.table.replace('`', "``"))
+    }
+
+    /// Maps the declared columns onto this table's columns. `mysql_primary_key` lists its primary
+    /// key columns in key order.
+    pub fn new(
+        spec: &TableSpec,
+        database: String,
+        table: String,
+        columns: Vec<SourceColumn>,
+        mysql_primary_key: &[String],
+        chunk_key_option: Option<&str>,
+    ) -> Result<Self> {
+        let position = |name: &str| columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
+        let mut fills = Vec::with_capacity(spec.columns.len());
+        for column in &spec.columns {
+            let fill = match &column.metadata {
+                Some(m) => match m.key.as_str() {
+                    "database_name" => Fill::DatabaseName,
+                    "table_name" => Fill::TableName,
+                    "op_ts" => Fill::OpTs,
+                    "row_kind" => Fill::RowKind,
+                    other => return Err(Error::internal(format!("unexpected metadata key '{other}'"))),
+                },
+                None => Fill::Column(position(&column.name).ok_or_else(|| {
+                    Error::user(format!(
+                        "column `{}` of table `{}` does not exist in MySQL table `{database}`.`{table}` (its columns: {}); declare only existing columns, or read it as metadata",
+                        column.name,
+                        spec.name,
+                        columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?),
+            };
+            fills.push(fill);
+        }
+        let chunk_key = match chunk_key_option {
+            Some(name) => Some(position(name).ok_or_else(|| {
+                Error::user(format!(
+                    "'scan.incremental.snapshot.chunk.key-column' = '{name}' of table `{}` is not a column of MySQL table `{database}`.`{table}`",
+                    spec.name
+                ))
+            })?),
+            None => mysql_primary_key.first().and_then(|k| position(k)),
+        };
+        let Some(chunk_key) = chunk_key else {
+            return Err(Error::user(format!(
+                "MySQL table `{database}`.`{table}` has no primary key, so table `{}` cannot be snapshotted in chunks and its changes cannot be matched; add a primary key to the MySQL table or set 'scan.incremental.snapshot.chunk.key-column' to a unique column",
+                spec.name
+            )));
+        };
+        let declared_of = |mysql: usize| fills.iter().position(|f| *f == Fill::Column(mysql));
+        let key_columns: Vec<usize> = if spec.primary_key.is_empty() {
+            let mysql_keys: Vec<usize> = if chunk_key_option.is_some() {
+                vec![chunk_key]
+            } else {
+                mysql_primary_key.iter().filter_map(|k| position(k)).collect()
+            };
+            mysql_keys.iter().map(|k| declared_of(*k)).collect::<Option<Vec<_>>>().unwrap_or_default()
+        } else {
+            spec.primary_key.iter().filter_map(|k| spec.columns.iter().position(|c| &c.name == k)).collect()
+        };
+        if key_columns.is_empty() || declared_of(chunk_key).is_none() {
+            return Err(Error::user(format!(
+                "table `{}` must declare the key column `{}` of MySQL table `{database}`.`{table}` (and its PRIMARY KEY … NOT ENFORCED): the snapshot is reconciled with the binlog by key",
+                spec.name, columns[chunk_key].name
+            )));
+        }
+        Ok(CapturedTable { database, table, columns, fills, chunk_key: Some(chunk_key), key_columns })
+    }
+
+    /// The column list of snapshot queries: every MySQL column, in table order, so that snapshot
+    /// rows line up with binlog row images.
+    pub fn select_list(&self) -> String {
+        self.columns.iter().map(|c| format!("`{}`", c.name.replace('`', "``"))).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_members_with_quotes() {
+        assert_eq!(parse_members("enum('a','it''s','x,y')"), vec!["a", "it's", "x,y"]);
+        assert_eq!(parse_members("set('')"), vec![""]);
+        assert!(parse_members("int(11)").is_empty());
+    }
+}

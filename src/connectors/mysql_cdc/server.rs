@@ -1,0 +1,369 @@
+//! Talking to the server outside the binlog stream: connecting (timeout, retries, TLS), the
+//! checks made before streaming, table discovery from `information_schema`, binlog positions.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, OptsBuilder, SslOpts};
+use serde_json::json;
+
+use super::config::{MySqlCdcConfig, SslMode};
+use super::schema::{CapturedTable, SourceColumn};
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+
+/// A binlog file and byte offset; ordered as the server writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogPos {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl PartialOrd for BinlogPos {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BinlogPos {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Binlog files share a base name and a zero-padded sequence number.
+        (file_sequence(&self.file), &self.file, self.pos).cmp(&(file_sequence(&other.file), &other.file, other.pos))
+    }
+}
+
+fn file_sequence(file: &str) -> u64 {
+    file.rsplit_once('.').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
+}
+
+impl BinlogPos {
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({"file": self.file, "pos": self.pos})
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        Some(BinlogPos { file: value.get("file")?.as_str()?.to_string(), pos: value.get("pos")?.as_u64()? })
+    }
+}
+
+impl std::fmt::Display for BinlogPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+fn where_(config: &MySqlCdcConfig) -> String {
+    format!("MySQL server {}:{} (table `{}`)", config.hostname, config.port, config.table)
+}
+
+/// A server error during `doing`, classified: authentication, privileges and missing objects are
+/// the user's to fix; everything else may pass.
+pub fn server_error(config: &MySqlCdcConfig, doing: &str, e: mysql_async::Error) -> Error {
+    let place = where_(config);
+    match &e {
+        mysql_async::Error::Server(se) => {
+            let hint = match se.code {
+                1045 => " — check 'username' and 'password'",
+                1044 | 1142 | 1143 | 1227 => {
+                    " — grant the CDC user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT, SHOW DATABASES ON *.* TO '<user>'@'%'"
+                }
+                1236 => " — the requested binlog position is not available on the server (purged or never written); restart with 'scan.startup.mode' = 'initial' to take a new snapshot",
+                _ => "",
+            };
+            let message = format!("{place}: {doing} failed: {} (error {}){hint}", se.message, se.code);
+            match se.code {
+                1040 | 1053 | 1205 | 1213 | 2006 | 2013 => Error::external(message),
+                _ => Error::user(message),
+            }
+        }
+        _ => Error::external(format!("{place}: {doing} failed: {e}")),
+    }
+}
+
+pub fn connect_opts(config: &MySqlCdcConfig) -> OptsBuilder {
+    let ssl = match config.ssl_mode {
+        SslMode::Disabled => None,
+        SslMode::Required => {
+            Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))
+        }
+        SslMode::VerifyCa => Some(SslOpts::default().with_danger_skip_domain_validation(true)),
+        SslMode::VerifyIdentity => Some(SslOpts::default()),
+    };
+    OptsBuilder::default()
+        .ip_or_hostname(config.hostname.clone())
+        .tcp_port(config.port)
+        .user(Some(config.username.clone()))
+        .pass(Some(config.password.clone()))
+        .prefer_socket(false)
+        .stmt_cache_size(0)
+        .ssl_opts(ssl)
+}
+
+/// Connects within 'connect.timeout', retrying 'connect.max-retries' times on failures that may pass.
+pub async fn connect(config: &MySqlCdcConfig) -> Result<Conn> {
+    let mut attempt = 0;
+    loop {
+        let result = tokio::time::timeout(config.connect_timeout, Conn::new(connect_opts(config))).await;
+        let error = match result {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => server_error(config, "connecting", e),
+            Err(_) => Error::external(format!(
+                "{}: connecting timed out after {:?} ('connect.timeout')",
+                where_(config),
+                config.connect_timeout
+            )),
+        };
+        if error.kind() == crate::error::ErrorKind::User || attempt >= config.connect_max_retries {
+            return Err(error);
+        }
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200 * (1 << attempt.min(5)))).await;
+    }
+}
+
+pub async fn query_strings(
+    config: &MySqlCdcConfig,
+    conn: &mut Conn,
+    sql: &str,
+    doing: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(|e| server_error(config, doing, e))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| match row.as_ref(i) {
+                    Some(mysql_async::Value::NULL) | None => None,
+                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                    Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// `SHOW MASTER STATUS`: where the binlog ends now.
+pub async fn current_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
+    let rows =
+        query_strings(config, conn, "SHOW MASTER STATUS", "reading the binlog position (SHOW MASTER STATUS)").await?;
+    let row = rows.first().ok_or_else(|| {
+        Error::user(format!(
+            "{}: SHOW MASTER STATUS returned nothing: the binary log is off; start the server with log_bin",
+            where_(config)
+        ))
+    })?;
+    match (row.first().cloned().flatten(), row.get(1).cloned().flatten().and_then(|p| p.parse().ok())) {
+        (Some(file), Some(pos)) => Ok(BinlogPos { file, pos }),
+        _ => Err(Error::internal("SHOW MASTER STATUS returned no file and position")),
+    }
+}
+
+/// MariaDB: opens a consistent-snapshot transaction and returns the binlog position it sees
+/// exactly (`binlog_snapshot_file/position`), without locks. The caller reads inside the
+/// transaction and then commits. SHOW MASTER STATUS cannot serve here: under group commit it
+/// may already count transactions whose rows are not visible yet.
+pub async fn consistent_snapshot_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .map_err(|e| server_error(config, "starting a consistent snapshot", e))?;
+    let rows =
+        query_strings(config, conn, "SHOW STATUS LIKE 'binlog_snapshot_%'", "reading the snapshot's binlog position")
+            .await?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|r| r.first().cloned().flatten().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|r| r.get(1).cloned().flatten())
+    };
+    match (value("Binlog_snapshot_file"), value("Binlog_snapshot_position").and_then(|p| p.parse().ok())) {
+        (Some(file), Some(pos)) if !file.is_empty() => Ok(BinlogPos { file, pos }),
+        _ => Err(Error::internal("SHOW STATUS LIKE 'binlog_snapshot_%' returned no position")),
+    }
+}
+
+pub async fn is_mariadb(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<bool> {
+    let rows = query_strings(config, conn, "SELECT VERSION()", "reading the server version").await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("mariadb")))
+}
+
+/// The checks Flink CDC makes before reading, each with the fix in its message.
+pub async fn check_server(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<()> {
+    let place = where_(config);
+    let rows =
+        query_strings(config, conn, "SELECT @@log_bin, @@binlog_format, @@binlog_row_image", "reading binlog settings")
+            .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    if !matches!(get(0).as_str(), "1" | "ON") {
+        return Err(Error::user(format!(
+            "{place}: the binary log is off (log_bin = {}); mysql-cdc reads changes from it: start the server with log_bin (e.g. --log-bin) and binlog_format=ROW",
+            get(0)
+        )));
+    }
+    if !get(1).eq_ignore_ascii_case("ROW") {
+        return Err(Error::user(format!(
+            "{place}: binlog_format is {}, but mysql-cdc needs ROW: SET GLOBAL binlog_format = 'ROW' (and in the server configuration)",
+            get(1)
+        )));
+    }
+    if !get(2).eq_ignore_ascii_case("FULL") {
+        return Err(Error::user(format!(
+            "{place}: binlog_row_image is {}, but mysql-cdc needs FULL (whole rows before and after each change): SET GLOBAL binlog_row_image = 'FULL'",
+            get(2)
+        )));
+    }
+    let grants = query_strings(config, conn, "SHOW GRANTS", "reading the CDC user's privileges").await?;
+    let text: String = grants.iter().flatten().flatten().map(|g| g.to_ascii_uppercase()).collect::<Vec<_>>().join("\n");
+    let has = |p: &str| text.contains(p) || text.contains("ALL PRIVILEGES");
+    let mut missing = Vec::new();
+    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") && !has("SUPER") {
+        missing.push("REPLICATION CLIENT");
+    }
+    if !missing.is_empty() {
+        return Err(Error::user(format!(
+            "{place}: user '{}' lacks the privilege(s) {}; grant them: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT, SHOW DATABASES ON *.* TO '{}'@'%'",
+            config.username,
+            missing.join(", "),
+            config.username
+        )));
+    }
+    Ok(())
+}
+
+/// Fails if `pos` is no longer (or not yet) in the server's binlog.
+pub async fn check_position_available(config: &MySqlCdcConfig, conn: &mut Conn, pos: &BinlogPos) -> Result<()> {
+    let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
+    let files: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
+    if files.contains(&pos.file) {
+        return Ok(());
+    }
+    let range = match (files.first(), files.last()) {
+        (Some(a), Some(b)) => format!("the server has {a} to {b}"),
+        _ => "the server has no binlog files".to_string(),
+    };
+    Err(Error::user(format!(
+        "{}: cannot resume from binlog position {pos}: that file has been purged or never existed ({range}). Changes since then are lost from the binlog; take a new snapshot with 'scan.startup.mode' = 'initial' (and a fresh checkpoint directory), or start from 'earliest-offset' / 'latest-offset' accepting the gap",
+        where_(config)
+    )))
+}
+
+/// The earliest binlog position the server still has.
+pub async fn earliest_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
+    let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
+    let file = rows.first().and_then(|r| r.first().cloned().flatten()).ok_or_else(|| {
+        Error::user(format!("{}: the server lists no binlog files: the binary log is off", where_(config)))
+    })?;
+    Ok(BinlogPos { file, pos: 4 })
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Describes one table from `information_schema`.
+pub async fn describe_table(
+    config: &MySqlCdcConfig,
+    spec: &TableSpec,
+    conn: &mut Conn,
+    database: &str,
+    table: &str,
+) -> Result<CapturedTable> {
+    let sql = format!(
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, CHARACTER_OCTET_LENGTH, DATETIME_PRECISION \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+        quote(database),
+        quote(table)
+    );
+    let rows = query_strings(config, conn, &sql, "reading column definitions").await?;
+    let columns: Vec<SourceColumn> = rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            SourceColumn::new(
+                get(0).unwrap_or_default(),
+                &get(1).unwrap_or_default(),
+                &get(2).unwrap_or_default(),
+                get(3).as_deref(),
+                get(4).and_then(|v| v.parse().ok()),
+                get(5).and_then(|v| v.parse().ok()),
+            )
+        })
+        .collect();
+    if columns.is_empty() {
+        return Err(Error::user(format!(
+            "{}: table `{database}`.`{table}` not found (or the user cannot see it)",
+            where_(config)
+        )));
+    }
+    let sql = format!(
+        "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' \
+         AND TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+        quote(database),
+        quote(table)
+    );
+    let primary_key: Vec<String> = query_strings(config, conn, &sql, "reading the primary key")
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    CapturedTable::new(
+        spec,
+        database.to_string(),
+        table.to_string(),
+        columns,
+        &primary_key,
+        config.chunk_key_column.as_deref(),
+    )
+}
+
+/// Every base table matching 'database-name' and 'table-name'.
+pub async fn discover_tables(
+    config: &MySqlCdcConfig,
+    spec: &TableSpec,
+    conn: &mut Conn,
+) -> Result<Vec<Arc<CapturedTable>>> {
+    let rows = query_strings(
+        config,
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+         AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2",
+        "listing tables",
+    )
+    .await?;
+    let mut tables = Vec::new();
+    for row in rows {
+        let (Some(db), Some(t)) = (row.first().cloned().flatten(), row.get(1).cloned().flatten()) else { continue };
+        if config.matches(&db, &t) {
+            tables.push(Arc::new(describe_table(config, spec, conn, &db, &t).await?));
+        }
+    }
+    if tables.is_empty() {
+        return Err(Error::user(format!(
+            "{}: no table matches 'database-name' = '{}' and 'table-name' = '{}' (both are regular expressions matched against whole names); check the names and that the user may SELECT the tables",
+            where_(config),
+            config.database_text,
+            config.table_text
+        )));
+    }
+    Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_order_across_files() {
+        let p = |f: &str, pos| BinlogPos { file: f.into(), pos };
+        assert!(p("bin.000002", 4) > p("bin.000001", 9999));
+        assert!(p("bin.000001", 10) < p("bin.000001", 11));
+        assert!(p("bin.1000000", 4) > p("bin.999999", 4));
+        assert_eq!(BinlogPos::from_json(&p("a.000001", 5).to_json()), Some(p("a.000001", 5)));
+    }
+}

@@ -1,0 +1,575 @@
+//! `mysql-cdc` against a real MariaDB 10.11 (testkit): through the real binary (job file →
+//! `print`) and, for restarts, through the source API with positions handed back.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdc_sql::changelog::{format_rows, ChangeBatch, RowKind};
+use cdc_sql::connectors::{open_table, Position, Source, SourceContext};
+use cdc_sql::sql::{parse_script, Statement, TableSpec};
+use cdc_sql_testkit::{Database, MariaDb, MariaDbConfig};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn with_options(db: &Database, extra: &str) -> String {
+    let c = db.connection();
+    format!(
+        "'connector' = 'mysql-cdc', 'hostname' = '{}', 'port' = '{}', 'username' = '{}', 'password' = '{}'{extra}",
+        c.host, c.port, c.user, c.password
+    )
+}
+
+/// A running `cdc-sql -f job.sql`, its stdout collected line by line.
+struct Job {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Job {
+    fn start(sql: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("job.sql"), sql).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+            .current_dir(dir.path())
+            .args(["-f", "job.sql"])
+            .env("RUST_LOG", "warn,cdc_sql::connectors::mysql_cdc=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Job { child, stdout, stderr, _dir: dir }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Polls until `count` lines arrived; panics with what arrived after the deadline.
+    fn wait_lines(&mut self, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.lines();
+            if lines.len() >= count {
+                return lines;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("cdc-sql exited ({status}) after {lines:?}; stderr:\n{}", self.stderr.lock().unwrap());
+            }
+            if start.elapsed() > DEADLINE {
+                let stderr = self.stderr.lock().unwrap().clone();
+                let tail: Vec<&str> = stderr.lines().filter(|l| !l.contains("binlog event")).rev().take(40).collect();
+                panic!(
+                    "waited for {count} lines, got {lines:#?}; stderr ends with:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        self.lines()
+    }
+
+    /// Waits for the job to end on its own; (exit code, stdout lines, stderr).
+    fn wait_exit(mut self) -> (i32, Vec<String>, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                let err = self.stderr.lock().unwrap().clone();
+                return (status.code().unwrap_or(-1), self.lines(), err);
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!("job did not end; stdout {:?}", self.lines());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn job_with_sink(db: &Database, columns: &str, key: &str, sink_columns: &str, extra: &str) -> String {
+    let table = if extra.contains("'table-name'") { "" } else { ", 'table-name' = 't'" };
+    format!(
+        "CREATE TABLE src ({columns}, PRIMARY KEY ({key}) NOT ENFORCED) WITH ({}, 'database-name' = '{}'{table}{extra});\n\
+         CREATE TABLE out ({sink_columns}) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        with_options(db, ""),
+        db.name()
+    )
+}
+
+const ZOO_MYSQL: &str = "CREATE TABLE t (
+    id INT PRIMARY KEY,
+    ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, mi MEDIUMINT, mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
+    bi BIGINT, bu BIGINT UNSIGNED, b1 TINYINT(1),
+    d10 DECIMAL(10,2), d65 DECIMAL(65,30), f FLOAT, dbl DOUBLE,
+    bit1 BIT(1), bit10 BIT(10),
+    c CHAR(5), vc VARCHAR(300), txt TEXT, l1 VARCHAR(10) CHARACTER SET latin1,
+    bn BINARY(4), vb VARBINARY(10), bl BLOB,
+    dt DATE, tm TIME(6), dtm DATETIME(3), ts TIMESTAMP(6) NULL DEFAULT NULL, yr YEAR,
+    e ENUM('red','green','blue'), st SET('a','b','c'), js JSON
+)";
+
+const ZOO_FLINK: &str =
+    "id INT, ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, mi INT, mu INT UNSIGNED, i INT, iu INT UNSIGNED,
+    bi BIGINT, bu BIGINT UNSIGNED, b1 TINYINT,
+    d10 DECIMAL(10, 2), d65 DECIMAL(65, 30), f FLOAT, dbl DOUBLE,
+    bit1 BOOLEAN, bit10 BYTES,
+    c STRING, vc STRING, txt STRING, l1 STRING,
+    bn BYTES, vb BYTES, bl BYTES,
+    dt DATE, tm STRING, dtm TIMESTAMP(3), ts TIMESTAMP_LTZ(6), yr INT,
+    e STRING, st STRING, js STRING";
+
+fn zoo_values(id: i32) -> Vec<String> {
+    vec![
+        format!("({id}, -128, 255, -32768, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615, 1, \
+          -12345678.91, -12345678901234567890123456789012345.123456789012345678901234567891, 1.5, -2.25e300, \
+          b'1', b'1100000001', 'ab', REPEAT('x', 300), 'text ✓ ünïcode', 'café', \
+          x'0102', x'00ff', x'deadbeef', '2024-02-29', '-838:59:59.000000', '2024-02-29 23:59:59.999', \
+          '2038-01-19 03:14:07.499999', 0, 'green', 'a,c', '{{\"k\": [1, 2.5, null, \"s\"]}}')"),
+        format!("({}, 127, 0, 32767, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 0, \
+          0.05, 0.000000000000000000000000000001, -0.0, 0, b'0', b'0', '', '', '', '', x'', x'', x'', \
+          '0000-00-00', '12:34:56.789012', '0000-00-00 00:00:00', '1970-01-01 00:00:01', 2155, '', '', 'null')", id + 1),
+        format!("({}, {})", id + 2, vec!["NULL"; 31].join(", ")),
+    ]
+}
+
+fn strip_id(line: &str) -> String {
+    // "+I[7, …]" → "+I[…]"
+    let (kind, rest) = line.split_at(3);
+    format!("{kind}{}", rest.split_once(", ").map(|(_, r)| r).unwrap_or(rest))
+}
+
+#[test]
+fn type_zoo_snapshot_and_binlog_give_identical_values() {
+    let db = cdc_sql_testkit::mariadb().create_database("zoo");
+    db.exec(&format!(
+        "{ZOO_MYSQL}; SET time_zone = '+00:00'; SET SESSION sql_mode = ''; INSERT INTO t VALUES {}",
+        zoo_values(1).join(", ")
+    ));
+    let job = job_with_sink(&db, ZOO_FLINK, "id", ZOO_FLINK, ", 'server-id' = '5501', 'server-time-zone' = 'UTC'");
+    let mut job = Job::start(&job);
+    let snapshot = job.wait_lines(3);
+    db.exec(&format!(
+        "SET time_zone = '+00:00'; SET SESSION sql_mode = ''; INSERT INTO t VALUES {}",
+        zoo_values(101).join(", ")
+    ));
+    let all = job.wait_lines(6);
+    job.stop();
+    let (snap, bin): (Vec<String>, Vec<String>) = (all[..3].to_vec(), all[3..6].to_vec());
+    assert_eq!(snapshot.len(), 3);
+    for (s, b) in snap.iter().zip(&bin) {
+        assert!(s.starts_with("+I[") && b.starts_with("+I["), "{s} / {b}");
+        assert_eq!(strip_id(s), strip_id(b), "snapshot and binlog differ");
+    }
+    let expected_first = "+I[1, -128, 255, -32768, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615, 1, \
+-12345678.91, -12345678901234567890123456789012345.123456789012345678901234567891, 1.5, -2.25e300, true, [3, 1], ab, ";
+    assert!(snap[0].starts_with(expected_first), "{}", snap[0]);
+    let first_tail = "text ✓ ünïcode, café, [1, 2, 0, 0], [0, -1], [-34, -83, -66, -17], 2024-02-29, -838:59:59.000000, \
+                      2024-02-29T23:59:59.999, 2038-01-19T03:14:07.499999Z, 0, green, a,c, {\"k\": [1, 2.5, null, \"s\"]}]";
+    assert!(snap[0].ends_with(first_tail), "{}", snap[0]);
+    // Zero dates are NULL; BINARY(4) of '' is four zero bytes.
+    let second =
+        "0.05, 0.000000000000000000000000000001, 0.0, 0.0, false, [0, 0], , , , , [0, 0, 0, 0], [], [], null, \
+                  12:34:56.789012, null, 1970-01-01T00:00:01Z, 2155, , , null]";
+    assert!(snap[1].ends_with(second), "{}", snap[1]);
+    assert_eq!(snap[2], format!("+I[3, {}]", vec!["null"; 31].join(", ")));
+}
+
+#[test]
+fn inserts_updates_key_changes_deletes_and_transactions() {
+    let db = cdc_sql_testkit::mariadb().create_database("dml");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20)); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    let job = job_with_sink(&db, "id INT, name STRING", "id", "id INT, name STRING", ", 'server-id' = '5502'");
+    let mut job = Job::start(&job);
+    job.wait_lines(2);
+    db.exec("INSERT INTO t VALUES (3, 'c')");
+    db.exec("UPDATE t SET name = 'B' WHERE id = 2");
+    db.exec("UPDATE t SET id = 20 WHERE id = 2");
+    db.exec("DELETE FROM t WHERE id = 1");
+    db.exec("START TRANSACTION; INSERT INTO t VALUES (4, 'd'), (5, 'e'); UPDATE t SET name = 'cc' WHERE id = 3; DELETE FROM t WHERE id = 20; COMMIT");
+    let lines = job.wait_lines(13);
+    job.stop();
+    let mut snapshot = lines[..2].to_vec();
+    snapshot.sort();
+    assert_eq!(snapshot, vec!["+I[1, a]", "+I[2, b]"]);
+    assert_eq!(
+        lines[2..].to_vec(),
+        vec![
+            "+I[3, c]",
+            "-U[2, b]",
+            "+U[2, B]",
+            "-U[2, B]",
+            "+U[20, B]",
+            "-D[1, a]",
+            "+I[4, d]",
+            "+I[5, e]",
+            "-U[3, c]",
+            "+U[3, cc]",
+            "-D[20, B]"
+        ]
+    );
+}
+
+#[test]
+fn regex_over_databases_and_tables_with_metadata_columns() {
+    let server = cdc_sql_testkit::mariadb();
+    let a = server.create_database("shard");
+    let b = server.create_database("shard");
+    for (db, base) in [(&a, 0), (&b, 100)] {
+        db.exec(&format!(
+            "CREATE TABLE user_1 (id INT PRIMARY KEY, v INT); CREATE TABLE user_2 (id INT PRIMARY KEY, v INT); \
+             CREATE TABLE other (id INT PRIMARY KEY, v INT); INSERT INTO user_1 VALUES ({}, 1); INSERT INTO user_2 VALUES ({}, 2); INSERT INTO other VALUES (9, 9)",
+            base + 1,
+            base + 2
+        ));
+    }
+    let sql = format!(
+        "CREATE TABLE src (db STRING METADATA FROM 'database_name' VIRTUAL, tbl STRING METADATA FROM 'table_name' VIRTUAL, \
+           kind STRING METADATA FROM 'row_kind' VIRTUAL, id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) \
+         WITH ({}, 'database-name' = '{}|{}', 'table-name' = 'user_[0-9]+', 'server-id' = '5503');\n\
+         CREATE TABLE out (db STRING, tbl STRING, kind STRING, id INT, v INT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT db, tbl, kind, id, v FROM src;\n",
+        with_options(&a, ""),
+        a.name(),
+        b.name()
+    );
+    let mut job = Job::start(&sql);
+    let mut snapshot = job.wait_lines(4);
+    snapshot.sort();
+    let (an, bn) = (a.name(), b.name());
+    assert_eq!(
+        snapshot,
+        vec![
+            format!("+I[{an}, user_1, +I, 1, 1]"),
+            format!("+I[{an}, user_2, +I, 2, 2]"),
+            format!("+I[{bn}, user_1, +I, 101, 1]"),
+            format!("+I[{bn}, user_2, +I, 102, 2]"),
+        ]
+    );
+    b.exec("INSERT INTO other VALUES (10, 10); UPDATE user_2 SET v = 3 WHERE id = 102");
+    a.exec("DELETE FROM user_1");
+    let lines = job.wait_lines(7);
+    job.stop();
+    assert_eq!(
+        lines[4..].to_vec(),
+        vec![
+            format!("-U[{bn}, user_2, -U, 102, 2]"),
+            format!("+U[{bn}, user_2, +U, 102, 3]"),
+            format!("-D[{an}, user_1, -D, 1, 1]"),
+        ]
+    );
+}
+
+#[test]
+fn snapshot_mode_ends_the_job() {
+    let db = cdc_sql_testkit::mariadb().create_database("bounded");
+    // Sparse keys: chunk bounds come from the index (dense tables are split arithmetically).
+    db.exec("CREATE TABLE t (id BIGINT UNSIGNED PRIMARY KEY, v VARCHAR(5)); INSERT INTO t SELECT seq * 7919, 'x' FROM seq_1_to_250");
+    let job = job_with_sink(
+        &db,
+        "id BIGINT UNSIGNED, v STRING",
+        "id",
+        "id BIGINT UNSIGNED, v STRING",
+        ", 'scan.startup.mode' = 'snapshot', 'scan.incremental.snapshot.chunk.size' = '16', 'server-id' = '5504-5507'",
+    );
+    let (code, lines, err) = Job::start(&job).wait_exit();
+    assert_eq!(code, 0, "{err}");
+    let mut ids: Vec<u64> = lines.iter().map(|l| l[3..].split(',').next().unwrap().parse().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=250).map(|i| i * 7919).collect::<Vec<u64>>());
+}
+
+fn error_of(db: &Database, columns: &str, key: &str, extra: &str) -> String {
+    let job = job_with_sink(db, columns, key, columns, extra);
+    let (code, _, err) = Job::start(&job).wait_exit();
+    assert_ne!(code, 0, "{err}");
+    assert!(!err.contains("cdc_password"), "password leaked: {err}");
+    err
+}
+
+#[test]
+fn clear_errors_before_streaming() {
+    let server = cdc_sql_testkit::mariadb();
+    let db = server.create_database("errors");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE nopk (v INT)");
+    let err = error_of(&db, "id INT, v INT", "id", ", 'table-name' = 'nothing_[0-9]+'");
+    assert!(err.contains("no table matches") && err.contains("nothing_[0-9]+"), "{err}");
+    let err = error_of(&db, "v INT", "v", ", 'table-name' = 'nopk'");
+    assert!(err.contains("has no primary key") && err.contains("chunk.key-column"), "{err}");
+    let err = error_of(
+        &db,
+        "id INT, v INT",
+        "id",
+        ", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.file' = 'mariadb-bin.999999', 'scan.startup.specific-offset.pos' = '4'",
+    );
+    assert!(err.contains("purged or never existed") && err.contains("'scan.startup.mode' = 'initial'"), "{err}");
+    let err = error_of(&db, "id INT, v INT, nope INT", "id", "");
+    assert!(err.contains("column `nope`") && err.contains("does not exist"), "{err}");
+    // A user without replication privileges.
+    db.exec("CREATE USER IF NOT EXISTS 'reader'@'%' IDENTIFIED BY 'reader_pw'; GRANT SELECT ON *.* TO 'reader'@'%'");
+    let sql = job_with_sink(&db, "id INT, v INT", "id", "id INT, v INT", "")
+        .replace(&format!("'username' = '{}'", db.connection().user), "'username' = 'reader'")
+        .replace(&format!("'password' = '{}'", db.connection().password), "'password' = 'reader_pw'");
+    let (code, _, err) = Job::start(&sql).wait_exit();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("lacks the privilege(s) REPLICATION SLAVE, REPLICATION CLIENT") && err.contains("GRANT"),
+        "{err}"
+    );
+    assert!(!err.contains("reader_pw"), "{err}");
+}
+
+#[test]
+fn binlog_format_and_row_image_are_checked() {
+    let server = MariaDb::start_with(MariaDbConfig::default()).unwrap();
+    let db = server.create_database("settings");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    server.admin().exec("SET GLOBAL binlog_row_image = 'MINIMAL'");
+    let err = error_of(&db, "id INT", "id", "");
+    assert!(err.contains("binlog_row_image is MINIMAL") && err.contains("FULL"), "{err}");
+    server.admin().exec("SET GLOBAL binlog_row_image = 'FULL'; SET GLOBAL binlog_format = 'STATEMENT'");
+    let err = error_of(&db, "id INT", "id", "");
+    assert!(err.contains("binlog_format is STATEMENT") && err.contains("ROW"), "{err}");
+}
+
+// ---- through the source API: concurrency and restarts ----
+
+fn spec_for(db: &Database, extra: &str) -> TableSpec {
+    let sql = format!(
+        "CREATE TABLE src (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ({}, 'database-name' = '{}', 'table-name' = 't'{extra});",
+        with_options(db, ""),
+        db.name()
+    );
+    let statements = parse_script("test", &sql, &|_| None).unwrap();
+    match statements.into_iter().next().unwrap().statement {
+        Statement::CreateTable { spec, .. } => spec,
+        _ => panic!("not a CREATE TABLE"),
+    }
+}
+
+/// Applies changes to a key → value map, checking the changelog contract on the way.
+fn apply(state: &mut BTreeMap<i32, i32>, batch: &ChangeBatch) {
+    let text = format_rows(batch, "").unwrap();
+    for (i, line) in text.lines().enumerate() {
+        let inner = &line[3..line.len() - 1];
+        let (id, v) = inner.split_once(", ").unwrap();
+        let (id, v): (i32, i32) = (id.parse().unwrap(), v.parse().unwrap());
+        match batch.kind(i) {
+            RowKind::Insert | RowKind::UpdateAfter => {
+                let previous = state.insert(id, v);
+                if batch.kind(i) == RowKind::Insert {
+                    assert!(previous.is_none(), "duplicate +I for key {id}: {line}");
+                }
+            }
+            RowKind::UpdateBefore | RowKind::Delete => {
+                assert_eq!(state.remove(&id), Some(v), "retraction of a row not held: {line}");
+            }
+        }
+    }
+}
+
+/// Fails listing the keys where the two differ.
+fn assert_same(read: &BTreeMap<i32, i32>, table: &BTreeMap<i32, i32>) {
+    let keys: std::collections::BTreeSet<&i32> = read.keys().chain(table.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| read.get(k) != table.get(k))
+        .take(20)
+        .map(|k| format!("{k}: read {:?}, table {:?}", read.get(k), table.get(k)))
+        .collect();
+    assert!(diff.is_empty(), "read state differs from the table ({} vs {} rows): {diff:#?}", read.len(), table.len());
+}
+
+fn table_state(db: &Database) -> BTreeMap<i32, i32> {
+    db.query("SELECT id, v FROM t").into_iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap())).collect()
+}
+
+struct Reader {
+    source: Box<dyn Source>,
+    position: Option<Position>,
+}
+
+impl Reader {
+    async fn open(spec: &TableSpec, from: Option<Position>) -> Reader {
+        let table = open_table(spec).unwrap();
+        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        source.start(from.clone()).await.unwrap();
+        Reader { source, position: from }
+    }
+
+    /// Reads batches into `state` until `done(state)`.
+    async fn read_until(&mut self, state: &mut BTreeMap<i32, i32>, done: impl Fn(&BTreeMap<i32, i32>) -> bool) {
+        let start = Instant::now();
+        while !done(state) {
+            assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
+            let batch = self.source.next_batch().await.unwrap().expect("unbounded");
+            apply(state, &batch.changes);
+            self.position = Some(batch.position);
+        }
+    }
+
+    /// Reads until every change written before `target` has been read.
+    async fn read_past(&mut self, state: &mut BTreeMap<i32, i32>, target: &(String, u64)) {
+        let start = Instant::now();
+        while !streamed_past(&self.position, target) {
+            assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
+            let batch = self.source.next_batch().await.unwrap().expect("unbounded");
+            apply(state, &batch.changes);
+            self.position = Some(batch.position);
+        }
+    }
+}
+
+/// The binlog end now, as (file, pos).
+fn master_position(db: &Database) -> (String, u64) {
+    let row = db.admin().query("SHOW MASTER STATUS").into_iter().next().unwrap();
+    (row[0].clone(), row[1].parse().unwrap())
+}
+
+/// Whether `position` is past `target` with the snapshot done.
+fn streamed_past(position: &Option<Position>, target: &(String, u64)) -> bool {
+    let Some(p) = position else { return false };
+    let snapshot_pending = p
+        .get("snapshot")
+        .and_then(|s| s.get("chunks"))
+        .and_then(|c| c.as_array())
+        .is_some_and(|chunks| chunks.iter().any(|c| c[3].is_null()));
+    let at = (p["file"].as_str().unwrap_or_default().to_string(), p["pos"].as_u64().unwrap_or(0));
+    !snapshot_pending && at >= *target
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    let _ =
+        tracing_subscriber::fmt().with_env_filter("cdc_sql::connectors::mysql_cdc=debug").with_test_writer().try_init();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn snapshot_under_concurrent_writes_ends_equal_to_the_source() {
+    let db = cdc_sql_testkit::mariadb().create_database("busy");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
+    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '700', 'server-id' = '5510-5513'");
+    let writer_db = db.admin().clone();
+    let writer = std::thread::spawn(move || {
+        for round in 1..=40 {
+            writer_db.exec(&format!(
+                "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
+                 UPDATE t SET id = id + 100000 WHERE id = {k}",
+                m = round % 40,
+                d = round * 397,
+                i = 20000 + round,
+                k = round * 211 + 5
+            ));
+        }
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let mut state = BTreeMap::new();
+        reader.read_until(&mut state, |s| s.len() > 1000).await;
+        writer.join().unwrap();
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+#[test]
+fn restart_mid_snapshot_and_mid_binlog_loses_and_repeats_nothing() {
+    let db = cdc_sql_testkit::mariadb().create_database("restart");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_5000");
+    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '500', 'server-id' = '5520', 'scan.incremental.snapshot.parallelism' = '1'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut state = BTreeMap::new();
+        // Mid-snapshot: stop after three chunks, write, resume from the last position.
+        let mut reader = Reader::open(&spec, None).await;
+        reader.read_until(&mut state, |s| s.len() >= 1500).await;
+        let position = reader.position.clone();
+        reader.source.close().await.unwrap();
+        assert!(position.as_ref().unwrap().get("snapshot").is_some(), "{position:?}");
+        db.exec(
+            "UPDATE t SET v = -1 WHERE id IN (10, 4000); DELETE FROM t WHERE id = 4001; INSERT INTO t VALUES (6000, 6)",
+        );
+        let mut reader = Reader::open(&spec, position).await;
+        db.exec("INSERT INTO t VALUES (7000, 7)");
+        reader.read_past(&mut state, &master_position(&db)).await;
+        assert_same(&state, &table_state(&db));
+        // Mid-binlog: stop, write while stopped, resume.
+        let position = reader.position.clone();
+        reader.source.close().await.unwrap();
+        db.exec("UPDATE t SET v = 42 WHERE id = 1; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (8000, 8)");
+        let mut reader = Reader::open(&spec, position).await;
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+#[test]
+fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
+    let db = cdc_sql_testkit::mariadb().create_database("gtid");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)");
+    let gtid = db.admin().query_one("SELECT @@gtid_binlog_pos");
+    db.exec("INSERT INTO t VALUES (2, 2); UPDATE t SET v = 10 WHERE id = 1");
+    let from_gtid = job_with_sink(
+        &db,
+        "id INT, v INT",
+        "id",
+        "id INT, v INT",
+        &format!(", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.gtid-set' = '{gtid}', 'server-id' = '5530'"),
+    );
+    let mut job = Job::start(&from_gtid);
+    let lines = job.wait_lines(3);
+    job.stop();
+    assert_eq!(lines, vec!["+I[2, 2]", "-U[1, 1]", "+U[1, 10]"]);
+
+    let latest = job_with_sink(
+        &db,
+        "id INT, v INT",
+        "id",
+        "id INT, v INT",
+        ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5531'",
+    );
+    let job = Job::start(&latest);
+    // The job is streaming once it has printed nothing for the existing rows and takes new ones.
+    let start = Instant::now();
+    loop {
+        db.exec("INSERT INTO t VALUES (100, 0) ON DUPLICATE KEY UPDATE v = v + 1");
+        std::thread::sleep(Duration::from_millis(300));
+        if !job.lines().is_empty() || start.elapsed() > DEADLINE {
+            break;
+        }
+    }
+    let lines = job.stop();
+    assert!(!lines.is_empty(), "latest-offset read nothing");
+    assert!(lines.iter().all(|l| l.contains("[100, ")), "only changes after the start: {lines:?}");
+}

@@ -48,6 +48,10 @@ fn expected() -> BTreeMap<i64, i64> {
 }
 
 fn job(db: &Database, state: &Path) -> String {
+    job_with(db, state, "")
+}
+
+fn job_with(db: &Database, state: &Path, sink_options: &str) -> String {
     let (user, password) = match db.kind() {
         cdc_sql_testkit::ServerKind::MariaDb => (MARIADB_ROOT_USER, MARIADB_ROOT_PASSWORD),
         cdc_sql_testkit::ServerKind::Postgres => (POSTGRES_SUPERUSER, POSTGRES_PASSWORD),
@@ -58,7 +62,7 @@ fn job(db: &Database, state: &Path) -> String {
          {}
          CREATE TABLE target (id BIGINT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH (
            'connector' = 'jdbc', 'url' = '{}', 'table-name' = 'target', 'username' = '{user}', 'password' = '{password}',
-           'sink.buffer-flush.max-rows' = '500');
+           'sink.buffer-flush.max-rows' = '500'{sink_options});
          INSERT INTO target SELECT id, v FROM src;",
         state.display(),
         source(),
@@ -161,4 +165,90 @@ fn killed_jobs_leave_mariadb_equal_to_the_source() {
         let db = cdc_sql_testkit::mariadb().create_database("faults");
         check(&db, "CREATE TABLE target (id BIGINT PRIMARY KEY, v INT)", &expected);
     }
+}
+
+/// Stops a persistent test server however the test ends.
+struct StopOnDrop(std::path::PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = cdc_sql_testkit::stop_server(&self.0, Duration::from_secs(30));
+    }
+}
+
+/// The sink's server goes away mid-run and comes back: the job fails, restarts from its last
+/// checkpoint as its restart strategy allows until the server answers again, and the table
+/// still ends equal to the source.
+#[test]
+fn a_sink_server_stopped_and_started_mid_run_leaves_it_equal_to_the_source() {
+    use cdc_sql_testkit::{Postgres, PostgresConfig};
+    use std::io::BufRead;
+
+    let expected = expected();
+    let seed = seed();
+    eprintln!("FAULT_SEED={seed}");
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("postgres");
+    let server = Postgres::start_with(PostgresConfig { dir: Some(data.clone()), ..PostgresConfig::default() }).unwrap();
+    let _stop = StopOnDrop(data.clone());
+    let port = server.port();
+    let db = server.create_database("outage");
+    db.exec("CREATE TABLE target (id BIGINT PRIMARY KEY, v INT)");
+
+    let state = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "SET 'restart-strategy.type' = 'fixed-delay';
+         SET 'restart-strategy.fixed-delay.attempts' = '1000';
+         SET 'restart-strategy.fixed-delay.delay' = '200ms';
+         {}",
+        // The sink gives up at once, so the outage reaches the job's restart strategy.
+        job_with(&db, state.path(), ", 'sink.max-retries' = '0', 'connection.max-retry-timeout' = '1s'")
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+        .arg("-e")
+        .arg(&sql)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let outage_at = 2 + seed % 5;
+    while newest_checkpoint(state.path()) < outage_at {
+        assert!(child.try_wait().unwrap().is_none(), "FAULT_SEED={seed}: the job ended before the outage");
+        assert!(Instant::now() < deadline, "FAULT_SEED={seed}: no checkpoints");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.stop();
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("restarting from the last checkpoint")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        log.push(rx.recv_timeout(left).unwrap_or_else(|_| panic!("FAULT_SEED={seed}: no restart logged: {log:?}")));
+    }
+    let server =
+        Postgres::start_with(PostgresConfig { dir: Some(data.clone()), port: Some(port), ..PostgresConfig::default() })
+            .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            log.extend(rx.try_iter());
+            assert!(status.success(), "FAULT_SEED={seed}: {status}\n{}", log.join("\n"));
+            break;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(120), "FAULT_SEED={seed}: the job never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rows = db.query("SELECT id, v FROM target ORDER BY id");
+    let actual: BTreeMap<i64, i64> = rows.iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap())).collect();
+    assert_eq!(actual, expected, "FAULT_SEED={seed}: the sink differs from the source after the outage");
+    server.stop();
 }

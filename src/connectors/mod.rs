@@ -6,6 +6,7 @@
 
 mod blackhole;
 mod datagen;
+pub mod doris;
 pub mod options;
 mod print;
 
@@ -19,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
-static CONNECTORS: &[&dyn Connector] = &[&datagen::Datagen, &print::Print, &blackhole::Blackhole];
+static CONNECTORS: &[&dyn Connector] = &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &doris::Doris];
 
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;

@@ -110,6 +110,16 @@ impl ConnectorOptions {
         }
     }
 
+    /// Consumes every key starting with `prefix` (e.g. `sink.properties.`), returned without the
+    /// prefix, for connectors that pass such keys through to the server.
+    pub fn prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        self.known.push(format!("{prefix}*"));
+        let keys: Vec<String> = self.remaining.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| self.remaining.remove(&k).map(|v| (k[prefix.len()..].to_string(), v)))
+            .collect()
+    }
+
     /// Fails if any option was not consumed, naming it and the nearest key the connector knows.
     pub fn finish(self) -> Result<()> {
         let Some((key, _)) = self.remaining.iter().next() else {

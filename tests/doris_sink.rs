@@ -406,7 +406,7 @@ const SOURCE_DDL: &str = "CREATE TABLE src (
 
 /// The final state of the datagen changelog, by key: what the Doris table must hold.
 async fn expected_state(rows: u64) -> BTreeMap<i64, Map<String, Value>> {
-    let ddl = SOURCE_DDL.replace("ROWS", &rows.to_string()).replace("RATE", "1000000");
+    let ddl = format!("{};", SOURCE_DDL.replace("ROWS", &rows.to_string()).replace("RATE", "1000000"));
     let statements = cdc_sql::sql::parse_script("expected", &ddl, &|_| None).unwrap();
     let spec = match &statements[0].statement {
         cdc_sql::sql::Statement::CreateTable { spec, .. } => spec.clone(),

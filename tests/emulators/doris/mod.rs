@@ -12,7 +12,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -677,18 +676,20 @@ async fn two_phase(state_lock: &Mutex<State>, req: Request<Incoming>) -> Result<
     if operation == "commit" {
         let mut counted = false;
         loop {
-            let mut state = lock(state_lock);
-            if !state.faults.hold_commits {
-                if counted {
+            let held = {
+                let mut state = lock(state_lock);
+                let held = state.faults.hold_commits;
+                if held && !counted {
+                    state.commits_waiting += 1;
+                    counted = true;
+                } else if !held && counted {
                     state.commits_waiting -= 1;
                 }
+                held
+            };
+            if !held {
                 break;
             }
-            if !counted {
-                state.commits_waiting += 1;
-                counted = true;
-            }
-            drop(state);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -18,7 +18,9 @@ use cdc_sql::changelog::{ChangeBatch, ChangelogMode};
 use cdc_sql::connectors::doris::encode::JsonLinesEncoder;
 use cdc_sql::connectors::open_table;
 use cdc_sql::sql::{ColumnSpec, TableOption, TableSpec};
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -186,7 +188,8 @@ fn main() {
     let changes: Vec<ChangeBatch> = data.iter().map(|b| ChangeBatch::inserts(b.clone())).collect();
     let sent = measure("sink: encode + Stream Load 2PC to emulator", rows, || {
         runtime.block_on(async {
-            let mut sink = open_table(&spec).expect("table").sink(ChangelogMode::InsertOnly).expect("sink").expect("sink");
+            let mut sink =
+                open_table(&spec).expect("table").sink(ChangelogMode::InsertOnly).expect("sink").expect("sink");
             sink.recover(vec![]).await.expect("recover");
             let mut since_checkpoint = 0;
             let mut checkpoint = 0;

@@ -85,7 +85,8 @@ fn batch(rows: &[Row]) -> ChangeBatch {
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Decimal128(10, 2), true),
     ]));
-    let amounts = Decimal128Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>()).with_precision_and_scale(10, 2).unwrap();
+    let amounts =
+        Decimal128Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>()).with_precision_and_scale(10, 2).unwrap();
     let rb = RecordBatch::try_new(
         schema,
         vec![
@@ -126,12 +127,18 @@ async fn two_phase_commit_shows_rows_only_after_commit() {
     assert_eq!(txn.state, TxnState::Precommitted);
     assert!(emulator.rows("shop", "orders").is_empty(), "precommitted rows must stay invisible");
     sink.commit(prepared).await.unwrap();
-    assert_eq!(emulator.rows("shop", "orders"), vec![row(1, "ann2", "-0.07"), json!({"id": 2, "name": "bob", "amount": null}).as_object().unwrap().clone()]);
+    assert_eq!(
+        emulator.rows("shop", "orders"),
+        vec![row(1, "ann2", "-0.07"), json!({"id": 2, "name": "bob", "amount": null}).as_object().unwrap().clone()]
+    );
     assert_eq!(emulator.txn_of_label("shop", "cdc_sql_shop_orders_1").unwrap().state, TxnState::Visible);
     // Loads went to the FE first and were redirected to the BE.
     let requests = emulator.requests();
     let load = requests.iter().position(|r| r == "FE PUT /api/shop/orders/_stream_load").expect("FE saw the load");
-    assert!(requests[load + 1].starts_with("BE PUT /api/shop/orders/_stream_load label=cdc_sql_shop_orders_1"), "{requests:?}");
+    assert!(
+        requests[load + 1].starts_with("BE PUT /api/shop/orders/_stream_load label=cdc_sql_shop_orders_1"),
+        "{requests:?}"
+    );
     // An empty checkpoint loads nothing.
     let empty = sink.prepare(2).await.unwrap();
     sink.commit(empty).await.unwrap();
@@ -298,7 +305,10 @@ async fn unknown_table_and_column_mismatch_are_user_errors() {
     let err = prepare_error(&spec, &[(Insert, 1, None, None)]).await;
     assert_eq!(err.kind(), ErrorKind::User);
     let text = err.to_string();
-    assert!(text.contains("columns (id, name, amount) do not match") && text.contains("Unknown column 'amount'"), "{text}");
+    assert!(
+        text.contains("columns (id, name, amount) do not match") && text.contains("Unknown column 'amount'"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -318,11 +328,20 @@ async fn deletes_into_a_duplicate_key_table_say_what_to_change() {
 async fn rejected_rows_are_quoted_from_the_error_log() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let spec = sink_spec(&emulator, true, &[]);
-    let err = prepare_error(&spec, &[(Insert, 1, Some("fine"), None), (Insert, 2, Some("a name far longer than twenty"), None)]).await;
+    let err = prepare_error(
+        &spec,
+        &[(Insert, 1, Some("fine"), None), (Insert, 2, Some("a name far longer than twenty"), None)],
+    )
+    .await;
     let text = err.to_string();
     assert_eq!(err.kind(), ErrorKind::User, "{text}");
     assert!(text.contains("DATA_QUALITY_ERROR") && text.contains("1 rows filtered"), "{text}");
-    assert!(text.contains(r#"src line [{"id":2,"name":"a name far longer than twenty","amount":null,"__DORIS_DELETE_SIGN__":0}]"#), "{text}");
+    assert!(
+        text.contains(
+            r#"src line [{"id":2,"name":"a name far longer than twenty","amount":null,"__DORIS_DELETE_SIGN__":0}]"#
+        ),
+        "{text}"
+    );
     assert!(emulator.rows("shop", "orders").is_empty(), "a failed load applies nothing");
 }
 
@@ -332,7 +351,7 @@ async fn a_dead_be_is_an_external_error_and_other_bes_take_over() {
     let be = emulator.be_address();
     // A node that refuses connections first: the load goes to the next one.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let spec = sink_spec(&emulator, true, &[("benodes", &format!("{closed},{be}"))]);
+    let spec = sink_spec(&emulator, true, &[("auto-redirect", "false"), ("benodes", &format!("{closed},{be}"))]);
     let mut sink = open_sink(&spec, ChangelogMode::All);
     sink.write(batch(&[(Insert, 1, Some("a"), None)])).await.unwrap();
     let p = sink.prepare(1).await.unwrap();
@@ -360,6 +379,7 @@ fn options_are_validated_before_connecting() {
         (&[("sink.properties.format", "csv")], "CSV is not supported yet"),
         (&[("sink.properties.two_phase_commit", "false")], "use 'sink.enable-2pc'"),
         (&[("auto-redirect", "false")], "needs 'benodes'"),
+        (&[("benodes", "be:8040")], "'benodes' is only used with 'auto-redirect' = 'false'"),
         (&[("table.identifier", "orders")], "'database.table'"),
         (&[("sink.enable-2pcc", "true")], "did you mean 'sink.enable-2pc'?"),
         (&[("fenodes", "fe:port")], "invalid port"),
@@ -382,7 +402,9 @@ async fn stream_load_properties_become_headers() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let spec = sink_spec(&emulator, true, &[("sink.properties.max_filter_ratio", "0.5"), ("sink.enable-2pc", "false")]);
     let mut sink = open_sink(&spec, ChangelogMode::All);
-    sink.write(batch(&[(Insert, 1, Some("ok"), None), (Insert, 2, Some("a name far longer than twenty"), None)])).await.unwrap();
+    sink.write(batch(&[(Insert, 1, Some("ok"), None), (Insert, 2, Some("a name far longer than twenty"), None)]))
+        .await
+        .unwrap();
     let p = sink.prepare(1).await.unwrap();
     sink.commit(p).await.unwrap();
     assert_eq!(ids_in(&emulator), vec![1], "the bad row is filtered, within the allowed ratio");

@@ -115,9 +115,7 @@ impl ConnectorOptions {
     pub fn prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
         self.known.push(format!("{prefix}*"));
         let keys: Vec<String> = self.remaining.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
-        keys.into_iter()
-            .filter_map(|k| self.remaining.remove(&k).map(|v| (k[prefix.len()..].to_string(), v)))
-            .collect()
+        keys.into_iter().filter_map(|k| self.remaining.remove(&k).map(|v| (k[prefix.len()..].to_string(), v))).collect()
     }
 
     /// Fails if any option was not consumed, naming it and the nearest key the connector knows.

@@ -75,7 +75,8 @@ impl JsonLinesEncoder {
         rows: impl Iterator<Item = (usize, bool)>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let writers: Vec<Writer<'_>> = batch.columns().iter().map(|c| Writer::new(c.as_ref())).collect::<Result<_>>()?;
+        let writers: Vec<Writer<'_>> =
+            batch.columns().iter().map(|c| Writer::new(c.as_ref())).collect::<Result<_>>()?;
         for (row, delete) in rows {
             for (key, writer) in self.keys.iter().zip(&writers) {
                 out.extend_from_slice(key);
@@ -175,7 +176,9 @@ impl<'a> Writer<'a> {
             DataType::Date64 => Writer::Date64(array.as_primitive()),
             DataType::Time32(unit) => {
                 let values: Vec<i64> = match unit {
-                    TimeUnit::Second => array.as_primitive::<Time32SecondType>().values().iter().map(|v| *v as i64).collect(),
+                    TimeUnit::Second => {
+                        array.as_primitive::<Time32SecondType>().values().iter().map(|v| *v as i64).collect()
+                    }
                     _ => array.as_primitive::<Time32MillisecondType>().values().iter().map(|v| *v as i64).collect(),
                 };
                 Writer::Time(array.nulls(), values, *unit)
@@ -606,7 +609,10 @@ mod tests {
         ]);
         let entries = StructArray::from(vec![
             (Arc::new(Field::new("key", DataType::Int32, false)), Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
-            (Arc::new(Field::new("value", DataType::Utf8, true)), Arc::new(StringArray::from(vec!["one", "two"])) as ArrayRef),
+            (
+                Arc::new(Field::new("value", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["one", "two"])) as ArrayRef,
+            ),
         ]);
         let map = MapArray::new(
             Arc::new(Field::new("entries", entries.data_type().clone(), false)),
@@ -615,10 +621,8 @@ mod tests {
             None,
             false,
         );
-        let text = encode(
-            vec![("l", Arc::new(list) as ArrayRef), ("r", Arc::new(strukt)), ("m", Arc::new(map))],
-            false,
-        );
+        let text =
+            encode(vec![("l", Arc::new(list) as ArrayRef), ("r", Arc::new(strukt)), ("m", Arc::new(map))], false);
         assert_eq!(
             text,
             "{\"l\":[1,null],\"r\":{\"a\":7,\"b\":\"x\"},\"m\":{\"1\":\"one\",\"2\":\"two\"},\"__DORIS_DELETE_SIGN__\":0}\n\
@@ -635,7 +639,8 @@ mod tests {
 
     #[test]
     fn selected_rows_carry_their_own_sign() {
-        let batch = RecordBatch::try_from_iter(vec![("k", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef)]).unwrap();
+        let batch =
+            RecordBatch::try_from_iter(vec![("k", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef)]).unwrap();
         let encoder = JsonLinesEncoder::new(&batch.schema(), true).unwrap();
         let mut out = Vec::new();
         encoder.encode_rows(&batch, [(2, true), (0, false)].into_iter(), &mut out).unwrap();

@@ -218,14 +218,20 @@ async fn exchange(target: &Target, request: &Request<'_>, timeouts: Timeouts) ->
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(HttpError::Connect(format!("{}:{}: {e}", target.host, target.port))),
         Err(_) => {
-            return Err(HttpError::Connect(format!("{}:{}: timed out after {:?}", target.host, target.port, timeouts.connect)))
+            return Err(HttpError::Connect(format!(
+                "{}:{}: timed out after {:?}",
+                target.host, target.port, timeouts.connect
+            )))
         }
     };
     let _ = stream.set_nodelay(true);
     let mut conn = Connection { stream, buffer: Vec::new(), eof: false };
     let expect_continue = request.expect_continue;
     let head = request_head(target, request, expect_continue);
-    conn.stream.write_all(head.as_bytes()).await.map_err(|e| HttpError::Connect(format!("{}: {e}", target.display())))?;
+    conn.stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| HttpError::Connect(format!("{}: {e}", target.display())))?;
     if !expect_continue {
         return conn.read_final().await;
     }

@@ -94,7 +94,8 @@ fn parse_nodes(options: &ConnectorOptions, key: &str, value: &str) -> Result<Vec
         .map(|n| {
             let n = n.trim();
             let n = n.strip_prefix("http://").unwrap_or(n);
-            http::parse_host_port(n, 8030).map_err(|e| options.invalid(key, value, &format!("host:port[,host:port…] ({e})")))
+            http::parse_host_port(n, 8030)
+                .map_err(|e| options.invalid(key, value, &format!("host:port[,host:port…] ({e})")))
         })
         .collect::<Result<_>>()?;
     if nodes.is_empty() {
@@ -116,9 +117,17 @@ impl DorisConfig {
             None => Vec::new(),
         };
         let auto_redirect = o.bool("auto-redirect")?.unwrap_or(true);
-        if frontends.is_empty() && backends.is_empty() {
+        // As in the Flink connector: loads go through the FE unless `auto-redirect` is off, then
+        // to the BEs. `fenodes` stays accepted without use then, since Flink requires it.
+        if auto_redirect && frontends.is_empty() {
             return Err(Error::user(format!(
-                "table `{}` (connector 'doris') needs 'fenodes' (the FE HTTP address, e.g. 'doris-fe:8030') or 'benodes'",
+                "table `{}` (connector 'doris') needs 'fenodes' (the FE HTTP address, e.g. 'doris-fe:8030'), or 'auto-redirect' = 'false' with 'benodes'",
+                spec.name
+            )));
+        }
+        if auto_redirect && !backends.is_empty() {
+            return Err(Error::user(format!(
+                "table `{}`: 'benodes' is only used with 'auto-redirect' = 'false' (loads otherwise go through the FE, which picks the BE); add it or remove 'benodes'",
                 spec.name
             )));
         }
@@ -198,8 +207,12 @@ impl DorisConfig {
             };
             match lower.as_str() {
                 "format" => expect(value.eq_ignore_ascii_case("json"), "'json' (CSV is not supported yet)")?,
-                "read_json_by_line" => expect(value.eq_ignore_ascii_case("true"), "'true' (the sink writes JSON lines)")?,
-                "strip_outer_array" => expect(value.eq_ignore_ascii_case("false"), "'false' (the sink writes JSON lines)")?,
+                "read_json_by_line" => {
+                    expect(value.eq_ignore_ascii_case("true"), "'true' (the sink writes JSON lines)")?
+                }
+                "strip_outer_array" => {
+                    expect(value.eq_ignore_ascii_case("false"), "'false' (the sink writes JSON lines)")?
+                }
                 _ => {}
             }
             if value.contains(['\r', '\n']) {
@@ -282,8 +295,11 @@ const LOAD_TIMEOUTS: Timeouts = Timeouts {
     expect_continue: Duration::from_secs(3),
     total: Duration::from_secs(600),
 };
-const CONTROL_TIMEOUTS: Timeouts =
-    Timeouts { connect: Duration::from_secs(10), expect_continue: Duration::from_secs(3), total: Duration::from_secs(60) };
+const CONTROL_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(10),
+    expect_continue: Duration::from_secs(3),
+    total: Duration::from_secs(60),
+};
 /// Consecutive `-235` replies tolerated for one load before giving up.
 const MAX_VERSION_BACKOFFS: u32 = 20;
 /// Labels of later checkpoints probed on recovery, at most.
@@ -313,10 +329,8 @@ struct Unreachable {
 impl Loader {
     fn new(config: &DorisConfig, with_delete_sign: bool) -> Self {
         let nodes = if config.backends.is_empty() { config.frontends.clone() } else { config.backends.clone() };
-        let mut load_headers = vec![
-            ("format".to_string(), "json".to_string()),
-            ("read_json_by_line".to_string(), "true".to_string()),
-        ];
+        let mut load_headers =
+            vec![("format".to_string(), "json".to_string()), ("read_json_by_line".to_string(), "true".to_string())];
         if !config.properties.iter().any(|(k, _)| k == "columns") {
             let names: Vec<String> = config.schema.fields().iter().map(|f| quote_column(f.name())).collect();
             load_headers.push(("columns".to_string(), names.join(",")));
@@ -361,7 +375,10 @@ impl Loader {
                             Ok(next) => target = next,
                             Err(e) => {
                                 break Err(Unreachable {
-                                    error: HttpError::Exchange(format!("{} redirected to an unusable address ({e})", target.display())),
+                                    error: HttpError::Exchange(format!(
+                                        "{} redirected to an unusable address ({e})",
+                                        target.display()
+                                    )),
                                     maybe_applied: false,
                                 })
                             }
@@ -385,24 +402,37 @@ impl Loader {
                 other => return other,
             }
         }
-        Err(last.unwrap_or(Unreachable { error: HttpError::Connect("no Doris node configured".into()), maybe_applied: false }))
+        Err(last.unwrap_or(Unreachable {
+            error: HttpError::Connect("no Doris node configured".into()),
+            maybe_applied: false,
+        }))
     }
 
     async fn load(&mut self, label: &str, two_phase: bool, body: &[u8]) -> std::result::Result<LoadReply, LoadTrouble> {
         let path = format!("/api/{}/{}/_stream_load", self.database, self.table);
-        let mut headers = vec![("Authorization".to_string(), self.authorization.clone()), ("label".to_string(), label.to_string())];
+        let mut headers =
+            vec![("Authorization".to_string(), self.authorization.clone()), ("label".to_string(), label.to_string())];
         headers.extend(self.load_headers.iter().cloned());
         if two_phase {
             headers.push(("two_phase_commit".to_string(), "true".to_string()));
         }
-        let response = self.request(&path, &headers, body, true, LOAD_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
+        let response =
+            self.request(&path, &headers, body, true, LOAD_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
         if response.status != 200 {
-            return Err(LoadTrouble::Http(response.status, String::from_utf8_lossy(&response.body).chars().take(300).collect()));
+            return Err(LoadTrouble::Http(
+                response.status,
+                String::from_utf8_lossy(&response.body).chars().take(300).collect(),
+            ));
         }
         protocol::parse_load_reply(&response.body).map_err(LoadTrouble::BadReply)
     }
 
-    async fn two_pc(&mut self, txn_id: Option<i64>, label: &str, operation: TxnOperation) -> std::result::Result<TwoPcOutcome, LoadTrouble> {
+    async fn two_pc(
+        &mut self,
+        txn_id: Option<i64>,
+        label: &str,
+        operation: TxnOperation,
+    ) -> std::result::Result<TwoPcOutcome, LoadTrouble> {
         let path = format!("/api/{}/_stream_load_2pc", self.database);
         let mut headers = vec![
             ("Authorization".to_string(), self.authorization.clone()),
@@ -412,9 +442,13 @@ impl Loader {
             Some(id) => headers.push(("txn_id".to_string(), id.to_string())),
             None => headers.push(("label".to_string(), label.to_string())),
         }
-        let response = self.request(&path, &headers, b"", false, CONTROL_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
+        let response =
+            self.request(&path, &headers, b"", false, CONTROL_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
         if response.status != 200 {
-            return Err(LoadTrouble::Http(response.status, String::from_utf8_lossy(&response.body).chars().take(300).collect()));
+            return Err(LoadTrouble::Http(
+                response.status,
+                String::from_utf8_lossy(&response.body).chars().take(300).collect(),
+            ));
         }
         protocol::parse_two_pc_reply(&response.body, operation).map_err(LoadTrouble::BadReply)
     }
@@ -604,7 +638,10 @@ impl DorisSink {
                 Attempt::SlowDown(m) => {
                     slowdowns += 1;
                     if slowdowns > MAX_VERSION_BACKOFFS {
-                        return Err(Error::external(format!("{}: Doris kept answering 'too many versions': {m}", self.where_())));
+                        return Err(Error::external(format!(
+                            "{}: Doris kept answering 'too many versions': {m}",
+                            self.where_()
+                        )));
                     }
                     tracing::warn!(label, message = %m, "Doris has too many versions: backing off");
                     tokio::time::sleep(backoff(slowdowns)).await;
@@ -700,7 +737,10 @@ impl DorisSink {
                 Attempt::SlowDown(m) => {
                     slowdowns += 1;
                     if slowdowns > MAX_VERSION_BACKOFFS {
-                        return Err(Error::external(format!("{}: Doris kept answering 'too many versions': {m}", self.where_())));
+                        return Err(Error::external(format!(
+                            "{}: Doris kept answering 'too many versions': {m}",
+                            self.where_()
+                        )));
                     }
                     self.flush_gap = (self.flush_gap * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
                     tracing::warn!(label, message = %m, gap = ?self.flush_gap, "Doris has too many versions: flushing less often");
@@ -772,7 +812,10 @@ impl DorisSink {
                 Attempt::Retry(m) | Attempt::SlowDown(m) => {
                     waits += 1;
                     if waits > self.config.max_retries {
-                        return Err(Error::external(format!("{}: recovery probe of {label} failed: {m}", self.where_())));
+                        return Err(Error::external(format!(
+                            "{}: recovery probe of {label} failed: {m}",
+                            self.where_()
+                        )));
                     }
                     tokio::time::sleep(backoff(waits)).await;
                 }

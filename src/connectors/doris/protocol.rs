@@ -74,7 +74,8 @@ fn text(v: &Value) -> String {
 
 /// Parses the body of a reply to `PUT …/_stream_load`.
 pub fn parse_load_reply(body: &[u8]) -> Result<LoadReply, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("reply is not JSON ({e}): {}", preview(body)))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("reply is not JSON ({e}): {}", preview(body)))?;
     let Some(object) = value.as_object() else {
         return Err(format!("reply is not a JSON object: {}", preview(body)));
     };
@@ -84,7 +85,8 @@ pub fn parse_load_reply(body: &[u8]) -> Result<LoadReply, String> {
         let failed = code.is_some_and(|c| c != 0) || object.get("status").map(text).is_some_and(|s| s != "OK");
         if failed {
             let data = object.get("data").map(text).unwrap_or_default();
-            let message = if data.is_empty() || message.contains(&data) { message } else { format!("{message}: {data}") };
+            let message =
+                if data.is_empty() || message.contains(&data) { message } else { format!("{message}: {data}") };
             return Ok(LoadReply::Frontend(FrontendError { code, message }));
         }
         return Err(format!("reply has no Status: {}", preview(body)));
@@ -185,7 +187,8 @@ pub enum TwoPcOutcome {
 
 /// Parses the reply to `PUT /api/{db}/_stream_load_2pc`.
 pub fn parse_two_pc_reply(body: &[u8], operation: TxnOperation) -> Result<TwoPcOutcome, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("reply is not JSON ({e}): {}", preview(body)))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("reply is not JSON ({e}): {}", preview(body)))?;
     let status = value.get("status").map(text).unwrap_or_default();
     let message = value.get("msg").map(text).unwrap_or_default();
     if let Some(code) = value.get("code").and_then(Value::as_i64) {
@@ -361,7 +364,10 @@ mod tests {
         let versions = "[E-235]failed to init rowset builder. version count: 2001, exceed limit: 2000, tablet: 10086";
         assert_eq!(classify_failure(versions), LoadFailure::TooManyVersions);
         assert_eq!(classify_failure("errCode = 2, detailMessage = Unknown table 'orders'"), LoadFailure::UnknownTable);
-        assert_eq!(classify_failure("errCode = 2, detailMessage = Unknown column 'x' in 'orders'"), LoadFailure::UnknownColumn);
+        assert_eq!(
+            classify_failure("errCode = 2, detailMessage = Unknown column 'x' in 'orders'"),
+            LoadFailure::UnknownColumn
+        );
         assert_eq!(classify_failure("[INTERNAL_ERROR]cancelled: rpc timeout"), LoadFailure::Other);
     }
 

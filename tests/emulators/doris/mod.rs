@@ -141,7 +141,12 @@ impl DorisEmulator {
         let be = be_listener.local_addr().expect("BE address");
         let tables = tables
             .into_iter()
-            .map(|def| ((def.database.clone(), def.name.clone()), Table { def, unique: BTreeMap::new(), duplicate: Vec::new() }))
+            .map(|def| {
+                (
+                    (def.database.clone(), def.name.clone()),
+                    Table { def, unique: BTreeMap::new(), duplicate: Vec::new() },
+                )
+            })
             .collect();
         let state = Arc::new(Mutex::new(State {
             user: user.to_string(),
@@ -363,7 +368,9 @@ fn frontend(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<Bytes
     }
     let database = path.trim_start_matches("/api/").split('/').next().unwrap_or_default().to_string();
     if !state.tables.keys().any(|(d, _)| *d == database) {
-        return ok_json(json!({"status": "FAILED", "msg": format!("errCode = 2, detailMessage = Unknown database '{database}'")}));
+        return ok_json(
+            json!({"status": "FAILED", "msg": format!("errCode = 2, detailMessage = Unknown database '{database}'")}),
+        );
     }
     let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let location = format!("http://{}:{}@{}{path_and_query}", state.user, state.password, state.be_address);
@@ -391,7 +398,14 @@ async fn backend(state: &Mutex<State>, req: Request<Incoming>) -> Result<Respons
     Ok(reply(StatusCode::NOT_FOUND, "not found".into()))
 }
 
-fn load_reply(txn: i64, label: &str, two_phase: bool, status: &str, message: &str, extra: Value) -> Response<Full<Bytes>> {
+fn load_reply(
+    txn: i64,
+    label: &str,
+    two_phase: bool,
+    status: &str,
+    message: &str,
+    extra: Value,
+) -> Response<Full<Bytes>> {
     let mut body = json!({
         "TxnId": txn,
         "Label": label,
@@ -420,13 +434,15 @@ fn load_reply(txn: i64, label: &str, two_phase: bool, status: &str, message: &st
 }
 
 fn is_valid_label(label: &str) -> bool {
-    (1..=128).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
+    (1..=128).contains(&label.len())
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
 }
 
 async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
-    let (database, table) = (parts.first().copied().unwrap_or_default().to_string(), parts.get(1).copied().unwrap_or_default().to_string());
+    let (database, table) =
+        (parts.first().copied().unwrap_or_default().to_string(), parts.get(1).copied().unwrap_or_default().to_string());
     let two_phase = header(&req, "two_phase_commit").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let label = header(&req, "label").map(str::to_string);
     let columns_header = header(&req, "columns").map(str::to_string);
@@ -443,10 +459,26 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     }
     let label = label.unwrap_or_else(|| format!("emulated_{}", lock(state_lock).next_txn));
     if let Err(user) = auth {
-        return load_reply(-1, &label, two_phase, "Fail", &format!("errCode = 2, detailMessage = Access denied for user '{user}'@'127.0.0.1' (using password: YES)"), json!({}));
+        return load_reply(
+            -1,
+            &label,
+            two_phase,
+            "Fail",
+            &format!("errCode = 2, detailMessage = Access denied for user '{user}'@'127.0.0.1' (using password: YES)"),
+            json!({}),
+        );
     }
     if !is_valid_label(&label) {
-        return load_reply(-1, &label, two_phase, "Fail", &format!("errCode = 2, detailMessage = Label format error. regex: ^[-_A-Za-z0-9:]{{1,128}}$, label: {label}"), json!({}));
+        return load_reply(
+            -1,
+            &label,
+            two_phase,
+            "Fail",
+            &format!(
+                "errCode = 2, detailMessage = Label format error. regex: ^[-_A-Za-z0-9:]{{1,128}}$, label: {label}"
+            ),
+            json!({}),
+        );
     }
     // Reading the body is what makes hyper send `100 Continue`.
     let body = match req.into_body().collect().await {
@@ -457,7 +489,14 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     let state = &mut *guard;
     let key = (database.clone(), table.clone());
     if !state.tables.contains_key(&key) {
-        return load_reply(-1, &label, two_phase, "Fail", &format!("errCode = 2, detailMessage = Unknown table '{table}'"), json!({}));
+        return load_reply(
+            -1,
+            &label,
+            two_phase,
+            "Fail",
+            &format!("errCode = 2, detailMessage = Unknown table '{table}'"),
+            json!({}),
+        );
     }
     if let Some(existing) = state.labels.get(&(database.clone(), label.clone())).and_then(|id| state.txns.get(id)) {
         let job = match existing.state {
@@ -467,14 +506,31 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
             TxnState::Aborted => None,
         };
         if let Some(job) = job {
-            let message = format!("errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{}]", existing.id);
-            return load_reply(-1, &label, two_phase, "Label Already Exists", &message, json!({"ExistingJobStatus": job}));
+            let message = format!(
+                "errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{}]",
+                existing.id
+            );
+            return load_reply(
+                -1,
+                &label,
+                two_phase,
+                "Label Already Exists",
+                &message,
+                json!({"ExistingJobStatus": job}),
+            );
         }
     }
     let txn_id = state.next_txn;
     state.next_txn += 1;
     state.labels.insert((database.clone(), label.clone()), txn_id);
-    let mut txn = Txn { id: txn_id, database: database.clone(), table: table.clone(), label: label.clone(), state: TxnState::Aborted, rows: Vec::new() };
+    let mut txn = Txn {
+        id: txn_id,
+        database: database.clone(),
+        table: table.clone(),
+        label: label.clone(),
+        state: TxnState::Aborted,
+        rows: Vec::new(),
+    };
     let fail = |state: &mut State, txn: Txn, message: String, extra: Value| {
         state.txns.insert(txn.id, txn);
         load_reply(txn_id, &label, two_phase, "Fail", &message, extra)
@@ -485,7 +541,12 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
         return fail(state, txn, message, json!({}));
     }
     if format != "json" || !by_line {
-        return fail(state, txn, "emulator: only format=json with read_json_by_line=true is implemented".into(), json!({}));
+        return fail(
+            state,
+            txn,
+            "emulator: only format=json with read_json_by_line=true is implemented".into(),
+            json!({}),
+        );
     }
     let def = state.tables[&key].def.clone();
     let columns: Vec<String> = match &columns_header {
@@ -494,13 +555,25 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     };
     for name in &columns {
         if !def.columns.iter().any(|c| &c.name == name) {
-            return fail(state, txn, format!("errCode = 2, detailMessage = Unknown column '{name}' in '{table}'"), json!({}));
+            return fail(
+                state,
+                txn,
+                format!("errCode = 2, detailMessage = Unknown column '{name}' in '{table}'"),
+                json!({}),
+            );
         }
     }
     let with_delete_sign = match hidden.as_deref() {
         None => false,
         Some(h) if h.trim() == DELETE_SIGN && matches!(def.model, Model::UniqueKey(_)) => true,
-        Some(h) => return fail(state, txn, format!("errCode = 2, detailMessage = Unknown column '{}' in '{table}'", h.trim()), json!({})),
+        Some(h) => {
+            return fail(
+                state,
+                txn,
+                format!("errCode = 2, detailMessage = Unknown column '{}' in '{table}'", h.trim()),
+                json!({}),
+            )
+        }
     };
     let mut filtered = Vec::new();
     let mut total = 0u64;
@@ -534,17 +607,33 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     state.txns.insert(txn_id, txn);
     if state.faults.publish_timeouts > 0 {
         state.faults.publish_timeouts -= 1;
-        return load_reply(txn_id, &label, false, "Publish Timeout", "transaction commit successfully, BUT data will be visible later", extra);
+        return load_reply(
+            txn_id,
+            &label,
+            false,
+            "Publish Timeout",
+            "transaction commit successfully, BUT data will be visible later",
+            extra,
+        );
     }
     load_reply(txn_id, &label, false, "Success", "OK", extra)
 }
 
 /// One JSON line as the table's row (columns not loaded are NULL) and its delete sign.
-fn parse_row(def: &TableDef, columns: &[String], with_delete_sign: bool, line: &[u8]) -> Result<(Vec<Value>, bool), String> {
+fn parse_row(
+    def: &TableDef,
+    columns: &[String],
+    with_delete_sign: bool,
+    line: &[u8],
+) -> Result<(Vec<Value>, bool), String> {
     let object: Map<String, Value> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let mut row = vec![Value::Null; def.columns.len()];
     for (i, column) in def.columns.iter().enumerate() {
-        let value = if columns.contains(&column.name) { object.get(&column.name).cloned().unwrap_or(Value::Null) } else { Value::Null };
+        let value = if columns.contains(&column.name) {
+            object.get(&column.name).cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
         row[i] = convert(column, value)?;
     }
     let delete = if with_delete_sign {
@@ -571,7 +660,11 @@ fn parse_row(def: &TableDef, columns: &[String], with_delete_sign: bool, line: &
 fn convert(column: &Column, value: Value) -> Result<Value, String> {
     let name = &column.name;
     if value.is_null() {
-        return if column.nullable { Ok(Value::Null) } else { Err(format!("column({name}) values is null while columns is not nullable")) };
+        return if column.nullable {
+            Ok(Value::Null)
+        } else {
+            Err(format!("column({name}) values is null while columns is not nullable"))
+        };
     }
     let as_text = || match &value {
         Value::String(s) => s.clone(),
@@ -602,8 +695,12 @@ fn convert(column: &Column, value: Value) -> Result<Value, String> {
         },
         ColumnType::Decimal(p, s) => {
             let text = as_text();
-            let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap_or((text.trim_start_matches('-'), ""));
-            if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > *s as usize {
+            let (int, frac) =
+                text.trim_start_matches('-').split_once('.').unwrap_or((text.trim_start_matches('-'), ""));
+            if !int.bytes().all(|b| b.is_ascii_digit())
+                || !frac.bytes().all(|b| b.is_ascii_digit())
+                || frac.len() > *s as usize
+            {
                 return Err(bad());
             }
             if int.trim_start_matches('0').len() > (*p - *s) as usize {
@@ -642,7 +739,9 @@ fn apply(state: &mut State, txn: &mut Txn) {
     txn.state = TxnState::Visible;
     let Some(table) = state.tables.get_mut(&(txn.database.clone(), txn.table.clone())) else { return };
     let key_indices: Vec<usize> = match &table.def.model {
-        Model::UniqueKey(keys) => keys.iter().filter_map(|k| table.def.columns.iter().position(|c| &c.name == k)).collect(),
+        Model::UniqueKey(keys) => {
+            keys.iter().filter_map(|k| table.def.columns.iter().position(|c| &c.name == k)).collect()
+        }
         Model::Duplicate => Vec::new(),
     };
     for (row, delete) in txn.rows.drain(..) {
@@ -668,7 +767,11 @@ async fn two_phase(state_lock: &Mutex<State>, req: Request<Incoming>) -> Result<
     let label_header = header(&req, "label").map(str::to_string);
     {
         let mut state = lock(state_lock);
-        state.requests.push(format!("BE PUT {path} {operation} txn_id={} label={}", txn_header.clone().unwrap_or_default(), label_header.clone().unwrap_or_default()));
+        state.requests.push(format!(
+            "BE PUT {path} {operation} txn_id={} label={}",
+            txn_header.clone().unwrap_or_default(),
+            label_header.clone().unwrap_or_default()
+        ));
         if let Err(user) = authenticated(&state, &req) {
             return Ok(unauthorized(&user));
         }
@@ -714,17 +817,30 @@ async fn two_phase(state_lock: &Mutex<State>, req: Request<Incoming>) -> Result<
             }
             Ok(ok_json(json!({"status": "Success", "msg": format!("transaction [{}] commit successfully.", txn.id)})))
         }
-        ("commit", TxnState::Visible) => fail(format!("errCode = 2, detailMessage = transaction [{}] is already visible, not pre-committed.", txn.id)),
-        ("commit", TxnState::Aborted) => fail(format!("errCode = 2, detailMessage = transaction [{}] is already aborted, abort reason: User Abort", txn.id)),
+        ("commit", TxnState::Visible) => fail(format!(
+            "errCode = 2, detailMessage = transaction [{}] is already visible, not pre-committed.",
+            txn.id
+        )),
+        ("commit", TxnState::Aborted) => fail(format!(
+            "errCode = 2, detailMessage = transaction [{}] is already aborted, abort reason: User Abort",
+            txn.id
+        )),
         ("abort", TxnState::Precommitted | TxnState::Prepare) => {
             txn.state = TxnState::Aborted;
             txn.rows.clear();
             state.txns.insert(txn.id, txn.clone());
             Ok(ok_json(json!({"status": "Success", "msg": format!("transaction [{}] abort successfully.", txn.id)})))
         }
-        ("abort", TxnState::Aborted) => fail(format!("errCode = 2, detailMessage = transaction [{}] is already aborted, abort reason: User Abort", txn.id)),
-        ("abort", TxnState::Visible) => fail(format!("errCode = 2, detailMessage = transaction [{}] is already VISIBLE, could not abort.", txn.id)),
-        (_, TxnState::Prepare) => fail(format!("errCode = 2, detailMessage = transaction [{}] is in PREPARE, not pre-committed.", txn.id)),
+        ("abort", TxnState::Aborted) => fail(format!(
+            "errCode = 2, detailMessage = transaction [{}] is already aborted, abort reason: User Abort",
+            txn.id
+        )),
+        ("abort", TxnState::Visible) => {
+            fail(format!("errCode = 2, detailMessage = transaction [{}] is already VISIBLE, could not abort.", txn.id))
+        }
+        (_, TxnState::Prepare) => {
+            fail(format!("errCode = 2, detailMessage = transaction [{}] is in PREPARE, not pre-committed.", txn.id))
+        }
         (other, _) => fail(format!("errCode = 2, detailMessage = unsupported txn_operation [{other}]")),
     }
 }

@@ -208,7 +208,7 @@ fn main() {
         });
         0
     });
-    let loaded = emulator.rows("bench", "orders").len();
+    let loaded = emulator.row_count("bench", "orders");
     assert_eq!(loaded, rows, "every row reached the emulator");
     let sent = Figure { bytes: ours.bytes, ..sent };
 

@@ -544,6 +544,17 @@ impl DorisSink {
                 if e.is_unauthorized() {
                     return Err(self.user_error_of_frontend(&e));
                 }
+                if matches!(
+                    protocol::classify_failure(&e.message),
+                    LoadFailure::UnknownDatabase | LoadFailure::UnknownTable
+                ) {
+                    return Err(Error::user(format!(
+                        "{}: Doris has no table {}: {}. Check 'table.identifier' or create the table",
+                        self.where_(),
+                        self.config.qualified(),
+                        e.message
+                    )));
+                }
                 return Ok(Attempt::Retry(format!("FE refused load {label}: {}", e.message)));
             }
             Err(trouble) => return Ok(Attempt::Retry(format!("load {label}: {}", trouble.describe()))),

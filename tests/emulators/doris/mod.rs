@@ -191,6 +191,11 @@ impl DorisEmulator {
         }
     }
 
+    pub fn row_count(&self, database: &str, table: &str) -> usize {
+        let state = self.lock();
+        state.tables.get(&(database.to_string(), table.to_string())).map_or(0, |t| t.unique.len() + t.duplicate.len())
+    }
+
     pub fn txns(&self) -> Vec<Txn> {
         self.lock().txns.values().cloned().collect()
     }

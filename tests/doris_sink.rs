@@ -304,7 +304,11 @@ async fn unknown_table_and_column_mismatch_are_user_errors() {
     let spec = sink_spec(&emulator, true, &[("table.identifier", "nodb.orders")]);
     let err = prepare_error(&spec, &[(Insert, 1, None, None)]).await;
     assert_eq!(err.kind(), ErrorKind::User);
-    assert!(err.to_string().contains("Doris has no table nodb.orders") && err.to_string().contains("Unknown database 'nodb'"), "{err}");
+    assert!(
+        err.to_string().contains("Doris has no table nodb.orders")
+            && err.to_string().contains("Unknown database 'nodb'"),
+        "{err}"
+    );
 
     let spec = sink_spec(&emulator, true, &[("table.identifier", "shop.narrow")]);
     let err = prepare_error(&spec, &[(Insert, 1, None, None)]).await;

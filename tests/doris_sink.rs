@@ -627,3 +627,18 @@ async fn killed_after_the_checkpoint_was_stored_commits_on_recovery() {
     assert_eq!(emulator.rows("shop", "orders"), visible);
     assert!(emulator.txns().iter().all(|t| t.state != TxnState::Precommitted));
 }
+
+#[tokio::test]
+async fn update_before_rows_follow_sink_ignore_update_before_without_a_primary_key() {
+    // Without a declared key the sink cannot pair -U with +U: the option decides.
+    let changes = [(Insert, 1, Some("a"), None), (UpdateBefore, 1, Some("a"), None), (UpdateAfter, 2, Some("a"), None)];
+    for (ignore, expected) in [("true", vec![1, 2]), ("false", vec![2])] {
+        let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+        let spec = sink_spec(&emulator, false, &[("sink.ignore.update-before", ignore)]);
+        let mut sink = open_sink(&spec, ChangelogMode::All);
+        sink.write(batch(&changes)).await.unwrap();
+        let p = sink.prepare(1).await.unwrap();
+        sink.commit(p).await.unwrap();
+        assert_eq!(ids_in(&emulator), expected, "sink.ignore.update-before = {ignore}");
+    }
+}

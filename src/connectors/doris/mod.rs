@@ -518,7 +518,7 @@ struct DorisSink {
 }
 
 impl DorisSink {
-    fn where_(&self) -> String {
+    fn origin(&self) -> String {
         format!("doris sink `{}` ({})", self.config.table_name, self.config.qualified())
     }
 
@@ -526,13 +526,13 @@ impl DorisSink {
         if e.is_unauthorized() {
             Error::user(format!(
                 "{}: Doris refused user '{}' ({}); check 'username' and 'password' and the user's LOAD privilege on {}",
-                self.where_(),
+                self.origin(),
                 self.config.username,
                 e.message,
                 self.config.qualified()
             ))
         } else {
-            Error::external(format!("{}: Doris FE refused the load: {}", self.where_(), e.message))
+            Error::external(format!("{}: Doris FE refused the load: {}", self.origin(), e.message))
         }
     }
 
@@ -550,7 +550,7 @@ impl DorisSink {
                 ) {
                     return Err(Error::user(format!(
                         "{}: Doris has no table {}: {}. Check 'table.identifier' or create the table",
-                        self.where_(),
+                        self.origin(),
                         self.config.qualified(),
                         e.message
                     )));
@@ -574,19 +574,19 @@ impl DorisSink {
                         };
                         Err(Error::user(format!(
                             "{}: Doris rejected rows of load {label}: {message} ({} rows filtered). First rejected rows:\n{rows}\nFix the data or the Doris column types (NOT NULL, lengths, ranges), or let Doris skip bad rows with 'sink.properties.max_filter_ratio'",
-                            self.where_(),
+                            self.origin(),
                             response.filtered_rows
                         )))
                     }
                     LoadFailure::UnknownTable | LoadFailure::UnknownDatabase => Err(Error::user(format!(
                         "{}: Doris has no table {qualified}: {message}. Check 'table.identifier' or create the table",
-                        self.where_()
+                        self.origin()
                     ))),
                     LoadFailure::UnknownColumn => {
                         let names: Vec<&str> = self.config.schema.fields().iter().map(|f| f.name().as_str()).collect();
                         Err(Error::user(format!(
                             "{}: the sink's columns ({}) do not match Doris table {qualified}: {message}{}",
-                            self.where_(),
+                            self.origin(),
                             names.join(", "),
                             if self.with_delete_sign {
                                 ". Deletes need a UNIQUE KEY table (with __DORIS_DELETE_SIGN__); for other tables set 'sink.enable-delete' = 'false'"
@@ -597,7 +597,7 @@ impl DorisSink {
                     }
                     LoadFailure::AccessDenied => Err(Error::user(format!(
                         "{}: Doris refused user '{}': {message}; check 'username', 'password' and the LOAD privilege",
-                        self.where_(),
+                        self.origin(),
                         self.config.username
                     ))),
                     LoadFailure::Other => Ok(Attempt::Retry(format!("load {label} failed: {message}"))),
@@ -635,7 +635,7 @@ impl DorisSink {
                     if aborted_lingering {
                         return Err(Error::external(format!(
                             "{}: label {label} is still precommitted after aborting it: {}",
-                            self.where_(),
+                            self.origin(),
                             r.message
                         )));
                     }
@@ -651,7 +651,7 @@ impl DorisSink {
                     if slowdowns > MAX_VERSION_BACKOFFS {
                         return Err(Error::external(format!(
                             "{}: Doris kept answering 'too many versions': {m}",
-                            self.where_()
+                            self.origin()
                         )));
                     }
                     tracing::warn!(label, message = %m, "Doris has too many versions: backing off");
@@ -665,7 +665,7 @@ impl DorisSink {
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
                     "{}: precommit of {label} failed after {} retries: {problem}",
-                    self.where_(),
+                    self.origin(),
                     self.config.max_retries
                 )));
             }
@@ -688,7 +688,7 @@ impl DorisSink {
                 Ok(TwoPcOutcome::Unauthorized(m)) => {
                     return Err(Error::user(format!(
                         "{}: Doris refused user '{}' for {} of {label}: {m}; check 'username' and 'password'",
-                        self.where_(),
+                        self.origin(),
                         self.config.username,
                         operation.header_value()
                     )))
@@ -696,7 +696,7 @@ impl DorisSink {
                 Ok(TwoPcOutcome::Failed(m)) if operation == TxnOperation::Commit => {
                     return Err(Error::external(format!(
                         "{}: transaction {} (label {label}) cannot be committed: {m}. Its rows are not in Doris; it was probably aborted after the precommit timeout (stream_load_default_precommit_timeout_second) or by hand",
-                        self.where_(),
+                        self.origin(),
                         txn_id.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
                     )))
                 }
@@ -707,7 +707,7 @@ impl DorisSink {
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
                     "{}: {} of {label} failed after {} retries: {problem}",
-                    self.where_(),
+                    self.origin(),
                     operation.header_value(),
                     self.config.max_retries
                 )));
@@ -750,7 +750,7 @@ impl DorisSink {
                     if slowdowns > MAX_VERSION_BACKOFFS {
                         return Err(Error::external(format!(
                             "{}: Doris kept answering 'too many versions': {m}",
-                            self.where_()
+                            self.origin()
                         )));
                     }
                     self.flush_gap = (self.flush_gap * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -763,7 +763,7 @@ impl DorisSink {
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
                     "{}: load failed after {} retries: {problem}",
-                    self.where_(),
+                    self.origin(),
                     self.config.max_retries
                 )));
             }
@@ -809,7 +809,7 @@ impl DorisSink {
                     if waits > self.config.max_retries.max(3) {
                         return Err(Error::external(format!(
                             "{}: label {label} stays held by a running load: {}",
-                            self.where_(),
+                            self.origin(),
                             r.message
                         )));
                     }
@@ -825,7 +825,7 @@ impl DorisSink {
                     if waits > self.config.max_retries {
                         return Err(Error::external(format!(
                             "{}: recovery probe of {label} failed: {m}",
-                            self.where_()
+                            self.origin()
                         )));
                     }
                     tokio::time::sleep(backoff(waits)).await;
@@ -923,7 +923,7 @@ impl Sink for DorisSink {
         let Some(label) = state.get("label").and_then(|l| l.as_str()).map(str::to_string) else {
             return Err(Error::internal(format!(
                 "{}: checkpoint {} carries no Doris label: {state}",
-                self.where_(),
+                self.origin(),
                 prepared.checkpoint_id
             )));
         };

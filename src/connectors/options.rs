@@ -206,6 +206,22 @@ mod tests {
     }
 
     #[test]
+    fn prefixed_keys_are_consumed_without_their_prefix() {
+        let mut o = ConnectorOptions::new(&spec(&[
+            ("connector", "x"),
+            ("sink.properties.format", "json"),
+            ("sink.properties.max_filter_ratio", "0.1"),
+            ("sink.propertie.typo", "1"),
+        ]))
+        .unwrap();
+        let mut props = o.prefixed("sink.properties.");
+        props.sort();
+        assert_eq!(props, vec![("format".into(), "json".into()), ("max_filter_ratio".into(), "0.1".into())]);
+        let err = o.finish().unwrap_err().to_string();
+        assert!(err.contains("unsupported option 'sink.propertie.typo'"), "{err}");
+    }
+
+    #[test]
     fn durations_follow_flink() {
         assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("1 min"), Some(Duration::from_secs(60)));

@@ -300,6 +300,8 @@ const CONTROL_TIMEOUTS: Timeouts = Timeouts {
     expect_continue: Duration::from_secs(3),
     total: Duration::from_secs(60),
 };
+const REACHABILITY_HINT: &str =
+    "Check that Doris is up and that its FE and BE HTTP ports are reachable from here ('fenodes', 'benodes'); raise 'sink.max-retries' to wait longer";
 /// Consecutive `-235` replies tolerated for one load before giving up.
 const MAX_VERSION_BACKOFFS: u32 = 20;
 /// Labels of later checkpoints probed on recovery, at most.
@@ -664,7 +666,7 @@ impl DorisSink {
             retries += 1;
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
-                    "{}: precommit of {label} failed after {} retries: {problem}",
+                    "{}: precommit of {label} failed after {} retries: {problem}. {REACHABILITY_HINT}",
                     self.origin(),
                     self.config.max_retries
                 )));
@@ -706,7 +708,7 @@ impl DorisSink {
             retries += 1;
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
-                    "{}: {} of {label} failed after {} retries: {problem}",
+                    "{}: {} of {label} failed after {} retries: {problem}. {REACHABILITY_HINT}",
                     self.origin(),
                     operation.header_value(),
                     self.config.max_retries
@@ -762,7 +764,7 @@ impl DorisSink {
             retries += 1;
             if retries > self.config.max_retries {
                 return Err(Error::external(format!(
-                    "{}: load failed after {} retries: {problem}",
+                    "{}: load failed after {} retries: {problem}. {REACHABILITY_HINT}",
                     self.origin(),
                     self.config.max_retries
                 )));

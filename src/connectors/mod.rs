@@ -6,6 +6,7 @@
 
 mod blackhole;
 mod datagen;
+pub mod doris;
 mod iotdb;
 mod jdbc;
 mod mysql_cdc;
@@ -22,8 +23,15 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
-static CONNECTORS: &[&dyn Connector] =
-    &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &iotdb::Iotdb, &jdbc::Jdbc, &mysql_cdc::MySqlCdc];
+static CONNECTORS: &[&dyn Connector] = &[
+    &datagen::Datagen,
+    &print::Print,
+    &blackhole::Blackhole,
+    &doris::Doris,
+    &iotdb::Iotdb,
+    &jdbc::Jdbc,
+    &mysql_cdc::MySqlCdc,
+];
 
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;

@@ -110,6 +110,14 @@ impl ConnectorOptions {
         }
     }
 
+    /// Consumes every key starting with `prefix` (e.g. `sink.properties.`), returned without the
+    /// prefix, for connectors that pass such keys through to the server.
+    pub fn prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        self.known.push(format!("{prefix}*"));
+        let keys: Vec<String> = self.remaining.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.into_iter().filter_map(|k| self.remaining.remove(&k).map(|v| (k[prefix.len()..].to_string(), v))).collect()
+    }
+
     /// Fails if any option was not consumed, naming it and the nearest key the connector knows.
     pub fn finish(self) -> Result<()> {
         let Some((key, _)) = self.remaining.iter().next() else {
@@ -195,6 +203,22 @@ mod tests {
         assert!(err.contains("'mode' = 'Inital'") && err.contains("one of initial, latest-offset"), "{err}");
         assert!(o.required("url").unwrap_err().to_string().contains("needs option 'url'"));
         assert!(ConnectorOptions::new(&spec(&[])).is_err());
+    }
+
+    #[test]
+    fn prefixed_keys_are_consumed_without_their_prefix() {
+        let mut o = ConnectorOptions::new(&spec(&[
+            ("connector", "x"),
+            ("sink.properties.format", "json"),
+            ("sink.properties.max_filter_ratio", "0.1"),
+            ("sink.propertie.typo", "1"),
+        ]))
+        .unwrap();
+        let mut props = o.prefixed("sink.properties.");
+        props.sort();
+        assert_eq!(props, vec![("format".into(), "json".into()), ("max_filter_ratio".into(), "0.1".into())]);
+        let err = o.finish().unwrap_err().to_string();
+        assert!(err.contains("unsupported option 'sink.propertie.typo'"), "{err}");
     }
 
     #[test]

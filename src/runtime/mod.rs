@@ -259,7 +259,10 @@ async fn attempt(
         Some(r) => r.pipelines.clone(),
         None => vec![None; n],
     };
-    let mut next_id = restored.as_ref().map_or(1, |r| r.checkpoint_id + 1);
+    // Without a record to continue from, ids start from the clock: transactional sinks name
+    // their transactions after checkpoint ids (Doris labels), and a rerun that counted from 1
+    // again would meet the finished transactions of the previous run and skip its own loads.
+    let mut next_id = restored.as_ref().map_or_else(fresh_checkpoint_id, |r| r.checkpoint_id + 1);
     let run_stop = stop.child_token();
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let (stored_tx, stored_rx) = watch::channel(next_id - 1);
@@ -391,6 +394,10 @@ async fn attempt(
     outcome?;
     done.sort_by_key(|(i, _)| *i);
     Ok(done.into_iter().map(|(_, r)| r).collect())
+}
+
+fn fresh_checkpoint_id() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1).max(1)
 }
 
 fn start_checkpoint(

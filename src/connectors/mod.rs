@@ -7,6 +7,7 @@
 mod blackhole;
 mod datagen;
 pub mod options;
+mod postgres_cdc;
 mod print;
 
 use async_trait::async_trait;
@@ -19,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
-static CONNECTORS: &[&dyn Connector] = &[&datagen::Datagen, &print::Print, &blackhole::Blackhole];
+static CONNECTORS: &[&dyn Connector] =
+    &[&datagen::Datagen, &print::Print, &blackhole::Blackhole, &postgres_cdc::PostgresCdc];
 
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;

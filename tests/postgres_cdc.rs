@@ -612,3 +612,125 @@ fn wal_level_below_logical_is_a_user_error() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("wal_level = 'replica'") && stderr.contains("wal_level = logical"), "{stderr}");
 }
+
+mod library {
+    //! Positions handed back to `start`, as the runtime will after a restart from a stored
+    //! checkpoint: driven through the library API because the runtime does not persist
+    //! checkpoints yet.
+
+    use super::*;
+    use cdc_sql::connectors::{open_table, Position, Source, SourceContext};
+    use cdc_sql::sql::{ColumnSpec, TableOption, TableSpec};
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::DataType;
+
+    fn spec(db: &Database) -> TableSpec {
+        let c = db.connection();
+        let options = [
+            ("connector", "postgres-cdc".to_string()),
+            ("hostname", c.host.clone()),
+            ("port", c.port.to_string()),
+            ("username", c.user.clone()),
+            ("password", c.password.clone()),
+            ("database-name", db.name().to_string()),
+            ("schema-name", "public".into()),
+            ("table-name", "t".into()),
+            ("slot.name", slot_of(db)),
+            ("heartbeat.interval.ms", "1s".into()),
+        ];
+        let column = |name: &str, data_type: DataType| ColumnSpec {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            type_text: String::new(),
+            metadata: None,
+            comment: None,
+        };
+        TableSpec {
+            name: "src".into(),
+            columns: vec![column("id", DataType::Int32), column("v", DataType::Utf8)],
+            primary_key: vec!["id".into()],
+            options: options
+                .into_iter()
+                .map(|(k, v)| TableOption { key: k.into(), value: v.clone(), written: v })
+                .collect(),
+            comment: None,
+        }
+    }
+
+    async fn source(db: &Database, resume: Option<Position>) -> Box<dyn Source> {
+        let table = open_table(&spec(db)).unwrap();
+        let mut source = table.source(&SourceContext { batch_size: 1024 }).unwrap().unwrap();
+        source.start(resume).await.unwrap();
+        source
+    }
+
+    /// Reads until a batch holds `id`; returns the ids read (with their row kinds) and the
+    /// position after the batch holding `id`.
+    async fn read_until(source: &mut Box<dyn Source>, id: i32) -> (Vec<(String, i32)>, Position) {
+        let start = Instant::now();
+        let mut rows = Vec::new();
+        loop {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for id {id}; read {rows:?}");
+            let batch = source.next_batch().await.unwrap().unwrap();
+            let ids: &Int32Array = batch.changes.rows().column(0).as_primitive();
+            let mut found = false;
+            for i in 0..batch.changes.num_rows() {
+                rows.push((batch.changes.kind(i).short().to_string(), ids.value(i)));
+                found |= ids.value(i) == id;
+            }
+            if found {
+                return (rows, batch.position);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_resumes_exactly_after_a_stream_or_snapshot_position() {
+        let db = cdc_sql_testkit::postgres().create_database("pg_positions");
+        db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+        let slot = slot_of(&db);
+
+        let mut a = source(&db, None).await;
+        let (rows, snapshot_position) = read_until(&mut a, 1).await;
+        assert_eq!(rows, [("+I".to_string(), 1)]);
+        assert_eq!(snapshot_position["phase"], "snapshot");
+        db.exec("INSERT INTO t VALUES (2, 'b')");
+        let (rows, after_two) = read_until(&mut a, 2).await;
+        assert_eq!(rows, [("+I".to_string(), 2)]);
+        assert_eq!(after_two["phase"], "stream");
+        db.exec("INSERT INTO t VALUES (3, 'c')");
+        let (_, after_three) = read_until(&mut a, 3).await;
+        a.close().await.unwrap();
+
+        // Nothing was acknowledged, yet resuming after 2 gives 3 and nothing before it.
+        let mut b = source(&db, Some(after_two.clone())).await;
+        let (rows, _) = read_until(&mut b, 3).await;
+        assert_eq!(rows, [("+I".to_string(), 3)]);
+        b.acknowledge(&after_three).await.unwrap();
+        let three = after_three["lsn"].as_str().unwrap().to_string();
+        poll("the acknowledged LSN to be confirmed", || {
+            (db.query_one(&format!(
+                "SELECT confirmed_flush_lsn >= '{three}' FROM pg_replication_slots WHERE slot_name = '{slot}'"
+            )) == "t")
+                .then_some(())
+        });
+        b.close().await.unwrap();
+
+        // A run stopped during its snapshot reads the tables again, then streams from the slot.
+        let mut c = source(&db, Some(snapshot_position)).await;
+        let mut snapshot_ids: Vec<i32> = Vec::new();
+        while snapshot_ids.len() < 3 {
+            let batch = c.next_batch().await.unwrap().unwrap();
+            let ids: &Int32Array = batch.changes.rows().column(0).as_primitive();
+            snapshot_ids.extend(ids.values().iter());
+        }
+        snapshot_ids.sort();
+        assert_eq!(snapshot_ids, [1, 2, 3]);
+        db.exec("INSERT INTO t VALUES (4, 'd')");
+        let (rows, _) = read_until(&mut c, 4).await;
+        assert_eq!(rows, [("+I".to_string(), 4)], "streamed from the confirmed LSN (after 3)");
+        c.close().await.unwrap();
+        drop_slot(&db, &slot);
+    }
+}

@@ -265,7 +265,10 @@ fn unchanged_toast_values_are_kept_with_full_identity() {
     let columns = "  id INT,\n  v STRING,\n  big_md5 STRING,\n  PRIMARY KEY (id) NOT ENFORCED";
     // The print sink gets md5(big) so lines stay short: the projection runs in the engine.
     let sql = job_sql(&db, "t", "  id INT,\n  v STRING,\n  big STRING,\n  PRIMARY KEY (id) NOT ENFORCED", &[], "")
-        .replace("CREATE TABLE out (\n  id INT,\n  v STRING,\n  big STRING\n)", &format!("CREATE TABLE out (\n{columns}\n)"))
+        .replace(
+            "CREATE TABLE out (\n  id INT,\n  v STRING,\n  big STRING\n)",
+            &format!("CREATE TABLE out (\n{columns}\n)"),
+        )
         .replace("INSERT INTO out SELECT * FROM src", "INSERT INTO out SELECT id, v, md5(big) FROM src");
     let mut job = spawn(&sql);
     job.wait_lines(1);
@@ -348,7 +351,10 @@ fn metadata_columns() {
     let columns = "  id INT,\n  v STRING,\n  db STRING METADATA FROM 'database_name' VIRTUAL,\n  sch STRING METADATA FROM 'schema_name' VIRTUAL,
   tbl STRING METADATA FROM 'table_name' VIRTUAL,\n  kind STRING METADATA FROM 'row_kind' VIRTUAL,\n  ts TIMESTAMP_LTZ(3) METADATA FROM 'op_ts' VIRTUAL";
     let sql = job_sql(&db, "t_[0-9]", columns, &[], "")
-        .replace("INSERT INTO out SELECT * FROM src", "INSERT INTO out SELECT id, v, db, sch, tbl, kind, CAST(ts AS BIGINT) > 0 FROM src")
+        .replace(
+            "INSERT INTO out SELECT * FROM src",
+            "INSERT INTO out SELECT id, v, db, sch, tbl, kind, CAST(ts AS BIGINT) > 0 FROM src",
+        )
         .replace("  ts TIMESTAMP_LTZ(3)\n)", "  committed BOOLEAN\n)");
     let mut job = spawn(&sql);
     job.wait_lines(1);
@@ -460,7 +466,10 @@ fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
 
     // No checkpoint while running: the slot keeps everything, even after status updates.
     let mut job = spawn(&job_sql(&db, "t", KV, &[], "SET 'execution.checkpointing.interval' = '1h';"));
-    poll("the slot", || (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1).then_some(()));
+    poll("the slot", || {
+        (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1)
+            .then_some(())
+    });
     let start = confirmed_lsn(&db, &slot);
     db.exec("INSERT INTO t VALUES (1, 'a')");
     let after_insert = lsn(&db.query_one("SELECT pg_current_wal_lsn()"));
@@ -514,8 +523,13 @@ fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
 fn bounded_snapshot_mode_ends_and_leaves_no_slot() {
     let db = cdc_sql_testkit::postgres().create_database("pg_bounded");
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 2500) i; ANALYZE t;");
-    let (code, lines, stderr) =
-        run(&job_sql(&db, "t", KV, &[("scan.startup.mode", "snapshot"), ("scan.incremental.snapshot.chunk.size", "400")], ""));
+    let (code, lines, stderr) = run(&job_sql(
+        &db,
+        "t",
+        KV,
+        &[("scan.startup.mode", "snapshot"), ("scan.incremental.snapshot.chunk.size", "400")],
+        "",
+    ));
     assert_eq!(code, 0, "{stderr}");
     let mut ids: Vec<i64> = lines.iter().map(|l| l[3..l.find(',').unwrap()].parse().unwrap()).collect();
     ids.sort();
@@ -541,10 +555,19 @@ fn checks_fail_first_with_the_fix() {
          CREATE ROLE plain LOGIN PASSWORD 'plain'; GRANT SELECT ON t TO plain;",
     );
     let slot = slot_of(&db);
-    expect_failure(&job_sql(&db, "nope.*", KV, &[], ""), &["no table of database", "'table-name' = 'nope.*'", "public.t"]);
+    expect_failure(
+        &job_sql(&db, "nope.*", KV, &[], ""),
+        &["no table of database", "'table-name' = 'nope.*'", "public.t"],
+    );
     expect_failure(&job_sql(&db, "nokey", KV, &[], ""), &["public.nokey has no primary key", "REPLICA IDENTITY FULL"]);
-    expect_failure(&job_sql(&db, "w", "  id INT,\n  v STRING", &[], ""), &["declared INT", "bigint", "declare it BIGINT"]);
-    expect_failure(&job_sql(&db, "t", "  id INT,\n  missing STRING", &[], ""), &["`missing`", "does not exist in public.t"]);
+    expect_failure(
+        &job_sql(&db, "w", "  id INT,\n  v STRING", &[], ""),
+        &["declared INT", "bigint", "declare it BIGINT"],
+    );
+    expect_failure(
+        &job_sql(&db, "t", "  id INT,\n  missing STRING", &[], ""),
+        &["`missing`", "does not exist in public.t"],
+    );
     expect_failure(
         &job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""),
         &[&format!("replication slot '{slot}' does not exist"), "'initial'"],
@@ -555,7 +578,10 @@ fn checks_fail_first_with_the_fix() {
     );
     expect_failure(
         &job_sql(&db, "t", KV, &[("debezium.publication.name", "other_pub")], ""),
-        &["publication 'other_pub' does not include public.t", "ALTER PUBLICATION \"other_pub\" ADD TABLE \"public\".\"t\""],
+        &[
+            "publication 'other_pub' does not include public.t",
+            "ALTER PUBLICATION \"other_pub\" ADD TABLE \"public\".\"t\"",
+        ],
     );
     // The CDC user does not own the tables, so it may not create the default publication.
     expect_failure(&job_sql(&db, "t", KV, &[], ""), &["may not create publication 'dbz_publication'", "as the owner"]);
@@ -563,15 +589,28 @@ fn checks_fail_first_with_the_fix() {
         &job_sql(&db, "t", KV, &[("username", "plain"), ("password", "plain")], ""),
         &["user 'plain' may not stream changes", "WITH REPLICATION", "'snapshot'"],
     );
-    assert_eq!(db.query_one(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")), "0", "checks run before the slot is made");
+    assert_eq!(
+        db.query_one(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")),
+        "0",
+        "checks run before the slot is made"
+    );
 
     // A slot that exists already: initial refuses it, and a reader holding it blocks others.
     db.exec("CREATE PUBLICATION dbz_publication FOR TABLE t");
     db.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"));
-    expect_failure(&job_sql(&db, "t", KV, &[], ""), &["already exists", "'committed-offset'", "pg_drop_replication_slot"]);
+    expect_failure(
+        &job_sql(&db, "t", KV, &[], ""),
+        &["already exists", "'committed-offset'", "pg_drop_replication_slot"],
+    );
     let holder = spawn(&job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""));
-    poll("the slot to be held", || (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1).then_some(()));
-    expect_failure(&job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""), &["is in use by another process", "own 'slot.name'"]);
+    poll("the slot to be held", || {
+        (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1)
+            .then_some(())
+    });
+    expect_failure(
+        &job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""),
+        &["is in use by another process", "own 'slot.name'"],
+    );
     let (code, _, stderr) = holder.stop();
     assert_eq!(code, 0, "{stderr}");
     drop_slot(&db, &slot);
@@ -593,7 +632,6 @@ fn wrong_password_is_a_user_error_that_never_shows_it() {
     // The right password works (SCRAM over the ordinary and replication sessions).
     let (code, lines, stderr) = run(&job_sql(&db, "t", KV, &[("scan.startup.mode", "snapshot")], ""));
     assert_eq!((code, lines.len()), (0, 0), "{stderr}");
-
 }
 
 #[test]

@@ -40,7 +40,10 @@ impl MetadataKey {
 #[derive(Debug, Clone)]
 pub enum ColumnSource {
     /// The source column of this name, at this index among the declared source columns.
-    Physical { name: String, index: usize },
+    Physical {
+        name: String,
+        index: usize,
+    },
     Metadata(MetadataKey),
 }
 

@@ -45,8 +45,7 @@ impl CapturedTable {
     pub fn integer_key(&self) -> Option<&SourceColumn> {
         let mut keys = self.columns.iter().filter(|c| c.is_key);
         let key = keys.next()?;
-        (keys.next().is_none() && matches!(key.pg_type.as_str(), "smallint" | "integer" | "bigint"))
-            .then_some(key)
+        (keys.next().is_none() && matches!(key.pg_type.as_str(), "smallint" | "integer" | "bigint")).then_some(key)
     }
 }
 
@@ -209,25 +208,21 @@ async fn source_columns(config: &Config, client: &Client, oid: u32, identity: ch
         )
         .await
         .map_err(|e| pg_error(config, "reading table columns", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| SourceColumn { name: r.get(0), pg_type: r.get(1), is_key: r.get(2) })
-        .collect())
+    Ok(rows.iter().map(|r| SourceColumn { name: r.get(0), pg_type: r.get(1), is_key: r.get(2) }).collect())
 }
 
 /// Declared columns against one captured table.
 fn check_table(config: &Config, table: &CapturedTable) -> Result<()> {
     let t = table.shown();
     let keys: Vec<&str> = table.columns.iter().filter(|c| c.is_key).map(|c| c.name.as_str()).collect();
-    if config.startup != StartupMode::Snapshot {
-        if table.identity == 'n' || (table.identity == 'd' && keys.is_empty()) {
-            return Err(Error::user(format!(
-                "table {t} has no primary key and REPLICA IDENTITY {}: PostgreSQL cannot log which row an update or delete touched. \
-                 Add a primary key, or run ALTER TABLE {} REPLICA IDENTITY FULL",
-                if table.identity == 'n' { "NOTHING" } else { "DEFAULT" },
-                table.qualified()
-            )));
-        }
+    let unidentified = table.identity == 'n' || (table.identity == 'd' && keys.is_empty());
+    if config.startup != StartupMode::Snapshot && unidentified {
+        return Err(Error::user(format!(
+            "table {t} has no primary key and REPLICA IDENTITY {}: PostgreSQL cannot log which row an update or delete touched. \
+             Add a primary key, or run ALTER TABLE {} REPLICA IDENTITY FULL",
+            if table.identity == 'n' { "NOTHING" } else { "DEFAULT" },
+            table.qualified()
+        )));
     }
     for (name, declared, not_null) in &config.physical {
         let Some(column) = table.columns.iter().find(|c| &c.name == name) else {
@@ -336,7 +331,9 @@ fn type_fits(pg_type: &str, declared: &DataType) -> std::result::Result<(), Stri
         DataType::Date32 => pg_type == "date",
         DataType::Time32(_) | DataType::Time64(_) => base == "time" && pg_type.ends_with("without time zone"),
         DataType::Timestamp(_, None) => base == "timestamp" && pg_type.ends_with("without time zone"),
-        DataType::Timestamp(_, Some(_)) => base == "timestamp" && pg_type.ends_with("with time zone") && !pg_type.ends_with("without time zone"),
+        DataType::Timestamp(_, Some(_)) => {
+            base == "timestamp" && pg_type.ends_with("with time zone") && !pg_type.ends_with("without time zone")
+        }
         DataType::List(item) => match pg_type.strip_suffix("[]") {
             Some(element) => return type_fits(element, item.data_type()),
             None => false,
@@ -408,7 +405,10 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
     let database: Option<String> = row.get(1);
     let active_pid: Option<i32> = row.get(2);
     let slot_type: String = row.get(3);
-    if slot_type != "logical" || plugin.as_deref() != Some("pgoutput") || database.as_deref() != Some(config.database.as_str()) {
+    if slot_type != "logical"
+        || plugin.as_deref() != Some("pgoutput")
+        || database.as_deref() != Some(config.database.as_str())
+    {
         return Err(Error::user(format!(
             "replication slot '{}' exists but is a {slot_type} slot of plugin {} in database {}; postgres-cdc needs a logical pgoutput slot in '{}': \
              choose another 'slot.name' or drop it with SELECT pg_drop_replication_slot('{}')",
@@ -481,14 +481,15 @@ pub async fn ensure_publication(config: &Config, client: &Client, tables: &[Capt
         )));
     }
     let published = client
-        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&config.publication])
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&config.publication],
+        )
         .await
         .map_err(|e| pg_error(config, "reading publication tables", e))?;
     let missing: Vec<&CapturedTable> = tables
         .iter()
-        .filter(|t| {
-            !published.iter().any(|r| r.get::<_, String>(0) == t.schema && r.get::<_, String>(1) == t.name)
-        })
+        .filter(|t| !published.iter().any(|r| r.get::<_, String>(0) == t.schema && r.get::<_, String>(1) == t.name))
         .collect();
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|t| t.shown()).collect();

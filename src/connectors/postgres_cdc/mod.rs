@@ -109,8 +109,7 @@ pub(crate) struct Config {
 
 /// A whole-string match of a Flink CDC name pattern.
 fn anchored(o: &ConnectorOptions, key: &str, pattern: &str) -> Result<Regex> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| o.invalid(key, pattern, &format!("a regular expression ({e})")))
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| o.invalid(key, pattern, &format!("a regular expression ({e})")))
 }
 
 impl Config {
@@ -156,14 +155,19 @@ impl Config {
         if heartbeat.is_zero() {
             return Err(o.invalid("heartbeat.interval.ms", "0", "a positive duration such as '30s'"));
         }
-        let valid_slot =
-            !slot.is_empty() && slot.len() <= 63 && slot.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let valid_slot = !slot.is_empty()
+            && slot.len() <= 63
+            && slot.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid_slot {
             return Err(o.invalid("slot.name", &slot, "1 to 63 lower-case letters, digits or underscores"));
         }
         if let Some(p) = &named_publication {
             if p.is_empty() || p.len() > 63 || p.contains('"') || p.contains('\'') {
-                return Err(o.invalid("debezium.publication.name", p, "a publication name of at most 63 characters without quotes"));
+                return Err(o.invalid(
+                    "debezium.publication.name",
+                    p,
+                    "a publication name of at most 63 characters without quotes",
+                ));
             }
         }
         let schema_pattern = anchored(o, "schema-name", &schema_text)?;
@@ -268,11 +272,7 @@ impl Config {
 
 /// [`SESSION_SETTINGS`] as a startup `options` value.
 pub(crate) fn session_options() -> String {
-    SESSION_SETTINGS
-        .iter()
-        .map(|(k, v)| format!("-c {k}={}", v.replace(' ', "\\ ")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    SESSION_SETTINGS.iter().map(|(k, v)| format!("-c {k}={}", v.replace(' ', "\\ "))).collect::<Vec<_>>().join(" ")
 }
 
 struct PostgresCdcTable {
@@ -326,7 +326,11 @@ mod tests {
             columns: vec![
                 column("id", DataType::Int64, None),
                 column("tbl", DataType::Utf8, Some("table_name")),
-                column("ts", DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into())), Some("op_ts")),
+                column(
+                    "ts",
+                    DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into())),
+                    Some("op_ts"),
+                ),
             ],
             primary_key: pk.iter().map(|s| s.to_string()).collect(),
             options: options
@@ -349,7 +353,10 @@ mod tests {
     fn flink_defaults() {
         let c = parse(&[], &[]).unwrap();
         assert_eq!((c.port, c.chunk_size, c.heartbeat), (5432, 8096, Duration::from_secs(30)));
-        assert_eq!((c.startup, c.changelog_mode, c.truncate), (StartupMode::Initial, ChangelogMode::All, TruncateMode::Fail));
+        assert_eq!(
+            (c.startup, c.changelog_mode, c.truncate),
+            (StartupMode::Initial, ChangelogMode::All, TruncateMode::Fail)
+        );
         assert_eq!(c.publication, "dbz_publication");
         assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
         assert_eq!(c.physical.len(), 1);
@@ -359,7 +366,8 @@ mod tests {
     fn rejected_values_say_what_is_expected() {
         let err = |extra: &[(&str, &str)]| parse(extra, &["id"]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err(&[("decoding.plugin.name", "decoderbufs")]).contains("'pgoutput'"));
-        assert!(err(&[("scan.startup.mode", "timestamp")]).contains("one of initial, latest-offset, committed-offset, snapshot"));
+        assert!(err(&[("scan.startup.mode", "timestamp")])
+            .contains("one of initial, latest-offset, committed-offset, snapshot"));
         assert!(err(&[("changelog-mode", "retract")]).contains("one of all, upsert"));
         assert!(err(&[("slot.name", "My-Slot")]).contains("lower-case"));
         assert!(err(&[("table-name", "t(")]).contains("regular expression"));
@@ -367,7 +375,11 @@ mod tests {
         assert!(err(&[("heartbeat.interval.ms", "0")]).contains("positive"));
         assert!(err(&[("truncate.mode", "delete")]).contains("one of fail, ignore"));
         assert!(err(&[("slot.drop.on.stop", "true")]).contains("unsupported option 'slot.drop.on.stop'"));
-        assert!(parse(&[("changelog-mode", "upsert")], &[]).err().map(|e| e.to_string()).unwrap_or_default().contains("PRIMARY KEY"));
+        assert!(parse(&[("changelog-mode", "upsert")], &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("PRIMARY KEY"));
         let shown = err(&[("password", "hunter2"), ("port", "x")]);
         assert!(shown.contains("'port' = 'x'") && !shown.contains("hunter2"), "{shown}");
     }
@@ -388,7 +400,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.port, c.chunk_size, c.heartbeat), (6543, 100, Duration::from_secs(1)));
-        assert_eq!((c.startup, c.changelog_mode, c.truncate), (StartupMode::CommittedOffset, ChangelogMode::Upsert, TruncateMode::Ignore));
+        assert_eq!(
+            (c.startup, c.changelog_mode, c.truncate),
+            (StartupMode::CommittedOffset, ChangelogMode::Upsert, TruncateMode::Ignore)
+        );
         assert!(c.publication_named && c.publication == "my_pub");
     }
 }

@@ -77,7 +77,8 @@ pub enum Message<'a> {
     Update { relation_id: u32, old: Option<OldTuple<'a>>, new: Vec<Cell<'a>> },
     Delete { relation_id: u32, old: OldTuple<'a> },
     Truncate { relation_ids: Vec<u32>, cascade: bool, restart_identity: bool },
-    Message { transactional: bool, lsn: u64, prefix: &'a str, content: &'a [u8] },
+    /// `pg_logical_emit_message()`.
+    Logical { transactional: bool, lsn: u64, prefix: &'a str, content: &'a [u8] },
 }
 
 /// A message that does not follow the protocol; says what was expected where.
@@ -262,7 +263,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
             let lsn = r.u64("Message LSN")?;
             let prefix = r.string("Message prefix")?;
             let len = r.u32("Message length")? as usize;
-            Message::Message { transactional, lsn, prefix, content: r.take(len, "Message content")? }
+            Message::Logical { transactional, lsn, prefix, content: r.take(len, "Message content")? }
         }
         other => return fail(format!("unknown message tag {:?}", other as char)),
     };
@@ -361,10 +362,7 @@ mod tests {
         let Message::Begin { final_lsn, xid, .. } = decode(&bytes).unwrap() else { panic!() };
         assert!(final_lsn > 0 && xid > 0);
         let bytes = fixture("COMMIT");
-        let Message::Commit { commit_lsn, end_lsn, commit_time_micros, .. } = decode(&bytes).unwrap()
-        else {
-            panic!()
-        };
+        let Message::Commit { commit_lsn, end_lsn, commit_time_micros, .. } = decode(&bytes).unwrap() else { panic!() };
         assert!(end_lsn > commit_lsn && commit_time_micros > 0);
     }
 
@@ -395,10 +393,7 @@ mod tests {
     #[test]
     fn update_full_identity_keeps_toast_in_old_tuple() {
         let bytes = fixture("UPDATE_FULL_TOAST");
-        let Message::Update { old: Some(OldTuple::Full(old)), new, .. } = decode(&bytes).unwrap()
-        else {
-            panic!()
-        };
+        let Message::Update { old: Some(OldTuple::Full(old)), new, .. } = decode(&bytes).unwrap() else { panic!() };
         assert_eq!(new[1], Cell::Text(b"renamed"));
         assert_eq!(new[2], Cell::Unchanged, "the unchanged TOASTed column is not sent");
         let Cell::Text(big) = old[2] else { panic!("old tuple carries the TOASTed value: {:?}", old[2]) };
@@ -412,10 +407,7 @@ mod tests {
         assert_eq!(old, None);
         assert_eq!(new[2], Cell::Unchanged);
         let bytes = fixture("UPDATE_DEFAULT_KEY");
-        let Message::Update { old: Some(OldTuple::Key(key)), new, .. } = decode(&bytes).unwrap()
-        else {
-            panic!()
-        };
+        let Message::Update { old: Some(OldTuple::Key(key)), new, .. } = decode(&bytes).unwrap() else { panic!() };
         assert_eq!(key, [Cell::Text(b"1"), Cell::Null, Cell::Null]);
         assert_eq!(new[0], Cell::Text(b"2"));
     }
@@ -423,30 +415,21 @@ mod tests {
     #[test]
     fn delete_key_only_and_full() {
         let bytes = fixture("DELETE_DEFAULT");
-        let Message::Delete { old: OldTuple::Key(key), .. } = decode(&bytes).unwrap() else {
-            panic!()
-        };
+        let Message::Delete { old: OldTuple::Key(key), .. } = decode(&bytes).unwrap() else { panic!() };
         assert_eq!(key, [Cell::Text(b"2"), Cell::Null, Cell::Null]);
         let bytes = fixture("DELETE_FULL");
-        let Message::Delete { old: OldTuple::Full(row), .. } = decode(&bytes).unwrap() else {
-            panic!()
-        };
+        let Message::Delete { old: OldTuple::Full(row), .. } = decode(&bytes).unwrap() else { panic!() };
         assert_eq!(row[1], Cell::Text(b"renamed"));
     }
 
     #[test]
     fn truncate_and_logical_message_and_type_and_origin() {
         let bytes = fixture("TRUNCATE");
-        let Message::Truncate { relation_ids, cascade, restart_identity } = decode(&bytes).unwrap()
-        else {
-            panic!()
-        };
+        let Message::Truncate { relation_ids, cascade, restart_identity } = decode(&bytes).unwrap() else { panic!() };
         assert_eq!(relation_ids.len(), 1);
         assert!(!cascade && restart_identity);
         let bytes = fixture("MESSAGE");
-        let Message::Message { transactional, prefix, content, .. } = decode(&bytes).unwrap() else {
-            panic!()
-        };
+        let Message::Logical { transactional, prefix, content, .. } = decode(&bytes).unwrap() else { panic!() };
         assert!(transactional);
         assert_eq!((prefix, content), ("cdc", &b"hello"[..]));
         let bytes = fixture("TYPE");

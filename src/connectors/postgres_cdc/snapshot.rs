@@ -170,8 +170,7 @@ async fn read_chunk(
         .collect();
     let mut builder = ChangeBuilder::new(config.schema.clone(), config.sources.clone(), &pg_types, batch_size)?;
     let mapping: Vec<usize> = (0..config.physical.len()).collect();
-    let context =
-        RowContext { database: &config.database, schema: &table.schema, table: &table.name, op_ts_millis: 0 };
+    let context = RowContext { database: &config.database, schema: &table.schema, table: &table.name, op_ts_millis: 0 };
     let reading = format!("reading {}", table.shown());
     let stream = client.copy_out(sql.as_str()).await.map_err(|e| pg_error(config, &reading, e))?;
     futures::pin_mut!(stream);

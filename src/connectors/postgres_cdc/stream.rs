@@ -263,7 +263,10 @@ impl PostgresCdcSource {
             .map_err(|e| pg_error(&self.config, "reading the slot's confirmed LSN", e))?;
         let text: Option<String> = row.get(0);
         text.as_deref().and_then(parse_lsn).ok_or_else(|| {
-            Error::user(format!("replication slot '{}' has no confirmed LSN yet; drop it and start again", self.config.slot))
+            Error::user(format!(
+                "replication slot '{}' has no confirmed LSN yet; drop it and start again",
+                self.config.slot
+            ))
         })
     }
 
@@ -364,7 +367,8 @@ impl Source for PostgresCdcSource {
                             .await
                             .map_err(|e| pg_error(&config, "reading the current WAL position", e))?;
                         let text: String = row.get(0);
-                        let now = parse_lsn(&text).ok_or_else(|| Error::external(format!("unreadable LSN '{text}'")))?;
+                        let now =
+                            parse_lsn(&text).ok_or_else(|| Error::external(format!("unreadable LSN '{text}'")))?;
                         (open_session(&config, now).await?, now)
                     } else {
                         let mut session = open_session(&config, 0).await?;
@@ -553,17 +557,17 @@ impl Streaming {
             Message::Relation(relation) => self.on_relation(relation)?,
             Message::Insert { relation_id, new } => {
                 if let Some(rel) = self.relation(relation_id)? {
-                                        self.append(&rel, RowKind::Insert, &new)?;
+                    self.append(&rel, RowKind::Insert, &new)?;
                 }
             }
             Message::Update { relation_id, old, new } => {
                 if let Some(rel) = self.relation(relation_id)? {
-                                        self.on_update(&rel, old, new)?;
+                    self.on_update(&rel, old, new)?;
                 }
             }
             Message::Delete { relation_id, old } => {
                 if let Some(rel) = self.relation(relation_id)? {
-                                        let cells = match &old {
+                    let cells = match &old {
                         OldTuple::Key(cells) | OldTuple::Full(cells) => cells,
                     };
                     self.append(&rel, RowKind::Delete, cells)?;
@@ -593,7 +597,7 @@ impl Streaming {
                     }
                 }
             }
-            Message::Type { .. } | Message::Origin { .. } | Message::Message { .. } => {}
+            Message::Type { .. } | Message::Origin { .. } | Message::Logical { .. } => {}
         }
         Ok(())
     }
@@ -654,12 +658,12 @@ impl Streaming {
             Some(OldTuple::Full(cells)) => Some(cells),
             _ => None,
         };
-        for i in 0..new.len() {
-            if new[i] != Cell::Unchanged || !rel.declared.get(i).copied().unwrap_or(false) {
+        for (i, cell) in new.iter_mut().enumerate() {
+            if *cell != Cell::Unchanged || !rel.declared.get(i).copied().unwrap_or(false) {
                 continue;
             }
             match full_old.and_then(|o| o.get(i)) {
-                Some(&cell @ (Cell::Text(_) | Cell::Null)) => new[i] = cell,
+                Some(&old @ (Cell::Text(_) | Cell::Null)) => *cell = old,
                 _ => {
                     let column = rel.relation.columns.get(i).map(|c| c.name.as_str()).unwrap_or("?");
                     return Err(Error::user(format!(

@@ -30,15 +30,37 @@ pub enum ColumnBuilder {
     F64(Float64Builder),
     Utf8(StringBuilder),
     /// `bytea` arrives hex-encoded (`\x…`); any other type's text is taken as its bytes.
-    Binary { builder: BinaryBuilder, hex: bool },
-    Decimal128 { builder: Decimal128Builder, scale: i8 },
-    Decimal256 { builder: Decimal256Builder, scale: i8 },
+    Binary {
+        builder: BinaryBuilder,
+        hex: bool,
+    },
+    Decimal128 {
+        builder: Decimal128Builder,
+        scale: i8,
+    },
+    Decimal256 {
+        builder: Decimal256Builder,
+        scale: i8,
+    },
     Date(Int32Builder),
     /// Time of day in `unit`s, Time32 for seconds/milliseconds.
-    Time { values: Int64Builder, unit: TimeUnit, data_type: DataType },
+    Time {
+        values: Int64Builder,
+        unit: TimeUnit,
+        data_type: DataType,
+    },
     /// `timestamp` (no zone) or `timestamptz` (UTC offset in the text) in `unit`s.
-    Timestamp { values: Int64Builder, unit: TimeUnit, data_type: DataType },
-    List { item: Box<ColumnBuilder>, field: Arc<Field>, offsets: Vec<i32>, valid: Vec<bool> },
+    Timestamp {
+        values: Int64Builder,
+        unit: TimeUnit,
+        data_type: DataType,
+    },
+    List {
+        item: Box<ColumnBuilder>,
+        field: Arc<Field>,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+    },
 }
 
 /// Whether the text of a column of PostgreSQL type `pg_type` is hex bytea.
@@ -271,9 +293,7 @@ fn utf8(text: &[u8]) -> Result<&str, String> {
 }
 
 fn parse_int<T: std::str::FromStr>(text: &[u8]) -> Result<T, String> {
-    utf8(text)?
-        .parse()
-        .map_err(|_| format!("{} is not a whole number within the declared type's range", shown(text)))
+    utf8(text)?.parse().map_err(|_| format!("{} is not a whole number within the declared type's range", shown(text)))
 }
 
 fn parse_float<T: std::str::FromStr>(text: &[u8]) -> Result<T, String> {
@@ -316,9 +336,7 @@ fn parse_decimal_digits(text: &[u8], scale: i8) -> Result<(Vec<u8>, bool), Strin
         Some(dot) => (&body[..dot], &body[dot + 1..]),
         None => (body, &[][..]),
     };
-    if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.iter().chain(frac_part).all(u8::is_ascii_digit)
-    {
+    if int_part.is_empty() && frac_part.is_empty() || !int_part.iter().chain(frac_part).all(u8::is_ascii_digit) {
         return Err(format!(
             "{} is not a finite decimal number (NaN and Infinity need a STRING or DOUBLE column)",
             shown(text)
@@ -532,7 +550,10 @@ mod tests {
 
     #[test]
     fn integers_are_range_checked() {
-        assert_eq!(one(DataType::Int64, "bigint", "-9223372036854775808").unwrap().as_primitive::<Int64Type>().value(0), i64::MIN);
+        assert_eq!(
+            one(DataType::Int64, "bigint", "-9223372036854775808").unwrap().as_primitive::<Int64Type>().value(0),
+            i64::MIN
+        );
         assert!(one(DataType::Int16, "integer", "40000").unwrap_err().contains("'40000'"));
     }
 
@@ -544,13 +565,19 @@ mod tests {
         assert!(one(DataType::Decimal128(10, 1), "numeric", "NaN").unwrap_err().contains("NaN"));
         let big = "1234567890123456789012345678901234567890.5";
         let a = one(DataType::Decimal256(60, 2), "numeric", big).unwrap();
-        assert_eq!(a.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value_as_string(0), "1234567890123456789012345678901234567890.50");
+        assert_eq!(
+            a.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value_as_string(0),
+            "1234567890123456789012345678901234567890.50"
+        );
     }
 
     #[test]
     fn dates_times_and_timestamps() {
         assert_eq!(one(DataType::Date32, "date", "1970-01-02").unwrap().as_primitive::<Date32Type>().value(0), 1);
-        assert_eq!(one(DataType::Date32, "date", "0001-01-01 BC").unwrap().as_primitive::<Date32Type>().value(0), -719_528);
+        assert_eq!(
+            one(DataType::Date32, "date", "0001-01-01 BC").unwrap().as_primitive::<Date32Type>().value(0),
+            -719_528
+        );
         assert!(one(DataType::Date32, "date", "infinity").is_err());
         let us = DataType::Timestamp(TimeUnit::Microsecond, None);
         let a = one(us.clone(), "timestamp", "2024-02-29 12:34:56.789012").unwrap();
@@ -591,6 +618,8 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), [Some("a"), Some("b c"), Some("x\"y"), None, Some("NULL")]);
         assert!(list.is_null(1));
         assert_eq!(list.value(2).len(), 0);
-        assert!(one(crate::sql::types::list_of(DataType::Int32, true), "integer[]", "{{1},{2}}").unwrap_err().contains("dimension"));
+        assert!(one(crate::sql::types::list_of(DataType::Int32, true), "integer[]", "{{1},{2}}")
+            .unwrap_err()
+            .contains("dimension"));
     }
 }

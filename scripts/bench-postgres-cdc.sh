@@ -101,7 +101,7 @@ BATCH=$((ROWS / 100))
 for k in $(seq 0 99); do
   echo "INSERT INTO stream $ROW_SQL FROM generate_series($((k * BATCH + 1)), $(((k + 1) * BATCH))) i;"
 done | "${PSQL[@]}"
-END_LSN=$("${PSQL[@]}" -c "SELECT pg_current_wal_lsn()")
+END_LSN=$("${PSQL[@]}" -c "SELECT pg_current_wal_insert_lsn()")
 job stream committed-offset > "$WORK/stream.sql"
 t0=$(now)
 /usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null &

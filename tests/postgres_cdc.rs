@@ -461,19 +461,21 @@ fn snapshot_under_concurrent_writes_converges_exactly() {
 #[test]
 fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
     let db = cdc_sql_testkit::postgres().create_database("pg_resume");
-    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (0, 'z');
+         CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
     let slot = slot_of(&db);
 
-    // No checkpoint while running: the slot keeps everything, even after status updates.
+    // No checkpoint while running: the slot keeps everything, even after status updates. The
+    // snapshot row shows that the slot's consistent point is fixed, so the insert below is
+    // streamed.
     let mut job = spawn(&job_sql(&db, "t", KV, &[], "SET 'execution.checkpointing.interval' = '1h';"));
-    poll("the slot", || {
-        (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1)
-            .then_some(())
-    });
+    job.wait_lines(1);
     let start = confirmed_lsn(&db, &slot);
     db.exec("INSERT INTO t VALUES (1, 'a')");
-    let after_insert = lsn(&db.query_one("SELECT pg_current_wal_lsn()"));
-    job.wait_lines(1);
+    let after_insert = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
+    job.wait_lines(2);
     let printed_at = db.query_one("SELECT now()::text");
     poll("a status update after the change was read", || {
         (db.query(&format!(
@@ -484,10 +486,15 @@ fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
             == 1)
             .then_some(())
     });
-    assert!(confirmed_lsn(&db, &slot) < after_insert, "confirmed before any checkpoint");
+    let confirmed = confirmed_lsn(&db, &slot);
+    assert!(
+        confirmed < after_insert,
+        "confirmed {confirmed:X} ≥ {after_insert:X} (start {start:X}) before any checkpoint"
+    );
     assert_eq!(confirmed_lsn(&db, &slot), start);
-    let (code, _, stderr) = job.stop();
+    let (code, lines, stderr) = job.stop();
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines, ["+I[0, z]", "+I[1, a]"]);
     assert!(confirmed_lsn(&db, &slot) >= after_insert, "the final checkpoint at stop is confirmed");
 
     // With checkpoints, the slot follows them, also when the captured table is idle.
@@ -499,11 +506,11 @@ fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
         "SET 'execution.checkpointing.interval' = '500ms';",
     ));
     db.exec("INSERT INTO t VALUES (2, 'b')");
-    let after_second = lsn(&db.query_one("SELECT pg_current_wal_lsn()"));
+    let after_second = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
     job.wait_lines(1);
     poll("the slot to confirm the second insert", || (confirmed_lsn(&db, &slot) >= after_second).then_some(()));
     db.exec("CREATE TABLE unrelated (x int); INSERT INTO unrelated VALUES (1);");
-    let idle_target = lsn(&db.query_one("SELECT pg_current_wal_lsn()"));
+    let idle_target = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
     poll("the idle slot to advance past unrelated writes", || (confirmed_lsn(&db, &slot) >= idle_target).then_some(()));
     let (code, lines, stderr) = job.stop();
     assert_eq!(code, 0, "{stderr}");

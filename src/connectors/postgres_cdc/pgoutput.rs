@@ -68,17 +68,52 @@ pub enum OldTuple<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
-    Begin { final_lsn: u64, commit_time_micros: i64, xid: u32 },
-    Commit { flags: u8, commit_lsn: u64, end_lsn: u64, commit_time_micros: i64 },
-    Origin { commit_lsn: u64, name: &'a str },
+    Begin {
+        final_lsn: u64,
+        commit_time_micros: i64,
+        xid: u32,
+    },
+    Commit {
+        flags: u8,
+        commit_lsn: u64,
+        end_lsn: u64,
+        commit_time_micros: i64,
+    },
+    Origin {
+        commit_lsn: u64,
+        name: &'a str,
+    },
     Relation(Relation),
-    Type { oid: u32, namespace: &'a str, name: &'a str },
-    Insert { relation_id: u32, new: Vec<Cell<'a>> },
-    Update { relation_id: u32, old: Option<OldTuple<'a>>, new: Vec<Cell<'a>> },
-    Delete { relation_id: u32, old: OldTuple<'a> },
-    Truncate { relation_ids: Vec<u32>, cascade: bool, restart_identity: bool },
+    Type {
+        oid: u32,
+        namespace: &'a str,
+        name: &'a str,
+    },
+    Insert {
+        relation_id: u32,
+        new: Vec<Cell<'a>>,
+    },
+    Update {
+        relation_id: u32,
+        old: Option<OldTuple<'a>>,
+        new: Vec<Cell<'a>>,
+    },
+    Delete {
+        relation_id: u32,
+        old: OldTuple<'a>,
+    },
+    Truncate {
+        relation_ids: Vec<u32>,
+        cascade: bool,
+        restart_identity: bool,
+    },
     /// `pg_logical_emit_message()`.
-    Logical { transactional: bool, lsn: u64, prefix: &'a str, content: &'a [u8] },
+    Logical {
+        transactional: bool,
+        lsn: u64,
+        prefix: &'a str,
+        content: &'a [u8],
+    },
 }
 
 /// A message that does not follow the protocol; says what was expected where.

@@ -11,6 +11,8 @@
 #   scripts/bench-postgres-cdc.sh [path/to/cdc-sql] [rows]
 #
 # Starts its own PostgreSQL (wal_level=logical) in a temporary directory and removes it after.
+# The cdc-sql stream time runs until the slot confirms the last change, so it includes up to one
+# checkpoint interval (1s) plus one status update (1s) on top of reading.
 set -euo pipefail
 
 BIN=${1:-target/release/cdc-sql}
@@ -91,7 +93,7 @@ now() { date +%s.%N; }
 
 echo "== snapshot of $ROWS rows"
 job snap snapshot > "$WORK/snap.sql"
-t0=$(now); /usr/bin/time -v -o "$WORK/t_snap" "$BIN" -f "$WORK/snap.sql" >/dev/null; t1=$(now)
+t0=$(now); RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_snap" "$BIN" -f "$WORK/snap.sql" >/dev/null 2>>"$WORK/cdc-sql.log"; t1=$(now)
 report "cdc-sql snapshot (chunked COPY)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_snap"
 t0=$(now); /usr/bin/time -v -o "$WORK/t_copy" "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d bench -qc "COPY snap TO STDOUT (FORMAT binary)" >/dev/null; t1=$(now)
 report "psql COPY (FORMAT binary)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_copy"
@@ -104,7 +106,7 @@ done | "${PSQL[@]}"
 END_LSN=$("${PSQL[@]}" -c "SELECT pg_current_wal_insert_lsn()")
 job stream committed-offset > "$WORK/stream.sql"
 t0=$(now)
-/usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null &
+RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
 TIMEPID=$!
 until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_cdc'") == t ]]; do
   sleep 0.05

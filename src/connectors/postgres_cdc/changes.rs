@@ -66,34 +66,17 @@ pub struct ChangeBuilder {
 }
 
 impl ChangeBuilder {
-    /// `pg_types` are the source type names (`format_type`) per declared source column, which
-    /// decide how bytea and array text is read.
-    pub fn new(
-        schema: SchemaRef,
-        sources: Arc<Vec<ColumnSource>>,
-        pg_types: &[String],
-        capacity: usize,
-    ) -> Result<Self> {
-        let columns = Self::builders(&schema, &sources, pg_types, capacity)?;
+    pub fn new(schema: SchemaRef, sources: Arc<Vec<ColumnSource>>, capacity: usize) -> Result<Self> {
+        let columns = Self::builders(&schema, capacity)?;
         Ok(ChangeBuilder { schema, sources, columns, kinds: Vec::with_capacity(capacity), capacity })
     }
 
-    fn builders(
-        schema: &SchemaRef,
-        sources: &[ColumnSource],
-        pg_types: &[String],
-        capacity: usize,
-    ) -> Result<Vec<ColumnBuilder>> {
+    fn builders(schema: &SchemaRef, capacity: usize) -> Result<Vec<ColumnBuilder>> {
         schema
             .fields()
             .iter()
-            .zip(sources)
-            .map(|(field, source)| {
-                let pg_type = match source {
-                    ColumnSource::Physical { index, .. } => pg_types.get(*index).map(String::as_str),
-                    ColumnSource::Metadata(_) => None,
-                };
-                ColumnBuilder::new(field.data_type(), pg_type, capacity).ok_or_else(|| {
+            .map(|field| {
+                ColumnBuilder::new(field.data_type(), capacity).ok_or_else(|| {
                     Error::internal(format!("no decoder for column `{}` of type {}", field.name(), field.data_type()))
                 })
             })

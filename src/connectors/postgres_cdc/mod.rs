@@ -205,7 +205,7 @@ impl Config {
                     sources.push(ColumnSource::Metadata(key));
                 }
                 None => {
-                    if values::ColumnBuilder::new(&column.data_type, None, 0).is_none() {
+                    if values::ColumnBuilder::new(&column.data_type, 0).is_none() {
                         return Err(Error::user(format!(
                             "column `{}` of table `{}` is declared {}, which postgres-cdc cannot produce; declare it STRING",
                             column.name,

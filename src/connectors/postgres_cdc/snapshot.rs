@@ -163,12 +163,7 @@ async fn read_chunk(
         }
     }
     sql.push_str(") TO STDOUT");
-    let pg_types: Vec<String> = config
-        .physical
-        .iter()
-        .map(|(n, _, _)| table.columns.iter().find(|c| &c.name == n).map(|c| c.pg_type.clone()).unwrap_or_default())
-        .collect();
-    let mut builder = ChangeBuilder::new(config.schema.clone(), config.sources.clone(), &pg_types, batch_size)?;
+    let mut builder = ChangeBuilder::new(config.schema.clone(), config.sources.clone(), batch_size)?;
     let mapping: Vec<usize> = (0..config.physical.len()).collect();
     let context = RowContext { database: &config.database, schema: &table.schema, table: &table.name, op_ts_millis: 0 };
     let reading = format!("reading {}", table.shown());

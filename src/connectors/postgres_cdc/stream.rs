@@ -152,39 +152,6 @@ async fn start_streaming(config: &Config, mut session: ReplicationClient) -> Res
     Ok(session)
 }
 
-/// The matched tables must agree on the source types of the declared columns, which decide how
-/// values are decoded.
-fn check_same_types(config: &Config, tables: &[CapturedTable]) -> Result<()> {
-    let types = |t: &CapturedTable| -> Vec<String> {
-        config
-            .physical
-            .iter()
-            .map(|(n, _, _)| t.columns.iter().find(|c| &c.name == n).map(|c| c.pg_type.clone()).unwrap_or_default())
-            .collect()
-    };
-    let first = &tables[0];
-    for other in &tables[1..] {
-        if types(other) != types(first) {
-            return Err(Error::user(format!(
-                "tables {} and {} both match 'table-name' but their declared columns have different PostgreSQL types ({:?} vs {:?}); capture them in separate tables",
-                first.shown(),
-                other.shown(),
-                types(first),
-                types(other)
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn pg_types_of(config: &Config, table: &CapturedTable) -> Vec<String> {
-    config
-        .physical
-        .iter()
-        .map(|(n, _, _)| table.columns.iter().find(|c| &c.name == n).map(|c| c.pg_type.clone()).unwrap_or_default())
-        .collect()
-}
-
 impl PostgresCdcSource {
     fn snapshot_position(config: &Config, run: &SnapshotRun) -> Position {
         json!({
@@ -233,9 +200,7 @@ impl PostgresCdcSource {
     }
 
     fn stream(&mut self, session: ReplicationClient, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
-        let pg_types = pg_types_of(&self.config, &tables[0]);
-        let builder =
-            ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), &pg_types, self.batch_size)?;
+        let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
         tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
         self.phase = Phase::Streaming(Box::new(Streaming {
             config: self.config.clone(),
@@ -297,7 +262,7 @@ impl PostgresCdcSource {
         };
         let session = start_streaming(&self.config, session).await?;
         self.stream(session, run.tables, from)?;
-        let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), &[], 0)?.finish()?;
+        let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), 0)?.finish()?;
         Ok(Some(SourceBatch { changes: empty, position: stream_position(&self.config, from) }))
     }
 }
@@ -338,7 +303,6 @@ impl Source for PostgresCdcSource {
         let client = checks::connect(&config).await?;
         checks::check_server(&config, &client).await?;
         let tables = checks::captured_tables(&config, &client).await?;
-        check_same_types(&config, &tables)?;
         if config.startup == StartupMode::Snapshot {
             return self.snapshot_in_transaction(tables, None).await;
         }

@@ -29,11 +29,8 @@ pub enum ColumnBuilder {
     F32(Float32Builder),
     F64(Float64Builder),
     Utf8(StringBuilder),
-    /// `bytea` arrives hex-encoded (`\x…`); any other type's text is taken as its bytes.
-    Binary {
-        builder: BinaryBuilder,
-        hex: bool,
-    },
+    /// `bytea`, hex-encoded (`\x…`): the only source type the checks let into BYTES.
+    Binary(BinaryBuilder),
     Decimal128 {
         builder: Decimal128Builder,
         scale: i8,
@@ -63,15 +60,9 @@ pub enum ColumnBuilder {
     },
 }
 
-/// Whether the text of a column of PostgreSQL type `pg_type` is hex bytea.
-fn is_bytea(pg_type: &str) -> bool {
-    pg_type == "bytea"
-}
-
 impl ColumnBuilder {
-    /// A builder for `data_type`; `pg_type` is the source column's type name (`format_type`),
-    /// `None` for metadata columns. `None` when the Arrow type cannot be filled from text.
-    pub fn new(data_type: &DataType, pg_type: Option<&str>, capacity: usize) -> Option<ColumnBuilder> {
+    /// A builder for `data_type`, or `None` when the Arrow type cannot be filled from text.
+    pub fn new(data_type: &DataType, capacity: usize) -> Option<ColumnBuilder> {
         Some(match data_type {
             DataType::Boolean => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
             DataType::Int8 => ColumnBuilder::I8(Int8Builder::with_capacity(capacity)),
@@ -85,10 +76,7 @@ impl ColumnBuilder {
             DataType::Float32 => ColumnBuilder::F32(Float32Builder::with_capacity(capacity)),
             DataType::Float64 => ColumnBuilder::F64(Float64Builder::with_capacity(capacity)),
             DataType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            DataType::Binary => ColumnBuilder::Binary {
-                builder: BinaryBuilder::with_capacity(capacity, capacity * 16),
-                hex: pg_type.is_some_and(is_bytea),
-            },
+            DataType::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
             DataType::Decimal128(p, s) => ColumnBuilder::Decimal128 {
                 builder: Decimal128Builder::with_capacity(capacity).with_precision_and_scale(*p, *s).ok()?,
                 scale: *s,
@@ -108,15 +96,12 @@ impl ColumnBuilder {
                 unit: *unit,
                 data_type: data_type.clone(),
             },
-            DataType::List(field) => {
-                let item_type = pg_type.and_then(|t| t.strip_suffix("[]"));
-                ColumnBuilder::List {
-                    item: Box::new(ColumnBuilder::new(field.data_type(), item_type, capacity)?),
-                    field: field.clone(),
-                    offsets: vec![0],
-                    valid: Vec::with_capacity(capacity),
-                }
-            }
+            DataType::List(field) => ColumnBuilder::List {
+                item: Box::new(ColumnBuilder::new(field.data_type(), capacity)?),
+                field: field.clone(),
+                offsets: vec![0],
+                valid: Vec::with_capacity(capacity),
+            },
             _ => return None,
         })
     }
@@ -135,7 +120,7 @@ impl ColumnBuilder {
             ColumnBuilder::F32(b) => b.append_null(),
             ColumnBuilder::F64(b) => b.append_null(),
             ColumnBuilder::Utf8(b) => b.append_null(),
-            ColumnBuilder::Binary { builder, .. } => builder.append_null(),
+            ColumnBuilder::Binary(builder) => builder.append_null(),
             ColumnBuilder::Decimal128 { builder, .. } => builder.append_null(),
             ColumnBuilder::Decimal256 { builder, .. } => builder.append_null(),
             ColumnBuilder::Date(b) => b.append_null(),
@@ -166,13 +151,7 @@ impl ColumnBuilder {
             ColumnBuilder::F32(b) => b.append_value(parse_float(text)?),
             ColumnBuilder::F64(b) => b.append_value(parse_float(text)?),
             ColumnBuilder::Utf8(b) => b.append_value(utf8(text)?),
-            ColumnBuilder::Binary { builder, hex } => {
-                if *hex {
-                    builder.append_value(decode_bytea(text)?);
-                } else {
-                    builder.append_value(text);
-                }
-            }
+            ColumnBuilder::Binary(builder) => builder.append_value(decode_bytea(text)?),
             ColumnBuilder::Decimal128 { builder, scale } => {
                 let (digits, negative) = parse_decimal_digits(text, *scale)?;
                 let mut value: i128 = 0;
@@ -247,7 +226,7 @@ impl ColumnBuilder {
             ColumnBuilder::F32(b) => Arc::new(b.finish()),
             ColumnBuilder::F64(b) => Arc::new(b.finish()),
             ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
-            ColumnBuilder::Binary { builder, .. } => Arc::new(builder.finish()),
+            ColumnBuilder::Binary(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Decimal128 { builder, .. } => Arc::new(builder.finish()),
             ColumnBuilder::Decimal256 { builder, .. } => Arc::new(builder.finish()),
             ColumnBuilder::Date(b) => retype(Arc::new(b.finish()), &DataType::Date32)?,
@@ -542,8 +521,8 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Date32Type, Decimal128Type, Int64Type, TimestampMicrosecondType};
 
-    fn one(dt: DataType, pg: &str, text: &str) -> Result<ArrayRef, String> {
-        let mut b = ColumnBuilder::new(&dt, Some(pg), 1).ok_or("no builder")?;
+    fn one(dt: DataType, text: &str) -> Result<ArrayRef, String> {
+        let mut b = ColumnBuilder::new(&dt, 1).ok_or("no builder")?;
         b.append_text(text.as_bytes())?;
         b.finish()
     }
@@ -551,20 +530,20 @@ mod tests {
     #[test]
     fn integers_are_range_checked() {
         assert_eq!(
-            one(DataType::Int64, "bigint", "-9223372036854775808").unwrap().as_primitive::<Int64Type>().value(0),
+            one(DataType::Int64, "-9223372036854775808").unwrap().as_primitive::<Int64Type>().value(0),
             i64::MIN
         );
-        assert!(one(DataType::Int16, "integer", "40000").unwrap_err().contains("'40000'"));
+        assert!(one(DataType::Int16, "40000").unwrap_err().contains("'40000'"));
     }
 
     #[test]
     fn decimals_are_exact_or_refused() {
-        let a = one(DataType::Decimal128(10, 3), "numeric", "-12.5").unwrap();
+        let a = one(DataType::Decimal128(10, 3), "-12.5").unwrap();
         assert_eq!(a.as_primitive::<Decimal128Type>().value(0), -12_500);
-        assert!(one(DataType::Decimal128(10, 1), "numeric", "1.25").unwrap_err().contains("fraction digits"));
-        assert!(one(DataType::Decimal128(10, 1), "numeric", "NaN").unwrap_err().contains("NaN"));
+        assert!(one(DataType::Decimal128(10, 1), "1.25").unwrap_err().contains("fraction digits"));
+        assert!(one(DataType::Decimal128(10, 1), "NaN").unwrap_err().contains("NaN"));
         let big = "1234567890123456789012345678901234567890.5";
-        let a = one(DataType::Decimal256(60, 2), "numeric", big).unwrap();
+        let a = one(DataType::Decimal256(60, 2), big).unwrap();
         assert_eq!(
             a.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value_as_string(0),
             "1234567890123456789012345678901234567890.50"
@@ -573,41 +552,37 @@ mod tests {
 
     #[test]
     fn dates_times_and_timestamps() {
-        assert_eq!(one(DataType::Date32, "date", "1970-01-02").unwrap().as_primitive::<Date32Type>().value(0), 1);
-        assert_eq!(
-            one(DataType::Date32, "date", "0001-01-01 BC").unwrap().as_primitive::<Date32Type>().value(0),
-            -719_528
-        );
-        assert!(one(DataType::Date32, "date", "infinity").is_err());
+        assert_eq!(one(DataType::Date32, "1970-01-02").unwrap().as_primitive::<Date32Type>().value(0), 1);
+        assert_eq!(one(DataType::Date32, "0001-01-01 BC").unwrap().as_primitive::<Date32Type>().value(0), -719_528);
+        assert!(one(DataType::Date32, "infinity").is_err());
         let us = DataType::Timestamp(TimeUnit::Microsecond, None);
-        let a = one(us.clone(), "timestamp", "2024-02-29 12:34:56.789012").unwrap();
+        let a = one(us.clone(), "2024-02-29 12:34:56.789012").unwrap();
         assert_eq!(a.as_primitive::<TimestampMicrosecondType>().value(0), 1_709_210_096_789_012);
         let tz = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        let a = one(tz, "timestamp with time zone", "2024-02-29 14:34:56.789012+02").unwrap();
+        let a = one(tz, "2024-02-29 14:34:56.789012+02").unwrap();
         assert_eq!(a.as_primitive::<TimestampMicrosecondType>().value(0), 1_709_210_096_789_012);
         let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
-        assert!(one(ms, "timestamp", "2024-02-29 12:34:56.789012").unwrap_err().contains("precision"));
-        let t = one(DataType::Time64(TimeUnit::Microsecond), "time", "24:00:00").unwrap();
+        assert!(one(ms, "2024-02-29 12:34:56.789012").unwrap_err().contains("precision"));
+        let t = one(DataType::Time64(TimeUnit::Microsecond), "24:00:00").unwrap();
         assert_eq!(t.as_primitive::<datafusion::arrow::datatypes::Time64MicrosecondType>().value(0), 86_400_000_000);
-        let t = one(DataType::Time32(TimeUnit::Millisecond), "time", "01:00:00.5").unwrap();
+        let t = one(DataType::Time32(TimeUnit::Millisecond), "01:00:00.5").unwrap();
         assert_eq!(t.as_primitive::<datafusion::arrow::datatypes::Time32MillisecondType>().value(0), 3_600_500);
     }
 
     #[test]
     fn bytea_floats_and_booleans() {
-        let a = one(DataType::Binary, "bytea", "\\x00ff10").unwrap();
+        let a = one(DataType::Binary, "\\x00ff10").unwrap();
         assert_eq!(a.as_binary::<i32>().value(0), [0, 255, 16]);
-        let a = one(DataType::Binary, "uuid", "ab").unwrap();
-        assert_eq!(a.as_binary::<i32>().value(0), b"ab");
-        let a = one(DataType::Float64, "double precision", "-Infinity").unwrap();
+        assert!(one(DataType::Binary, "ab").unwrap_err().contains("hex format"));
+        let a = one(DataType::Float64, "-Infinity").unwrap();
         assert_eq!(a.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0), f64::NEG_INFINITY);
-        assert!(one(DataType::Boolean, "boolean", "yes").is_err());
+        assert!(one(DataType::Boolean, "yes").is_err());
     }
 
     #[test]
     fn arrays_with_quotes_and_nulls() {
         let dt = crate::sql::types::list_of(DataType::Utf8, true);
-        let mut b = ColumnBuilder::new(&dt, Some("text[]"), 3).unwrap();
+        let mut b = ColumnBuilder::new(&dt, 3).unwrap();
         b.append_text(br#"{a,"b c","x\"y",NULL,"NULL"}"#).unwrap();
         b.append_null();
         b.append_text(b"{}").unwrap();
@@ -618,8 +593,6 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), [Some("a"), Some("b c"), Some("x\"y"), None, Some("NULL")]);
         assert!(list.is_null(1));
         assert_eq!(list.value(2).len(), 0);
-        assert!(one(crate::sql::types::list_of(DataType::Int32, true), "integer[]", "{{1},{2}}")
-            .unwrap_err()
-            .contains("dimension"));
+        assert!(one(crate::sql::types::list_of(DataType::Int32, true), "{{1},{2}}").unwrap_err().contains("dimension"));
     }
 }

@@ -82,6 +82,9 @@ pub struct Session {
     statement_set: Option<Vec<PipelineSpec>>,
     /// The job's name when `pipeline.name` is not set (e.g. the job file's name).
     default_job_name: String,
+    /// What identifies this job across runs (its job file's path, or its statements), so the
+    /// default state directories of two different jobs never meet.
+    job_identity: String,
 }
 
 fn session_config() -> SessionConfig {
@@ -113,12 +116,19 @@ impl Session {
             settings: BTreeMap::new(),
             statement_set: None,
             default_job_name: "cdc-sql-job".into(),
+            job_identity: String::new(),
         }
     }
 
     /// Names jobs that set no `pipeline.name`; it also names their default state directory.
     pub fn set_default_job_name(&mut self, name: &str) {
         self.default_job_name = name.to_string();
+    }
+
+    /// Sets what identifies the job across runs: the canonical path of its job file, or the
+    /// statements given with `-e`.
+    pub fn set_job_identity(&mut self, identity: &str) {
+        self.job_identity = identity.to_string();
     }
 
     fn state(&self) -> SessionState {
@@ -138,7 +148,7 @@ impl Session {
         let state_dir = match (checkpoint_interval, self.settings.get(CHECKPOINT_DIR)) {
             (None, _) => None,
             (Some(_), Some(dir)) => Some(checkpoint_dir(dir)?),
-            (Some(_), None) => Some(default_state_dir(&name)),
+            (Some(_), None) => Some(default_state_dir(&name, &self.job_identity)),
         };
         let retained_checkpoints = match self.settings.get(CHECKPOINTS_RETAINED) {
             None => 1,
@@ -445,13 +455,15 @@ fn checkpoint_dir(value: &str) -> Result<std::path::PathBuf> {
 }
 
 /// `$XDG_STATE_HOME/cdc-sql/checkpoints/<job>` (or `~/.local/state/…`), one directory per job.
-fn default_state_dir(job: &str) -> std::path::PathBuf {
+fn default_state_dir(job: &str, identity: &str) -> std::path::PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir);
     let safe: String = job.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    base.join("cdc-sql").join("checkpoints").join(safe)
+    // FNV-1a: stable across releases, unlike the standard library's hasher.
+    let hash = identity.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    base.join("cdc-sql").join("checkpoints").join(format!("{safe}-{:08x}", hash as u32))
 }
 
 fn key_value_batch(entries: &BTreeMap<String, String>) -> Result<RecordBatch> {

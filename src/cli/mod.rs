@@ -34,7 +34,7 @@ use crate::sql::parse_script;
         With -f or -e, runs the statements and exits when the job ends: bounded jobs end when their\n\
         sources are done; streaming jobs run until Ctrl-C or SIGTERM, which stop them cleanly with a\n\
         final checkpoint. With 'execution.checkpointing.interval' set, checkpoints are stored in the\n\
-        job's state directory ('state.checkpoints.dir', by default ~/.local/state/cdc-sql/checkpoints/<job>)\n\
+        job's state directory ('state.checkpoints.dir', by default ~/.local/state/cdc-sql/checkpoints/<job>-<id>)\n\
         and a restarted job resumes from the newest one; --fresh and --from-checkpoint choose otherwise. Without arguments, opens an interactive SQL shell: statements end with ';'\n\
         and may span lines, Ctrl-C cancels the running query (or the line being typed), Ctrl-D exits,\n\
         history is kept in ~/.cdc-sql_history. Type HELP; in the shell for the statements.",
@@ -180,6 +180,14 @@ pub async fn run(args: Args) -> Result<()> {
     let mut session = Session::new();
     if let Some(stem) = args.file.as_ref().and_then(|f| f.file_stem()).and_then(|s| s.to_str()) {
         session.set_default_job_name(stem);
+    }
+    match (&args.file, &args.execute) {
+        (Some(file), _) => {
+            let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+            session.set_job_identity(&path.display().to_string());
+        }
+        (None, Some(sql)) => session.set_job_identity(sql),
+        (None, None) => {}
     }
     if let Some(init) = &args.init {
         run_script(&mut session, &init.display().to_string(), &read_file(init)?, &runner).await?;

@@ -11,6 +11,7 @@ mod iotdb;
 mod jdbc;
 mod mysql_cdc;
 pub mod options;
+mod postgres_cdc;
 mod print;
 
 use async_trait::async_trait;
@@ -31,6 +32,7 @@ static CONNECTORS: &[&dyn Connector] = &[
     &iotdb::Iotdb,
     &jdbc::Jdbc,
     &mysql_cdc::MySqlCdc,
+    &postgres_cdc::PostgresCdc,
 ];
 
 pub trait Connector: Sync {

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# postgres-cdc benchmark: 1M-row snapshot and 1M streamed changes into Arrow batches, next to the
+# reference tools on the same server in the same run:
+#   snapshot: cdc-sql ('scan.startup.mode' = 'snapshot', parallel chunked COPY) vs
+#             `COPY t TO STDOUT (FORMAT binary)` through psql;
+#   stream:   cdc-sql ('committed-offset', until the slot confirms the last change) vs
+#             `pg_recvlogical` (pgoutput, proto_version 1, --endpos).
+# Reports wall seconds, rows/s, CPU seconds (user+sys) per million rows and peak RSS
+# (/usr/bin/time -v) for each.
+#
+#   scripts/bench-postgres-cdc.sh [path/to/cdc-sql] [rows]
+#
+# Starts its own PostgreSQL (wal_level=logical) in a temporary directory and removes it after.
+# The cdc-sql stream time runs until the slot confirms the last change, so it includes up to one
+# checkpoint interval (1s) plus one status update (1s) on top of reading.
+set -euo pipefail
+
+BIN=${1:-target/release/cdc-sql}
+ROWS=${2:-1000000}
+[[ -x "$BIN" ]] || { echo "no cdc-sql binary at $BIN (cargo build --release --bin cdc-sql)" >&2; exit 2; }
+BIN=$(realpath "$BIN")
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+WORK=$(mktemp -d /tmp/cdc-sql-bench.XXXXXX)
+chmod 755 "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+AS=()
+if [[ $(id -u) == 0 ]]; then chown postgres "$WORK"; AS=(runuser -u postgres --); fi
+
+cleanup() {
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"${AS[@]}" "$PGBIN/initdb" -D "$WORK/data" -U postgres --no-locale -E UTF8 --auth=trust >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+wal_level = logical
+max_wal_size = 4GB
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+timezone = 'UTC'
+CONF
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d bench -v ON_ERROR_STOP=1 -qtA)
+"$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -qc "CREATE DATABASE bench"
+
+ROW_SQL="SELECT i, 'customer-' || i, (i % 100000) / 100.0, timestamptz '2024-01-01' + i * interval '1 second', i % 2 = 0"
+"${PSQL[@]}" <<SQL
+CREATE TABLE snap (id bigint PRIMARY KEY, name text, amount numeric(12,2), created timestamptz, flag boolean);
+INSERT INTO snap $ROW_SQL FROM generate_series(1, $ROWS) i;
+ANALYZE snap;
+CREATE TABLE stream (id bigint PRIMARY KEY, name text, amount numeric(12,2), created timestamptz, flag boolean);
+CREATE PUBLICATION dbz_publication FOR TABLE stream;
+SELECT pg_create_logical_replication_slot('bench_cdc', 'pgoutput');
+SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput');
+SQL
+
+COLUMNS="id BIGINT, name STRING, amount DECIMAL(12, 2), created TIMESTAMP_LTZ(6), flag BOOLEAN, PRIMARY KEY (id) NOT ENFORCED"
+job() { # table mode
+  cat <<JOB
+SET 'execution.checkpointing.interval' = '1s';
+CREATE TABLE src ($COLUMNS) WITH (
+  'connector' = 'postgres-cdc', 'hostname' = '127.0.0.1', 'port' = '$PORT', 'username' = 'postgres',
+  'password' = 'unused', 'database-name' = 'bench', 'schema-name' = 'public', 'table-name' = '$1',
+  'slot.name' = 'bench_cdc', 'scan.startup.mode' = '$2', 'heartbeat.interval.ms' = '1s'
+);
+CREATE TABLE sink (id BIGINT, name STRING, amount DECIMAL(12, 2), created TIMESTAMP_LTZ(6), flag BOOLEAN) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT * FROM src;
+JOB
+}
+
+# `label wall cpu rss` from a /usr/bin/time -v report and a wall time.
+report() {
+  local label=$1 wall=$2 timefile=$3
+  local user sys rss
+  user=$(awk -F': ' '/User time/ {print $2}' "$timefile")
+  sys=$(awk -F': ' '/System time/ {print $2}' "$timefile")
+  rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$timefile")
+  python3 - "$label" "$wall" "$user" "$sys" "$rss" "$ROWS" <<'PY'
+import sys
+label, wall, user, sys_, rss, rows = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+cpu = user + sys_
+print(f"{label:<34} {wall:8.2f} s {rows / wall:12,.0f} rows/s {cpu / rows * 1e6:8.2f} CPU s/M rows {rss / 1024:8.1f} MiB peak RSS")
+PY
+}
+
+now() { date +%s.%N; }
+
+echo "== snapshot of $ROWS rows"
+job snap snapshot > "$WORK/snap.sql"
+t0=$(now); RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_snap" "$BIN" -f "$WORK/snap.sql" >/dev/null 2>>"$WORK/cdc-sql.log"; t1=$(now)
+report "cdc-sql snapshot (chunked COPY)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_snap"
+t0=$(now); /usr/bin/time -v -o "$WORK/t_copy" "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d bench -qc "COPY snap TO STDOUT (FORMAT binary)" >/dev/null; t1=$(now)
+report "psql COPY (FORMAT binary)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_copy"
+
+echo "== $ROWS streamed inserts (100 transactions)"
+BATCH=$((ROWS / 100))
+for k in $(seq 0 99); do
+  echo "INSERT INTO stream $ROW_SQL FROM generate_series($((k * BATCH + 1)), $(((k + 1) * BATCH))) i;"
+done | "${PSQL[@]}"
+END_LSN=$("${PSQL[@]}" -c "SELECT pg_current_wal_insert_lsn()")
+job stream committed-offset > "$WORK/stream.sql"
+t0=$(now)
+RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
+TIMEPID=$!
+until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_cdc'") == t ]]; do
+  sleep 0.05
+done
+t1=$(now)
+kill -TERM "$(pgrep -P "$TIMEPID")" || true
+wait "$TIMEPID" || true
+report "cdc-sql stream (until confirmed)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_stream"
+t0=$(now)
+/usr/bin/time -v -o "$WORK/t_recv" "$PGBIN/pg_recvlogical" -h 127.0.0.1 -p "$PORT" -U postgres -d bench \
+  --slot bench_recv --start -o proto_version=1 -o publication_names=dbz_publication --endpos "$END_LSN" -f /dev/null
+t1=$(now)
+report "pg_recvlogical (pgoutput v1)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_recv"

@@ -1,0 +1,544 @@
+//! Checks made before anything is read, each failing with what is wrong, where, and the fix:
+//! server settings, privileges, captured tables and their columns' types, replica identity,
+//! the slot and the publication. Also classifies PostgreSQL errors by who must act.
+
+use datafusion::arrow::datatypes::DataType;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use super::{Config, StartupMode};
+use crate::changelog::ChangelogMode;
+use crate::error::{Error, Result};
+use crate::sql::types::flink_type_name;
+
+/// One source column as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    pub name: String,
+    /// `format_type(atttypid, atttypmod)`, e.g. `numeric(10,2)`, `timestamp with time zone`.
+    pub pg_type: String,
+    /// Part of the key updates and deletes identify rows by (primary key or identity index).
+    pub is_key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CapturedTable {
+    pub schema: String,
+    pub name: String,
+    /// `relreplident`: `d` default, `f` full, `i` index, `n` nothing.
+    pub identity: char,
+    pub columns: Vec<SourceColumn>,
+    /// Estimated rows (`reltuples`), to decide whether to split the snapshot.
+    pub estimated_rows: f64,
+}
+
+impl CapturedTable {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    pub fn shown(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The single integer key column, which allows chunking the snapshot by ranges.
+    pub fn integer_key(&self) -> Option<&SourceColumn> {
+        let mut keys = self.columns.iter().filter(|c| c.is_key);
+        let key = keys.next()?;
+        (keys.next().is_none() && matches!(key.pg_type.as_str(), "smallint" | "integer" | "bigint")).then_some(key)
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A PostgreSQL error as one of ours: `doing` says what was attempted.
+pub fn pg_error(config: &Config, doing: &str, e: tokio_postgres::Error) -> Error {
+    let Some(db) = e.as_db_error() else {
+        return Error::external(format!("{doing} on {}: {e}", config.where_()));
+    };
+    let text = format!("{doing} on {}: {} (SQLSTATE {})", config.where_(), db.message(), db.code().code());
+    let code = db.code();
+    let user = code == &SqlState::INVALID_PASSWORD
+        || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        || code == &SqlState::INSUFFICIENT_PRIVILEGE
+        || code == &SqlState::INVALID_CATALOG_NAME
+        || code == &SqlState::UNDEFINED_OBJECT
+        || code == &SqlState::UNDEFINED_TABLE
+        || code == &SqlState::UNDEFINED_COLUMN
+        || code.code().starts_with("42");
+    if user {
+        let hint = if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            "; check 'username' and 'password' and the server's pg_hba.conf"
+        } else if code == &SqlState::INVALID_CATALOG_NAME {
+            "; check 'database-name'"
+        } else {
+            ""
+        };
+        Error::user(format!("{text}{hint}"))
+    } else {
+        Error::external(text)
+    }
+}
+
+/// Connects an ordinary session.
+pub async fn connect(config: &Config) -> Result<Client> {
+    let (client, connection) =
+        config.pg_config().connect(tokio_postgres::NoTls).await.map_err(|e| pg_error(config, "connecting", e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres-cdc session ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Server settings and privileges the startup mode needs.
+pub async fn check_server(config: &Config, client: &Client) -> Result<()> {
+    if config.startup == StartupMode::Snapshot {
+        return Ok(());
+    }
+    let row = client
+        .query_one(
+            "SELECT current_setting('wal_level'), r.rolreplication, r.rolsuper \
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error(config, "reading wal_level and the user's privileges", e))?;
+    let wal_level: String = row.get(0);
+    if wal_level != "logical" {
+        return Err(Error::user(format!(
+            "PostgreSQL at {} has wal_level = '{wal_level}'; change data capture needs 'logical': \
+             set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart the server",
+            config.where_()
+        )));
+    }
+    let (replication, superuser): (bool, bool) = (row.get(1), row.get(2));
+    if !replication && !superuser {
+        return Err(Error::user(format!(
+            "user '{}' may not stream changes from {}: it needs the REPLICATION attribute \
+             (ALTER ROLE \"{}\" WITH REPLICATION) — or use 'scan.startup.mode' = 'snapshot' for a one-off read",
+            config.user,
+            config.where_(),
+            config.user
+        )));
+    }
+    Ok(())
+}
+
+/// The tables `schema-name` and `table-name` match, with their columns, checked against the
+/// declared columns.
+pub async fn captured_tables(config: &Config, client: &Client) -> Result<Vec<CapturedTable>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.oid, c.relreplident::text, c.reltuples::float8, \
+                    has_table_privilege(c.oid, 'SELECT') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_toast%' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error(config, "listing tables", e))?;
+    let mut all = Vec::new();
+    let mut tables = Vec::new();
+    for row in &rows {
+        let schema: String = row.get(0);
+        let name: String = row.get(1);
+        all.push(format!("{schema}.{name}"));
+        if !config.schema_pattern.is_match(&schema) || !config.table_pattern.is_match(&name) {
+            continue;
+        }
+        let oid: u32 = row.get(2);
+        let identity: String = row.get(3);
+        let estimated_rows: f64 = row.get(4);
+        let readable: bool = row.get(5);
+        if !readable {
+            return Err(Error::user(format!(
+                "user '{}' may not read table {schema}.{name}: GRANT SELECT ON {}.{} TO \"{}\"",
+                config.user,
+                quote_ident(&schema),
+                quote_ident(&name),
+                config.user
+            )));
+        }
+        let identity = identity.chars().next().unwrap_or('d');
+        let columns = source_columns(config, client, oid, identity).await?;
+        tables.push(CapturedTable { schema, name, identity, columns, estimated_rows });
+    }
+    if tables.is_empty() {
+        let shown: Vec<&str> = all.iter().take(20).map(String::as_str).collect();
+        return Err(Error::user(format!(
+            "no table of database '{}' matches 'schema-name' = '{}' and 'table-name' = '{}' (whole-name regular expressions); tables user '{}' can see: {}",
+            config.database,
+            pattern_text(&config.schema_pattern),
+            pattern_text(&config.table_pattern),
+            config.user,
+            if shown.is_empty() { "none".to_string() } else { shown.join(", ") }
+        )));
+    }
+    for table in &tables {
+        check_table(config, table)?;
+    }
+    Ok(tables)
+}
+
+fn pattern_text(re: &regex::Regex) -> &str {
+    re.as_str().strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(re.as_str())
+}
+
+async fn source_columns(config: &Config, client: &Client, oid: u32, identity: char) -> Result<Vec<SourceColumn>> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    COALESCE(a.attnum = ANY(i.indkey::int2[]), false) \
+             FROM pg_attribute a \
+             LEFT JOIN pg_index i ON i.indrelid = a.attrelid \
+               AND ((($2::text = 'd' OR $2::text = 'f') AND i.indisprimary) OR ($2::text = 'i' AND i.indisreplident)) \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&oid, &identity.to_string()],
+        )
+        .await
+        .map_err(|e| pg_error(config, "reading table columns", e))?;
+    Ok(rows.iter().map(|r| SourceColumn { name: r.get(0), pg_type: r.get(1), is_key: r.get(2) }).collect())
+}
+
+/// Declared columns against one captured table.
+fn check_table(config: &Config, table: &CapturedTable) -> Result<()> {
+    let t = table.shown();
+    let keys: Vec<&str> = table.columns.iter().filter(|c| c.is_key).map(|c| c.name.as_str()).collect();
+    let unidentified = table.identity == 'n' || (table.identity == 'd' && keys.is_empty());
+    if config.startup != StartupMode::Snapshot && unidentified {
+        return Err(Error::user(format!(
+            "table {t} has no primary key and REPLICA IDENTITY {}: PostgreSQL cannot log which row an update or delete touched. \
+             Add a primary key, or run ALTER TABLE {} REPLICA IDENTITY FULL",
+            if table.identity == 'n' { "NOTHING" } else { "DEFAULT" },
+            table.qualified()
+        )));
+    }
+    for (name, declared, not_null) in &config.physical {
+        let Some(column) = table.columns.iter().find(|c| &c.name == name) else {
+            let have: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::user(format!(
+                "column `{name}` of table `{}` does not exist in {t} (its columns: {}); names must match exactly",
+                config.table,
+                have.join(", ")
+            )));
+        };
+        if let Err(why) = type_fits(&column.pg_type, declared) {
+            return Err(Error::user(format!(
+                "column `{name}` of table `{}` is declared {} but {t}.{name} is {}: {why}; declare it {}",
+                config.table,
+                flink_type_name(declared),
+                column.pg_type,
+                suggested_type(&column.pg_type)
+            )));
+        }
+        let key_only_images = table.identity != 'f' && config.startup != StartupMode::Snapshot;
+        if *not_null && key_only_images && !column.is_key {
+            return Err(Error::user(format!(
+                "column `{name}` of table `{}` is NOT NULL, but with REPLICA IDENTITY {} deletes{} of {t} carry only the key, so it would be NULL there. \
+                 Declare it nullable, or run ALTER TABLE {} REPLICA IDENTITY FULL",
+                config.table,
+                if table.identity == 'i' { "USING INDEX" } else { "DEFAULT" },
+                if config.changelog_mode == ChangelogMode::All { " and update-befores" } else { "" },
+                table.qualified()
+            )));
+        }
+    }
+    if table.identity != 'f' && config.startup != StartupMode::Snapshot && !config.primary_key.is_empty() {
+        let mut declared: Vec<&str> = config.primary_key.iter().map(String::as_str).collect();
+        let mut source = keys.clone();
+        declared.sort_unstable();
+        source.sort_unstable();
+        if declared != source {
+            return Err(Error::user(format!(
+                "table `{}` declares PRIMARY KEY ({}) but {t} identifies rows by ({}); declare the same key, \
+                 or run ALTER TABLE {} REPLICA IDENTITY FULL",
+                config.table,
+                config.primary_key.join(", "),
+                keys.join(", "),
+                table.qualified()
+            )));
+        }
+        for key in &keys {
+            if !config.physical.iter().any(|(n, _, _)| n == key) {
+                return Err(Error::user(format!(
+                    "key column `{key}` of {t} is not declared in table `{}`; updates and deletes are identified by it",
+                    config.table
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The type name without modifiers: `timestamp(3) with time zone` → `timestamp`.
+fn base_type(pg_type: &str) -> &str {
+    pg_type.split(['(', ' ']).next().unwrap_or(pg_type)
+}
+
+/// `(precision, scale)` of `numeric(p,s)`; `None` for unconstrained `numeric`.
+fn numeric_bounds(pg_type: &str) -> Option<(i16, i16)> {
+    let inner = pg_type.strip_prefix("numeric(")?.strip_suffix(')')?;
+    let (p, s) = inner.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+fn integer_digits(pg_type: &str) -> Option<i16> {
+    match pg_type {
+        "smallint" => Some(5),
+        "integer" => Some(10),
+        "bigint" => Some(19),
+        _ => None,
+    }
+}
+
+/// Whether every value of PostgreSQL type `pg_type` fits the declared type (values are checked
+/// again one by one where the catalog cannot say, e.g. unconstrained numeric or fractional
+/// seconds beyond the declared precision).
+fn type_fits(pg_type: &str, declared: &DataType) -> std::result::Result<(), String> {
+    let base = base_type(pg_type);
+    let ok = match declared {
+        DataType::Utf8 => true,
+        DataType::Boolean => pg_type == "boolean",
+        DataType::Int16 => pg_type == "smallint",
+        DataType::Int32 => matches!(pg_type, "smallint" | "integer"),
+        DataType::Int64 => matches!(pg_type, "smallint" | "integer" | "bigint"),
+        DataType::Float32 => pg_type == "real",
+        DataType::Float64 => matches!(pg_type, "real" | "double precision"),
+        DataType::Binary => pg_type == "bytea",
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            let (p, s) = (*p as i16, *s as i16);
+            if pg_type == "numeric" {
+                true
+            } else if let Some((sp, ss)) = numeric_bounds(pg_type) {
+                s >= ss && p - s >= sp - ss
+            } else if let Some(d) = integer_digits(pg_type) {
+                p - s >= d
+            } else {
+                false
+            }
+        }
+        DataType::Date32 => pg_type == "date",
+        DataType::Time32(_) | DataType::Time64(_) => base == "time" && pg_type.ends_with("without time zone"),
+        DataType::Timestamp(_, None) => base == "timestamp" && pg_type.ends_with("without time zone"),
+        DataType::Timestamp(_, Some(_)) => {
+            base == "timestamp" && pg_type.ends_with("with time zone") && !pg_type.ends_with("without time zone")
+        }
+        DataType::List(item) => match pg_type.strip_suffix("[]") {
+            Some(element) => return type_fits(element, item.data_type()),
+            None => false,
+        },
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else if matches!(declared, DataType::Timestamp(_, None)) && pg_type.ends_with("with time zone") {
+        Err("a timestamptz is a point in time, TIMESTAMP a wall-clock time".into())
+    } else {
+        Err("not every value would survive unchanged".into())
+    }
+}
+
+/// The faithful Flink type for a PostgreSQL type, for error messages and the docs' table.
+pub fn suggested_type(pg_type: &str) -> String {
+    if let Some(element) = pg_type.strip_suffix("[]") {
+        return format!("ARRAY<{}>", suggested_type(element));
+    }
+    let precision = |default: u8| -> u8 {
+        pg_type
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split(')').next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    match base_type(pg_type) {
+        "smallint" => "SMALLINT".into(),
+        "integer" => "INT".into(),
+        "bigint" => "BIGINT".into(),
+        "real" => "FLOAT".into(),
+        "double" => "DOUBLE".into(),
+        "boolean" => "BOOLEAN".into(),
+        "bytea" => "BYTES".into(),
+        "date" => "DATE".into(),
+        "numeric" => match numeric_bounds(pg_type) {
+            Some((p, s)) => format!("DECIMAL({p}, {s})"),
+            None => "STRING (unconstrained numeric: or a DECIMAL(p, s) wide enough for every value)".into(),
+        },
+        "time" if pg_type.ends_with("without time zone") => format!("TIME({})", precision(6)),
+        "timestamp" if pg_type.ends_with("without time zone") => format!("TIMESTAMP({})", precision(6)),
+        "timestamp" => format!("TIMESTAMP_LTZ({})", precision(6)),
+        _ => "STRING".into(),
+    }
+}
+
+/// The slot as the startup mode needs it. `Ok(true)` if it exists (and may be used).
+pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, database::text, active_pid, slot_type::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await
+        .map_err(|e| pg_error(config, "reading replication slots", e))?;
+    let Some(row) = row else {
+        if config.startup == StartupMode::CommittedOffset || resuming {
+            return Err(Error::user(format!(
+                "replication slot '{}' does not exist on {}, so there is no committed offset to resume from: \
+                 start with 'scan.startup.mode' = 'initial' (snapshot, then stream) or 'latest-offset'",
+                config.slot,
+                config.where_()
+            )));
+        }
+        return Ok(false);
+    };
+    let plugin: Option<String> = row.get(0);
+    let database: Option<String> = row.get(1);
+    let active_pid: Option<i32> = row.get(2);
+    let slot_type: String = row.get(3);
+    if slot_type != "logical"
+        || plugin.as_deref() != Some("pgoutput")
+        || database.as_deref() != Some(config.database.as_str())
+    {
+        return Err(Error::user(format!(
+            "replication slot '{}' exists but is a {slot_type} slot of plugin {} in database {}; postgres-cdc needs a logical pgoutput slot in '{}': \
+             choose another 'slot.name' or drop it with SELECT pg_drop_replication_slot('{}')",
+            config.slot,
+            plugin.as_deref().unwrap_or("-"),
+            database.as_deref().unwrap_or("-"),
+            config.database,
+            config.slot
+        )));
+    }
+    if let Some(pid) = active_pid {
+        return Err(Error::user(format!(
+            "replication slot '{}' is in use by another process (PostgreSQL backend pid {pid}); \
+             each job needs its own 'slot.name', or stop the other reader first",
+            config.slot
+        )));
+    }
+    if config.startup == StartupMode::Initial && !resuming {
+        return Err(Error::user(format!(
+            "replication slot '{}' already exists, and a new snapshot cannot be aligned with its position: \
+             continue from it with 'scan.startup.mode' = 'committed-offset', or drop it with \
+             SELECT pg_drop_replication_slot('{}') to snapshot again",
+            config.slot, config.slot
+        )));
+    }
+    Ok(true)
+}
+
+/// The publication exists (or is created) and covers every captured table for all changes.
+pub async fn ensure_publication(config: &Config, client: &Client, tables: &[CapturedTable]) -> Result<()> {
+    let row = client
+        .query_opt(
+            "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await
+        .map_err(|e| pg_error(config, "reading publications", e))?;
+    let list: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
+    let Some(row) = row else {
+        if config.publication_named {
+            return Err(Error::user(format!(
+                "publication '{}' named by 'debezium.publication.name' does not exist in '{}': create it as the tables' owner with \
+                 CREATE PUBLICATION {} FOR TABLE {}",
+                config.publication,
+                config.database,
+                quote_ident(&config.publication),
+                list.join(", ")
+            )));
+        }
+        let create = format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(&config.publication), list.join(", "));
+        return client.batch_execute(&create).await.map_err(|e| {
+            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                Error::user(format!(
+                    "user '{}' may not create publication '{}' (only the tables' owner or a superuser can): run `{create}` as the owner, \
+                     or name an existing publication with 'debezium.publication.name'",
+                    config.user, config.publication
+                ))
+            } else {
+                pg_error(config, &format!("creating publication '{}'", config.publication), e)
+            }
+        });
+    };
+    let (insert, update, delete, truncate): (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    if !(insert && update && delete && truncate) {
+        return Err(Error::user(format!(
+            "publication '{}' does not publish every kind of change (insert {insert}, update {update}, delete {delete}, truncate {truncate}); \
+             run ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate')",
+            config.publication,
+            quote_ident(&config.publication)
+        )));
+    }
+    let published = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await
+        .map_err(|e| pg_error(config, "reading publication tables", e))?;
+    let missing: Vec<&CapturedTable> = tables
+        .iter()
+        .filter(|t| !published.iter().any(|r| r.get::<_, String>(0) == t.schema && r.get::<_, String>(1) == t.name))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|t| t.shown()).collect();
+        let quoted: Vec<String> = missing.iter().map(|t| t.qualified()).collect();
+        return Err(Error::user(format!(
+            "publication '{}' does not include {}: its changes would never arrive. Run ALTER PUBLICATION {} ADD TABLE {} as the tables' owner",
+            config.publication,
+            names.join(", "),
+            quote_ident(&config.publication),
+            quoted.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::TimeUnit;
+
+    #[test]
+    fn lossless_types_fit_and_lossy_ones_do_not() {
+        assert!(type_fits("integer", &DataType::Int64).is_ok());
+        assert!(type_fits("bigint", &DataType::Int32).is_err());
+        assert!(type_fits("numeric(10,2)", &DataType::Decimal128(12, 2)).is_ok());
+        assert!(type_fits("numeric(10,2)", &DataType::Decimal128(10, 1)).is_err());
+        assert!(type_fits("numeric", &DataType::Decimal256(60, 10)).is_ok());
+        assert!(type_fits("bigint", &DataType::Decimal128(19, 0)).is_ok());
+        assert!(type_fits("double precision", &DataType::Float32).is_err());
+        assert!(type_fits("jsonb", &DataType::Utf8).is_ok());
+        assert!(type_fits("timestamp with time zone", &DataType::Timestamp(TimeUnit::Microsecond, None))
+            .unwrap_err()
+            .contains("point in time"));
+        assert!(type_fits("timestamp(3) without time zone", &DataType::Timestamp(TimeUnit::Millisecond, None)).is_ok());
+        assert!(type_fits("timestamp without time zone", &DataType::Timestamp(TimeUnit::Microsecond, None)).is_ok());
+        assert!(type_fits("time without time zone", &DataType::Time64(TimeUnit::Microsecond)).is_ok());
+        assert!(type_fits("time with time zone", &DataType::Time64(TimeUnit::Microsecond)).is_err());
+        assert!(type_fits("integer[]", &crate::sql::types::list_of(DataType::Int64, true)).is_ok());
+        assert!(type_fits("text[]", &crate::sql::types::list_of(DataType::Int64, true)).is_err());
+    }
+
+    #[test]
+    fn suggestions_are_faithful() {
+        assert_eq!(suggested_type("numeric(12,3)"), "DECIMAL(12, 3)");
+        assert_eq!(suggested_type("timestamp(3) with time zone"), "TIMESTAMP_LTZ(3)");
+        assert_eq!(suggested_type("timestamp without time zone"), "TIMESTAMP(6)");
+        assert_eq!(suggested_type("integer[]"), "ARRAY<INT>");
+        assert_eq!(suggested_type("uuid"), "STRING");
+        assert_eq!(suggested_type("double precision"), "DOUBLE");
+        assert_eq!(suggested_type("time(3) without time zone"), "TIME(3)");
+    }
+}

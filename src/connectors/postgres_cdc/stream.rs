@@ -1,0 +1,673 @@
+//! The source: checks, then the snapshot (see [`super::snapshot`]), then pgoutput changes from
+//! the replication slot as changelog batches tagged with resumable positions:
+//!
+//! * `{"phase": "snapshot", …}` while the snapshot runs (progress only: a restart reads the
+//!   tables again, then streams from the slot, which has not moved);
+//! * `{"phase": "stream", "lsn": "X/Y"}` afterwards: every transaction committed before `X/Y`
+//!   is in this or an earlier batch. Resuming asks the server to start there, and the slot's
+//!   confirmed LSN is raised to it only by [`Source::acknowledge`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use pgwire_replication::{FeedbackObserver, Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::changes::{ChangeBuilder, RowContext};
+use super::checks::{self, pg_error, quote_ident, CapturedTable};
+use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
+use super::snapshot::{self, SnapshotEvent};
+use super::{session_options, Config, StartupMode, TruncateMode};
+use crate::changelog::{ChangelogMode, RowKind};
+use crate::connectors::{Position, Source, SourceBatch};
+use crate::error::{Error, Result};
+
+/// How long an idle stream waits before handing the runtime an empty batch with its position.
+const IDLE_RETURN: Duration = Duration::from_secs(1);
+/// How long a batch may wait for the commit of the transaction it holds part of.
+const OPEN_TRANSACTION_RETURN: Duration = Duration::from_secs(5);
+/// Unconfirmed WAL the slot holds back before a warning (at most once a minute).
+const SLOT_LAG_WARNING_BYTES: u64 = 256 * 1024 * 1024;
+/// How long closing waits for the last confirmation to be sent (status updates go out every
+/// second).
+const FINAL_CONFIRMATION_WAIT: Duration = Duration::from_secs(3);
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+pub struct PostgresCdcSource {
+    config: Arc<Config>,
+    batch_size: usize,
+    phase: Phase,
+}
+
+enum Phase {
+    NotStarted,
+    Snapshot(Box<SnapshotRun>),
+    Streaming(Box<Streaming>),
+    Finished,
+}
+
+/// What keeps the exported snapshot alive until every chunk is read.
+enum SnapshotHolder {
+    /// The replication session that created the slot; it starts streaming afterwards.
+    Slot(ReplicationClient),
+    /// An ordinary transaction (`pg_export_snapshot()`): bounded runs, and a snapshot read again
+    /// after a restart (then streaming resumes from the slot's confirmed LSN).
+    Transaction(tokio_postgres::Client),
+}
+
+struct SnapshotRun {
+    holder: SnapshotHolder,
+    events: mpsc::Receiver<Result<SnapshotEvent>>,
+    tables: Vec<CapturedTable>,
+    chunks_total: usize,
+    chunks_done: usize,
+    rows: u64,
+    /// Where streaming starts once the snapshot is read; `None` for a bounded run.
+    stream_from: Option<u64>,
+}
+
+impl PostgresCdcSource {
+    pub fn new(config: Arc<Config>, batch_size: usize) -> Self {
+        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted }
+    }
+}
+
+fn wire_error(config: &Config, doing: &str, e: PgWireError) -> Error {
+    let text = format!("{doing} on {} (replication session): {e}", config.where_());
+    let message = e.to_string();
+    let has = |code: &str| message.contains(code);
+    match e {
+        PgWireError::Auth(_) => Error::user(format!("{text}; check 'username' and 'password'")),
+        PgWireError::Server(_) if has("55006") => Error::user(format!(
+            "{text}; replication slot '{}' is in use by another process: each job needs its own 'slot.name'",
+            config.slot
+        )),
+        PgWireError::Server(_) if has("28P01") || has("28000") => {
+            Error::user(format!("{text}; check 'username', 'password' and pg_hba.conf (replication connections)"))
+        }
+        PgWireError::Server(_) if has("42704") || has("42501") || has("55000") || has("3D000") || has("42P01") => {
+            Error::user(text)
+        }
+        _ => Error::external(text),
+    }
+}
+
+fn replication_config(config: &Config, start: u64) -> ReplicationConfig {
+    ReplicationConfig::new(
+        config.host.clone(),
+        config.user.clone(),
+        config.password.clone(),
+        config.database.clone(),
+        config.slot.clone(),
+        config.publication.clone(),
+    )
+    .with_port(config.port)
+    .with_start_lsn(Lsn::from_u64(start))
+    .with_ack_lsn(Lsn::from_u64(start))
+    .with_options(session_options())
+    .with_application_name("cdc-sql")
+    // Confirmations reach the server within a second of a checkpoint; the heartbeat paces the
+    // status updates of an idle stream, which the server answers with keepalives carrying its
+    // WAL position (the position an idle source reports, so its slot advances too).
+    .with_status_interval(Duration::from_secs(1))
+    .with_wakeup_interval(config.heartbeat)
+    // Observing feedback makes the client track unsent confirmations, which `close` waits for.
+    .with_feedback_observer(FeedbackObserver::new(|_| {}))
+}
+
+/// A replication session that has authenticated but not started streaming.
+async fn open_session(config: &Config, start: u64) -> Result<ReplicationClient> {
+    ReplicationClient::connect_gated(replication_config(config, start))
+        .await
+        .map_err(|e| wire_error(config, "connecting", e))
+}
+
+/// `CREATE_REPLICATION_SLOT`; returns the consistent point and the exported snapshot's name.
+async fn create_slot(config: &Config, session: &mut ReplicationClient, export: bool) -> Result<(u64, String)> {
+    let sql = format!(
+        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {}",
+        quote_ident(&config.slot),
+        if export { "EXPORT_SNAPSHOT" } else { "NOEXPORT_SNAPSHOT" }
+    );
+    let rows = session.simple_query(&sql).await.map_err(|e| wire_error(config, "creating the replication slot", e))?;
+    let text = |i: usize| -> Option<String> {
+        rows.first().and_then(|r| r.get(i)).and_then(|v| v.as_ref()).map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let consistent = text(1)
+        .and_then(|t| parse_lsn(&t))
+        .ok_or_else(|| Error::external("CREATE_REPLICATION_SLOT answered without a consistent point"))?;
+    tracing::info!(slot = %config.slot, lsn = %format_lsn(consistent), "postgres-cdc created replication slot");
+    Ok((consistent, text(2).unwrap_or_default()))
+}
+
+async fn start_streaming(config: &Config, mut session: ReplicationClient) -> Result<ReplicationClient> {
+    session.start().await.map_err(|e| wire_error(config, "starting replication", e))?;
+    session.wait_started().await.map_err(|e| wire_error(config, "starting replication", e))?;
+    Ok(session)
+}
+
+impl PostgresCdcSource {
+    fn snapshot_position(config: &Config, run: &SnapshotRun) -> Position {
+        json!({
+            "phase": "snapshot",
+            "slot": config.slot,
+            "chunks_done": run.chunks_done,
+            "chunks_total": run.chunks_total,
+            "rows": run.rows,
+        })
+    }
+
+    async fn begin_snapshot(
+        &mut self,
+        holder: SnapshotHolder,
+        name: String,
+        tables: Vec<CapturedTable>,
+        stream_from: Option<u64>,
+    ) -> Result<()> {
+        let (chunks_total, events) = snapshot::start(self.config.clone(), name, &tables, self.batch_size).await?;
+        self.phase = Phase::Snapshot(Box::new(SnapshotRun {
+            holder,
+            events,
+            tables,
+            chunks_total,
+            chunks_done: 0,
+            rows: 0,
+            stream_from,
+        }));
+        Ok(())
+    }
+
+    /// Reads every table under a fresh snapshot of an ordinary transaction.
+    async fn snapshot_in_transaction(&mut self, tables: Vec<CapturedTable>, stream_from: Option<u64>) -> Result<()> {
+        let config = self.config.clone();
+        let exporter = checks::connect(&config).await?;
+        exporter
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| pg_error(&config, "opening the snapshot transaction", e))?;
+        let name: String = exporter
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| pg_error(&config, "exporting a snapshot", e))?
+            .get(0);
+        self.begin_snapshot(SnapshotHolder::Transaction(exporter), name, tables, stream_from).await
+    }
+
+    fn stream(&mut self, session: ReplicationClient, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
+        let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
+        tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
+        self.phase = Phase::Streaming(Box::new(Streaming {
+            config: self.config.clone(),
+            session,
+            tables: tables.into_iter().map(Arc::new).collect(),
+            relations: HashMap::new(),
+            builder,
+            in_transaction: false,
+            commit_millis: 0,
+            committed: from,
+            idle: from,
+            acked: from,
+            last_lag_warning: None,
+        }));
+        Ok(())
+    }
+
+    async fn slot_confirmed_lsn(&self, client: &tokio_postgres::Client) -> Result<u64> {
+        let row = client
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.config.slot],
+            )
+            .await
+            .map_err(|e| pg_error(&self.config, "reading the slot's confirmed LSN", e))?;
+        let text: Option<String> = row.get(0);
+        text.as_deref().and_then(parse_lsn).ok_or_else(|| {
+            Error::user(format!(
+                "replication slot '{}' has no confirmed LSN yet; drop it and start again",
+                self.config.slot
+            ))
+        })
+    }
+
+    async fn finish_snapshot(&mut self) -> Result<Option<SourceBatch>> {
+        let Phase::Snapshot(run) = std::mem::replace(&mut self.phase, Phase::Finished) else {
+            return Err(Error::internal("postgres-cdc snapshot finished outside the snapshot phase"));
+        };
+        let run = *run;
+        if run.chunks_done != run.chunks_total {
+            return Err(Error::internal(format!(
+                "postgres-cdc snapshot ended after {} of {} chunks",
+                run.chunks_done, run.chunks_total
+            )));
+        }
+        tracing::info!(table = %self.config.table, rows = run.rows, "postgres-cdc snapshot finished");
+        let Some(from) = run.stream_from else {
+            if let SnapshotHolder::Transaction(client) = run.holder {
+                client.batch_execute("COMMIT").await.map_err(|e| pg_error(&self.config, "ending the snapshot", e))?;
+            }
+            return Ok(None);
+        };
+        let session = match run.holder {
+            SnapshotHolder::Slot(session) => session,
+            SnapshotHolder::Transaction(client) => {
+                drop(client);
+                open_session(&self.config, from).await?
+            }
+        };
+        let session = start_streaming(&self.config, session).await?;
+        self.stream(session, run.tables, from)?;
+        let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), 0)?.finish()?;
+        Ok(Some(SourceBatch { changes: empty, position: stream_position(&self.config, from) }))
+    }
+}
+
+fn stream_position(config: &Config, lsn: u64) -> Position {
+    json!({ "phase": "stream", "slot": config.slot, "lsn": format_lsn(lsn) })
+}
+
+#[async_trait]
+impl Source for PostgresCdcSource {
+    fn schema(&self) -> SchemaRef {
+        self.config.schema.clone()
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.config.is_bounded()
+    }
+
+    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
+        let config = self.config.clone();
+        let resume = match &resume_from {
+            None => None,
+            Some(p) => {
+                let phase = p.get("phase").and_then(|v| v.as_str());
+                let lsn = p.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn);
+                match (phase, lsn) {
+                    (Some("snapshot"), _) => Some(None),
+                    (Some("stream"), Some(lsn)) if !config.is_bounded() => Some(Some(lsn)),
+                    _ => {
+                        return Err(Error::user(format!(
+                            "postgres-cdc table `{}` cannot resume from position {p}: expected {{\"phase\": \"snapshot\", …}} or {{\"phase\": \"stream\", \"lsn\": \"X/Y\"}}",
+                            config.table
+                        )))
+                    }
+                }
+            }
+        };
+        let client = checks::connect(&config).await?;
+        checks::check_server(&config, &client).await?;
+        let tables = checks::captured_tables(&config, &client).await?;
+        if config.startup == StartupMode::Snapshot {
+            return self.snapshot_in_transaction(tables, None).await;
+        }
+        let slot_exists = checks::check_slot(&config, &client, resume.is_some()).await?;
+        checks::ensure_publication(&config, &client, &tables).await?;
+        match resume {
+            Some(Some(lsn)) => {
+                let session = start_streaming(&config, open_session(&config, lsn).await?).await?;
+                self.stream(session, tables, lsn)
+            }
+            Some(None) => {
+                let from = self.slot_confirmed_lsn(&client).await?;
+                tracing::warn!(table = %config.table, "postgres-cdc resumes an interrupted snapshot: reading every table again, then streaming from the slot");
+                self.snapshot_in_transaction(tables, Some(from)).await
+            }
+            None => match config.startup {
+                StartupMode::Initial => {
+                    let mut session = open_session(&config, 0).await?;
+                    let (consistent, name) = create_slot(&config, &mut session, true).await?;
+                    self.begin_snapshot(SnapshotHolder::Slot(session), name, tables, Some(consistent)).await
+                }
+                StartupMode::LatestOffset => {
+                    let (session, from) = if slot_exists {
+                        let row = client
+                            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+                            .await
+                            .map_err(|e| pg_error(&config, "reading the current WAL position", e))?;
+                        let text: String = row.get(0);
+                        let now =
+                            parse_lsn(&text).ok_or_else(|| Error::external(format!("unreadable LSN '{text}'")))?;
+                        (open_session(&config, now).await?, now)
+                    } else {
+                        let mut session = open_session(&config, 0).await?;
+                        let (consistent, _) = create_slot(&config, &mut session, false).await?;
+                        (session, consistent)
+                    };
+                    let session = start_streaming(&config, session).await?;
+                    self.stream(session, tables, from)
+                }
+                StartupMode::CommittedOffset => {
+                    let from = self.slot_confirmed_lsn(&client).await?;
+                    let session = start_streaming(&config, open_session(&config, from).await?).await?;
+                    self.stream(session, tables, from)
+                }
+                StartupMode::Snapshot => Err(Error::internal("bounded snapshot handled above")),
+            },
+        }
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        loop {
+            match &mut self.phase {
+                Phase::NotStarted => return Err(Error::internal("postgres-cdc read before start")),
+                Phase::Finished => return Ok(None),
+                Phase::Snapshot(run) => match run.events.recv().await {
+                    Some(Ok(SnapshotEvent::Batch(changes))) => {
+                        run.rows += changes.num_rows() as u64;
+                        let position = Self::snapshot_position(&self.config, run);
+                        return Ok(Some(SourceBatch { changes, position }));
+                    }
+                    Some(Ok(SnapshotEvent::ChunkDone)) => run.chunks_done += 1,
+                    Some(Err(e)) => return Err(e),
+                    None => return self.finish_snapshot().await,
+                },
+                Phase::Streaming(stream) => return stream.next_batch(self.batch_size).await.map(Some),
+            }
+        }
+    }
+
+    async fn acknowledge(&mut self, position: &Position) -> Result<()> {
+        let Phase::Streaming(stream) = &mut self.phase else { return Ok(()) };
+        if position.get("phase").and_then(|v| v.as_str()) != Some("stream") {
+            return Ok(());
+        }
+        let Some(lsn) = position.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn) else {
+            return Err(Error::internal(format!("postgres-cdc acknowledged an unreadable position {position}")));
+        };
+        if lsn > stream.acked {
+            stream.session.update_applied_lsn(Lsn::from_u64(lsn));
+            stream.acked = lsn;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if let Phase::Streaming(stream) = std::mem::replace(&mut self.phase, Phase::Finished) {
+            // The final checkpoint's confirmation must reach the server before the session ends
+            // (stopping sends no status update), or a restart would replay what is already safe.
+            let deadline = Instant::now() + FINAL_CONFIRMATION_WAIT;
+            while stream.session.feedback_pending_since().is_some()
+                && stream.session.is_running()
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stream.session.stop();
+            let mut session = stream.session;
+            if tokio::time::timeout(Duration::from_secs(5), session.shutdown()).await.is_err() {
+                session.abort();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A captured relation as the stream announced it; cloned per change (shared parts only) so
+/// the batch builder can be borrowed mutably beside it.
+#[derive(Clone)]
+struct RelationState {
+    table: Arc<CapturedTable>,
+    relation: Arc<Relation>,
+    /// Index in the relation's columns of each declared source column.
+    mapping: Arc<Vec<usize>>,
+    /// Whether a relation column is declared (an unchanged TOAST value there matters).
+    declared: Arc<Vec<bool>>,
+    /// Relation indices of the declared primary key.
+    key: Arc<Vec<usize>>,
+}
+
+struct Streaming {
+    config: Arc<Config>,
+    session: ReplicationClient,
+    tables: Vec<Arc<CapturedTable>>,
+    /// `None`: a relation of the publication that this table does not capture.
+    relations: HashMap<u32, Option<RelationState>>,
+    builder: ChangeBuilder,
+    in_transaction: bool,
+    commit_millis: i64,
+    /// End LSN of the last transaction whose changes are all in the builder or emitted.
+    committed: u64,
+    /// The server's WAL position from the last keepalive seen between transactions.
+    idle: u64,
+    acked: u64,
+    last_lag_warning: Option<Instant>,
+}
+
+impl Streaming {
+    fn position(&self) -> Position {
+        stream_position(&self.config, self.committed.max(self.idle))
+    }
+
+    async fn next_batch(&mut self, batch_size: usize) -> Result<SourceBatch> {
+        let started = Instant::now();
+        loop {
+            let full = self.builder.len() >= batch_size;
+            if full && !self.in_transaction || self.builder.len() >= batch_size * 4 {
+                break;
+            }
+            let waited = started.elapsed();
+            if waited >= IDLE_RETURN && (!self.in_transaction || waited >= OPEN_TRANSACTION_RETURN) {
+                break;
+            }
+            let wait = if self.in_transaction { OPEN_TRANSACTION_RETURN } else { IDLE_RETURN };
+            let event = match tokio::time::timeout_at(started + wait, self.session.recv()).await {
+                Err(_) => continue,
+                Ok(Ok(Some(event))) => event,
+                Ok(Ok(None)) => {
+                    return Err(Error::external(format!(
+                        "the replication stream of slot '{}' on {} ended",
+                        self.config.slot,
+                        self.config.where_()
+                    )))
+                }
+                Ok(Err(e)) => return Err(wire_error(&self.config, "streaming changes", e)),
+            };
+            self.on_event(event)?;
+        }
+        let changes = self.builder.finish()?;
+        Ok(SourceBatch { changes, position: self.position() })
+    }
+
+    fn on_event(&mut self, event: ReplicationEvent) -> Result<()> {
+        match event {
+            ReplicationEvent::Begin { commit_time_micros, .. } => self.on_begin(commit_time_micros),
+            ReplicationEvent::Commit { end_lsn, .. } => self.on_commit(end_lsn.as_u64()),
+            ReplicationEvent::XLogData { data, .. } => {
+                let message = pgoutput::decode(&data).map_err(|e| Error::external(e.to_string()))?;
+                self.on_message(message)?;
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                let wal_end = wal_end.as_u64();
+                if !self.in_transaction {
+                    self.idle = self.idle.max(wal_end);
+                }
+                let lag = wal_end.saturating_sub(self.acked);
+                let due = self.last_lag_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+                if lag > SLOT_LAG_WARNING_BYTES && due {
+                    self.last_lag_warning = Some(Instant::now());
+                    tracing::warn!(
+                        slot = %self.config.slot,
+                        unconfirmed_mib = lag / (1024 * 1024),
+                        "postgres-cdc: the replication slot holds back WAL that no completed checkpoint covers yet; \
+                         check that checkpoints complete ('execution.checkpointing.interval') and that the sink keeps up"
+                    );
+                }
+            }
+            ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_begin(&mut self, commit_time_micros: i64) {
+        self.in_transaction = true;
+        self.commit_millis = (commit_time_micros + PG_EPOCH_MICROS).div_euclid(1000);
+    }
+
+    fn on_commit(&mut self, end_lsn: u64) {
+        self.in_transaction = false;
+        self.committed = self.committed.max(end_lsn);
+    }
+
+    fn on_message(&mut self, message: Message<'_>) -> Result<()> {
+        match message {
+            Message::Begin { commit_time_micros, .. } => self.on_begin(commit_time_micros),
+            Message::Commit { end_lsn, .. } => self.on_commit(end_lsn),
+            Message::Relation(relation) => self.on_relation(relation)?,
+            Message::Insert { relation_id, new } => {
+                if let Some(rel) = self.relation(relation_id)? {
+                    self.append(&rel, RowKind::Insert, &new)?;
+                }
+            }
+            Message::Update { relation_id, old, new } => {
+                if let Some(rel) = self.relation(relation_id)? {
+                    self.on_update(&rel, old, new)?;
+                }
+            }
+            Message::Delete { relation_id, old } => {
+                if let Some(rel) = self.relation(relation_id)? {
+                    let cells = match &old {
+                        OldTuple::Key(cells) | OldTuple::Full(cells) => cells,
+                    };
+                    self.append(&rel, RowKind::Delete, cells)?;
+                }
+            }
+            Message::Truncate { relation_ids, .. } => {
+                let mut truncated = Vec::new();
+                for id in relation_ids {
+                    if let Some(rel) = self.relation(id)? {
+                        truncated.push(rel.table.shown());
+                    }
+                }
+                if !truncated.is_empty() {
+                    match self.config.truncate {
+                        TruncateMode::Fail => {
+                            return Err(Error::user(format!(
+                                "{} was truncated; the stream has no row-level deletes for a TRUNCATE, so the target would keep rows the source no longer has. \
+                                 Stopped without confirming it ('truncate.mode' = 'fail'): empty the target, then restart from a new snapshot, \
+                                 or set 'truncate.mode' = 'ignore' to skip truncations",
+                                truncated.join(", ")
+                            )))
+                        }
+                        TruncateMode::Ignore => tracing::warn!(
+                            tables = %truncated.join(", "),
+                            "postgres-cdc ignored a TRUNCATE ('truncate.mode' = 'ignore')"
+                        ),
+                    }
+                }
+            }
+            Message::Type { .. } | Message::Origin { .. } | Message::Logical { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_relation(&mut self, relation: Relation) -> Result<()> {
+        let table = self.tables.iter().find(|t| t.schema == relation.namespace && t.name == relation.name).cloned();
+        let Some(table) = table else {
+            self.relations.insert(relation.id, None);
+            return Ok(());
+        };
+        let index_of = |name: &str| relation.columns.iter().position(|c| c.name == name);
+        let mut mapping = Vec::with_capacity(self.config.physical.len());
+        for (name, _, _) in &self.config.physical {
+            mapping.push(index_of(name).ok_or_else(|| {
+                Error::user(format!(
+                    "column `{name}` of table `{}` no longer exists in {}: its schema changed while streaming. \
+                     Update the table declaration and restart the job",
+                    self.config.table,
+                    table.shown()
+                ))
+            })?);
+        }
+        let mut declared = vec![false; relation.columns.len()];
+        for i in &mapping {
+            declared[*i] = true;
+        }
+        let key = self.config.primary_key.iter().filter_map(|k| index_of(k)).collect();
+        let state = RelationState {
+            table,
+            relation: Arc::new(relation),
+            mapping: Arc::new(mapping),
+            declared: Arc::new(declared),
+            key: Arc::new(key),
+        };
+        self.relations.insert(state.relation.id, Some(state));
+        Ok(())
+    }
+
+    fn relation(&self, id: u32) -> Result<Option<RelationState>> {
+        match self.relations.get(&id) {
+            Some(state) => Ok(state.clone()),
+            None => Err(Error::external(format!("pgoutput sent a change of relation {id} before describing it"))),
+        }
+    }
+
+    fn append(&mut self, rel: &RelationState, kind: RowKind, cells: &[Cell<'_>]) -> Result<()> {
+        let context = RowContext {
+            database: &self.config.database,
+            schema: &rel.table.schema,
+            table: &rel.table.name,
+            op_ts_millis: self.commit_millis,
+        };
+        self.builder.append(kind, cells, &rel.mapping, &context)
+    }
+
+    fn on_update<'a>(&mut self, rel: &RelationState, old: Option<OldTuple<'a>>, mut new: Vec<Cell<'a>>) -> Result<()> {
+        let full_old = match &old {
+            Some(OldTuple::Full(cells)) => Some(cells),
+            _ => None,
+        };
+        for (i, cell) in new.iter_mut().enumerate() {
+            if *cell != Cell::Unchanged || !rel.declared.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            match full_old.and_then(|o| o.get(i)) {
+                Some(&old @ (Cell::Text(_) | Cell::Null)) => *cell = old,
+                _ => {
+                    let column = rel.relation.columns.get(i).map(|c| c.name.as_str()).unwrap_or("?");
+                    return Err(Error::user(format!(
+                        "an update of {} left column `{column}` unchanged and stored out of line (TOAST), so PostgreSQL did not send its value, \
+                         and REPLICA IDENTITY {} carries no old value to take it from. Run ALTER TABLE {} REPLICA IDENTITY FULL, \
+                         then restart from a new snapshot (nothing after this change was confirmed)",
+                        rel.table.shown(),
+                        if rel.table.identity == 'i' { "USING INDEX" } else { "DEFAULT" },
+                        rel.table.qualified()
+                    )));
+                }
+            }
+        }
+        match self.config.changelog_mode {
+            ChangelogMode::Upsert => {
+                let old_cells = match &old {
+                    Some(OldTuple::Key(cells)) | Some(OldTuple::Full(cells)) => Some(cells),
+                    None => None,
+                };
+                if let Some(old_cells) = old_cells {
+                    let key_changed = rel.key.iter().any(|i| old_cells.get(*i) != new.get(*i));
+                    if key_changed {
+                        self.append(rel, RowKind::Delete, old_cells)?;
+                    }
+                }
+                self.append(rel, RowKind::UpdateAfter, &new)
+            }
+            _ => {
+                let before: Vec<Cell<'a>> = match old {
+                    Some(OldTuple::Key(cells)) | Some(OldTuple::Full(cells)) => cells,
+                    // DEFAULT identity and an unchanged key: the before image is the key.
+                    None => new
+                        .iter()
+                        .zip(&rel.relation.columns)
+                        .map(|(cell, column)| if column.is_key { *cell } else { Cell::Null })
+                        .collect(),
+                };
+                self.append(rel, RowKind::UpdateBefore, &before)?;
+                self.append(rel, RowKind::UpdateAfter, &new)
+            }
+        }
+    }
+}

@@ -542,7 +542,7 @@ fn job_with_a_wrong_password_fails_with_a_clear_message() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn killed_between_prepare_and_commit_leaves_nothing_behind_after_recovery() {
+async fn killed_before_its_first_checkpoint_was_stored_leaves_nothing_visible() {
     let emulator = emulator_for_jobs();
     emulator.hold_commits(true);
     let dir = tempfile::tempdir().unwrap();
@@ -574,14 +574,15 @@ async fn killed_between_prepare_and_commit_leaves_nothing_behind_after_recovery(
     assert_eq!(precommitted.len(), 1, "one load precommitted, its commit cut short");
     assert!(emulator.rows("shop", "orders").is_empty());
 
-    // The checkpoint was never stored: the restarted sink aborts the load it finds.
+    // No checkpoint was ever stored, so a restarted job hands its sink nothing to recover, and
+    // its checkpoint ids (taken from the clock) cannot meet this label: the load stays
+    // precommitted, invisible, until Doris aborts it after its precommit timeout.
     let spec = sink_spec(&emulator, true, &[]);
     let mut sink = open_sink(&spec, ChangelogMode::All);
     sink.recover(Vec::<PreparedCommit>::new()).await.unwrap();
     let txns = emulator.txns();
-    assert_eq!(txns.iter().find(|t| t.id == precommitted[0].id).unwrap().state, TxnState::Aborted);
-    assert!(txns.iter().all(|t| t.state == TxnState::Aborted), "probe loads are aborted too: {txns:?}");
-    assert!(emulator.rows("shop", "orders").is_empty());
+    assert_eq!(txns.iter().find(|t| t.id == precommitted[0].id).unwrap().state, TxnState::Precommitted);
+    assert!(emulator.rows("shop", "orders").is_empty(), "nothing of the killed run is visible");
 }
 
 #[tokio::test(flavor = "multi_thread")]

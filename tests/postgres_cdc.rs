@@ -559,7 +559,7 @@ fn checks_fail_first_with_the_fix() {
     db.exec(
         "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE nokey (id int, v text); CREATE TABLE w (id bigint PRIMARY KEY, v text);
          CREATE PUBLICATION other_pub FOR TABLE w;
-         CREATE ROLE plain LOGIN PASSWORD 'plain'; GRANT SELECT ON t TO plain;",
+         CREATE ROLE plain LOGIN PASSWORD 'plain-secret'; GRANT SELECT ON t TO plain;",
     );
     let slot = slot_of(&db);
     expect_failure(
@@ -593,7 +593,7 @@ fn checks_fail_first_with_the_fix() {
     // The CDC user does not own the tables, so it may not create the default publication.
     expect_failure(&job_sql(&db, "t", KV, &[], ""), &["may not create publication 'dbz_publication'", "as the owner"]);
     expect_failure(
-        &job_sql(&db, "t", KV, &[("username", "plain"), ("password", "plain")], ""),
+        &job_sql(&db, "t", KV, &[("username", "plain"), ("password", "plain-secret")], ""),
         &["user 'plain' may not stream changes", "WITH REPLICATION", "'snapshot'"],
     );
     assert_eq!(

@@ -33,9 +33,11 @@ INSERT INTO out SELECT id, lower(email), CASE WHEN score >= 50 THEN 'gold' ELSE 
 """
 
 
+if os.environ.get("ONLY_RECOVERY"):
+    rows = 0
 print(f"throughput, {rows} rows (datagen → filter/projection → blackhole)")
 print(f"{'checkpointing':>14} {'wall_s':>8} {'rows/s':>12} {'checkpoints':>12} {'avg_ms':>8} {'max_ms':>8}")
-for interval in [None, "1s", "10s"]:
+for interval in ([None, "1s", "10s"] if rows else []):
     with tempfile.TemporaryDirectory() as state:
         started = time.monotonic()
         out = subprocess.run([binary, "-e", job(interval, state, rows)], capture_output=True, text=True,
@@ -63,6 +65,7 @@ with tempfile.TemporaryDirectory() as state:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc, recovered = first_line_after_start(sql)
-    proc.send_signal(signal.SIGTERM)
+    # Nobody reads the rows, so the job cannot drain to a graceful stop: kill it.
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
     print(f"cold start to first row: {cold * 1000:.0f} ms; restart after kill to first row: {recovered * 1000:.0f} ms")

@@ -541,8 +541,9 @@ fn job_with_a_wrong_password_fails_with_a_clear_message() {
     assert!(!stderr.contains("not-the-password"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_before_its_first_checkpoint_was_stored_leaves_nothing_visible() {
+/// Runs a 2PC job against an emulator that holds commits, and SIGKILLs it (no chance to clean
+/// up) as soon as a load waits for its commit; the emulator then lets commits through again.
+async fn job_killed_while_a_commit_waits() -> DorisEmulator {
     let emulator = emulator_for_jobs();
     emulator.hold_commits(true);
     let dir = tempfile::tempdir().unwrap();
@@ -566,10 +567,15 @@ async fn killed_before_its_first_checkpoint_was_stored_leaves_nothing_visible() 
         assert!(Instant::now() < deadline, "the job never reached a commit");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // SIGKILL: no chance to clean up.
     child.kill().unwrap();
     child.wait().unwrap();
     emulator.hold_commits(false);
+    emulator
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_before_its_first_checkpoint_was_stored_leaves_nothing_visible() {
+    let emulator = job_killed_while_a_commit_waits().await;
     let precommitted: Vec<_> = emulator.txns().into_iter().filter(|t| t.state == TxnState::Precommitted).collect();
     assert_eq!(precommitted.len(), 1, "one load precommitted, its commit cut short");
     assert!(emulator.rows("shop", "orders").is_empty());
@@ -587,32 +593,7 @@ async fn killed_before_its_first_checkpoint_was_stored_leaves_nothing_visible() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_after_the_checkpoint_was_stored_commits_on_recovery() {
-    let emulator = emulator_for_jobs();
-    emulator.hold_commits(true);
-    let dir = tempfile::tempdir().unwrap();
-    let sql = format!(
-        "SET 'execution.checkpointing.interval' = '200ms';\n{};\n\
-         CREATE TABLE orders_sink (id INT, name STRING, amount DECIMAL(10, 2), PRIMARY KEY (id) NOT ENFORCED)\n\
-         WITH ('connector' = 'doris', 'fenodes' = '{}', 'table.identifier' = 'shop.orders', 'username' = '{USER}', 'password' = '{PASSWORD}');\n\
-         INSERT INTO orders_sink SELECT * FROM src;\n",
-        SOURCE_DDL.replace("'number-of-rows' = 'ROWS',", "").replace("RATE", "200"),
-        emulator.fe_address()
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
-        .arg("-f")
-        .arg(job_file(&dir, &sql))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while emulator.commits_waiting() == 0 {
-        assert!(Instant::now() < deadline, "the job never reached a commit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    emulator.hold_commits(false);
+    let emulator = job_killed_while_a_commit_waits().await;
     let txn = emulator.txns().into_iter().find(|t| t.state == TxnState::Precommitted).expect("a precommitted load");
     // What the checkpoint record holds for this sink (persisted checkpoints come from the runtime).
     let checkpoint_id: u64 = txn.label.rsplit('_').next().unwrap().parse().unwrap();

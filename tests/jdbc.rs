@@ -556,3 +556,35 @@ fn a_lost_connection_is_retried_without_losing_changes() {
         ids.len()
     });
 }
+
+/// Insert-only flushes go by COPY straight into a PostgreSQL target; keys already there must
+/// still be upserts (the COPY's unique violation falls back to the merge), and the rows the job
+/// does not touch stay.
+#[test]
+fn bulk_inserts_into_existing_keys_still_upsert() {
+    let my = cdc_sql_testkit::mariadb().create_database("bulk_src");
+    my.exec(
+        "CREATE TABLE s (id INT PRIMARY KEY, v VARCHAR(20), n DECIMAL(10, 2));
+         INSERT INTO s SELECT seq, CONCAT('new-', seq), seq / 4 FROM seq_1_to_3000;",
+    );
+    let pg = cdc_sql_testkit::postgres().create_database("bulk_dst");
+    pg.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(20), n numeric(10, 2));
+         INSERT INTO t SELECT i, 'old', 0 FROM generate_series(1, 50) i;
+         INSERT INTO t SELECT i, 'old', 0 FROM generate_series(2500, 2510) i;
+         INSERT INTO t SELECT i, 'untouched', 0 FROM generate_series(5000, 5004) i;",
+    );
+    ok(run_job(&format!(
+        "CREATE TABLE src (id INT, v STRING, n DECIMAL(10, 2), PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+         CREATE TABLE dst (id INT, v STRING, n DECIMAL(10, 2), PRIMARY KEY (id) NOT ENFORCED)
+           WITH ({}, 'sink.buffer-flush.max-rows' = '100');
+         INSERT INTO dst SELECT * FROM src;",
+        with_reader(&my, "s"),
+        with_admin(&pg, "t")
+    )));
+    assert_eq!(
+        pg.query("SELECT id, v, n FROM t WHERE id < 5000 ORDER BY id"),
+        my.query("SELECT id, v, CAST(n AS CHAR) FROM s ORDER BY id")
+    );
+    assert_eq!(pg.query_one("SELECT count(*) FROM t WHERE v = 'untouched'"), "5");
+}

@@ -23,12 +23,13 @@ use futures::SinkExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
 
 use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
 use super::mysqltext::write_literal;
 use super::pgwire::{put_header, put_trailer, TupleWriter, Wire};
 use super::{DeleteMode, JdbcConfig};
-use crate::changelog::{compact_by_key, ChangeBatch};
+use crate::changelog::{compact_by_key, ChangeBatch, RowKind};
 use crate::connectors::{Position, PreparedCommit, Sink};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -268,14 +269,16 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
 
 /// The net effect of a flush.
 enum Changes {
-    Keyed { upserts: RecordBatch, deletes: RecordBatch },
+    /// `inserts_only`: every change in the flush was a `+I` (a snapshot, an insert-only stream),
+    /// so the upserts are probably new keys and a plain COPY into the target may take them.
+    Keyed { upserts: RecordBatch, deletes: RecordBatch, inserts_only: bool },
     Append(RecordBatch),
 }
 
 impl Changes {
     fn len(&self) -> usize {
         match self {
-            Changes::Keyed { upserts, deletes } => upserts.num_rows() + deletes.num_rows(),
+            Changes::Keyed { upserts, deletes, .. } => upserts.num_rows() + deletes.num_rows(),
             Changes::Append(rows) => rows.num_rows(),
         }
     }
@@ -287,7 +290,7 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
         let none = RecordBatch::new_empty(config.schema.clone());
         return Ok(match config.key.is_empty() {
             true => Changes::Append(none),
-            false => Changes::Keyed { upserts: none.clone(), deletes: none },
+            false => Changes::Keyed { upserts: none.clone(), deletes: none, inserts_only: false },
         });
     }
     let rows = concat_batches(&config.schema, pending.iter().map(|b| b.rows()))?;
@@ -301,12 +304,13 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
         let keep = BooleanArray::from_iter((0..batch.num_rows()).map(|i| Some(batch.kind(i).is_addition())));
         return Ok(Changes::Append(filter_record_batch(batch.rows(), &keep)?));
     }
+    let inserts_only = batch.kinds().values().iter().all(|k| *k == RowKind::Insert as i8);
     let compacted = compact_by_key(&batch, &config.key)?;
     let deletes = match config.sink.delete_mode {
         DeleteMode::Delete => compacted.deletes,
         DeleteMode::Ignore => compacted.deletes.slice(0, 0),
     };
-    Ok(Changes::Keyed { upserts: compacted.upserts, deletes })
+    Ok(Changes::Keyed { upserts: compacted.upserts, deletes, inserts_only })
 }
 
 async fn flush(
@@ -420,6 +424,10 @@ struct PgWriter {
     delete_sql: String,
     upsert_sql: String,
     offsets_sql: Option<String>,
+    /// COPY straight into the target, when every column's binary form fits it.
+    direct_copy_sql: Option<String>,
+    direct_conflicts: u32,
+    direct_rest: u32,
 }
 
 const PG_STAGE: &str = "cdc_sql_stage";
@@ -452,6 +460,7 @@ impl PgWriter {
         let mut columns = Vec::new();
         let mut values = Vec::new();
         let mut conditions = Vec::new();
+        let mut direct = true;
         for (i, field) in config.schema.fields().iter().enumerate() {
             let Some((_, target_type)) = present.iter().find(|(n, _)| n == field.name()) else {
                 return Err(missing_column(config, field.name(), &names));
@@ -460,6 +469,7 @@ impl PgWriter {
                 Wire::of(field.data_type()).ok_or_else(|| Error::internal("unsupported type passed validation"))?;
             let q = d.quote(field.name());
             stage_defs.push(format!("{q} {}", wire.sql_type()));
+            direct &= copies_directly(wire, target_type);
             columns.push(q.clone());
             let value = staged_value(&format!("s.{q}"), wire, target_type);
             if config.key.contains(&i) {
@@ -535,7 +545,17 @@ impl PgWriter {
                 &format!("table `{}`: checking the merge into {}", config.name, config.describe_target()),
             ));
         }
-        Ok(PgWriter { client, copy_sql, delete_sql, upsert_sql, offsets_sql })
+        let direct_copy_sql = direct.then(|| format!("COPY {target} ({stage_columns}) FROM STDIN (FORMAT binary)"));
+        Ok(PgWriter {
+            client,
+            copy_sql,
+            delete_sql,
+            upsert_sql,
+            offsets_sql,
+            direct_copy_sql,
+            direct_conflicts: 0,
+            direct_rest: 0,
+        })
     }
 
     async fn apply(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
@@ -549,10 +569,13 @@ impl PgWriter {
 
     async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
         let (upserts, deletes) = match changes {
-            Changes::Keyed { upserts, deletes } => (upserts, Some(deletes)),
+            Changes::Keyed { upserts, deletes, .. } => (upserts, Some(deletes)),
             Changes::Append(rows) => (rows, None),
         };
         let delete_count = deletes.map_or(0, |d| d.num_rows());
+        if self.copied_into_target(changes).await? {
+            return self.commit(offset).await;
+        }
         if upserts.num_rows() + delete_count > 0 {
             let sink = self
                 .client
@@ -584,6 +607,72 @@ impl PgWriter {
         if upserts.num_rows() > 0 {
             sql.push_str(&self.upsert_sql);
         }
+        self.client.batch_execute(&sql).await.map_err(|e| pg_error(&e, "applying the changes"))?;
+        self.commit(offset).await
+    }
+
+    /// Bulk loaders' fast path: rows that are all new go by one binary COPY straight into the
+    /// target, half the server's work of staging and merging them. Taken for append sinks, and
+    /// for keyed sinks when the flush holds only inserts; a key that already exists makes the
+    /// COPY fail with a unique violation, which is rolled back to a savepoint and the flush goes
+    /// through the merge instead. After such a conflict the fast path rests for a growing
+    /// number of flushes, so a stream of re-inserted keys (a restarted snapshot) does not pay
+    /// for every attempt twice. True when the rows are in the target.
+    async fn copied_into_target(&mut self, changes: &Changes) -> Result<bool> {
+        let Some(direct_copy_sql) = &self.direct_copy_sql else { return Ok(false) };
+        let (rows, keyed) = match changes {
+            Changes::Append(rows) => (rows, false),
+            Changes::Keyed { upserts, deletes, inserts_only: true } if deletes.num_rows() == 0 => (upserts, true),
+            Changes::Keyed { .. } => return Ok(false),
+        };
+        if rows.num_rows() == 0 {
+            return Ok(false);
+        }
+        if keyed && self.direct_rest > 0 {
+            self.direct_rest -= 1;
+            return Ok(false);
+        }
+        if keyed {
+            self.client.batch_execute("SAVEPOINT cdc_sql_direct").await.map_err(|e| pg_error(&e, "starting COPY"))?;
+        }
+        let copied = async {
+            let sink = self.client.copy_in::<_, bytes::Bytes>(direct_copy_sql).await?;
+            futures::pin_mut!(sink);
+            let mut buf = BytesMut::with_capacity(1 << 20);
+            put_header(&mut buf);
+            let writer = TupleWriter::new(rows.columns(), None).map_err(CopyFailure::Encode)?;
+            for row in 0..rows.num_rows() {
+                writer.write_row(row, &mut buf).map_err(CopyFailure::Encode)?;
+                if buf.len() >= 1 << 20 {
+                    sink.send(buf.split().freeze()).await?;
+                }
+            }
+            put_trailer(&mut buf);
+            sink.send(buf.split().freeze()).await?;
+            sink.finish().await?;
+            Ok::<_, CopyFailure>(())
+        }
+        .await;
+        match copied {
+            Ok(()) => Ok(true),
+            Err(CopyFailure::Server(e))
+                if keyed && e.as_db_error().is_some_and(|d| d.code() == &SqlState::UNIQUE_VIOLATION) =>
+            {
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT cdc_sql_direct")
+                    .await
+                    .map_err(|e| pg_error(&e, "rolling back COPY"))?;
+                self.direct_conflicts = (self.direct_conflicts + 1).min(10);
+                self.direct_rest = 1 << self.direct_conflicts;
+                Ok(false)
+            }
+            Err(CopyFailure::Server(e)) => Err(pg_error(&e, "copying into the target")),
+            Err(CopyFailure::Encode(e)) => Err(e),
+        }
+    }
+
+    async fn commit(&mut self, offset: Option<&OffsetRow>) -> Result<()> {
+        let mut sql = String::new();
         if let (Some(template), Some(o)) = (&self.offsets_sql, offset) {
             sql.push_str(
                 &template
@@ -596,6 +685,36 @@ impl PgWriter {
         sql.push_str("COMMIT;");
         self.client.batch_execute(&sql).await.map_err(|e| pg_error(&e, "applying the changes"))
     }
+}
+
+enum CopyFailure {
+    Server(tokio_postgres::Error),
+    Encode(Error),
+}
+
+impl From<tokio_postgres::Error> for CopyFailure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CopyFailure::Server(e)
+    }
+}
+
+/// Whether binary COPY of `wire` values can go straight into a column of `target_type` (as
+/// `format_type` prints it): the receive function of the column's own type reads them, with
+/// the column's modifiers applied, so the base types must be the same (text also feeds
+/// varchar/char, whose binary form is the same bytes).
+fn copies_directly(wire: Wire, target_type: &str) -> bool {
+    let mut base = String::with_capacity(target_type.len());
+    let mut depth = 0;
+    for c in target_type.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => base.push(c),
+            _ => {}
+        }
+    }
+    let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+    base == wire.sql_type() || (wire == Wire::Text && matches!(base.as_str(), "character varying" | "character"))
 }
 
 /// How a staged value goes into a target column: as is when PostgreSQL has an assignment cast
@@ -746,7 +865,7 @@ impl MyWriter {
     async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
         use mysql_async::prelude::Queryable;
         let (upserts, deletes) = match changes {
-            Changes::Keyed { upserts, deletes } => (upserts, Some(deletes)),
+            Changes::Keyed { upserts, deletes, .. } => (upserts, Some(deletes)),
             Changes::Append(rows) => (rows, None),
         };
         if let Some(deletes) = deletes.filter(|d| d.num_rows() > 0) {
@@ -869,7 +988,7 @@ mod tests {
             batch(&[(Insert, 1, Some("a")), (Insert, 2, Some("b"))]),
             batch(&[(UpdateBefore, 1, Some("a")), (UpdateAfter, 3, Some("a")), (Insert, 2, Some("c"))]),
         ];
-        let Changes::Keyed { upserts, deletes } = net_changes(&config, &pending).unwrap() else { panic!("keyed") };
+        let Changes::Keyed { upserts, deletes, .. } = net_changes(&config, &pending).unwrap() else { panic!("keyed") };
         assert_eq!(net_changes(&config, &[]).unwrap().len(), 0);
         let ids = |b: &RecordBatch| {
             b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().values().to_vec()

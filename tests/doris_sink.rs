@@ -146,6 +146,24 @@ async fn two_phase_commit_shows_rows_only_after_commit() {
 }
 
 #[tokio::test]
+async fn deletes_reach_doris_through_the_columns_header() {
+    // Doris reads `hidden_columns` only when no `columns` header is sent, so the delete sign must
+    // be named in `columns` (as the Flink connector does), also in a `columns` the user gives.
+    let user_columns: &[(&str, &str)] = &[("sink.properties.columns", "id,name,amount")];
+    for extra in [&[][..], user_columns] {
+        let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+        let mut sink = open_sink(&sink_spec(&emulator, true, extra), ChangelogMode::All);
+        sink.write(batch(&[(Insert, 1, Some("a"), None), (Insert, 2, Some("b"), None)])).await.unwrap();
+        let p = sink.prepare(1).await.unwrap();
+        sink.commit(p).await.unwrap();
+        sink.write(batch(&[(Delete, 1, Some("a"), None)])).await.unwrap();
+        let p = sink.prepare(2).await.unwrap();
+        sink.commit(p).await.unwrap();
+        assert_eq!(ids_in(&emulator), vec![2], "{extra:?}");
+    }
+}
+
+#[tokio::test]
 async fn commit_whose_reply_was_lost_counts_as_done() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.max-retries", "2")]), ChangelogMode::All);

@@ -4,9 +4,10 @@
 //! Protocol: `PUT /api/{db}/{table}/_stream_load` with Basic auth and `Expect: 100-continue`,
 //! to an FE (which answers `307` to a BE; we follow it ourselves, re-sending the body with our
 //! credentials) or straight to `benodes`. Bodies are JSON lines encoded straight from Arrow
-//! ([`encode`]), with `columns` naming our columns and `hidden_columns: __DORIS_DELETE_SIGN__`
-//! when the input has deletes. On a keyed table each batch is first compacted by key, so `-U`
-//! only becomes a delete when the key changed. Every reply is HTTP 200 JSON ([`protocol`]).
+//! ([`encode`]), with `columns` naming our columns, ending with `__DORIS_DELETE_SIGN__` when the
+//! input has deletes (as the Flink connector does; Doris ignores `hidden_columns` next to
+//! `columns`). On a keyed table each batch is first compacted by key, so `-U` only becomes a
+//! delete when the key changed. Every reply is HTTP 200 JSON ([`protocol`]).
 //!
 //! Exactly-once (default, `sink.enable-2pc`): one load per checkpoint labelled
 //! `{prefix}_{db}_{table}_{checkpoint}` with `two_phase_commit: true`, precommitted in `prepare`
@@ -61,7 +62,10 @@ const DEFAULT_LABEL_PREFIX: &str = "cdc_sql";
 const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("label", "labels are generated from 'sink.label-prefix'"),
     ("two_phase_commit", "use 'sink.enable-2pc'"),
-    ("hidden_columns", "the delete sign column is added when the input has deletes; use 'sink.enable-delete'"),
+    (
+        "hidden_columns",
+        "the delete sign column is named in 'columns' when the input has deletes; use 'sink.enable-delete'",
+    ),
 ];
 
 struct DorisConfig {
@@ -333,17 +337,11 @@ impl Loader {
         let nodes = if config.backends.is_empty() { config.frontends.clone() } else { config.backends.clone() };
         let mut load_headers =
             vec![("format".to_string(), "json".to_string()), ("read_json_by_line".to_string(), "true".to_string())];
-        if !config.properties.iter().any(|(k, _)| k == "columns") {
-            let names: Vec<String> = config.schema.fields().iter().map(|f| quote_column(f.name())).collect();
-            load_headers.push(("columns".to_string(), names.join(",")));
-        }
-        if with_delete_sign {
-            load_headers.push(("hidden_columns".to_string(), encode::DELETE_SIGN.to_string()));
-        }
-        for (key, value) in &config.properties {
+        for (key, value) in config.properties.iter().filter(|(k, _)| k != "columns") {
             load_headers.retain(|(k, _)| k != key);
             load_headers.push((key.clone(), value.clone()));
         }
+        load_headers.push(("columns".to_string(), columns_header(config, with_delete_sign)));
         Loader {
             nodes,
             next_node: 0,
@@ -468,6 +466,25 @@ impl Loader {
             Err(e) => format!("(error log {} not readable: {e})", target.display()),
         }
     }
+}
+
+/// The `columns` header: the user's, or our columns in order; with deletes, ending with the delete
+/// sign as in the Flink connector. (Doris reads `hidden_columns` only when no `columns` header is
+/// sent, so the delete sign must be named here.)
+fn columns_header(config: &DorisConfig, with_delete_sign: bool) -> String {
+    let mut columns = match config.properties.iter().find(|(k, _)| k == "columns") {
+        Some((_, given)) => given.clone(),
+        None => config.schema.fields().iter().map(|f| quote_column(f.name())).collect::<Vec<_>>().join(","),
+    };
+    let names_delete_sign = columns.split(',').any(|entry| {
+        let name = entry.split('=').next().unwrap_or_default().trim().trim_matches('`');
+        name.eq_ignore_ascii_case(encode::DELETE_SIGN)
+    });
+    if with_delete_sign && !names_delete_sign {
+        columns.push(',');
+        columns.push_str(encode::DELETE_SIGN);
+    }
+    columns
 }
 
 /// Quotes a column name for the `columns` header when it is not a plain identifier.

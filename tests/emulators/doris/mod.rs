@@ -554,12 +554,23 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
         );
     }
     let def = state.tables[&key].def.clone();
+    let unique = matches!(def.model, Model::UniqueKey(_));
+    // As Doris' FE (Load.initColumns): `hidden_columns` adds hidden columns that exist (the delete
+    // sign, on UNIQUE KEY tables) to the table's columns only when no `columns` header is given.
     let columns: Vec<String> = match &columns_header {
         Some(c) => c.split(',').map(|n| n.trim().trim_matches('`').to_string()).filter(|n| !n.is_empty()).collect(),
-        None => def.columns.iter().map(|c| c.name.clone()).collect(),
+        None => {
+            let mut all: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
+            let hidden = hidden.as_deref().unwrap_or_default();
+            if unique && hidden.split(',').any(|h| h.trim() == DELETE_SIGN) {
+                all.push(DELETE_SIGN.to_string());
+            }
+            all
+        }
     };
     for name in &columns {
-        if !def.columns.iter().any(|c| &c.name == name) {
+        let known = def.columns.iter().any(|c| &c.name == name) || (unique && name == DELETE_SIGN);
+        if !known {
             return fail(
                 state,
                 txn,
@@ -568,18 +579,7 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
             );
         }
     }
-    let with_delete_sign = match hidden.as_deref() {
-        None => false,
-        Some(h) if h.trim() == DELETE_SIGN && matches!(def.model, Model::UniqueKey(_)) => true,
-        Some(h) => {
-            return fail(
-                state,
-                txn,
-                format!("errCode = 2, detailMessage = Unknown column '{}' in '{table}'", h.trim()),
-                json!({}),
-            )
-        }
-    };
+    let with_delete_sign = columns.iter().any(|c| c == DELETE_SIGN);
     let mut filtered = Vec::new();
     let mut total = 0u64;
     for line in body.split(|b| *b == b'\n') {

@@ -241,8 +241,8 @@ pub struct CsvEncoder {
     key_columns: Vec<usize>,
     with_delete_sign: bool,
     fields: usize,
-    /// Bytes after which a value needs a closer look: the first bytes of the separator and of
-    /// the delimiter, `\r`, and the first byte of a byte order mark.
+    /// Bytes that make a value worth a closer look when it contains one: the first bytes of the
+    /// separator and of the delimiter, `\r`, and the first byte of a byte order mark.
     watch: [bool; 256],
 }
 

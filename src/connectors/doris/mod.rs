@@ -62,13 +62,13 @@ impl Connector for Doris {
 }
 
 const DEFAULT_LABEL_PREFIX: &str = "cdc_sql";
-/// Stream Load properties the sink sets itself; a `sink.properties.*` copy would contradict it.
+/// Stream Load properties the sink manages; a `sink.properties.*` copy would contradict it.
 const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("label", "labels are generated from 'sink.label-prefix'"),
     ("two_phase_commit", "use 'sink.enable-2pc'"),
     (
         "hidden_columns",
-        "the delete sign column is named in 'columns' when the input has deletes; use 'sink.enable-delete'",
+        "the delete sign is named in 'columns' when the input has deletes, and Doris ignores hidden_columns next to columns; use 'sink.enable-delete'",
     ),
 ];
 
@@ -203,7 +203,7 @@ impl DorisConfig {
             let lower = key.to_ascii_lowercase();
             if let Some((_, why)) = RESERVED_PROPERTIES.iter().find(|(k, _)| *k == lower) {
                 return Err(Error::user(format!(
-                    "table `{}`: 'sink.properties.{key}' is set by the sink itself ({why})",
+                    "table `{}`: 'sink.properties.{key}' is managed by the sink ({why})",
                     spec.name
                 )));
             }

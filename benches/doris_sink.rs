@@ -1,6 +1,8 @@
-//! Doris sink throughput: 1M changelog rows encoded as JSON lines and sent with Stream Load
-//! (two-phase commit, one load per 100k-row checkpoint) to the Doris emulator, against encoding
-//! the same batches with a generic serializer (arrow-json's `LineDelimitedWriter`) in the same run.
+//! Doris sink throughput: 1M changelog rows encoded as JSON lines and as CSV and sent with Stream
+//! Load (two-phase commit, one load per 100k-row checkpoint) to the Doris emulator, against
+//! encoding the same batches with a generic serializer (arrow-json's `LineDelimitedWriter`) in
+//! the same run. CSV is measured plain (tab-separated, every value checked against the
+//! separators) and enclosed (`enclose` `"`, `escape` `\`: every string quoted and escaped).
 //!
 //! Run: `cargo bench --bench doris_sink` (rows via `DORIS_BENCH_ROWS`, default 1000000).
 //! Reports rows/s, MB/s and CPU milliseconds per million rows. CPU of the encoders and of the
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cdc_sql::changelog::{ChangeBatch, ChangelogMode};
+use cdc_sql::connectors::doris::csv::{CsvEncoder, CsvFormat};
 use cdc_sql::connectors::doris::encode::JsonLinesEncoder;
 use cdc_sql::connectors::open_table;
 use cdc_sql::sql::{ColumnSpec, TableOption, TableSpec};
@@ -101,7 +104,7 @@ fn measure(name: &'static str, rows: usize, f: impl FnOnce() -> usize) -> Figure
     Figure { name, rows, bytes, seconds: start.elapsed().as_secs_f64(), cpu_ns: thread_cpu_ns() - cpu }
 }
 
-fn sink_spec(emulator: &DorisEmulator) -> TableSpec {
+fn sink_spec(emulator: &DorisEmulator, extra: &[(&str, &str)]) -> TableSpec {
     let column = |name: &str, data_type: DataType, type_text: &str| ColumnSpec {
         name: name.into(),
         data_type,
@@ -110,13 +113,14 @@ fn sink_spec(emulator: &DorisEmulator) -> TableSpec {
         metadata: None,
         comment: None,
     };
-    let options = [
+    let mut options = vec![
         ("connector", "doris".to_string()),
         ("fenodes", emulator.fe_address()),
         ("table.identifier", "bench.orders".into()),
         ("username", "root".into()),
         ("password", "".into()),
     ];
+    options.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     TableSpec {
         name: "orders_sink".into(),
         columns: vec![
@@ -154,6 +158,24 @@ fn main() {
         }
         total + out.len()
     });
+    let csv = |name, format: CsvFormat| {
+        measure(name, rows, || {
+            let encoder = CsvEncoder::new(&data[0].schema(), &[0], false, format).expect("encoder");
+            let mut total = 0;
+            let mut out = Vec::with_capacity(16 << 20);
+            for b in &data {
+                encoder.encode_all(b, false, &mut out).expect("encode");
+                if out.len() > 12 << 20 {
+                    total += out.len();
+                    out.clear();
+                }
+            }
+            total + out.len()
+        })
+    };
+    let csv_plain = csv("encode: cdc-sql CsvEncoder (tab)", CsvFormat::default());
+    let enclosed = CsvFormat::from_properties(None, None, Some("\""), Some("\\")).expect("format");
+    let csv_enclosed = csv("encode: cdc-sql CsvEncoder (enclose+escape)", enclosed);
     let generic = measure("encode: arrow-json LineDelimitedWriter", rows, || {
         let mut total = 0;
         let mut out = Vec::with_capacity(16 << 20);
@@ -170,6 +192,35 @@ fn main() {
         total + out.len()
     });
 
+    let json_sent = send(rows, &data, "sink: JSON + Stream Load 2PC to emulator", &[]);
+    let csv_sent = send(rows, &data, "sink: CSV + Stream Load 2PC to emulator", &[("sink.properties.format", "csv")]);
+    let json_sent = Figure { bytes: ours.bytes, ..json_sent };
+    let csv_sent = Figure { bytes: csv_plain.bytes, ..csv_sent };
+
+    ours.print();
+    csv_plain.print();
+    csv_enclosed.print();
+    generic.print();
+    json_sent.print();
+    csv_sent.print();
+    println!(
+        "JSON bytes: ours {} vs arrow-json {} (ours quotes decimals and writes timestamps as Doris DATETIME text); encode CPU ratio arrow-json/ours {:.2}x",
+        ours.bytes,
+        generic.bytes,
+        generic.cpu_ns as f64 / ours.cpu_ns as f64
+    );
+    println!(
+        "CSV bytes: plain {} / enclosed {} vs JSON {}; encode CPU ratio JSON/CSV plain {:.2}x, JSON/CSV enclosed {:.2}x",
+        csv_plain.bytes,
+        csv_enclosed.bytes,
+        ours.bytes,
+        ours.cpu_ns as f64 / csv_plain.cpu_ns as f64,
+        ours.cpu_ns as f64 / csv_enclosed.cpu_ns as f64
+    );
+}
+
+/// Sends `data` through the sink (2PC, a checkpoint every 100k rows) to a fresh emulator.
+fn send(rows: usize, data: &[RecordBatch], name: &'static str, extra: &[(&str, &str)]) -> Figure {
     let emulator = DorisEmulator::start(
         "root",
         "",
@@ -188,9 +239,9 @@ fn main() {
         }],
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let spec = sink_spec(&emulator);
+    let spec = sink_spec(&emulator, extra);
     let changes: Vec<ChangeBatch> = data.iter().map(|b| ChangeBatch::inserts(b.clone())).collect();
-    let sent = measure("sink: encode + Stream Load 2PC to emulator", rows, || {
+    let sent = measure(name, rows, || {
         runtime.block_on(async {
             let mut sink =
                 open_table(&spec).expect("table").sink(ChangelogMode::InsertOnly).expect("sink").expect("sink");
@@ -212,17 +263,6 @@ fn main() {
         });
         0
     });
-    let loaded = emulator.row_count("bench", "orders");
-    assert_eq!(loaded, rows, "every row reached the emulator");
-    let sent = Figure { bytes: ours.bytes, ..sent };
-
-    ours.print();
-    generic.print();
-    sent.print();
-    println!(
-        "JSON bytes: ours {} vs arrow-json {} (ours quotes decimals and writes timestamps as Doris DATETIME text); encode CPU ratio arrow-json/ours {:.2}x",
-        ours.bytes,
-        generic.bytes,
-        generic.cpu_ns as f64 / ours.cpu_ns as f64
-    );
+    assert_eq!(emulator.row_count("bench", "orders"), rows, "every row reached the emulator");
+    sent
 }

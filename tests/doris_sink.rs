@@ -146,6 +146,147 @@ async fn two_phase_commit_shows_rows_only_after_commit() {
 }
 
 #[tokio::test]
+async fn deletes_reach_doris_through_the_columns_header() {
+    // Doris reads `hidden_columns` only when no `columns` header is sent, so the delete sign must
+    // be named in `columns` (as the Flink connector does), also in a `columns` the user gives.
+    let user_columns: &[(&str, &str)] = &[("sink.properties.columns", "id,name,amount")];
+    for extra in [&[][..], user_columns] {
+        let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+        let mut sink = open_sink(&sink_spec(&emulator, true, extra), ChangelogMode::All);
+        sink.write(batch(&[(Insert, 1, Some("a"), None), (Insert, 2, Some("b"), None)])).await.unwrap();
+        let p = sink.prepare(1).await.unwrap();
+        sink.commit(p).await.unwrap();
+        sink.write(batch(&[(Delete, 1, Some("a"), None)])).await.unwrap();
+        let p = sink.prepare(2).await.unwrap();
+        sink.commit(p).await.unwrap();
+        assert_eq!(ids_in(&emulator), vec![2], "{extra:?}");
+    }
+}
+
+/// Strings that break naive CSV, each under 20 bytes (the emulator's VARCHAR(20)).
+const NASTY: &[&str] = &[
+    "tab\there",
+    "comma,semi;",
+    "line\nbreak",
+    "cr\r\nlf",
+    "ends cr\r",
+    "quote\"d\"",
+    "'single'",
+    "back\\slash",
+    "\\N",
+    "\"\"",
+    "||pipe|",
+    "",
+    "x\\",
+    "\u{2}ctl\u{1}",
+    "caret^",
+    "é ü",
+    "\"",
+];
+
+#[tokio::test]
+async fn csv_loads_keep_separators_quotes_escapes_and_nulls_in_values() {
+    let formats: &[&[(&str, &str)]] = &[
+        &[("sink.properties.format", "csv"), ("sink.properties.enclose", "\""), ("sink.properties.escape", "\\")],
+        &[
+            ("sink.properties.column_separator", ","),
+            ("sink.properties.enclose", "'"),
+            ("sink.properties.escape", "\\"),
+        ],
+        &[
+            ("sink.properties.format", "CSV"),
+            ("sink.properties.column_separator", "||"),
+            ("sink.properties.line_delimiter", "\\x02\\x03"),
+            ("sink.properties.enclose", "\""),
+            ("sink.properties.escape", "^"),
+        ],
+    ];
+    for options in formats {
+        let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+        let mut sink = open_sink(&sink_spec(&emulator, true, options), ChangelogMode::All);
+        let mut rows: Vec<Row> =
+            NASTY.iter().enumerate().map(|(i, s)| (Insert, i as i32, Some(*s), Some(i as i128 * 101 - 300))).collect();
+        rows.push((Insert, 100, None, None));
+        rows.push((Insert, 101, Some("gone"), None));
+        sink.write(batch(&rows)).await.unwrap();
+        let p = sink.prepare(1).await.unwrap();
+        sink.commit(p).await.unwrap();
+        // Updates to other awkward values and a delete, in a second load.
+        sink.write(batch(&[
+            (UpdateBefore, 0, Some(NASTY[0]), Some(-300)),
+            (UpdateAfter, 0, Some("now,\"\\N\""), Some(1)),
+            (UpdateBefore, 100, None, None),
+            (UpdateAfter, 100, Some("\\"), None),
+            (Delete, 101, Some("gone"), None),
+        ]))
+        .await
+        .unwrap();
+        let p = sink.prepare(2).await.unwrap();
+        sink.commit(p).await.unwrap();
+
+        let amount = |cents: Option<i128>| match cents {
+            Some(c) => json!(format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)),
+            None => Value::Null,
+        };
+        let mut expected: BTreeMap<i64, Value> = NASTY
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as i64, json!({"id": i, "name": s, "amount": amount(Some(i as i128 * 101 - 300))})))
+            .collect();
+        expected.insert(0, json!({"id": 0, "name": "now,\"\\N\"", "amount": "0.01"}));
+        expected.insert(100, json!({"id": 100, "name": "\\", "amount": null}));
+        let actual: BTreeMap<i64, Value> = emulator
+            .rows("shop", "orders")
+            .into_iter()
+            .map(|r| (r["id"].as_i64().unwrap(), Value::Object(r)))
+            .collect();
+        assert_eq!(actual, expected, "{options:?}");
+    }
+}
+
+#[test]
+fn the_emulator_reads_csv_as_the_doris_manual_says() {
+    // The examples of doris-website `data-operate/import/file-format/csv.md`.
+    let enclosed = |escape: u8| emulator::CsvSettings::new(Some(","), None, b'\'', escape).unwrap();
+    let read = |body: &str, settings: &emulator::CsvSettings| {
+        emulator::read_csv(body.as_bytes(), settings)
+            .into_iter()
+            .map(|l| l.into_iter().map(|f| f.unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read("a,'b,c',d\n", &enclosed(0)), [["a", "b,c", "d"]]);
+    assert_eq!(read("a,'b\nc',d\n", &enclosed(0)), [["a", "b\nc", "d"]]);
+    assert_eq!(read("a,'b,c\nd,e',f\n", &enclosed(0)), [["a", "b,c\nd,e", "f"]]);
+    assert_eq!(read("a,'b,\\'c',d\n", &enclosed(b'\\')), [["a", "b,'c", "d"]]);
+    assert_eq!(read("a,'b\\\\c',d\n", &enclosed(b'\\')), [["a", "b\\c", "d"]]);
+    let double = emulator::CsvSettings::new(Some(","), None, b'"', b'\\').unwrap();
+    assert_eq!(read("a,\"b,\\\"c\\\"d\",e\n", &double), [["a", "b,\"c\"d", "e"]]);
+    // Multi-character separators and delimiters, `\x` notation, empty lines, `\N`, CRLF.
+    let hive = emulator::CsvSettings::new(Some("\\x01"), Some("||"), 0, 0).unwrap();
+    assert_eq!(read("John\x0125||||Mary\x01\\N||", &hive), [["John", "25"], ["Mary", "NULL"]]);
+    let tabs = emulator::CsvSettings::new(None, None, 0, 0).unwrap();
+    assert_eq!(read("\u{feff}a\tb\r\n\n\\N\t\n", &tabs), [["a", "b"], ["NULL", ""]]);
+}
+
+#[tokio::test]
+async fn csv_without_enclose_refuses_a_value_with_the_separator_and_loads_nothing() {
+    let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+    let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.properties.format", "csv")]), ChangelogMode::All);
+    let err = sink
+        .write(batch(&[(Insert, 1, Some("fine"), None), (Insert, 7, Some("tab\there"), Some(5))]))
+        .await
+        .expect_err("a tab in a value cannot be loaded as tab-separated CSV");
+    let text = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::User, "{text}");
+    assert!(
+        text.starts_with("doris sink `orders_sink` (shop.orders): CSV load: in the row with id = 7, the value \"tab\\there\" of column `name` contains the column separator '\\t'"),
+        "{text}"
+    );
+    assert!(text.contains("'sink.properties.enclose'") && text.contains("'sink.properties.format' = 'json'"), "{text}");
+    assert!(emulator.txns().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
 async fn commit_whose_reply_was_lost_counts_as_done() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.max-retries", "2")]), ChangelogMode::All);
@@ -385,7 +526,16 @@ fn options_are_validated_before_connecting() {
         (&[("sink.enable.batch-mode", "true"), ("sink.enable-2pc", "true")], "cannot use two-phase commit"),
         (&[("sink.buffer-flush.max-rows", "10")], "apply to batch mode only"),
         (&[("doris.enable.tls", "true")], "not supported yet"),
-        (&[("sink.properties.format", "csv")], "CSV is not supported yet"),
+        (&[("sink.properties.format", "parquet")], "expected 'json' or 'csv'"),
+        (&[("sink.properties.format", "json"), ("sink.properties.column_separator", ",")], "applies to CSV loads"),
+        (&[("sink.properties.format", "csv"), ("sink.properties.read_json_by_line", "true")], "applies to JSON loads"),
+        (
+            &[("sink.properties.enclose", "\"\"")],
+            "'sink.properties.enclose' = '\"\"' of table `orders_sink` is not valid",
+        ),
+        (&[("sink.properties.column_separator", "\\x0")], "hex bytes from \\x01 to \\x7f"),
+        (&[("sink.properties.format", "csv"), ("sink.properties.trim_double_quotes", "true")], "strip quotes"),
+        (&[("sink.properties.compress_type", "gz")], "uncompressed"),
         (&[("sink.properties.two_phase_commit", "false")], "use 'sink.enable-2pc'"),
         (&[("auto-redirect", "false")], "needs 'benodes'"),
         (&[("benodes", "be:8040")], "'benodes' is only used with 'auto-redirect' = 'false'"),
@@ -432,11 +582,17 @@ const SOURCE_DDL: &str = "CREATE TABLE src (
     PRIMARY KEY (id) NOT ENFORCED
 ) WITH (
     'connector' = 'datagen', 'changelog-mode' = 'all', 'seed' = '42', 'number-of-rows' = 'ROWS',
-    'rows-per-second' = 'RATE', 'changelog.key-space' = '300', 'fields.name.length' = '12'
+    'rows-per-second' = 'RATE', 'changelog.key-space' = '300', 'fields.name.length' = '12',
+    'fields.name.null-rate' = '0.2'
 )";
 
 /// The final state of the datagen changelog, by key: what the Doris table must hold.
 async fn expected_state(rows: u64) -> BTreeMap<i64, Map<String, Value>> {
+    expected_state_with(rows, "").await
+}
+
+/// As [`expected_state`], with `suffix` appended to every name that is not NULL.
+async fn expected_state_with(rows: u64, suffix: &str) -> BTreeMap<i64, Map<String, Value>> {
     let ddl = format!("{};", SOURCE_DDL.replace("ROWS", &rows.to_string()).replace("RATE", "1000000"));
     let statements = cdc_sql::sql::parse_script("expected", &ddl, &|_| None).unwrap();
     let spec = match &statements[0].statement {
@@ -455,7 +611,8 @@ async fn expected_state(rows: u64) -> BTreeMap<i64, Map<String, Value>> {
             let id = ids.value(i) as i64;
             match b.kind(i) {
                 Insert | UpdateAfter => {
-                    let name = if names.is_null(i) { Value::Null } else { json!(names.value(i)) };
+                    let name =
+                        if names.is_null(i) { Value::Null } else { json!(format!("{}{suffix}", names.value(i))) };
                     let amount = if amounts.is_null(i) { Value::Null } else { json!(amounts.value_as_string(i)) };
                     state.insert(id, json!({"id": id, "name": name, "amount": amount}).as_object().unwrap().clone());
                 }
@@ -469,13 +626,18 @@ async fn expected_state(rows: u64) -> BTreeMap<i64, Map<String, Value>> {
 }
 
 fn run_job(emulator: &DorisEmulator, rows: u64, extra_options: &str) -> std::process::Output {
+    run_job_with(emulator, rows, extra_options, "")
+}
+
+/// Runs the datagen → doris job, appending `suffix` (an SQL string literal's text) to the names.
+fn run_job_with(emulator: &DorisEmulator, rows: u64, extra_options: &str, suffix: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
         "SET 'execution.checkpointing.interval' = '300ms';\n{};\n\
          CREATE TABLE orders_sink (id INT, name STRING, amount DECIMAL(10, 2), PRIMARY KEY (id) NOT ENFORCED)\n\
          WITH ('connector' = 'doris', 'fenodes' = '{}', 'table.identifier' = 'shop.orders',\n\
                'username' = '{USER}', 'password' = '${{DORIS_PASSWORD}}'{extra_options});\n\
-         INSERT INTO orders_sink SELECT * FROM src;\n",
+         INSERT INTO orders_sink SELECT id, name || '{suffix}', amount FROM src;\n",
         SOURCE_DDL.replace("ROWS", &rows.to_string()).replace("RATE", "5000"),
         emulator.fe_address()
     );
@@ -522,6 +684,45 @@ async fn job_with_upserts_and_deletes_ends_equal_to_the_source() {
         assert!(visible > 1, "{extra}: several loads, got {visible}");
         assert!(txns.iter().all(|t| t.state != TxnState::Precommitted), "{extra}: nothing left precommitted");
     }
+}
+
+/// Tab, comma, double quote, backslash, newline and pipe: what CSV separators are made of.
+const AWKWARD: &str = "\t,\"\\\n|";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_job_with_upserts_deletes_nulls_and_separators_in_values_ends_equal_to_the_source() {
+    let cases = [
+        // Separators, quotes and newlines inside values, protected by enclose and escape.
+        r#", 'sink.properties.format' = 'csv', 'sink.properties.column_separator' = ',',
+             'sink.properties.enclose' = '"', 'sink.properties.escape' = '\'"#,
+        // Invisible separators that never occur in the data; the format follows from them, as
+        // in the Flink connector (whose default format is CSV).
+        r#", 'sink.properties.column_separator' = '\x01', 'sink.properties.line_delimiter' = '\x02',
+             'sink.enable.batch-mode' = 'true', 'sink.buffer-flush.max-rows' = '500'"#,
+    ];
+    for extra in cases {
+        let emulator = emulator_for_jobs();
+        let output = run_job_with(&emulator, 6000, extra, AWKWARD);
+        assert!(output.status.success(), "{extra}: {}", String::from_utf8_lossy(&output.stderr));
+        let expected = expected_state_with(6000, AWKWARD).await;
+        assert!(expected.values().any(|r| r["name"].is_null()), "the changelog leaves NULL names behind");
+        let actual: BTreeMap<i64, Map<String, Value>> =
+            emulator.rows("shop", "orders").into_iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect();
+        assert_eq!(actual, expected, "options: {extra}");
+        assert!(emulator.requests().iter().any(|r| r.contains("format=csv")), "{extra}: loads were CSV");
+    }
+}
+
+#[test]
+fn csv_job_without_enclose_fails_naming_the_value_and_the_fix() {
+    let emulator = emulator_for_jobs();
+    let output = run_job_with(&emulator, 100, ", 'sink.properties.format' = 'csv'", AWKWARD);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("doris sink `orders_sink` (shop.orders)"), "{stderr}");
+    assert!(stderr.contains("of column `name` contains the column separator '\\t'"), "{stderr}");
+    assert!(stderr.contains("the row with id = ") && stderr.contains("'sink.properties.enclose'"), "{stderr}");
+    assert!(emulator.rows("shop", "orders").is_empty(), "nothing half-written is visible");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The `iotdb` sink end to end: job files run by the real binary against the IoTDB REST emulator
-//! (`tests/emulators/iotdb.rs`). The backfill and the CDC run use the same sink table and INSERT;
-//! only the source differs (datagen bounded vs datagen changelog, standing in for
-//! `mysql-cdc` with `scan.startup.mode` = 'snapshot' vs 'initial'). Each job also prints the
-//! source changelog, from which the expected IoTDB content is computed and compared point by point.
+//! (`tests/emulators/iotdb.rs`). The scenario of `sql/examples/mysql_to_iotdb.sql` runs that file
+//! against the harness's MariaDB, once with `scan.startup.mode` = 'snapshot' and once with
+//! 'initial' while the table changes, and compares IoTDB with the MySQL table point by point.
+//! The other tests use datagen sources (bounded vs changelog) with one sink table and INSERT; each
+//! job also prints the source changelog, from which the expected IoTDB content is computed.
 
 #[path = "emulators/iotdb.rs"]
 mod emulator;
@@ -417,4 +418,220 @@ fn types_map_as_documented() {
     assert!(prices.values().all(|v| matches!(v, Val::Text(t) if t.contains('.'))), "{prices:?}");
     // Microsecond time column in 'us' precision: 20 distinct points.
     assert_eq!(device.series["d"].points.len(), 20);
+}
+
+// ---- MySQL → IoTDB: the example job file with the real mysql-cdc source ----------------------
+
+mod mysql_to_iotdb {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use cdc_sql_testkit::Database;
+
+    use super::emulator::{display_path, IotdbEmulator, Val};
+    use super::{actual_points, assert_same, Points, PASSWORD};
+
+    const DEADLINE: Duration = Duration::from_secs(120);
+
+    /// A running `cdc-sql -f job.sql`, its output in files of its temporary directory.
+    struct Job {
+        child: Child,
+        dir: tempfile::TempDir,
+    }
+
+    impl Job {
+        /// The example job file, pointed at the test servers (connection settings only), in
+        /// `mode`: the same file for the backfill and for CDC.
+        fn start_example(db: &Database, iotdb: &IotdbEmulator, mode: &str) -> Job {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/mysql_to_iotdb.sql");
+            let mut sql = std::fs::read_to_string(path).unwrap();
+            let c = db.connection();
+            for (from, to) in [
+                ("'port' = '3306'".to_string(), format!("'port' = '{}'", c.port)),
+                ("'username' = 'cdc'".to_string(), format!("'username' = '{}'", c.user)),
+                ("'database-name' = 'factory'".to_string(), format!("'database-name' = '{}'", db.name())),
+                ("'scan.startup.mode' = 'initial'".to_string(), format!("'scan.startup.mode' = '{mode}'")),
+                ("'url' = 'http://${IOTDB_HOST}:18080'".to_string(), format!("'url' = '{}'", iotdb.url())),
+            ] {
+                assert!(sql.contains(&from), "the example job no longer contains {from}");
+                sql = sql.replace(&from, &to);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("job.sql"), &sql).unwrap();
+            let file = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
+                .current_dir(dir.path())
+                .args(["-f", "job.sql"])
+                .env("MYSQL_HOST", &c.host)
+                .env("MYSQL_PASSWORD", &c.password)
+                .env("IOTDB_PASSWORD", PASSWORD)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::from(file("stdout")))
+                .stderr(Stdio::from(file("stderr")))
+                .spawn()
+                .unwrap();
+            Job { child, dir }
+        }
+
+        fn stderr(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        }
+
+        /// Waits for the job to end on its own; its exit code.
+        fn wait_exit(mut self) -> (i32, String) {
+            let start = Instant::now();
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return (status.code().unwrap_or(-1), self.stderr());
+                }
+                if start.elapsed() > DEADLINE {
+                    let _ = self.child.kill();
+                    panic!("the snapshot job did not end; stderr:\n{}", self.stderr());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        /// Polls until IoTDB holds exactly `expected`, failing early if the job exits.
+        fn wait_for(&mut self, iotdb: &IotdbEmulator, expected: &Points, what: &str) {
+            let start = Instant::now();
+            loop {
+                let actual = actual_points(iotdb);
+                if &actual == expected {
+                    return;
+                }
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    panic!("the CDC job exited ({status}) before {what}; stderr:\n{}", self.stderr());
+                }
+                if start.elapsed() > DEADLINE {
+                    eprintln!("stderr of the job:\n{}", self.stderr());
+                    assert_same(expected, &actual);
+                    panic!("IoTDB did not reach {what}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        fn stop(mut self) {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The MySQL table mapped as the example maps it: device `root.factory.<device_id>`, time the
+    /// DATETIME's epoch milliseconds (read as UTC), `temperature` as DOUBLE measurement `temp`.
+    fn points_of(db: &Database) -> Points {
+        let rows = db.query_opt(
+            "SELECT device_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', created_at) DIV 1000, \
+                    temperature, humidity, status FROM sensor_readings",
+        );
+        let mut points = Points::new();
+        for row in rows {
+            let device = display_path(&["root".into(), "factory".into(), row[0].clone().unwrap()]);
+            let time: i64 = row[1].as_deref().unwrap().parse().unwrap();
+            let mut values = std::collections::BTreeMap::new();
+            if let Some(t) = &row[2] {
+                values.insert("temp".to_string(), Val::Float(t.parse().unwrap()));
+            }
+            if let Some(h) = &row[3] {
+                values.insert("humidity".to_string(), Val::Float(h.parse().unwrap()));
+            }
+            if let Some(s) = &row[4] {
+                values.insert("status".to_string(), Val::Text(s.clone()));
+            }
+            // IoTDB has no point without a value: a row whose measurements are all NULL leaves none.
+            if values.is_empty() {
+                continue;
+            }
+            let previous = points.insert((device, time), values);
+            assert!(previous.is_none(), "the test data maps two rows to one point");
+        }
+        points
+    }
+
+    fn point_of(db: &Database, id: i64) -> (String, i64) {
+        let row = db.query(&format!(
+            "SELECT device_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', created_at) DIV 1000 \
+             FROM sensor_readings WHERE id = {id}"
+        ));
+        (display_path(&["root".into(), "factory".into(), row[0][0].clone()]), row[0][1].parse().unwrap())
+    }
+
+    #[test]
+    fn example_job_backfills_with_snapshot_then_follows_with_initial() {
+        let db = cdc_sql_testkit::mariadb().create_database("factory");
+        db.exec(
+            "CREATE TABLE sensor_readings (
+                id BIGINT PRIMARY KEY, device_id VARCHAR(32) NOT NULL, created_at DATETIME(3) NOT NULL,
+                temperature DECIMAL(6, 2), humidity DOUBLE, status VARCHAR(16));
+             INSERT INTO sensor_readings
+             SELECT seq, ELT(1 + seq % 4, 'line-1', 'press_2', '7', 'oven A'),
+                    TIMESTAMP('2024-03-01 00:00:00') + INTERVAL seq * 1001000 MICROSECOND,
+                    IF(seq % 7 = 0, NULL, (seq % 400) / 4 - 50),
+                    IF(seq % 5 = 0, NULL, seq / 2),
+                    IF(seq % 3 = 0, NULL, CONCAT('s', seq % 11))
+             FROM seq_1_to_600",
+        );
+        let iotdb = IotdbEmulator::start("root", PASSWORD);
+
+        // 1. Backfill: the job copies the table and ends; every row is a point.
+        let (code, stderr) = Job::start_example(&db, &iotdb, "snapshot").wait_exit();
+        assert_eq!(code, 0, "{stderr}");
+        let backfilled = points_of(&db);
+        assert_eq!(backfilled.len(), 600 - 5, "every row but the five without any measurement is a point");
+        assert_same(&backfilled, &actual_points(&iotdb));
+        assert_eq!(iotdb.count("/rest/v2/nonQuery"), 0, "a backfill deletes nothing");
+
+        // 2. The same file with 'initial': it snapshots again (rewriting the same points) and
+        //    follows the binlog while the table changes under it.
+        let moved_in_time = point_of(&db, 70);
+        let moved_device = point_of(&db, 80);
+        let deleted = point_of(&db, 45);
+        let written_before = iotdb.count("/rest/v2/insertTablet");
+        let mut job = Job::start_example(&db, &iotdb, "initial");
+        let start = Instant::now();
+        while iotdb.count("/rest/v2/insertTablet") == written_before {
+            assert!(start.elapsed() < DEADLINE, "the initial snapshot never reached IoTDB: {}", job.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        job.wait_for(&iotdb, &backfilled, "the re-snapshot");
+        db.exec(
+            "INSERT INTO sensor_readings VALUES
+                (601, 'line-1', '2024-04-01 10:00:00.123', 21.50, 40.25, 'new'),
+                (602, 'oven A', '2024-04-01 10:00:01.000', NULL, NULL, NULL),
+                (603, 'time', '2024-04-01 10:00:02.500', -3.75, 1e-3, 'reserved'),
+                (604, 'zone.3', '2024-04-01 10:00:03.000', 5.50, 6.5, 'dotted')",
+        );
+        // Updates overwrite in place; NULLs must clear the old values.
+        db.exec("UPDATE sensor_readings SET temperature = temperature + 1, humidity = 99.5 WHERE id BETWEEN 10 AND 30");
+        db.exec("UPDATE sensor_readings SET status = NULL, temperature = NULL WHERE id BETWEEN 31 AND 35");
+        db.exec("DELETE FROM sensor_readings WHERE id BETWEEN 40 AND 60");
+        // Changes of the point's key move it: the old point must go.
+        db.exec("UPDATE sensor_readings SET created_at = created_at + INTERVAL 1 HOUR WHERE id BETWEEN 70 AND 75");
+        db.exec("UPDATE sensor_readings SET device_id = 'moved-1' WHERE id BETWEEN 80 AND 85");
+        db.exec("UPDATE sensor_readings SET created_at = created_at + INTERVAL 1 SECOND WHERE id = 604");
+        // A new primary key for the same point keeps the point.
+        db.exec("UPDATE sensor_readings SET id = id + 10000, status = 'renumbered' WHERE id BETWEEN 90 AND 92");
+        db.exec(
+            "START TRANSACTION;
+             INSERT INTO sensor_readings VALUES (700, 'press_2', '2024-04-02 00:00:00.000', 1.00, 2, 'tx');
+             UPDATE sensor_readings SET status = 'tx2', device_id = 'line-1' WHERE id = 700;
+             DELETE FROM sensor_readings WHERE id = 601;
+             COMMIT",
+        );
+        let expected = points_of(&db);
+        job.wait_for(&iotdb, &expected, "the MySQL table after the changes");
+        job.stop();
+
+        for (point, what) in [
+            (&deleted, "deleted row"),
+            (&moved_in_time, "row moved in time"),
+            (&moved_device, "row moved to another device"),
+        ] {
+            assert!(!actual_points(&iotdb).contains_key(point), "the point of the {what} is still in IoTDB: {point:?}");
+        }
+        assert!(expected.len() > 560 && expected.len() < 595, "{} points", expected.len());
+        assert!(iotdb.count("/rest/v2/nonQuery") > 0, "deletes reach IoTDB as DELETE statements");
+    }
 }

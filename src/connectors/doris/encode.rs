@@ -410,7 +410,7 @@ impl IsFinite for f64 {
 }
 
 /// Writes the integer text `digits` (optionally signed) with `scale` digits after the point.
-fn write_scaled(out: &mut Vec<u8>, digits: &str, scale: i8) {
+pub(super) fn write_scaled(out: &mut Vec<u8>, digits: &str, scale: i8) {
     let (negative, digits) = match digits.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, digits),
@@ -438,7 +438,7 @@ fn write_scaled(out: &mut Vec<u8>, digits: &str, scale: i8) {
     }
 }
 
-fn unit_scale(unit: TimeUnit) -> (i64, usize) {
+pub(super) fn unit_scale(unit: TimeUnit) -> (i64, usize) {
     match unit {
         TimeUnit::Second => (1, 0),
         TimeUnit::Millisecond => (1_000, 3),
@@ -464,7 +464,7 @@ fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
 }
 
 /// `YYYY-MM-DD` of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
-fn write_date(out: &mut Vec<u8>, days: i64) {
+pub(super) fn write_date(out: &mut Vec<u8>, days: i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -484,7 +484,7 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
     push_digits(out, day, 2);
 }
 
-fn write_time_of_day(out: &mut Vec<u8>, seconds: i64, fraction: i64, digits: usize) {
+pub(super) fn write_time_of_day(out: &mut Vec<u8>, seconds: i64, fraction: i64, digits: usize) {
     push_digits(out, seconds / 3600, 2);
     out.push(b':');
     push_digits(out, seconds / 60 % 60, 2);

@@ -3,10 +3,12 @@
 //!
 //! Protocol: `PUT /api/{db}/{table}/_stream_load` with Basic auth and `Expect: 100-continue`,
 //! to an FE (which answers `307` to a BE; we follow it ourselves, re-sending the body with our
-//! credentials) or straight to `benodes`. Bodies are JSON lines encoded straight from Arrow
-//! ([`encode`]), with `columns` naming our columns and `hidden_columns: __DORIS_DELETE_SIGN__`
-//! when the input has deletes. On a keyed table each batch is first compacted by key, so `-U`
-//! only becomes a delete when the key changed. Every reply is HTTP 200 JSON ([`protocol`]).
+//! credentials) or straight to `benodes`. Bodies are JSON lines ([`encode`], the default) or CSV
+//! ([`csv`], `format = csv`, or CSV properties without a `format`, as in the Flink connector whose
+//! default is CSV), encoded straight from Arrow, with `columns` naming our columns, ending with `__DORIS_DELETE_SIGN__` when the
+//! input has deletes (as the Flink connector does; Doris ignores `hidden_columns` next to
+//! `columns`). On a keyed table each batch is first compacted by key, so `-U` only becomes a
+//! delete when the key changed. Every reply is HTTP 200 JSON ([`protocol`]).
 //!
 //! Exactly-once (default, `sink.enable-2pc`): one load per checkpoint labelled
 //! `{prefix}_{db}_{table}_{checkpoint}` with `two_phase_commit: true`, precommitted in `prepare`
@@ -19,11 +21,12 @@
 //! flush interval is reached; failures retry with backoff and a new label; `-235` (too many
 //! versions) slows flushing down instead of failing. Idempotent on UNIQUE KEY tables.
 //!
-//! Limits: plain HTTP only (no TLS); JSON only (no CSV); the rows of one checkpoint (or one
+//! Limits: plain HTTP only (no TLS), uncompressed bodies; CSV has no ARRAY/MAP/ROW; the rows of one checkpoint (or one
 //! batch-mode buffer) are held in memory, encoded, until they are loaded; the interval flush of
 //! batch mode happens when rows arrive, not on an idle stream (checkpoints still flush);
 //! `auto-redirect = false` needs `benodes` (the BE list is not fetched from the FE).
 
+pub mod csv;
 pub mod encode;
 mod http;
 mod protocol;
@@ -33,8 +36,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::json;
 
+use csv::{CsvEncoder, CsvFormat};
 use encode::JsonLinesEncoder;
 use http::{HttpError, Request, Target, Timeouts};
 use protocol::{ExistingJob, LoadFailure, LoadReply, LoadResponse, LoadStatus, TwoPcOutcome, TxnOperation};
@@ -57,11 +62,14 @@ impl Connector for Doris {
 }
 
 const DEFAULT_LABEL_PREFIX: &str = "cdc_sql";
-/// Stream Load properties the sink sets itself; a `sink.properties.*` copy would contradict it.
+/// Stream Load properties the sink manages; a `sink.properties.*` copy would contradict it.
 const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("label", "labels are generated from 'sink.label-prefix'"),
     ("two_phase_commit", "use 'sink.enable-2pc'"),
-    ("hidden_columns", "the delete sign column is added when the input has deletes; use 'sink.enable-delete'"),
+    (
+        "hidden_columns",
+        "the delete sign is named in 'columns' when the input has deletes, and Doris ignores hidden_columns next to columns; use 'sink.enable-delete'",
+    ),
 ];
 
 struct DorisConfig {
@@ -78,6 +86,7 @@ struct DorisConfig {
     ignore_update_before: bool,
     /// Stream Load headers from `sink.properties.*`.
     properties: Vec<(String, String)>,
+    format: Format,
     batch_mode: bool,
     flush_max_rows: usize,
     flush_max_bytes: usize,
@@ -194,32 +203,16 @@ impl DorisConfig {
             let lower = key.to_ascii_lowercase();
             if let Some((_, why)) = RESERVED_PROPERTIES.iter().find(|(k, _)| *k == lower) {
                 return Err(Error::user(format!(
-                    "table `{}`: 'sink.properties.{key}' is set by the sink itself ({why})",
+                    "table `{}`: 'sink.properties.{key}' is managed by the sink ({why})",
                     spec.name
                 )));
-            }
-            let expect = |ok: bool, expected: &str| -> Result<()> {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(o.invalid(&format!("sink.properties.{key}"), &value, expected))
-                }
-            };
-            match lower.as_str() {
-                "format" => expect(value.eq_ignore_ascii_case("json"), "'json' (CSV is not supported yet)")?,
-                "read_json_by_line" => {
-                    expect(value.eq_ignore_ascii_case("true"), "'true' (the sink writes JSON lines)")?
-                }
-                "strip_outer_array" => {
-                    expect(value.eq_ignore_ascii_case("false"), "'false' (the sink writes JSON lines)")?
-                }
-                _ => {}
             }
             if value.contains(['\r', '\n']) {
                 return Err(o.invalid(&format!("sink.properties.{key}"), &value, "a value on one line"));
             }
             properties.push((lower, value));
         }
+        let format = parse_format(o, &spec.name, &properties)?;
         let schema = spec.persisted_schema();
         let key_columns = spec
             .primary_key
@@ -231,7 +224,7 @@ impl DorisConfig {
             })
             .collect::<Result<Vec<_>>>()?;
         // Checked now so a job with an unwritable column fails before it starts.
-        JsonLinesEncoder::new(&schema, false)?;
+        Encoder::new(&format, &schema, &key_columns, false)?;
         Ok(DorisConfig {
             table_name: spec.name.clone(),
             frontends,
@@ -245,6 +238,7 @@ impl DorisConfig {
             enable_delete,
             ignore_update_before,
             properties,
+            format,
             batch_mode,
             flush_max_rows: max_rows.unwrap_or(500_000),
             flush_max_bytes: max_bytes.unwrap_or(100 * 1024 * 1024),
@@ -260,6 +254,106 @@ impl DorisConfig {
     }
 }
 
+/// The body format of the loads.
+enum Format {
+    Json,
+    Csv(CsvFormat),
+}
+
+/// Stream Load properties that only mean something for CSV, or for JSON, bodies.
+const CSV_PROPERTIES: &[&str] =
+    &["column_separator", "line_delimiter", "enclose", "escape", "trim_double_quotes", "skip_lines"];
+const JSON_PROPERTIES: &[&str] =
+    &["read_json_by_line", "strip_outer_array", "jsonpaths", "json_root", "fuzzy_parse", "num_as_string"];
+
+/// JSON lines unless `format` says `csv`, or CSV properties are given without a `format` (the
+/// Flink connector's default format is CSV, so such a job file means CSV).
+fn parse_format(o: &ConnectorOptions, table: &str, properties: &[(String, String)]) -> Result<Format> {
+    let get = |key: &str| properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let invalid = |key: &str, expected: &str| {
+        o.invalid(&format!("sink.properties.{key}"), get(key).unwrap_or_default(), expected)
+    };
+    let given = |keys: &[&'static str]| keys.iter().copied().find(|k| get(k).is_some());
+    if get("compress_type").is_some_and(|v| !v.eq_ignore_ascii_case("plain")) {
+        return Err(invalid("compress_type", "'plain' (the sink sends uncompressed bodies)"));
+    }
+    let csv = match get("format") {
+        None => given(CSV_PROPERTIES).is_some(),
+        Some(f) if f.eq_ignore_ascii_case("json") => false,
+        Some(f) if f.eq_ignore_ascii_case("csv") => true,
+        Some(_) => return Err(invalid("format", "'json' or 'csv'")),
+    };
+    let misplaced = |key: &str, applies: &str, other: &str| {
+        Error::user(format!(
+            "table `{table}`: 'sink.properties.{key}' applies to {applies} loads, but the sink writes {other}; remove it or set 'sink.properties.format' = '{}'",
+            applies.to_ascii_lowercase()
+        ))
+    };
+    if !csv {
+        if let Some(key) = given(CSV_PROPERTIES) {
+            return Err(misplaced(key, "CSV", "JSON ('sink.properties.format' = 'json')"));
+        }
+        if get("read_json_by_line").is_some_and(|v| !v.eq_ignore_ascii_case("true")) {
+            return Err(invalid("read_json_by_line", "'true' (the sink writes JSON lines)"));
+        }
+        if get("strip_outer_array").is_some_and(|v| !v.eq_ignore_ascii_case("false")) {
+            return Err(invalid("strip_outer_array", "'false' (the sink writes JSON lines)"));
+        }
+        return Ok(Format::Json);
+    }
+    if let Some(key) = given(JSON_PROPERTIES) {
+        return Err(misplaced(key, "JSON", "CSV"));
+    }
+    if get("trim_double_quotes").is_some_and(|v| !v.eq_ignore_ascii_case("false")) {
+        return Err(invalid(
+            "trim_double_quotes",
+            "'false' (Doris would strip quotes that belong to the data; 'sink.properties.enclose' protects values instead)",
+        ));
+    }
+    if get("skip_lines").is_some_and(|v| v.trim() != "0") {
+        return Err(invalid("skip_lines", "'0' (the sink writes no header lines)"));
+    }
+    CsvFormat::from_properties(get("column_separator"), get("line_delimiter"), get("enclose"), get("escape"))
+        .map(Format::Csv)
+        .map_err(|bad| invalid(bad.key, &bad.expected))
+}
+
+/// The encoder of the configured format.
+enum Encoder {
+    Json(JsonLinesEncoder),
+    Csv(Box<CsvEncoder>),
+}
+
+impl Encoder {
+    fn new(format: &Format, schema: &SchemaRef, key_columns: &[usize], with_delete_sign: bool) -> Result<Self> {
+        Ok(match format {
+            Format::Json => Encoder::Json(JsonLinesEncoder::new(schema, with_delete_sign)?),
+            Format::Csv(csv) => {
+                Encoder::Csv(Box::new(CsvEncoder::new(schema, key_columns, with_delete_sign, csv.clone())?))
+            }
+        })
+    }
+
+    fn encode_all(&self, batch: &RecordBatch, delete: bool, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Encoder::Json(e) => e.encode_all(batch, delete, out),
+            Encoder::Csv(e) => e.encode_all(batch, delete, out),
+        }
+    }
+
+    fn encode_rows(
+        &self,
+        batch: &RecordBatch,
+        rows: impl Iterator<Item = (usize, bool)>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match self {
+            Encoder::Json(e) => e.encode_rows(batch, rows, out),
+            Encoder::Csv(e) => e.encode_rows(batch, rows, out),
+        }
+    }
+}
+
 struct DorisTable {
     config: Arc<DorisConfig>,
 }
@@ -270,7 +364,7 @@ impl ConnectorTable for DorisTable {
         // Only a stream that can delete needs the delete sign, which exists on UNIQUE KEY tables
         // only: insert-only streams can go to DUPLICATE KEY tables too.
         let with_delete_sign = config.enable_delete && !input.is_insert_only();
-        let encoder = JsonLinesEncoder::new(&config.schema, with_delete_sign)?;
+        let encoder = Encoder::new(&config.format, &config.schema, &config.key_columns, with_delete_sign)?;
         let loader = Loader::new(&config, with_delete_sign);
         Ok(Some(Box::new(DorisSink {
             config,
@@ -331,19 +425,17 @@ struct Unreachable {
 impl Loader {
     fn new(config: &DorisConfig, with_delete_sign: bool) -> Self {
         let nodes = if config.backends.is_empty() { config.frontends.clone() } else { config.backends.clone() };
-        let mut load_headers =
-            vec![("format".to_string(), "json".to_string()), ("read_json_by_line".to_string(), "true".to_string())];
-        if !config.properties.iter().any(|(k, _)| k == "columns") {
-            let names: Vec<String> = config.schema.fields().iter().map(|f| quote_column(f.name())).collect();
-            load_headers.push(("columns".to_string(), names.join(",")));
-        }
-        if with_delete_sign {
-            load_headers.push(("hidden_columns".to_string(), encode::DELETE_SIGN.to_string()));
-        }
-        for (key, value) in &config.properties {
+        let mut load_headers = match config.format {
+            Format::Json => {
+                vec![("format".to_string(), "json".to_string()), ("read_json_by_line".to_string(), "true".to_string())]
+            }
+            Format::Csv(_) => vec![("format".to_string(), "csv".to_string())],
+        };
+        for (key, value) in config.properties.iter().filter(|(k, _)| k != "columns") {
             load_headers.retain(|(k, _)| k != key);
             load_headers.push((key.clone(), value.clone()));
         }
+        load_headers.push(("columns".to_string(), columns_header(config, with_delete_sign)));
         Loader {
             nodes,
             next_node: 0,
@@ -470,6 +562,25 @@ impl Loader {
     }
 }
 
+/// The `columns` header: the user's, or our columns in order; with deletes, ending with the delete
+/// sign as in the Flink connector. (Doris reads `hidden_columns` only when no `columns` header is
+/// sent, so the delete sign must be named here.)
+fn columns_header(config: &DorisConfig, with_delete_sign: bool) -> String {
+    let mut columns = match config.properties.iter().find(|(k, _)| k == "columns") {
+        Some((_, given)) => given.clone(),
+        None => config.schema.fields().iter().map(|f| quote_column(f.name())).collect::<Vec<_>>().join(","),
+    };
+    let names_delete_sign = columns.split(',').any(|entry| {
+        let name = entry.split('=').next().unwrap_or_default().trim().trim_matches('`');
+        name.eq_ignore_ascii_case(encode::DELETE_SIGN)
+    });
+    if with_delete_sign && !names_delete_sign {
+        columns.push(',');
+        columns.push_str(encode::DELETE_SIGN);
+    }
+    columns
+}
+
 /// Quotes a column name for the `columns` header when it is not a plain identifier.
 fn quote_column(name: &str) -> String {
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -508,7 +619,7 @@ enum Attempt {
 struct DorisSink {
     config: Arc<DorisConfig>,
     loader: Loader,
-    encoder: JsonLinesEncoder,
+    encoder: Encoder,
     with_delete_sign: bool,
     buffer: Vec<u8>,
     buffered_rows: usize,
@@ -889,7 +1000,7 @@ impl Sink for DorisSink {
     }
 
     async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
-        self.encode(&batch)?;
+        self.encode(&batch).map_err(|e| e.context(self.origin()))?;
         if self.config.batch_mode && self.flush_due() {
             self.flush().await?;
         }

@@ -454,12 +454,13 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     let hidden = header(&req, "hidden_columns").map(str::to_string);
     let by_line = header(&req, "read_json_by_line").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let format = header(&req, "format").unwrap_or("csv").to_ascii_lowercase();
+    let csv_settings = CsvSettings::from_headers(&req);
     let max_filter_ratio: f64 = header(&req, "max_filter_ratio").and_then(|v| v.parse().ok()).unwrap_or(0.0);
     let auth;
     {
         let mut state = lock(state_lock);
         let label_text = label.clone().unwrap_or_default();
-        state.requests.push(format!("BE PUT {path} label={label_text}"));
+        state.requests.push(format!("BE PUT {path} label={label_text} format={format}"));
         auth = authenticated(&state, &req);
     }
     let label = label.unwrap_or_else(|| format!("emulated_{}", lock(state_lock).next_txn));
@@ -545,21 +546,35 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
         let message = "[E-235]failed to init rowset builder. version count: 2001, exceed limit: 2000, tablet: 10086. Please reduce the frequency of loading data or adjust the max_tablet_version_num in be.conf to a larger value.".to_string();
         return fail(state, txn, message, json!({}));
     }
-    if format != "json" || !by_line {
-        return fail(
-            state,
-            txn,
-            "emulator: only format=json with read_json_by_line=true is implemented".into(),
-            json!({}),
-        );
-    }
+    let csv = match (format.as_str(), csv_settings) {
+        ("json", _) if by_line => None,
+        ("json", _) => {
+            return fail(state, txn, "emulator: JSON is implemented with read_json_by_line=true only".into(), json!({}))
+        }
+        ("csv", Ok(settings)) => Some(settings),
+        ("csv", Err(message)) => return fail(state, txn, format!("errCode = 2, detailMessage = {message}"), json!({})),
+        (other, _) => {
+            return fail(state, txn, format!("errCode = 2, detailMessage = unknown data format: {other}"), json!({}))
+        }
+    };
     let def = state.tables[&key].def.clone();
+    let unique = matches!(def.model, Model::UniqueKey(_));
+    // As Doris' FE (Load.initColumns): `hidden_columns` adds hidden columns that exist (the delete
+    // sign, on UNIQUE KEY tables) to the table's columns only when no `columns` header is given.
     let columns: Vec<String> = match &columns_header {
         Some(c) => c.split(',').map(|n| n.trim().trim_matches('`').to_string()).filter(|n| !n.is_empty()).collect(),
-        None => def.columns.iter().map(|c| c.name.clone()).collect(),
+        None => {
+            let mut all: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
+            let hidden = hidden.as_deref().unwrap_or_default();
+            if unique && hidden.split(',').any(|h| h.trim() == DELETE_SIGN) {
+                all.push(DELETE_SIGN.to_string());
+            }
+            all
+        }
     };
     for name in &columns {
-        if !def.columns.iter().any(|c| &c.name == name) {
+        let known = def.columns.iter().any(|c| &c.name == name) || (unique && name == DELETE_SIGN);
+        if !known {
             return fail(
                 state,
                 txn,
@@ -568,29 +583,29 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
             );
         }
     }
-    let with_delete_sign = match hidden.as_deref() {
-        None => false,
-        Some(h) if h.trim() == DELETE_SIGN && matches!(def.model, Model::UniqueKey(_)) => true,
-        Some(h) => {
-            return fail(
-                state,
-                txn,
-                format!("errCode = 2, detailMessage = Unknown column '{}' in '{table}'", h.trim()),
-                json!({}),
-            )
-        }
-    };
+    let with_delete_sign = columns.iter().any(|c| c == DELETE_SIGN);
     let mut filtered = Vec::new();
     let mut total = 0u64;
-    for line in body.split(|b| *b == b'\n') {
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
+    let mut take = |line: &[u8], parsed: Result<(Vec<Value>, bool), String>| {
         total += 1;
-        let text = String::from_utf8_lossy(line).to_string();
-        match parse_row(&def, &columns, with_delete_sign, line) {
+        match parsed {
             Ok(row) => txn.rows.push(row),
-            Err(reason) => filtered.push(format!("Reason: {reason}. src line [{text}]; ")),
+            Err(reason) => filtered.push(format!("Reason: {reason}. src line [{}]; ", String::from_utf8_lossy(line))),
+        }
+    };
+    match &csv {
+        None => {
+            for line in body.split(|b| *b == b'\n') {
+                if line.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                take(line, parse_json_row(&def, &columns, with_delete_sign, line));
+            }
+        }
+        Some(settings) => {
+            for line in settings.lines(&body) {
+                take(line.raw, parse_csv_row(&def, &columns, with_delete_sign, settings, &line.fields));
+            }
         }
     }
     let loaded = txn.rows.len() as u64;
@@ -625,13 +640,55 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
 }
 
 /// One JSON line as the table's row (columns not loaded are NULL) and its delete sign.
-fn parse_row(
+fn parse_json_row(
     def: &TableDef,
     columns: &[String],
     with_delete_sign: bool,
     line: &[u8],
 ) -> Result<(Vec<Value>, bool), String> {
     let object: Map<String, Value> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    table_row(def, columns, with_delete_sign, &object)
+}
+
+/// One CSV line's fields as the table's row: fields map to `columns` by position, `\N` is NULL,
+/// and string columns lose their escape bytes (Doris' `escape_string_for_csv`).
+fn parse_csv_row(
+    def: &TableDef,
+    columns: &[String],
+    with_delete_sign: bool,
+    settings: &CsvSettings,
+    fields: &[&[u8]],
+) -> Result<(Vec<Value>, bool), String> {
+    if fields.len() != columns.len() {
+        return Err(format!("Column count mismatch: expected {}, but found {}", columns.len(), fields.len()));
+    }
+    let mut object = Map::new();
+    for (name, field) in columns.iter().zip(fields) {
+        if *field == b"\\N" {
+            object.insert(name.clone(), Value::Null);
+            continue;
+        }
+        let is_string = def.columns.iter().any(|c| &c.name == name && matches!(c.ty, ColumnType::Varchar(_)));
+        let bytes = if is_string && settings.escape != 0 {
+            unescape_csv(field, settings.escape, settings.enclose)
+        } else {
+            field.to_vec()
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| "Invalid file encoding: all CSV files must be UTF-8 encoded")?;
+        object.insert(name.clone(), Value::String(text));
+    }
+    table_row(def, columns, with_delete_sign, &object)
+}
+
+/// The table's row from loaded values by column name (columns not loaded are NULL) and its
+/// delete sign.
+fn table_row(
+    def: &TableDef,
+    columns: &[String],
+    with_delete_sign: bool,
+    object: &Map<String, Value>,
+) -> Result<(Vec<Value>, bool), String> {
     let mut row = vec![Value::Null; def.columns.len()];
     for (i, column) in def.columns.iter().enumerate() {
         let value = if columns.contains(&column.name) {
@@ -848,4 +905,246 @@ async fn two_phase(state_lock: &Mutex<State>, req: Request<Incoming>) -> Result<
         }
         (other, _) => fail(format!("errCode = 2, detailMessage = unsupported txn_operation [{other}]")),
     }
+}
+
+/// Doris' CSV text settings, read from a load's headers as its FE does.
+pub struct CsvSettings {
+    separator: Vec<u8>,
+    delimiter: Vec<u8>,
+    /// 0 when not set, as in Doris.
+    enclose: u8,
+    escape: u8,
+}
+
+/// One CSV line: its bytes (for the error log) and its fields, enclosing bytes trimmed.
+pub struct CsvLine<'a> {
+    pub raw: &'a [u8],
+    pub fields: Vec<&'a [u8]>,
+}
+
+impl CsvSettings {
+    fn from_headers(req: &Request<Incoming>) -> Result<Self, String> {
+        let one_byte = |name: &str, error: &str| -> Result<u8, String> {
+            match header(req, name) {
+                None | Some("") => Ok(0),
+                Some(v) if v.len() == 1 => Ok(v.as_bytes()[0]),
+                Some(_) => Err(error.to_string()),
+            }
+        };
+        Self::new(
+            header(req, "column_separator"),
+            header(req, "line_delimiter"),
+            one_byte("enclose", "enclose should not be longer than one byte.")?,
+            one_byte("escape", "escape must be single-char")?,
+        )
+    }
+
+    /// From the texts of the properties (absent: Doris' defaults `\t` and `\n`).
+    pub fn new(separator: Option<&str>, delimiter: Option<&str>, enclose: u8, escape: u8) -> Result<Self, String> {
+        Ok(CsvSettings {
+            separator: convert_separator(separator.unwrap_or("\t"))?,
+            delimiter: convert_separator(delimiter.unwrap_or("\n"))?,
+            enclose,
+            escape,
+        })
+    }
+
+    /// The body's lines as Doris' text line readers split them: empty lines skipped, a byte
+    /// order mark dropped from the first line, a `\r` before a `\n` line end dropped
+    /// (keep_carriage_return = false); with `enclose`, fields found by its state machine.
+    pub fn lines<'a>(&self, body: &'a [u8]) -> Vec<CsvLine<'a>> {
+        let mut lines = Vec::new();
+        let mut pos = 0;
+        if body.starts_with(b"\xEF\xBB\xBF") {
+            pos = 3;
+        }
+        while pos < body.len() {
+            let (mut fields, end, next) =
+                if self.enclose == 0 { self.plain_line(body, pos) } else { self.enclosed_line(body, pos) };
+            let mut raw = &body[pos..end];
+            if self.delimiter == b"\n" && raw.last() == Some(&b'\r') {
+                raw = &raw[..raw.len() - 1];
+                if let Some(last) = fields.last_mut() {
+                    *last = &last[..last.len().saturating_sub(1)];
+                }
+            }
+            pos = next;
+            if raw.is_empty() {
+                continue;
+            }
+            if self.enclose != 0 {
+                for field in &mut fields {
+                    if field.len() > 1 && field[0] == self.enclose && field[field.len() - 1] == self.enclose {
+                        *field = &field[1..field.len() - 1];
+                    }
+                }
+            }
+            lines.push(CsvLine { raw, fields });
+        }
+        lines
+    }
+
+    /// Fields of the line at `start`, its end and where the next line starts: the delimiter
+    /// ends the line, the separator (leftmost, not overlapping) ends a field.
+    fn plain_line<'a>(&self, body: &'a [u8], start: usize) -> (Vec<&'a [u8]>, usize, usize) {
+        let (end, next) = match find_bytes(&body[start..], &self.delimiter) {
+            Some(at) => (start + at, start + at + self.delimiter.len()),
+            None => (body.len(), body.len()),
+        };
+        let mut fields = Vec::new();
+        let mut from = start;
+        while let Some(at) = find_bytes(&body[from..end], &self.separator) {
+            fields.push(&body[from..from + at]);
+            from += at + self.separator.len();
+        }
+        fields.push(&body[from..end]);
+        (fields, end, next)
+    }
+
+    /// Doris' `EncloseCsvLineReaderCtx`: a field starting with `enclose` runs, across separators
+    /// and delimiters, until an `enclose` that is neither escaped (the escape byte toggles; with
+    /// no escape set that byte is NUL) nor doubled; then on to the next separator.
+    fn enclosed_line<'a>(&self, body: &'a [u8], start: usize) -> (Vec<&'a [u8]>, usize, usize) {
+        #[derive(PartialEq)]
+        enum State {
+            Start,
+            Plain,
+            Enclosed,
+            Closed,
+        }
+        let mut fields = Vec::new();
+        let mut state = State::Start;
+        let mut field_start = start;
+        let (mut should_escape, mut quote_escape) = (false, false);
+        let mut i = start;
+        while i < body.len() {
+            match state {
+                State::Start => {
+                    if body[i] == self.enclose {
+                        state = State::Enclosed;
+                        i += 1;
+                    } else {
+                        state = State::Plain;
+                    }
+                }
+                State::Plain | State::Closed => {
+                    if body[i..].starts_with(&self.delimiter) {
+                        fields.push(&body[field_start..i]);
+                        return (fields, i, i + self.delimiter.len());
+                    }
+                    if body[i..].starts_with(&self.separator) {
+                        fields.push(&body[field_start..i]);
+                        i += self.separator.len();
+                        field_start = i;
+                        state = State::Start;
+                    } else {
+                        i += 1;
+                    }
+                }
+                State::Enclosed => {
+                    let b = body[i];
+                    if b == self.escape {
+                        should_escape = !should_escape;
+                    } else if should_escape {
+                        should_escape = false;
+                    } else if quote_escape {
+                        quote_escape = false;
+                        if b != self.enclose {
+                            state = State::Closed;
+                            continue;
+                        }
+                    } else if b == self.enclose {
+                        quote_escape = true;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        fields.push(&body[field_start..]);
+        (fields, body.len(), body.len())
+    }
+}
+
+/// The fields of each line of `body` as Doris reads them into string columns (NULL as `None`).
+pub fn read_csv(body: &[u8], settings: &CsvSettings) -> Vec<Vec<Option<String>>> {
+    settings
+        .lines(body)
+        .into_iter()
+        .map(|line| {
+            line.fields
+                .iter()
+                .map(|f| {
+                    let bytes = if settings.escape != 0 {
+                        unescape_csv(f, settings.escape, settings.enclose)
+                    } else {
+                        f.to_vec()
+                    };
+                    (*f != b"\\N").then(|| String::from_utf8_lossy(&bytes).into_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Doris' `Separator.convertSeparator`: `\x..` hex bytes, else `\t \n \r \\ \' \"` unescaped.
+fn convert_separator(text: &str) -> Result<Vec<u8>, String> {
+    if text.is_empty() {
+        return Err("Column separator is null or empty".into());
+    }
+    if text.len() >= 2 && text.as_bytes()[..2].eq_ignore_ascii_case(b"\\x") {
+        let hex = text.replace("\\x", "").replace("\\X", "");
+        if hex.is_empty() {
+            return Err("Hex str is empty".into());
+        }
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("Hex str format error".into());
+        }
+        if !hex.len().is_multiple_of(2) {
+            return Err("Hex str length error".into());
+        }
+        return Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)).collect());
+    }
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            None => out.push('\\'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(c @ ('\\' | '\'' | '"')) => out.push(c),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+        }
+    }
+    Ok(out.into_bytes())
+}
+
+/// Doris' `escape_string_for_csv`: drops each escape byte (a run of them halves) and reads a
+/// doubled quote as one.
+fn unescape_csv(field: &[u8], escape: u8, quote: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut escape_next = false;
+    for (i, &b) in field.iter().enumerate() {
+        let doubled_quote = b == quote && field.get(i + 1) == Some(&quote);
+        if doubled_quote || b == escape {
+            escape_next = !escape_next;
+        } else {
+            escape_next = false;
+        }
+        if !escape_next {
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }

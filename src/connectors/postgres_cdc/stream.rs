@@ -8,6 +8,7 @@
 //!   confirmed LSN is raised to it only by [`Source::acknowledge`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ pub struct PostgresCdcSource {
     config: Arc<Config>,
     batch_size: usize,
     phase: Phase,
+    /// Shared with the table: whether a job of this process created or streamed from the slot
+    /// and has not dropped it.
+    left_behind: Arc<AtomicBool>,
 }
 
 enum Phase {
@@ -73,8 +77,8 @@ struct SnapshotRun {
 }
 
 impl PostgresCdcSource {
-    pub fn new(config: Arc<Config>, batch_size: usize) -> Self {
-        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted }
+    pub fn new(config: Arc<Config>, batch_size: usize, left_behind: Arc<AtomicBool>) -> Self {
+        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted, left_behind }
     }
 }
 
@@ -200,6 +204,7 @@ impl PostgresCdcSource {
     }
 
     fn stream(&mut self, session: ReplicationClient, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
+        self.left_behind.store(true, Ordering::Relaxed);
         let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
         tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
         self.phase = Phase::Streaming(Box::new(Streaming {
@@ -322,6 +327,7 @@ impl Source for PostgresCdcSource {
                 StartupMode::Initial => {
                     let mut session = open_session(&config, 0).await?;
                     let (consistent, name) = create_slot(&config, &mut session, true).await?;
+                    self.left_behind.store(true, Ordering::Relaxed);
                     self.begin_snapshot(SnapshotHolder::Slot(session), name, tables, Some(consistent)).await
                 }
                 StartupMode::LatestOffset => {
@@ -337,6 +343,7 @@ impl Source for PostgresCdcSource {
                     } else {
                         let mut session = open_session(&config, 0).await?;
                         let (consistent, _) = create_slot(&config, &mut session, false).await?;
+                        self.left_behind.store(true, Ordering::Relaxed);
                         (session, consistent)
                     };
                     let session = start_streaming(&config, session).await?;
@@ -384,6 +391,26 @@ impl Source for PostgresCdcSource {
             stream.session.update_applied_lsn(Lsn::from_u64(lsn));
             stream.acked = lsn;
         }
+        Ok(())
+    }
+
+    async fn release(&mut self) -> Result<()> {
+        self.close().await?;
+        if self.config.is_bounded() || !self.left_behind.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if !self.config.drop_slot_on_stop {
+            tracing::info!(slot = %self.config.slot, server = %self.config.where_(), "postgres-cdc keeps the replication slot for the next run");
+            return Ok(());
+        }
+        let slot = &self.config.slot;
+        checks::drop_slot(&self.config).await.map_err(|e| {
+            e.context(format!(
+                "the job stopped, but its replication slot '{slot}' ('debezium.slot.drop.on.stop' = 'true') could not be dropped and \
+                 keeps holding WAL; once the cause is fixed, run SELECT pg_drop_replication_slot('{slot}')"
+            ))
+        })?;
+        self.left_behind.store(false, Ordering::Relaxed);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
-use crate::changelog::ChangelogMode;
+use crate::changelog::{ChangelogMode, Retractions};
 use crate::connectors::options::parse_duration;
 use crate::connectors::{open_table, ConnectorTable, ReplicationSlot, Sink, SourceContext};
 use crate::error::{Error, Result};
@@ -393,9 +393,8 @@ impl Session {
         SourceContext { batch_size: self.state().config().batch_size() }
     }
 
-    /// A factory opening the table's source, the changelog it emits, whether it is bounded, and
-    /// the replication slot it holds.
-    fn source_factory(&self, table: &str) -> Result<(SourceFactory, ChangelogMode, bool, Option<ReplicationSlot>)> {
+    /// How to read the table, and what planning needs to know of its source.
+    fn source_factory(&self, table: &str) -> Result<SourceInfo> {
         let entry = self.entry(table)?;
         let ctx = self.source_context();
         let probe = entry.table.source(&ctx)?.ok_or_else(|| {
@@ -412,7 +411,13 @@ impl Session {
                 .source(&ctx)?
                 .ok_or_else(|| Error::internal(format!("table `{name}` stopped being readable")))
         });
-        Ok((factory, entry.table.source_changelog_mode(), bounded, entry.table.replication_slot()))
+        Ok(SourceInfo {
+            open: factory,
+            changelog: entry.table.source_changelog_mode(),
+            retractions: entry.table.source_retractions(),
+            bounded,
+            slot: entry.table.replication_slot(),
+        })
     }
 
     async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<PipelineSpec> {
@@ -420,7 +425,8 @@ impl Session {
         let target = self.entry(&sink_name)?;
         let planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
         let source_name = planned.query.source_table.clone();
-        let (open_source, mode, _, slot) = self.source_factory(&source_name)?;
+        let source = self.source_factory(&source_name)?;
+        let mode = source.changelog;
         let sink_connector = target.spec.connector().unwrap_or("?").to_string();
         // Validate the sink against this changelog now, at planning, not when the job starts.
         let _: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
@@ -435,12 +441,12 @@ impl Session {
         Ok(PipelineSpec {
             name: format!("INSERT INTO {sink_name}"),
             fingerprint: format!("{source_name} ({source_connector}) -> {sink_name} ({sink_connector})"),
-            open_source,
+            open_source: source.open,
             open_sink,
-            query: Arc::new(planned.query),
+            query: Arc::new(planned.query.with_retractions(source.retractions)),
             sink_table: sink_name,
             sink_schema: planned.sink_schema,
-            slot,
+            slot: source.slot,
         })
     }
 
@@ -453,7 +459,8 @@ impl Session {
         }
         let plan = state.optimize(&plan)?;
         let query = CompiledQuery::compile(&state, &plan)?;
-        let (open_source, changelog, bounded, slot) = self.source_factory(&query.source_table)?;
+        let source = self.source_factory(&query.source_table)?;
+        let query = query.with_retractions(source.retractions);
         // A preview stores nothing and never restarts.
         let config = JobConfig {
             state_dir: None,
@@ -461,8 +468,24 @@ impl Session {
             restart: RestartStrategy::None,
             ..self.job_config()?
         };
-        Ok(Outcome::Query(QueryJob { open_source, query, bounded, changelog, config, slot }))
+        Ok(Outcome::Query(QueryJob {
+            open_source: source.open,
+            query,
+            bounded: source.bounded,
+            changelog: source.changelog,
+            config,
+            slot: source.slot,
+        }))
     }
+}
+
+/// What [`Session::source_factory`] finds out about a table's source.
+struct SourceInfo {
+    open: SourceFactory,
+    changelog: ChangelogMode,
+    retractions: Retractions,
+    bounded: bool,
+    slot: Option<ReplicationSlot>,
 }
 
 /// `state.checkpoints.dir` as Flink writes it: a path or a `file://` URI.

@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 pub use options::ConnectorOptions;
 
-use crate::changelog::{ChangeBatch, ChangelogMode};
+use crate::changelog::{ChangeBatch, ChangelogMode, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -125,6 +125,11 @@ pub trait ConnectorTable: Send + Sync {
     /// The changelog the table's source emits (known before reading, for planning).
     fn source_changelog_mode(&self) -> ChangelogMode {
         ChangelogMode::InsertOnly
+    }
+
+    /// What the source's `-U`/`-D` rows carry: whole old rows, or perhaps only the key.
+    fn source_retractions(&self) -> Retractions {
+        Retractions::WholeRows
     }
 
     /// A writer taking batches of the table's persisted columns, or `None` if the connector cannot

@@ -38,7 +38,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use regex::Regex;
 
 use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext};
-use crate::changelog::ChangelogMode;
+use crate::changelog::{ChangelogMode, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::types::flink_type_name;
 use crate::sql::TableSpec;
@@ -306,6 +306,16 @@ impl ConnectorTable for PostgresCdcTable {
             ctx.batch_size.max(1),
             self.left_behind.clone(),
         ))))
+    }
+
+    /// Under any identity but FULL, deletes and old rows of updates carry only the key; which
+    /// identity each captured table has is known only when the job starts.
+    fn source_retractions(&self) -> Retractions {
+        if self.config.is_bounded() {
+            Retractions::WholeRows
+        } else {
+            Retractions::MaybeKeyOnly
+        }
     }
 
     fn replication_slot(&self) -> Option<ReplicationSlot> {

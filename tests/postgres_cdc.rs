@@ -240,8 +240,8 @@ fn slot_exists(db: &Database, slot: &str) -> bool {
     db.query_one(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")) == "1"
 }
 
-/// `GET path` on the job's REST API, as JSON.
-fn rest_get(port: u16, path: &str) -> serde_json::Value {
+/// The body of `GET path` on the job's REST API.
+fn http_get(port: u16, path: &str) -> String {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
@@ -249,7 +249,11 @@ fn rest_get(port: u16, path: &str) -> serde_json::Value {
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {response}");
-    serde_json::from_str(body).unwrap()
+    body.to_string()
+}
+
+fn rest_get(port: u16, path: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(port, path)).unwrap()
 }
 
 /// The `replication-slot` of the job's only pipeline, from `GET /jobs/{id}`.
@@ -356,6 +360,35 @@ fn drop_table_in_the_shell_drops_the_slot_a_failed_job_left_behind() {
 }
 
 #[test]
+fn the_source_reports_its_snapshot_position_lags_and_slot_lag_to_metrics() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_progress");
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    let mut job = spawn_with(&job_sql(&db, "t", KV, &[], ""), &[], "warn,cdc_sql::cli=info");
+    job.wait_lines(1);
+    // Streaming, the source reports its snapshot (done), position, lags and the WAL its
+    // slot retains.
+    db.exec("INSERT INTO t VALUES (2, 'b')");
+    job.wait_lines(2);
+    let port = job.rest_port();
+    let series = |text: &str, name: &str| -> Option<String> {
+        let line = text.lines().find(|l| l.starts_with(&format!("cdc_sql_{name}{{")))?;
+        Some(line.rsplit_once(' ')?.1.to_string())
+    };
+    let metrics = poll("the source's progress in /metrics", || {
+        let text = http_get(port, "/metrics");
+        series(&text, "replicationSlotLagBytes").is_some().then_some(text)
+    });
+    assert_eq!(series(&metrics, "isSnapshotting").as_deref(), Some("0"), "{metrics}");
+    assert_eq!(series(&metrics, "numTablesSnapshotted").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(series(&metrics, "numSnapshotSplitsRemaining").as_deref(), Some("0"), "{metrics}");
+    assert!(series(&metrics, "currentFetchEventTimeLag").is_some(), "{metrics}");
+    assert!(metrics.contains("position=\"LSN "), "{metrics}");
+    let (code, _, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    drop_slot(&db, &slot_of(&db));
+}
+
+#[test]
 fn a_permanent_slot_stays_after_a_graceful_stop_and_is_shown_as_kept() {
     let db = cdc_sql_testkit::postgres().create_database("pg_slot_keep");
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
@@ -369,6 +402,7 @@ fn a_permanent_slot_stays_after_a_graceful_stop_and_is_shown_as_kept() {
     let mut job = spawn_with(&sql, &[], "warn,cdc_sql::cli=info");
     job.wait_lines(1);
     assert_eq!(slot_in_job_details(&job)["drop-on-stop"], false);
+
     let (code, _, stderr) = job.stop();
     assert_eq!(code, 0, "{stderr}");
     assert!(

@@ -635,6 +635,10 @@ fn truncate_fails_by_default_and_can_be_ignored() {
     let (code, _, stderr) = job.wait();
     assert_eq!(code, 1);
     assert!(stderr.contains("public.t was truncated") && stderr.contains("'truncate.mode' = 'ignore'"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pg_drop_replication_slot('{}')", slot_of(&db))) && stderr.contains("--fresh"),
+        "{stderr}"
+    );
     assert!(slot_exists(&db, &slot_of(&db)), "a failure is no graceful stop");
     drop_slot(&db, &slot_of(&db));
 

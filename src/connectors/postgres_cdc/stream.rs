@@ -654,9 +654,11 @@ impl Streaming {
                         TruncateMode::Fail => {
                             return Err(Error::user(format!(
                                 "{} was truncated; the stream has no row-level deletes for a TRUNCATE, so the target would keep rows the source no longer has. \
-                                 Stopped without confirming it ('truncate.mode' = 'fail'): empty the target, then restart from a new snapshot, \
+                                 Stopped without confirming it ('truncate.mode' = 'fail'): empty the target, drop the slot \
+                                 (SELECT pg_drop_replication_slot('{}')) and start the job with --fresh for a new snapshot, \
                                  or set 'truncate.mode' = 'ignore' to skip truncations",
-                                truncated.join(", ")
+                                truncated.join(", "),
+                                self.config.slot
                             )))
                         }
                         TruncateMode::Ignore => tracing::warn!(

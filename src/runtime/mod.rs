@@ -535,7 +535,8 @@ mod tests {
         }
     }
 
-    /// A planned job of `pipelines` INSERTs whose sources and sinks are replaced by counted ones.
+    /// A planned job with one INSERT per entry of `calls`, its sources and sinks replaced by
+    /// counted ones (the sink of pipeline i fails its commits from the `sink_fails_from[i]`-th on).
     async fn job(calls: &[Arc<Calls>], sink_fails_from: &[usize]) -> Job {
         let mut session = Session::new();
         let mut script = String::from(

@@ -14,9 +14,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
-use crate::changelog::ChangelogMode;
+use crate::changelog::{ChangelogMode, Retractions};
 use crate::connectors::options::parse_duration;
-use crate::connectors::{open_table, ConnectorTable, Sink, SourceContext};
+use crate::connectors::{open_table, ConnectorTable, ReplicationSlot, Sink, SourceContext};
 use crate::error::{Error, Result};
 use crate::plan::{insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget};
 use crate::runtime::{restart, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
@@ -72,6 +72,7 @@ pub struct QueryJob {
     pub bounded: bool,
     pub changelog: ChangelogMode,
     pub config: JobConfig,
+    pub slot: Option<ReplicationSlot>,
 }
 
 pub struct Session {
@@ -204,7 +205,7 @@ impl Session {
         }
         match statement {
             Statement::CreateTable { spec, if_not_exists } => self.create_table(spec, *if_not_exists),
-            Statement::DropTable { name, if_exists } => self.drop_table(name, *if_exists),
+            Statement::DropTable { name, if_exists } => self.drop_table(name, *if_exists).await,
             Statement::Set { entry: None } => Ok(Outcome::Table(vec![key_value_batch(&self.settings)?])),
             Statement::Set { entry: Some((key, value)) } => self.set(key, value),
             Statement::Reset { key } => self.reset(key.as_deref()),
@@ -259,15 +260,17 @@ impl Session {
     }
 
     fn entry(&self, name: &str) -> Result<&CatalogEntry> {
-        self.tables.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.tables.keys().map(|k| k.as_str()).collect();
-            let hint = if known.is_empty() {
-                "no tables are defined yet".to_string()
-            } else {
-                format!("tables: {}", known.join(", "))
-            };
-            Error::user(format!("table `{name}` does not exist ({hint})"))
-        })
+        self.tables.get(name).ok_or_else(|| self.unknown_table(name))
+    }
+
+    fn unknown_table(&self, name: &str) -> Error {
+        let known: Vec<&str> = self.tables.keys().map(|k| k.as_str()).collect();
+        let hint = if known.is_empty() {
+            "no tables are defined yet".to_string()
+        } else {
+            format!("tables: {}", known.join(", "))
+        };
+        Error::user(format!("table `{name}` does not exist ({hint})"))
     }
 
     fn create_table(&mut self, spec: &TableSpec, if_not_exists: bool) -> Result<Outcome> {
@@ -293,15 +296,35 @@ impl Session {
         Ok(Outcome::Info("Execute statement succeeded.".into()))
     }
 
-    fn drop_table(&mut self, name: &str, if_exists: bool) -> Result<Outcome> {
-        if self.tables.remove(name).is_none() {
+    async fn drop_table(&mut self, name: &str, if_exists: bool) -> Result<Outcome> {
+        let Some(entry) = self.tables.remove(name) else {
             if if_exists {
                 return Ok(Outcome::Info("Execute statement succeeded.".into()));
             }
-            self.entry(name)?;
-        }
+            return Err(self.unknown_table(name));
+        };
         self.ctx.deregister_table(TableReference::bare(name))?;
-        Ok(Outcome::Info("Execute statement succeeded.".into()))
+        // The table is gone either way; what it held on its server is reported, not a failure.
+        let mut lines = vec!["Execute statement succeeded.".to_string()];
+        match entry.table.on_drop().await {
+            Ok(done) => lines.extend(done),
+            Err(e) => return Ok(Outcome::Warning(format!("table `{name}` dropped, but: {e}"))),
+        }
+        Ok(Outcome::Info(lines.join("\n")))
+    }
+
+    /// The session ends (the shell is left): every table is released as DROP TABLE would.
+    /// Returns what happened, line by line; a failure to release one table does not stop the
+    /// others.
+    pub async fn end(&mut self) -> Vec<std::result::Result<String, String>> {
+        let mut lines = Vec::new();
+        for (name, entry) in std::mem::take(&mut self.tables) {
+            match entry.table.on_drop().await {
+                Ok(done) => lines.extend(done.into_iter().map(Ok)),
+                Err(e) => lines.push(Err(format!("table `{name}`: {e}"))),
+            }
+        }
+        lines
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<Outcome> {
@@ -370,8 +393,8 @@ impl Session {
         SourceContext { batch_size: self.state().config().batch_size() }
     }
 
-    /// A factory opening the table's source, and the changelog it emits.
-    fn source_factory(&self, table: &str) -> Result<(SourceFactory, ChangelogMode, bool)> {
+    /// How to read the table, and what planning needs to know of its source.
+    fn source_factory(&self, table: &str) -> Result<SourceInfo> {
         let entry = self.entry(table)?;
         let ctx = self.source_context();
         let probe = entry.table.source(&ctx)?.ok_or_else(|| {
@@ -388,7 +411,13 @@ impl Session {
                 .source(&ctx)?
                 .ok_or_else(|| Error::internal(format!("table `{name}` stopped being readable")))
         });
-        Ok((factory, entry.table.source_changelog_mode(), bounded))
+        Ok(SourceInfo {
+            open: factory,
+            changelog: entry.table.source_changelog_mode(),
+            retractions: entry.table.source_retractions(),
+            bounded,
+            slot: entry.table.replication_slot(),
+        })
     }
 
     async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<PipelineSpec> {
@@ -396,7 +425,8 @@ impl Session {
         let target = self.entry(&sink_name)?;
         let planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
         let source_name = planned.query.source_table.clone();
-        let (open_source, mode, _) = self.source_factory(&source_name)?;
+        let source = self.source_factory(&source_name)?;
+        let mode = source.changelog;
         let sink_connector = target.spec.connector().unwrap_or("?").to_string();
         // Validate the sink against this changelog now, at planning, not when the job starts.
         let _: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
@@ -411,11 +441,12 @@ impl Session {
         Ok(PipelineSpec {
             name: format!("INSERT INTO {sink_name}"),
             fingerprint: format!("{source_name} ({source_connector}) -> {sink_name} ({sink_connector})"),
-            open_source,
+            open_source: source.open,
             open_sink,
-            query: Arc::new(planned.query),
+            query: Arc::new(planned.query.with_retractions(source.retractions)),
             sink_table: sink_name,
             sink_schema: planned.sink_schema,
+            slot: source.slot,
         })
     }
 
@@ -428,7 +459,8 @@ impl Session {
         }
         let plan = state.optimize(&plan)?;
         let query = CompiledQuery::compile(&state, &plan)?;
-        let (open_source, changelog, bounded) = self.source_factory(&query.source_table)?;
+        let source = self.source_factory(&query.source_table)?;
+        let query = query.with_retractions(source.retractions);
         // A preview stores nothing and never restarts.
         let config = JobConfig {
             state_dir: None,
@@ -436,8 +468,24 @@ impl Session {
             restart: RestartStrategy::None,
             ..self.job_config()?
         };
-        Ok(Outcome::Query(QueryJob { open_source, query, bounded, changelog, config }))
+        Ok(Outcome::Query(QueryJob {
+            open_source: source.open,
+            query,
+            bounded: source.bounded,
+            changelog: source.changelog,
+            config,
+            slot: source.slot,
+        }))
     }
+}
+
+/// What [`Session::source_factory`] finds out about a table's source.
+struct SourceInfo {
+    open: SourceFactory,
+    changelog: ChangelogMode,
+    retractions: Retractions,
+    bounded: bool,
+    slot: Option<ReplicationSlot>,
 }
 
 /// `state.checkpoints.dir` as Flink writes it: a path or a `file://` URI.

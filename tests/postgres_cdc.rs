@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,22 +74,35 @@ struct Job {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
+    /// The shell's input (jobs run from a file get none).
+    stdin: Option<ChildStdin>,
     _dir: tempfile::TempDir,
 }
 
 fn spawn(sql: &str) -> Job {
+    spawn_with(sql, &[], "warn")
+}
+
+/// [`spawn`] with more command-line arguments and another log filter.
+fn spawn_with(sql: &str, args: &[&str], log: &str) -> Job {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("job.sql");
     std::fs::write(&path, sql).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
-        .arg("-f")
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-sql"));
+    command.args(args).arg("-f").arg(&path).env("RUST_LOG", log).stdin(Stdio::null());
+    start(command, dir)
+}
+
+/// The interactive shell, fed through a pipe with [`Job::type_in`].
+fn shell() -> Job {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-sql"));
+    command.env("RUST_LOG", "warn").stdin(Stdio::piped());
+    start(command, tempfile::tempdir().unwrap())
+}
+
+fn start(mut command: Command, dir: tempfile::TempDir) -> Job {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdin = child.stdin.take();
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let stderr = Arc::new(Mutex::new(String::new()));
     let out = child.stdout.take().unwrap();
@@ -110,7 +123,7 @@ fn spawn(sql: &str) -> Job {
             text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    Job { child, stdout, stderr, _dir: dir }
+    Job { child, stdout, stderr, stdin, _dir: dir }
 }
 
 impl Job {
@@ -143,6 +156,41 @@ impl Job {
     fn stop(mut self) -> (i32, Vec<String>, String) {
         Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         self.wait()
+    }
+
+    /// SIGKILL: no final checkpoint, no clean-up of any kind.
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.wait().1
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends statements to the shell.
+    fn type_in(&mut self, statements: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(statements.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits until stderr holds `needle`; returns all of it.
+    fn wait_stderr(&self, needle: &str) -> String {
+        poll(&format!("{needle:?} on stderr"), || {
+            let text = self.stderr();
+            text.contains(needle).then_some(text)
+        })
+    }
+
+    /// The port of the REST API, from its log line (needs `cdc_sql::cli=info`).
+    fn rest_port(&self) -> u16 {
+        poll("the REST API's address in the log", || {
+            let text = self.stderr();
+            text.split("on http://127.0.0.1:").nth(1)?.split('/').next()?.parse().ok()
+        })
     }
 
     fn wait(&mut self) -> (i32, Vec<String>, String) {
@@ -187,6 +235,188 @@ fn drop_slot(db: &Database, slot: &str) {
 }
 
 const KV: &str = "  id INT,\n  v STRING,\n  PRIMARY KEY (id) NOT ENFORCED";
+
+fn slot_exists(db: &Database, slot: &str) -> bool {
+    db.query_one(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")) == "1"
+}
+
+/// The body of `GET path` on the job's REST API.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {response}");
+    body.to_string()
+}
+
+fn rest_get(port: u16, path: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(port, path)).unwrap()
+}
+
+/// The `replication-slot` of the job's only pipeline, from `GET /jobs/{id}`.
+fn slot_in_job_details(job: &Job) -> serde_json::Value {
+    let port = job.rest_port();
+    let jid = rest_get(port, "/jobs/overview")["jobs"][0]["jid"].as_str().unwrap().to_string();
+    rest_get(port, &format!("/jobs/{jid}"))["vertices"][0]["replication-slot"].clone()
+}
+
+#[test]
+fn a_slot_declared_drop_on_stop_is_dropped_by_a_graceful_stop_and_kept_by_a_crash() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_slot_drop");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');
+         CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
+    let slot = slot_of(&db);
+    let state = tempfile::tempdir().unwrap();
+    let sql = job_sql(
+        &db,
+        "t",
+        KV,
+        &[("debezium.slot.drop.on.stop", "true")],
+        &format!(
+            "SET 'execution.checkpointing.interval' = '200ms';\nSET 'state.checkpoints.dir' = '{}';",
+            state.path().display()
+        ),
+    );
+    let log = "warn,cdc_sql::cli=info";
+
+    // The job says which slot it holds and what becomes of it, at the start and over REST.
+    let mut job = spawn_with(&sql, &[], log);
+    job.wait_lines(1);
+    assert!(
+        job.stderr().contains(&format!(
+            "[INFO] INSERT INTO out reads replication slot '{slot}' on {}@{}:{}/{}: dropped when the job stops gracefully",
+            db.connection().user,
+            db.connection().host,
+            db.connection().port,
+            db.name()
+        )),
+        "{}",
+        job.stderr()
+    );
+    let shown = slot_in_job_details(&job);
+    assert_eq!((shown["name"].as_str(), shown["drop-on-stop"].as_bool()), (Some(slot.as_str()), Some(true)), "{shown}");
+
+    // A crash keeps the slot, so the restart resumes from the last checkpoint without a gap.
+    db.exec("INSERT INTO t VALUES (2, 'b')");
+    let after_two = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
+    job.wait_lines(2);
+    poll("a checkpoint covering the second row", || (confirmed_lsn(&db, &slot) >= after_two).then_some(()));
+    assert_eq!(job.kill(), ["+I[1, a]", "+I[2, b]"]);
+    assert!(slot_exists(&db, &slot), "SIGKILL leaves the slot for the restart");
+    db.exec("INSERT INTO t VALUES (3, 'c')");
+    let mut job = spawn_with(&sql, &[], log);
+    assert_eq!(job.wait_lines(1), ["+I[3, c]"], "resumed from the checkpoint: nothing lost, nothing repeated");
+
+    // A graceful stop drops it, after the final checkpoint.
+    let (code, lines, stderr) = job.stop();
+    assert_eq!((code, lines.len()), (0, 1), "{stderr}");
+    assert!(!slot_exists(&db, &slot), "SIGTERM drops the slot: {stderr}");
+
+    // The checkpoint now points into WAL no slot keeps: the job refuses to resume from it
+    // rather than silently skip the changes made meanwhile, and says how to start over.
+    db.exec("INSERT INTO t VALUES (4, 'd')");
+    let (code, lines, stderr) = spawn_with(&sql, &[], log).wait();
+    assert_eq!((code, lines.len()), (1, 0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("replication slot '{slot}' no longer exists")) && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert!(!slot_exists(&db, &slot), "a refused resume creates no slot");
+
+    let mut job = spawn_with(&sql, &["--fresh"], log);
+    let mut snapshot = job.wait_lines(4);
+    snapshot.sort();
+    assert_eq!(snapshot, ["+I[1, a]", "+I[2, b]", "+I[3, c]", "+I[4, d]"]);
+    let (code, _, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!slot_exists(&db, &slot));
+}
+
+#[test]
+fn drop_table_in_the_shell_drops_the_slot_a_failed_job_left_behind() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_slot_shell");
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    let slot = slot_of(&db);
+    let mut shell = shell();
+    let definitions = job_sql(&db, "t", KV, &[("debezium.slot.drop.on.stop", "true")], "");
+    shell.type_in(&definitions);
+    shell.wait_lines(1);
+    db.exec("TRUNCATE t");
+    shell.wait_stderr("public.t was truncated");
+    assert!(slot_exists(&db, &slot), "the failed job keeps its slot");
+
+    shell.type_in("DROP TABLE src;");
+    let stderr = shell.wait_stderr("dropped replication slot");
+    assert!(stderr.contains(&format!("[INFO] dropped replication slot '{slot}'")), "{stderr}");
+    assert!(!slot_exists(&db, &slot));
+    shell.type_in("QUIT;");
+    let (code, _, stderr) = shell.wait();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn the_source_reports_its_snapshot_position_lags_and_slot_lag_to_metrics() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_progress");
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    let mut job = spawn_with(&job_sql(&db, "t", KV, &[], ""), &[], "warn,cdc_sql::cli=info");
+    job.wait_lines(1);
+    // Streaming, the source reports its snapshot (done), position, lags and the WAL its
+    // slot retains.
+    db.exec("INSERT INTO t VALUES (2, 'b')");
+    job.wait_lines(2);
+    let port = job.rest_port();
+    let series = |text: &str, name: &str| -> Option<String> {
+        let line = text.lines().find(|l| l.starts_with(&format!("cdc_sql_{name}{{")))?;
+        Some(line.rsplit_once(' ')?.1.to_string())
+    };
+    let metrics = poll("the source's progress in /metrics", || {
+        let text = http_get(port, "/metrics");
+        series(&text, "replicationSlotLagBytes").is_some().then_some(text)
+    });
+    assert_eq!(series(&metrics, "isSnapshotting").as_deref(), Some("0"), "{metrics}");
+    assert_eq!(series(&metrics, "numTablesSnapshotted").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(series(&metrics, "numSnapshotSplitsRemaining").as_deref(), Some("0"), "{metrics}");
+    assert!(series(&metrics, "currentFetchEventTimeLag").is_some(), "{metrics}");
+    assert!(metrics.contains("position=\"LSN "), "{metrics}");
+    let (code, _, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    drop_slot(&db, &slot_of(&db));
+}
+
+#[test]
+fn a_permanent_slot_stays_after_a_graceful_stop_and_is_shown_as_kept() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_slot_keep");
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    let slot = slot_of(&db);
+    let state = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "SET 'execution.checkpointing.interval' = '1h';\nSET 'state.checkpoints.dir' = '{}';",
+        state.path().display()
+    );
+    let sql = job_sql(&db, "t", KV, &[], &settings);
+    let mut job = spawn_with(&sql, &[], "warn,cdc_sql::cli=info");
+    job.wait_lines(1);
+    assert_eq!(slot_in_job_details(&job)["drop-on-stop"], false);
+
+    let (code, _, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("replication slot '{slot}'")) && stderr.contains("kept when the job stops"),
+        "{stderr}"
+    );
+    assert!(slot_exists(&db, &slot), "a permanent slot outlives its job");
+
+    // Dropped behind the job's back: the stored checkpoint cannot be resumed from.
+    drop_slot(&db, &slot);
+    let (code, _, stderr) = run(&sql);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no longer exists") && stderr.contains("Someone dropped it"), "{stderr}");
+}
 
 #[test]
 fn snapshot_then_stream_full_identity() {
@@ -253,6 +483,25 @@ fn default_identity_all_and_upsert_modes() {
 
 /// 100 000 incompressible bytes: stored out of line (TOAST).
 const BIG: &str = "(SELECT string_agg(md5(i::text || random()::text), '') FROM generate_series(1, 3125) i)";
+
+#[test]
+fn a_filter_on_columns_a_key_only_image_lacks_lets_its_retractions_through() {
+    // Under REPLICA IDENTITY DEFAULT a delete (and the old row of an update) carries only the
+    // key: whether the old row passed `v <> 'x'` cannot be told, and dropping the retraction
+    // would leave the row in the target for good. Deleting an absent key is harmless.
+    let db = cdc_sql_testkit::postgres().create_database("pg_filter");
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
+    let sql = job_sql(&db, "t", KV, &[], "").replace("SELECT * FROM src;", "SELECT * FROM src WHERE v <> 'x';");
+    let mut job = spawn(&sql);
+    job.wait_lines(2);
+    db.exec("DELETE FROM t WHERE id = 1; UPDATE t SET v = 'x' WHERE id = 2; INSERT INTO t VALUES (3, 'c'), (4, 'x');");
+    job.wait_lines(5);
+    let (code, mut lines, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    lines[..2].sort();
+    assert_eq!(lines, ["+I[1, a]", "+I[2, b]", "-D[1, null]", "-D[2, null]", "+I[3, c]"]);
+    drop_slot(&db, &slot_of(&db));
+}
 
 #[test]
 fn unchanged_toast_values_are_kept_with_full_identity() {
@@ -378,12 +627,19 @@ fn metadata_columns() {
 fn truncate_fails_by_default_and_can_be_ignored() {
     let db = cdc_sql_testkit::postgres().create_database("pg_truncate");
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;");
-    let mut job = spawn(&job_sql(&db, "t", KV, &[], ""));
+    // A failed job keeps even a slot declared to be dropped on stop: a restart after the fix
+    // must find it.
+    let mut job = spawn(&job_sql(&db, "t", KV, &[("debezium.slot.drop.on.stop", "true")], ""));
     job.wait_lines(1);
     db.exec("TRUNCATE t");
     let (code, _, stderr) = job.wait();
     assert_eq!(code, 1);
     assert!(stderr.contains("public.t was truncated") && stderr.contains("'truncate.mode' = 'ignore'"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pg_drop_replication_slot('{}')", slot_of(&db))) && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert!(slot_exists(&db, &slot_of(&db)), "a failure is no graceful stop");
     drop_slot(&db, &slot_of(&db));
 
     db.exec("INSERT INTO t VALUES (2, 'b')");

@@ -1,6 +1,12 @@
 //! A WHERE clause over a changelog. Rows are kept or dropped one by one, except update pairs: when
 //! the old row passes and the new one fails, the downstream table must lose the row (`-D old`);
 //! when the old one fails and the new one passes, the row appears for the first time (`+I new`).
+//!
+//! Some sources send retractions (`-U`, `-D`) with the key only, the other columns NULL because
+//! the server did not log them (PostgreSQL under `REPLICA IDENTITY DEFAULT`). Whether such an old
+//! row passed cannot be told, and dropping its retraction would leave the row downstream for
+//! good; so for those sources every retraction is taken to have passed. Downstream that costs at
+//! most the delete of a key it does not hold, a no-op for keyed sinks.
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
@@ -8,12 +14,22 @@ use datafusion::arrow::compute::filter_record_batch;
 use super::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
+/// What the retractions of a changelog carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retractions {
+    /// The whole old row.
+    WholeRows,
+    /// Perhaps only the key (other columns NULL, not sent): a filter cannot judge them.
+    MaybeKeyOnly,
+}
+
 /// Applies `passes` (NULL counts as false, as in SQL) to `batch` following the changelog rules.
-pub fn filter_changes(batch: &ChangeBatch, passes: &BooleanArray) -> Result<ChangeBatch> {
+pub fn filter_changes(batch: &ChangeBatch, passes: &BooleanArray, retractions: Retractions) -> Result<ChangeBatch> {
     if passes.len() != batch.num_rows() {
         return Err(Error::internal("filter result length differs from the batch"));
     }
-    let pass = |i: usize| passes.is_valid(i) && passes.value(i);
+    let judged = |i: usize| passes.is_valid(i) && passes.value(i);
+    let pass = |i: usize| judged(i) || retractions == Retractions::MaybeKeyOnly && !batch.kind(i).is_addition();
     if batch.all_inserts() {
         let mask = if passes.null_count() > 0 {
             BooleanArray::from_iter((0..passes.len()).map(|i| Some(pass(i))))
@@ -74,8 +90,35 @@ mod tests {
     use RowKind::*;
 
     fn run(rows: &[(RowKind, i64, Option<&str>)], pass: &[Option<bool>]) -> Vec<(RowKind, i64, Option<String>)> {
+        run_with(Retractions::WholeRows, rows, pass)
+    }
+
+    fn run_with(
+        retractions: Retractions,
+        rows: &[(RowKind, i64, Option<&str>)],
+        pass: &[Option<bool>],
+    ) -> Vec<(RowKind, i64, Option<String>)> {
         let b = batch(rows);
-        rows_of(&filter_changes(&b, &BooleanArray::from(pass.to_vec())).unwrap())
+        rows_of(&filter_changes(&b, &BooleanArray::from(pass.to_vec()), retractions).unwrap())
+    }
+
+    #[test]
+    fn key_only_retractions_always_pass_the_filter() {
+        let key_only = |rows: &[(RowKind, i64, Option<&str>)], pass: &[Option<bool>]| {
+            run_with(Retractions::MaybeKeyOnly, rows, pass)
+        };
+        // A delete whose non-key columns were not sent: NULL there fails `v <> 'x'`.
+        assert_eq!(key_only(&[(Delete, 1, None)], &[None]), vec![(Delete, 1, None)]);
+        // The old row may have passed: leaving the filter retracts it, staying keeps the pair.
+        let pair = [(UpdateBefore, 2, None), (UpdateAfter, 2, Some("x"))];
+        assert_eq!(key_only(&pair, &[None, Some(false)]), vec![(Delete, 2, None)]);
+        assert_eq!(
+            key_only(&pair, &[None, Some(true)]),
+            vec![(UpdateBefore, 2, None), (UpdateAfter, 2, Some("x".into()))]
+        );
+        // Additions are judged as always.
+        assert!(key_only(&[(Insert, 3, Some("x"))], &[Some(false)]).is_empty());
+        assert_eq!(key_only(&[(UpdateAfter, 4, Some("x"))], &[Some(false)]), vec![(Delete, 4, Some("x".into()))]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
-pub use filter::filter_changes;
+pub use filter::{filter_changes, Retractions};
 
 use crate::error::{Error, Result};
 

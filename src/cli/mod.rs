@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changelog::{format_rows, ChangeBatch};
 use crate::connectors::options::parse_duration;
-use crate::connectors::{PreparedCommit, Sink};
+use crate::connectors::{PreparedCommit, ReplicationSlot, Sink};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
 use crate::runtime::{self, Job, PipelineSpec, Resume};
@@ -247,6 +247,7 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
         None => None,
     };
     let metrics = job.new_metrics();
+    announce_slots(job.pipelines.iter().map(|p| (&p.name, &p.slot)));
     let token = runner.signal.arm();
     let observers = CancellationToken::new();
     let mut serving = None;
@@ -271,11 +272,20 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
     Ok(())
 }
 
+/// Says up front which replication slots the job holds and whether they outlive it.
+fn announce_slots<'a>(pipelines: impl Iterator<Item = (&'a String, &'a Option<ReplicationSlot>)>) {
+    for (name, slot) in pipelines {
+        if let Some(slot) = slot {
+            eprintln!("[INFO] {name} reads {}", slot.describe());
+        }
+    }
+}
+
 /// Prints what a statement produced: confirmations to stderr, results to stdout.
 pub async fn show(outcome: Outcome, runner: &Runner) -> Result<()> {
     match outcome {
-        Outcome::Info(m) => eprintln!("[INFO] {m}"),
-        Outcome::Warning(m) => eprintln!("[WARNING] {m}"),
+        Outcome::Info(m) => m.lines().for_each(|line| eprintln!("[INFO] {line}")),
+        Outcome::Warning(m) => m.lines().for_each(|line| eprintln!("[WARNING] {line}")),
         Outcome::Text(t) => println!("{t}"),
         Outcome::Table(batches) => print_table(&batches)?,
         Outcome::Job(job) => run_job(job, runner).await?,
@@ -337,7 +347,9 @@ async fn run_query(query: QueryJob, runner: &Runner) -> Result<()> {
         query: Arc::new(query.query),
         sink_table: "query result".into(),
         sink_schema: schema,
+        slot: query.slot,
     };
+    announce_slots(std::iter::once((&pipeline.name, &pipeline.slot)));
     let token = runner.signal.arm();
     let result = runtime::run(Job { config: query.config, pipelines: vec![pipeline] }, Resume::Fresh, token).await;
     runner.signal.disarm();

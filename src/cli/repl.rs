@@ -94,13 +94,26 @@ pub async fn run(session: &mut Session, runner: &Runner) -> Result<()> {
         Box::new(Piped { stdin: std::io::stdin().lock() })
     };
 
+    read_statements(session, runner, lines.as_mut()).await;
+    // Leaving the shell ends its session: tables let go of what their jobs left behind.
+    for line in session.end().await {
+        match line {
+            Ok(text) => eprintln!("[INFO] {text}"),
+            Err(text) => eprintln!("[WARNING] {text}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs statements as they are typed, until QUIT or the end of the input.
+async fn read_statements(session: &mut Session, runner: &Runner, lines: &mut dyn LineSource) {
     let mut buffer = String::new();
     // Lines read before `buffer` starts, so errors point at the line the user typed.
     let mut lines_before = 0;
     loop {
         let prompt = if buffer.trim().is_empty() { PROMPT } else { CONTINUATION };
         match lines.read(prompt) {
-            Line::End => return Ok(()),
+            Line::End => return,
             Line::Interrupted => {
                 buffer.clear();
                 continue;
@@ -121,7 +134,7 @@ pub async fn run(session: &mut Session, runner: &Runner) -> Result<()> {
                 Err(e) => Err(e),
             };
             let shown = match outcome {
-                Ok(Outcome::Quit) => return Ok(()),
+                Ok(Outcome::Quit) => return,
                 Ok(outcome) => show(outcome, runner).await,
                 Err(e) => Err(e),
             };

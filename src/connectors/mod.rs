@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 pub use options::ConnectorOptions;
 
-use crate::changelog::{ChangeBatch, ChangelogMode};
+use crate::changelog::{ChangeBatch, ChangelogMode, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -89,7 +89,32 @@ pub struct SourceContext {
     pub batch_size: usize,
 }
 
+/// A replication slot a table's source holds on its server for the job, shown to the user (job
+/// start, REST job details, dashboard) so it is clear what outlives the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSlot {
+    pub name: String,
+    /// `user@host:port/database` (never the password).
+    pub server: String,
+    /// Dropped once the job stopped gracefully (`'debezium.slot.drop.on.stop' = 'true'`);
+    /// otherwise it stays for the next run.
+    pub drop_on_stop: bool,
+}
+
+impl ReplicationSlot {
+    /// One line for people: which slot, where, and what happens to it when the job stops.
+    pub fn describe(&self) -> String {
+        let fate = if self.drop_on_stop {
+            "dropped when the job stops gracefully ('debezium.slot.drop.on.stop' = 'true'; kept after a crash so a restart can resume)"
+        } else {
+            "kept when the job stops, for the next run to resume from"
+        };
+        format!("replication slot '{}' on {}: {fate}", self.name, self.server)
+    }
+}
+
 /// A declared table, ready to be read or written.
+#[async_trait]
 pub trait ConnectorTable: Send + Sync {
     /// A reader over the table's full declared schema, or `None` if the connector cannot read.
     fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
@@ -102,12 +127,29 @@ pub trait ConnectorTable: Send + Sync {
         ChangelogMode::InsertOnly
     }
 
+    /// What the source's `-U`/`-D` rows carry: whole old rows, or perhaps only the key.
+    fn source_retractions(&self) -> Retractions {
+        Retractions::WholeRows
+    }
+
     /// A writer taking batches of the table's persisted columns, or `None` if the connector cannot
     /// write. `input` is the changelog the query produces; a sink that cannot apply it (e.g. an
     /// append-only sink and deletes) returns a user error.
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
         let _ = input;
         Ok(None)
+    }
+
+    /// The replication slot the table's source holds for its job, if it holds one.
+    fn replication_slot(&self) -> Option<ReplicationSlot> {
+        None
+    }
+
+    /// The table leaves the session (DROP TABLE, or the shell ends): release what jobs of this
+    /// session left behind for it and the table declares not to outlive its job (a slot with
+    /// 'debezium.slot.drop.on.stop' whose job failed). Returns what happened, for the user.
+    async fn on_drop(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 
@@ -145,6 +187,14 @@ pub trait Source: Send {
     }
 
     async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The job ended gracefully: every pipeline's final checkpoint is stored and committed, and
+    /// this source (already closed) acknowledged its last position. Release what the source kept
+    /// for a restart if its table asks for that (a PostgreSQL slot declared
+    /// 'debezium.slot.drop.on.stop'). Never called after a failure: a restart must still find it.
+    async fn release(&mut self) -> Result<()> {
         Ok(())
     }
 

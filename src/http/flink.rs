@@ -138,7 +138,7 @@ pub fn job(job: &JobMetrics) -> Value {
                 tasks.insert(s.to_string(), json!(u64::from(*s == state)));
             }
             let end = if matches!(state, "FINISHED" | "FAILED" | "CANCELED") { job.end_ms().max(0) } else { -1 };
-            json!({
+            let mut vertex = json!({
                 "id": vertex_id(job, i),
                 "name": p.name,
                 "maxParallelism": 1,
@@ -158,7 +158,16 @@ pub fn job(job: &JobMetrics) -> Value {
                     "write-records": p.records_written.load(Ordering::Relaxed),
                     "write-records-complete": true,
                 },
-            })
+            });
+            // Not in Flink's schema (extra fields do not disturb its clients): what the job's
+            // source holds on its server and whether it outlives the job.
+            if let (Some(slot), Some(fields)) = (p.slot(), vertex.as_object_mut()) {
+                fields.insert(
+                    "replication-slot".into(),
+                    json!({ "name": slot.name, "server": slot.server, "drop-on-stop": slot.drop_on_stop }),
+                );
+            }
+            vertex
         })
         .collect();
     let nodes: Vec<Value> = job

@@ -317,6 +317,24 @@ mod tests {
         assert_eq!(handle(&get("/"), &m, &stop).content_type, "text/html; charset=utf-8");
         let delete = Request { method: "DELETE".into(), ..get(&format!("/jobs/{id}")) };
         assert_eq!(handle(&delete, &m, &stop).status, 405);
+        assert!(json(&handle(&get(&format!("/jobs/{id}")), &m, &stop))["vertices"][0]
+            .get("replication-slot")
+            .is_none());
+    }
+
+    #[test]
+    fn job_details_name_the_replication_slot_a_pipeline_holds() {
+        let m = job();
+        m.pipelines[0].set_slot(crate::connectors::ReplicationSlot {
+            name: "cdc_orders".into(),
+            server: "cdc@db:5432/shop".into(),
+            drop_on_stop: true,
+        });
+        let details = json(&handle(&get(&format!("/jobs/{}", m.job_id)), &m, &CancellationToken::new()));
+        assert_eq!(
+            details["vertices"][0]["replication-slot"],
+            serde_json::json!({ "name": "cdc_orders", "server": "cdc@db:5432/shop", "drop-on-stop": true })
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use datafusion::physical_expr::PhysicalExpr;
 pub use insert::{insert_target, plan_insert, PlannedInsert, SinkTarget};
 pub use table::ChangelogTableProvider;
 
-use crate::changelog::{filter_changes, ChangeBatch};
+use crate::changelog::{filter_changes, ChangeBatch, Retractions};
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -40,6 +40,8 @@ pub struct CompiledQuery {
     pub output_schema: SchemaRef,
     /// `LIMIT n`: the query is done after n rows.
     pub limit: Option<usize>,
+    /// What the source's retractions carry, which filters must respect.
+    retractions: Retractions,
 }
 
 impl CompiledQuery {
@@ -48,7 +50,19 @@ impl CompiledQuery {
         let mut steps = Vec::new();
         let mut limit = None;
         let source_table = compile_node(state, plan, &mut steps, &mut limit)?;
-        Ok(CompiledQuery { source_table, steps, output_schema: Arc::new(plan.schema().as_arrow().clone()), limit })
+        Ok(CompiledQuery {
+            source_table,
+            steps,
+            output_schema: Arc::new(plan.schema().as_arrow().clone()),
+            limit,
+            retractions: Retractions::WholeRows,
+        })
+    }
+
+    /// Tells the query what its source's retractions carry (whole rows unless told otherwise).
+    pub fn with_retractions(mut self, retractions: Retractions) -> Self {
+        self.retractions = retractions;
+        self
     }
 
     /// Runs the query on one batch of the source table.
@@ -65,7 +79,7 @@ impl CompiledQuery {
                     let passes = result.as_boolean_opt().ok_or_else(|| {
                         Error::internal(format!("filter gave {} instead of booleans", result.data_type()))
                     })?;
-                    filter_changes(&current, passes)?
+                    filter_changes(&current, passes, self.retractions)?
                 }
                 Step::Project(exprs, schema) => {
                     let rows = current.rows();

@@ -7,10 +7,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::connectors::SourceProgress;
+use crate::connectors::{ReplicationSlot, SourceProgress};
 use crate::error::Error;
 
 /// Checkpoints kept for `/jobs/{id}/checkpoints` (Flink's `web.checkpoints.history` default).
@@ -85,6 +85,7 @@ pub struct PipelineMetrics {
     pub emit_lag_ms: AtomicI64,
     pub finished: AtomicBool,
     progress: Mutex<Option<SourceProgress>>,
+    slot: OnceLock<ReplicationSlot>,
 }
 
 impl PipelineMetrics {
@@ -102,7 +103,17 @@ impl PipelineMetrics {
             emit_lag_ms: AtomicI64::new(-1),
             finished: AtomicBool::new(false),
             progress: Mutex::new(None),
+            slot: OnceLock::new(),
         }
+    }
+
+    /// Records the replication slot the pipeline's source holds (set once, when the job is made).
+    pub fn set_slot(&self, slot: ReplicationSlot) {
+        let _ = self.slot.set(slot);
+    }
+
+    pub fn slot(&self) -> Option<&ReplicationSlot> {
+        self.slot.get()
     }
 
     pub fn set_progress(&self, progress: Option<SourceProgress>) {

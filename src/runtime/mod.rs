@@ -31,7 +31,7 @@ pub use checkpoint::{CheckpointRecord, CheckpointStore, PipelineState};
 pub use metrics::{JobMetrics, JobState};
 pub use restart::{RestartStrategy, RestartTracker};
 
-use crate::connectors::{Sink, Source};
+use crate::connectors::{ReplicationSlot, Sink, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::CompiledQuery;
 
@@ -52,6 +52,8 @@ pub struct PipelineSpec {
     pub sink_table: String,
     /// The sink's columns: batches are handed over with exactly this schema.
     pub sink_schema: SchemaRef,
+    /// The replication slot the source holds for the job, shown to the user.
+    pub slot: Option<ReplicationSlot>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +100,13 @@ impl Job {
             .iter()
             .map(|p| (p.name.clone(), p.query.source_table.clone(), p.sink_table.clone()))
             .collect();
-        JobMetrics::new(&self.config.name, &pipelines)
+        let metrics = JobMetrics::new(&self.config.name, &pipelines);
+        for (spec, pipeline) in self.pipelines.iter().zip(&metrics.pipelines) {
+            if let Some(slot) = &spec.slot {
+                pipeline.set_slot(slot.clone());
+            }
+        }
+        metrics
     }
 }
 
@@ -172,8 +180,10 @@ async fn run_observed(
             metrics.record_exception(e);
         }
         match result {
-            Ok(reports) => {
+            Ok((reports, sources)) => {
                 tracing::info!(job = %config.name, "job finished");
+                // Not part of an attempt: the job is over, a restart could not help.
+                release(&config.name, sources).await?;
                 return Ok(reports);
             }
             Err(e) if e.kind() == ErrorKind::External => {
@@ -214,6 +224,8 @@ enum Report {
     Done {
         index: usize,
         report: PipelineReport,
+        /// The pipeline's closed source, to release once the whole job ended gracefully.
+        source: Option<Box<dyn Source>>,
     },
     Failed {
         error: Error,
@@ -245,7 +257,8 @@ impl InFlight {
     }
 }
 
-/// One run of the job's pipelines, coordinated checkpoint by checkpoint.
+/// One run of the job's pipelines, coordinated checkpoint by checkpoint. When it ends well, the
+/// pipelines' closed sources come back with the reports, to be released.
 async fn attempt(
     job: &Job,
     restored: Option<CheckpointRecord>,
@@ -253,7 +266,7 @@ async fn attempt(
     stop: CancellationToken,
     metrics: &Arc<JobMetrics>,
     trust_sink_position: bool,
-) -> Result<Vec<PipelineReport>> {
+) -> Result<(Vec<PipelineReport>, Vec<Box<dyn Source>>)> {
     let n = job.pipelines.len();
     let mut states: Vec<Option<PipelineState>> = match &restored {
         Some(r) => r.pipelines.clone(),
@@ -298,6 +311,7 @@ async fn attempt(
     let mut wants_final = vec![false; n];
     let mut in_flight: Option<InFlight> = None;
     let mut done: Vec<(usize, PipelineReport)> = Vec::new();
+    let mut ended_sources: Vec<Box<dyn Source>> = Vec::new();
 
     let outcome: Result<()> = async {
         while active.iter().any(|a| *a) {
@@ -320,9 +334,10 @@ async fn attempt(
                     };
                     match report {
                         Report::Failed { error } => return Err(error),
-                        Report::Done { index, report } => {
+                        Report::Done { index, report, source } => {
                             active[index] = false;
                             done.push((index, report));
+                            ended_sources.extend(source);
                             if let Some(flight) = in_flight.as_mut() {
                                 flight.waiting.retain(|i| *i != index);
                             }
@@ -393,7 +408,24 @@ async fn attempt(
     }
     outcome?;
     done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, r)| r).collect())
+    Ok((done.into_iter().map(|(_, r)| r).collect(), ended_sources))
+}
+
+/// Lets the closed sources of a job that ended gracefully release what they kept for a restart
+/// (a slot to drop on stop). Only now is every pipeline's final checkpoint committed: a pipeline
+/// that ended early waits for the others, so a failing commit elsewhere still finds every slot
+/// in place for the restart. Every source is tried; the first failure is returned.
+async fn release(job: &str, sources: Vec<Box<dyn Source>>) -> Result<()> {
+    let mut released = Ok(());
+    for mut source in sources {
+        if let Err(e) = source.release().await {
+            tracing::error!(job = %job, error = %e, "releasing a source after the job stopped failed");
+            if released.is_ok() {
+                released = Err(e);
+            }
+        }
+    }
+    released
 }
 
 fn fresh_checkpoint_id() -> u64 {
@@ -418,4 +450,154 @@ fn start_checkpoint(
     }
     let count = pipelines.len();
     Some(InFlight { id, waiting: pipelines, pipelines: count, started: Instant::now(), trigger_ms: metrics::now_ms() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use datafusion::arrow::array::RecordBatch;
+
+    use super::*;
+    use crate::changelog::ChangeBatch;
+    use crate::connectors::{PreparedCommit, SourceBatch};
+    use crate::session::{Outcome, Session};
+
+    #[derive(Default)]
+    struct Calls {
+        batches: AtomicUsize,
+        closed: AtomicUsize,
+        released: AtomicUsize,
+    }
+
+    /// An unbounded source of empty batches that counts what the runtime calls.
+    struct Counted {
+        schema: SchemaRef,
+        calls: Arc<Calls>,
+    }
+
+    #[async_trait]
+    impl Source for Counted {
+        fn schema(&self) -> SchemaRef {
+            self.schema.clone()
+        }
+
+        fn is_bounded(&self) -> bool {
+            false
+        }
+
+        async fn start(&mut self, _: Option<crate::connectors::Position>) -> Result<()> {
+            Ok(())
+        }
+
+        async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let n = self.calls.batches.fetch_add(1, Ordering::SeqCst);
+            let changes = ChangeBatch::inserts(RecordBatch::new_empty(self.schema.clone()));
+            Ok(Some(SourceBatch { changes, position: serde_json::json!({ "n": n }) }))
+        }
+
+        async fn close(&mut self) -> Result<()> {
+            self.calls.closed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn release(&mut self) -> Result<()> {
+            assert_eq!(self.calls.closed.load(Ordering::SeqCst), 1, "released after it was closed");
+            self.calls.released.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A sink whose commits fail from the `fail_from`-th on.
+    struct Committing {
+        commits: usize,
+        fail_from: usize,
+    }
+
+    #[async_trait]
+    impl Sink for Committing {
+        async fn write(&mut self, _: crate::changelog::ChangeBatch) -> Result<()> {
+            Ok(())
+        }
+
+        async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit> {
+            Ok(PreparedCommit { checkpoint_id, state: serde_json::Value::Null })
+        }
+
+        async fn commit(&mut self, _: PreparedCommit) -> Result<()> {
+            self.commits += 1;
+            if self.commits >= self.fail_from {
+                return Err(Error::user("the sink refuses this commit"));
+            }
+            Ok(())
+        }
+    }
+
+    /// A planned job with one INSERT per entry of `calls`, its sources and sinks replaced by
+    /// counted ones (the sink of pipeline i fails its commits from the `sink_fails_from[i]`-th on).
+    async fn job(calls: &[Arc<Calls>], sink_fails_from: &[usize]) -> Job {
+        let mut session = Session::new();
+        let mut script = String::from(
+            "SET 'execution.checkpointing.interval' = '1h';
+             CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen');
+             CREATE TABLE out (id BIGINT) WITH ('connector' = 'blackhole');
+             EXECUTE STATEMENT SET BEGIN ",
+        );
+        script.push_str(&"INSERT INTO out SELECT id FROM src; ".repeat(calls.len()));
+        script.push_str("END;");
+        let mut planned = None;
+        for statement in crate::sql::parse_script("test", &script, &|_| None).unwrap() {
+            if let Outcome::Job(j) = session.execute(&statement).await.unwrap() {
+                planned = Some(j);
+            }
+        }
+        let mut job = planned.unwrap();
+        job.config.state_dir = None;
+        for ((pipeline, calls), fail_from) in job.pipelines.iter_mut().zip(calls).zip(sink_fails_from) {
+            let schema = pipeline.sink_schema.clone();
+            let calls = calls.clone();
+            pipeline.open_source = Arc::new(move || {
+                Ok(Box::new(Counted { schema: schema.clone(), calls: calls.clone() }) as Box<dyn Source>)
+            });
+            let fail_from = *fail_from;
+            pipeline.open_sink = Arc::new(move || Ok(Box::new(Committing { commits: 0, fail_from }) as Box<dyn Sink>));
+        }
+        job
+    }
+
+    async fn stop_after_batches(job: Job, calls: &[Arc<Calls>]) -> Result<Vec<PipelineReport>> {
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(run(job, Resume::Fresh, stop.clone()));
+        while calls.iter().any(|c| c.batches.load(Ordering::SeqCst) < 3) && !running.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        running.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn sources_are_released_once_the_whole_job_stopped_gracefully() {
+        let calls = [Arc::new(Calls::default()), Arc::new(Calls::default())];
+        let reports = stop_after_batches(job(&calls, &[usize::MAX, usize::MAX]).await, &calls).await.unwrap();
+        assert_eq!(reports.len(), 2);
+        for c in &calls {
+            assert_eq!((c.closed.load(Ordering::SeqCst), c.released.load(Ordering::SeqCst)), (1, 1));
+        }
+    }
+
+    #[tokio::test]
+    async fn no_source_is_released_when_any_final_commit_fails() {
+        // The only checkpoint is the final one at the stop: the first pipeline commits it and
+        // ends well, the second pipeline's sink fails its commit. The job failed, so the first
+        // pipeline's source must keep what a restart needs too.
+        let calls = [Arc::new(Calls::default()), Arc::new(Calls::default())];
+        let result = stop_after_batches(job(&calls, &[usize::MAX, 1]).await, &calls).await;
+        assert!(result.unwrap_err().to_string().contains("refuses this commit"));
+        for c in &calls {
+            assert_eq!(c.released.load(Ordering::SeqCst), 0, "released after a failure");
+        }
+        assert_eq!(calls[0].closed.load(Ordering::SeqCst), 1);
+    }
 }

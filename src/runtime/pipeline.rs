@@ -40,10 +40,10 @@ pub(super) async fn run(ctx: Context) {
     let name = ctx.spec.name.clone();
     let metrics = ctx.metrics.clone();
     match drive(ctx).await {
-        Ok(report) => {
+        Ok((report, source)) => {
             tracing::info!(pipeline = %name, rows_read = report.rows_read, rows_written = report.rows_written, "pipeline finished");
             metrics.finished.store(true, Ordering::Relaxed);
-            let _ = reports.send(Report::Done { index, report });
+            let _ = reports.send(Report::Done { index, report, source });
         }
         Err(e) => {
             metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -52,14 +52,15 @@ pub(super) async fn run(ctx: Context) {
     }
 }
 
-/// Owns the source: forwards its batches, applies acknowledgements between reads.
+/// Owns the source: forwards its batches, applies acknowledgements between reads, and hands the
+/// closed source back.
 async fn read_source(
     mut source: Box<dyn Source>,
     batches: mpsc::Sender<Read>,
     mut acks: mpsc::UnboundedReceiver<Position>,
     stop: CancellationToken,
     metrics: Arc<PipelineMetrics>,
-) -> Result<()> {
+) -> Result<Box<dyn Source>> {
     loop {
         while let Ok(p) = acks.try_recv() {
             source.acknowledge(&p).await?;
@@ -80,7 +81,8 @@ async fn read_source(
     while let Some(p) = acks.recv().await {
         source.acknowledge(&p).await?;
     }
-    source.close().await
+    source.close().await?;
+    Ok(source)
 }
 
 struct Progress {
@@ -91,7 +93,9 @@ struct Progress {
     ending: Option<bool>,
 }
 
-async fn drive(mut ctx: Context) -> Result<PipelineReport> {
+/// Runs the pipeline to its end; with its report comes its closed source (`None` when the source
+/// was not opened because the pipeline had finished in an earlier run).
+async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Source>>)> {
     let spec = ctx.spec.clone();
     let mut progress = Progress {
         report: PipelineReport { name: spec.name.clone(), rows_read: 0, rows_written: 0, checkpoints: 0 },
@@ -101,7 +105,7 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
     };
     if ctx.restored.as_ref().is_some_and(|s| s.finished) {
         tracing::info!(pipeline = %spec.name, "already finished before the checkpoint it resumes from");
-        return Ok(progress.report);
+        return Ok((progress.report, None));
     }
 
     let mut sink = (spec.open_sink)()?;
@@ -206,8 +210,7 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
     };
     outcome?;
     closed?;
-    read?;
-    Ok(progress.report)
+    Ok((progress.report, Some(read?)))
 }
 
 /// Prepares the sink, reports to the coordinator, and once the record is stored commits and

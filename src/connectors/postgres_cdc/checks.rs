@@ -2,7 +2,10 @@
 //! server settings, privileges, captured tables and their columns' types, replica identity,
 //! the slot and the publication. Also classifies PostgreSQL errors by who must act.
 
+use std::time::Duration;
+
 use datafusion::arrow::datatypes::DataType;
+use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -391,7 +394,21 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
         .await
         .map_err(|e| pg_error(config, "reading replication slots", e))?;
     let Some(row) = row else {
-        if config.startup == StartupMode::CommittedOffset || resuming {
+        if resuming {
+            let dropped_by = if config.drop_slot_on_stop {
+                "The job dropped it when it last stopped, as 'debezium.slot.drop.on.stop' = 'true' asks"
+            } else {
+                "Someone dropped it ('debezium.slot.drop.on.stop' is not set, so no job of this table did)"
+            };
+            return Err(Error::user(format!(
+                "the job resumes from a stored checkpoint, but replication slot '{}' no longer exists on {}, so the changes made \
+                 since that checkpoint cannot be read any more (resuming without it would silently miss them). {dropped_by}. \
+                 To start over: empty the sink table(s), then run the job with --fresh, which takes a new snapshot",
+                config.slot,
+                config.where_()
+            )));
+        }
+        if config.startup == StartupMode::CommittedOffset {
             return Err(Error::user(format!(
                 "replication slot '{}' does not exist on {}, so there is no committed offset to resume from: \
                  start with 'scan.startup.mode' = 'initial' (snapshot, then stream) or 'latest-offset'",
@@ -435,6 +452,49 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
         )));
     }
     Ok(true)
+}
+
+/// How long dropping a slot waits for the server to end the session that held it (a walsender
+/// exits shortly after its client left).
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Drops the slot if it exists; `Ok(false)` if it did not. Waits (up to [`SLOT_RELEASE_WAIT`])
+/// for a session still holding it to end, as the job's own replication session just did.
+pub async fn drop_slot(config: &Config) -> Result<bool> {
+    let client = connect(config).await?;
+    let deadline = Instant::now() + SLOT_RELEASE_WAIT;
+    loop {
+        let row = client
+            .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&config.slot])
+            .await
+            .map_err(|e| pg_error(config, "reading replication slots", e))?;
+        let Some(row) = row else { return Ok(false) };
+        let holder: Option<i32> = row.get(0);
+        if holder.is_none() {
+            match client.execute("SELECT pg_drop_replication_slot($1)", &[&config.slot]).await {
+                Ok(_) => {
+                    tracing::info!(slot = %config.slot, server = %config.where_(), "postgres-cdc dropped the replication slot");
+                    return Ok(true);
+                }
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => return Ok(false),
+                // Taken again between the two statements: wait as for any holder.
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => {}
+                Err(e) => return Err(pg_error(config, &format!("dropping replication slot '{}'", config.slot), e)),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::external(format!(
+                "replication slot '{}' on {} is still in use{} {} s after the job let go of it, so it was not dropped and keeps \
+                 holding WAL: stop whatever reads it, then run SELECT pg_drop_replication_slot('{}')",
+                config.slot,
+                config.where_(),
+                holder.map(|pid| format!(" by PostgreSQL backend pid {pid}")).unwrap_or_default(),
+                SLOT_RELEASE_WAIT.as_secs(),
+                config.slot
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The publication exists (or is created) and covers every captured table for all changes.

@@ -12,6 +12,11 @@
 //! the slot's consistent point — no gap and no overlap, no reconciliation needed. The slot's
 //! confirmed LSN only moves in [`Source::acknowledge`], i.e. after a checkpoint covering it.
 //!
+//! Slot lifetime: permanent by default; with `'debezium.slot.drop.on.stop' = 'true'` it is
+//! dropped in [`Source::release`], which the runtime calls only once the whole job stopped
+//! gracefully, so a crash or failure keeps it for the restart (and a restart from a checkpoint
+//! whose slot is gone is refused, never continued with a gap).
+//!
 //! Limits: pgoutput protocol v1 (no streaming of in-progress transactions, so a transaction is
 //! decoded once it commits); a snapshot interrupted by a restart is read again from the start
 //! (it converges on keyed sinks, see the docs); schema changes of captured tables while
@@ -24,14 +29,16 @@ mod snapshot;
 mod stream;
 mod values;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use regex::Regex;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Source, SourceContext};
-use crate::changelog::ChangelogMode;
+use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext};
+use crate::changelog::{ChangelogMode, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::types::flink_type_name;
 use crate::sql::TableSpec;
@@ -62,7 +69,10 @@ impl Connector for PostgresCdc {
     }
 
     fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>> {
-        Ok(Box::new(PostgresCdcTable { config: Arc::new(Config::parse(spec, options)?) }))
+        Ok(Box::new(PostgresCdcTable {
+            config: Arc::new(Config::parse(spec, options)?),
+            left_behind: Arc::new(AtomicBool::new(false)),
+        }))
     }
 }
 
@@ -100,6 +110,8 @@ pub(crate) struct Config {
     pub publication: String,
     pub publication_named: bool,
     pub truncate: TruncateMode,
+    /// `debezium.slot.drop.on.stop`: drop the slot once the job stopped gracefully.
+    pub drop_slot_on_stop: bool,
     pub schema: SchemaRef,
     pub sources: Arc<Vec<ColumnSource>>,
     /// Declared source columns: (name, declared type, NOT NULL).
@@ -141,6 +153,9 @@ impl Config {
             "fail" => TruncateMode::Fail,
             _ => TruncateMode::Ignore,
         };
+        // Flink CDC passes Debezium's properties under `debezium.`; this one is Debezium's
+        // `slot.drop.on.stop`, with its meaning: drop the slot when the connector stops gracefully.
+        let drop_slot_on_stop = o.bool("debezium.slot.drop.on.stop")?.unwrap_or(false);
 
         if plugin.trim() != "pgoutput" {
             return Err(o.invalid(
@@ -239,6 +254,7 @@ impl Config {
             publication_named: named_publication.is_some(),
             publication: named_publication.unwrap_or_else(|| DEFAULT_PUBLICATION.to_string()),
             truncate,
+            drop_slot_on_stop,
             schema: spec.schema(),
             sources: Arc::new(sources),
             physical,
@@ -277,11 +293,63 @@ pub(crate) fn session_options() -> String {
 
 struct PostgresCdcTable {
     config: Arc<Config>,
+    /// Set while a job of this process has created or streamed from the slot and not dropped
+    /// it: leaving the session then has something to say (or, on request, to drop).
+    left_behind: Arc<AtomicBool>,
 }
 
+#[async_trait]
 impl ConnectorTable for PostgresCdcTable {
     fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
-        Ok(Some(Box::new(stream::PostgresCdcSource::new(self.config.clone(), ctx.batch_size.max(1)))))
+        Ok(Some(Box::new(stream::PostgresCdcSource::new(
+            self.config.clone(),
+            ctx.batch_size.max(1),
+            self.left_behind.clone(),
+        ))))
+    }
+
+    /// Under any identity but FULL, deletes and old rows of updates carry only the key; which
+    /// identity each captured table has is known only when the job starts.
+    fn source_retractions(&self) -> Retractions {
+        if self.config.is_bounded() {
+            Retractions::WholeRows
+        } else {
+            Retractions::MaybeKeyOnly
+        }
+    }
+
+    fn replication_slot(&self) -> Option<ReplicationSlot> {
+        (!self.config.is_bounded()).then(|| ReplicationSlot {
+            name: self.config.slot.clone(),
+            server: self.config.where_(),
+            drop_on_stop: self.config.drop_slot_on_stop,
+        })
+    }
+
+    async fn on_drop(&self) -> Result<Vec<String>> {
+        if !self.left_behind.swap(false, Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
+        let config = &self.config;
+        if !config.drop_slot_on_stop {
+            return Ok(vec![format!(
+                "replication slot '{}' on {} stays for the next run of table `{}` ('debezium.slot.drop.on.stop' is false); \
+                 if no job will resume from it, drop it with SELECT pg_drop_replication_slot('{}')",
+                config.slot,
+                config.where_(),
+                config.table,
+                config.slot
+            )]);
+        }
+        Ok(match checks::drop_slot(config).await? {
+            true => vec![format!(
+                "dropped replication slot '{}' on {} left behind by an earlier job of table `{}` that did not stop gracefully ('debezium.slot.drop.on.stop' = 'true')",
+                config.slot,
+                config.where_(),
+                config.table
+            )],
+            false => Vec::new(),
+        })
     }
 
     fn source_changelog_mode(&self) -> ChangelogMode {
@@ -357,6 +425,7 @@ mod tests {
             (c.startup, c.changelog_mode, c.truncate),
             (StartupMode::Initial, ChangelogMode::All, TruncateMode::Fail)
         );
+        assert!(!c.drop_slot_on_stop, "slots are permanent unless asked otherwise (Debezium's default)");
         assert_eq!(c.publication, "dbz_publication");
         assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
         assert_eq!(c.physical.len(), 1);
@@ -374,7 +443,8 @@ mod tests {
         assert!(err(&[("scan.incremental.snapshot.chunk.size", "0")]).contains("positive"));
         assert!(err(&[("heartbeat.interval.ms", "0")]).contains("positive"));
         assert!(err(&[("truncate.mode", "delete")]).contains("one of fail, ignore"));
-        assert!(err(&[("slot.drop.on.stop", "true")]).contains("unsupported option 'slot.drop.on.stop'"));
+        assert!(err(&[("debezium.slot.drop.on.stp", "true")]).contains("did you mean 'debezium.slot.drop.on.stop'?"));
+        assert!(err(&[("debezium.slot.drop.on.stop", "yes")]).contains("true or false"));
         assert!(parse(&[("changelog-mode", "upsert")], &[])
             .err()
             .map(|e| e.to_string())
@@ -382,6 +452,19 @@ mod tests {
             .contains("PRIMARY KEY"));
         let shown = err(&[("password", "hunter2"), ("port", "x")]);
         assert!(shown.contains("'port' = 'x'") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn the_slot_is_announced_unless_the_run_is_bounded() {
+        let table = |extra: &[(&str, &str)]| PostgresCdcTable {
+            config: Arc::new(parse(extra, &["id"]).unwrap()),
+            left_behind: Arc::new(AtomicBool::new(false)),
+        };
+        let slot = table(&[("debezium.slot.drop.on.stop", "true")]).replication_slot().unwrap();
+        assert_eq!((slot.name.as_str(), slot.server.as_str(), slot.drop_on_stop), ("s1", "u@h:5432/d", true));
+        assert!(slot.describe().contains("dropped when the job stops gracefully"), "{}", slot.describe());
+        assert!(!table(&[]).replication_slot().unwrap().drop_on_stop);
+        assert_eq!(table(&[("scan.startup.mode", "snapshot")]).replication_slot(), None, "a bounded run has no slot");
     }
 
     #[test]
@@ -395,10 +478,12 @@ mod tests {
                 ("heartbeat.interval.ms", "1s"),
                 ("debezium.publication.name", "my_pub"),
                 ("truncate.mode", "ignore"),
+                ("debezium.slot.drop.on.stop", "TRUE"),
             ],
             &["id"],
         )
         .unwrap();
+        assert!(c.drop_slot_on_stop);
         assert_eq!((c.port, c.chunk_size, c.heartbeat), (6543, 100, Duration::from_secs(1)));
         assert_eq!(
             (c.startup, c.changelog_mode, c.truncate),

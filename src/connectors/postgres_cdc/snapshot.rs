@@ -3,7 +3,7 @@
 //! consistent point. Tables with a single integer key and more estimated rows than
 //! `scan.incremental.snapshot.chunk.size` are split into key ranges read in parallel.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -29,7 +29,8 @@ pub struct Chunk {
 
 pub enum SnapshotEvent {
     Batch(ChangeBatch),
-    ChunkDone,
+    /// A chunk of this table (`schema.name`) is read.
+    ChunkDone(String),
 }
 
 /// Opens a session inside the exported snapshot `name`.
@@ -85,16 +86,20 @@ async fn plan_chunks(config: &Config, client: &Client, tables: &[CapturedTable])
 
 /// Reads every chunk under snapshot `name` with up to [`MAX_READERS`] sessions, sending batches
 /// and chunk completions; the channel closes when all is read (or after the first error, which
-/// is sent).
+/// is sent). Returns how many chunks each table (`schema.name`) has, and the events.
 pub async fn start(
     config: Arc<Config>,
     name: String,
     tables: &[CapturedTable],
     batch_size: usize,
-) -> Result<(usize, mpsc::Receiver<Result<SnapshotEvent>>)> {
+) -> Result<(HashMap<String, usize>, mpsc::Receiver<Result<SnapshotEvent>>)> {
     let planner = session_in_snapshot(&config, &name).await?;
     let chunks = plan_chunks(&config, &planner, tables).await?;
     let total = chunks.len();
+    let mut per_table = HashMap::new();
+    for chunk in &chunks {
+        *per_table.entry(chunk.table.shown()).or_insert(0) += 1;
+    }
     let readers = total.clamp(1, MAX_READERS);
     tracing::info!(table = %config.table, chunks = total, readers, "postgres-cdc snapshot started");
     let queue = Arc::new(Mutex::new(VecDeque::from(chunks)));
@@ -110,7 +115,7 @@ pub async fn start(
             }
         });
     }
-    Ok((total, rx))
+    Ok((per_table, rx))
 }
 
 async fn read_chunks(
@@ -131,7 +136,7 @@ async fn read_chunks(
         if !read_chunk(config, &client, &chunk, batch_size, tx).await? {
             return Ok(());
         }
-        if tx.send(Ok(SnapshotEvent::ChunkDone)).await.is_err() {
+        if tx.send(Ok(SnapshotEvent::ChunkDone(chunk.table.shown()))).await.is_err() {
             return Ok(());
         }
     }

@@ -8,6 +8,7 @@
 //!   confirmed LSN is raised to it only by [`Source::acknowledge`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Rela
 use super::snapshot::{self, SnapshotEvent};
 use super::{session_options, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
-use crate::connectors::{Position, Source, SourceBatch};
+use crate::connectors::{Position, SnapshotProgress, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
@@ -43,6 +44,11 @@ pub struct PostgresCdcSource {
     config: Arc<Config>,
     batch_size: usize,
     phase: Phase,
+    /// Shared with the table: whether a job of this process created or streamed from the slot
+    /// and has not dropped it.
+    left_behind: Arc<AtomicBool>,
+    /// The snapshot this run read, once it is done (still reported while streaming).
+    snapshot_done: Option<SnapshotProgress>,
 }
 
 enum Phase {
@@ -65,6 +71,8 @@ struct SnapshotRun {
     holder: SnapshotHolder,
     events: mpsc::Receiver<Result<SnapshotEvent>>,
     tables: Vec<CapturedTable>,
+    /// Chunks still to read, by table (`schema.name`).
+    chunks_left: HashMap<String, usize>,
     chunks_total: usize,
     chunks_done: usize,
     rows: u64,
@@ -73,8 +81,8 @@ struct SnapshotRun {
 }
 
 impl PostgresCdcSource {
-    pub fn new(config: Arc<Config>, batch_size: usize) -> Self {
-        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted }
+    pub fn new(config: Arc<Config>, batch_size: usize, left_behind: Arc<AtomicBool>) -> Self {
+        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted, left_behind, snapshot_done: None }
     }
 }
 
@@ -152,6 +160,28 @@ async fn start_streaming(config: &Config, mut session: ReplicationClient) -> Res
     Ok(session)
 }
 
+impl SnapshotRun {
+    fn progress(&self, finished: bool) -> SnapshotProgress {
+        snapshot_progress(&self.chunks_left, self.chunks_done, self.chunks_total, finished)
+    }
+}
+
+fn snapshot_progress(
+    chunks_left: &HashMap<String, usize>,
+    done: usize,
+    total: usize,
+    finished: bool,
+) -> SnapshotProgress {
+    let tables_done = chunks_left.values().filter(|left| **left == 0).count() as u64;
+    SnapshotProgress {
+        tables_done,
+        tables_remaining: chunks_left.len() as u64 - tables_done,
+        chunks_done: done as u64,
+        chunks_remaining: total.saturating_sub(done) as u64,
+        finished,
+    }
+}
+
 impl PostgresCdcSource {
     fn snapshot_position(config: &Config, run: &SnapshotRun) -> Position {
         json!({
@@ -170,11 +200,13 @@ impl PostgresCdcSource {
         tables: Vec<CapturedTable>,
         stream_from: Option<u64>,
     ) -> Result<()> {
-        let (chunks_total, events) = snapshot::start(self.config.clone(), name, &tables, self.batch_size).await?;
+        let (chunks_left, events) = snapshot::start(self.config.clone(), name, &tables, self.batch_size).await?;
+        let chunks_total = chunks_left.values().sum();
         self.phase = Phase::Snapshot(Box::new(SnapshotRun {
             holder,
             events,
             tables,
+            chunks_left,
             chunks_total,
             chunks_done: 0,
             rows: 0,
@@ -200,6 +232,7 @@ impl PostgresCdcSource {
     }
 
     fn stream(&mut self, session: ReplicationClient, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
+        self.left_behind.store(true, Ordering::Relaxed);
         let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
         tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
         self.phase = Phase::Streaming(Box::new(Streaming {
@@ -214,6 +247,11 @@ impl PostgresCdcSource {
             idle: from,
             acked: from,
             last_lag_warning: None,
+            server_wal_end: None,
+            transaction_fetch_lag_ms: 0,
+            batch_event: None,
+            last_event_ms: None,
+            fetch_lag_ms: None,
         }));
         Ok(())
     }
@@ -247,6 +285,7 @@ impl PostgresCdcSource {
             )));
         }
         tracing::info!(table = %self.config.table, rows = run.rows, "postgres-cdc snapshot finished");
+        self.snapshot_done = Some(run.progress(true));
         let Some(from) = run.stream_from else {
             if let SnapshotHolder::Transaction(client) = run.holder {
                 client.batch_execute("COMMIT").await.map_err(|e| pg_error(&self.config, "ending the snapshot", e))?;
@@ -322,6 +361,7 @@ impl Source for PostgresCdcSource {
                 StartupMode::Initial => {
                     let mut session = open_session(&config, 0).await?;
                     let (consistent, name) = create_slot(&config, &mut session, true).await?;
+                    self.left_behind.store(true, Ordering::Relaxed);
                     self.begin_snapshot(SnapshotHolder::Slot(session), name, tables, Some(consistent)).await
                 }
                 StartupMode::LatestOffset => {
@@ -337,6 +377,7 @@ impl Source for PostgresCdcSource {
                     } else {
                         let mut session = open_session(&config, 0).await?;
                         let (consistent, _) = create_slot(&config, &mut session, false).await?;
+                        self.left_behind.store(true, Ordering::Relaxed);
                         (session, consistent)
                     };
                     let session = start_streaming(&config, session).await?;
@@ -363,7 +404,12 @@ impl Source for PostgresCdcSource {
                         let position = Self::snapshot_position(&self.config, run);
                         return Ok(Some(SourceBatch { changes, position }));
                     }
-                    Some(Ok(SnapshotEvent::ChunkDone)) => run.chunks_done += 1,
+                    Some(Ok(SnapshotEvent::ChunkDone(table))) => {
+                        run.chunks_done += 1;
+                        if let Some(left) = run.chunks_left.get_mut(&table) {
+                            *left = left.saturating_sub(1);
+                        }
+                    }
                     Some(Err(e)) => return Err(e),
                     None => return self.finish_snapshot().await,
                 },
@@ -384,6 +430,45 @@ impl Source for PostgresCdcSource {
             stream.session.update_applied_lsn(Lsn::from_u64(lsn));
             stream.acked = lsn;
         }
+        Ok(())
+    }
+
+    fn progress(&self) -> Option<SourceProgress> {
+        match &self.phase {
+            Phase::Snapshot(run) => Some(SourceProgress {
+                snapshot: Some(run.progress(false)),
+                position: Some(format!("snapshot, {}/{} chunks", run.chunks_done, run.chunks_total)),
+                ..SourceProgress::default()
+            }),
+            Phase::Streaming(stream) => Some(SourceProgress {
+                event_time_ms: stream.last_event_ms,
+                fetch_event_time_lag_ms: stream.fetch_lag_ms,
+                snapshot: self.snapshot_done.clone(),
+                position: Some(format!("LSN {}", format_lsn(stream.committed.max(stream.idle)))),
+                slot_lag_bytes: stream.server_wal_end.map(|end| end.saturating_sub(stream.acked)),
+                ..SourceProgress::default()
+            }),
+            Phase::NotStarted | Phase::Finished => None,
+        }
+    }
+
+    async fn release(&mut self) -> Result<()> {
+        self.close().await?;
+        if self.config.is_bounded() || !self.left_behind.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if !self.config.drop_slot_on_stop {
+            tracing::info!(slot = %self.config.slot, server = %self.config.where_(), "postgres-cdc keeps the replication slot for the next run");
+            return Ok(());
+        }
+        let slot = &self.config.slot;
+        checks::drop_slot(&self.config).await.map_err(|e| {
+            e.context(format!(
+                "the job stopped, but its replication slot '{slot}' ('debezium.slot.drop.on.stop' = 'true') could not be dropped and \
+                 keeps holding WAL; once the cause is fixed, run SELECT pg_drop_replication_slot('{slot}')"
+            ))
+        })?;
+        self.left_behind.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -437,6 +522,15 @@ struct Streaming {
     idle: u64,
     acked: u64,
     last_lag_warning: Option<Instant>,
+    /// The server's WAL end from its last keepalive: what the slot retains is this minus `acked`.
+    server_wal_end: Option<u64>,
+    /// How long after its commit the current transaction arrived.
+    transaction_fetch_lag_ms: u64,
+    /// Commit time and fetch lag of the newest change in the batch being built.
+    batch_event: Option<(i64, u64)>,
+    /// Commit time of the newest change handed over, and how long after the commit it was.
+    last_event_ms: Option<i64>,
+    fetch_lag_ms: Option<u64>,
 }
 
 impl Streaming {
@@ -471,6 +565,10 @@ impl Streaming {
             self.on_event(event)?;
         }
         let changes = self.builder.finish()?;
+        if let Some((event_ms, fetch_lag_ms)) = self.batch_event.take() {
+            self.last_event_ms = Some(event_ms);
+            self.fetch_lag_ms = Some(fetch_lag_ms);
+        }
         Ok(SourceBatch { changes, position: self.position() })
     }
 
@@ -484,6 +582,7 @@ impl Streaming {
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 let wal_end = wal_end.as_u64();
+                self.server_wal_end = Some(self.server_wal_end.unwrap_or(0).max(wal_end));
                 if !self.in_transaction {
                     self.idle = self.idle.max(wal_end);
                 }
@@ -507,6 +606,12 @@ impl Streaming {
     fn on_begin(&mut self, commit_time_micros: i64) {
         self.in_transaction = true;
         self.commit_millis = (commit_time_micros + PG_EPOCH_MICROS).div_euclid(1000);
+        // pgoutput v1 sends a transaction once it committed: its Begin arrives with its changes.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(self.commit_millis);
+        self.transaction_fetch_lag_ms = now_ms.saturating_sub(self.commit_millis).max(0) as u64;
     }
 
     fn on_commit(&mut self, end_lsn: u64) {
@@ -549,9 +654,11 @@ impl Streaming {
                         TruncateMode::Fail => {
                             return Err(Error::user(format!(
                                 "{} was truncated; the stream has no row-level deletes for a TRUNCATE, so the target would keep rows the source no longer has. \
-                                 Stopped without confirming it ('truncate.mode' = 'fail'): empty the target, then restart from a new snapshot, \
+                                 Stopped without confirming it ('truncate.mode' = 'fail'): empty the target, drop the slot \
+                                 (SELECT pg_drop_replication_slot('{}')) and start the job with --fresh for a new snapshot, \
                                  or set 'truncate.mode' = 'ignore' to skip truncations",
-                                truncated.join(", ")
+                                truncated.join(", "),
+                                self.config.slot
                             )))
                         }
                         TruncateMode::Ignore => tracing::warn!(
@@ -614,6 +721,7 @@ impl Streaming {
             table: &rel.table.name,
             op_ts_millis: self.commit_millis,
         };
+        self.batch_event = Some((self.commit_millis, self.transaction_fetch_lag_ms));
         self.builder.append(kind, cells, &rel.mapping, &context)
     }
 
@@ -669,5 +777,18 @@ impl Streaming {
                 self.append(rel, RowKind::UpdateAfter, &new)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_progress_counts_tables_whose_chunks_are_all_read() {
+        let left: HashMap<String, usize> = [("public.a".to_string(), 0), ("public.b".to_string(), 3)].into();
+        let p = snapshot_progress(&left, 2, 5, false);
+        assert_eq!((p.tables_done, p.tables_remaining, p.chunks_done, p.chunks_remaining), (1, 1, 2, 3));
+        assert!(!p.finished);
     }
 }

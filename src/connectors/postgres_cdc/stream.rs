@@ -30,6 +30,9 @@ use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
 const IDLE_RETURN: Duration = Duration::from_secs(1);
+/// How long committed changes wait for more to join their batch once the stream goes quiet:
+/// under load events arrive microseconds apart and batches fill; a lone change leaves at once.
+const LINGER: Duration = Duration::from_millis(10);
 /// How long a batch may wait for the commit of the transaction it holds part of.
 const OPEN_TRANSACTION_RETURN: Duration = Duration::from_secs(5);
 /// Unconfirmed WAL the slot holds back before a warning (at most once a minute).
@@ -540,18 +543,21 @@ impl Streaming {
 
     async fn next_batch(&mut self, batch_size: usize) -> Result<SourceBatch> {
         let started = Instant::now();
+        let mut last_event = started;
         loop {
             let full = self.builder.len() >= batch_size;
             if full && !self.in_transaction || self.builder.len() >= batch_size * 4 {
                 break;
             }
-            let waited = started.elapsed();
-            if waited >= IDLE_RETURN && (!self.in_transaction || waited >= OPEN_TRANSACTION_RETURN) {
-                break;
-            }
-            let wait = if self.in_transaction { OPEN_TRANSACTION_RETURN } else { IDLE_RETURN };
-            let event = match tokio::time::timeout_at(started + wait, self.session.recv()).await {
-                Err(_) => continue,
+            let deadline = if self.in_transaction {
+                started + OPEN_TRANSACTION_RETURN
+            } else if self.builder.len() > 0 {
+                (last_event + LINGER).min(started + IDLE_RETURN)
+            } else {
+                started + IDLE_RETURN
+            };
+            let event = match tokio::time::timeout_at(deadline, self.session.recv()).await {
+                Err(_) => break,
                 Ok(Ok(Some(event))) => event,
                 Ok(Ok(None)) => {
                     return Err(Error::external(format!(
@@ -562,6 +568,7 @@ impl Streaming {
                 }
                 Ok(Err(e)) => return Err(wire_error(&self.config, "streaming changes", e)),
             };
+            last_event = Instant::now();
             self.on_event(event)?;
         }
         let changes = self.builder.finish()?;

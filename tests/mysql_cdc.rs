@@ -419,8 +419,12 @@ struct Reader {
 
 impl Reader {
     async fn open(spec: &TableSpec, from: Option<Position>) -> Reader {
+        Reader::open_with_batch_size(spec, from, 1000).await
+    }
+
+    async fn open_with_batch_size(spec: &TableSpec, from: Option<Position>, batch_size: usize) -> Reader {
         let table = open_table(spec).unwrap();
-        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let mut source = table.source(&SourceContext { batch_size }).unwrap().unwrap();
         source.start(from.clone()).await.unwrap();
         Reader { source, position: from }
     }
@@ -572,4 +576,31 @@ fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
     let lines = job.stop();
     assert!(!lines.is_empty(), "latest-offset read nothing");
     assert!(lines.iter().all(|l| l.contains("[100, ")), "only changes after the start: {lines:?}");
+}
+
+#[test]
+fn savepoints_do_not_split_a_transaction() {
+    let db = cdc_sql_testkit::mariadb().create_database("savepoint");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let spec = spec_for(&db, ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5542'");
+    let rt = runtime();
+    rt.block_on(async {
+        // Batches of one row: a batch may end at any commit the reader sees.
+        let mut reader = Reader::open_with_batch_size(&spec, None, 1).await;
+        db.exec(
+            "BEGIN; INSERT INTO t VALUES (1, 1); SAVEPOINT s; INSERT INTO t VALUES (2, 2); \
+             ROLLBACK TO SAVEPOINT s; INSERT INTO t VALUES (3, 3); COMMIT",
+        );
+        let start = Instant::now();
+        let batch = loop {
+            assert!(start.elapsed() < DEADLINE, "nothing read");
+            let batch = reader.source.next_batch().await.unwrap().unwrap();
+            if !batch.changes.is_empty() {
+                break batch;
+            }
+        };
+        reader.source.close().await.unwrap();
+        assert_eq!(format_rows(&batch.changes, "").unwrap(), "+I[1, 1]\n+I[3, 3]\n");
+        assert_eq!(batch.position["pos"].as_u64(), Some(master_position(&db).1), "{}", batch.position);
+    });
 }

@@ -293,8 +293,13 @@ impl BinlogReader {
                     self.in_transaction = true;
                     return Ok(Some(Step::Other));
                 }
-                if trimmed.eq_ignore_ascii_case("COMMIT") {
+                // ROLLBACK ends a transaction whose non-transactional changes stay.
+                if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
                     return Ok(Some(self.commit()));
+                }
+                if self.in_transaction {
+                    // SAVEPOINT and ROLLBACK TO SAVEPOINT are logged inside their transaction.
+                    return Ok(Some(Step::Other));
                 }
                 // DDL may change a captured table: describe tables again when next mapped.
                 self.tables.retain(|_, t| t.is_none());

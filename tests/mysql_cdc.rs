@@ -604,3 +604,28 @@ fn savepoints_do_not_split_a_transaction() {
         assert_eq!(batch.position["pos"].as_u64(), Some(master_position(&db).1), "{}", batch.position);
     });
 }
+
+#[test]
+fn rows_with_a_null_chunk_key_are_snapshotted() {
+    let db = cdc_sql_testkit::mariadb().create_database("null_key");
+    db.exec(
+        "CREATE TABLE n (u INT NULL UNIQUE, v INT); \
+         INSERT INTO n SELECT seq, seq FROM seq_1_to_100; INSERT INTO n VALUES (NULL, -1), (NULL, -2)",
+    );
+    let sql = format!(
+        "CREATE TABLE src (u INT, v INT) WITH ({}, 'database-name' = '{}', 'table-name' = 'n', \
+           'scan.startup.mode' = 'snapshot', 'scan.incremental.snapshot.chunk.key-column' = 'u', \
+           'scan.incremental.snapshot.chunk.size' = '10', 'server-id' = '5561');\n\
+         CREATE TABLE out (u INT, v INT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        with_options(&db, ""),
+        db.name()
+    );
+    let (code, mut lines, err) = Job::start(&sql).wait_exit();
+    assert_eq!(code, 0, "{err}");
+    lines.sort();
+    let mut expected: Vec<String> = (1..=100).map(|i| format!("+I[{i}, {i}]")).collect();
+    expected.extend(["+I[null, -1]".to_string(), "+I[null, -2]".to_string()]);
+    expected.sort();
+    assert_eq!(lines, expected);
+}

@@ -38,10 +38,12 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Whether a row whose chunk key is `key` belongs here; a NULL key (`None`) belongs to the
+    /// first chunk, whose query reads NULLs too.
     pub fn contains(&self, key: Option<i128>) -> bool {
         match key {
             Some(k) => self.lo.is_none_or(|lo| k >= lo) && self.hi.is_none_or(|hi| k < hi),
-            None => self.lo.is_none() && self.hi.is_none(),
+            None => self.lo.is_none(),
         }
     }
 
@@ -230,8 +232,11 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         if let Some(lo) = chunk.lo {
             conditions.push(format!("{k} >= {lo}"));
         }
-        if let Some(hi) = chunk.hi {
-            conditions.push(format!("{k} < {hi}"));
+        match (chunk.lo, chunk.hi) {
+            // A unique chunk key may still hold NULLs (chunk.key-column of a keyless table).
+            (None, Some(hi)) => conditions.push(format!("({k} < {hi} OR {k} IS NULL)")),
+            (_, Some(hi)) => conditions.push(format!("{k} < {hi}")),
+            (_, None) => {}
         }
     }
     let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
@@ -379,6 +384,7 @@ mod tests {
         for key in [-5, 9, 10, 19, 20, 1_000_000] {
             assert_eq!(chunks.iter().filter(|c| c.contains(Some(key))).count(), 1, "{key}");
         }
+        assert_eq!(chunks.iter().position(|c| c.contains(None)), Some(0), "a NULL key is read with the first chunk");
         for c in &chunks {
             assert_eq!(Chunk::from_json(&c.to_json()).as_ref(), Some(c));
         }

@@ -119,6 +119,11 @@ pub struct BinlogReader {
     /// The Rotate event sent before the first format description is decoded without knowing
     /// about checksums, so its file name ends with the 4 checksum bytes.
     rotate_has_checksum: bool,
+    /// 'timestamp' startup: transactions committed before this second (epoch seconds) are
+    /// skipped, until the first one committed at or after it.
+    skip_before: Option<u32>,
+    /// While skipping: the events of the open transaction, decoded only if its commit is late enough.
+    held: Vec<Event>,
 }
 
 impl BinlogReader {
@@ -192,7 +197,20 @@ impl BinlogReader {
             non_blocking,
             server_id,
             rotate_has_checksum: checksummed,
+            skip_before: None,
+            held: Vec::new(),
         })
+    }
+
+    /// Skips whole transactions committed before `second` (epoch seconds, the binlog's precision),
+    /// up to the first one committed at or after it; everything from there on is read.
+    pub fn skip_transactions_before(&mut self, second: u32) {
+        self.skip_before = Some(second);
+    }
+
+    /// The second still being waited for while transactions are skipped.
+    pub fn skipping_before(&self) -> Option<u32> {
+        self.skip_before
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -230,6 +248,35 @@ impl BinlogReader {
             Ok(Some(Err(e))) => return Err(server_error(&self.config, "reading the binlog", e)),
             Ok(Some(Ok(event))) => event,
         };
+        match self.skip_before {
+            Some(second) if self.in_transaction => self.hold_or_decide(event, second, out, filter).await,
+            _ => self.handle(&event, out, filter).await,
+        }
+    }
+
+    /// While skipping, a transaction's events are held until its commit, whose timestamp decides
+    /// for the whole transaction: a transaction is never split, and it counts from when it
+    /// committed (its row events carry the earlier times their statements ran).
+    async fn hold_or_decide(
+        &mut self,
+        event: Event,
+        second: u32,
+        out: &mut ChangeBuilder,
+        filter: &dyn RowFilter,
+    ) -> Result<Option<Step>> {
+        if !ends_transaction(&event) {
+            self.held.push(event);
+            return Ok(Some(Step::Other));
+        }
+        let held = std::mem::take(&mut self.held);
+        let committed_at = event.header().timestamp();
+        if committed_at >= second {
+            tracing::info!(table = %self.config.table, committed_at, from = second, position = %self.committed, "first transaction at or after 'scan.startup.timestamp-millis'; streaming from here");
+            self.skip_before = None;
+            for e in &held {
+                self.handle(e, out, filter).await?;
+            }
+        }
         self.handle(&event, out, filter).await
     }
 
@@ -444,6 +491,23 @@ impl BinlogReader {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `event` ends the open transaction: XID, or a COMMIT / ROLLBACK query (non-transactional
+/// engines). Other queries inside a transaction are SAVEPOINT and ROLLBACK TO SAVEPOINT.
+fn ends_transaction(event: &Event) -> bool {
+    match event.header().event_type_raw() {
+        16 => true,
+        2 => match event.read_data() {
+            Ok(Some(EventData::QueryEvent(q))) => {
+                let text = q.query();
+                let text = text.trim();
+                text.eq_ignore_ascii_case("COMMIT") || text.eq_ignore_ascii_case("ROLLBACK")
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 

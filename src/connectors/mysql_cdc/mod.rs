@@ -21,9 +21,12 @@
 //! 'scan.startup.mode' = 'timestamp' finds its binlog file by the files' start times and skips
 //! whole transactions committed before the requested second ([`stream`]).
 //!
+//! On MariaDB a streaming position is resumed from its GTID position (which survives a failover
+//! to a replica); during the incremental snapshot and on MySQL from file and offset.
+//!
 //! Limits: tables whose chunk key is not an integer are snapshotted as one chunk; schema
-//! changes of captured tables while streaming stop the job with an error; GTID start positions
-//! are MariaDB's (MySQL starts from file and position); resume uses file and position.
+//! changes of captured tables while streaming stop the job with an error; GTID start and resume
+//! positions are MariaDB's (MySQL uses file and position).
 
 mod builders;
 mod cell;
@@ -515,12 +518,21 @@ impl MySqlCdcSource {
             return self.start_fresh(conn, tables).await;
         }
         let binlog = BinlogPos::from_json(p).ok_or_else(|| self.bad_position(p))?;
-        server::check_position_available(&self.config, conn, &binlog).await?;
         let gtid = p.get("gtid").and_then(|g| g.as_str()).and_then(GtidState::parse).unwrap_or_default();
         let skip_before = match p.get(SKIP_BEFORE) {
             None => None,
             Some(s) => Some(s.as_u64().and_then(|s| u32::try_from(s).ok()).ok_or_else(|| self.bad_position(p))?),
         };
+        if p.get("snapshot").is_none() && !gtid.is_empty() && server::is_mariadb(&self.config, conn).await? {
+            // A GTID names the same transaction on every server of a replication topology and
+            // in renamed binlog files; file and offset do not. (Chunk watermarks during a
+            // snapshot are file offsets, so those positions stay on file and offset.)
+            server::check_gtid_available(&self.config, conn, &gtid).await?;
+            tracing::info!(table = %self.config.table, %gtid, "resuming from the GTID position");
+            let start = StreamStart::MariaDbGtid(gtid.to_string());
+            return self.begin_streaming(tables, start, gtid, None, skip_before).await;
+        }
+        server::check_position_available(&self.config, conn, &binlog).await?;
         let Some(snap) = p.get("snapshot") else {
             return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None, skip_before).await;
         };

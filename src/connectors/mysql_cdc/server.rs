@@ -267,6 +267,21 @@ pub async fn check_position_available(config: &MySqlCdcConfig, conn: &mut Conn, 
     )))
 }
 
+/// MariaDB: fails if transactions after GTID position `gtid` were purged from the binlog.
+pub async fn check_gtid_available(config: &MySqlCdcConfig, conn: &mut Conn, gtid: &GtidState) -> Result<()> {
+    let Some(oldest) = binlog_files(config, conn).await?.into_iter().next() else { return Ok(()) };
+    let begins_at = mariadb_gtid_at(config, conn, &BinlogPos { file: oldest.clone(), pos: 4 }).await?;
+    let behind = gtid.behind(&begins_at);
+    if behind.is_empty() {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "{}: cannot resume from GTID position {gtid}: the oldest binlog file the server has, {oldest}, begins at GTID position {begins_at}, so transactions of domain(s) {} in between have been purged. Changes since then are lost from the binlog; take a new snapshot with 'scan.startup.mode' = 'initial' (and a fresh checkpoint directory), or start from 'earliest-offset' / 'latest-offset' accepting the gap",
+        where_(config),
+        behind.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )))
+}
+
 /// The earliest binlog position the server still has.
 pub async fn earliest_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
     let file = binlog_files(config, conn).await?.into_iter().next().ok_or_else(|| {

@@ -69,6 +69,18 @@ impl GtidState {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The domains in which transactions after `self` come before `other`: `other` is where the
+    /// server's oldest binlog file begins, so those transactions are purged. Sequence numbers
+    /// grow within a domain (gtid_strict_mode).
+    pub fn behind(&self, other: &GtidState) -> Vec<u32> {
+        other
+            .0
+            .iter()
+            .filter(|(domain, (_, seq))| self.0.get(domain).is_none_or(|(_, mine)| mine < seq))
+            .map(|(domain, _)| *domain)
+            .collect()
+    }
 }
 
 impl std::fmt::Display for GtidState {
@@ -558,5 +570,10 @@ mod tests {
         state.set(0, 2, 6);
         assert_eq!(state.to_string(), "0-2-6,2-7-9");
         assert!(GtidState::parse("0-x-1").is_none());
+        let oldest = GtidState::parse("0-1-10,2-7-9").unwrap();
+        assert_eq!(GtidState::parse("0-2-10,2-7-9,5-1-1").unwrap().behind(&oldest), Vec::<u32>::new());
+        assert_eq!(GtidState::parse("0-1-9,2-7-20").unwrap().behind(&oldest), vec![0]);
+        assert_eq!(GtidState::parse("0-1-12").unwrap().behind(&oldest), vec![2]);
+        assert_eq!(GtidState::default().behind(&GtidState::default()), Vec::<u32>::new());
     }
 }

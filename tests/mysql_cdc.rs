@@ -1034,3 +1034,25 @@ fn resume_from_a_purged_gtid_position_is_refused_clearly() {
         );
     });
 }
+
+#[test]
+fn an_incremental_snapshot_checkpoint_is_not_resumed_by_the_legacy_snapshot() {
+    let db = cdc_sql_testkit::mariadb().create_database("switch");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_100");
+    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '10', 'server-id' = '5573'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let batch = reader.source.next_batch().await.unwrap().unwrap();
+        reader.source.close().await.unwrap();
+        assert!(batch.position.get("snapshot").is_some(), "{}", batch.position);
+        let legacy = spec_for(&db, ", 'scan.incremental.snapshot.enabled' = 'false', 'server-id' = '5573'");
+        let table = open_table(&legacy).unwrap();
+        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let err = source.start(Some(batch.position)).await.unwrap_err().to_string();
+        assert!(
+            err.contains("checkpoint was taken during the incremental snapshot") && err.contains("back to 'true'"),
+            "{err}"
+        );
+    });
+}

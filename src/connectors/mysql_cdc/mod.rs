@@ -536,6 +536,12 @@ impl MySqlCdcSource {
         let Some(snap) = p.get("snapshot") else {
             return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None, skip_before).await;
         };
+        if !self.config.incremental {
+            return Err(Error::user(format!(
+                "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or remove the checkpoint to start over",
+                self.config.table
+            )));
+        }
         // Chunk indices refer to the table list of the position; map them to today's tables.
         let names: Vec<String> = snap
             .get("tables")

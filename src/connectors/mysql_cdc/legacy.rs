@@ -42,6 +42,9 @@ pub struct LegacySnapshot {
     pub gtid: GtidState,
     batches: mpsc::Receiver<Message>,
     task: JoinHandle<()>,
+    config: Arc<MySqlCdcConfig>,
+    /// The reader's server connection id.
+    connection_id: u32,
 }
 
 impl LegacySnapshot {
@@ -65,12 +68,14 @@ impl LegacySnapshot {
         tracing::info!(table = %config.table, %start, gtid = %gtid, tables = tables.len(), "legacy snapshot started");
         // One batch in flight: the server waits (TCP back-pressure) while the job is busy.
         let (tx, batches) = mpsc::channel(1);
+        let connection_id = conn.id();
+        let reader_config = config.clone();
         let task = tokio::spawn(async move {
-            let result = read_tables(&config, &spec, &tables, &mut conn, &tx).await;
+            let result = read_tables(&reader_config, &spec, &tables, &mut conn, &tx).await;
             conn.disconnect().await.ok();
             let _ = tx.send(result.map_or_else(Message::Failed, |()| Message::Done)).await;
         });
-        Ok(LegacySnapshot { start, gtid, batches, task })
+        Ok(LegacySnapshot { start, gtid, batches, task, config, connection_id })
     }
 
     /// The next batch; `None` once every table is read and the transaction ended.
@@ -83,8 +88,15 @@ impl LegacySnapshot {
         }
     }
 
-    pub fn abort(&self) {
+    /// Stops the reader. Its connection is killed on the server: dropped in the middle of a
+    /// result, `mysql_async` would read the rest of the table before closing it.
+    pub async fn close(self) {
         self.task.abort();
+        if let Ok(mut conn) = server::connect(&self.config).await {
+            // A user may kill its own connections; a finished reader's is gone already.
+            let _ = conn.query_drop(format!("KILL {}", self.connection_id)).await;
+            let _ = conn.disconnect().await;
+        }
     }
 }
 
@@ -137,7 +149,7 @@ async fn read_tables(
             while let Some(row) = rows.next().await {
                 append_row(&mut builder, table, &row.map_err(|e| server_error(config, &doing, e))?)?;
                 if builder.len() >= fetch && tx.send(Message::Batch(builder.finish()?)).await.is_err() {
-                    // The source was closed.
+                    // Nobody reads any more: the source was dropped.
                     return Ok(());
                 }
             }

@@ -625,7 +625,7 @@ impl Source for MySqlCdcSource {
                 run.running.abort_all();
                 run.ctx.pool.clone().disconnect().await.ok();
             }
-            State::Legacy(run) => run.snapshot.abort(),
+            State::Legacy(run) => run.snapshot.close().await,
             _ => {}
         }
         Ok(())

@@ -336,6 +336,8 @@ fn clear_errors_before_streaming() {
         ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.incremental.snapshot.chunk.size' = '10'",
     );
     assert!(err.contains("only apply to the incremental snapshot"), "{err}");
+    let err = error_of(&db, "id INT, v INT", "id", ", 'scan.snapshot.fetch.size' = '0'");
+    assert!(err.contains("'scan.snapshot.fetch.size' = '0'") && err.contains("a positive whole number"), "{err}");
     // Binlog timestamps before the oldest file the server has may belong to purged files.
     let err = error_of(
         &db,

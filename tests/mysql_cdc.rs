@@ -323,7 +323,34 @@ fn clear_errors_before_streaming() {
     let err = error_of(&db, "id INT, v INT", "id", ", 'table-name' = 'nothing_[0-9]+'");
     assert!(err.contains("no table matches") && err.contains("nothing_[0-9]+"), "{err}");
     let err = error_of(&db, "v INT", "v", ", 'table-name' = 'nopk'");
-    assert!(err.contains("has no primary key") && err.contains("chunk.key-column"), "{err}");
+    assert!(
+        err.contains("has no primary key")
+            && err.contains("chunk.key-column")
+            && err.contains("'scan.incremental.snapshot.enabled' = 'false'"),
+        "{err}"
+    );
+    let err = error_of(
+        &db,
+        "id INT, v INT",
+        "id",
+        ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.incremental.snapshot.chunk.size' = '10'",
+    );
+    assert!(err.contains("only apply to the incremental snapshot"), "{err}");
+    let err = error_of(&db, "id INT, v INT", "id", ", 'scan.snapshot.fetch.size' = '0'");
+    assert!(err.contains("'scan.snapshot.fetch.size' = '0'") && err.contains("a positive whole number"), "{err}");
+    // Binlog timestamps before the oldest file the server has may belong to purged files.
+    let err = error_of(
+        &db,
+        "id INT, v INT",
+        "id",
+        ", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '1000'",
+    );
+    assert!(
+        err.contains("'scan.startup.timestamp-millis' = 1000 (1970-01-01 00:00:01 UTC)")
+            && err.contains("its oldest binlog file, mariadb-bin.")
+            && err.contains("'earliest-offset'"),
+        "{err}"
+    );
     let err = error_of(
         &db,
         "id INT, v INT",
@@ -419,8 +446,12 @@ struct Reader {
 
 impl Reader {
     async fn open(spec: &TableSpec, from: Option<Position>) -> Reader {
+        Reader::open_with_batch_size(spec, from, 1000).await
+    }
+
+    async fn open_with_batch_size(spec: &TableSpec, from: Option<Position>, batch_size: usize) -> Reader {
         let table = open_table(spec).unwrap();
-        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let mut source = table.source(&SourceContext { batch_size }).unwrap().unwrap();
         source.start(from.clone()).await.unwrap();
         Reader { source, position: from }
     }
@@ -572,4 +603,458 @@ fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
     let lines = job.stop();
     assert!(!lines.is_empty(), "latest-offset read nothing");
     assert!(lines.iter().all(|l| l.contains("[100, ")), "only changes after the start: {lines:?}");
+}
+
+// ---- 'scan.startup.mode' = 'timestamp' ----
+
+/// The server's clock, epoch seconds.
+fn server_second(db: &Database) -> u64 {
+    db.admin().query_one("SELECT UNIX_TIMESTAMP()").parse().unwrap()
+}
+
+#[test]
+fn timestamp_start_takes_whole_transactions_committed_from_that_second_on() {
+    let db = cdc_sql_testkit::mariadb().create_database("from_ts");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    // Binlog times come from the session clock (SET TIMESTAMP), which makes every event's time
+    // exact. The start lies ahead of the server's clock, so the job also waits for it.
+    let base = server_second(&db) + 100_000;
+    let from_millis = (base + 1500) * 1000 + 999;
+    db.exec(&format!(
+        "SET TIMESTAMP = {a}; INSERT INTO t VALUES (1, 1);
+         SET TIMESTAMP = {early}; BEGIN; INSERT INTO t VALUES (2, 2); SET TIMESTAMP = {just_before}; COMMIT;
+         SET TIMESTAMP = {early}; BEGIN; INSERT INTO t VALUES (3, 3); SET TIMESTAMP = {from}; UPDATE t SET v = 30 WHERE id = 3; COMMIT;
+         SET TIMESTAMP = {later}; DELETE FROM t WHERE id = 1;
+         SET TIMESTAMP = {back}; INSERT INTO t VALUES (4, 4)",
+        a = base + 1000,
+        early = base + 1400,
+        just_before = base + 1499,
+        from = base + 1500,
+        later = base + 2000,
+        back = base + 1200,
+    ));
+    let job = job_with_sink(
+        &db,
+        "id INT, v INT",
+        "id",
+        "id INT, v INT",
+        &format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{from_millis}', 'server-id' = '5540'"),
+    );
+    let mut job = Job::start(&job);
+    let lines = job.wait_lines(5);
+    std::thread::sleep(Duration::from_millis(500));
+    let lines_after = job.stop();
+    // The transaction committed in the start's second is taken whole, although it began earlier
+    // and the start's milliseconds are later; everything after it follows, whatever its time.
+    assert_eq!(lines, vec!["+I[3, 3]", "-U[3, 3]", "+U[3, 30]", "-D[1, 1]", "+I[4, 4]"]);
+    assert_eq!(lines_after, lines);
+}
+
+#[test]
+fn timestamp_start_keeps_skipping_across_a_restart() {
+    // Its own server: a transaction dated after the start ends the skipping for every database,
+    // and the other timestamp test writes such transactions.
+    let server = MariaDb::start().unwrap();
+    let db = server.create_database("ts_restart");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let from = server_second(&db) + 200_000;
+    let spec = spec_for(
+        &db,
+        &format!(
+            ", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{}', 'server-id' = '5541'",
+            from * 1000
+        ),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut state = BTreeMap::new();
+        let mut reader = Reader::open(&spec, None).await;
+        db.exec(&format!("SET TIMESTAMP = {}; INSERT INTO t VALUES (1, 1)", from - 1));
+        reader.read_past(&mut state, &master_position(&db)).await;
+        let position = reader.position.clone().unwrap();
+        reader.source.close().await.unwrap();
+        assert!(state.is_empty(), "{state:?}");
+        assert_eq!(position["skip_before_second"], from, "{position}");
+        db.exec(&format!(
+            "SET TIMESTAMP = {}; INSERT INTO t VALUES (2, 2); SET TIMESTAMP = {from}; INSERT INTO t VALUES (3, 3)",
+            from - 1
+        ));
+        let mut reader = Reader::open(&spec, Some(position)).await;
+        reader.read_past(&mut state, &master_position(&db)).await;
+        let position = reader.position.clone().unwrap();
+        reader.source.close().await.unwrap();
+        assert_eq!(state, BTreeMap::from([(3, 3)]));
+        assert!(position.get("skip_before_second").is_none(), "{position}");
+    });
+}
+
+#[test]
+fn savepoints_do_not_split_a_transaction() {
+    let db = cdc_sql_testkit::mariadb().create_database("savepoint");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    let spec = spec_for(&db, ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5542'");
+    let rt = runtime();
+    rt.block_on(async {
+        // Batches of one row: a batch may end at any commit the reader sees.
+        let mut reader = Reader::open_with_batch_size(&spec, None, 1).await;
+        db.exec(
+            "BEGIN; INSERT INTO t VALUES (1, 1); SAVEPOINT s; INSERT INTO t VALUES (2, 2); \
+             ROLLBACK TO SAVEPOINT s; INSERT INTO t VALUES (3, 3); COMMIT",
+        );
+        let start = Instant::now();
+        let batch = loop {
+            assert!(start.elapsed() < DEADLINE, "nothing read");
+            let batch = reader.source.next_batch().await.unwrap().unwrap();
+            if !batch.changes.is_empty() {
+                break batch;
+            }
+        };
+        reader.source.close().await.unwrap();
+        assert_eq!(format_rows(&batch.changes, "").unwrap(), "+I[1, 1]\n+I[3, 3]\n");
+    });
+}
+
+// ---- 'scan.incremental.snapshot.enabled' = 'false' (legacy snapshot) ----
+
+#[test]
+fn legacy_snapshot_reads_tables_without_a_key_then_streams_whole_row_images() {
+    let db = cdc_sql_testkit::mariadb().create_database("keyless");
+    db.exec(
+        "CREATE TABLE k (v INT, s VARCHAR(10)); \
+         INSERT INTO k SELECT seq % 100, 'x' FROM seq_1_to_250; INSERT INTO k VALUES (1000, 'twin'), (1000, 'twin')",
+    );
+    let sql = format!(
+        "CREATE TABLE src (v INT, s STRING) WITH ({}, 'database-name' = '{}', 'table-name' = 'k', \
+           'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '64', 'server-id' = '5550');\n\
+         CREATE TABLE out (v INT, s STRING) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        with_options(&db, ""),
+        db.name()
+    );
+    let mut job = Job::start(&sql);
+    let snapshot = job.wait_lines(252);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &snapshot {
+        *counts.entry(line.clone()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 101, "{counts:?}");
+    assert_eq!(counts["+I[1000, twin]"], 2);
+    assert!(
+        (0..100).all(|v| counts[&format!("+I[{v}, x]")] == if (1..=50).contains(&v) { 3 } else { 2 }),
+        "{counts:?}"
+    );
+    db.exec("UPDATE k SET s = 'one' WHERE v = 1000 LIMIT 1; DELETE FROM k WHERE v = 1000 AND s = 'twin'; INSERT INTO k VALUES (NULL, NULL)");
+    let lines = job.wait_lines(256);
+    job.stop();
+    assert_eq!(lines[252..], ["-U[1000, twin]", "+U[1000, one]", "-D[1000, twin]", "+I[null, null]"]);
+}
+
+#[test]
+fn legacy_snapshot_under_concurrent_writes_ends_equal_to_the_source() {
+    let db = cdc_sql_testkit::mariadb().create_database("legacy_busy");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
+    let spec = spec_for(
+        &db,
+        ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '500', 'server-id' = '5551'",
+    );
+    let writer_db = db.admin().clone();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        // The snapshot transaction is open: everything written now comes from the binlog.
+        let writer = std::thread::spawn(move || {
+            for round in 1..=40 {
+                writer_db.exec(&format!(
+                    "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
+                     UPDATE t SET id = id + 100000 WHERE id = {k}",
+                    m = round % 40,
+                    d = round * 397,
+                    i = 20000 + round,
+                    k = round * 211 + 5
+                ));
+            }
+        });
+        let mut state = BTreeMap::new();
+        let mut snapshot_batches = 0;
+        let start = Instant::now();
+        while reader.position.as_ref().is_none_or(|p| p.get("legacy_snapshot").is_some()) {
+            assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
+            let batch = reader.source.next_batch().await.unwrap().expect("unbounded");
+            assert!(batch.changes.num_rows() <= 500, "a batch of {} rows", batch.changes.num_rows());
+            snapshot_batches += batch.position.get("legacy_snapshot").is_some() as usize;
+            apply(&mut state, &batch.changes);
+            reader.position = Some(batch.position);
+        }
+        assert_eq!(snapshot_batches, 40);
+        writer.join().unwrap();
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+#[test]
+fn restart_mid_legacy_snapshot_reads_it_again_from_the_start() {
+    let db = cdc_sql_testkit::mariadb().create_database("legacy_restart");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_3000");
+    let spec = spec_for(
+        &db,
+        ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '1000', 'server-id' = '5552'",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let mut state = BTreeMap::new();
+        reader.read_until(&mut state, |s| !s.is_empty()).await;
+        let position = reader.position.clone().unwrap();
+        reader.source.close().await.unwrap();
+        assert_eq!(position["legacy_snapshot"], true, "{position}");
+        db.exec("UPDATE t SET v = -1 WHERE id = 1; DELETE FROM t WHERE id = 3000; INSERT INTO t VALUES (5000, 5)");
+        // Every row comes again, as of the new snapshot.
+        let mut reader = Reader::open(&spec, Some(position)).await;
+        let mut state = BTreeMap::new();
+        reader.read_past(&mut state, &master_position(&db)).await;
+        db.exec("UPDATE t SET v = 7 WHERE id = 2");
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+#[test]
+fn legacy_snapshot_mode_ends_the_job() {
+    let db = cdc_sql_testkit::mariadb().create_database("legacy_bounded");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5)); INSERT INTO t SELECT seq, 'x' FROM seq_1_to_300");
+    let job = job_with_sink(
+        &db,
+        "id INT, v STRING",
+        "id",
+        "id INT, v STRING",
+        ", 'scan.startup.mode' = 'snapshot', 'scan.incremental.snapshot.enabled' = 'false', 'server-id' = '5553'",
+    );
+    let (code, lines, err) = Job::start(&job).wait_exit();
+    assert_eq!(code, 0, "{err}");
+    let mut ids: Vec<u32> = lines.iter().map(|l| l[3..].split(',').next().unwrap().parse().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=300).collect::<Vec<u32>>());
+}
+
+// ---- 'scan.snapshot.fetch.size' and chunk keys ----
+
+#[test]
+fn restart_between_the_pieces_of_a_chunk_loses_and_repeats_nothing() {
+    let db = cdc_sql_testkit::mariadb().create_database("pieces");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_5000");
+    let spec = spec_for(
+        &db,
+        ", 'scan.incremental.snapshot.chunk.size' = '1000', 'scan.snapshot.fetch.size' = '300', \
+         'scan.incremental.snapshot.parallelism' = '1', 'server-id' = '5560'",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut state = BTreeMap::new();
+        let mut reader = Reader::open(&spec, None).await;
+        let start = Instant::now();
+        // The second chunk, ids 1001–2000, stops after its pieces 1001–1300 and 1301–1600.
+        while state.len() < 1600 {
+            assert!(start.elapsed() < DEADLINE);
+            let batch = reader.source.next_batch().await.unwrap().unwrap();
+            assert!(batch.changes.num_rows() <= 300, "a batch of {} rows", batch.changes.num_rows());
+            apply(&mut state, &batch.changes);
+            reader.position = Some(batch.position);
+        }
+        assert_eq!(state.len(), 1600);
+        let position = reader.position.clone().unwrap();
+        reader.source.close().await.unwrap();
+        let chunks = position["snapshot"]["chunks"].as_array().unwrap();
+        assert_eq!(chunks[1][2], "1601", "{position}");
+        assert!(chunks.last().unwrap()[1] == "1601" && chunks.last().unwrap()[3].is_null(), "{position}");
+        db.exec("UPDATE t SET v = -1 WHERE id IN (1500, 1700); DELETE FROM t WHERE id = 1601; INSERT INTO t VALUES (6000, 6)");
+        let mut reader = Reader::open(&spec, Some(position)).await;
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+#[test]
+fn rows_with_a_null_chunk_key_are_snapshotted() {
+    let db = cdc_sql_testkit::mariadb().create_database("null_key");
+    db.exec(
+        "CREATE TABLE n (u INT NULL UNIQUE, v INT); \
+         INSERT INTO n SELECT seq, seq FROM seq_1_to_100; INSERT INTO n VALUES (NULL, -1), (NULL, -2)",
+    );
+    let sql = format!(
+        "CREATE TABLE src (u INT, v INT) WITH ({}, 'database-name' = '{}', 'table-name' = 'n', \
+           'scan.startup.mode' = 'snapshot', 'scan.incremental.snapshot.chunk.key-column' = 'u', \
+           'scan.incremental.snapshot.chunk.size' = '10', 'scan.snapshot.fetch.size' = '4', 'server-id' = '5561');\n\
+         CREATE TABLE out (u INT, v INT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        with_options(&db, ""),
+        db.name()
+    );
+    let (code, mut lines, err) = Job::start(&sql).wait_exit();
+    assert_eq!(code, 0, "{err}");
+    lines.sort();
+    let mut expected: Vec<String> = (1..=100).map(|i| format!("+I[{i}, {i}]")).collect();
+    expected.extend(["+I[null, -1]".to_string(), "+I[null, -2]".to_string()]);
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+// ---- resuming by GTID ----
+
+#[test]
+fn resume_right_after_a_gtid_start_repeats_nothing() {
+    let db = cdc_sql_testkit::mariadb().create_database("gtid_resume");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1); INSERT INTO t VALUES (2, 2)");
+    let gtid = db.admin().query_one("SELECT @@gtid_binlog_pos");
+    let spec = spec_for(
+        &db,
+        &format!(", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.gtid-set' = '{gtid}', 'server-id' = '5570'"),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        // Nothing committed yet: the position is the start of the binlog file holding the GTID.
+        let batch = reader.source.next_batch().await.unwrap().unwrap();
+        assert!(batch.changes.is_empty());
+        reader.source.close().await.unwrap();
+        db.exec("INSERT INTO t VALUES (3, 3)");
+        let mut state = BTreeMap::new();
+        let mut reader = Reader::open(&spec, Some(batch.position)).await;
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_eq!(state, BTreeMap::from([(3, 3)]));
+    });
+}
+
+/// The job's table on another server.
+fn spec_on(server: &MariaDb, database: &str, extra: &str) -> TableSpec {
+    let c = server.connection();
+    let sql = format!(
+        "CREATE TABLE src (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'mysql-cdc', \
+         'hostname' = '{}', 'port' = '{}', 'username' = '{}', 'password' = '{}', 'database-name' = '{database}', \
+         'table-name' = 't'{extra});",
+        c.host, c.port, c.user, c.password
+    );
+    match parse_script("test", &sql, &|_| None).unwrap().into_iter().next().unwrap().statement {
+        Statement::CreateTable { spec, .. } => spec,
+        _ => panic!("not a CREATE TABLE"),
+    }
+}
+
+#[test]
+fn resume_by_gtid_survives_a_failover_to_a_replica() {
+    let primary = MariaDb::start().unwrap();
+    let replica = MariaDb::start_with(MariaDbConfig { server_id: 2, ..MariaDbConfig::default() }).unwrap();
+    // The primary's binlog files are numbered well past the replica's, so the checkpoint's file
+    // does not exist on the replica.
+    primary.admin().exec("FLUSH BINARY LOGS; FLUSH BINARY LOGS; FLUSH BINARY LOGS");
+    replica.admin().exec(&format!(
+        "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'cdc_user', \
+         MASTER_PASSWORD = 'cdc_password', MASTER_USE_GTID = slave_pos; START SLAVE",
+        primary.port()
+    ));
+    let db = primary.create_database("failover");
+    let name = db.name().to_string();
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_100");
+    let caught_up = |gtid: &str| {
+        let start = Instant::now();
+        while replica.admin().query_one("SELECT @@gtid_slave_pos") != gtid {
+            assert!(start.elapsed() < DEADLINE, "the replica does not catch up with {gtid}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let mut state = BTreeMap::new();
+        let mut reader = Reader::open(&spec_on(&primary, &name, ", 'server-id' = '5571'"), None).await;
+        db.exec("UPDATE t SET v = -1 WHERE id = 1; INSERT INTO t VALUES (101, 101)");
+        reader.read_past(&mut state, &master_position(&db)).await;
+        let position = reader.position.clone().unwrap();
+        reader.source.close().await.unwrap();
+        assert!(position.get("snapshot").is_none(), "{position}");
+        // Written on the primary after the checkpoint, then the primary is gone.
+        db.exec("DELETE FROM t WHERE id = 2; UPDATE t SET v = 55 WHERE id = 5");
+        caught_up(&primary.admin().query_one("SELECT @@gtid_binlog_pos"));
+        replica.admin().exec("STOP SLAVE");
+        drop(db);
+        primary.stop();
+        let files: Vec<String> = replica.admin().query("SHOW BINARY LOGS").into_iter().map(|r| r[0].clone()).collect();
+        assert!(!files.contains(&position["file"].as_str().unwrap().to_string()), "{files:?} / {position}");
+        replica.admin().exec(&format!("INSERT INTO `{name}`.t VALUES (200, 200)"));
+        let mut reader = Reader::open(&spec_on(&replica, &name, ", 'server-id' = '5571'"), Some(position)).await;
+        // Positions from here on are the replica's.
+        reader.position = None;
+        let target = {
+            let row = replica.admin().query("SHOW MASTER STATUS").into_iter().next().unwrap();
+            (row[0].clone(), row[1].parse().unwrap())
+        };
+        reader.read_past(&mut state, &target).await;
+        reader.source.close().await.unwrap();
+        let table: BTreeMap<i32, i32> = replica
+            .admin()
+            .query(&format!("SELECT id, v FROM `{name}`.t"))
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect();
+        assert_same(&state, &table);
+    });
+}
+
+#[test]
+fn resume_from_a_purged_gtid_position_is_refused_clearly() {
+    let server = MariaDb::start().unwrap();
+    let db = server.create_database("gtid_purged");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)");
+    let spec = spec_on(&server, db.name(), ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5572'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let batch = reader.source.next_batch().await.unwrap().unwrap();
+        reader.source.close().await.unwrap();
+        db.exec("INSERT INTO t VALUES (2, 2)");
+        server.admin().exec("FLUSH BINARY LOGS");
+        let current = master_position(&db).0;
+        // The server keeps a file until the storage engine's binlog checkpoint has passed it.
+        let start = Instant::now();
+        while server.admin().query_one("SHOW BINARY LOGS") != current {
+            assert!(start.elapsed() < DEADLINE, "cannot purge the binlog files before {current}");
+            server.admin().exec(&format!("PURGE BINARY LOGS TO '{current}'"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let table = open_table(&spec).unwrap();
+        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let err = source.start(Some(batch.position.clone())).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("cannot resume from GTID position {}", batch.position["gtid"].as_str().unwrap()))
+                && err.contains(&format!("the oldest binlog file the server has, {current}"))
+                && err.contains("domain(s) 0")
+                && err.contains("'scan.startup.mode' = 'initial'"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn an_incremental_snapshot_checkpoint_is_not_resumed_by_the_legacy_snapshot() {
+    let db = cdc_sql_testkit::mariadb().create_database("switch");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_100");
+    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '10', 'server-id' = '5573'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let batch = reader.source.next_batch().await.unwrap().unwrap();
+        reader.source.close().await.unwrap();
+        assert!(batch.position.get("snapshot").is_some(), "{}", batch.position);
+        let legacy = spec_for(&db, ", 'scan.incremental.snapshot.enabled' = 'false', 'server-id' = '5573'");
+        let table = open_table(&legacy).unwrap();
+        let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let err = source.start(Some(batch.position)).await.unwrap_err().to_string();
+        assert!(
+            err.contains("checkpoint was taken during the incremental snapshot") && err.contains("back to 'true'"),
+            "{err}"
+        );
+    });
 }

@@ -23,6 +23,18 @@ pub enum StartupMode {
         pos: u64,
     },
     SpecificGtid(String),
+    /// Streaming from the first transaction committed at or after this second (epoch seconds:
+    /// binlog timestamps have second precision; 'scan.startup.timestamp-millis' / 1000, rounded down).
+    Timestamp {
+        millis: i64,
+    },
+}
+
+impl StartupMode {
+    /// Whether reading begins with a snapshot of the tables.
+    pub fn snapshots(&self) -> bool {
+        matches!(self, StartupMode::Initial | StartupMode::Snapshot)
+    }
 }
 
 /// TLS for the snapshot and binlog connections (`jdbc.properties.sslMode`, MySQL Connector/J names).
@@ -49,8 +61,13 @@ pub struct MySqlCdcConfig {
     pub server_ids: (u32, u32),
     pub server_time_zone: Tz,
     pub startup: StartupMode,
+    /// `false`: Flink CDC's legacy snapshot — one reader, one consistent transaction, tables
+    /// without a key allowed (`scan.incremental.snapshot.enabled`).
+    pub incremental: bool,
     pub chunk_size: u64,
     pub chunk_key_column: Option<String>,
+    /// Most rows in one snapshot batch (`scan.snapshot.fetch.size`).
+    pub fetch_size: usize,
     pub connect_timeout: Duration,
     pub connect_max_retries: u32,
     pub heartbeat_interval: Duration,
@@ -136,6 +153,16 @@ impl MySqlCdcConfig {
                 spec.name
             )));
         }
+        let timestamp = o.parse::<i64>(
+            "scan.startup.timestamp-millis",
+            "milliseconds since 1970-01-01 00:00:00 UTC, such as '1700000000000'",
+        )?;
+        if mode != "timestamp" && timestamp.is_some() {
+            return Err(Error::user(format!(
+                "table `{}`: 'scan.startup.timestamp-millis' needs 'scan.startup.mode' = 'timestamp' (it is '{mode}')",
+                spec.name
+            )));
+        }
         let startup = match mode {
             "initial" => StartupMode::Initial,
             "snapshot" => StartupMode::Snapshot,
@@ -153,33 +180,64 @@ impl MySqlCdcConfig {
                     )))
                 }
             },
-            _ => {
-                return Err(Error::user(format!(
-                    "table `{}`: 'scan.startup.mode' = 'timestamp' is not supported by cdc-sql's mysql-cdc yet; use 'specific-offset' with the binlog file and position (see SHOW BINARY LOGS / mariadb-binlog) instead",
-                    spec.name
-                )))
-            }
+            _ => match timestamp {
+                // Binlog timestamps are 32-bit epoch seconds.
+                Some(millis) if (0..=u32::MAX as i64 * 1000).contains(&millis) => StartupMode::Timestamp { millis },
+                Some(millis) => {
+                    return Err(o.invalid(
+                        "scan.startup.timestamp-millis",
+                        &millis.to_string(),
+                        "milliseconds since 1970-01-01 00:00:00 UTC, from 0 to 4294967295999",
+                    ))
+                }
+                None => {
+                    return Err(Error::user(format!(
+                        "table `{}`: 'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis' (milliseconds since 1970-01-01 00:00:00 UTC)",
+                        spec.name
+                    )))
+                }
+            },
         };
-        if o.bool("scan.incremental.snapshot.enabled")? == Some(false) {
-            return Err(Error::user(format!(
-                "table `{}`: 'scan.incremental.snapshot.enabled' = 'false' asks for Flink CDC's legacy snapshot under a global read lock, which cdc-sql does not implement; remove the option (the lock-free incremental snapshot is always used)",
-                spec.name
-            )));
+        let incremental = o.bool("scan.incremental.snapshot.enabled")?.unwrap_or(true);
+        let fetch_size =
+            o.parse::<usize>("scan.snapshot.fetch.size", "a positive whole number of rows")?.unwrap_or(1024);
+        if fetch_size == 0 {
+            return Err(o.invalid("scan.snapshot.fetch.size", "0", "a positive whole number of rows"));
         }
-        let chunk_size =
-            o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number of rows")?.unwrap_or(8096);
+        let given_chunk_size =
+            o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number of rows")?;
+        let chunk_size = given_chunk_size.unwrap_or(8096);
         if chunk_size == 0 {
             return Err(o.invalid("scan.incremental.snapshot.chunk.size", "0", "a positive whole number of rows"));
         }
         let chunk_key_column = o.string("scan.incremental.snapshot.chunk.key-column");
-        let snapshot_parallelism =
-            o.parse::<usize>("scan.incremental.snapshot.parallelism", "a whole number from 1 to 64")?.unwrap_or(4);
+        let given_parallelism =
+            o.parse::<usize>("scan.incremental.snapshot.parallelism", "a whole number from 1 to 64")?;
+        let snapshot_parallelism = given_parallelism.unwrap_or(4);
         if !(1..=64).contains(&snapshot_parallelism) {
             return Err(o.invalid(
                 "scan.incremental.snapshot.parallelism",
                 &snapshot_parallelism.to_string(),
                 "a whole number from 1 to 64",
             ));
+        }
+        if !incremental {
+            let given: Vec<&str> = [
+                (given_chunk_size.is_some(), "scan.incremental.snapshot.chunk.size"),
+                (chunk_key_column.is_some(), "scan.incremental.snapshot.chunk.key-column"),
+                (given_parallelism.is_some(), "scan.incremental.snapshot.parallelism"),
+            ]
+            .into_iter()
+            .filter_map(|(given, key)| given.then_some(key))
+            .collect();
+            if !given.is_empty() {
+                return Err(Error::user(format!(
+                    "table `{}`: {} only apply to the incremental snapshot, but 'scan.incremental.snapshot.enabled' = 'false' reads the tables in one pass; remove {}",
+                    spec.name,
+                    given.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "),
+                    if given.len() == 1 { "it" } else { "them" }
+                )));
+            }
         }
         let connect_timeout = o.duration("connect.timeout")?.unwrap_or(Duration::from_secs(30));
         let connect_max_retries = o.parse::<u32>("connect.max-retries", "a whole number")?.unwrap_or(3);
@@ -229,8 +287,10 @@ impl MySqlCdcConfig {
             server_ids,
             server_time_zone,
             startup,
+            incremental,
             chunk_size,
             chunk_key_column,
+            fetch_size,
             connect_timeout,
             connect_max_retries,
             heartbeat_interval,
@@ -299,6 +359,8 @@ mod tests {
         assert_eq!(c.port, 3306);
         assert_eq!(c.startup, StartupMode::Initial);
         assert_eq!(c.chunk_size, 8096);
+        assert_eq!(c.fetch_size, 1024);
+        assert!(c.incremental);
         assert_eq!(c.connect_timeout, Duration::from_secs(30));
         assert_eq!(c.connect_max_retries, 3);
         assert_eq!(c.heartbeat_interval, Duration::from_secs(30));
@@ -349,16 +411,27 @@ mod tests {
         assert!(err.contains("needs either"), "{err}");
         let err = parse(&[("scan.startup.specific-offset.pos", "4")]).unwrap_err().to_string();
         assert!(err.contains("need 'scan.startup.mode' = 'specific-offset'"), "{err}");
+        let c =
+            parse(&[("scan.startup.mode", "timestamp"), ("scan.startup.timestamp-millis", "1700000000123")]).unwrap();
+        assert_eq!(c.startup, StartupMode::Timestamp { millis: 1_700_000_000_123 });
         let err = parse(&[("scan.startup.mode", "timestamp")]).unwrap_err().to_string();
-        assert!(err.contains("not supported"), "{err}");
+        assert!(err.contains("needs 'scan.startup.timestamp-millis'"), "{err}");
+        let err = parse(&[("scan.startup.timestamp-millis", "1700000000123")]).unwrap_err().to_string();
+        assert!(err.contains("needs 'scan.startup.mode' = 'timestamp'"), "{err}");
+        for bad in ["-1", "4294967296000", "yesterday"] {
+            let err = parse(&[("scan.startup.mode", "timestamp"), ("scan.startup.timestamp-millis", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("'scan.startup.timestamp-millis' = '{bad}'")), "{err}");
+        }
         let err = parse(&[("scan.startup.mode", "inital")]).unwrap_err().to_string();
         assert!(err.contains("one of initial"), "{err}");
     }
 
     #[test]
     fn unsupported_and_invalid_options_are_rejected() {
-        let err = parse(&[("scan.incremental.snapshot.enabled", "false")]).unwrap_err().to_string();
-        assert!(err.contains("global read lock"), "{err}");
+        let err = parse(&[("scan.snapshot.fetch.size", "0")]).unwrap_err().to_string();
+        assert!(err.contains("'scan.snapshot.fetch.size' = '0'"), "{err}");
         let err = parse(&[("jdbc.properties.useUnicode", "true")]).unwrap_err().to_string();
         assert!(err.contains("unsupported option 'jdbc.properties.useUnicode'"), "{err}");
         let err = parse(&[("password", "x"), ("port", "99999")]).unwrap_err().to_string();
@@ -369,6 +442,32 @@ mod tests {
         assert_eq!(parse(&both).unwrap().ssl_mode, SslMode::VerifyCa);
         let err = parse(&[("jdbc.properties.useSSL", "true"), ("jdbc.properties.sslMode", "DISABLED")]).unwrap_err();
         assert!(err.to_string().contains("disagree"), "{err}");
+    }
+
+    #[test]
+    fn legacy_snapshot_rejects_the_incremental_snapshot_options() {
+        let c = parse(&[("scan.incremental.snapshot.enabled", "false"), ("scan.snapshot.fetch.size", "10")]).unwrap();
+        assert!(!c.incremental);
+        assert_eq!(c.fetch_size, 10);
+        let err = parse(&[
+            ("scan.incremental.snapshot.enabled", "false"),
+            ("scan.incremental.snapshot.chunk.size", "10"),
+            ("scan.incremental.snapshot.parallelism", "2"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("'scan.incremental.snapshot.chunk.size', 'scan.incremental.snapshot.parallelism' only apply")
+                && err.ends_with("remove them"),
+            "{err}"
+        );
+        let err = parse(&[
+            ("scan.incremental.snapshot.enabled", "false"),
+            ("scan.incremental.snapshot.chunk.key-column", "id"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("remove it"), "{err}");
     }
 
     #[test]

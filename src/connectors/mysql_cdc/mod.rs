@@ -10,18 +10,28 @@
 //! without locks. Each chunk is pinned to a binlog position: on MariaDB the exact position of
 //! its consistent-snapshot transaction, on MySQL a low/high watermark pair with the binlog
 //! between them applied to the chunk (DBLog / Flink CDC incremental snapshot). Streaming then
-//! starts where the snapshot started and skips, per chunk, what that chunk already contains. Transactions are never split across batches; every
-//! batch carries the position after it (binlog file and offset, MariaDB GTIDs, and snapshot
-//! progress per chunk while it matters), from which `start` resumes exactly.
+//! starts where the snapshot started and skips, per chunk, what that chunk already contains.
+//! Chunks are handed out in key-range pieces of at most 'scan.snapshot.fetch.size' rows. With
+//! 'scan.incremental.snapshot.enabled' = 'false' the [`legacy`] snapshot reads every table in
+//! one consistent transaction instead (keyless tables allowed, restarted from scratch if
+//! interrupted). Transactions are never split across batches; every batch carries the position
+//! after it (binlog file and offset, MariaDB GTIDs, and snapshot progress per chunk while it
+//! matters), from which `start` resumes exactly.
+//!
+//! 'scan.startup.mode' = 'timestamp' finds its binlog file by the files' start times and skips
+//! whole transactions committed before the requested second ([`stream`]).
+//!
+//! On MariaDB a streaming position is resumed from its GTID position (which survives a failover
+//! to a replica); during the incremental snapshot and on MySQL from file and offset.
 //!
 //! Limits: tables whose chunk key is not an integer are snapshotted as one chunk; schema
-//! changes of captured tables while streaming stop the job with an error; 'scan.startup.mode' =
-//! 'timestamp' and the lock-based legacy snapshot are not implemented (rejected); GTID start
-//! positions are MariaDB's (MySQL starts from file and position); resume uses file and position.
+//! changes of captured tables while streaming stop the job with an error; GTID start and resume
+//! positions are MariaDB's (MySQL uses file and position).
 
 mod builders;
 mod cell;
 mod config;
+mod legacy;
 mod rows;
 mod schema;
 mod server;
@@ -34,6 +44,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -43,10 +54,11 @@ use crate::changelog::{ChangeBatch, ChangelogMode};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 use config::{MySqlCdcConfig, StartupMode};
+use legacy::LegacySnapshot;
 use rows::ChangeBuilder;
 use schema::CapturedTable;
 use server::BinlogPos;
-use snapshot::{Chunk, ChunkContext, SnapshotFilter};
+use snapshot::{Chunk, ChunkContext, ChunkList, SnapshotFilter};
 use stream::{BinlogReader, GtidState, KeepAll, RowFilter, StreamStart};
 
 pub struct MySqlCdc;
@@ -97,25 +109,77 @@ impl ConnectorTable for MySqlCdcTable {
 
 struct SnapshotRun {
     ctx: Arc<ChunkContext>,
-    chunks: Vec<Chunk>,
+    chunks: ChunkList,
     /// Where streaming starts: before every chunk's low watermark.
     start: BinlogPos,
     gtid: GtidState,
     queue: VecDeque<usize>,
     running: JoinSet<(usize, Result<(ChangeBatch, BinlogPos)>)>,
+    /// A read chunk larger than 'scan.snapshot.fetch.size', being handed out piece by piece.
+    emitting: Option<Pieces>,
+}
+
+/// The rows of chunk `index`, sorted by key and cut into key ranges. While pieces remain, the
+/// chunk's entry records the part handed out (done at `high`) and one more entry, the last of
+/// the list, the rest (to read again after a restart).
+struct Pieces {
+    index: usize,
+    original: Chunk,
+    high: BinlogPos,
+    rows: RecordBatch,
+    /// Row offsets where pieces start, with their first key.
+    cuts: VecDeque<(usize, i128)>,
+    next: usize,
+    rest_entry: Option<usize>,
+}
+
+impl Pieces {
+    /// The next piece, updating the chunk list to say what has been handed out.
+    fn take(&mut self, chunks: &mut ChunkList) -> ChangeBatch {
+        let (end, boundary) = match self.cuts.pop_front() {
+            Some((at, key)) => (at, Some(key)),
+            None => (self.rows.num_rows(), None),
+        };
+        let piece = ChangeBatch::inserts(self.rows.slice(self.next, end - self.next));
+        self.next = end;
+        let done = Chunk { hi: boundary.or(self.original.hi), high: Some(self.high.clone()), ..self.original.clone() };
+        chunks.set(self.index, done);
+        let rest = |lo: i128| Chunk { lo: Some(lo), high: None, ..self.original.clone() };
+        match (boundary, self.rest_entry) {
+            (Some(key), Some(entry)) => chunks.set(entry, rest(key)),
+            (Some(key), None) => {
+                self.rest_entry = Some(chunks.len());
+                chunks.push(rest(key));
+            }
+            // Nothing else joins the list while pieces are handed out: the rest is its last entry.
+            (None, Some(_)) => chunks.pop(),
+            (None, None) => {}
+        }
+        piece
+    }
+
+    fn finished(&self) -> bool {
+        self.next == self.rows.num_rows()
+    }
 }
 
 struct StreamRun {
     reader: BinlogReader,
     tables: Vec<Arc<CapturedTable>>,
     /// Chunks whose rows the snapshot already delivered, while the stream is before their watermarks.
-    snapshot: Option<(Vec<Chunk>, SnapshotFilter)>,
+    snapshot: Option<(ChunkList, SnapshotFilter)>,
     builder: ChangeBuilder,
+}
+
+struct LegacyRun {
+    snapshot: LegacySnapshot,
+    tables: Vec<Arc<CapturedTable>>,
 }
 
 enum State {
     NotStarted,
     Snapshot(Box<SnapshotRun>),
+    Legacy(Box<LegacyRun>),
     Streaming(Box<StreamRun>),
     Done,
 }
@@ -128,23 +192,39 @@ struct MySqlCdcSource {
     state: State,
 }
 
-fn position_json(
-    binlog: &BinlogPos,
-    gtid: &GtidState,
-    tables: &[Arc<CapturedTable>],
-    chunks: Option<&[Chunk]>,
-) -> Position {
+/// A position: the binlog file and offset after the last complete transaction, the MariaDB GTID
+/// position when known, and what else a restart needs to continue exactly.
+fn position_json(binlog: &BinlogPos, gtid: &GtidState) -> Position {
     let mut p = json!({"file": binlog.file, "pos": binlog.pos});
     if !gtid.is_empty() {
         p["gtid"] = json!(gtid.to_string());
     }
-    if let Some(chunks) = chunks {
-        p["snapshot"] = json!({
-            "tables": tables.iter().map(|t| format!("{}.{}", t.database, t.table)).collect::<Vec<_>>(),
-            "chunks": chunks.iter().map(Chunk::to_json).collect::<Vec<_>>(),
-        });
-    }
     p
+}
+
+/// The incremental snapshot's progress: the chunk list with each finished chunk's high watermark.
+fn with_chunks(mut p: Position, tables: &[Arc<CapturedTable>], chunks: &ChunkList) -> Position {
+    p["snapshot"] = json!({
+        "tables": tables.iter().map(|t| format!("{}.{}", t.database, t.table)).collect::<Vec<_>>(),
+        "chunks": chunks.to_json(),
+    });
+    p
+}
+
+/// Marks a position taken during the legacy snapshot, which a restart cannot continue.
+const LEGACY_SNAPSHOT: &str = "legacy_snapshot";
+/// While a 'timestamp' start still skips transactions: the second it waits for.
+const SKIP_BEFORE: &str = "skip_before_second";
+
+fn stream_position(run: &StreamRun) -> Position {
+    let mut p = position_json(&run.reader.committed, &run.reader.gtid);
+    if let Some(second) = run.reader.skipping_before() {
+        p[SKIP_BEFORE] = json!(second);
+    }
+    match &run.snapshot {
+        Some((chunks, _)) => with_chunks(p, &run.tables, chunks),
+        None => p,
+    }
 }
 
 impl MySqlCdcSource {
@@ -170,6 +250,7 @@ impl MySqlCdcSource {
         let (first, last) = self.config.server_ids;
         let locks = ((last - first) as usize).max(1);
         let queue = chunks.iter().enumerate().filter(|(_, c)| c.high.is_none()).map(|(i, _)| i).collect();
+        let chunks = ChunkList::new(chunks);
         let ctx = Arc::new(ChunkContext {
             config: self.config.clone(),
             spec: self.spec.clone(),
@@ -178,19 +259,29 @@ impl MySqlCdcSource {
             mariadb,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
-        self.state =
-            State::Snapshot(Box::new(SnapshotRun { ctx, chunks, start, gtid, queue, running: JoinSet::new() }));
+        self.state = State::Snapshot(Box::new(SnapshotRun {
+            ctx,
+            chunks,
+            start,
+            gtid,
+            queue,
+            running: JoinSet::new(),
+            emitting: None,
+        }));
         Ok(())
     }
 
+    /// Opens the binlog at `start`; `chunks` are the incremental snapshot's (their rows are
+    /// skipped up to their watermarks), `skip_before` a 'timestamp' start's second.
     async fn begin_streaming(
         &mut self,
         tables: Vec<Arc<CapturedTable>>,
         start: StreamStart,
         gtid: GtidState,
         chunks: Option<Vec<Chunk>>,
+        skip_before: Option<u32>,
     ) -> Result<()> {
-        let reader = BinlogReader::open(
+        let mut reader = BinlogReader::open(
             self.config.clone(),
             self.spec.clone(),
             &tables,
@@ -200,14 +291,30 @@ impl MySqlCdcSource {
             gtid,
         )
         .await?;
-        let snapshot = chunks.and_then(|c| SnapshotFilter::new(&tables, &c).map(|f| (c, f)));
+        if let Some(second) = skip_before {
+            reader.skip_transactions_before(second);
+        }
+        let snapshot = chunks.and_then(|c| SnapshotFilter::new(&tables, &c).map(|f| (ChunkList::new(c), f)));
         let builder = ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, self.batch_size)?;
         self.state = State::Streaming(Box::new(StreamRun { reader, tables, snapshot, builder }));
         Ok(())
     }
 
+    fn empty_batch(&self) -> Result<ChangeBatch> {
+        ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, 0)?.finish()
+    }
+
     async fn next_snapshot_batch(&mut self) -> Result<Option<SourceBatch>> {
+        let fetch = self.config.fetch_size;
         let State::Snapshot(run) = &mut self.state else { return Err(Error::internal("snapshot state expected")) };
+        if let Some(pieces) = run.emitting.as_mut() {
+            let changes = pieces.take(&mut run.chunks);
+            if pieces.finished() {
+                run.emitting = None;
+            }
+            let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
+            return Ok(Some(SourceBatch { changes, position }));
+        }
         while run.running.len() < self.config.snapshot_parallelism {
             let Some(index) = run.queue.pop_front() else { break };
             let ctx = run.ctx.clone();
@@ -218,14 +325,40 @@ impl MySqlCdcSource {
             Some(joined) => {
                 let (index, result) = joined.map_err(|e| Error::internal(format!("snapshot reader failed: {e}")))?;
                 let (batch, high) = result?;
-                run.chunks[index].high = Some(high);
-                let position = position_json(&run.start, &run.gtid, &run.ctx.tables, Some(&run.chunks));
-                Ok(Some(SourceBatch { changes: batch, position }))
+                let table = &run.ctx.tables[run.chunks[index].table];
+                let split = match table.declared_chunk_key() {
+                    Some(key) if batch.num_rows() > fetch => snapshot::split_by_key(batch.rows(), key, fetch)?,
+                    _ => None,
+                };
+                let changes = match split {
+                    Some((rows, cuts)) => {
+                        let mut pieces = Pieces {
+                            index,
+                            original: run.chunks[index].clone(),
+                            high,
+                            rows,
+                            cuts: cuts.into(),
+                            next: 0,
+                            rest_entry: None,
+                        };
+                        let first = pieces.take(&mut run.chunks);
+                        if !pieces.finished() {
+                            run.emitting = Some(pieces);
+                        }
+                        first
+                    }
+                    None => {
+                        run.chunks.set(index, Chunk { high: Some(high), ..run.chunks[index].clone() });
+                        batch
+                    }
+                };
+                let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
+                Ok(Some(SourceBatch { changes, position }))
             }
             None => {
                 // Every chunk is read.
                 let tables = run.ctx.tables.clone();
-                let chunks = std::mem::take(&mut run.chunks);
+                let chunks = run.chunks.clone();
                 let start = run.start.clone();
                 let gtid = run.gtid.clone();
                 run.ctx.pool.clone().disconnect().await.ok();
@@ -233,12 +366,29 @@ impl MySqlCdcSource {
                     self.state = State::Done;
                     return Ok(None);
                 }
-                let position = position_json(&start, &gtid, &tables, Some(&chunks));
-                self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks)).await?;
-                let empty = ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, 0)?.finish()?;
-                Ok(Some(SourceBatch { changes: empty, position }))
+                let position = with_chunks(position_json(&start, &gtid), &tables, &chunks);
+                self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks.to_vec()), None).await?;
+                Ok(Some(SourceBatch { changes: self.empty_batch()?, position }))
             }
         }
+    }
+
+    async fn next_legacy_batch(&mut self) -> Result<Option<SourceBatch>> {
+        let State::Legacy(run) = &mut self.state else { return Err(Error::internal("legacy snapshot state expected")) };
+        let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
+        if let Some(changes) = run.snapshot.next().await? {
+            let mut position = position_json(&start, &gtid);
+            position[LEGACY_SNAPSHOT] = json!(true);
+            return Ok(Some(SourceBatch { changes, position }));
+        }
+        let tables = std::mem::take(&mut run.tables);
+        if self.config.startup == StartupMode::Snapshot {
+            self.state = State::Done;
+            return Ok(None);
+        }
+        tracing::info!(table = %self.config.table, %start, "legacy snapshot done; streaming the binlog from its position");
+        self.begin_streaming(tables, StreamStart::File(start.clone()), gtid.clone(), None, None).await?;
+        Ok(Some(SourceBatch { changes: self.empty_batch()?, position: position_json(&start, &gtid) }))
     }
 
     async fn next_stream_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -266,22 +416,18 @@ impl MySqlCdcSource {
             run.snapshot = None;
         }
         let changes = run.builder.finish()?;
-        let chunks = run.snapshot.as_ref().map(|(c, _)| c.as_slice());
-        let position = position_json(&run.reader.committed, &run.reader.gtid, &run.tables, chunks);
-        Ok(Some(SourceBatch { changes, position }))
+        Ok(Some(SourceBatch { changes, position: stream_position(run) }))
     }
 
     async fn start_fresh(&mut self, conn: &mut mysql_async::Conn, tables: Vec<Arc<CapturedTable>>) -> Result<()> {
         let mariadb = server::is_mariadb(&self.config, conn).await?;
-        let gtid_at =
-            |pos: &BinlogPos| format!("SELECT BINLOG_GTID_POS('{}', {})", pos.file.replace('\'', ""), pos.pos);
-        let gtid_of = |rows: Vec<Vec<Option<String>>>| {
-            rows.first()
-                .and_then(|r| r.first().cloned().flatten())
-                .and_then(|g| GtidState::parse(&g))
-                .unwrap_or_default()
-        };
-        match self.config.startup.clone() {
+        if self.config.startup.snapshots() && !self.config.incremental {
+            let snapshot =
+                LegacySnapshot::begin(self.config.clone(), self.spec.clone(), tables.clone(), mariadb).await?;
+            self.state = State::Legacy(Box::new(LegacyRun { snapshot, tables }));
+            return Ok(());
+        }
+        let (start, skip_before) = match self.config.startup.clone() {
             StartupMode::Initial | StartupMode::Snapshot => {
                 let start = if mariadb {
                     let start = server::consistent_snapshot_position(&self.config, conn).await?;
@@ -293,10 +439,7 @@ impl MySqlCdcSource {
                     server::current_position(&self.config, conn).await?
                 };
                 let gtid = if mariadb {
-                    gtid_of(
-                        server::query_strings(&self.config, conn, &gtid_at(&start), "reading the GTID position")
-                            .await?,
-                    )
+                    server::mariadb_gtid_at(&self.config, conn, &start).await?
                 } else {
                     GtidState::default()
                 };
@@ -304,25 +447,7 @@ impl MySqlCdcSource {
                 for (i, t) in tables.iter().enumerate() {
                     chunks.extend(snapshot::plan_chunks(&self.config, conn, i, t).await?);
                 }
-                self.begin_snapshot(tables, chunks, start, gtid, mariadb).await
-            }
-            StartupMode::LatestOffset | StartupMode::EarliestOffset | StartupMode::SpecificFile { .. } => {
-                let start = match self.config.startup.clone() {
-                    StartupMode::LatestOffset => server::current_position(&self.config, conn).await?,
-                    StartupMode::EarliestOffset => server::earliest_position(&self.config, conn).await?,
-                    StartupMode::SpecificFile { file, pos } => BinlogPos { file, pos },
-                    _ => return Err(Error::internal("unexpected startup mode")),
-                };
-                server::check_position_available(&self.config, conn, &start).await?;
-                let gtid = if mariadb {
-                    gtid_of(
-                        server::query_strings(&self.config, conn, &gtid_at(&start), "reading the GTID position")
-                            .await?,
-                    )
-                } else {
-                    GtidState::default()
-                };
-                self.begin_streaming(tables, StreamStart::File(start), gtid, None).await
+                return self.begin_snapshot(tables, chunks, start, gtid, mariadb).await;
             }
             StartupMode::SpecificGtid(g) => {
                 let gtid = GtidState::parse(&g).ok_or_else(|| {
@@ -331,9 +456,55 @@ impl MySqlCdcSource {
                         self.config.table
                     ))
                 })?;
-                self.begin_streaming(tables, StreamStart::MariaDbGtid(g), gtid, None).await
+                return self.begin_streaming(tables, StreamStart::MariaDbGtid(g), gtid, None, None).await;
             }
+            StartupMode::LatestOffset => (server::current_position(&self.config, conn).await?, None),
+            StartupMode::EarliestOffset => (server::earliest_position(&self.config, conn).await?, None),
+            StartupMode::SpecificFile { file, pos } => (BinlogPos { file, pos }, None),
+            StartupMode::Timestamp { millis } => {
+                let second = (millis / 1000) as u32;
+                (self.timestamp_start(conn, millis, second).await?, Some(second))
+            }
+        };
+        server::check_position_available(&self.config, conn, &start).await?;
+        let gtid =
+            if mariadb { server::mariadb_gtid_at(&self.config, conn, &start).await? } else { GtidState::default() };
+        self.begin_streaming(tables, StreamStart::File(start), gtid, None, skip_before).await
+    }
+
+    /// Where a 'timestamp' start reads from: the start of the last binlog file begun before
+    /// `second`; the reader then skips the transactions committed before it.
+    async fn timestamp_start(&self, conn: &mut mysql_async::Conn, millis: i64, second: u32) -> Result<BinlogPos> {
+        let config = &self.config;
+        let files = server::binlog_files(config, conn).await?;
+        let id = config.binlog_server_id();
+        let started = |i: usize| server::binlog_file_started(config, id, &files[i]);
+        let Some(index) = server::last_file_started_before(files.len(), second, started).await? else {
+            let oldest = match files.first() {
+                Some(file) => {
+                    let at = server::binlog_file_started(config, id, file).await?;
+                    format!("its oldest binlog file, {file}, was started at {} (epoch second {at})", utc(at))
+                }
+                None => "it has no binlog files".to_string(),
+            };
+            return Err(Error::user(format!(
+                "MySQL server {}:{} (table `{}`) cannot start from 'scan.startup.timestamp-millis' = {} ({}): {oldest}, so changes committed from that second on may have been purged with older files. Choose a later timestamp, 'earliest-offset' (everything the server still has) or 'initial' (a new snapshot)",
+                config.hostname,
+                config.port,
+                config.table,
+                millis,
+                utc(second)
+            )));
+        };
+        let now: Option<u64> = conn
+            .query_first("SELECT UNIX_TIMESTAMP()")
+            .await
+            .map_err(|e| server::server_error(config, "reading the server's clock", e))?;
+        if now.is_some_and(|now| u64::from(second) > now) {
+            tracing::warn!(table = %config.table, from = %utc(second), "'scan.startup.timestamp-millis' is ahead of the server's clock: no change is read until transactions commit at that time");
         }
+        tracing::info!(table = %config.table, file = %files[index], from = %utc(second), "starting from a timestamp");
+        Ok(BinlogPos { file: files[index].clone(), pos: 4 })
     }
 
     async fn resume(
@@ -342,12 +513,35 @@ impl MySqlCdcSource {
         tables: Vec<Arc<CapturedTable>>,
         p: &Position,
     ) -> Result<()> {
+        if p.get(LEGACY_SNAPSHOT).is_some() {
+            tracing::warn!(table = %self.config.table, "the legacy snapshot was interrupted; it cannot continue where it stopped, so it is read again from the start (keyed sinks overwrite the rows they have; others receive them twice)");
+            return self.start_fresh(conn, tables).await;
+        }
         let binlog = BinlogPos::from_json(p).ok_or_else(|| self.bad_position(p))?;
-        server::check_position_available(&self.config, conn, &binlog).await?;
         let gtid = p.get("gtid").and_then(|g| g.as_str()).and_then(GtidState::parse).unwrap_or_default();
-        let Some(snap) = p.get("snapshot") else {
-            return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None).await;
+        let skip_before = match p.get(SKIP_BEFORE) {
+            None => None,
+            Some(s) => Some(s.as_u64().and_then(|s| u32::try_from(s).ok()).ok_or_else(|| self.bad_position(p))?),
         };
+        if p.get("snapshot").is_none() && !gtid.is_empty() && server::is_mariadb(&self.config, conn).await? {
+            // A GTID names the same transaction on every server of a replication topology and
+            // in renamed binlog files; file and offset do not. (Chunk watermarks during a
+            // snapshot are file offsets, so those positions stay on file and offset.)
+            server::check_gtid_available(&self.config, conn, &gtid).await?;
+            tracing::info!(table = %self.config.table, %gtid, "resuming from the GTID position");
+            let start = StreamStart::MariaDbGtid(gtid.to_string());
+            return self.begin_streaming(tables, start, gtid, None, skip_before).await;
+        }
+        server::check_position_available(&self.config, conn, &binlog).await?;
+        let Some(snap) = p.get("snapshot") else {
+            return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None, skip_before).await;
+        };
+        if !self.config.incremental {
+            return Err(Error::user(format!(
+                "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or remove the checkpoint to start over",
+                self.config.table
+            )));
+        }
         // Chunk indices refer to the table list of the position; map them to today's tables.
         let names: Vec<String> = snap
             .get("tables")
@@ -377,9 +571,16 @@ impl MySqlCdcSource {
             self.state = State::Done;
             Ok(())
         } else {
-            self.begin_streaming(ordered, StreamStart::File(binlog), gtid, Some(chunks)).await
+            self.begin_streaming(ordered, StreamStart::File(binlog), gtid, Some(chunks), None).await
         }
     }
+}
+
+/// An epoch second as UTC date and time, for messages.
+fn utc(second: u32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(second), 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| second.to_string())
 }
 
 #[async_trait]
@@ -411,6 +612,7 @@ impl Source for MySqlCdcSource {
         match &self.state {
             State::NotStarted => Err(Error::internal("mysql-cdc read before start")),
             State::Snapshot(_) => self.next_snapshot_batch().await,
+            State::Legacy(_) => self.next_legacy_batch().await,
             State::Streaming(_) => self.next_stream_batch().await,
             State::Done => Ok(None),
         }
@@ -423,6 +625,7 @@ impl Source for MySqlCdcSource {
                 run.running.abort_all();
                 run.ctx.pool.clone().disconnect().await.ok();
             }
+            State::Legacy(run) => run.snapshot.close().await,
             _ => {}
         }
         Ok(())

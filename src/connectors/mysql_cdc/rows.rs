@@ -168,7 +168,8 @@ mod tests {
     fn binlog_and_snapshot_rows_fill_the_same_columns() {
         let spec = spec();
         let columns = vec![SourceColumn::for_tests("id", "int"), SourceColumn::for_tests("name", "varchar(10)")];
-        let table = CapturedTable::new(&spec, "db".into(), "users".into(), columns, &["id".into()], None).unwrap();
+        let table =
+            CapturedTable::new(&spec, "db".into(), "users".into(), columns, &["id".into()], None, true).unwrap();
         let mut b = ChangeBuilder::new(spec.schema(), Tz::UTC, 4).unwrap();
         let metas = [ColumnMeta { column_type: t::LONG, meta: 0 }, ColumnMeta { column_type: t::VARCHAR, meta: 40 }];
         // Row 1: id = -2, name = 'ab'; row 2: id = 7, name NULL.

@@ -112,7 +112,8 @@ pub struct CapturedTable {
     pub fills: Vec<Fill>,
     /// The MySQL column that splits the snapshot into chunks, if any.
     pub chunk_key: Option<usize>,
-    /// Declared columns that identify a row (declared PRIMARY KEY, else the chunk key).
+    /// Declared columns that identify a row (declared PRIMARY KEY, else the chunk key), for the
+    /// incremental snapshot's reconciliation; empty for the legacy snapshot.
     pub key_columns: Vec<usize>,
 }
 
@@ -122,7 +123,8 @@ impl CapturedTable {
     }
 
     /// Maps the declared columns onto this table's columns. `mysql_primary_key` lists its primary
-    /// key columns in key order.
+    /// key columns in key order. The incremental snapshot needs a chunk key (the first primary key
+    /// column or `chunk_key_option`) to split and reconcile the table; the legacy one needs none.
     pub fn new(
         spec: &TableSpec,
         database: String,
@@ -130,6 +132,7 @@ impl CapturedTable {
         columns: Vec<SourceColumn>,
         mysql_primary_key: &[String],
         chunk_key_option: Option<&str>,
+        incremental: bool,
     ) -> Result<Self> {
         let position = |name: &str| columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
         let mut fills = Vec::with_capacity(spec.columns.len());
@@ -153,6 +156,11 @@ impl CapturedTable {
             };
             fills.push(fill);
         }
+        if !incremental {
+            // One consistent read at one binlog position: nothing is split or matched by key, so
+            // keyless tables work (their changes are whole row images).
+            return Ok(CapturedTable { database, table, columns, fills, chunk_key: None, key_columns: Vec::new() });
+        }
         let chunk_key = match chunk_key_option {
             Some(name) => Some(position(name).ok_or_else(|| {
                 Error::user(format!(
@@ -164,12 +172,14 @@ impl CapturedTable {
         };
         let Some(chunk_key) = chunk_key else {
             return Err(Error::user(format!(
-                "MySQL table `{database}`.`{table}` has no primary key, so table `{}` cannot be snapshotted in chunks and its changes cannot be matched; add a primary key to the MySQL table or set 'scan.incremental.snapshot.chunk.key-column' to a unique column",
+                "MySQL table `{database}`.`{table}` has no primary key, so table `{}` cannot be snapshotted in chunks and its changes cannot be matched; add a primary key to the MySQL table, set 'scan.incremental.snapshot.chunk.key-column' to a unique column, or read it with the single-pass snapshot ('scan.incremental.snapshot.enabled' = 'false')",
                 spec.name
             )));
         };
         let declared_of = |mysql: usize| fills.iter().position(|f| *f == Fill::Column(mysql));
-        let key_columns: Vec<usize> = if spec.primary_key.is_empty() {
+        let declared_key: Vec<usize> =
+            spec.primary_key.iter().filter_map(|k| spec.columns.iter().position(|c| &c.name == k)).collect();
+        let key_columns: Vec<usize> = if declared_key.is_empty() {
             let mysql_keys: Vec<usize> = if chunk_key_option.is_some() {
                 vec![chunk_key]
             } else {
@@ -177,7 +187,7 @@ impl CapturedTable {
             };
             mysql_keys.iter().map(|k| declared_of(*k)).collect::<Option<Vec<_>>>().unwrap_or_default()
         } else {
-            spec.primary_key.iter().filter_map(|k| spec.columns.iter().position(|c| &c.name == k)).collect()
+            declared_key
         };
         if key_columns.is_empty() || declared_of(chunk_key).is_none() {
             return Err(Error::user(format!(
@@ -186,6 +196,13 @@ impl CapturedTable {
             )));
         }
         Ok(CapturedTable { database, table, columns, fills, chunk_key: Some(chunk_key), key_columns })
+    }
+
+    /// The declared column holding an integer chunk key, by which a chunk's rows can be cut
+    /// into smaller key ranges.
+    pub fn declared_chunk_key(&self) -> Option<usize> {
+        let key = self.chunk_key.filter(|k| self.columns[*k].is_integer())?;
+        self.fills.iter().position(|f| *f == Fill::Column(key))
     }
 
     /// The column list of snapshot queries: every MySQL column, in table order, so that snapshot

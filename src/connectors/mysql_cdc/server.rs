@@ -4,12 +4,14 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, SslOpts};
 use serde_json::json;
 
 use super::config::{MySqlCdcConfig, SslMode};
 use super::schema::{CapturedTable, SourceColumn};
+use super::stream::GtidState;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -181,6 +183,13 @@ pub async fn consistent_snapshot_position(config: &MySqlCdcConfig, conn: &mut Co
     }
 }
 
+/// MariaDB: the GTID position at a binlog position (`BINLOG_GTID_POS`); empty before the first GTID.
+pub async fn mariadb_gtid_at(config: &MySqlCdcConfig, conn: &mut Conn, pos: &BinlogPos) -> Result<GtidState> {
+    let sql = format!("SELECT BINLOG_GTID_POS({}, {})", quote(&pos.file), pos.pos);
+    let rows = query_strings(config, conn, &sql, "reading the GTID position").await?;
+    Ok(rows.first().and_then(|r| r.first().cloned().flatten()).and_then(|g| GtidState::parse(&g)).unwrap_or_default())
+}
+
 pub async fn is_mariadb(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<bool> {
     let rows = query_strings(config, conn, "SELECT VERSION()", "reading the server version").await?;
     Ok(rows
@@ -236,10 +245,15 @@ pub async fn check_server(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<()
     Ok(())
 }
 
+/// The binlog files the server has, oldest first (`SHOW BINARY LOGS`).
+pub async fn binlog_files(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<Vec<String>> {
+    let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
+    Ok(rows.iter().filter_map(|r| r.first().cloned().flatten()).collect())
+}
+
 /// Fails if `pos` is no longer (or not yet) in the server's binlog.
 pub async fn check_position_available(config: &MySqlCdcConfig, conn: &mut Conn, pos: &BinlogPos) -> Result<()> {
-    let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
-    let files: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
+    let files = binlog_files(config, conn).await?;
     if files.contains(&pos.file) {
         return Ok(());
     }
@@ -253,13 +267,78 @@ pub async fn check_position_available(config: &MySqlCdcConfig, conn: &mut Conn, 
     )))
 }
 
+/// MariaDB: fails if transactions after GTID position `gtid` were purged from the binlog.
+pub async fn check_gtid_available(config: &MySqlCdcConfig, conn: &mut Conn, gtid: &GtidState) -> Result<()> {
+    let Some(oldest) = binlog_files(config, conn).await?.into_iter().next() else { return Ok(()) };
+    let begins_at = mariadb_gtid_at(config, conn, &BinlogPos { file: oldest.clone(), pos: 4 }).await?;
+    let behind = gtid.behind(&begins_at);
+    if behind.is_empty() {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "{}: cannot resume from GTID position {gtid}: the oldest binlog file the server has, {oldest}, begins at GTID position {begins_at}, so transactions of domain(s) {} in between have been purged. Changes since then are lost from the binlog; take a new snapshot with 'scan.startup.mode' = 'initial' (and a fresh checkpoint directory), or start from 'earliest-offset' / 'latest-offset' accepting the gap",
+        where_(config),
+        behind.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )))
+}
+
 /// The earliest binlog position the server still has.
 pub async fn earliest_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
-    let rows = query_strings(config, conn, "SHOW BINARY LOGS", "listing binlog files (SHOW BINARY LOGS)").await?;
-    let file = rows.first().and_then(|r| r.first().cloned().flatten()).ok_or_else(|| {
+    let file = binlog_files(config, conn).await?.into_iter().next().ok_or_else(|| {
         Error::user(format!("{}: the server lists no binlog files: the binary log is off", where_(config)))
     })?;
     Ok(BinlogPos { file, pos: 4 })
+}
+
+/// When `file` was started: the timestamp of its first event (the format description), epoch
+/// seconds. Every transaction in it committed at or after that second, every one in earlier
+/// files at or before it.
+pub async fn binlog_file_started(config: &MySqlCdcConfig, server_id: u32, file: &str) -> Result<u32> {
+    let conn = connect(config).await?;
+    let request = mysql_async::BinlogStreamRequest::new(server_id)
+        .with_filename(file.as_bytes())
+        .with_pos(4u64)
+        .with_non_blocking();
+    let doing = format!("reading the start of binlog file {file}");
+    let mut stream = conn.get_binlog_stream(request).await.map_err(|e| server_error(config, &doing, e))?;
+    let result = async {
+        loop {
+            let event = match tokio::time::timeout(config.connect_timeout, stream.next()).await {
+                Err(_) => return Err(Error::external(format!("{}: {doing} timed out", where_(config)))),
+                Ok(None) => return Err(Error::internal(format!("binlog file {file} has no timestamped event"))),
+                Ok(Some(event)) => event.map_err(|e| server_error(config, &doing, e))?,
+            };
+            // The Rotate event the server sends first is not in the file and has no time.
+            if event.header().timestamp() > 0 {
+                return Ok(event.header().timestamp());
+            }
+        }
+    }
+    .await;
+    let _ = stream.close().await;
+    result
+}
+
+/// Of `count` files started in order, the last one started strictly before `second` (its
+/// predecessors hold only transactions committed before then; a file started in that very
+/// second may follow transactions of that second), found by bisection as Flink CDC does.
+/// `None`: even the oldest started at or after `second`.
+pub async fn last_file_started_before<F, Fut>(count: usize, second: u32, mut started: F) -> Result<Option<usize>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<u32>>,
+{
+    // The number of files started before `second`.
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if started(mid).await? < second {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo.checked_sub(1))
 }
 
 fn quote(s: &str) -> String {
@@ -319,6 +398,7 @@ pub async fn describe_table(
         columns,
         &primary_key,
         config.chunk_key_column.as_deref(),
+        config.incremental,
     )
 }
 
@@ -365,5 +445,19 @@ mod tests {
         assert!(p("bin.000001", 10) < p("bin.000001", 11));
         assert!(p("bin.1000000", 4) > p("bin.999999", 4));
         assert_eq!(BinlogPos::from_json(&p("a.000001", 5).to_json()), Some(p("a.000001", 5)));
+    }
+
+    #[tokio::test]
+    async fn timestamp_search_picks_the_last_file_started_before_the_second() {
+        let starts = [100u32, 200, 200, 300, 400];
+        let find = |second: u32| last_file_started_before(starts.len(), second, move |i| async move { Ok(starts[i]) });
+        assert_eq!(find(50).await.unwrap(), None);
+        assert_eq!(find(100).await.unwrap(), None, "a purged file may hold transactions of second 100");
+        assert_eq!(find(101).await.unwrap(), Some(0));
+        assert_eq!(find(200).await.unwrap(), Some(0), "the files started in second 200 may follow its transactions");
+        assert_eq!(find(250).await.unwrap(), Some(2));
+        assert_eq!(find(400).await.unwrap(), Some(3));
+        assert_eq!(find(u32::MAX).await.unwrap(), Some(4));
+        assert_eq!(last_file_started_before(0, 5, |_| async { Ok(0) }).await.unwrap(), None);
     }
 }

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{ArrayRef, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch, SortOptions};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use futures::StreamExt;
@@ -38,10 +39,12 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Whether a row whose chunk key is `key` belongs here; a NULL key (`None`) belongs to the
+    /// first chunk, whose query reads NULLs too.
     pub fn contains(&self, key: Option<i128>) -> bool {
         match key {
             Some(k) => self.lo.is_none_or(|lo| k >= lo) && self.hi.is_none_or(|hi| k < hi),
-            None => self.lo.is_none() && self.hi.is_none(),
+            None => self.lo.is_none(),
         }
     }
 
@@ -68,6 +71,48 @@ impl Chunk {
             h => Some(BinlogPos::from_json(h)?),
         };
         Some(Chunk { table: a.first()?.as_u64()? as usize, lo: bound(a.get(1)?)?, hi: bound(a.get(2)?)?, high })
+    }
+}
+
+/// The snapshot's chunks with their JSON kept alongside: every batch carries the whole list in
+/// its position, which then costs a copy rather than a rebuild of every entry.
+#[derive(Debug, Clone)]
+pub struct ChunkList {
+    chunks: Vec<Chunk>,
+    json: Vec<serde_json::Value>,
+}
+
+impl ChunkList {
+    pub fn new(chunks: Vec<Chunk>) -> Self {
+        let json = chunks.iter().map(Chunk::to_json).collect();
+        ChunkList { chunks, json }
+    }
+
+    pub fn set(&mut self, index: usize, chunk: Chunk) {
+        self.json[index] = chunk.to_json();
+        self.chunks[index] = chunk;
+    }
+
+    pub fn push(&mut self, chunk: Chunk) {
+        self.json.push(chunk.to_json());
+        self.chunks.push(chunk);
+    }
+
+    pub fn pop(&mut self) {
+        self.json.pop();
+        self.chunks.pop();
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.json.clone())
+    }
+}
+
+impl std::ops::Deref for ChunkList {
+    type Target = [Chunk];
+
+    fn deref(&self) -> &[Chunk] {
+        &self.chunks
     }
 }
 
@@ -204,6 +249,25 @@ pub struct ChunkContext {
     pub backfill_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
+/// Snapshot sessions read raw bytes in each column's character set, like the binlog, and
+/// TIMESTAMP values in UTC.
+pub async fn prepare_session(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<()> {
+    conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4, character_set_results = binary")
+        .await
+        .map_err(|e| server_error(config, "preparing the snapshot session", e))
+}
+
+/// Appends a row of a snapshot `SELECT` of [`CapturedTable::select_list`].
+pub fn append_row(builder: &mut ChangeBuilder, table: &CapturedTable, row: &mysql_async::Row) -> Result<()> {
+    let values: Vec<Option<&[u8]>> = (0..row.len())
+        .map(|i| match row.as_ref(i) {
+            Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+            _ => None,
+        })
+        .collect();
+    builder.append_text_row(table, &values)
+}
+
 /// Reads one chunk and reconciles it with the binlog between its watermarks: `+I` rows of the
 /// chunk as of its high watermark, and that watermark.
 pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> Result<(ChangeBatch, BinlogPos)> {
@@ -215,10 +279,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
             Error::external(format!("connecting to {}:{} for the snapshot timed out", config.hostname, config.port))
         })?
         .map_err(|e| server_error(config, "connecting for the snapshot", e))?;
-    // Raw bytes in each column's character set, like the binlog; TIMESTAMP as UTC.
-    conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4, character_set_results = binary")
-        .await
-        .map_err(|e| server_error(config, "preparing the snapshot session", e))?;
+    prepare_session(config, &mut conn).await?;
     let low = if ctx.mariadb {
         super::server::consistent_snapshot_position(config, &mut conn).await?
     } else {
@@ -230,8 +291,11 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         if let Some(lo) = chunk.lo {
             conditions.push(format!("{k} >= {lo}"));
         }
-        if let Some(hi) = chunk.hi {
-            conditions.push(format!("{k} < {hi}"));
+        match (chunk.lo, chunk.hi) {
+            // A unique chunk key may still hold NULLs (chunk.key-column of a keyless table).
+            (None, Some(hi)) => conditions.push(format!("({k} < {hi} OR {k} IS NULL)")),
+            (_, Some(hi)) => conditions.push(format!("{k} < {hi}")),
+            (_, None) => {}
         }
     }
     let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
@@ -243,15 +307,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         let mut rows = result.stream::<mysql_async::Row>().await.map_err(|e| server_error(config, &doing, e))?;
         if let Some(rows) = rows.as_mut() {
             while let Some(row) = rows.next().await {
-                let row = row.map_err(|e| server_error(config, &doing, e))?;
-                let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(row.len());
-                for i in 0..row.len() {
-                    values.push(match row.as_ref(i) {
-                        Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                        _ => None,
-                    });
-                }
-                builder.append_text_row(table, &values)?;
+                append_row(&mut builder, table, &row.map_err(|e| server_error(config, &doing, e))?)?;
             }
         }
     }
@@ -299,6 +355,47 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     Ok((ChangeBatch::inserts(merged), high))
 }
 
+/// Where a piece of a chunk starts: its first row and that row's key.
+pub type Cut = (usize, i128);
+
+/// A chunk's rows sorted by chunk key (NULL first), and where to cut them into pieces of at most
+/// `piece_rows` rows — each cut at a key change, with the key its piece starts at — so every piece
+/// is itself a key range. `None` when the declared chunk key column is not an integer type.
+pub fn split_by_key(
+    rows: &RecordBatch,
+    key_column: usize,
+    piece_rows: usize,
+) -> Result<Option<(RecordBatch, Vec<Cut>)>> {
+    let column = rows.column(key_column);
+    if !column.data_type().is_integer() {
+        return Ok(None);
+    }
+    let keys = cast(column, &DataType::Decimal128(38, 0))?;
+    let keys = keys.as_primitive::<Decimal128Type>();
+    let order = sort_to_indices(keys, Some(SortOptions { descending: false, nulls_first: true }), None)?;
+    let sorted = take_record_batch(rows, &order)?;
+    let key_at = |i: usize| {
+        let row = order.value(i) as usize;
+        keys.is_valid(row).then(|| keys.value(row))
+    };
+    let mut cuts = Vec::new();
+    let mut at = piece_rows;
+    while at < sorted.num_rows() {
+        // Rows sharing a key (a composite primary key's first column) stay in one piece.
+        match (at..sorted.num_rows()).find(|&i| key_at(i) != key_at(i - 1)) {
+            Some(cut) => {
+                let Some(key) = key_at(cut) else {
+                    return Err(Error::internal("chunk rows not sorted by key"));
+                };
+                cuts.push((cut, key));
+                at = cut + piece_rows;
+            }
+            None => break,
+        }
+    }
+    Ok(Some((sorted, cuts)))
+}
+
 /// Applies binlog changes (in order) to snapshot rows by key: the rows as they are after the changes.
 pub fn reconcile(snapshot: &RecordBatch, changes: &ChangeBatch, key_columns: &[usize]) -> Result<RecordBatch> {
     if changes.is_empty() {
@@ -337,7 +434,7 @@ pub fn reconcile(snapshot: &RecordBatch, changes: &ChangeBatch, key_columns: &[u
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::datatypes::{Field, Schema};
 
     fn batch(ids: &[i32], names: &[&str]) -> RecordBatch {
         let schema =
@@ -370,6 +467,30 @@ mod tests {
     }
 
     #[test]
+    fn pieces_are_key_ranges_of_at_most_the_fetch_size() {
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::UInt64, true), Field::new("n", DataType::Utf8, true)]));
+        let keys = [Some(u64::MAX), Some(3), None, Some(1), Some(3), Some(3), Some(2), None, Some(4)];
+        let names: Vec<String> = (0..keys.len()).map(|i| format!("r{i}")).collect();
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(datafusion::arrow::array::UInt64Array::from(keys.to_vec())),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap();
+        let (sorted, cuts) = split_by_key(&rows, 0, 2).unwrap().unwrap();
+        let text = crate::changelog::format_rows(&ChangeBatch::inserts(sorted), "").unwrap();
+        let keys: Vec<&str> = text.lines().map(|l| l[3..].split(',').next().unwrap()).collect();
+        assert_eq!(keys, ["null", "null", "1", "2", "3", "3", "3", "4", "18446744073709551615"]);
+        // Pieces: [null, null] [1, 2] [3, 3, 3] (one key stays together) [4, max].
+        assert_eq!(cuts, vec![(2, 1), (4, 3), (7, 4)]);
+        assert_eq!(split_by_key(&rows, 0, 100).unwrap().unwrap().1, vec![]);
+        assert!(split_by_key(&rows, 1, 2).unwrap().is_none(), "a string key is not split");
+    }
+
+    #[test]
     fn chunks_cover_every_key_once_and_round_trip() {
         let chunks = [
             Chunk { table: 0, lo: None, hi: Some(10), high: None },
@@ -379,6 +500,7 @@ mod tests {
         for key in [-5, 9, 10, 19, 20, 1_000_000] {
             assert_eq!(chunks.iter().filter(|c| c.contains(Some(key))).count(), 1, "{key}");
         }
+        assert_eq!(chunks.iter().position(|c| c.contains(None)), Some(0), "a NULL key is read with the first chunk");
         for c in &chunks {
             assert_eq!(Chunk::from_json(&c.to_json()).as_ref(), Some(c));
         }

@@ -69,6 +69,18 @@ impl GtidState {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The domains in which transactions after `self` come before `other`: `other` is where the
+    /// server's oldest binlog file begins, so those transactions are purged. Sequence numbers
+    /// grow within a domain (gtid_strict_mode).
+    pub fn behind(&self, other: &GtidState) -> Vec<u32> {
+        other
+            .0
+            .iter()
+            .filter(|(domain, (_, seq))| self.0.get(domain).is_none_or(|(_, mine)| mine < seq))
+            .map(|(domain, _)| *domain)
+            .collect()
+    }
 }
 
 impl std::fmt::Display for GtidState {
@@ -119,6 +131,11 @@ pub struct BinlogReader {
     /// The Rotate event sent before the first format description is decoded without knowing
     /// about checksums, so its file name ends with the 4 checksum bytes.
     rotate_has_checksum: bool,
+    /// 'timestamp' startup: transactions committed before this second (epoch seconds) are
+    /// skipped, until the first one committed at or after it.
+    skip_before: Option<u32>,
+    /// While skipping: the events of the open transaction, decoded only if its commit is late enough.
+    held: Vec<Event>,
 }
 
 impl BinlogReader {
@@ -192,7 +209,20 @@ impl BinlogReader {
             non_blocking,
             server_id,
             rotate_has_checksum: checksummed,
+            skip_before: None,
+            held: Vec::new(),
         })
+    }
+
+    /// Skips whole transactions committed before `second` (epoch seconds, the binlog's precision),
+    /// up to the first one committed at or after it; everything from there on is read.
+    pub fn skip_transactions_before(&mut self, second: u32) {
+        self.skip_before = Some(second);
+    }
+
+    /// The second still being waited for while transactions are skipped.
+    pub fn skipping_before(&self) -> Option<u32> {
+        self.skip_before
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -230,6 +260,35 @@ impl BinlogReader {
             Ok(Some(Err(e))) => return Err(server_error(&self.config, "reading the binlog", e)),
             Ok(Some(Ok(event))) => event,
         };
+        match self.skip_before {
+            Some(second) if self.in_transaction => self.hold_or_decide(event, second, out, filter).await,
+            _ => self.handle(&event, out, filter).await,
+        }
+    }
+
+    /// While skipping, a transaction's events are held until its commit, whose timestamp decides
+    /// for the whole transaction: a transaction is never split, and it counts from when it
+    /// committed (its row events carry the earlier times their statements ran).
+    async fn hold_or_decide(
+        &mut self,
+        event: Event,
+        second: u32,
+        out: &mut ChangeBuilder,
+        filter: &dyn RowFilter,
+    ) -> Result<Option<Step>> {
+        if !ends_transaction(&event) {
+            self.held.push(event);
+            return Ok(Some(Step::Other));
+        }
+        let held = std::mem::take(&mut self.held);
+        let committed_at = event.header().timestamp();
+        if committed_at >= second {
+            tracing::info!(table = %self.config.table, committed_at, from = second, position = %self.committed, "first transaction at or after 'scan.startup.timestamp-millis'; streaming from here");
+            self.skip_before = None;
+            for e in &held {
+                self.handle(e, out, filter).await?;
+            }
+        }
         self.handle(&event, out, filter).await
     }
 
@@ -293,8 +352,13 @@ impl BinlogReader {
                     self.in_transaction = true;
                     return Ok(Some(Step::Other));
                 }
-                if trimmed.eq_ignore_ascii_case("COMMIT") {
+                // ROLLBACK ends a transaction whose non-transactional changes stay.
+                if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
                     return Ok(Some(self.commit()));
+                }
+                if self.in_transaction {
+                    // SAVEPOINT and ROLLBACK TO SAVEPOINT are logged inside their transaction.
+                    return Ok(Some(Step::Other));
                 }
                 // DDL may change a captured table: describe tables again when next mapped.
                 self.tables.retain(|_, t| t.is_none());
@@ -442,6 +506,23 @@ impl BinlogReader {
     }
 }
 
+/// Whether `event` ends the open transaction: XID, or a COMMIT / ROLLBACK query (non-transactional
+/// engines). Other queries inside a transaction are SAVEPOINT and ROLLBACK TO SAVEPOINT.
+fn ends_transaction(event: &Event) -> bool {
+    match event.header().event_type_raw() {
+        16 => true,
+        2 => match event.read_data() {
+            Ok(Some(EventData::QueryEvent(q))) => {
+                let text = q.query();
+                let text = text.trim();
+                text.eq_ignore_ascii_case("COMMIT") || text.eq_ignore_ascii_case("ROLLBACK")
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Moves past one row image, returning the integer value of column `key_index` if asked.
 fn scan_image(
     table: &CapturedTable,
@@ -489,5 +570,10 @@ mod tests {
         state.set(0, 2, 6);
         assert_eq!(state.to_string(), "0-2-6,2-7-9");
         assert!(GtidState::parse("0-x-1").is_none());
+        let oldest = GtidState::parse("0-1-10,2-7-9").unwrap();
+        assert_eq!(GtidState::parse("0-2-10,2-7-9,5-1-1").unwrap().behind(&oldest), Vec::<u32>::new());
+        assert_eq!(GtidState::parse("0-1-9,2-7-20").unwrap().behind(&oldest), vec![0]);
+        assert_eq!(GtidState::parse("0-1-12").unwrap().behind(&oldest), vec![2]);
+        assert_eq!(GtidState::default().behind(&GtidState::default()), Vec::<u32>::new());
     }
 }

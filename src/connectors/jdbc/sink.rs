@@ -271,7 +271,11 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
 enum Changes {
     /// `inserts_only`: every change in the flush was a `+I` (a snapshot, an insert-only stream),
     /// so the upserts are probably new keys and a plain COPY into the target may take them.
-    Keyed { upserts: RecordBatch, deletes: RecordBatch, inserts_only: bool },
+    Keyed {
+        upserts: RecordBatch,
+        deletes: RecordBatch,
+        inserts_only: bool,
+    },
     Append(RecordBatch),
 }
 

@@ -178,17 +178,25 @@ async fn read_chunk(
     let mut line = CopyLine::default();
     while let Some(data) = stream.next().await {
         let data = data.map_err(|e| pg_error(config, &reading, e))?;
-        pending.extend_from_slice(&data);
+        // The server sends each row in a message of its own: read it in place, and carry bytes
+        // over only when a message ends inside a row.
+        let in_place = pending.is_empty() && data.ends_with(b"\n");
+        if !in_place {
+            pending.extend_from_slice(&data);
+        }
+        let rows: &[u8] = if in_place { &data } else { &pending };
         let mut start = 0;
-        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-            let cells = line.split(&pending[start..start + end])?;
+        while let Some(end) = rows[start..].iter().position(|b| *b == b'\n') {
+            let cells = line.split(&rows[start..start + end])?;
             builder.append(RowKind::Insert, &cells, &mapping, &context)?;
             start += end + 1;
             if builder.len() >= batch_size && tx.send(Ok(SnapshotEvent::Batch(builder.finish()?))).await.is_err() {
                 return Ok(false);
             }
         }
-        pending.drain(..start);
+        if !in_place {
+            pending.drain(..start);
+        }
     }
     if !pending.is_empty() {
         return Err(Error::external(format!("{reading}: COPY output ended inside a row")));

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use futures::FutureExt;
 use pgwire_replication::{FeedbackObserver, Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -515,7 +516,7 @@ struct Streaming {
     session: ReplicationClient,
     tables: Vec<Arc<CapturedTable>>,
     /// `None`: a relation of the publication that this table does not capture.
-    relations: HashMap<u32, Option<RelationState>>,
+    relations: HashMap<u32, Option<Arc<RelationState>>>,
     builder: ChangeBuilder,
     in_transaction: bool,
     commit_millis: i64,
@@ -556,20 +557,29 @@ impl Streaming {
             } else {
                 started + IDLE_RETURN
             };
-            let event = match tokio::time::timeout_at(deadline, self.session.recv()).await {
-                Err(_) => break,
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => {
+            // Under load the next event is already queued: take it without arming a timer.
+            let received = match self.session.recv().now_or_never() {
+                Some(received) => received,
+                None => match tokio::time::timeout_at(deadline, self.session.recv()).await {
+                    Err(_) => break,
+                    Ok(received) => received,
+                },
+            };
+            let event = match received {
+                Ok(Some(event)) => event,
+                Ok(None) => {
                     return Err(Error::external(format!(
                         "the replication stream of slot '{}' on {} ended",
                         self.config.slot,
                         self.config.where_()
                     )))
                 }
-                Ok(Err(e)) => return Err(wire_error(&self.config, "streaming changes", e)),
+                Err(e) => return Err(wire_error(&self.config, "streaming changes", e)),
             };
-            last_event = Instant::now();
             self.on_event(event)?;
+            if !self.in_transaction {
+                last_event = Instant::now();
+            }
         }
         let changes = self.builder.finish()?;
         if let Some((event_ms, fetch_lag_ms)) = self.batch_event.take() {
@@ -710,11 +720,11 @@ impl Streaming {
             declared: Arc::new(declared),
             key: Arc::new(key),
         };
-        self.relations.insert(state.relation.id, Some(state));
+        self.relations.insert(state.relation.id, Some(Arc::new(state)));
         Ok(())
     }
 
-    fn relation(&self, id: u32) -> Result<Option<RelationState>> {
+    fn relation(&self, id: u32) -> Result<Option<Arc<RelationState>>> {
         match self.relations.get(&id) {
             Some(state) => Ok(state.clone()),
             None => Err(Error::external(format!("pgoutput sent a change of relation {id} before describing it"))),

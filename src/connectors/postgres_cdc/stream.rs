@@ -318,6 +318,23 @@ impl Source for PostgresCdcSource {
                 tracing::warn!(table = %config.table, "postgres-cdc resumes an interrupted snapshot: reading every table again, then streaming from the slot");
                 self.snapshot_in_transaction(tables, Some(from)).await
             }
+            // A job killed after creating its slot and before its first checkpoint comes back
+            // here: its slot was never confirmed past its consistent point. As after a kill
+            // mid-snapshot (and as Flink CDC reuses an existing slot), read the tables again and
+            // stream from the slot, which converges on keyed sinks.
+            None if config.startup == StartupMode::Initial && slot_exists => {
+                let from = self.slot_confirmed_lsn(&client).await?;
+                tracing::warn!(
+                    table = %config.table,
+                    "replication slot '{}' exists but no checkpoint of this job does (an earlier run stopped before its first \
+                     checkpoint, or another job made the slot): reading every table again, then streaming from the slot's \
+                     confirmed LSN {}; changes after it are delivered again. Drop the slot before starting for a snapshot \
+                     without repeated changes",
+                    config.slot,
+                    format_lsn(from)
+                );
+                self.snapshot_in_transaction(tables, Some(from)).await
+            }
             None => match config.startup {
                 StartupMode::Initial => {
                     let mut session = open_session(&config, 0).await?;

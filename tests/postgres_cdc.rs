@@ -741,7 +741,7 @@ mod library {
     //! checkpoints yet.
 
     use super::*;
-    use cdc_sql::connectors::{open_table, Position, Source, SourceContext};
+    use cdc_sql::connectors::{open_table, Position, ResumeFrom, Source, SourceContext};
     use cdc_sql::sql::{ColumnSpec, TableOption, TableSpec};
     use datafusion::arrow::array::{AsArray, Int32Array};
     use datafusion::arrow::datatypes::DataType;
@@ -783,7 +783,7 @@ mod library {
     async fn source(db: &Database, resume: Option<Position>) -> Box<dyn Source> {
         let table = open_table(&spec(db)).unwrap();
         let mut source = table.source(&SourceContext { batch_size: 1024 }).unwrap().unwrap();
-        source.start(resume).await.unwrap();
+        source.start(resume.map(|position| ResumeFrom { position, exact: false })).await.unwrap();
         source
     }
 

@@ -161,6 +161,21 @@ async fn run_observed(
         };
         metrics.checkpoint_restored(record.checkpoint_id, path);
     }
+    if let Some(record) = restored.as_mut().filter(|r| r.pipelines.iter().flatten().any(|s| s.exact)) {
+        let mut used = record.clone();
+        for state in used.pipelines.iter_mut().flatten() {
+            state.exact = false;
+        }
+        match (&resume, &store) {
+            // Exact for this start only: should it be killed, what it delivers after the record
+            // is not covered by it, so the record must no longer say so.
+            (Resume::Latest, Some(store)) => {
+                store.write(&used)?;
+            }
+            // A record elsewhere cannot be marked used: it resumes as after a crash.
+            _ => *record = used,
+        }
+    }
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
     let mut trust_sink_position = resume != Resume::Fresh;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch};
-use crate::connectors::{Position, PreparedCommit, Sink, Source, SourceBatch};
+use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
 
 pub(super) struct Context {
@@ -113,15 +113,17 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
         .into_iter()
         .collect();
     sink.recover(pending).await?;
+    let mut exact = ctx.restored.as_ref().is_some_and(|s| s.exact);
     if ctx.trust_sink_position {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
         if let Some(position) = sink.stored_position(&ctx.job, &spec.name).await? {
+            exact &= progress.position.as_ref() == Some(&position);
             progress.position = Some(position);
         }
     }
     let mut source = (spec.open_source)()?;
-    source.start(progress.position.clone()).await?;
+    source.start(progress.position.clone().map(|position| ResumeFrom { position, exact })).await?;
 
     let (batch_tx, mut batch_rx) = mpsc::channel(4);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -231,6 +233,8 @@ async fn checkpoint(
         prepared_checkpoint: Some(id),
         prepared: prepared.state.clone(),
         finished: progress.ending == Some(true),
+        // Once the pipeline asked to end it reads nothing more: this position covers everything.
+        exact: progress.ending.is_some(),
     };
     if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
         return Err(Error::internal("the checkpoint coordinator stopped"));

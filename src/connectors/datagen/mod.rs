@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use generate::{FieldGen, RowGenerator};
 
 use super::{
-    Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext, SourceProgress,
+    Connector, ConnectorOptions, ConnectorTable, ResumeFrom, Source, SourceBatch, SourceContext, SourceProgress,
 };
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
@@ -180,8 +180,8 @@ impl Source for DatagenSource {
         self.config.is_bounded()
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
-        let (seed, events) = match &resume_from {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
+        let (seed, events) = match resume_from.as_ref().map(|r| &r.position) {
             Some(p) => {
                 let seed = p.get("seed").and_then(|v| v.as_u64());
                 let events = p.get("events").and_then(|v| v.as_u64());

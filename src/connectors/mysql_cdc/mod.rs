@@ -38,7 +38,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext};
+use super::{Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext};
 use crate::changelog::{ChangeBatch, ChangelogMode};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -103,6 +103,12 @@ struct SnapshotRun {
     gtid: GtidState,
     queue: VecDeque<usize>,
     running: JoinSet<(usize, Result<(ChangeBatch, BinlogPos)>)>,
+    /// This run continues a snapshot that an earlier run, maybe killed, began. That run may
+    /// have delivered an unfinished chunk already, read at an older point that no checkpoint
+    /// covers; rows it held that are gone since are not in the new read. So a chunk read now
+    /// gets the snapshot's start as its watermark: every change to its keys since then is
+    /// streamed after its rows, the deletes retracting such rows among them.
+    stream_chunks_from_start: bool,
 }
 
 struct StreamRun {
@@ -162,6 +168,7 @@ impl MySqlCdcSource {
         start: BinlogPos,
         gtid: GtidState,
         mariadb: bool,
+        stream_chunks_from_start: bool,
     ) -> Result<()> {
         let parallelism = self.config.snapshot_parallelism;
         let pool_opts = mysql_async::PoolOpts::default()
@@ -178,8 +185,15 @@ impl MySqlCdcSource {
             mariadb,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
-        self.state =
-            State::Snapshot(Box::new(SnapshotRun { ctx, chunks, start, gtid, queue, running: JoinSet::new() }));
+        self.state = State::Snapshot(Box::new(SnapshotRun {
+            ctx,
+            chunks,
+            start,
+            gtid,
+            queue,
+            running: JoinSet::new(),
+            stream_chunks_from_start,
+        }));
         Ok(())
     }
 
@@ -218,7 +232,7 @@ impl MySqlCdcSource {
             Some(joined) => {
                 let (index, result) = joined.map_err(|e| Error::internal(format!("snapshot reader failed: {e}")))?;
                 let (batch, high) = result?;
-                run.chunks[index].high = Some(high);
+                run.chunks[index].high = Some(if run.stream_chunks_from_start { run.start.clone() } else { high });
                 let position = position_json(&run.start, &run.gtid, &run.ctx.tables, Some(&run.chunks));
                 Ok(Some(SourceBatch { changes: batch, position }))
             }
@@ -304,7 +318,7 @@ impl MySqlCdcSource {
                 for (i, t) in tables.iter().enumerate() {
                     chunks.extend(snapshot::plan_chunks(&self.config, conn, i, t).await?);
                 }
-                self.begin_snapshot(tables, chunks, start, gtid, mariadb).await
+                self.begin_snapshot(tables, chunks, start, gtid, mariadb, false).await
             }
             StartupMode::LatestOffset | StartupMode::EarliestOffset | StartupMode::SpecificFile { .. } => {
                 let start = match self.config.startup.clone() {
@@ -340,8 +354,9 @@ impl MySqlCdcSource {
         &mut self,
         conn: &mut mysql_async::Conn,
         tables: Vec<Arc<CapturedTable>>,
-        p: &Position,
+        from: &ResumeFrom,
     ) -> Result<()> {
+        let p = &from.position;
         let binlog = BinlogPos::from_json(p).ok_or_else(|| self.bad_position(p))?;
         server::check_position_available(&self.config, conn, &binlog).await?;
         let gtid = p.get("gtid").and_then(|g| g.as_str()).and_then(GtidState::parse).unwrap_or_default();
@@ -372,7 +387,8 @@ impl MySqlCdcSource {
             .ok_or_else(|| self.bad_position(p))?;
         if chunks.iter().any(|c| c.high.is_none()) {
             let mariadb = server::is_mariadb(&self.config, conn).await?;
-            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb).await
+            // After a graceful stop no unfinished chunk was delivered: read them exactly.
+            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb, !from.exact).await
         } else if self.config.startup == StartupMode::Snapshot {
             self.state = State::Done;
             Ok(())
@@ -392,7 +408,7 @@ impl Source for MySqlCdcSource {
         self.config.startup == StartupMode::Snapshot
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         let mut conn = server::connect(&self.config).await?;
         let result = async {
             server::check_server(&self.config, &mut conn).await?;

@@ -24,7 +24,7 @@ use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Rela
 use super::snapshot::{self, SnapshotEvent};
 use super::{session_options, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
-use crate::connectors::{Position, Source, SourceBatch};
+use crate::connectors::{Position, ResumeFrom, Source, SourceBatch};
 use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
@@ -281,9 +281,11 @@ impl Source for PostgresCdcSource {
         self.config.is_bounded()
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         let config = self.config.clone();
-        let resume = match &resume_from {
+        // A snapshot is read again in full even after a graceful stop (nothing else is
+        // aligned with the slot), so exactness changes nothing here.
+        let resume = match resume_from.as_ref().map(|r| &r.position) {
             None => None,
             Some(p) => {
                 let phase = p.get("phase").and_then(|v| v.as_str());

@@ -144,6 +144,15 @@ pub trait Source: Send {
     /// Starts reading after `resume_from`, or as configured when `None`.
     async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()>;
 
+    /// Right after `start`, the position to resume from if nothing were read: where a fresh
+    /// start began (the binlog position and chunk plan of a new snapshot, a datagen seed). The
+    /// runtime stores it before anything reaches a sink, so that a job killed before its first
+    /// regular checkpoint resumes there — delivering again what it delivered — instead of
+    /// starting over somewhere else. `None` when the source cannot say.
+    fn start_position(&self) -> Option<Position> {
+        None
+    }
+
     /// The next batch; `None` when a bounded source is done. Unbounded sources return at least
     /// every few seconds (an empty batch carrying the current position when idle) so the runtime
     /// can checkpoint and acknowledge.

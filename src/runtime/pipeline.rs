@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 pub(super) struct Context {
     /// The job's name, under which exactly-once sinks store positions with their data.
     pub job: String,
+    /// Checkpoint records are stored (a state directory and an interval are set).
+    pub stores_checkpoints: bool,
     /// Whether a position a sink stored with its data may override the checkpoint's (not after
     /// `--fresh`, which asks to start over).
     pub trust_sink_position: bool,
@@ -124,12 +126,24 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
     }
     let mut source = (spec.open_source)()?;
     source.start(progress.position.clone().map(|position| ResumeFrom { position, exact })).await?;
+    // Without a stored position, a kill would make the next run start over (a new snapshot, a
+    // new seed) rather than deliver again what this one delivered: rows it delivered and that
+    // are gone by then would stay in the sink. So where the source started is checkpointed
+    // before anything is written.
+    let mut awaiting_start_checkpoint = false;
+    if progress.position.is_none() {
+        progress.position = source.start_position();
+        awaiting_start_checkpoint = ctx.stores_checkpoints && progress.position.is_some();
+    }
 
     let (batch_tx, mut batch_rx) = mpsc::channel(4);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let reader_stop = CancellationToken::new();
     let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone(), ctx.metrics.clone()));
     let mut remaining = spec.query.limit;
+    if awaiting_start_checkpoint {
+        let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
+    }
 
     let outcome: Result<()> = async {
         loop {
@@ -140,15 +154,16 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                         return Err(Error::internal("the checkpoint coordinator stopped"));
                     };
                     checkpoint(id, &mut ctx, &spec, sink.as_mut(), &ack_tx, &mut progress).await?;
+                    awaiting_start_checkpoint = false;
                     if progress.ending.is_some() {
                         return Ok(());
                     }
                 }
                 _ = ctx.stop.cancelled(), if progress.ending.is_none() => {
                     progress.ending = Some(false);
-                    let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                    let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                 }
-                next = batch_rx.recv(), if progress.ending.is_none() => {
+                next = batch_rx.recv(), if progress.ending.is_none() && !awaiting_start_checkpoint => {
                     let (next, event_time) = match next {
                         Some((next, event_time)) => (Some(next), event_time),
                         None => (None, None),
@@ -158,7 +173,7 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                         Some(Err(e)) => return Err(e),
                         None | Some(Ok(None)) => {
                             progress.ending = Some(true);
-                            let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                            let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                             continue;
                         }
                     };
@@ -190,7 +205,7 @@ async fn drive(mut ctx: Context) -> Result<PipelineReport> {
                     }
                     if remaining == Some(0) {
                         progress.ending = Some(true);
-                        let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                        let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                     }
                 }
             }

@@ -31,7 +31,8 @@ use tokio::time::Instant;
 use generate::{FieldGen, RowGenerator};
 
 use super::{
-    Connector, ConnectorOptions, ConnectorTable, ResumeFrom, Source, SourceBatch, SourceContext, SourceProgress,
+    Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
+    SourceProgress,
 };
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
@@ -202,6 +203,10 @@ impl Source for DatagenSource {
         self.started = Instant::now();
         self.rows_this_run = 0;
         Ok(())
+    }
+
+    fn start_position(&self) -> Option<Position> {
+        self.generator.as_ref().map(RowGenerator::position)
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {

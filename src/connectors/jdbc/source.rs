@@ -175,6 +175,10 @@ impl Source for JdbcSource {
         Ok(())
     }
 
+    fn start_position(&self) -> Option<Position> {
+        Some(self.position())
+    }
+
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         if self.done.len() == self.ranges.len() {
             return Ok(None);

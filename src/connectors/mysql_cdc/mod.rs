@@ -423,6 +423,20 @@ impl Source for MySqlCdcSource {
         result
     }
 
+    fn start_position(&self) -> Option<Position> {
+        match &self.state {
+            State::Snapshot(run) => Some(position_json(&run.start, &run.gtid, &run.ctx.tables, Some(&run.chunks))),
+            // A stream started from a GTID learns its file and offset from the first event.
+            State::Streaming(run) if !run.reader.committed.file.is_empty() => Some(position_json(
+                &run.reader.committed,
+                &run.reader.gtid,
+                &run.tables,
+                run.snapshot.as_ref().map(|(c, _)| c.as_slice()),
+            )),
+            _ => None,
+        }
+    }
+
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         match &self.state {
             State::NotStarted => Err(Error::internal("mysql-cdc read before start")),

@@ -371,6 +371,14 @@ impl Source for PostgresCdcSource {
         }
     }
 
+    fn start_position(&self) -> Option<Position> {
+        match &self.phase {
+            Phase::Snapshot(run) => Some(Self::snapshot_position(&self.config, run)),
+            Phase::Streaming(stream) => Some(stream.position()),
+            _ => None,
+        }
+    }
+
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         loop {
             match &mut self.phase {

@@ -320,10 +320,10 @@ impl Source for PostgresCdcSource {
                 tracing::warn!(table = %config.table, "postgres-cdc resumes an interrupted snapshot: reading every table again, then streaming from the slot");
                 self.snapshot_in_transaction(tables, Some(from)).await
             }
-            // A job killed after creating its slot and before its first checkpoint comes back
-            // here: its slot was never confirmed past its consistent point. As after a kill
-            // mid-snapshot (and as Flink CDC reuses an existing slot), read the tables again and
-            // stream from the slot, which converges on keyed sinks.
+            // A job restarted without checkpointing, or killed between creating its slot and
+            // storing where it started, comes back here. As after a kill mid-snapshot (and as
+            // Flink CDC reuses an existing slot), read the tables again and stream from the
+            // slot, which converges on keyed sinks.
             None if config.startup == StartupMode::Initial && slot_exists => {
                 let from = self.slot_confirmed_lsn(&client).await?;
                 tracing::warn!(

@@ -157,6 +157,18 @@ pub trait ConnectorTable: Send + Sync {
 /// Stored in checkpoints and handed back to resume.
 pub type Position = serde_json::Value;
 
+/// Where a source resumes: a position it emitted, from a checkpoint (or stored by a sink with
+/// its data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeFrom {
+    pub position: Position,
+    /// The run that stored `position` stopped right after it (the final checkpoint of a
+    /// graceful stop): nothing after it reached a sink. Otherwise the run may have been killed
+    /// after delivering more, which a source must allow for where repeating its changes from
+    /// `position` would not repeat what was delivered (mysql-cdc's unfinished snapshot chunks).
+    pub exact: bool,
+}
+
 /// A changelog batch and the source position right after it.
 #[derive(Debug)]
 pub struct SourceBatch {
@@ -172,7 +184,16 @@ pub trait Source: Send {
     fn is_bounded(&self) -> bool;
 
     /// Starts reading after `resume_from`, or as configured when `None`.
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()>;
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()>;
+
+    /// Right after `start`, the position to resume from if nothing were read: where a fresh
+    /// start began (the binlog position and chunk plan of a new snapshot, a datagen seed). The
+    /// runtime stores it before anything reaches a sink, so that a job killed before its first
+    /// regular checkpoint resumes there — delivering again what it delivered — instead of
+    /// starting over somewhere else. `None` when the source cannot say.
+    fn start_position(&self) -> Option<Position> {
+        None
+    }
 
     /// The next batch; `None` when a bounded source is done. Unbounded sources return at least
     /// every few seconds (an empty batch carrying the current position when idle) so the runtime

@@ -26,6 +26,11 @@ pub struct PipelineState {
     pub prepared: serde_json::Value,
     /// The pipeline's bounded source was done: a restart does not run it again.
     pub finished: bool,
+    /// The run that stored this stopped right after it (its final checkpoint): nothing after
+    /// `position` reached the sink. It holds for one resume only, so the runtime clears it in
+    /// the stored record before resuming (a run killed later may have delivered more).
+    #[serde(default)]
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -191,6 +196,7 @@ mod tests {
             prepared_checkpoint: Some(events),
             prepared: serde_json::Value::Null,
             finished: false,
+            exact: false,
         })
     }
 

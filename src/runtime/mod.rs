@@ -169,6 +169,21 @@ async fn run_observed(
         };
         metrics.checkpoint_restored(record.checkpoint_id, path);
     }
+    if let Some(record) = restored.as_mut().filter(|r| r.pipelines.iter().flatten().any(|s| s.exact)) {
+        let mut used = record.clone();
+        for state in used.pipelines.iter_mut().flatten() {
+            state.exact = false;
+        }
+        match (&resume, &store) {
+            // Exact for this start only: should it be killed, what it delivers after the record
+            // is not covered by it, so the record must no longer say so.
+            (Resume::Latest, Some(store)) => {
+                store.write(&used)?;
+            }
+            // A record elsewhere cannot be marked used: it resumes as after a crash.
+            _ => *record = used,
+        }
+    }
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
     let mut trust_sink_position = resume != Resume::Fresh;
@@ -217,8 +232,9 @@ enum Report {
         id: u64,
         state: PipelineState,
     },
-    /// The pipeline wants to end and needs a final checkpoint.
-    WantsFinal {
+    /// The pipeline needs a checkpoint now: a final one before it ends, or the one storing
+    /// where its source started before it writes anything.
+    WantsCheckpoint {
         index: usize,
     },
     Done {
@@ -286,6 +302,7 @@ async fn attempt(
         triggers.push(trigger_tx);
         let ctx = pipeline::Context {
             job: job.config.name.clone(),
+            stores_checkpoints: store.is_some(),
             trust_sink_position,
             index,
             spec: spec.clone(),
@@ -308,7 +325,7 @@ async fn attempt(
         t
     });
     let mut active = vec![true; n];
-    let mut wants_final = vec![false; n];
+    let mut wants_checkpoint = vec![false; n];
     let mut in_flight: Option<InFlight> = None;
     let mut done: Vec<(usize, PipelineReport)> = Vec::new();
     let mut ended_sources: Vec<Box<dyn Source>> = Vec::new();
@@ -342,16 +359,17 @@ async fn attempt(
                                 flight.waiting.retain(|i| *i != index);
                             }
                         }
-                        Report::WantsFinal { index } => {
-                            wants_final[index] = true;
+                        Report::WantsCheckpoint { index } => {
+                            wants_checkpoint[index] = true;
                         }
                         Report::Prepared { index, id, state } => {
                             let Some(flight) = in_flight.as_mut().filter(|f| f.id == id) else {
                                 return Err(Error::internal(format!("pipeline {index} prepared checkpoint {id}, which is not in flight")));
                             };
                             flight.waiting.retain(|i| *i != index);
-                            // Whatever checkpoint a pipeline takes after asking to end is its last.
-                            wants_final[index] = false;
+                            // Whatever checkpoint a pipeline takes after asking for one is it (after
+                            // asking to end, its last).
+                            wants_checkpoint[index] = false;
                             states[index] = Some(state);
                         }
                     }
@@ -381,9 +399,9 @@ async fn attempt(
                 }
             }
             if in_flight.is_none() {
-                let finals: Vec<usize> = (0..n).filter(|i| wants_final[*i] && active[*i]).collect();
-                if !finals.is_empty() {
-                    in_flight = start_checkpoint(&mut next_id, finals, &triggers, metrics);
+                let wanting: Vec<usize> = (0..n).filter(|i| wants_checkpoint[*i] && active[*i]).collect();
+                if !wanting.is_empty() {
+                    in_flight = start_checkpoint(&mut next_id, wanting, &triggers, metrics);
                 }
             }
         }
@@ -487,7 +505,7 @@ mod tests {
             false
         }
 
-        async fn start(&mut self, _: Option<crate::connectors::Position>) -> Result<()> {
+        async fn start(&mut self, _: Option<crate::connectors::ResumeFrom>) -> Result<()> {
             Ok(())
         }
 

@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch};
-use crate::connectors::{Position, PreparedCommit, Sink, Source, SourceBatch};
+use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
 
 pub(super) struct Context {
     /// The job's name, under which exactly-once sinks store positions with their data.
     pub job: String,
+    /// Checkpoint records are stored (a state directory and an interval are set).
+    pub stores_checkpoints: bool,
     /// Whether a position a sink stored with its data may override the checkpoint's (not after
     /// `--fresh`, which asks to start over).
     pub trust_sink_position: bool,
@@ -117,21 +119,35 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
         .into_iter()
         .collect();
     sink.recover(pending).await?;
+    let mut exact = ctx.restored.as_ref().is_some_and(|s| s.exact);
     if ctx.trust_sink_position {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
         if let Some(position) = sink.stored_position(&ctx.job, &spec.name).await? {
+            exact &= progress.position.as_ref() == Some(&position);
             progress.position = Some(position);
         }
     }
     let mut source = (spec.open_source)()?;
-    source.start(progress.position.clone()).await?;
+    source.start(progress.position.clone().map(|position| ResumeFrom { position, exact })).await?;
+    // Without a stored position, a kill would make the next run start over (a new snapshot, a
+    // new seed) rather than deliver again what this one delivered: rows it delivered and that
+    // are gone by then would stay in the sink. So where the source started is checkpointed
+    // before anything is written.
+    let mut awaiting_start_checkpoint = false;
+    if progress.position.is_none() {
+        progress.position = source.start_position();
+        awaiting_start_checkpoint = ctx.stores_checkpoints && progress.position.is_some();
+    }
 
     let (batch_tx, mut batch_rx) = mpsc::channel(4);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let reader_stop = CancellationToken::new();
     let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone(), ctx.metrics.clone()));
     let mut remaining = spec.query.limit;
+    if awaiting_start_checkpoint {
+        let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
+    }
 
     let outcome: Result<()> = async {
         loop {
@@ -142,15 +158,16 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                         return Err(Error::internal("the checkpoint coordinator stopped"));
                     };
                     checkpoint(id, &mut ctx, &spec, sink.as_mut(), &ack_tx, &mut progress).await?;
+                    awaiting_start_checkpoint = false;
                     if progress.ending.is_some() {
                         return Ok(());
                     }
                 }
                 _ = ctx.stop.cancelled(), if progress.ending.is_none() => {
                     progress.ending = Some(false);
-                    let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                    let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                 }
-                next = batch_rx.recv(), if progress.ending.is_none() => {
+                next = batch_rx.recv(), if progress.ending.is_none() && !awaiting_start_checkpoint => {
                     let (next, event_time) = match next {
                         Some((next, event_time)) => (Some(next), event_time),
                         None => (None, None),
@@ -160,7 +177,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                         Some(Err(e)) => return Err(e),
                         None | Some(Ok(None)) => {
                             progress.ending = Some(true);
-                            let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                            let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                             continue;
                         }
                     };
@@ -192,7 +209,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                     }
                     if remaining == Some(0) {
                         progress.ending = Some(true);
-                        let _ = ctx.reports.send(Report::WantsFinal { index: ctx.index });
+                        let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                     }
                 }
             }
@@ -234,6 +251,8 @@ async fn checkpoint(
         prepared_checkpoint: Some(id),
         prepared: prepared.state.clone(),
         finished: progress.ending == Some(true),
+        // Once the pipeline asked to end it reads nothing more: this position covers everything.
+        exact: progress.ending.is_some(),
     };
     if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
         return Err(Error::internal("the checkpoint coordinator stopped"));

@@ -31,7 +31,8 @@ use tokio::time::Instant;
 use generate::{FieldGen, RowGenerator};
 
 use super::{
-    Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext, SourceProgress,
+    Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
+    SourceProgress,
 };
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
@@ -180,8 +181,8 @@ impl Source for DatagenSource {
         self.config.is_bounded()
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
-        let (seed, events) = match &resume_from {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
+        let (seed, events) = match resume_from.as_ref().map(|r| &r.position) {
             Some(p) => {
                 let seed = p.get("seed").and_then(|v| v.as_u64());
                 let events = p.get("events").and_then(|v| v.as_u64());
@@ -202,6 +203,10 @@ impl Source for DatagenSource {
         self.started = Instant::now();
         self.rows_this_run = 0;
         Ok(())
+    }
+
+    fn start_position(&self) -> Option<Position> {
+        self.generator.as_ref().map(RowGenerator::position)
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {

@@ -27,7 +27,7 @@ use super::columns::BatchBuilder;
 use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
 use super::{mysqltext, pgwire, JdbcConfig, Partitioning};
 use crate::changelog::ChangeBatch;
-use crate::connectors::{Position, Source, SourceBatch};
+use crate::connectors::{Position, ResumeFrom, Source, SourceBatch};
 use crate::error::{Error, Result};
 
 /// Connections a scan opens at most, whatever 'scan.partition.num' says.
@@ -120,8 +120,8 @@ impl Source for JdbcSource {
         true
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
-        if let Some(p) = &resume_from {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
+        if let Some(p) = resume_from.as_ref().map(|r| &r.position) {
             let count = p.get("ranges").and_then(|v| v.as_u64());
             let done: Option<Vec<usize>> = p
                 .get("done")
@@ -173,6 +173,10 @@ impl Source for JdbcSource {
         }
         self.events = Some(rx);
         Ok(())
+    }
+
+    fn start_position(&self) -> Option<Position> {
+        Some(self.position())
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {

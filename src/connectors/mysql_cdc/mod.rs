@@ -49,7 +49,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Position, Source, SourceBatch, SourceContext};
+use super::{Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext};
 use crate::changelog::{ChangeBatch, ChangelogMode};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -117,6 +117,12 @@ struct SnapshotRun {
     running: JoinSet<(usize, Result<(ChangeBatch, BinlogPos)>)>,
     /// A read chunk larger than 'scan.snapshot.fetch.size', being handed out piece by piece.
     emitting: Option<Pieces>,
+    /// This run continues a snapshot that an earlier run, maybe killed, began. That run may
+    /// have delivered an unfinished chunk already, read at an older point that no checkpoint
+    /// covers; rows it held that are gone since are not in the new read. So a chunk read now
+    /// gets the snapshot's start as its watermark: every change to its keys since then is
+    /// streamed after its rows, the deletes retracting such rows among them.
+    stream_chunks_from_start: bool,
 }
 
 /// The rows of chunk `index`, sorted by key and cut into key ranges. While pieces remain, the
@@ -242,6 +248,7 @@ impl MySqlCdcSource {
         start: BinlogPos,
         gtid: GtidState,
         mariadb: bool,
+        stream_chunks_from_start: bool,
     ) -> Result<()> {
         let parallelism = self.config.snapshot_parallelism;
         let pool_opts = mysql_async::PoolOpts::default()
@@ -267,6 +274,7 @@ impl MySqlCdcSource {
             queue,
             running: JoinSet::new(),
             emitting: None,
+            stream_chunks_from_start,
         }));
         Ok(())
     }
@@ -325,6 +333,7 @@ impl MySqlCdcSource {
             Some(joined) => {
                 let (index, result) = joined.map_err(|e| Error::internal(format!("snapshot reader failed: {e}")))?;
                 let (batch, high) = result?;
+                let high = if run.stream_chunks_from_start { run.start.clone() } else { high };
                 let table = &run.ctx.tables[run.chunks[index].table];
                 let split = match table.declared_chunk_key() {
                     Some(key) if batch.num_rows() > fetch => snapshot::split_by_key(batch.rows(), key, fetch)?,
@@ -447,7 +456,7 @@ impl MySqlCdcSource {
                 for (i, t) in tables.iter().enumerate() {
                     chunks.extend(snapshot::plan_chunks(&self.config, conn, i, t).await?);
                 }
-                return self.begin_snapshot(tables, chunks, start, gtid, mariadb).await;
+                return self.begin_snapshot(tables, chunks, start, gtid, mariadb, false).await;
             }
             StartupMode::SpecificGtid(g) => {
                 let gtid = GtidState::parse(&g).ok_or_else(|| {
@@ -511,8 +520,9 @@ impl MySqlCdcSource {
         &mut self,
         conn: &mut mysql_async::Conn,
         tables: Vec<Arc<CapturedTable>>,
-        p: &Position,
+        from: &ResumeFrom,
     ) -> Result<()> {
+        let p = &from.position;
         if p.get(LEGACY_SNAPSHOT).is_some() {
             tracing::warn!(table = %self.config.table, "the legacy snapshot was interrupted; it cannot continue where it stopped, so it is read again from the start (keyed sinks overwrite the rows they have; others receive them twice)");
             return self.start_fresh(conn, tables).await;
@@ -566,7 +576,8 @@ impl MySqlCdcSource {
             .ok_or_else(|| self.bad_position(p))?;
         if chunks.iter().any(|c| c.high.is_none()) {
             let mariadb = server::is_mariadb(&self.config, conn).await?;
-            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb).await
+            // After a graceful stop no unfinished chunk was delivered: read them exactly.
+            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb, !from.exact).await
         } else if self.config.startup == StartupMode::Snapshot {
             self.state = State::Done;
             Ok(())
@@ -593,7 +604,7 @@ impl Source for MySqlCdcSource {
         self.config.startup == StartupMode::Snapshot
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         let mut conn = server::connect(&self.config).await?;
         let result = async {
             server::check_server(&self.config, &mut conn).await?;
@@ -606,6 +617,22 @@ impl Source for MySqlCdcSource {
         .await;
         conn.disconnect().await.ok();
         result
+    }
+
+    fn start_position(&self) -> Option<Position> {
+        match &self.state {
+            State::Snapshot(run) => {
+                Some(with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks))
+            }
+            State::Legacy(run) => {
+                let mut position = position_json(&run.snapshot.start, &run.snapshot.gtid);
+                position[LEGACY_SNAPSHOT] = json!(true);
+                Some(position)
+            }
+            // A stream started from a GTID learns its file and offset from the first event.
+            State::Streaming(run) if !run.reader.committed.file.is_empty() => Some(stream_position(run)),
+            _ => None,
+        }
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {

@@ -443,14 +443,6 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
             config.slot
         )));
     }
-    if config.startup == StartupMode::Initial && !resuming {
-        return Err(Error::user(format!(
-            "replication slot '{}' already exists, and a new snapshot cannot be aligned with its position: \
-             continue from it with 'scan.startup.mode' = 'committed-offset', or drop it with \
-             SELECT pg_drop_replication_slot('{}') to snapshot again",
-            config.slot, config.slot
-        )));
-    }
     Ok(true)
 }
 

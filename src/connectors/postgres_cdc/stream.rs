@@ -26,7 +26,7 @@ use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Rela
 use super::snapshot::{self, SnapshotEvent};
 use super::{session_options, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
-use crate::connectors::{Position, SnapshotProgress, Source, SourceBatch, SourceProgress};
+use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
@@ -324,9 +324,11 @@ impl Source for PostgresCdcSource {
         self.config.is_bounded()
     }
 
-    async fn start(&mut self, resume_from: Option<Position>) -> Result<()> {
+    async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         let config = self.config.clone();
-        let resume = match &resume_from {
+        // A snapshot is read again in full even after a graceful stop (nothing else is
+        // aligned with the slot), so exactness changes nothing here.
+        let resume = match resume_from.as_ref().map(|r| &r.position) {
             None => None,
             Some(p) => {
                 let phase = p.get("phase").and_then(|v| v.as_str());
@@ -359,6 +361,23 @@ impl Source for PostgresCdcSource {
             Some(None) => {
                 let from = self.slot_confirmed_lsn(&client).await?;
                 tracing::warn!(table = %config.table, "postgres-cdc resumes an interrupted snapshot: reading every table again, then streaming from the slot");
+                self.snapshot_in_transaction(tables, Some(from)).await
+            }
+            // A job restarted without checkpointing, or killed between creating its slot and
+            // storing where it started, comes back here. As after a kill mid-snapshot (and as
+            // Flink CDC reuses an existing slot), read the tables again and stream from the
+            // slot, which converges on keyed sinks.
+            None if config.startup == StartupMode::Initial && slot_exists => {
+                let from = self.slot_confirmed_lsn(&client).await?;
+                tracing::warn!(
+                    table = %config.table,
+                    "replication slot '{}' exists but no checkpoint of this job does (an earlier run stopped before its first \
+                     checkpoint, or another job made the slot): reading every table again, then streaming from the slot's \
+                     confirmed LSN {}; changes after it are delivered again. Drop the slot before starting for a snapshot \
+                     without repeated changes",
+                    config.slot,
+                    format_lsn(from)
+                );
                 self.snapshot_in_transaction(tables, Some(from)).await
             }
             None => match config.startup {
@@ -394,6 +413,14 @@ impl Source for PostgresCdcSource {
                 }
                 StartupMode::Snapshot => Err(Error::internal("bounded snapshot handled above")),
             },
+        }
+    }
+
+    fn start_position(&self) -> Option<Position> {
+        match &self.phase {
+            Phase::Snapshot(run) => Some(Self::snapshot_position(&self.config, run)),
+            Phase::Streaming(stream) => Some(stream.position()),
+            _ => None,
         }
     }
 
@@ -552,7 +579,7 @@ impl Streaming {
             }
             let deadline = if self.in_transaction {
                 started + OPEN_TRANSACTION_RETURN
-            } else if self.builder.len() > 0 {
+            } else if !self.builder.is_empty() {
                 (last_event + LINGER).min(started + IDLE_RETURN)
             } else {
                 started + IDLE_RETURN

@@ -27,7 +27,7 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::encode::{unit_scale, write_date, write_scaled, write_time_of_day};
+use super::encode::{is_scalar, unit_scale, write_date, write_scaled, write_time_of_day};
 use crate::error::{Error, Result};
 use crate::sql::types::flink_type_name;
 
@@ -452,34 +452,6 @@ fn runs_into(value: &[u8], pattern: &[u8]) -> bool {
     let mut joined = tail.to_vec();
     joined.extend_from_slice(pattern);
     find(&joined, pattern).is_some_and(|at| at < tail.len())
-}
-
-fn is_scalar(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Null
-            | DataType::Boolean
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal128(_, _)
-            | DataType::Decimal256(_, _)
-            | DataType::Date32
-            | DataType::Date64
-            | DataType::Time32(_)
-            | DataType::Time64(_)
-            | DataType::Timestamp(_, _)
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-    )
 }
 
 /// One column of a batch, resolved once per batch.

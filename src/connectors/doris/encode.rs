@@ -94,31 +94,39 @@ impl JsonLinesEncoder {
     }
 }
 
+/// Types both body formats write as one plain value.
+pub(super) fn is_scalar(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Null
+            | DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _)
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+            | DataType::Timestamp(_, _)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+    )
+}
+
 /// The name of an unsupported type inside `dt`, if any.
 fn check_type(dt: &DataType) -> std::result::Result<(), String> {
     match dt {
-        DataType::Null
-        | DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _)
-        | DataType::Date32
-        | DataType::Date64
-        | DataType::Time32(_)
-        | DataType::Time64(_)
-        | DataType::Timestamp(_, _)
-        | DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View => Ok(()),
+        dt if is_scalar(dt) => Ok(()),
         DataType::List(f) | DataType::LargeList(f) => check_type(f.data_type()),
         DataType::Struct(fields) => fields.iter().try_for_each(|f| check_type(f.data_type())),
         DataType::Map(entries, _) => check_type(entries.data_type()),

@@ -581,28 +581,11 @@ impl PgWriter {
             return self.commit(offset).await;
         }
         if upserts.num_rows() + delete_count > 0 {
-            let sink = self
-                .client
-                .copy_in::<_, bytes::Bytes>(&self.copy_sql)
+            let mut parts = vec![(upserts, Some(false))];
+            parts.extend(deletes.map(|d| (d, Some(true))));
+            copy_rows(&self.client, &self.copy_sql, &parts)
                 .await
-                .map_err(|e| pg_error(&e, "starting COPY"))?;
-            futures::pin_mut!(sink);
-            let mut buf = BytesMut::with_capacity(1 << 20);
-            put_header(&mut buf);
-            let parts: [(Option<&RecordBatch>, bool); 2] = [(Some(upserts), false), (deletes, true)];
-            for (batch, is_delete) in parts {
-                let Some(batch) = batch else { continue };
-                let writer = TupleWriter::new(batch.columns(), Some(is_delete))?;
-                for row in 0..batch.num_rows() {
-                    writer.write_row(row, &mut buf)?;
-                    if buf.len() >= 1 << 20 {
-                        sink.send(buf.split().freeze()).await.map_err(|e| pg_error(&e, "sending COPY data"))?;
-                    }
-                }
-            }
-            put_trailer(&mut buf);
-            sink.send(buf.split().freeze()).await.map_err(|e| pg_error(&e, "sending COPY data"))?;
-            sink.finish().await.map_err(|e| pg_error(&e, "finishing COPY"))?;
+                .map_err(|e| e.into_error("copying into the staging table"))?;
         }
         let mut sql = String::new();
         if delete_count > 0 {
@@ -639,25 +622,7 @@ impl PgWriter {
         if keyed {
             self.client.batch_execute("SAVEPOINT cdc_sql_direct").await.map_err(|e| pg_error(&e, "starting COPY"))?;
         }
-        let copied = async {
-            let sink = self.client.copy_in::<_, bytes::Bytes>(direct_copy_sql).await?;
-            futures::pin_mut!(sink);
-            let mut buf = BytesMut::with_capacity(1 << 20);
-            put_header(&mut buf);
-            let writer = TupleWriter::new(rows.columns(), None).map_err(CopyFailure::Encode)?;
-            for row in 0..rows.num_rows() {
-                writer.write_row(row, &mut buf).map_err(CopyFailure::Encode)?;
-                if buf.len() >= 1 << 20 {
-                    sink.send(buf.split().freeze()).await?;
-                }
-            }
-            put_trailer(&mut buf);
-            sink.send(buf.split().freeze()).await?;
-            sink.finish().await?;
-            Ok::<_, CopyFailure>(())
-        }
-        .await;
-        match copied {
+        match copy_rows(&self.client, direct_copy_sql, &[(rows, None)]).await {
             Ok(()) => Ok(true),
             Err(CopyFailure::Server(e))
                 if keyed && e.as_db_error().is_some_and(|d| d.code() == &SqlState::UNIQUE_VIOLATION) =>
@@ -670,8 +635,7 @@ impl PgWriter {
                 self.direct_rest = 1 << self.direct_conflicts;
                 Ok(false)
             }
-            Err(CopyFailure::Server(e)) => Err(pg_error(&e, "copying into the target")),
-            Err(CopyFailure::Encode(e)) => Err(e),
+            Err(e) => Err(e.into_error("copying into the target")),
         }
     }
 
@@ -694,6 +658,41 @@ impl PgWriter {
 enum CopyFailure {
     Server(tokio_postgres::Error),
     Encode(Error),
+}
+
+impl CopyFailure {
+    fn into_error(self, what: &str) -> Error {
+        match self {
+            CopyFailure::Server(e) => pg_error(&e, what),
+            CopyFailure::Encode(e) => e,
+        }
+    }
+}
+
+/// Streams `parts` as one binary COPY: each batch's rows, with the staging table's delete flag
+/// appended when given.
+async fn copy_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    parts: &[(&RecordBatch, Option<bool>)],
+) -> std::result::Result<(), CopyFailure> {
+    let sink = client.copy_in::<_, bytes::Bytes>(sql).await?;
+    futures::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    put_header(&mut buf);
+    for (batch, flag) in parts {
+        let writer = TupleWriter::new(batch.columns(), *flag).map_err(CopyFailure::Encode)?;
+        for row in 0..batch.num_rows() {
+            writer.write_row(row, &mut buf).map_err(CopyFailure::Encode)?;
+            if buf.len() >= 1 << 20 {
+                sink.send(buf.split().freeze()).await?;
+            }
+        }
+    }
+    put_trailer(&mut buf);
+    sink.send(buf.split().freeze()).await?;
+    sink.finish().await?;
+    Ok(())
 }
 
 impl From<tokio_postgres::Error> for CopyFailure {

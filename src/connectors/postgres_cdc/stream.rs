@@ -527,7 +527,6 @@ impl Source for PostgresCdcSource {
 
 /// A captured relation as the stream announced it; cloned per change (shared parts only) so
 /// the batch builder can be borrowed mutably beside it.
-#[derive(Clone)]
 struct RelationState {
     table: Arc<CapturedTable>,
     relation: Arc<Relation>,

@@ -62,23 +62,29 @@ pub fn quote_literal(text: &str) -> String {
 
 /// A PostgreSQL error as one of ours: `doing` says what was attempted.
 pub fn pg_error(config: &Config, doing: &str, e: tokio_postgres::Error) -> Error {
-    let Some(db) = e.as_db_error() else {
-        return Error::external(format!("{doing} on {}: {e}", config.where_()));
-    };
-    let text = format!("{doing} on {}: {} (SQLSTATE {})", config.where_(), db.message(), db.code().code());
-    let code = db.code();
-    let user = code == &SqlState::INVALID_PASSWORD
-        || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        || code == &SqlState::INSUFFICIENT_PRIVILEGE
-        || code == &SqlState::INVALID_CATALOG_NAME
-        || code == &SqlState::UNDEFINED_OBJECT
-        || code == &SqlState::UNDEFINED_TABLE
-        || code == &SqlState::UNDEFINED_COLUMN
+    match e.as_db_error() {
+        Some(db) => db_error(config, doing, db.code().code(), db.message()),
+        None => Error::external(format!("{doing} on {}: {e}", config.where_())),
+    }
+}
+
+/// A server's error report (SQLSTATE `code`): the user's to fix when it is about credentials,
+/// privileges or names, the outside world's otherwise.
+pub fn db_error(config: &Config, doing: &str, code: &str, message: &str) -> Error {
+    let text = format!("{doing} on {}: {message} (SQLSTATE {code})", config.where_());
+    let code = SqlState::from_code(code);
+    let user = code == SqlState::INVALID_PASSWORD
+        || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        || code == SqlState::INSUFFICIENT_PRIVILEGE
+        || code == SqlState::INVALID_CATALOG_NAME
+        || code == SqlState::UNDEFINED_OBJECT
+        || code == SqlState::UNDEFINED_TABLE
+        || code == SqlState::UNDEFINED_COLUMN
         || code.code().starts_with("42");
     if user {
-        let hint = if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        let hint = if code == SqlState::INVALID_PASSWORD || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             "; check 'username' and 'password' and the server's pg_hba.conf"
-        } else if code == &SqlState::INVALID_CATALOG_NAME {
+        } else if code == SqlState::INVALID_CATALOG_NAME {
             "; check 'database-name'"
         } else {
             ""

@@ -24,6 +24,7 @@
 
 mod changes;
 mod checks;
+mod copy_session;
 mod pgoutput;
 mod snapshot;
 mod stream;

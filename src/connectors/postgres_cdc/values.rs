@@ -1,6 +1,7 @@
-//! PostgreSQL text values (pgoutput `t` columns and `COPY … TO STDOUT` fields, both in the
-//! output format pinned by the session settings in [`super::SESSION_SETTINGS`]) decoded straight
-//! into Arrow builders of the declared column types. Pure functions, no I/O.
+//! PostgreSQL values decoded straight into Arrow builders of the declared column types: text
+//! (pgoutput `t` columns and `COPY … TO STDOUT` fields, in the output format pinned by the session
+//! settings in [`super::SESSION_SETTINGS`]) and, for the snapshot, the binary send format of the
+//! common types (`COPY … (FORMAT binary)`), which gives the same values. Pure functions, no I/O.
 //!
 //! Values are checked, never rounded: a fraction the declared precision cannot hold, an integer
 //! out of range or an `infinity` date is an error naming the value, not a silently changed row.
@@ -14,6 +15,262 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{i256, DataType, Field, TimeUnit};
+
+/// A source column's value in `COPY … TO STDOUT (FORMAT binary)`: the type's own binary send
+/// format, which the snapshot decodes without the server formatting text or us parsing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryForm {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Date,
+    /// `time without time zone`: microseconds since midnight.
+    Time,
+    /// `timestamp` and `timestamptz`: microseconds since 2000-01-01 (UTC for `timestamptz`).
+    Timestamp,
+    /// `text`, `varchar`, `char(n)` (padded, as its text output) and `json`: the bytes as they are.
+    Text,
+    Bytea,
+    /// A version byte (1), then the text form.
+    Jsonb,
+    Uuid,
+}
+
+impl BinaryForm {
+    /// The form a column of `pg_type` (as `format_type` spells it) is decoded from into a
+    /// `declared` column, when that pair has a decoder giving exactly the value the text form
+    /// gives; `None` sends the table through the text path.
+    pub fn of(pg_type: &str, declared: &DataType) -> Option<BinaryForm> {
+        if pg_type.ends_with("[]") {
+            return None;
+        }
+        let base = pg_type.split(['(', ' ']).next().unwrap_or(pg_type);
+        let source = match base {
+            "boolean" => BinaryForm::Bool,
+            "smallint" => BinaryForm::Int2,
+            "integer" => BinaryForm::Int4,
+            "bigint" => BinaryForm::Int8,
+            "real" => BinaryForm::Float4,
+            "double" if pg_type == "double precision" => BinaryForm::Float8,
+            "numeric" => BinaryForm::Numeric,
+            "date" => BinaryForm::Date,
+            "time" if pg_type.ends_with("without time zone") => BinaryForm::Time,
+            "timestamp" => BinaryForm::Timestamp,
+            "text" | "json" | "bpchar" => BinaryForm::Text,
+            "character" => BinaryForm::Text,
+            "bytea" => BinaryForm::Bytea,
+            "jsonb" => BinaryForm::Jsonb,
+            "uuid" => BinaryForm::Uuid,
+            _ => return None,
+        };
+        use BinaryForm::*;
+        let fits = match declared {
+            DataType::Boolean => source == Bool,
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => matches!(source, Int2 | Int4 | Int8),
+            DataType::Decimal128(..) | DataType::Decimal256(..) => matches!(source, Numeric | Int2 | Int4 | Int8),
+            DataType::Float32 => source == Float4,
+            DataType::Float64 => matches!(source, Float4 | Float8),
+            DataType::Utf8 => matches!(source, Text | Jsonb | Uuid),
+            DataType::Binary => source == Bytea,
+            DataType::Date32 => source == Date,
+            DataType::Time32(_) | DataType::Time64(_) => source == Time,
+            DataType::Timestamp(..) => source == Timestamp,
+            _ => false,
+        };
+        fits.then_some(source)
+    }
+}
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// The integer types a scaled decimal is accumulated in.
+trait ScaledInt: Copy {
+    fn from_i64(v: i64) -> Self;
+    fn pow10(n: u32) -> Option<Self>;
+    fn checked_mul(self, other: Self) -> Option<Self>;
+    fn checked_add(self, other: Self) -> Option<Self>;
+    fn negate(self) -> Self;
+}
+
+impl ScaledInt for i128 {
+    fn from_i64(v: i64) -> Self {
+        v as i128
+    }
+    fn pow10(n: u32) -> Option<Self> {
+        10i128.checked_pow(n)
+    }
+    fn checked_mul(self, other: Self) -> Option<Self> {
+        i128::checked_mul(self, other)
+    }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        i128::checked_add(self, other)
+    }
+    fn negate(self) -> Self {
+        -self
+    }
+}
+
+impl ScaledInt for i256 {
+    fn from_i64(v: i64) -> Self {
+        i256::from_i128(v as i128)
+    }
+    fn pow10(n: u32) -> Option<Self> {
+        i256::from_i128(10).checked_pow(n)
+    }
+    fn checked_mul(self, other: Self) -> Option<Self> {
+        i256::checked_mul(self, other)
+    }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        i256::checked_add(self, other)
+    }
+    fn negate(self) -> Self {
+        self.wrapping_neg()
+    }
+}
+
+/// A NUMERIC in its binary form (digit count, weight of the first base-10000 digit, sign,
+/// display scale, digits) as an integer scaled by `10^scale`. Refuses NaN and infinities, a
+/// non-zero digit beyond `scale`, and a value the integer type cannot hold.
+fn numeric_scaled<T: ScaledInt>(bytes: &[u8], scale: i8) -> Result<T, String> {
+    let word = |i: usize| bytes.get(2 * i..2 * i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+    let (Some(ndigits), Some(weight), Some(sign)) = (word(0), word(1), word(2)) else {
+        return Err("PostgreSQL sent a truncated NUMERIC".into());
+    };
+    if bytes.len() != 8 + 2 * ndigits as usize {
+        return Err("PostgreSQL sent a NUMERIC of the wrong length".into());
+    }
+    let weight = weight as i16 as i64;
+    let negative = match sign {
+        0x0000 => false,
+        0x4000 => true,
+        _ => {
+            return Err(format!(
+                "{} is not a finite decimal number (NaN and Infinity need a STRING or DOUBLE column)",
+                numeric_text(bytes)
+            ))
+        }
+    };
+    let scale = scale.max(0) as i64;
+    let too_big = || format!("'{}' does not fit DECIMAL", numeric_text(bytes));
+    let mut value = T::from_i64(0);
+    for i in 0..ndigits as usize {
+        let digit = word(4 + i).unwrap_or(0) as i64;
+        if digit == 0 {
+            continue;
+        }
+        let exponent = 4 * (weight - i as i64) + scale;
+        let part = if exponent >= 0 {
+            let factor = u32::try_from(exponent).ok().and_then(T::pow10).ok_or_else(too_big)?;
+            T::from_i64(digit).checked_mul(factor).ok_or_else(too_big)?
+        } else {
+            let divisor = 10i64.pow((-exponent).min(4) as u32);
+            if -exponent >= 4 || digit % divisor != 0 {
+                return Err(format!(
+                    "'{}' has more than {scale} fraction digits; declare a larger DECIMAL scale",
+                    numeric_text(bytes)
+                ));
+            }
+            T::from_i64(digit / divisor)
+        };
+        value = value.checked_add(part).ok_or_else(too_big)?;
+    }
+    Ok(if negative { value.negate() } else { value })
+}
+
+/// A binary NUMERIC as PostgreSQL prints it, for messages.
+fn numeric_text(bytes: &[u8]) -> String {
+    let word = |i: usize| bytes.get(2 * i..2 * i + 2).map_or(0, |w| u16::from_be_bytes([w[0], w[1]]));
+    let (ndigits, weight, sign, dscale) = (word(0) as i64, word(1) as i16 as i64, word(2), word(3) as usize);
+    match sign {
+        0xC000 => return "NaN".into(),
+        0xD000 => return "Infinity".into(),
+        0xF000 => return "-Infinity".into(),
+        _ => {}
+    }
+    // The base-10000 digit worth 10000^power.
+    let digit =
+        |power: i64| if (0..ndigits).contains(&(weight - power)) { word(4 + (weight - power) as usize) } else { 0 };
+    let mut text = String::from(if sign == 0x4000 { "-" } else { "" });
+    if weight < 0 {
+        text.push('0');
+    }
+    for power in (0..=weight).rev() {
+        if power == weight {
+            text.push_str(&digit(power).to_string());
+        } else {
+            text.push_str(&format!("{:04}", digit(power)));
+        }
+    }
+    if dscale > 0 {
+        let mut fraction: String = (1..=dscale.div_ceil(4) as i64).map(|k| format!("{:04}", digit(-k))).collect();
+        fraction.truncate(dscale);
+        text.push('.');
+        text.push_str(&fraction);
+    }
+    text
+}
+
+/// Microseconds as `unit`s, refusing to drop a non-zero fraction; `shown` renders the value for
+/// the message.
+fn micros_in_unit(micros: i64, unit: TimeUnit, shown: impl Fn() -> String) -> Result<i64, String> {
+    let precise = |per: i64, digits: u32| {
+        if micros % per == 0 {
+            Ok(micros / per)
+        } else {
+            Err(format!(
+                "'{}' has more fractional-second digits than the declared precision ({digits}) holds; declare a larger precision",
+                shown()
+            ))
+        }
+    };
+    match unit {
+        TimeUnit::Second => precise(1_000_000, 0),
+        TimeUnit::Millisecond => precise(1_000, 3),
+        TimeUnit::Microsecond => Ok(micros),
+        TimeUnit::Nanosecond => {
+            micros.checked_mul(1_000).ok_or_else(|| format!("'{}' is outside the range of TIMESTAMP(9)", shown()))
+        }
+    }
+}
+
+fn shown_timestamp(micros_since_1970: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros_since_1970)
+        .map_or_else(|| format!("{micros_since_1970} µs"), |t| t.naive_utc().to_string())
+}
+
+fn shown_time(micros: i64) -> String {
+    let (seconds, fraction) = (micros / 1_000_000, micros % 1_000_000);
+    format!("{:02}:{:02}:{:02}.{fraction:06}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+fn fixed<const N: usize>(bytes: &[u8], form: BinaryForm) -> Result<[u8; N], String> {
+    bytes.try_into().map_err(|_| format!("PostgreSQL sent {} bytes for a {form:?} value, expected {N}", bytes.len()))
+}
+
+fn binary_integer(bytes: &[u8], form: BinaryForm) -> Result<i64, String> {
+    Ok(match form {
+        BinaryForm::Int2 => i16::from_be_bytes(fixed(bytes, form)?) as i64,
+        BinaryForm::Int4 => i32::from_be_bytes(fixed(bytes, form)?) as i64,
+        _ => i64::from_be_bytes(fixed(bytes, form)?),
+    })
+}
+
+fn narrow<T: TryFrom<i64>>(v: i64) -> Result<T, String> {
+    T::try_from(v).map_err(|_| format!("'{v}' is not a whole number within the declared type's range"))
+}
 
 /// How a declared column is filled from PostgreSQL text.
 pub enum ColumnBuilder {
@@ -191,6 +448,97 @@ impl ColumnBuilder {
                 offsets.push(end);
                 valid.push(true);
             }
+        }
+        Ok(())
+    }
+
+    /// Appends one value in the binary form [`BinaryForm::of`] chose for this column.
+    pub fn append_binary(&mut self, form: BinaryForm, bytes: &[u8]) -> Result<(), String> {
+        use BinaryForm as F;
+        match (self, form) {
+            (ColumnBuilder::Bool(b), F::Bool) => b.append_value(fixed::<1>(bytes, form)?[0] != 0),
+            (ColumnBuilder::I8(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::I16(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::I32(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::I64(b), F::Int2 | F::Int4 | F::Int8) => b.append_value(binary_integer(bytes, form)?),
+            (ColumnBuilder::U8(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::U16(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::U32(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::U64(b), F::Int2 | F::Int4 | F::Int8) => {
+                b.append_value(narrow(binary_integer(bytes, form)?)?)
+            }
+            (ColumnBuilder::F32(b), F::Float4) => b.append_value(f32::from_be_bytes(fixed(bytes, form)?)),
+            (ColumnBuilder::F64(b), F::Float4) => b.append_value(f32::from_be_bytes(fixed(bytes, form)?) as f64),
+            (ColumnBuilder::F64(b), F::Float8) => b.append_value(f64::from_be_bytes(fixed(bytes, form)?)),
+            (ColumnBuilder::Utf8(b), F::Text) => b.append_value(utf8(bytes)?),
+            (ColumnBuilder::Utf8(b), F::Jsonb) => match bytes.split_first() {
+                Some((1, text)) => b.append_value(utf8(text)?),
+                _ => return Err("PostgreSQL sent a jsonb value in an unknown binary version".into()),
+            },
+            (ColumnBuilder::Utf8(b), F::Uuid) => {
+                let id: [u8; 16] = fixed(bytes, form)?;
+                let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+                b.append_value(format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                ));
+            }
+            (ColumnBuilder::Binary(b), F::Bytea) => b.append_value(bytes),
+            (ColumnBuilder::Decimal128 { builder, scale }, F::Numeric) => {
+                builder.append_value(numeric_scaled::<i128>(bytes, *scale)?)
+            }
+            (ColumnBuilder::Decimal256 { builder, scale }, F::Numeric) => {
+                builder.append_value(numeric_scaled::<i256>(bytes, *scale)?)
+            }
+            (ColumnBuilder::Decimal128 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
+                let v = binary_integer(bytes, form)?;
+                let scaled = i128::pow10((*scale).max(0) as u32).and_then(|f| (v as i128).checked_mul(f));
+                builder.append_value(scaled.ok_or_else(|| format!("'{v}' does not fit DECIMAL"))?)
+            }
+            (ColumnBuilder::Decimal256 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
+                let v = binary_integer(bytes, form)?;
+                let scaled =
+                    i256::pow10((*scale).max(0) as u32).and_then(|f| i256::from_i128(v as i128).checked_mul(f));
+                builder.append_value(scaled.ok_or_else(|| format!("'{v}' does not fit DECIMAL"))?)
+            }
+            (ColumnBuilder::Date(b), F::Date) => {
+                let days = i32::from_be_bytes(fixed(bytes, form)?);
+                if days == i32::MAX || days == i32::MIN {
+                    return Err("'infinity' is not a finite ISO date (infinity needs a STRING column)".into());
+                }
+                let days = days.checked_add(PG_EPOCH_DAYS).ok_or("a date outside the DATE range")?;
+                b.append_value(days)
+            }
+            (ColumnBuilder::Time { values, unit, .. }, F::Time) => {
+                let micros = i64::from_be_bytes(fixed(bytes, form)?);
+                values.append_value(micros_in_unit(micros, *unit, || shown_time(micros))?)
+            }
+            (ColumnBuilder::Timestamp { values, unit, .. }, F::Timestamp) => {
+                let micros = i64::from_be_bytes(fixed(bytes, form)?);
+                if micros == i64::MAX || micros == i64::MIN {
+                    return Err("'infinity' is not a finite timestamp (infinity needs a STRING column)".into());
+                }
+                let since_1970 =
+                    micros.checked_add(PG_EPOCH_MICROS).ok_or("a timestamp outside the supported range")?;
+                values.append_value(micros_in_unit(since_1970, *unit, || shown_timestamp(since_1970))?)
+            }
+            (_, form) => return Err(format!("no decoder for binary {form:?} into this column")),
         }
         Ok(())
     }
@@ -577,6 +925,102 @@ mod tests {
         let a = one(DataType::Float64, "-Infinity").unwrap();
         assert_eq!(a.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0), f64::NEG_INFINITY);
         assert!(one(DataType::Boolean, "yes").is_err());
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// Decodes `send` (the hex PostgreSQL's `*_send` function printed for a value) into `dt`.
+    fn binary(dt: DataType, form: BinaryForm, send: &str) -> Result<ArrayRef, String> {
+        let mut b = ColumnBuilder::new(&dt, 1).ok_or("no builder")?;
+        b.append_binary(form, &hex(send))?;
+        b.finish()
+    }
+
+    #[test]
+    fn binary_numerics_are_exact_or_refused() {
+        let dec = |p, s, send: &str| {
+            binary(DataType::Decimal128(p, s), BinaryForm::Numeric, send)
+                .map(|a| a.as_primitive::<Decimal128Type>().value(0))
+        };
+        // numeric_send(-12.5), (123.45), (0.0001), (10000), (0.00), (-0.000012), (1.25)
+        assert_eq!(dec(10, 3, "0002000040000001000c1388"), Ok(-12_500));
+        assert_eq!(dec(12, 2, "0002000000000002007b1194"), Ok(12_345));
+        assert_eq!(dec(10, 4, "0001ffff000000040001"), Ok(1));
+        assert_eq!(dec(10, 0, "00010001000000000001"), Ok(10_000));
+        assert_eq!(dec(10, 2, "0000000000000002"), Ok(0));
+        assert_eq!(dec(10, 6, "0001fffe4000000604b0"), Ok(-12));
+        assert!(dec(10, 1, "0002000000000002000109c4").unwrap_err().contains("'1.25' has more than 1 fraction digits"));
+        assert!(dec(10, 5, "0001fffe4000000604b0").unwrap_err().contains("'-0.000012'"));
+        assert!(dec(10, 2, "00000000c0000000").unwrap_err().contains("NaN"));
+        let big = binary(
+            DataType::Decimal256(60, 2),
+            BinaryForm::Numeric,
+            "000b00090000000104d2162e23340d801ed204d2162e23340d801ed21388",
+        )
+        .unwrap();
+        assert_eq!(
+            big.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value_as_string(0),
+            "1234567890123456789012345678901234567890.50"
+        );
+        let overflow = dec(38, 2, "000b00090000000104d2162e23340d801ed204d2162e23340d801ed21388").unwrap_err();
+        assert!(overflow.contains("'1234567890123456789012345678901234567890.5' does not fit"), "{overflow}");
+    }
+
+    #[test]
+    fn binary_times_match_the_text_path() {
+        let us = DataType::Timestamp(TimeUnit::Microsecond, None);
+        // timestamp_send('2024-02-29 12:34:56.789012'); timestamptz_send of the same instant.
+        let a = binary(us.clone(), BinaryForm::Timestamp, "0002b58341728614").unwrap();
+        assert_eq!(a.as_primitive::<TimestampMicrosecondType>().value(0), 1_709_210_096_789_012);
+        assert_eq!(a.to_data(), one(us, "2024-02-29 12:34:56.789012").unwrap().to_data());
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let refused = binary(ms, BinaryForm::Timestamp, "0002b58341728614").unwrap_err();
+        assert!(refused.contains("'2024-02-29 12:34:56.789012' has more fractional-second digits"), "{refused}");
+        assert!(binary(DataType::Date32, BinaryForm::Date, "7fffffff").unwrap_err().contains("infinity"));
+        // date_send('1970-01-02'), time_send('01:00:00.5')
+        assert_eq!(
+            binary(DataType::Date32, BinaryForm::Date, "ffffd534").unwrap().to_data(),
+            one(DataType::Date32, "1970-01-02").unwrap().to_data()
+        );
+        let t = DataType::Time32(TimeUnit::Millisecond);
+        assert_eq!(
+            binary(t.clone(), BinaryForm::Time, "00000000d69b4520").unwrap().to_data(),
+            one(t, "01:00:00.5").unwrap().to_data()
+        );
+    }
+
+    #[test]
+    fn binary_integers_texts_and_ids() {
+        assert!(binary(DataType::Int16, BinaryForm::Int4, "00009c40").unwrap_err().contains("'40000'"));
+        let d = binary(DataType::Decimal128(7, 2), BinaryForm::Int4, "00000007").unwrap();
+        assert_eq!(d.as_primitive::<Decimal128Type>().value(0), 700);
+        let id = binary(DataType::Utf8, BinaryForm::Uuid, "a0eebc999c0b4ef8bb6d6bb9bd380a11").unwrap();
+        assert_eq!(id.as_string::<i32>().value(0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        let json = binary(DataType::Utf8, BinaryForm::Jsonb, "017b2261223a205b312c20325d7d").unwrap();
+        assert_eq!(json.as_string::<i32>().value(0), r#"{"a": [1, 2]}"#);
+        assert!(binary(DataType::Utf8, BinaryForm::Text, "ff").unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn binary_forms_only_for_exact_pairs() {
+        assert_eq!(BinaryForm::of("numeric(12,2)", &DataType::Decimal128(12, 2)), Some(BinaryForm::Numeric));
+        assert_eq!(BinaryForm::of("character varying(20)", &DataType::Utf8), Some(BinaryForm::Text));
+        assert_eq!(
+            BinaryForm::of(
+                "timestamp(3) with time zone",
+                &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            ),
+            Some(BinaryForm::Timestamp)
+        );
+        // Read as text where the text form is what the stream gives: a number read as STRING,
+        // arrays, intervals, a double narrowed to FLOAT, time with time zone.
+        assert_eq!(BinaryForm::of("bigint", &DataType::Utf8), None);
+        assert_eq!(BinaryForm::of("integer[]", &crate::sql::types::list_of(DataType::Int32, true)), None);
+        assert_eq!(BinaryForm::of("interval", &DataType::Utf8), None);
+        assert_eq!(BinaryForm::of("double precision", &DataType::Float32), None);
+        assert_eq!(BinaryForm::of("time with time zone", &DataType::Utf8), None);
     }
 
     #[test]

@@ -364,9 +364,44 @@ pub fn decode_decimal(bytes: &[u8], precision: u8, scale: u8) -> Result<Cell<'st
     Ok(Cell::Decimal(if negative { value.wrapping_neg() } else { value }, scale))
 }
 
-/// MySQL's text form of a value (snapshot queries over the text protocol), read according to the
-/// column's declared MySQL type (`information_schema.COLUMNS.DATA_TYPE`).
-pub fn read_text_cell<'a>(text: &'a [u8], data_type: &str, unsigned: bool) -> Result<Cell<'a>> {
+/// How a column's values read in the text protocol, decided once per column from its
+/// `DATA_TYPE` rather than per value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    Int,
+    Float,
+    Double,
+    Decimal,
+    Year,
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Bit,
+    Bytes,
+}
+
+impl TextKind {
+    pub fn of(data_type: &str) -> TextKind {
+        match data_type {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => TextKind::Int,
+            "float" => TextKind::Float,
+            "double" | "real" => TextKind::Double,
+            "decimal" | "numeric" => TextKind::Decimal,
+            "year" => TextKind::Year,
+            "date" => TextKind::Date,
+            "datetime" => TextKind::DateTime,
+            "timestamp" => TextKind::Timestamp,
+            "time" => TextKind::Time,
+            "bit" => TextKind::Bit,
+            _ => TextKind::Bytes,
+        }
+    }
+}
+
+/// A value of a text-protocol result row (snapshot `SELECT`s run with `time_zone = '+00:00'` and
+/// binary results, so character data arrives as stored and TIMESTAMP as its UTC instant).
+pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_type: &str) -> Result<Cell<'a>> {
     let bad = || {
         Error::internal(format!(
             "MySQL {data_type} value {:?} is not in the expected text form",
@@ -374,97 +409,136 @@ pub fn read_text_cell<'a>(text: &'a [u8], data_type: &str, unsigned: bool) -> Re
         ))
     };
     let s = || std::str::from_utf8(text).map_err(|_| bad());
-    Ok(match data_type {
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
-            if unsigned {
-                Cell::UInt(s()?.parse().map_err(|_| bad())?)
-            } else {
-                Cell::Int(s()?.parse().map_err(|_| bad())?)
-            }
+    Ok(match kind {
+        TextKind::Int if unsigned => Cell::UInt(parse_u64(text).ok_or_else(bad)?),
+        TextKind::Int => Cell::Int(parse_i64(text).ok_or_else(bad)?),
+        TextKind::Float => Cell::Float(s()?.parse().map_err(|_| bad())?),
+        TextKind::Double => Cell::Double(s()?.parse().map_err(|_| bad())?),
+        TextKind::Decimal => parse_decimal_text(text).ok_or_else(bad)?,
+        TextKind::Year => Cell::Year(s()?.parse().map_err(|_| bad())?),
+        TextKind::Date => {
+            let (year, month, day) = parse_ymd(text).ok_or_else(bad)?;
+            Cell::Date { year, month, day }
         }
-        "float" => Cell::Float(s()?.parse().map_err(|_| bad())?),
-        "double" | "real" => Cell::Double(s()?.parse().map_err(|_| bad())?),
-        "decimal" | "numeric" => parse_decimal_text(s()?).ok_or_else(bad)?,
-        "year" => Cell::Year(s()?.parse().map_err(|_| bad())?),
-        "date" => {
-            let (y, m, d) = parse_ymd(s()?).ok_or_else(bad)?;
-            Cell::Date { year: y, month: m, day: d }
-        }
-        "datetime" | "timestamp" => {
-            let t = s()?;
-            let (date, time) = t.split_once(' ').ok_or_else(bad)?;
-            let (year, month, day) = parse_ymd(date).ok_or_else(bad)?;
-            let (negative, micros) = parse_hms(time).ok_or_else(bad)?;
+        TextKind::DateTime | TextKind::Timestamp => {
+            let space = text.iter().position(|b| *b == b' ').ok_or_else(bad)?;
+            let (year, month, day) = parse_ymd(&text[..space]).ok_or_else(bad)?;
+            let (negative, micros) = parse_hms(&text[space + 1..]).ok_or_else(bad)?;
             if negative {
                 return Err(bad());
             }
             let secs = micros / 1_000_000;
             let (hour, minute, second) = ((secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8);
             let micros = (micros % 1_000_000) as u32;
-            if data_type == "timestamp" {
-                // Snapshot sessions run with time_zone '+00:00': the text is the UTC instant.
+            if kind == TextKind::Timestamp {
                 if month == 0 || day == 0 {
                     Cell::Timestamp { seconds: 0, micros: 0 }
                 } else {
                     let date =
                         chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32).ok_or_else(bad)?;
-                    let seconds = date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp()
-                        + (hour as i64) * 3600
-                        + (minute as i64) * 60
-                        + second as i64;
+                    let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+                    let seconds = days * 86_400 + (hour as i64) * 3600 + (minute as i64) * 60 + second as i64;
                     Cell::Timestamp { seconds, micros }
                 }
             } else {
                 Cell::DateTime { year, month, day, hour, minute, second, micros }
             }
         }
-        "time" => {
-            let (negative, micros) = parse_hms(s()?).ok_or_else(bad)?;
+        TextKind::Time => {
+            let (negative, micros) = parse_hms(text).ok_or_else(bad)?;
             Cell::Time { negative, micros: if negative { -micros } else { micros } }
         }
-        "bit" => Cell::Bits(text),
-        _ => Cell::Bytes(text),
+        TextKind::Bit => Cell::Bits(text),
+        TextKind::Bytes => Cell::Bytes(text),
     })
 }
 
-fn parse_ymd(s: &str) -> Option<(u16, u8, u8)> {
-    let mut it = s.splitn(3, '-');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+/// Unsigned decimal digits, none of them missing, without overflow.
+fn parse_digits(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    text.iter().try_fold(0u64, |v, b| {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v.checked_mul(10)?.checked_add(d as u64)
+    })
+}
+
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    parse_digits(text)
+}
+
+fn parse_i64(text: &[u8]) -> Option<i64> {
+    match text.split_first() {
+        Some((b'-', digits)) => {
+            let v = parse_digits(digits)?;
+            if v == 1 << 63 {
+                Some(i64::MIN)
+            } else {
+                i64::try_from(v).ok().map(|v| -v)
+            }
+        }
+        _ => i64::try_from(parse_digits(text)?).ok(),
+    }
+}
+
+/// `YYYY-MM-DD`, zero parts allowed (zero dates are the builders' to judge).
+fn parse_ymd(text: &[u8]) -> Option<(u16, u8, u8)> {
+    let mut it = text.splitn(3, |b| *b == b'-');
+    let year = u16::try_from(parse_digits(it.next()?)?).ok()?;
+    let month = u8::try_from(parse_digits(it.next()?)?).ok()?;
+    let day = u8::try_from(parse_digits(it.next()?)?).ok()?;
+    Some((year, month, day))
 }
 
 /// `[-]h:mm:ss[.ffffff]` → (negative, micros ≥ 0).
-fn parse_hms(s: &str) -> Option<(bool, i64)> {
-    let (negative, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
+fn parse_hms(text: &[u8]) -> Option<(bool, i64)> {
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
     };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut it = whole.splitn(3, ':');
-    let h: i64 = it.next()?.parse().ok()?;
-    let m: i64 = it.next()?.parse().ok()?;
-    let sec: i64 = it.next()?.parse().ok()?;
-    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let (whole, frac) = match text.iter().position(|b| *b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &[][..]),
+    };
+    let mut it = whole.splitn(3, |b| *b == b':');
+    let h = parse_digits(it.next()?)? as i64;
+    let m = parse_digits(it.next()?)? as i64;
+    let sec = parse_digits(it.next()?)? as i64;
+    if frac.len() > 6 {
         return None;
     }
-    let micros = if frac.is_empty() { 0 } else { frac.parse::<i64>().ok()? * 10i64.pow(6 - frac.len() as u32) };
-    Some((negative, ((h * 60 + m) * 60 + sec) * 1_000_000 + micros))
+    let micros = if frac.is_empty() { 0 } else { parse_digits(frac)? as i64 * 10i64.pow(6 - frac.len() as u32) };
+    Some((negative, ((h.checked_mul(60)? + m) * 60 + sec).checked_mul(1_000_000)? + micros))
 }
 
-fn parse_decimal_text(s: &str) -> Option<Cell<'static>> {
-    let (negative, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
+/// `[-]digits[.digits]`, accumulated in i128 while it fits (any DECIMAL up to 38 digits).
+fn parse_decimal_text(text: &[u8]) -> Option<Cell<'static>> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
     };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    let (int, frac) = match digits.iter().position(|b| *b == b'.') {
+        Some(dot) => (&digits[..dot], &digits[dot + 1..]),
+        None => (digits, &[][..]),
+    };
+    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
         return None;
     }
-    let ten = i256::from_i128(10);
-    let mut v = i256::ZERO;
-    for b in int.bytes().chain(frac.bytes()) {
-        v = v.checked_mul(ten)?.checked_add(i256::from_i128((b - b'0') as i128))?;
-    }
-    Some(Cell::Decimal(if negative { v.wrapping_neg() } else { v }, frac.len() as u8))
+    let value = if int.len() + frac.len() <= 38 {
+        i256::from_i128(int.iter().chain(frac).fold(0i128, |v, b| v * 10 + (b - b'0') as i128))
+    } else {
+        let ten = i256::from_i128(10);
+        let mut v = i256::ZERO;
+        for b in int.iter().chain(frac) {
+            v = v.checked_mul(ten)?.checked_add(i256::from_i128((b - b'0') as i128))?;
+        }
+        v
+    };
+    Some(Cell::Decimal(if negative { value.wrapping_neg() } else { value }, frac.len() as u8))
 }
 
 #[cfg(test)]
@@ -514,7 +588,10 @@ mod tests {
         assert_eq!(decimal_bin_size(65, 0), nines.len());
         let expected = i256::from_string(&"9".repeat(65)).unwrap();
         assert_eq!(one(&nines, t::NEWDECIMAL, 65, false), Cell::Decimal(expected, 0));
-        assert_eq!(read_text_cell(b"-0.50", "decimal", false).unwrap(), Cell::Decimal(i256::from_i128(-50), 2));
+        assert_eq!(
+            read_text_cell(b"-0.50", TextKind::Decimal, false, "decimal").unwrap(),
+            Cell::Decimal(i256::from_i128(-50), 2)
+        );
     }
 
     #[test]
@@ -547,11 +624,11 @@ mod tests {
         let buf = packed.to_be_bytes()[2..].to_vec();
         assert_eq!(one(&buf, t::TIME2, 6, false), Cell::Time { negative: true, micros: -1_500_000 });
         assert_eq!(
-            read_text_cell(b"-00:00:01.500000", "time", false).unwrap(),
+            read_text_cell(b"-00:00:01.500000", TextKind::Time, false, "time").unwrap(),
             Cell::Time { negative: true, micros: -1_500_000 }
         );
         assert_eq!(
-            read_text_cell(b"2023-11-14 22:13:20.123", "timestamp", false).unwrap(),
+            read_text_cell(b"2023-11-14 22:13:20.123", TextKind::Timestamp, false, "timestamp").unwrap(),
             Cell::Timestamp { seconds: 1_700_000_000, micros: 123_000 }
         );
     }

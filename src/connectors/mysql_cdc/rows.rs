@@ -104,14 +104,19 @@ impl ChangeBuilder {
         self.append_metadata(table, kind, op_ts_millis)
     }
 
-    /// Appends a snapshot row read over the text protocol (`None` = NULL), MySQL columns in table order.
-    pub fn append_text_row(&mut self, table: &CapturedTable, values: &[Option<&[u8]>]) -> Result<()> {
+    /// Appends a snapshot row read over the text protocol: `value(i)` is MySQL column `i` (in
+    /// table order), `None` for NULL.
+    pub fn append_text_row<'v>(
+        &mut self,
+        table: &CapturedTable,
+        value: impl Fn(usize) -> Option<&'v [u8]>,
+    ) -> Result<()> {
         for (d, fill) in table.fills.iter().enumerate() {
             if let Fill::Column(i) = fill {
                 let source = &table.columns[*i];
-                let cell = match values.get(*i).copied().flatten() {
+                let cell = match value(*i) {
                     None => Cell::Null,
-                    Some(text) => read_text_cell(text, &source.data_type, source.unsigned)?,
+                    Some(text) => read_text_cell(text, source.text_kind, source.unsigned, &source.data_type)?,
                 };
                 self.builders[d].append(cell, source, &self.tz)?;
             }
@@ -178,7 +183,8 @@ mod tests {
         b.append_binlog_row(&table, &metas, &image, &mut at, RowKind::UpdateBefore, 5).unwrap();
         b.append_binlog_row(&table, &metas, &image, &mut at, RowKind::UpdateAfter, 5).unwrap();
         assert_eq!(at, image.len());
-        b.append_text_row(&table, &[Some(b"-2"), Some(b"ab")]).unwrap();
+        let values: [&[u8]; 2] = [b"-2", b"ab"];
+        b.append_text_row(&table, |i| values.get(i).copied()).unwrap();
         let batch = b.finish().unwrap();
         let text = crate::changelog::format_rows(&batch, "").unwrap();
         assert_eq!(text, "-U[-2, ab, users, -U]\n+U[7, null, users, +U]\n+I[-2, ab, users, +I]\n");

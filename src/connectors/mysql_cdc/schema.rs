@@ -1,6 +1,7 @@
 //! The captured tables as MySQL describes them (`information_schema`), and how their columns map
 //! onto the declared columns of the Flink table.
 
+use super::cell::TextKind;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -21,6 +22,8 @@ pub struct SourceColumn {
     pub binary_length: Option<usize>,
     /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
     pub fraction_digits: u8,
+    /// How its values read in a snapshot's text-protocol rows.
+    pub text_kind: TextKind,
 }
 
 impl SourceColumn {
@@ -43,6 +46,7 @@ impl SourceColumn {
             latin1: charset.is_some_and(|c| c.eq_ignore_ascii_case("latin1")),
             binary_length: if data_type == "binary" { octet_length.map(|n| n as usize) } else { None },
             fraction_digits: datetime_precision.unwrap_or(0).min(6) as u8,
+            text_kind: TextKind::of(&data_type),
             data_type,
             column_type: column_type.to_string(),
         }

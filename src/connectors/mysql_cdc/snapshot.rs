@@ -259,13 +259,10 @@ pub async fn prepare_session(config: &MySqlCdcConfig, conn: &mut Conn) -> Result
 
 /// Appends a row of a snapshot `SELECT` of [`CapturedTable::select_list`].
 pub fn append_row(builder: &mut ChangeBuilder, table: &CapturedTable, row: &mysql_async::Row) -> Result<()> {
-    let values: Vec<Option<&[u8]>> = (0..row.len())
-        .map(|i| match row.as_ref(i) {
-            Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-            _ => None,
-        })
-        .collect();
-    builder.append_text_row(table, &values)
+    builder.append_text_row(table, |i| match row.as_ref(i) {
+        Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+        _ => None,
+    })
 }
 
 /// Reads one chunk and reconciles it with the binlog between its watermarks: `+I` rows of the
@@ -372,10 +369,20 @@ pub fn split_by_key(
     }
     let keys = cast(column, &DataType::Decimal128(38, 0))?;
     let keys = keys.as_primitive::<Decimal128Type>();
-    let order = sort_to_indices(keys, Some(SortOptions { descending: false, nulls_first: true }), None)?;
-    let sorted = take_record_batch(rows, &order)?;
+    // A primary-key range comes back in key order from InnoDB: sort only when it did not.
+    let in_order =
+        (1..keys.len()).all(|i| keys.is_null(i - 1) || keys.is_valid(i) && keys.value(i - 1) <= keys.value(i));
+    let order = if in_order {
+        None
+    } else {
+        Some(sort_to_indices(keys, Some(SortOptions { descending: false, nulls_first: true }), None)?)
+    };
+    let sorted = match &order {
+        Some(order) => take_record_batch(rows, order)?,
+        None => rows.clone(),
+    };
     let key_at = |i: usize| {
-        let row = order.value(i) as usize;
+        let row = order.as_ref().map_or(i, |o| o.value(i) as usize);
         keys.is_valid(row).then(|| keys.value(row))
     };
     let mut cuts = Vec::new();

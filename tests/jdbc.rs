@@ -588,3 +588,24 @@ fn bulk_inserts_into_existing_keys_still_upsert() {
     );
     assert_eq!(pg.query_one("SELECT count(*) FROM t WHERE v = 'untouched'"), "5");
 }
+
+/// An insert-only flush goes uncompacted by COPY straight into the target; a key repeated in it
+/// fails that COPY, and the compacted merge must then keep the key's last row.
+#[test]
+fn repeated_keys_in_an_insert_only_flush_keep_the_last_row() {
+    let my = cdc_sql_testkit::mariadb().create_database("repeat_src");
+    my.exec(
+        "CREATE TABLE s (id INT, v VARCHAR(20));
+         INSERT INTO s VALUES (1, 'first'), (2, 'only'), (1, 'second'), (3, 'only'), (1, 'third');",
+    );
+    let pg = cdc_sql_testkit::postgres().create_database("repeat_dst");
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    ok(run_job(&format!(
+        "CREATE TABLE src (id INT, v STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+         CREATE TABLE dst (id INT, v STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+         INSERT INTO dst SELECT * FROM src;",
+        with_reader(&my, "s"),
+        with_admin(&pg, "t")
+    )));
+    assert_eq!(pg.query("SELECT id, v FROM t ORDER BY id"), [["1", "third"], ["2", "only"], ["3", "only"]]);
+}

@@ -314,26 +314,29 @@ fn decimal_fits(abs: u128, precision: u8) -> bool {
 /// `-12.5` at scale 2 → -1250. None if it has more fractional digits than `scale` (other than
 /// trailing zeros) or is not a plain decimal number.
 pub fn parse_decimal(text: &str, scale: i32) -> Option<i128> {
-    let (negative, digits) = split_decimal(text, scale)?;
+    let (negative, digits, zeros) = decimal_digits(text, scale)?;
     let mut v: i128 = 0;
-    for d in digits.bytes() {
+    for d in digits {
         v = v.checked_mul(10)?.checked_add((d - b'0') as i128)?;
     }
+    v = v.checked_mul(10i128.checked_pow(zeros as u32)?)?;
     Some(if negative { -v } else { v })
 }
 
 fn parse_decimal_256(text: &str, scale: i32) -> Option<i256> {
-    let (negative, digits) = split_decimal(text, scale)?;
+    let (negative, digits, zeros) = decimal_digits(text, scale)?;
     let ten = i256::from_i128(10);
     let mut v = i256::ZERO;
-    for d in digits.bytes() {
+    for d in digits {
         v = v.checked_mul(ten)?.checked_add(i256::from_i128((d - b'0') as i128))?;
     }
+    v = v.checked_mul(ten.checked_pow(zeros as u32)?)?;
     Some(if negative { v.wrapping_neg() } else { v })
 }
 
-/// The sign and the unscaled digits of a decimal text at `scale`.
-fn split_decimal(text: &str, scale: i32) -> Option<(bool, String)> {
+/// The sign of a decimal text, its unscaled digits at `scale` (integer digits, then the kept
+/// fraction digits) and how many zeros follow them.
+fn decimal_digits(text: &str, scale: i32) -> Option<(bool, impl Iterator<Item = u8> + '_, usize)> {
     let t = text.trim();
     let (negative, t) = match t.as_bytes().first()? {
         b'-' => (true, &t[1..]),
@@ -349,14 +352,7 @@ fn split_decimal(text: &str, scale: i32) -> Option<(bool, String)> {
     if frac[kept..].bytes().any(|b| b != b'0') {
         return None;
     }
-    let mut digits = String::with_capacity(int.len() + scale);
-    digits.push_str(int);
-    digits.push_str(&frac[..kept]);
-    digits.extend(std::iter::repeat_n('0', scale - kept));
-    if digits.is_empty() {
-        digits.push('0');
-    }
-    Some((negative, digits))
+    Some((negative, int.bytes().chain(frac[..kept].bytes()), scale - kept))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).

@@ -233,7 +233,7 @@ impl Encoder {
             }
             Encoder::Dec128(a, scale) => {
                 let v = a.value(row);
-                put_numeric(buf, v < 0, &v.unsigned_abs().to_string(), *scale);
+                put_numeric_u128(buf, v < 0, v.unsigned_abs(), *scale);
             }
             Encoder::Dec256(a, scale) => {
                 let text = a.value(row).to_string();
@@ -288,6 +288,50 @@ impl TupleWriter {
 
 /// NUMERIC's binary form: base-10000 digits, a weight (power of 10000 of the first digit), a
 /// sign and the display scale. `digits` is the unscaled absolute value in decimal.
+/// [`put_numeric`] of `magnitude / 10^scale`, computed with integer arithmetic (the per-value
+/// digit string cost the snapshot copy a tenth of its CPU).
+pub fn put_numeric_u128(buf: &mut BytesMut, negative: bool, magnitude: u128, scale: u32) {
+    // The fraction is padded to whole base-10000 digits; 10^36 still fits a u128.
+    if scale > 32 {
+        return put_numeric(buf, negative, &magnitude.to_string(), scale);
+    }
+    let pow = 10u128.pow(scale);
+    let (mut int, fraction) = (magnitude / pow, magnitude % pow);
+    let mut int_groups = [0i16; 10];
+    let mut int_count = 0;
+    while int > 0 {
+        int_groups[int_count] = (int % 10_000) as i16;
+        int /= 10_000;
+        int_count += 1;
+    }
+    let mut groups = [0i16; 18];
+    for (slot, group) in groups.iter_mut().zip(int_groups[..int_count].iter().rev()) {
+        *slot = *group;
+    }
+    let fraction_count = scale.div_ceil(4) as usize;
+    let mut padded = fraction * 10u128.pow(fraction_count as u32 * 4 - scale);
+    for slot in groups[int_count..int_count + fraction_count].iter_mut().rev() {
+        *slot = (padded % 10_000) as i16;
+        padded /= 10_000;
+    }
+    let all = &groups[..int_count + fraction_count];
+    let (digits, weight, negative) = match all.iter().position(|g| *g != 0) {
+        None => (&all[0..0], 0, false),
+        Some(first) => {
+            let last = all.iter().rposition(|g| *g != 0).unwrap_or(first);
+            (&all[first..=last], int_count as i16 - 1 - first as i16, negative)
+        }
+    };
+    buf.put_i32(8 + 2 * digits.len() as i32);
+    buf.put_i16(digits.len() as i16);
+    buf.put_i16(weight);
+    buf.put_u16(if negative { 0x4000 } else { 0 });
+    buf.put_u16(scale as u16);
+    for g in digits {
+        buf.put_i16(*g);
+    }
+}
+
 pub fn put_numeric(buf: &mut BytesMut, negative: bool, digits: &str, scale: u32) {
     let scale = scale as usize;
     let (int_part, frac_part): (&str, String) = if digits.len() > scale {
@@ -484,6 +528,32 @@ mod tests {
         assert_eq!(numeric(true, "20000", 0), vec![0, 0, 0, 10, 0, 1, 0, 1, 0x40, 0, 0, 0, 0, 2]);
         // Zero is positive with no digits.
         assert_eq!(numeric(true, "0", 3), vec![0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn integer_numeric_encoding_matches_the_digit_string_one() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut samples: Vec<u128> = vec![0, 1, 9_999, 10_000, 10_001, 100_000_000, u128::MAX / 7, 10u128.pow(38) - 1];
+        for _ in 0..2_000 {
+            let digits = next() % 39;
+            samples.push(((next() as u128) << 64 | next() as u128) % 10u128.pow(digits as u32).max(1));
+        }
+        for magnitude in samples {
+            for scale in [0, 1, 2, 3, 4, 5, 8, 9, 18, 32, 33, 38] {
+                for negative in [false, true] {
+                    let (mut fast, mut text) = (BytesMut::new(), BytesMut::new());
+                    put_numeric_u128(&mut fast, negative, magnitude, scale);
+                    put_numeric(&mut text, negative, &magnitude.to_string(), scale);
+                    assert_eq!(fast, text, "{magnitude} scale {scale} negative {negative}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -268,13 +268,19 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
 }
 
 /// The net effect of a flush.
+#[derive(Clone)]
 enum Changes {
-    /// `inserts_only`: every change in the flush was a `+I` (a snapshot, an insert-only stream),
-    /// so the upserts are probably new keys and a plain COPY into the target may take them.
+    /// Upserts and deletes by key, the last change of a key winning.
     Keyed {
         upserts: RecordBatch,
         deletes: RecordBatch,
-        inserts_only: bool,
+    },
+    /// A keyed flush of nothing but `+I` (a snapshot, an insert-only stream), not compacted: the
+    /// keys are probably new, so one COPY straight into the target may take the rows as they
+    /// are (a repeated or existing key makes it fail); [`Changes::compacted`] otherwise.
+    Inserts {
+        rows: RecordBatch,
+        key: Vec<usize>,
     },
     Append(RecordBatch),
 }
@@ -282,9 +288,20 @@ enum Changes {
 impl Changes {
     fn len(&self) -> usize {
         match self {
-            Changes::Keyed { upserts, deletes, .. } => upserts.num_rows() + deletes.num_rows(),
-            Changes::Append(rows) => rows.num_rows(),
+            Changes::Keyed { upserts, deletes } => upserts.num_rows() + deletes.num_rows(),
+            Changes::Inserts { rows, .. } | Changes::Append(rows) => rows.num_rows(),
         }
+    }
+
+    /// These changes with inserts compacted by key.
+    fn compacted(&self) -> Result<std::borrow::Cow<'_, Changes>> {
+        Ok(match self {
+            Changes::Inserts { rows, key } => {
+                let compacted = compact_by_key(&ChangeBatch::inserts(rows.clone()), key)?;
+                std::borrow::Cow::Owned(Changes::Keyed { upserts: compacted.upserts, deletes: compacted.deletes })
+            }
+            other => std::borrow::Cow::Borrowed(other),
+        })
     }
 }
 
@@ -294,7 +311,7 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
         let none = RecordBatch::new_empty(config.schema.clone());
         return Ok(match config.key.is_empty() {
             true => Changes::Append(none),
-            false => Changes::Keyed { upserts: none.clone(), deletes: none, inserts_only: false },
+            false => Changes::Keyed { upserts: none.clone(), deletes: none },
         });
     }
     let rows = concat_batches(&config.schema, pending.iter().map(|b| b.rows()))?;
@@ -308,13 +325,15 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
         let keep = BooleanArray::from_iter((0..batch.num_rows()).map(|i| Some(batch.kind(i).is_addition())));
         return Ok(Changes::Append(filter_record_batch(batch.rows(), &keep)?));
     }
-    let inserts_only = batch.kinds().values().iter().all(|k| *k == RowKind::Insert as i8);
+    if batch.kinds().values().iter().all(|k| *k == RowKind::Insert as i8) {
+        return Ok(Changes::Inserts { rows: batch.rows().clone(), key: config.key.clone() });
+    }
     let compacted = compact_by_key(&batch, &config.key)?;
     let deletes = match config.sink.delete_mode {
         DeleteMode::Delete => compacted.deletes,
         DeleteMode::Ignore => compacted.deletes.slice(0, 0),
     };
-    Ok(Changes::Keyed { upserts: compacted.upserts, deletes, inserts_only })
+    Ok(Changes::Keyed { upserts: compacted.upserts, deletes })
 }
 
 async fn flush(
@@ -326,7 +345,9 @@ async fn flush(
     if pending.is_empty() && offset.is_none() {
         return Ok(());
     }
+    let started = Instant::now();
     let changes = net_changes(config, pending)?;
+    let compacted_in = started.elapsed();
     let mut attempt = 0u32;
     loop {
         let result = match writer {
@@ -357,6 +378,13 @@ async fn flush(
             }
         }
     }
+    tracing::debug!(
+        table = %config.name,
+        changes = changes.len(),
+        compact_ms = compacted_in.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "jdbc flush committed"
+    );
     pending.clear();
     Ok(())
 }
@@ -572,14 +600,15 @@ impl PgWriter {
     }
 
     async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
-        let (upserts, deletes) = match changes {
-            Changes::Keyed { upserts, deletes, .. } => (upserts, Some(deletes)),
-            Changes::Append(rows) => (rows, None),
-        };
-        let delete_count = deletes.map_or(0, |d| d.num_rows());
         if self.copied_into_target(changes).await? {
             return self.commit(offset).await;
         }
+        let changes = changes.compacted()?;
+        let (upserts, deletes) = match &*changes {
+            Changes::Keyed { upserts, deletes } => (upserts, Some(deletes)),
+            Changes::Append(rows) | Changes::Inserts { rows, .. } => (rows, None),
+        };
+        let delete_count = deletes.map_or(0, |d| d.num_rows());
         if upserts.num_rows() + delete_count > 0 {
             let mut parts = vec![(upserts, Some(false))];
             parts.extend(deletes.map(|d| (d, Some(true))));
@@ -609,7 +638,7 @@ impl PgWriter {
         let Some(direct_copy_sql) = &self.direct_copy_sql else { return Ok(false) };
         let (rows, keyed) = match changes {
             Changes::Append(rows) => (rows, false),
-            Changes::Keyed { upserts, deletes, inserts_only: true } if deletes.num_rows() == 0 => (upserts, true),
+            Changes::Inserts { rows, .. } => (rows, true),
             Changes::Keyed { .. } => return Ok(false),
         };
         if rows.num_rows() == 0 {
@@ -867,9 +896,10 @@ impl MyWriter {
 
     async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
         use mysql_async::prelude::Queryable;
-        let (upserts, deletes) = match changes {
-            Changes::Keyed { upserts, deletes, .. } => (upserts, Some(deletes)),
-            Changes::Append(rows) => (rows, None),
+        let changes = changes.compacted()?;
+        let (upserts, deletes) = match &*changes {
+            Changes::Keyed { upserts, deletes } => (upserts, Some(deletes)),
+            Changes::Append(rows) | Changes::Inserts { rows, .. } => (rows, None),
         };
         if let Some(deletes) = deletes.filter(|d| d.num_rows() > 0) {
             let key_columns: Vec<ArrayRef> = self.config_key.iter().map(|i| deletes.column(*i).clone()).collect();
@@ -998,5 +1028,15 @@ mod tests {
         };
         assert_eq!(ids(&upserts), vec![2, 3]);
         assert_eq!(ids(&deletes), vec![1]);
+        // Inserts only: kept as they came for a direct COPY, compacted (last wins) for a merge.
+        let inserts = vec![batch(&[(Insert, 1, Some("a")), (Insert, 2, Some("b")), (Insert, 1, Some("c"))])];
+        let changes = net_changes(&config, &inserts).unwrap();
+        assert!(matches!(&changes, Changes::Inserts { rows, .. } if rows.num_rows() == 3));
+        let compacted = changes.compacted().unwrap();
+        let Changes::Keyed { upserts, deletes } = &*compacted else { panic!("compacted") };
+        assert_eq!((ids(upserts).len(), deletes.num_rows()), (2, 0));
+        let names = upserts.column(1).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
+        let last_of_1 = (0..upserts.num_rows()).find(|&i| ids(upserts)[i] == 1).unwrap();
+        assert_eq!(names.value(last_of_1), "c");
     }
 }

@@ -53,7 +53,7 @@ ROW_SQL="SELECT i, 'customer-' || i, (i % 100000) / 100.0, timestamptz '2024-01-
 "${PSQL[@]}" <<SQL
 CREATE TABLE snap (id bigint PRIMARY KEY, name text, amount numeric(12,2), created timestamptz, flag boolean);
 INSERT INTO snap $ROW_SQL FROM generate_series(1, $ROWS) i;
-ANALYZE snap;
+VACUUM ANALYZE snap;
 CREATE TABLE stream (id bigint PRIMARY KEY, name text, amount numeric(12,2), created timestamptz, flag boolean);
 CREATE PUBLICATION dbz_publication FOR TABLE stream;
 SELECT pg_create_logical_replication_slot('bench_cdc', 'pgoutput');

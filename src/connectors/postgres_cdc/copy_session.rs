@@ -119,11 +119,13 @@ impl<'c> CopySession<'c> {
                     exchange.finish(&data).map_err(protocol)?;
                     continue;
                 }
-                other => return Err(Error::user(format!(
+                other => {
+                    return Err(Error::user(format!(
                     "{doing} to {}: the server asks for authentication method {other}, which cdc-sql does not speak; \
                          allow password, md5 or scram-sha-256 for this user in pg_hba.conf",
                     self.config.where_()
-                ))),
+                )))
+                }
             }
             self.flush(doing).await?;
         }

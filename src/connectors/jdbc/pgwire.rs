@@ -286,8 +286,6 @@ impl TupleWriter {
     }
 }
 
-/// NUMERIC's binary form: base-10000 digits, a weight (power of 10000 of the first digit), a
-/// sign and the display scale. `digits` is the unscaled absolute value in decimal.
 /// [`put_numeric`] of `magnitude / 10^scale`, computed with integer arithmetic (the per-value
 /// digit string cost the snapshot copy a tenth of its CPU).
 pub fn put_numeric_u128(buf: &mut BytesMut, negative: bool, magnitude: u128, scale: u32) {
@@ -314,12 +312,17 @@ pub fn put_numeric_u128(buf: &mut BytesMut, negative: bool, magnitude: u128, sca
         *slot = (padded % 10_000) as i16;
         padded /= 10_000;
     }
-    let all = &groups[..int_count + fraction_count];
-    let (digits, weight, negative) = match all.iter().position(|g| *g != 0) {
-        None => (&all[0..0], 0, false),
+    put_numeric_groups(buf, &groups[..int_count + fraction_count], int_count, negative, scale);
+}
+
+/// Writes a NUMERIC of base-10000 `groups`, the first `int_count` of them before the point,
+/// without its leading and trailing zero groups (zero is positive with no digits).
+fn put_numeric_groups(buf: &mut BytesMut, groups: &[i16], int_count: usize, negative: bool, scale: u32) {
+    let (digits, weight, negative) = match groups.iter().position(|g| *g != 0) {
+        None => (&groups[0..0], 0, false),
         Some(first) => {
-            let last = all.iter().rposition(|g| *g != 0).unwrap_or(first);
-            (&all[first..=last], int_count as i16 - 1 - first as i16, negative)
+            let last = groups.iter().rposition(|g| *g != 0).unwrap_or(first);
+            (&groups[first..=last], int_count as i16 - 1 - first as i16, negative)
         }
     };
     buf.put_i32(8 + 2 * digits.len() as i32);
@@ -332,6 +335,8 @@ pub fn put_numeric_u128(buf: &mut BytesMut, negative: bool, magnitude: u128, sca
     }
 }
 
+/// NUMERIC's binary form: base-10000 digits, a weight (power of 10000 of the first digit), a
+/// sign and the display scale. `digits` is the unscaled absolute value in decimal.
 pub fn put_numeric(buf: &mut BytesMut, negative: bool, digits: &str, scale: u32) {
     let scale = scale as usize;
     let (int_part, frac_part): (&str, String) = if digits.len() > scale {
@@ -346,32 +351,13 @@ pub fn put_numeric(buf: &mut BytesMut, negative: bool, digits: &str, scale: u32)
     for chunk in padded_int.as_bytes().chunks(4) {
         groups.push(group(std::str::from_utf8(chunk).unwrap_or("0")));
     }
-    let mut weight = groups.len() as i16 - 1;
+    let int_count = groups.len();
     let trail = (4 - frac_part.len() % 4) % 4;
     let padded_frac = format!("{}{}", frac_part, "0".repeat(trail));
     for chunk in padded_frac.as_bytes().chunks(4) {
         groups.push(group(std::str::from_utf8(chunk).unwrap_or("0")));
     }
-    let first = groups.iter().position(|g| *g != 0);
-    let (groups, negative) = match first {
-        None => (&groups[0..0], false),
-        Some(i) => {
-            weight -= i as i16;
-            let last = groups.iter().rposition(|g| *g != 0).unwrap_or(i);
-            (&groups[i..=last], negative)
-        }
-    };
-    if groups.is_empty() {
-        weight = 0;
-    }
-    buf.put_i32(8 + 2 * groups.len() as i32);
-    buf.put_i16(groups.len() as i16);
-    buf.put_i16(weight);
-    buf.put_u16(if negative { 0x4000 } else { 0 });
-    buf.put_u16(scale as u16);
-    for g in groups {
-        buf.put_i16(*g);
-    }
+    put_numeric_groups(buf, &groups, int_count, negative, scale as u32);
 }
 
 /// Decodes a `COPY … TO STDOUT (FORMAT binary)` stream into a [`BatchBuilder`] whose columns were

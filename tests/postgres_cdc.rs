@@ -530,6 +530,42 @@ fn unchanged_toast_values_are_kept_with_full_identity() {
     drop_slot(&db, &slot_of(&db));
 }
 
+/// The snapshot's COPY sessions read into a 256 KiB buffer that must grow for a larger row, in
+/// both the binary (`text`) and the text (`text[]`) form.
+#[test]
+fn snapshot_rows_larger_than_the_read_buffer_arrive_whole() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_big_rows");
+    db.exec(
+        "CREATE TABLE b (id int PRIMARY KEY, big text);
+         CREATE TABLE a (id int PRIMARY KEY, big text[]);
+         INSERT INTO b SELECT i, repeat(md5(i::text), 40000) FROM generate_series(1, 3) i;
+         INSERT INTO a SELECT i, ARRAY[repeat(md5(i::text), 40000), 'x'] FROM generate_series(1, 3) i;",
+    );
+    for (table, column, value) in [("b", "big STRING", "big"), ("a", "big ARRAY<STRING>", "big[1]")] {
+        let sql = job_sql(
+            &db,
+            table,
+            &format!("  id INT,\n  {column},\n  PRIMARY KEY (id) NOT ENFORCED"),
+            &[("scan.startup.mode", "snapshot")],
+            "",
+        )
+        .replace(
+            &format!("CREATE TABLE out (\n  id INT,\n  {column}\n)"),
+            "CREATE TABLE out (\n  id INT,\n  digest STRING\n)",
+        )
+        .replace("INSERT INTO out SELECT * FROM src", &format!("INSERT INTO out SELECT id, md5({value}) FROM src"));
+        let (code, mut lines, stderr) = run(&sql);
+        assert_eq!(code, 0, "{stderr}");
+        lines.sort();
+        let expected: Vec<String> = db
+            .query(&format!("SELECT id, md5({value}) FROM {table} ORDER BY id"))
+            .iter()
+            .map(|r| format!("+I[{}, {}]", r[0], r[1]))
+            .collect();
+        assert_eq!(lines, expected, "{table}: rows of 1.28 MB");
+    }
+}
+
 #[test]
 fn unchanged_toast_value_without_old_image_fails_naming_the_column() {
     let db = cdc_sql_testkit::postgres().create_database("pg_toast_default");

@@ -318,6 +318,11 @@ async fn attempt(
         tasks.spawn(pipeline::run(ctx));
     }
     drop(report_tx);
+    // `exact` is for this start only: a later checkpoint that covers some pipelines writes the
+    // others' states again, and those must not claim to be exact once rows went out after them.
+    for state in states.iter_mut().flatten() {
+        state.exact = false;
+    }
 
     let mut ticker = job.config.checkpoint_interval.map(|d| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);

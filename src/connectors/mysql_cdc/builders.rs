@@ -441,7 +441,8 @@ fn cp1252_char(c: u8) -> char {
     }
 }
 
-fn days_from_civil(year: u16, month: u8, day: u8) -> Option<i32> {
+/// Days from 1970-01-01, `None` for a date that does not exist.
+pub(super) fn days_from_civil(year: u16, month: u8, day: u8) -> Option<i32> {
     let date = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
     Some((date - epoch).num_days() as i32)

@@ -7,6 +7,7 @@
 
 use datafusion::arrow::datatypes::i256;
 
+use super::builders::days_from_civil;
 use crate::error::{Error, Result};
 
 /// Binlog column types (`enum_field_types`).
@@ -410,7 +411,7 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
     };
     let s = || std::str::from_utf8(text).map_err(|_| bad());
     Ok(match kind {
-        TextKind::Int if unsigned => Cell::UInt(parse_u64(text).ok_or_else(bad)?),
+        TextKind::Int if unsigned => Cell::UInt(parse_digits(text).ok_or_else(bad)?),
         TextKind::Int => Cell::Int(parse_i64(text).ok_or_else(bad)?),
         TextKind::Float => Cell::Float(s()?.parse().map_err(|_| bad())?),
         TextKind::Double => Cell::Double(s()?.parse().map_err(|_| bad())?),
@@ -434,9 +435,7 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
                 if month == 0 || day == 0 {
                     Cell::Timestamp { seconds: 0, micros: 0 }
                 } else {
-                    let date =
-                        chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32).ok_or_else(bad)?;
-                    let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+                    let days = days_from_civil(year, month, day).ok_or_else(bad)? as i64;
                     let seconds = days * 86_400 + (hour as i64) * 3600 + (minute as i64) * 60 + second as i64;
                     Cell::Timestamp { seconds, micros }
                 }
@@ -453,9 +452,10 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
     })
 }
 
-/// Unsigned decimal digits, none of them missing, without overflow.
+/// Unsigned decimal digits, none of them missing, without overflow (ZEROFILL pads with any
+/// number of leading zeros).
 fn parse_digits(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
+    if text.is_empty() {
         return None;
     }
     text.iter().try_fold(0u64, |v, b| {
@@ -465,10 +465,6 @@ fn parse_digits(text: &[u8]) -> Option<u64> {
         }
         v.checked_mul(10)?.checked_add(d as u64)
     })
-}
-
-fn parse_u64(text: &[u8]) -> Option<u64> {
-    parse_digits(text)
 }
 
 fn parse_i64(text: &[u8]) -> Option<i64> {
@@ -592,6 +588,10 @@ mod tests {
             read_text_cell(b"-0.50", TextKind::Decimal, false, "decimal").unwrap(),
             Cell::Decimal(i256::from_i128(-50), 2)
         );
+        // ZEROFILL pads the text to the display width, up to 255 digits.
+        let padded = format!("{}42", "0".repeat(60));
+        assert_eq!(read_text_cell(padded.as_bytes(), TextKind::Int, true, "bigint").unwrap(), Cell::UInt(42));
+        assert_eq!(read_text_cell(b"-000042", TextKind::Int, false, "int").unwrap(), Cell::Int(-42));
     }
 
     #[test]

@@ -208,6 +208,13 @@ fn position_json(binlog: &BinlogPos, gtid: &GtidState) -> Position {
     p
 }
 
+/// A legacy snapshot's position: where it started, marked as still snapshotting.
+fn legacy_position(snapshot: &LegacySnapshot) -> Position {
+    let mut position = position_json(&snapshot.start, &snapshot.gtid);
+    position[LEGACY_SNAPSHOT] = json!(true);
+    position
+}
+
 /// The incremental snapshot's progress: the chunk list with each finished chunk's high watermark.
 fn with_chunks(mut p: Position, tables: &[Arc<CapturedTable>], chunks: &ChunkList) -> Position {
     p["snapshot"] = json!({
@@ -384,13 +391,11 @@ impl MySqlCdcSource {
 
     async fn next_legacy_batch(&mut self) -> Result<Option<SourceBatch>> {
         let State::Legacy(run) = &mut self.state else { return Err(Error::internal("legacy snapshot state expected")) };
-        let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
         if let Some(changes) = run.snapshot.next().await? {
-            let mut position = position_json(&start, &gtid);
-            position[LEGACY_SNAPSHOT] = json!(true);
-            return Ok(Some(SourceBatch { changes, position }));
+            return Ok(Some(SourceBatch { changes, position: legacy_position(&run.snapshot) }));
         }
         let tables = std::mem::take(&mut run.tables);
+        let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
         if self.config.startup == StartupMode::Snapshot {
             self.state = State::Done;
             return Ok(None);
@@ -624,11 +629,7 @@ impl Source for MySqlCdcSource {
             State::Snapshot(run) => {
                 Some(with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks))
             }
-            State::Legacy(run) => {
-                let mut position = position_json(&run.snapshot.start, &run.snapshot.gtid);
-                position[LEGACY_SNAPSHOT] = json!(true);
-                Some(position)
-            }
+            State::Legacy(run) => Some(legacy_position(&run.snapshot)),
             // A stream started from a GTID learns its file and offset from the first event.
             State::Streaming(run) if !run.reader.committed.file.is_empty() => Some(stream_position(run)),
             _ => None,

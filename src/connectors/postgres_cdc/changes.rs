@@ -93,28 +93,16 @@ impl ChangeBuilder {
 
     /// Appends one row. `cells[mapping[i]]` is the value of declared source column `i`.
     pub fn append(&mut self, kind: RowKind, cells: &[Cell<'_>], mapping: &[usize], row: &RowContext<'_>) -> Result<()> {
-        let cell = |index: usize| mapping.get(index).and_then(|i| cells.get(*i));
-        for source in self.sources.iter() {
-            if let ColumnSource::Physical { name, index } = source {
-                match cell(*index) {
-                    Some(Cell::Unchanged) => {
-                        return Err(Error::internal(format!(
-                            "unchanged TOAST value of column `{name}` reached the batch builder"
-                        )))
-                    }
-                    Some(Cell::Binary(_)) => {
-                        return Err(Error::internal(format!("binary value for column `{name}` in a text stream")))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        self.append_with(kind, row, |builder, index, _| match cell(index) {
-            Some(Cell::Text(text)) => builder.append_text(text),
-            _ => {
+        self.append_with(kind, row, |builder, index, name| match mapping.get(index).and_then(|i| cells.get(*i)) {
+            Some(Cell::Text(text)) => Ok(builder.append_text(text)),
+            Some(Cell::Null) | None => {
                 builder.append_null();
-                Ok(())
+                Ok(Ok(()))
             }
+            Some(Cell::Unchanged) => {
+                Err(Error::internal(format!("unchanged TOAST value of column `{name}` reached the batch builder")))
+            }
+            Some(Cell::Binary(_)) => Err(Error::internal(format!("binary value for column `{name}` in a text stream"))),
         })
     }
 
@@ -126,26 +114,29 @@ impl ChangeBuilder {
         forms: &[BinaryForm],
         row: &RowContext<'_>,
     ) -> Result<()> {
-        self.append_with(RowKind::Insert, row, |builder, index, name| match (values.get(index), forms.get(index)) {
-            (Some(Some(bytes)), Some(form)) => builder.append_binary(*form, bytes),
-            (Some(None), _) => {
-                builder.append_null();
-                Ok(())
-            }
-            _ => Err(format!("the binary COPY row has no value for `{name}`")),
+        self.append_with(RowKind::Insert, row, |builder, index, name| {
+            Ok(match (values.get(index), forms.get(index)) {
+                (Some(Some(bytes)), Some(form)) => builder.append_binary(*form, bytes),
+                (Some(None), _) => {
+                    builder.append_null();
+                    Ok(())
+                }
+                _ => Err(format!("the binary COPY row has no value for `{name}`")),
+            })
         })
     }
 
-    /// Appends one row whose source columns `physical(builder, index, name)` fills.
+    /// Appends one row whose source columns `physical(builder, index, name)` fills: its error is
+    /// ours, its inner error a value that does not fit the declared column.
     fn append_with(
         &mut self,
         kind: RowKind,
         row: &RowContext<'_>,
-        mut physical: impl FnMut(&mut ColumnBuilder, usize, &str) -> std::result::Result<(), String>,
+        mut physical: impl FnMut(&mut ColumnBuilder, usize, &str) -> Result<std::result::Result<(), String>>,
     ) -> Result<()> {
         for (builder, source) in self.columns.iter_mut().zip(self.sources.iter()) {
             let outcome = match source {
-                ColumnSource::Physical { name, index } => physical(builder, *index, name),
+                ColumnSource::Physical { name, index } => physical(builder, *index, name)?,
                 ColumnSource::Metadata(key) => match key {
                     MetadataKey::DatabaseName => builder.append_text(row.database.as_bytes()),
                     MetadataKey::SchemaName => builder.append_text(row.schema.as_bytes()),

@@ -43,14 +43,16 @@ pub enum SnapshotEvent {
     ChunkDone(String),
 }
 
+/// The statements that put a session inside the exported snapshot `name`.
+fn import_snapshot(name: &str) -> String {
+    format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}", quote_literal(name))
+}
+
 /// Opens a session inside the exported snapshot `name`.
 async fn session_in_snapshot(config: &Config, name: &str) -> Result<Client> {
     let client = connect(config).await?;
     client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote_literal(name)
-        ))
+        .batch_execute(&import_snapshot(name))
         .await
         .map_err(|e| pg_error(config, "importing the exported snapshot", e))?;
     Ok(client)
@@ -135,15 +137,7 @@ async fn read_chunks(
     tx: &mpsc::Sender<Result<SnapshotEvent>>,
 ) -> Result<()> {
     let mut session = CopySession::connect(config).await?;
-    session
-        .execute(
-            &format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-                quote_literal(name)
-            ),
-            "importing the exported snapshot",
-        )
-        .await?;
+    session.execute(&import_snapshot(name), "importing the exported snapshot").await?;
     loop {
         let next = queue.lock().map_err(|_| Error::internal("snapshot queue poisoned"))?.pop_front();
         let Some(chunk) = next else { break };

@@ -24,6 +24,7 @@ use super::changes::{ChangeBuilder, RowContext};
 use super::checks::{self, pg_error, quote_ident, CapturedTable};
 use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
 use super::snapshot::{self, SnapshotEvent};
+use super::values::PG_EPOCH_MICROS;
 use super::{session_options, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
 use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
@@ -41,8 +42,6 @@ const SLOT_LAG_WARNING_BYTES: u64 = 256 * 1024 * 1024;
 /// How long closing waits for the last confirmation to be sent (status updates go out every
 /// 200 ms).
 const FINAL_CONFIRMATION_WAIT: Duration = Duration::from_secs(3);
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 pub struct PostgresCdcSource {
     config: Arc<Config>,

@@ -14,7 +14,7 @@ use datafusion::arrow::array::{
     UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::datatypes::{i256, DataType, Field, TimeUnit};
+use datafusion::arrow::datatypes::{i256, ArrowNativeTypeOp, DataType, Field, TimeUnit};
 
 /// A source column's value in `COPY … TO STDOUT (FORMAT binary)`: the type's own binary send
 /// format, which the snapshot decodes without the server formatting text or us parsing it.
@@ -80,7 +80,9 @@ impl BinaryForm {
             | DataType::UInt64 => matches!(source, Int2 | Int4 | Int8),
             DataType::Decimal128(..) | DataType::Decimal256(..) => matches!(source, Numeric | Int2 | Int4 | Int8),
             DataType::Float32 => source == Float4,
-            DataType::Float64 => matches!(source, Float4 | Float8),
+            // `real` into DOUBLE goes as text: the stream's shortest text of the float, read as
+            // a double, is not the float widened.
+            DataType::Float64 => source == Float8,
             DataType::Utf8 => matches!(source, Text | Jsonb | Uuid),
             DataType::Binary => source == Bytea,
             DataType::Date32 => source == Date,
@@ -93,58 +95,13 @@ impl BinaryForm {
 }
 
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+pub(super) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i32 = 10_957;
-
-/// The integer types a scaled decimal is accumulated in.
-trait ScaledInt: Copy {
-    fn from_i64(v: i64) -> Self;
-    fn pow10(n: u32) -> Option<Self>;
-    fn checked_mul(self, other: Self) -> Option<Self>;
-    fn checked_add(self, other: Self) -> Option<Self>;
-    fn negate(self) -> Self;
-}
-
-impl ScaledInt for i128 {
-    fn from_i64(v: i64) -> Self {
-        v as i128
-    }
-    fn pow10(n: u32) -> Option<Self> {
-        10i128.checked_pow(n)
-    }
-    fn checked_mul(self, other: Self) -> Option<Self> {
-        i128::checked_mul(self, other)
-    }
-    fn checked_add(self, other: Self) -> Option<Self> {
-        i128::checked_add(self, other)
-    }
-    fn negate(self) -> Self {
-        -self
-    }
-}
-
-impl ScaledInt for i256 {
-    fn from_i64(v: i64) -> Self {
-        i256::from_i128(v as i128)
-    }
-    fn pow10(n: u32) -> Option<Self> {
-        i256::from_i128(10).checked_pow(n)
-    }
-    fn checked_mul(self, other: Self) -> Option<Self> {
-        i256::checked_mul(self, other)
-    }
-    fn checked_add(self, other: Self) -> Option<Self> {
-        i256::checked_add(self, other)
-    }
-    fn negate(self) -> Self {
-        self.wrapping_neg()
-    }
-}
 
 /// A NUMERIC in its binary form (digit count, weight of the first base-10000 digit, sign,
 /// display scale, digits) as an integer scaled by `10^scale`. Refuses NaN and infinities, a
 /// non-zero digit beyond `scale`, and a value the integer type cannot hold.
-fn numeric_scaled<T: ScaledInt>(bytes: &[u8], scale: i8) -> Result<T, String> {
+fn numeric_scaled<T: ArrowNativeTypeOp>(bytes: &[u8], scale: i8) -> Result<T, String> {
     let word = |i: usize| bytes.get(2 * i..2 * i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
     let (Some(ndigits), Some(weight), Some(sign)) = (word(0), word(1), word(2)) else {
         return Err("PostgreSQL sent a truncated NUMERIC".into());
@@ -165,7 +122,7 @@ fn numeric_scaled<T: ScaledInt>(bytes: &[u8], scale: i8) -> Result<T, String> {
     };
     let scale = scale.max(0) as i64;
     let too_big = || format!("'{}' does not fit DECIMAL", numeric_text(bytes));
-    let mut value = T::from_i64(0);
+    let mut value = T::ZERO;
     for i in 0..ndigits as usize {
         let digit = word(4 + i).unwrap_or(0) as i64;
         if digit == 0 {
@@ -173,8 +130,8 @@ fn numeric_scaled<T: ScaledInt>(bytes: &[u8], scale: i8) -> Result<T, String> {
         }
         let exponent = 4 * (weight - i as i64) + scale;
         let part = if exponent >= 0 {
-            let factor = u32::try_from(exponent).ok().and_then(T::pow10).ok_or_else(too_big)?;
-            T::from_i64(digit).checked_mul(factor).ok_or_else(too_big)?
+            let factor = u32::try_from(exponent).ok().and_then(|e| T::usize_as(10).pow_checked(e).ok());
+            T::usize_as(digit as usize).mul_checked(factor.ok_or_else(too_big)?).map_err(|_| too_big())?
         } else {
             let divisor = 10i64.pow((-exponent).min(4) as u32);
             if -exponent >= 4 || digit % divisor != 0 {
@@ -183,11 +140,11 @@ fn numeric_scaled<T: ScaledInt>(bytes: &[u8], scale: i8) -> Result<T, String> {
                     numeric_text(bytes)
                 ));
             }
-            T::from_i64(digit / divisor)
+            T::usize_as((digit / divisor) as usize)
         };
-        value = value.checked_add(part).ok_or_else(too_big)?;
+        value = value.add_checked(part).map_err(|_| too_big())?;
     }
-    Ok(if negative { value.negate() } else { value })
+    Ok(if negative { value.neg_wrapping() } else { value })
 }
 
 /// A binary NUMERIC as PostgreSQL prints it, for messages.
@@ -480,7 +437,6 @@ impl ColumnBuilder {
                 b.append_value(narrow(binary_integer(bytes, form)?)?)
             }
             (ColumnBuilder::F32(b), F::Float4) => b.append_value(f32::from_be_bytes(fixed(bytes, form)?)),
-            (ColumnBuilder::F64(b), F::Float4) => b.append_value(f32::from_be_bytes(fixed(bytes, form)?) as f64),
             (ColumnBuilder::F64(b), F::Float8) => b.append_value(f64::from_be_bytes(fixed(bytes, form)?)),
             (ColumnBuilder::Utf8(b), F::Text) => b.append_value(utf8(bytes)?),
             (ColumnBuilder::Utf8(b), F::Jsonb) => match bytes.split_first() {
@@ -489,15 +445,18 @@ impl ColumnBuilder {
             },
             (ColumnBuilder::Utf8(b), F::Uuid) => {
                 let id: [u8; 16] = fixed(bytes, form)?;
-                let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
-                b.append_value(format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..]
-                ));
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut text = [b'-'; 36];
+                let mut at = 0;
+                for (i, byte) in id.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        at += 1;
+                    }
+                    text[at] = HEX[(byte >> 4) as usize];
+                    text[at + 1] = HEX[(byte & 15) as usize];
+                    at += 2;
+                }
+                b.append_value(std::str::from_utf8(&text).map_err(|e| e.to_string())?);
             }
             (ColumnBuilder::Binary(b), F::Bytea) => b.append_value(bytes),
             (ColumnBuilder::Decimal128 { builder, scale }, F::Numeric) => {
@@ -508,13 +467,14 @@ impl ColumnBuilder {
             }
             (ColumnBuilder::Decimal128 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
                 let v = binary_integer(bytes, form)?;
-                let scaled = i128::pow10((*scale).max(0) as u32).and_then(|f| (v as i128).checked_mul(f));
+                let scaled = 10i128.checked_pow((*scale).max(0) as u32).and_then(|f| (v as i128).checked_mul(f));
                 builder.append_value(scaled.ok_or_else(|| format!("'{v}' does not fit DECIMAL"))?)
             }
             (ColumnBuilder::Decimal256 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
                 let v = binary_integer(bytes, form)?;
-                let scaled =
-                    i256::pow10((*scale).max(0) as u32).and_then(|f| i256::from_i128(v as i128).checked_mul(f));
+                let scaled = i256::from_i128(10)
+                    .checked_pow((*scale).max(0) as u32)
+                    .and_then(|f| i256::from_i128(v as i128).checked_mul(f));
                 builder.append_value(scaled.ok_or_else(|| format!("'{v}' does not fit DECIMAL"))?)
             }
             (ColumnBuilder::Date(b), F::Date) => {
@@ -1020,6 +980,7 @@ mod tests {
         assert_eq!(BinaryForm::of("integer[]", &crate::sql::types::list_of(DataType::Int32, true)), None);
         assert_eq!(BinaryForm::of("interval", &DataType::Utf8), None);
         assert_eq!(BinaryForm::of("double precision", &DataType::Float32), None);
+        assert_eq!(BinaryForm::of("real", &DataType::Float64), None);
         assert_eq!(BinaryForm::of("time with time zone", &DataType::Utf8), None);
     }
 

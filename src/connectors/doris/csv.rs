@@ -119,7 +119,7 @@ impl CsvFormat {
 
 /// Doris' reading of a `column_separator`/`line_delimiter` text: `\x01\x02` as hex bytes, else
 /// the text with `\t`, `\n`, `\r`, `\\`, `\'` and `\"` unescaped and any other backslash kept.
-pub fn convert_separator(text: &str) -> std::result::Result<Vec<u8>, String> {
+fn convert_separator(text: &str) -> std::result::Result<Vec<u8>, String> {
     if text.is_empty() {
         return Err("a non-empty value".into());
     }
@@ -164,7 +164,7 @@ pub fn convert_separator(text: &str) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// Bytes as a user would write them in a property: `\t`, `\n`, `\r`, `\xHH`, else the character.
-pub fn show_bytes(bytes: &[u8]) -> String {
+fn show_bytes(bytes: &[u8]) -> String {
     let mut shown = String::from("'");
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

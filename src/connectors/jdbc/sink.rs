@@ -347,7 +347,12 @@ async fn flush(
     }
     let started = Instant::now();
     let changes = net_changes(config, pending)?;
-    let compacted_in = started.elapsed();
+    // Only PostgreSQL can take inserts uncompacted: compact once, not on every retry.
+    let changes = match writer {
+        Writer::MySql(_) => changes.compacted()?.into_owned(),
+        Writer::Postgres(_) => changes,
+    };
+    let prepared_in = started.elapsed();
     let mut attempt = 0u32;
     loop {
         let result = match writer {
@@ -381,7 +386,7 @@ async fn flush(
     tracing::debug!(
         table = %config.name,
         changes = changes.len(),
-        compact_ms = compacted_in.as_millis() as u64,
+        prepare_ms = prepared_in.as_millis() as u64,
         total_ms = started.elapsed().as_millis() as u64,
         "jdbc flush committed"
     );

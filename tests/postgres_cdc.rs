@@ -751,6 +751,67 @@ fn truncate_fails_by_default_and_can_be_ignored() {
     drop_slot(&db, &slot_of(&db));
 }
 
+/// With 'truncate.mode' = 'delete' a TRUNCATE becomes a `-D` of every row the job delivered from
+/// that table and not deleted since — whole rows even under DEFAULT identity, after a crash and
+/// restart too (the rows are part of the checkpoint), and only those of the truncated table.
+#[test]
+fn truncate_becomes_deletes_of_the_rows_held_across_a_crash() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_truncate_delete");
+    db.exec(
+        "CREATE TABLE t_1 (id int PRIMARY KEY, v text); CREATE TABLE t_2 (id int PRIMARY KEY, v text);
+         INSERT INTO t_1 VALUES (1, 'a'), (2, 'b'); INSERT INTO t_2 VALUES (1, 'x');
+         CREATE PUBLICATION dbz_publication FOR TABLE t_1, t_2;",
+    );
+    let slot = slot_of(&db);
+    let state = tempfile::tempdir().unwrap();
+    let columns = "  id INT,\n  v STRING,\n  tbl STRING METADATA FROM 'table_name' VIRTUAL,
+  kind STRING METADATA FROM 'row_kind' VIRTUAL,\n  PRIMARY KEY (id) NOT ENFORCED";
+    let sql = job_sql(
+        &db,
+        "t_[0-9]",
+        columns,
+        &[("truncate.mode", "delete")],
+        &format!(
+            "SET 'execution.checkpointing.interval' = '200ms';\nSET 'state.checkpoints.dir' = '{}';",
+            state.path().display()
+        ),
+    );
+    let sorted = |mut lines: Vec<String>| {
+        lines.sort();
+        lines
+    };
+
+    let mut job = spawn(&sql);
+    job.wait_lines(3);
+    db.exec("INSERT INTO t_1 VALUES (3, 'c'); UPDATE t_1 SET v = 'b2' WHERE id = 2; DELETE FROM t_1 WHERE id = 1;");
+    let lines = job.wait_lines(7);
+    assert_eq!(
+        sorted(lines[..3].to_vec()),
+        ["+I[1, a, t_1, +I]", "+I[1, x, t_2, +I]", "+I[2, b, t_1, +I]"],
+        "the snapshot"
+    );
+    assert_eq!(lines[3..], ["+I[3, c, t_1, +I]", "-U[2, null, t_1, -U]", "+U[2, b2, t_1, +U]", "-D[1, null, t_1, -D]"]);
+    let streamed = lsn(&db.query_one("SELECT pg_current_wal_lsn()::text"));
+    poll("a checkpoint covering the changes", || (confirmed_lsn(&db, &slot) >= streamed).then_some(()));
+    job.kill();
+
+    db.exec("INSERT INTO t_1 VALUES (4, 'd'); INSERT INTO t_2 VALUES (2, 'y');");
+    let mut job = spawn(&sql);
+    job.wait_lines(2);
+    db.exec("BEGIN; INSERT INTO t_1 VALUES (5, 'e'); TRUNCATE t_1; INSERT INTO t_1 VALUES (6, 'f'); COMMIT;");
+    job.wait_lines(8);
+    let (code, lines, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[..3], ["+I[4, d, t_1, +I]", "+I[2, y, t_2, +I]", "+I[5, e, t_1, +I]"], "{lines:?}");
+    assert_eq!(
+        sorted(lines[3..7].to_vec()),
+        ["-D[2, b2, t_1, -D]", "-D[3, c, t_1, -D]", "-D[4, d, t_1, -D]", "-D[5, e, t_1, -D]"],
+        "the rows of t_1 the job had delivered, including those before the crash: {lines:?}"
+    );
+    assert_eq!(lines[7..], ["+I[6, f, t_1, +I]"]);
+    drop_slot(&db, &slot);
+}
+
 /// Applies a printed changelog of `[id, v]` rows to a map, failing on anything that does not
 /// follow from the previous state (an insert of an existing key is an overlap, a retraction of
 /// a missing or different row a gap).
@@ -976,6 +1037,35 @@ fn bounded_snapshot_mode_ends_and_leaves_no_slot() {
     assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
     assert!(lines.iter().all(|l| l.starts_with("+I[")));
     assert_eq!(db.query_one("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"), "0");
+}
+
+/// Block (ctid) chunks need no integer key: a table keyed by text, with holes left by deletes,
+/// is read in several chunks that together hold every row once.
+#[test]
+fn a_table_without_an_integer_key_is_snapshotted_in_block_chunks() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_blocks");
+    db.exec(
+        "CREATE TABLE t (id text PRIMARY KEY, v text);
+         INSERT INTO t SELECT 'k' || i, repeat('v', i % 50) FROM generate_series(1, 6000) i;
+         DELETE FROM t WHERE id LIKE '%7'; ANALYZE t;",
+    );
+    let columns = "  id STRING,\n  v STRING,\n  PRIMARY KEY (id) NOT ENFORCED";
+    let sql = job_sql(
+        &db,
+        "t",
+        columns,
+        &[("scan.startup.mode", "snapshot"), ("scan.incremental.snapshot.chunk.size", "500")],
+        "",
+    );
+    let (code, lines, stderr) = spawn_with(&sql, &[], "cdc_sql::connectors::postgres_cdc=debug").wait();
+    assert_eq!(code, 0, "{stderr}");
+    let chunks = stderr.matches("reading a snapshot chunk").count();
+    assert!(chunks > 4 && stderr.contains("range=Blocks"), "expected several block chunks, got {chunks}: {stderr}");
+    let mut ids: Vec<String> = lines.iter().map(|l| l[3..l.find(',').unwrap()].to_string()).collect();
+    ids.sort();
+    let mut expected: Vec<String> = (1..=6000).filter(|i| i % 10 != 7).map(|i| format!("k{i}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
 }
 
 fn expect_failure(sql: &str, needles: &[&str]) {

@@ -14,6 +14,8 @@ pub mod options;
 mod postgres_cdc;
 mod print;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -174,6 +176,33 @@ pub struct ResumeFrom {
 pub struct SourceBatch {
     pub changes: ChangeBatch,
     pub position: Position,
+    /// From sources that name a [`Source::captured_row_key`], always; from others, never.
+    pub origins: Option<RowOrigins>,
+}
+
+impl SourceBatch {
+    pub fn new(changes: ChangeBatch, position: Position) -> Self {
+        SourceBatch { changes, position, origins: None }
+    }
+}
+
+/// Where a batch's rows come from, so that the runtime can keep every row a source delivered
+/// and turn a truncation into deletes of exactly the rows the table held.
+#[derive(Debug, Clone, Default)]
+pub struct RowOrigins {
+    /// The captured table of each row (e.g. `schema.table`): as many as the batch has rows.
+    pub tables: Vec<Arc<str>>,
+    /// Tables truncated before the batch's rows, in order.
+    pub truncated: Vec<Truncation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Truncation {
+    pub table: Arc<str>,
+    /// Values for the columns (by index) that describe a change rather than a row — metadata
+    /// such as `op_ts` or `row_kind` — in the deletes the truncation becomes; the other columns
+    /// keep the values of the rows deleted.
+    pub change_columns: Vec<(usize, datafusion::scalar::ScalarValue)>,
 }
 
 #[async_trait]
@@ -185,6 +214,13 @@ pub trait Source: Send {
 
     /// Starts reading after `resume_from`, or as configured when `None`.
     async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()>;
+
+    /// The key columns (indices into [`Source::schema`]) by which the runtime keeps every row
+    /// this source delivered, to turn the truncations it reports into deletes. A source that
+    /// names them gives [`RowOrigins`] with every batch; `None` (the default) for the others.
+    fn captured_row_key(&self) -> Option<Vec<usize>> {
+        None
+    }
 
     /// Right after `start`, the position to resume from if nothing were read: where a fresh
     /// start began (the binlog position and chunk plan of a new snapshot, a datagen seed). The

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::captured::CapturedTableState;
 use crate::connectors::Position;
 use crate::error::{Error, Result};
 
@@ -31,6 +32,10 @@ pub struct PipelineState {
     /// the stored record before resuming (a run killed later may have delivered more).
     #[serde(default)]
     pub exact: bool,
+    /// The rows the runtime keeps for a source that turns truncations into deletes, as of
+    /// `position`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<Vec<CapturedTableState>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -197,6 +202,7 @@ mod tests {
             prepared: serde_json::Value::Null,
             finished: false,
             exact: false,
+            captured: None,
         })
     }
 

@@ -14,6 +14,7 @@
 //! Failures of the outside world restart the job from its last checkpoint as the restart strategy
 //! allows; problems the user must fix stop it at once.
 
+mod captured;
 pub mod checkpoint;
 pub mod metrics;
 mod pipeline;
@@ -518,7 +519,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let n = self.calls.batches.fetch_add(1, Ordering::SeqCst);
             let changes = ChangeBatch::inserts(RecordBatch::new_empty(self.schema.clone()));
-            Ok(Some(SourceBatch { changes, position: serde_json::json!({ "n": n }) }))
+            Ok(Some(SourceBatch::new(changes, serde_json::json!({ "n": n }))))
         }
 
         async fn close(&mut self) -> Result<()> {

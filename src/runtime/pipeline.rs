@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::captured::CapturedRows;
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch};
@@ -93,6 +94,8 @@ struct Progress {
     acked: Option<Position>,
     /// Set once the pipeline asked for its final checkpoint: `true` when its source is done.
     ending: Option<bool>,
+    /// The rows kept for a source that turns truncations into deletes, as of `position`.
+    captured: Option<CapturedRows>,
 }
 
 /// Runs the pipeline to its end; with its report comes its closed source (`None` when the source
@@ -104,6 +107,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
         position: ctx.restored.as_ref().and_then(|s| s.position.clone()),
         acked: None,
         ending: None,
+        captured: None,
     };
     if ctx.restored.as_ref().is_some_and(|s| s.finished) {
         tracing::info!(pipeline = %spec.name, "already finished before the checkpoint it resumes from");
@@ -120,7 +124,12 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
         .collect();
     sink.recover(pending).await?;
     let mut exact = ctx.restored.as_ref().is_some_and(|s| s.exact);
-    if ctx.trust_sink_position {
+    let mut source = (spec.open_source)()?;
+    progress.captured = captured_rows(&ctx, source.as_ref())?;
+    // The captured rows are those of the checkpoint's position: a newer position the sink
+    // stored would skip changes they lack. Repeating changes a keyed sink already took is
+    // harmless, and a source that deletes on truncation only feeds keyed sinks.
+    if ctx.trust_sink_position && progress.captured.is_none() {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
         if let Some(position) = sink.stored_position(&ctx.job, &spec.name).await? {
@@ -128,7 +137,6 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
             progress.position = Some(position);
         }
     }
-    let mut source = (spec.open_source)()?;
     source.start(progress.position.clone().map(|position| ResumeFrom { position, exact })).await?;
     // Without a stored position, a kill would make the next run start over (a new snapshot, a
     // new seed) rather than deliver again what this one delivered: rows it delivered and that
@@ -181,15 +189,23 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                             continue;
                         }
                     };
-                    let read = batch.changes.num_rows() as u64;
+                    let changes = match (progress.captured.as_mut(), batch.origins) {
+                        (Some(captured), Some(origins)) => captured.track(batch.changes, &origins)?,
+                        (Some(_), None) if batch.changes.is_empty() => batch.changes,
+                        (Some(_), None) => {
+                            return Err(Error::internal("a source that keeps its captured rows sent a batch without their origins"));
+                        }
+                        (None, _) => batch.changes,
+                    };
+                    let read = changes.num_rows() as u64;
                     progress.report.rows_read += read;
                     let metrics = &ctx.metrics;
                     metrics.batches.fetch_add(1, Ordering::Relaxed);
                     metrics.records_read.fetch_add(read, Ordering::Relaxed);
                     if read > 0 {
-                        metrics.bytes_read.fetch_add(batch.changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
+                        metrics.bytes_read.fetch_add(changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
                     }
-                    let mut out = spec.query.apply(&batch.changes)?;
+                    let mut out = spec.query.apply(&changes)?;
                     if let Some(left) = remaining.as_mut() {
                         out = out.head(*left);
                         *left = left.saturating_sub(out.num_rows());
@@ -230,6 +246,23 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
     Ok((progress.report, Some(read?)))
 }
 
+/// The rows to keep for a source that names a key to keep them by, as of the checkpoint the
+/// pipeline resumes from.
+fn captured_rows(ctx: &Context, source: &dyn Source) -> Result<Option<CapturedRows>> {
+    let Some(key) = source.captured_row_key() else { return Ok(None) };
+    let mut captured = CapturedRows::new(source.schema(), key)?;
+    if let Some(state) = ctx.restored.as_ref().filter(|s| s.position.is_some()) {
+        let Some(tables) = &state.captured else {
+            return Err(Error::user(format!(
+                "the checkpoint to resume `{}` from holds none of the rows its source delivered, which the source now needs                  to turn truncations into deletes (postgres-cdc 'truncate.mode' = 'delete' was set after the checkpoint was                  taken). Start the job with --fresh so the source reads its tables again, or restore the previous 'truncate.mode'",
+                ctx.spec.name
+            )));
+        };
+        captured.restore(tables)?;
+    }
+    Ok(Some(captured))
+}
+
 /// Prepares the sink, reports to the coordinator, and once the record is stored commits and
 /// tells the source its position is safe.
 async fn checkpoint(
@@ -244,6 +277,9 @@ async fn checkpoint(
         sink.stage_position(&ctx.job, &spec.name, position);
     }
     let prepared = sink.prepare(id).await?;
+    if let Some(captured) = &progress.captured {
+        tracing::debug!(pipeline = %spec.name, checkpoint = id, rows = captured.len(), "storing the captured rows");
+    }
     let state = PipelineState {
         name: spec.name.clone(),
         fingerprint: spec.fingerprint.clone(),
@@ -253,6 +289,7 @@ async fn checkpoint(
         finished: progress.ending == Some(true),
         // Once the pipeline asked to end it reads nothing more: this position covers everything.
         exact: progress.ending.is_some(),
+        captured: progress.captured.as_ref().map(CapturedRows::state).transpose()?,
     };
     if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
         return Err(Error::internal("the checkpoint coordinator stopped"));

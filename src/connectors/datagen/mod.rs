@@ -226,7 +226,7 @@ impl Source for DatagenSource {
         self.rows_this_run += changes.num_rows() as u64;
         self.last_batch_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64);
-        Ok(Some(SourceBatch { changes, position: generator.position() }))
+        Ok(Some(SourceBatch::new(changes, generator.position())))
     }
 
     fn progress(&self) -> Option<SourceProgress> {

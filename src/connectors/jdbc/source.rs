@@ -187,14 +187,12 @@ impl Source for JdbcSource {
             return Err(Error::internal("jdbc scan read before start"));
         };
         match events.recv().await {
-            Some(Ok(Event::Rows(rows))) => {
-                Ok(Some(SourceBatch { changes: ChangeBatch::inserts(rows), position: self.position() }))
-            }
+            Some(Ok(Event::Rows(rows))) => Ok(Some(SourceBatch::new(ChangeBatch::inserts(rows), self.position()))),
             Some(Ok(Event::Done(range))) => {
                 self.done.insert(range);
                 // An empty batch carries the progress, so a checkpoint can record the range as done.
                 let empty = RecordBatch::new_empty(self.config.schema.clone());
-                Ok(Some(SourceBatch { changes: ChangeBatch::inserts(empty), position: self.position() }))
+                Ok(Some(SourceBatch::new(ChangeBatch::inserts(empty), self.position())))
             }
             Some(Err(e)) => Err(e),
             None => Err(Error::internal("jdbc scan readers stopped before finishing their ranges")),

@@ -328,7 +328,7 @@ impl MySqlCdcSource {
                 run.emitting = None;
             }
             let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
-            return Ok(Some(SourceBatch { changes, position }));
+            return Ok(Some(SourceBatch::new(changes, position)));
         }
         while run.running.len() < self.config.snapshot_parallelism {
             let Some(index) = run.queue.pop_front() else { break };
@@ -369,7 +369,7 @@ impl MySqlCdcSource {
                     }
                 };
                 let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
-                Ok(Some(SourceBatch { changes, position }))
+                Ok(Some(SourceBatch::new(changes, position)))
             }
             None => {
                 // Every chunk is read.
@@ -384,7 +384,7 @@ impl MySqlCdcSource {
                 }
                 let position = with_chunks(position_json(&start, &gtid), &tables, &chunks);
                 self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks.to_vec()), None).await?;
-                Ok(Some(SourceBatch { changes: self.empty_batch()?, position }))
+                Ok(Some(SourceBatch::new(self.empty_batch()?, position)))
             }
         }
     }
@@ -392,7 +392,7 @@ impl MySqlCdcSource {
     async fn next_legacy_batch(&mut self) -> Result<Option<SourceBatch>> {
         let State::Legacy(run) = &mut self.state else { return Err(Error::internal("legacy snapshot state expected")) };
         if let Some(changes) = run.snapshot.next().await? {
-            return Ok(Some(SourceBatch { changes, position: legacy_position(&run.snapshot) }));
+            return Ok(Some(SourceBatch::new(changes, legacy_position(&run.snapshot))));
         }
         let tables = std::mem::take(&mut run.tables);
         let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
@@ -402,7 +402,7 @@ impl MySqlCdcSource {
         }
         tracing::info!(table = %self.config.table, %start, "legacy snapshot done; streaming the binlog from its position");
         self.begin_streaming(tables, StreamStart::File(start.clone()), gtid.clone(), None, None).await?;
-        Ok(Some(SourceBatch { changes: self.empty_batch()?, position: position_json(&start, &gtid) }))
+        Ok(Some(SourceBatch::new(self.empty_batch()?, position_json(&start, &gtid))))
     }
 
     async fn next_stream_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -430,7 +430,7 @@ impl MySqlCdcSource {
             run.snapshot = None;
         }
         let changes = run.builder.finish()?;
-        Ok(Some(SourceBatch { changes, position: stream_position(run) }))
+        Ok(Some(SourceBatch::new(changes, stream_position(run))))
     }
 
     async fn start_fresh(&mut self, conn: &mut mysql_async::Conn, tables: Vec<Arc<CapturedTable>>) -> Result<()> {

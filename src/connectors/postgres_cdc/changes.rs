@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::Int8Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::scalar::ScalarValue;
 
 use super::pgoutput::Cell;
 use super::values::{BinaryForm, ColumnBuilder};
@@ -158,6 +159,25 @@ impl ChangeBuilder {
         }
         self.kinds.push(kind.code());
         Ok(())
+    }
+
+    /// The values of the columns that describe a change rather than a row (`row_kind`, `op_ts`)
+    /// for a `kind` change committed at `op_ts_millis`, by column index.
+    pub fn change_columns(&self, kind: RowKind, op_ts_millis: i64) -> Result<Vec<(usize, ScalarValue)>> {
+        let mut values = Vec::new();
+        for (index, (field, source)) in self.schema.fields().iter().zip(self.sources.iter()).enumerate() {
+            let ColumnSource::Metadata(key @ (MetadataKey::RowKind | MetadataKey::OpTs)) = source else { continue };
+            let mut builder = ColumnBuilder::new(field.data_type(), 1)
+                .ok_or_else(|| Error::internal(format!("no decoder for metadata column `{}`", field.name())))?;
+            let appended = match key {
+                MetadataKey::RowKind => builder.append_text(kind.short().as_bytes()),
+                _ => builder.append_epoch_millis(op_ts_millis),
+            };
+            appended.map_err(Error::internal)?;
+            let array = builder.finish().map_err(Error::internal)?;
+            values.push((index, ScalarValue::try_from_array(&array, 0)?));
+        }
+        Ok(values)
     }
 
     /// The rows so far as a batch; the builder starts over empty (Arrow builders reset on finish).

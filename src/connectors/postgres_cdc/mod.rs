@@ -89,6 +89,9 @@ pub(crate) enum StartupMode {
 pub(crate) enum TruncateMode {
     Fail,
     Ignore,
+    /// Deletes of every row the job delivered from the table and the table still held: the
+    /// runtime keeps those rows (see `runtime::captured`).
+    Delete,
 }
 
 /// The table's options, validated. Deliberately not `Debug`: it holds the password.
@@ -150,9 +153,10 @@ impl Config {
             o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number")?.unwrap_or(8096);
         let heartbeat = o.duration("heartbeat.interval.ms")?.unwrap_or(Duration::from_secs(30));
         let named_publication = o.string("debezium.publication.name");
-        let truncate = match o.choice("truncate.mode", &["fail", "ignore"])?.unwrap_or("fail") {
+        let truncate = match o.choice("truncate.mode", &["fail", "ignore", "delete"])?.unwrap_or("fail") {
             "fail" => TruncateMode::Fail,
-            _ => TruncateMode::Ignore,
+            "ignore" => TruncateMode::Ignore,
+            _ => TruncateMode::Delete,
         };
         // Flink CDC passes Debezium's properties under `debezium.`; this one is Debezium's
         // `slot.drop.on.stop`, with its meaning: drop the slot when the connector stops gracefully.
@@ -192,6 +196,14 @@ impl Config {
         if changelog_mode == ChangelogMode::Upsert && spec.primary_key.is_empty() {
             return Err(Error::user(format!(
                 "table `{}`: 'changelog-mode' = 'upsert' needs a PRIMARY KEY (…) NOT ENFORCED, the key updates and deletes apply to",
+                spec.name
+            )));
+        }
+
+        if truncate == TruncateMode::Delete && spec.primary_key.is_empty() {
+            return Err(Error::user(format!(
+                "table `{}`: 'truncate.mode' = 'delete' needs a PRIMARY KEY (…) NOT ENFORCED: the rows a TRUNCATE deletes are \
+                 kept by key",
                 spec.name
             )));
         }
@@ -279,6 +291,11 @@ impl Config {
             .options(session_options())
             .connect_timeout(Duration::from_secs(30));
         c
+    }
+
+    /// Whether the runtime keeps the rows this source delivers, for truncations to delete.
+    pub fn keeps_captured_rows(&self) -> bool {
+        self.truncate == TruncateMode::Delete && !self.is_bounded()
     }
 
     /// Where, for messages: `user@host:port/database`.
@@ -443,7 +460,10 @@ mod tests {
         assert!(err(&[("table-name", "t(")]).contains("regular expression"));
         assert!(err(&[("scan.incremental.snapshot.chunk.size", "0")]).contains("positive"));
         assert!(err(&[("heartbeat.interval.ms", "0")]).contains("positive"));
-        assert!(err(&[("truncate.mode", "delete")]).contains("one of fail, ignore"));
+        assert!(err(&[("truncate.mode", "deletes")]).contains("one of fail, ignore, delete"));
+        assert!(parse(&[("truncate.mode", "delete")], &[])
+            .err()
+            .is_some_and(|e| e.to_string().contains("'truncate.mode' = 'delete' needs a PRIMARY KEY")));
         assert!(err(&[("debezium.slot.drop.on.stp", "true")]).contains("did you mean 'debezium.slot.drop.on.stop'?"));
         assert!(err(&[("debezium.slot.drop.on.stop", "yes")]).contains("true or false"));
         assert!(parse(&[("changelog-mode", "upsert")], &[])

@@ -1,7 +1,9 @@
 //! The snapshot: every captured table read with `COPY (SELECT …) TO STDOUT` by several sessions
 //! that import one exported snapshot, so all reads see the database exactly as of the slot's
-//! consistent point. Tables with a single integer key and more estimated rows than
-//! `scan.incremental.snapshot.chunk.size` are split into key ranges read in parallel.
+//! consistent point. Tables with more estimated rows than `scan.incremental.snapshot.chunk.size`
+//! are split into chunks read in parallel: ranges of heap blocks (`ctid`) on PostgreSQL 14 and
+//! later, whose TID range scans read a chunk as sequentially as `COPY table` reads the whole
+//! table and need no key; ranges of a single integer key on older servers.
 //!
 //! A table whose every column pairs with a binary decoder ([`BinaryForm::of`]) is read in
 //! `FORMAT binary`, which spares the server formatting numbers and timestamps as text and us
@@ -33,12 +35,68 @@ fn readers() -> usize {
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub table: Arc<CapturedTable>,
-    /// `key >= from AND key < to`; `None` bounds are open.
-    pub range: Option<(Option<i64>, Option<i64>)>,
+    pub range: ChunkRange,
+}
+
+/// The rows of a table one chunk reads; `None` bounds are open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChunkRange {
+    Whole,
+    /// Heap blocks `from..to`: `ctid >= '(from,0)' AND ctid < '(to,0)'`. Rows cannot move out of
+    /// a block under the snapshot every reader imports, and the last range is open, so the
+    /// ranges cover every row visible to it exactly once.
+    Blocks {
+        from: Option<u32>,
+        to: Option<u32>,
+    },
+    /// Values `from..to` of the table's single integer key.
+    Keys {
+        from: Option<i64>,
+        to: Option<i64>,
+    },
+}
+
+impl ChunkRange {
+    /// The `WHERE` condition selecting the chunk, `None` for the whole table.
+    fn condition(&self, table: &CapturedTable) -> Option<String> {
+        let (column, from, to) = match *self {
+            ChunkRange::Whole => return None,
+            ChunkRange::Blocks { from, to } => {
+                ("ctid".to_string(), from.map(|b| format!("'({b},0)'::tid")), to.map(|b| format!("'({b},0)'::tid")))
+            }
+            ChunkRange::Keys { from, to } => (
+                table.integer_key().map(|k| quote_ident(&k.name)).unwrap_or_default(),
+                from.map(|k| k.to_string()),
+                to.map(|k| k.to_string()),
+            ),
+        };
+        let bounds: Vec<String> = [from.map(|f| format!("{column} >= {f}")), to.map(|t| format!("{column} < {t}"))]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!bounds.is_empty()).then(|| bounds.join(" AND "))
+    }
+}
+
+/// Splits `first..=last` into `count` ranges of equal width (the last one open), as `(from, to)`
+/// bounds with `None` open.
+fn split_range(first: i128, last: i128, count: i128) -> Vec<(Option<i128>, Option<i128>)> {
+    let width = ((last - first + 1 + count - 1) / count).max(1);
+    let mut ranges = Vec::new();
+    let mut from = None;
+    let mut at = first + width;
+    while at <= last {
+        ranges.push((from, Some(at)));
+        from = Some(at);
+        at += width;
+    }
+    ranges.push((from, None));
+    ranges
 }
 
 pub enum SnapshotEvent {
-    Batch(ChangeBatch),
+    /// Rows of one table (`schema.name`).
+    Batch(ChangeBatch, Arc<str>),
     /// A chunk of this table (`schema.name`) is read.
     ChunkDone(String),
 }
@@ -58,15 +116,43 @@ async fn session_in_snapshot(config: &Config, name: &str) -> Result<Client> {
     Ok(client)
 }
 
-/// Splits the tables into chunks, reading key bounds inside the snapshot.
+/// Splits the tables into chunks, reading table sizes or key bounds inside the snapshot.
 async fn plan_chunks(config: &Config, client: &Client, tables: &[CapturedTable]) -> Result<Vec<Chunk>> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .map_err(|e| pg_error(config, "reading the server version", e))?
+        .get(0);
+    // TID range scans came with PostgreSQL 14; before, a ctid condition scans the whole table.
+    let by_blocks = version >= 140_000;
     let mut chunks = Vec::new();
     for table in tables {
         let table = Arc::new(table.clone());
-        let key = table.integer_key().map(|k| k.name.clone());
-        let split = table.estimated_rows > config.chunk_size as f64;
-        let (Some(key), true) = (key, split) else {
-            chunks.push(Chunk { table, range: None });
+        let count = (table.estimated_rows / config.chunk_size as f64).ceil().max(1.0) as i128;
+        let whole = Chunk { table: table.clone(), range: ChunkRange::Whole };
+        if count < 2 {
+            chunks.push(whole);
+            continue;
+        }
+        let reading = |what: &str| format!("reading the {what} of {}", table.shown());
+        if by_blocks {
+            let blocks: i64 = client
+                .query_one(
+                    "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
+                    &[&table.qualified()],
+                )
+                .await
+                .map_err(|e| pg_error(config, &reading("size"), e))?
+                .get(0);
+            let to_block = |b: i128| u32::try_from(b).ok();
+            for (from, to) in split_range(0, blocks as i128 - 1, count) {
+                let range = ChunkRange::Blocks { from: from.and_then(to_block), to: to.and_then(to_block) };
+                chunks.push(Chunk { table: table.clone(), range });
+            }
+            continue;
+        }
+        let Some(key) = table.integer_key().map(|k| k.name.clone()) else {
+            chunks.push(whole);
             continue;
         };
         let row = client
@@ -75,23 +161,16 @@ async fn plan_chunks(config: &Config, client: &Client, tables: &[CapturedTable])
                 &[],
             )
             .await
-            .map_err(|e| pg_error(config, &format!("reading the key range of {}", table.shown()), e))?;
+            .map_err(|e| pg_error(config, &reading("key range"), e))?;
         let (Some(min), Some(max)): (Option<i64>, Option<i64>) = (row.get(0), row.get(1)) else {
-            chunks.push(Chunk { table, range: None });
+            chunks.push(whole);
             continue;
         };
-        let count = (table.estimated_rows / config.chunk_size as f64).ceil().max(1.0) as i128;
-        let span = max as i128 - min as i128 + 1;
-        let width = ((span + count - 1) / count).max(1);
-        let mut from: Option<i64> = None;
-        let mut at = min as i128 + width;
-        while at <= max as i128 {
-            let to = at as i64;
-            chunks.push(Chunk { table: table.clone(), range: Some((from, Some(to))) });
-            from = Some(to);
-            at += width;
+        let to_key = |k: i128| i64::try_from(k).ok();
+        for (from, to) in split_range(min as i128, max as i128, count) {
+            let range = ChunkRange::Keys { from: from.and_then(to_key), to: to.and_then(to_key) };
+            chunks.push(Chunk { table: table.clone(), range });
         }
-        chunks.push(Chunk { table, range: Some((from, None)) });
     }
     Ok(chunks)
 }
@@ -162,22 +241,13 @@ async fn read_chunk(
     let table = &chunk.table;
     let columns: Vec<String> = config.physical.iter().map(|(n, _, _)| quote_ident(n)).collect();
     let mut sql = format!("COPY (SELECT {} FROM {}", columns.join(", "), table.qualified());
-    if let Some((from, to)) = chunk.range {
-        let key = table.integer_key().map(|k| quote_ident(&k.name)).unwrap_or_default();
-        let mut conditions = Vec::new();
-        if let Some(from) = from {
-            conditions.push(format!("{key} >= {from}"));
-        }
-        if let Some(to) = to {
-            conditions.push(format!("{key} < {to}"));
-        }
-        if !conditions.is_empty() {
-            sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
-        }
+    if let Some(condition) = chunk.range.condition(table) {
+        sql.push_str(&format!(" WHERE {condition}"));
     }
     let mut builder = ChangeBuilder::new(config.schema.clone(), config.sources.clone(), batch_size)?;
     let context = RowContext { database: &config.database, schema: &table.schema, table: &table.name, op_ts_millis: 0 };
     let reading = format!("reading {}", table.shown());
+    let origin: Arc<str> = table.shown().into();
     let forms: Option<Vec<BinaryForm>> = config
         .physical
         .iter()
@@ -220,7 +290,7 @@ async fn read_chunk(
             })
             .await?;
         if (builder.len() >= batch_size || !more && !builder.is_empty())
-            && tx.send(Ok(SnapshotEvent::Batch(builder.finish()?))).await.is_err()
+            && tx.send(Ok(SnapshotEvent::Batch(builder.finish()?, origin.clone()))).await.is_err()
         {
             return Ok(false);
         }
@@ -419,6 +489,45 @@ fn unescape(field: &[u8], out: &mut Vec<u8>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::postgres_cdc::checks::SourceColumn;
+
+    fn table_keyed_by(pg_type: &str) -> CapturedTable {
+        let column = |name: &str, is_key| SourceColumn { name: name.into(), pg_type: pg_type.into(), is_key };
+        CapturedTable {
+            schema: "public".into(),
+            name: "t".into(),
+            identity: 'd',
+            columns: vec![column("Id", true), column("v", false)],
+            estimated_rows: 0.0,
+        }
+    }
+
+    #[test]
+    fn chunk_ranges_select_by_blocks_or_by_key() {
+        let table = table_keyed_by("bigint");
+        let blocks = |from, to| ChunkRange::Blocks { from, to }.condition(&table);
+        assert_eq!(blocks(None, Some(10)).as_deref(), Some("ctid < '(10,0)'::tid"));
+        assert_eq!(blocks(Some(10), Some(20)).as_deref(), Some("ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid"));
+        assert_eq!(blocks(Some(20), None).as_deref(), Some("ctid >= '(20,0)'::tid"));
+        assert_eq!(blocks(None, None), None);
+        let keys = ChunkRange::Keys { from: Some(-5), to: Some(7) }.condition(&table);
+        assert_eq!(keys.as_deref(), Some("\"Id\" >= -5 AND \"Id\" < 7"));
+        assert_eq!(ChunkRange::Whole.condition(&table), None);
+    }
+
+    #[test]
+    fn split_ranges_cover_every_value_once() {
+        for (first, last, count) in [(0, 99, 4), (0, 100, 3), (1, 1, 5), (-7, 12, 6), (0, -1, 3), (5, 1_000_003, 7)] {
+            let ranges = split_range(first, last, count);
+            assert!(ranges.len() as i128 <= count.max(1), "{first}..={last} in {count}: {ranges:?}");
+            assert_eq!(ranges.first().map(|r| r.0), Some(None));
+            assert_eq!(ranges.last().map(|r| r.1), Some(None));
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0, "{ranges:?} leaves a gap or overlaps");
+                assert!(pair[0].0.is_none_or(|from| Some(from) < pair[0].1));
+            }
+        }
+    }
 
     #[test]
     fn binary_tuples_survive_any_message_boundary() {

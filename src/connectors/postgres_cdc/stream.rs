@@ -27,7 +27,9 @@ use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
 use super::{session_options, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
-use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
+use crate::connectors::{
+    Position, ResumeFrom, RowOrigins, SnapshotProgress, Source, SourceBatch, SourceProgress, Truncation,
+};
 use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
@@ -256,6 +258,8 @@ impl PostgresCdcSource {
             batch_event: None,
             last_event_ms: None,
             fetch_lag_ms: None,
+            origins: self.config.keeps_captured_rows().then(RowOrigins::default),
+            deferred_truncations: Vec::new(),
         }));
         Ok(())
     }
@@ -306,7 +310,7 @@ impl PostgresCdcSource {
         let session = start_streaming(&self.config, session).await?;
         self.stream(session, run.tables, from)?;
         let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), 0)?.finish()?;
-        Ok(Some(SourceBatch { changes: empty, position: stream_position(&self.config, from) }))
+        Ok(Some(SourceBatch::new(empty, stream_position(&self.config, from))))
     }
 }
 
@@ -416,6 +420,13 @@ impl Source for PostgresCdcSource {
         }
     }
 
+    fn captured_row_key(&self) -> Option<Vec<usize>> {
+        let schema = &self.config.schema;
+        self.config
+            .keeps_captured_rows()
+            .then(|| self.config.primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect())
+    }
+
     fn start_position(&self) -> Option<Position> {
         match &self.phase {
             Phase::Snapshot(run) => Some(Self::snapshot_position(&self.config, run)),
@@ -430,10 +441,15 @@ impl Source for PostgresCdcSource {
                 Phase::NotStarted => return Err(Error::internal("postgres-cdc read before start")),
                 Phase::Finished => return Ok(None),
                 Phase::Snapshot(run) => match run.events.recv().await {
-                    Some(Ok(SnapshotEvent::Batch(changes))) => {
+                    Some(Ok(SnapshotEvent::Batch(changes, table))) => {
                         run.rows += changes.num_rows() as u64;
                         let position = Self::snapshot_position(&self.config, run);
-                        return Ok(Some(SourceBatch { changes, position }));
+                        let mut batch = SourceBatch::new(changes, position);
+                        if self.config.keeps_captured_rows() {
+                            let tables = vec![table; batch.changes.num_rows()];
+                            batch.origins = Some(RowOrigins { tables, truncated: Vec::new() });
+                        }
+                        return Ok(Some(batch));
                     }
                     Some(Ok(SnapshotEvent::ChunkDone(table))) => {
                         run.chunks_done += 1;
@@ -535,6 +551,8 @@ struct RelationState {
     declared: Arc<Vec<bool>>,
     /// Relation indices of the declared primary key.
     key: Arc<Vec<usize>>,
+    /// `schema.name`, naming the table of its rows for the runtime.
+    origin: Arc<str>,
 }
 
 struct Streaming {
@@ -561,6 +579,11 @@ struct Streaming {
     /// Commit time of the newest change handed over, and how long after the commit it was.
     last_event_ms: Option<i64>,
     fetch_lag_ms: Option<u64>,
+    /// The batch being built, with 'truncate.mode' = 'delete': the table of each row, and the
+    /// truncations before its first.
+    origins: Option<RowOrigins>,
+    /// Truncations after rows of the batch being built: they open the next batch.
+    deferred_truncations: Vec<Truncation>,
 }
 
 impl Streaming {
@@ -571,7 +594,13 @@ impl Streaming {
     async fn next_batch(&mut self, batch_size: usize) -> Result<SourceBatch> {
         let started = Instant::now();
         let mut last_event = started;
+        if let Some(origins) = self.origins.as_mut() {
+            origins.truncated.append(&mut self.deferred_truncations);
+        }
         loop {
+            if !self.deferred_truncations.is_empty() {
+                break;
+            }
             let full = self.builder.len() >= batch_size;
             if full && !self.in_transaction || self.builder.len() >= batch_size * 4 {
                 break;
@@ -612,7 +641,11 @@ impl Streaming {
             self.last_event_ms = Some(event_ms);
             self.fetch_lag_ms = Some(fetch_lag_ms);
         }
-        Ok(SourceBatch { changes, position: self.position() })
+        let mut batch = SourceBatch::new(changes, self.position());
+        if let Some(origins) = self.origins.as_mut() {
+            batch.origins = Some(std::mem::take(origins));
+        }
+        Ok(batch)
     }
 
     fn on_event(&mut self, event: ReplicationEvent) -> Result<()> {
@@ -708,6 +741,22 @@ impl Streaming {
                             tables = %truncated.join(", "),
                             "postgres-cdc ignored a TRUNCATE ('truncate.mode' = 'ignore')"
                         ),
+                        TruncateMode::Delete => {
+                            tracing::info!(
+                                tables = %truncated.join(", "),
+                                "postgres-cdc: a TRUNCATE becomes deletes of the rows the job delivered from the tables ('truncate.mode' = 'delete')"
+                            );
+                            let change_columns = self.builder.change_columns(RowKind::Delete, self.commit_millis)?;
+                            let truncations = truncated.into_iter().map(|table| Truncation {
+                                table: table.into(),
+                                change_columns: change_columns.clone(),
+                            });
+                            // Rows already in the batch came before the truncation: it opens the next batch.
+                            match self.origins.as_mut() {
+                                Some(origins) if self.builder.is_empty() => origins.truncated.extend(truncations),
+                                _ => self.deferred_truncations.extend(truncations),
+                            }
+                        }
                     }
                 }
             }
@@ -740,6 +789,7 @@ impl Streaming {
         }
         let key = self.config.primary_key.iter().filter_map(|k| index_of(k)).collect();
         let state = RelationState {
+            origin: table.shown().into(),
             table,
             relation: Arc::new(relation),
             mapping: Arc::new(mapping),
@@ -765,7 +815,11 @@ impl Streaming {
             op_ts_millis: self.commit_millis,
         };
         self.batch_event = Some((self.commit_millis, self.transaction_fetch_lag_ms));
-        self.builder.append(kind, cells, &rel.mapping, &context)
+        self.builder.append(kind, cells, &rel.mapping, &context)?;
+        if let Some(origins) = self.origins.as_mut() {
+            origins.tables.push(rel.origin.clone());
+        }
+        Ok(())
     }
 
     fn on_update<'a>(&mut self, rel: &RelationState, old: Option<OldTuple<'a>>, mut new: Vec<Cell<'a>>) -> Result<()> {

@@ -4,7 +4,10 @@
 #   snapshot: cdc-sql ('scan.startup.mode' = 'snapshot', parallel chunked COPY) vs
 #             `COPY t TO STDOUT (FORMAT binary)` through psql;
 #   stream:   cdc-sql ('committed-offset', until the slot confirms the last change) vs
-#             `pg_recvlogical` (pgoutput, proto_version 1, --endpos).
+#             `pg_recvlogical` (pgoutput, proto_version 1, --endpos);
+#   the same stream again with 'truncate.mode' = 'delete' (the runtime keeps every row delivered
+#             and stores them with each checkpoint, every 1 s here): its rate, memory and the size
+#             of the last checkpoint record.
 # Reports wall seconds, rows/s, CPU seconds (user+sys) per million rows and peak RSS
 # (/usr/bin/time -v) for each.
 #
@@ -58,16 +61,18 @@ CREATE TABLE stream (id bigint PRIMARY KEY, name text, amount numeric(12,2), cre
 CREATE PUBLICATION dbz_publication FOR TABLE stream;
 SELECT pg_create_logical_replication_slot('bench_cdc', 'pgoutput');
 SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput');
+SELECT pg_create_logical_replication_slot('bench_keep', 'pgoutput');
 SQL
 
 COLUMNS="id BIGINT, name STRING, amount DECIMAL(12, 2), created TIMESTAMP_LTZ(6), flag BOOLEAN, PRIMARY KEY (id) NOT ENFORCED"
-job() { # table mode
+job() { # table mode [slot extra-options settings]
   cat <<JOB
 SET 'execution.checkpointing.interval' = '200ms';
+${5:-}
 CREATE TABLE src ($COLUMNS) WITH (
   'connector' = 'postgres-cdc', 'hostname' = '127.0.0.1', 'port' = '$PORT', 'username' = 'postgres',
   'password' = 'unused', 'database-name' = 'bench', 'schema-name' = 'public', 'table-name' = '$1',
-  'slot.name' = 'bench_cdc', 'scan.startup.mode' = '$2', 'heartbeat.interval.ms' = '200ms'
+  'slot.name' = '${3:-bench_cdc}', 'scan.startup.mode' = '$2', 'heartbeat.interval.ms' = '200ms'${4:-}
 );
 CREATE TABLE sink (id BIGINT, name STRING, amount DECIMAL(12, 2), created TIMESTAMP_LTZ(6), flag BOOLEAN) WITH ('connector' = 'blackhole');
 INSERT INTO sink SELECT * FROM src;
@@ -120,3 +125,18 @@ t0=$(now)
   --slot bench_recv --start -o proto_version=1 -o publication_names=dbz_publication --endpos "$END_LSN" -f /dev/null
 t1=$(now)
 report "pg_recvlogical (pgoutput v1)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_recv"
+
+echo "== the same stream with 'truncate.mode' = 'delete' (every row kept and checkpointed, 1 s interval)"
+job stream committed-offset bench_keep ", 'truncate.mode' = 'delete'" \
+  "SET 'execution.checkpointing.interval' = '1s'; SET 'state.checkpoints.dir' = '$WORK/state';" > "$WORK/keep.sql"
+t0=$(now)
+RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_keep" "$BIN" -f "$WORK/keep.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
+TIMEPID=$!
+until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_keep'") == t ]]; do
+  sleep 0.05
+done
+t1=$(now)
+kill -TERM "$(pgrep -P "$TIMEPID")" || true
+wait "$TIMEPID" || true
+report "cdc-sql stream, truncate.mode=delete" "$(echo "$t1 - $t0" | bc)" "$WORK/t_keep"
+echo "   last checkpoint record: $(du -h "$(ls -t "$WORK"/state/chk-*.json | head -1)" | cut -f1)"

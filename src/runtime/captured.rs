@@ -41,6 +41,9 @@ pub struct CapturedRows {
     keys: RowConverter,
     rows: RowConverter,
     tables: HashMap<Arc<str>, HeldRows>,
+    /// The checkpoint form of tables unchanged since it was made: an idle table is not encoded
+    /// again at every checkpoint.
+    encoded: HashMap<Arc<str>, CapturedTableState>,
 }
 
 fn converter(schema: &SchemaRef, columns: &[usize]) -> Result<RowConverter> {
@@ -61,6 +64,7 @@ impl CapturedRows {
             schema,
             key,
             tables: HashMap::new(),
+            encoded: HashMap::new(),
         })
     }
 
@@ -100,7 +104,12 @@ impl CapturedRows {
         let keys = self.keys.convert_columns(&key_columns)?;
         let additions = (0..changes.num_rows()).any(|i| changes.kind(i).is_addition());
         let rows = if additions { Some(self.rows.convert_columns(columns)?) } else { None };
+        let mut changed: Option<&Arc<str>> = None;
         for (i, table) in tables.iter().enumerate() {
+            if changed != Some(table) {
+                self.encoded.remove(table);
+                changed = Some(table);
+            }
             let key = keys.row(i);
             match (changes.kind(i).is_addition(), &rows) {
                 (true, Some(rows)) => {
@@ -124,6 +133,7 @@ impl CapturedRows {
         table: &str,
         change_columns: &[(usize, datafusion::scalar::ScalarValue)],
     ) -> Result<Option<ChangeBatch>> {
+        self.encoded.remove(table);
         let Some(held) = self.tables.remove(table) else { return Ok(None) };
         if held.is_empty() {
             return Ok(None);
@@ -142,24 +152,34 @@ impl CapturedRows {
     }
 
     /// The rows, for a checkpoint.
-    pub fn state(&self) -> Result<Vec<CapturedTableState>> {
-        let mut tables: Vec<&Arc<str>> = self.tables.keys().collect();
+    pub fn state(&mut self) -> Result<Vec<CapturedTableState>> {
+        let mut tables: Vec<Arc<str>> = self.tables.keys().cloned().collect();
         tables.sort();
         let mut state = Vec::with_capacity(tables.len());
         for table in tables {
-            let held = &self.tables[table];
+            if let Some(encoded) = self.encoded.get(&table) {
+                state.push(encoded.clone());
+                continue;
+            }
+            let held = &self.tables[&table];
             let parser = self.rows.parser();
-            let columns = self.rows.convert_rows(held.values().map(|row| parser.parse(row)))?;
-            let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-            let mut ipc = Vec::new();
-            let mut writer = StreamWriter::try_new(&mut ipc, &self.schema)?;
-            writer.write(&batch)?;
-            writer.finish()?;
-            drop(writer);
-            state.push(CapturedTableState {
+            let ipc = (|| {
+                let columns = self.rows.convert_rows(held.values().map(|row| parser.parse(row)))?;
+                let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+                let mut ipc = Vec::new();
+                let mut writer = StreamWriter::try_new(&mut ipc, &self.schema)?;
+                writer.write(&batch)?;
+                writer.finish()?;
+                drop(writer);
+                Ok::<_, datafusion::arrow::error::ArrowError>(ipc)
+            })()
+            .map_err(|e| Error::internal(format!("encoding the captured rows of {table} for a checkpoint: {e}")))?;
+            let encoded = CapturedTableState {
                 table: table.to_string(),
                 rows: base64::engine::general_purpose::STANDARD.encode(&ipc),
-            });
+            };
+            self.encoded.insert(table, encoded.clone());
+            state.push(encoded);
         }
         Ok(state)
     }
@@ -189,6 +209,7 @@ impl CapturedRows {
                 let tables = vec![name.clone(); batch.num_rows()];
                 self.apply(&ChangeBatch::inserts(batch), &tables)?;
             }
+            self.encoded.insert(name, table.clone());
         }
         Ok(())
     }
@@ -297,6 +318,10 @@ mod tests {
         let rows = batch(&[(I, 1, Some("ü")), (I, 2, None), (I, 7, Some(""))]);
         held.track(rows, &origins(&["s.t", "s.t", "s.u"], &[])).unwrap();
         let state = held.state().unwrap();
+        held.track(batch(&[(I, 8, None)]), &origins(&["s.u"], &[])).unwrap();
+        let later = held.state().unwrap();
+        assert_eq!(later[0], state[0], "s.t did not change");
+        assert_ne!(later[1], state[1], "s.u is encoded again after its change");
         let text = serde_json::to_string(&state).unwrap();
         let mut restored = CapturedRows::new(schema(), vec![0]).unwrap();
         restored.restore(&serde_json::from_str::<Vec<CapturedTableState>>(&text).unwrap()).unwrap();

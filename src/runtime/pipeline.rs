@@ -289,7 +289,7 @@ async fn checkpoint(
         finished: progress.ending == Some(true),
         // Once the pipeline asked to end it reads nothing more: this position covers everything.
         exact: progress.ending.is_some(),
-        captured: progress.captured.as_ref().map(CapturedRows::state).transpose()?,
+        captured: progress.captured.as_mut().map(CapturedRows::state).transpose()?,
     };
     if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
         return Err(Error::internal("the checkpoint coordinator stopped"));

@@ -167,6 +167,57 @@ fn strip_id(line: &str) -> String {
     format!("{kind}{}", rest.split_once(", ").map(|(_, r)| r).unwrap_or(rest))
 }
 
+/// A row of more than 16 MiB reaches the client in several packets; the snapshot's own sessions
+/// put it together, multi-byte characters across the cut included.
+#[test]
+fn a_snapshot_row_longer_than_one_packet_arrives_whole() {
+    cdc_sql_testkit::mariadb().admin().exec("SET GLOBAL max_allowed_packet = 67108864");
+    let db = cdc_sql_testkit::mariadb().create_database("longrow");
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, b LONGTEXT CHARACTER SET utf8mb4);
+         INSERT INTO t VALUES (1, CONCAT(REPEAT('x', 16777200), REPEAT('ü', 100), 'end')), (2, 'short');",
+    );
+    let expected = db.query("SELECT id, CHAR_LENGTH(b), MD5(b) FROM t ORDER BY id");
+    let sql = job_with_sink(
+        &db,
+        "id INT, b STRING",
+        "id",
+        "id INT, n BIGINT, h STRING",
+        ", 'scan.startup.mode' = 'snapshot'",
+    )
+    .replace("SELECT * FROM src", "SELECT id, CAST(character_length(b) AS BIGINT), md5(b) FROM src");
+    let (code, mut lines, stderr) = Job::start(&sql).wait_exit();
+    assert_eq!(code, 0, "{stderr}");
+    lines.sort();
+    let expected: Vec<String> = expected.iter().map(|r| format!("+I[{}, {}, {}]", r[0], r[1], r[2])).collect();
+    assert_eq!(lines, expected);
+}
+
+/// An empty password is an empty auth response, still sent as a packet of its own.
+#[test]
+fn a_user_without_a_password_reads_the_snapshot() {
+    let db = cdc_sql_testkit::mariadb().create_database("nopw");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL);");
+    let admin = cdc_sql_testkit::mariadb().admin();
+    admin.exec(&format!(
+        "CREATE USER IF NOT EXISTS 'cdc_nopw'@'%'; GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, \
+         REPLICATION CLIENT ON *.* TO 'cdc_nopw'@'%'; GRANT ALL ON `{}`.* TO 'cdc_nopw'@'%';",
+        db.name()
+    ));
+    let c = db.connection();
+    let sql = job_with_sink(&db, "id INT, v STRING", "id", "id INT, v STRING", ", 'scan.startup.mode' = 'snapshot'")
+        .replace(
+            &format!("'username' = '{}', 'password' = '{}'", c.user, c.password),
+            "'username' = 'cdc_nopw', 'password' = ''",
+        );
+    assert!(sql.contains("cdc_nopw"));
+    let (code, mut lines, stderr) = Job::start(&sql).wait_exit();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("session=\"own\""), "{stderr}");
+    lines.sort();
+    assert_eq!(lines, ["+I[1, a]", "+I[2, null]"]);
+}
+
 #[test]
 fn type_zoo_snapshot_and_binlog_give_identical_values() {
     let db = cdc_sql_testkit::mariadb().create_database("zoo");
@@ -182,6 +233,8 @@ fn type_zoo_snapshot_and_binlog_give_identical_values() {
         zoo_values(101).join(", ")
     ));
     let all = job.wait_lines(6);
+    let stderr = job.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("session=\"own\""), "the snapshot was not read over our own sessions: {stderr}");
     job.stop();
     let (snap, bin): (Vec<String>, Vec<String>) = (all[..3].to_vec(), all[3..6].to_vec());
     assert_eq!(snapshot.len(), 3);

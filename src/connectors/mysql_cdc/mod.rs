@@ -35,8 +35,10 @@ mod legacy;
 mod rows;
 mod schema;
 mod server;
+mod session;
 mod snapshot;
 mod stream;
+mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -272,6 +274,7 @@ impl MySqlCdcSource {
             pool,
             mariadb,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
+            own_sessions: std::sync::atomic::AtomicBool::new(true),
         });
         self.state = State::Snapshot(Box::new(SnapshotRun {
             ctx,

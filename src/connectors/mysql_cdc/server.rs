@@ -55,31 +55,65 @@ impl std::fmt::Display for BinlogPos {
     }
 }
 
-fn where_(config: &MySqlCdcConfig) -> String {
+pub fn where_(config: &MySqlCdcConfig) -> String {
     format!("MySQL server {}:{} (table `{}`)", config.hostname, config.port, config.table)
 }
 
 /// A server error during `doing`, classified: authentication, privileges and missing objects are
 /// the user's to fix; everything else may pass.
 pub fn server_error(config: &MySqlCdcConfig, doing: &str, e: mysql_async::Error) -> Error {
-    let place = where_(config);
     match &e {
-        mysql_async::Error::Server(se) => {
-            let hint = match se.code {
-                1045 => " — check 'username' and 'password'",
-                1044 | 1142 | 1143 | 1227 => {
-                    " — grant the CDC user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT, SHOW DATABASES ON *.* TO '<user>'@'%'"
-                }
-                1236 => " — the requested binlog position is not available on the server (purged or never written); restart with 'scan.startup.mode' = 'initial' to take a new snapshot",
-                _ => "",
-            };
-            let message = format!("{place}: {doing} failed: {} (error {}){hint}", se.message, se.code);
-            match se.code {
-                1040 | 1053 | 1205 | 1213 | 2006 | 2013 => Error::external(message),
-                _ => Error::user(message),
-            }
+        mysql_async::Error::Server(se) => error_reply(config, doing, se.code, &se.message),
+        _ => Error::external(format!("{}: {doing} failed: {e}", where_(config))),
+    }
+}
+
+/// The server's error `code` with `message` during `doing`, classified as [`server_error`] says.
+pub fn error_reply(config: &MySqlCdcConfig, doing: &str, code: u16, message: &str) -> Error {
+    let hint = match code {
+        1045 => " — check 'username' and 'password'",
+        1044 | 1142 | 1143 | 1227 => {
+            " — grant the CDC user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT, SHOW DATABASES ON *.* TO '<user>'@'%'"
         }
-        _ => Error::external(format!("{place}: {doing} failed: {e}")),
+        1236 => " — the requested binlog position is not available on the server (purged or never written); restart with 'scan.startup.mode' = 'initial' to take a new snapshot",
+        _ => "",
+    };
+    let text = format!("{}: {doing} failed: {message} (error {code}){hint}", where_(config));
+    match code {
+        1040 | 1053 | 1205 | 1213 | 2006 | 2013 => Error::external(text),
+        _ => Error::user(text),
+    }
+}
+
+/// Statements and small text results over either kind of session: a `mysql_async` connection or
+/// one of the snapshot's own ([`super::session::RowSession`]).
+#[async_trait::async_trait]
+pub trait Statements: Send {
+    async fn run(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<()>;
+    /// Every row as text (`None` = NULL).
+    async fn strings(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<Vec<Vec<Option<String>>>>;
+}
+
+#[async_trait::async_trait]
+impl Statements for Conn {
+    async fn run(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<()> {
+        self.query_drop(sql).await.map_err(|e| server_error(config, doing, e))
+    }
+
+    async fn strings(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let rows: Vec<mysql_async::Row> = self.query(sql).await.map_err(|e| server_error(config, doing, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| match row.as_ref(i) {
+                        Some(mysql_async::Value::NULL) | None => None,
+                        Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                        Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }
 
@@ -124,29 +158,17 @@ pub async fn connect(config: &MySqlCdcConfig) -> Result<Conn> {
     }
 }
 
-pub async fn query_strings(
+pub async fn query_strings<S: Statements + ?Sized>(
     config: &MySqlCdcConfig,
-    conn: &mut Conn,
+    conn: &mut S,
     sql: &str,
     doing: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(|e| server_error(config, doing, e))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| match row.as_ref(i) {
-                    Some(mysql_async::Value::NULL) | None => None,
-                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-                    Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
-                })
-                .collect()
-        })
-        .collect())
+    conn.strings(config, sql, doing).await
 }
 
 /// `SHOW MASTER STATUS`: where the binlog ends now.
-pub async fn current_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
+pub async fn current_position<S: Statements + ?Sized>(config: &MySqlCdcConfig, conn: &mut S) -> Result<BinlogPos> {
     let rows =
         query_strings(config, conn, "SHOW MASTER STATUS", "reading the binlog position (SHOW MASTER STATUS)").await?;
     let row = rows.first().ok_or_else(|| {
@@ -165,10 +187,11 @@ pub async fn current_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Resul
 /// exactly (`binlog_snapshot_file/position`), without locks. The caller reads inside the
 /// transaction and then commits. SHOW MASTER STATUS cannot serve here: under group commit it
 /// may already count transactions whose rows are not visible yet.
-pub async fn consistent_snapshot_position(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<BinlogPos> {
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        .await
-        .map_err(|e| server_error(config, "starting a consistent snapshot", e))?;
+pub async fn consistent_snapshot_position<S: Statements + ?Sized>(
+    config: &MySqlCdcConfig,
+    conn: &mut S,
+) -> Result<BinlogPos> {
+    conn.run(config, "START TRANSACTION WITH CONSISTENT SNAPSHOT", "starting a consistent snapshot").await?;
     let rows =
         query_strings(config, conn, "SHOW STATUS LIKE 'binlog_snapshot_%'", "reading the snapshot's binlog position")
             .await?;

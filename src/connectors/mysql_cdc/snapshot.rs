@@ -6,6 +6,7 @@
 //! up to that position.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ use serde_json::json;
 use super::config::MySqlCdcConfig;
 use super::rows::ChangeBuilder;
 use super::schema::CapturedTable;
-use super::server::{current_position, query_strings, server_error, BinlogPos};
+use super::server::{current_position, query_strings, server_error, BinlogPos, Statements};
+use super::session::{Opened, RowSession};
 use super::stream::{BinlogReader, GtidState, RowFilter, StreamStart};
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
@@ -247,14 +249,89 @@ pub struct ChunkContext {
     pub mariadb: bool,
     /// One lock per backfill server id: two dumps with one server id would cut each other off.
     pub backfill_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Chunks are read over [`RowSession`]s until one cannot be opened (TLS, another
+    /// authentication); from then on over `mysql_async`.
+    pub own_sessions: AtomicBool,
+}
+
+/// The session a chunk is read over.
+enum ChunkSession {
+    Own(RowSession),
+    Pooled(Conn),
+}
+
+impl ChunkSession {
+    async fn open(ctx: &ChunkContext) -> Result<ChunkSession> {
+        let config = &ctx.config;
+        if ctx.own_sessions.load(Ordering::Relaxed) {
+            match RowSession::open(config).await? {
+                Opened::Ready(session) => return Ok(ChunkSession::Own(session)),
+                Opened::Unsupported(why) => {
+                    if ctx.own_sessions.swap(false, Ordering::Relaxed) {
+                        tracing::info!(table = %config.table, reason = %why, "mysql-cdc reads the snapshot through mysql_async");
+                    }
+                }
+            }
+        }
+        let conn = tokio::time::timeout(config.connect_timeout, ctx.pool.get_conn())
+            .await
+            .map_err(|_| {
+                Error::external(format!("connecting to {}:{} for the snapshot timed out", config.hostname, config.port))
+            })?
+            .map_err(|e| server_error(config, "connecting for the snapshot", e))?;
+        Ok(ChunkSession::Pooled(conn))
+    }
+
+    fn statements(&mut self) -> &mut dyn Statements {
+        match self {
+            ChunkSession::Own(session) => session,
+            ChunkSession::Pooled(conn) => conn,
+        }
+    }
+
+    /// Runs the chunk's `SELECT` of [`CapturedTable::select_list`], appending its rows.
+    async fn read(
+        &mut self,
+        config: &MySqlCdcConfig,
+        sql: String,
+        table: &CapturedTable,
+        builder: &mut ChangeBuilder,
+    ) -> Result<()> {
+        let doing = format!("reading snapshot chunk of {}", table.qualified());
+        let kind = if matches!(self, ChunkSession::Own(_)) { "own" } else { "mysql_async" };
+        tracing::debug!(table = %table.qualified(), session = kind, "reading a snapshot chunk");
+        match self {
+            ChunkSession::Own(session) => {
+                session
+                    .query_rows(config, &sql, &doing, |row, cells| {
+                        builder.append_text_row(table, |i| cells.get(i).copied().flatten().map(|(s, e)| &row[s..e]))
+                    })
+                    .await
+            }
+            ChunkSession::Pooled(conn) => {
+                let mut result = conn.query_iter(sql).await.map_err(|e| server_error(config, &doing, e))?;
+                let mut rows =
+                    result.stream::<mysql_async::Row>().await.map_err(|e| server_error(config, &doing, e))?;
+                if let Some(rows) = rows.as_mut() {
+                    while let Some(row) = rows.next().await {
+                        append_row(builder, table, &row.map_err(|e| server_error(config, &doing, e))?)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Snapshot sessions read raw bytes in each column's character set, like the binlog, and
 /// TIMESTAMP values in UTC.
-pub async fn prepare_session(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<()> {
-    conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4, character_set_results = binary")
-        .await
-        .map_err(|e| server_error(config, "preparing the snapshot session", e))
+pub async fn prepare_session<S: Statements + ?Sized>(config: &MySqlCdcConfig, conn: &mut S) -> Result<()> {
+    conn.run(
+        config,
+        "SET time_zone = '+00:00', NAMES utf8mb4, character_set_results = binary",
+        "preparing the snapshot session",
+    )
+    .await
 }
 
 /// Appends a row of a snapshot `SELECT` of [`CapturedTable::select_list`].
@@ -270,17 +347,12 @@ pub fn append_row(builder: &mut ChangeBuilder, table: &CapturedTable, row: &mysq
 pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> Result<(ChangeBatch, BinlogPos)> {
     let config = &ctx.config;
     let table = &ctx.tables[chunk.table];
-    let mut conn = tokio::time::timeout(config.connect_timeout, ctx.pool.get_conn())
-        .await
-        .map_err(|_| {
-            Error::external(format!("connecting to {}:{} for the snapshot timed out", config.hostname, config.port))
-        })?
-        .map_err(|e| server_error(config, "connecting for the snapshot", e))?;
-    prepare_session(config, &mut conn).await?;
+    let mut session = ChunkSession::open(&ctx).await?;
+    prepare_session(config, session.statements()).await?;
     let low = if ctx.mariadb {
-        super::server::consistent_snapshot_position(config, &mut conn).await?
+        super::server::consistent_snapshot_position(config, session.statements()).await?
     } else {
-        current_position(config, &mut conn).await?
+        current_position(config, session.statements()).await?
     };
     let mut conditions = Vec::new();
     if let Some(key) = table.chunk_key {
@@ -298,23 +370,14 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
     let sql = format!("SELECT {} FROM {}{filter}", table.select_list(), table.qualified());
     let mut builder = ChangeBuilder::new(ctx.spec.schema(), config.server_time_zone, 1024)?;
-    {
-        let doing = format!("reading snapshot chunk of {}", table.qualified());
-        let mut result = conn.query_iter(sql).await.map_err(|e| server_error(config, &doing, e))?;
-        let mut rows = result.stream::<mysql_async::Row>().await.map_err(|e| server_error(config, &doing, e))?;
-        if let Some(rows) = rows.as_mut() {
-            while let Some(row) = rows.next().await {
-                append_row(&mut builder, table, &row.map_err(|e| server_error(config, &doing, e))?)?;
-            }
-        }
-    }
+    session.read(config, sql, table, &mut builder).await?;
     let high = if ctx.mariadb {
-        conn.query_drop("COMMIT").await.map_err(|e| server_error(config, "ending the snapshot transaction", e))?;
+        session.statements().run(config, "COMMIT", "ending the snapshot transaction").await?;
         low.clone()
     } else {
-        current_position(config, &mut conn).await?
+        current_position(config, session.statements()).await?
     };
-    drop(conn);
+    drop(session);
     let snapshot = builder.finish()?;
     if high == low {
         return Ok((snapshot, high));

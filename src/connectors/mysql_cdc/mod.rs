@@ -3,7 +3,10 @@
 //!
 //! Protocol: `mysql_async` for queries (text protocol) and the binlog dump (`COM_BINLOG_DUMP`,
 //! registering as a replica with 'server-id'); row images are decoded by our own parser
-//! ([`cell`]) straight into Arrow builders of the declared types ([`builders`]).
+//! ([`cell`]) straight into Arrow builders of the declared types ([`builders`]). Snapshot chunks
+//! are read over sessions of our own ([`session`], protocol in [`wire`]) whose text result rows
+//! go from the read buffer into the same builders; TLS or an authentication they do not speak
+//! falls back to `mysql_async`.
 //!
 //! Snapshot ([`snapshot`]): tables matching 'database-name'/'table-name' (regular expressions)
 //! are split into chunks by integer key ranges and read by several connections in parallel,

@@ -10,6 +10,8 @@ pub mod doris;
 mod iotdb;
 mod jdbc;
 mod mysql_cdc;
+/// Bulk-read sessions with MySQL/MariaDB shared by mysql-cdc and jdbc (not a connector).
+mod mysql_session;
 pub mod options;
 mod postgres_cdc;
 mod print;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
+use crate::connectors::mysql_session::{Login, Opened, RowSession};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +222,41 @@ where
     }
 }
 
+/// Deadlock, lock wait timeout, server shutdown / gone away, too many connections, connection killed.
+const MYSQL_RETRYABLE: [u16; 7] = [1213, 1205, 1053, 2006, 2013, 1040, 1927];
+
+/// A MySQL server error of one of our own sessions, classified as [`mysql_error`] does.
+fn mysql_reply_error(place: &str, doing: &str, code: u16, message: &str) -> Error {
+    let text = format!("{doing} on {place}: {message} (error {code})");
+    if MYSQL_RETRYABLE.contains(&code) {
+        Error::external(text)
+    } else {
+        Error::user(text)
+    }
+}
+
+/// A bulk-read session of our own with the server (see `connectors::mysql_session`), in UTC and
+/// utf8mb4 like [`connect_mysql`]'s; [`Opened::Unsupported`] when it needs what only
+/// `mysql_async` speaks.
+pub async fn open_mysql_session(endpoint: &Endpoint, timeout: Duration) -> Result<Opened> {
+    let login = Login {
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        user: endpoint.user.clone().unwrap_or_default(),
+        password: endpoint.password.clone().unwrap_or_default(),
+        database: Some(endpoint.database.clone()),
+        connect_timeout: timeout.max(Duration::from_secs(1)),
+        place: endpoint.describe(),
+        server_error: mysql_reply_error,
+    };
+    let opened = with_connect_retries(timeout, &endpoint.describe(), || RowSession::open(&login)).await?;
+    if let Opened::Ready(mut session) = opened {
+        session.query_rows("SET NAMES utf8mb4, time_zone = '+00:00'", "preparing the session", |_, _| Ok(())).await?;
+        return Ok(Opened::Ready(session));
+    }
+    Ok(opened)
+}
+
 /// Connects to PostgreSQL without TLS; the connection task runs in the background.
 pub async fn connect_postgres(endpoint: &Endpoint, timeout: Duration) -> Result<tokio_postgres::Client> {
     with_connect_retries(timeout, &endpoint.describe(), || async {
@@ -308,8 +344,7 @@ pub fn mysql_error(e: &mysql_async::Error, what: &str) -> Error {
     match e {
         mysql_async::Error::Server(s) => {
             let message = format!("{what}: {} (error {}, SQLSTATE {})", s.message, s.code, s.state);
-            // Deadlock, lock wait timeout, server shutdown / gone away, too many connections.
-            if matches!(s.code, 1213 | 1205 | 1053 | 2006 | 2013 | 1040 | 1927) {
+            if MYSQL_RETRYABLE.contains(&s.code) {
                 Error::external(message)
             } else {
                 Error::user(message)

@@ -24,9 +24,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::columns::BatchBuilder;
-use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
+use super::dialect::{connect_mysql, connect_postgres, mysql_error, open_mysql_session, pg_error, Dialect};
 use super::{mysqltext, pgwire, JdbcConfig, Partitioning};
 use crate::changelog::ChangeBatch;
+use crate::connectors::mysql_session::Opened;
 use crate::connectors::{Position, ResumeFrom, Source, SourceBatch};
 use crate::error::{Error, Result};
 
@@ -295,6 +296,46 @@ impl RangeReader {
     }
 
     async fn read_mysql(&self) -> Result<()> {
+        let session = match open_mysql_session(&self.config.endpoint, self.config.retry_timeout).await? {
+            Opened::Ready(session) => session,
+            Opened::Unsupported(why) => {
+                tracing::info!(table = %self.config.name, reason = %why, "jdbc scans MySQL through mysql_async");
+                return self.read_mysql_async().await;
+            }
+        };
+        let mut session = session;
+        while let Some(index) = self.next_range() {
+            let sql = self.select(&self.ranges[index], mysqltext::read_expression);
+            let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
+            let mut more = session.query(&sql, "starting the scan").await?;
+            while more {
+                more = session
+                    .rows("reading rows", self.fetch, |row, cells| {
+                        for (column, cell) in builder.columns.iter_mut().zip(cells) {
+                            match cell {
+                                None => column.append_null(),
+                                Some((start, end)) => mysqltext::append_text(column, Some(&row[*start..*end]))?,
+                            }
+                        }
+                        builder.row_done();
+                        Ok(())
+                    })
+                    .await?;
+                if builder.rows() >= self.fetch && !self.send(&mut builder).await? {
+                    return Ok(());
+                }
+            }
+            if builder.rows() > 0 && !self.send(&mut builder).await? {
+                return Ok(());
+            }
+            if self.events.send(Ok(Event::Done(index))).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_mysql_async(&self) -> Result<()> {
         use mysql_async::prelude::Queryable;
         let mut conn = connect_mysql(&self.config.endpoint, self.config.retry_timeout, &[]).await?;
         while let Some(index) = self.next_range() {

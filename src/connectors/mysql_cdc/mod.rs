@@ -4,7 +4,7 @@
 //! Protocol: `mysql_async` for queries (text protocol) and the binlog dump (`COM_BINLOG_DUMP`,
 //! registering as a replica with 'server-id'); row images are decoded by our own parser
 //! ([`cell`]) straight into Arrow builders of the declared types ([`builders`]). Snapshot chunks
-//! are read over sessions of our own ([`session`], protocol in [`wire`]) whose text result rows
+//! are read over sessions of our own (`connectors::mysql_session`) whose text result rows
 //! go from the read buffer into the same builders; TLS or an authentication they do not speak
 //! falls back to `mysql_async`.
 //!
@@ -38,10 +38,8 @@ mod legacy;
 mod rows;
 mod schema;
 mod server;
-mod session;
 mod snapshot;
 mod stream;
-mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::config::{MySqlCdcConfig, SslMode};
 use super::schema::{CapturedTable, SourceColumn};
 use super::stream::GtidState;
+use crate::connectors::mysql_session::{Login, RowSession};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -63,13 +64,13 @@ pub fn where_(config: &MySqlCdcConfig) -> String {
 /// the user's to fix; everything else may pass.
 pub fn server_error(config: &MySqlCdcConfig, doing: &str, e: mysql_async::Error) -> Error {
     match &e {
-        mysql_async::Error::Server(se) => error_reply(config, doing, se.code, &se.message),
+        mysql_async::Error::Server(se) => error_reply(&where_(config), doing, se.code, &se.message),
         _ => Error::external(format!("{}: {doing} failed: {e}", where_(config))),
     }
 }
 
 /// The server's error `code` with `message` during `doing`, classified as [`server_error`] says.
-pub fn error_reply(config: &MySqlCdcConfig, doing: &str, code: u16, message: &str) -> Error {
+pub fn error_reply(place: &str, doing: &str, code: u16, message: &str) -> Error {
     let hint = match code {
         1045 => " — check 'username' and 'password'",
         1044 | 1142 | 1143 | 1227 => {
@@ -78,7 +79,7 @@ pub fn error_reply(config: &MySqlCdcConfig, doing: &str, code: u16, message: &st
         1236 => " — the requested binlog position is not available on the server (purged or never written); restart with 'scan.startup.mode' = 'initial' to take a new snapshot",
         _ => "",
     };
-    let text = format!("{}: {doing} failed: {message} (error {code}){hint}", where_(config));
+    let text = format!("{place}: {doing} failed: {message} (error {code}){hint}");
     match code {
         1040 | 1053 | 1205 | 1213 | 2006 | 2013 => Error::external(text),
         _ => Error::user(text),
@@ -86,7 +87,7 @@ pub fn error_reply(config: &MySqlCdcConfig, doing: &str, code: u16, message: &st
 }
 
 /// Statements and small text results over either kind of session: a `mysql_async` connection or
-/// one of the snapshot's own ([`super::session::RowSession`]).
+/// one of our own ([`RowSession`]).
 #[async_trait::async_trait]
 pub trait Statements: Send {
     async fn run(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<()>;
@@ -134,6 +135,37 @@ pub fn connect_opts(config: &MySqlCdcConfig) -> OptsBuilder {
         .prefer_socket(false)
         .stmt_cache_size(0)
         .ssl_opts(ssl)
+}
+
+#[async_trait::async_trait]
+impl Statements for RowSession {
+    async fn run(&mut self, _: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<()> {
+        self.query_rows(sql, doing, |_, _| Ok(())).await
+    }
+
+    async fn strings(&mut self, _: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let mut rows = Vec::new();
+        self.query_rows(sql, doing, |row, cells| {
+            rows.push(cells.iter().map(|c| c.map(|(s, e)| String::from_utf8_lossy(&row[s..e]).into_owned())).collect());
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
+    }
+}
+
+/// Our own session's login, or `None` when TLS is configured (which it does not speak).
+pub fn own_login(config: &MySqlCdcConfig) -> Option<Login> {
+    (config.ssl_mode == SslMode::Disabled).then(|| Login {
+        host: config.hostname.clone(),
+        port: config.port,
+        user: config.username.clone(),
+        password: config.password.clone(),
+        database: None,
+        connect_timeout: config.connect_timeout,
+        place: where_(config),
+        server_error: error_reply,
+    })
 }
 
 /// Connects within 'connect.timeout', retrying 'connect.max-retries' times on failures that may pass.

@@ -24,9 +24,9 @@ use super::config::MySqlCdcConfig;
 use super::rows::ChangeBuilder;
 use super::schema::CapturedTable;
 use super::server::{current_position, query_strings, server_error, BinlogPos, Statements};
-use super::session::{Opened, RowSession};
 use super::stream::{BinlogReader, GtidState, RowFilter, StreamStart};
 use crate::changelog::{ChangeBatch, RowKind};
+use crate::connectors::mysql_session::{Opened, RowSession};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -263,8 +263,13 @@ enum ChunkSession {
 impl ChunkSession {
     async fn open(ctx: &ChunkContext) -> Result<ChunkSession> {
         let config = &ctx.config;
+        let login = super::server::own_login(config);
         if ctx.own_sessions.load(Ordering::Relaxed) {
-            match RowSession::open(config).await? {
+            let opened = match &login {
+                Some(login) => RowSession::open(login).await?,
+                None => Opened::Unsupported("TLS is configured".into()),
+            };
+            match opened {
                 Opened::Ready(session) => return Ok(ChunkSession::Own(session)),
                 Opened::Unsupported(why) => {
                     if ctx.own_sessions.swap(false, Ordering::Relaxed) {
@@ -303,7 +308,7 @@ impl ChunkSession {
         match self {
             ChunkSession::Own(session) => {
                 session
-                    .query_rows(config, &sql, &doing, |row, cells| {
+                    .query_rows(&sql, &doing, |row, cells| {
                         builder.append_text_row(table, |i| cells.get(i).copied().flatten().map(|(s, e)| &row[s..e]))
                     })
                     .await

@@ -1,21 +1,38 @@
-//! The snapshot's own sessions: a plain TCP connection speaking just enough of the protocol
-//! ([`super::wire`]) to log in and run text queries, whose result rows are handed over as byte
-//! ranges of one read buffer. `mysql_async` decodes every value of every row into an allocated
-//! `Value` first, which cost the snapshot most of its CPU; here a chunk's rows go from the socket
-//! straight into the Arrow builders.
+//! Sessions of our own with a MySQL or MariaDB server, for bulk reads (the mysql-cdc snapshot,
+//! the jdbc scan): a plain TCP connection speaking just enough of the protocol ([`wire`]) to log
+//! in and run text queries, whose result rows are handed over as byte ranges of one read buffer.
+//! `mysql_async` decodes every value of every row into an allocated `Value` first, which cost the
+//! bulk reads most of their CPU; here rows go from the socket straight into Arrow builders.
 //!
 //! Limits: no TLS, and only `mysql_native_password` and the fast path of
-//! `caching_sha2_password` (a password the server has cached). A session that needs more — TLS
-//! configured, another authentication plugin, the full `caching_sha2_password` exchange — is
-//! [`Opened::Unsupported`], and the snapshot reads through `mysql_async` instead.
+//! `caching_sha2_password` (a password the server has cached). A login that needs more is
+//! [`Opened::Unsupported`], and the caller reads through `mysql_async` instead.
+
+pub mod wire;
+
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::config::{MySqlCdcConfig, SslMode};
-use super::server::{error_reply, where_, Statements};
-use super::wire::{self, Handshake, Reply, COM_QUERY, MAX_PAYLOAD};
 use crate::error::{Error, Result};
+use wire::{Handshake, Reply, COM_QUERY, MAX_PAYLOAD};
+
+/// Where to log in, and how the caller words and classifies errors.
+pub struct Login {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// The session's default database.
+    pub database: Option<String>,
+    pub connect_timeout: Duration,
+    /// Who we talk to, opening every message (e.g. "MySQL server db:3306 (table `t`)").
+    pub place: String,
+    /// The server's error `code` with `message` during `doing`, as the caller classifies it:
+    /// `server_error(place, doing, code, message)`.
+    pub server_error: fn(&str, &str, u16, &str) -> Error,
+}
 
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -30,6 +47,10 @@ pub struct RowSession {
     seq: u8,
     capabilities: u32,
     cells: Vec<Option<(usize, usize)>>,
+    /// Columns of the result set being read; 0 when none is.
+    columns: usize,
+    place: String,
+    server_error: fn(&str, &str, u16, &str) -> Error,
 }
 
 pub enum Opened {
@@ -45,27 +66,21 @@ enum Payload {
 }
 
 impl RowSession {
-    /// Connects and logs in within 'connect.timeout'.
-    pub async fn open(config: &MySqlCdcConfig) -> Result<Opened> {
-        if config.ssl_mode != SslMode::Disabled {
-            return Ok(Opened::Unsupported("TLS is configured".into()));
-        }
-        match tokio::time::timeout(config.connect_timeout, Self::login(config)).await {
+    /// Connects and logs in within `login.connect_timeout`.
+    pub async fn open(login: &Login) -> Result<Opened> {
+        match tokio::time::timeout(login.connect_timeout, Self::login(login)).await {
             Ok(opened) => opened,
-            Err(_) => Err(Error::external(format!(
-                "{}: connecting for the snapshot timed out after {:?} ('connect.timeout')",
-                where_(config),
-                config.connect_timeout
-            ))),
+            Err(_) => {
+                Err(Error::external(format!("{}: connecting timed out after {:?}", login.place, login.connect_timeout)))
+            }
         }
     }
 
-    async fn login(config: &MySqlCdcConfig) -> Result<Opened> {
-        let doing = "connecting for the snapshot";
-        let stream = TcpStream::connect((config.hostname.as_str(), config.port))
-            .await
-            .map_err(|e| Error::external(format!("{}: {doing} failed: {e}", where_(config))))?;
-        stream.set_nodelay(true).map_err(|e| Error::external(format!("{}: {doing} failed: {e}", where_(config))))?;
+    async fn login(login: &Login) -> Result<Opened> {
+        let doing = "connecting";
+        let io = |e: std::io::Error| Error::external(format!("{}: {doing} failed: {e}", login.place));
+        let stream = TcpStream::connect((login.host.as_str(), login.port)).await.map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
         let mut session = RowSession {
             stream,
             buf: vec![0; READ_BUFFER],
@@ -75,10 +90,17 @@ impl RowSession {
             seq: 0,
             capabilities: 0,
             cells: Vec::new(),
+            columns: 0,
+            place: login.place.clone(),
+            server_error: login.server_error,
         };
-        let payload = session.next_packet(config, doing).await?;
-        let handshake = Handshake::parse(session.payload(&payload)).map_err(|e| protocol(config, doing, e))?;
-        session.capabilities = handshake.capabilities & wire::CLIENT_CAPABILITIES;
+        let payload = session.next_packet(doing).await?;
+        let handshake = Handshake::parse(session.payload(&payload)).map_err(|e| session.protocol(doing, e))?;
+        let mut wanted = wire::CLIENT_CAPABILITIES;
+        if login.database.is_some() {
+            wanted |= wire::CLIENT_CONNECT_WITH_DB;
+        }
+        session.capabilities = handshake.capabilities & wanted;
         let required = wire::CLIENT_PROTOCOL_41 | wire::CLIENT_SECURE_CONNECTION | wire::CLIENT_PLUGIN_AUTH;
         if session.capabilities & required != required {
             return Ok(Opened::Unsupported(format!(
@@ -86,23 +108,31 @@ impl RowSession {
                 handshake.server_version
             )));
         }
-        let Some(auth) = wire::scramble(&handshake.auth_plugin, &config.password, &handshake.nonce) else {
+        let Some(auth) = wire::scramble(&handshake.auth_plugin, &login.password, &handshake.nonce) else {
             return Ok(Opened::Unsupported(format!("authentication plugin {}", handshake.auth_plugin)));
         };
-        let response = wire::handshake_response(session.capabilities, &config.username, &auth, &handshake.auth_plugin);
-        session.write_packet(config, doing, &response).await?;
+        let response = wire::handshake_response(
+            session.capabilities,
+            &login.user,
+            &auth,
+            login.database.as_deref(),
+            &handshake.auth_plugin,
+        );
+        session.write_packet(doing, &response).await?;
         let mut plugin = handshake.auth_plugin;
         loop {
-            let payload = session.next_packet(config, doing).await?;
-            match Reply::parse(session.payload(&payload), true).map_err(|e| protocol(config, doing, e))? {
+            let payload = session.next_packet(doing).await?;
+            match Reply::parse(session.payload(&payload), true).map_err(|e| session.protocol(doing, e))? {
                 Reply::Ok => return Ok(Opened::Ready(session)),
-                Reply::Err { code, message, .. } => return Err(error_reply(config, doing, code, &message)),
+                Reply::Err { code, message, .. } => {
+                    return Err((login.server_error)(&login.place, doing, code, &message));
+                }
                 Reply::AuthSwitch { plugin: switched, nonce } => {
-                    let Some(auth) = wire::scramble(&switched, &config.password, nonce) else {
+                    let Some(auth) = wire::scramble(&switched, &login.password, nonce) else {
                         return Ok(Opened::Unsupported(format!("authentication plugin {switched}")));
                     };
                     plugin = switched;
-                    session.write_packet(config, doing, &auth).await?;
+                    session.write_packet(doing, &auth).await?;
                 }
                 // caching_sha2_password: 3 = the cached password matched (an OK follows); 4 =
                 // send the password in full, which needs TLS or the server's RSA key.
@@ -113,10 +143,14 @@ impl RowSession {
                     )))
                 }
                 Reply::End | Reply::Data => {
-                    return Err(Error::external(format!("{}: {doing}: unexpected reply to the login", where_(config))))
+                    return Err(Error::external(format!("{}: {doing}: unexpected reply to the login", login.place)))
                 }
             }
         }
+    }
+
+    fn protocol(&self, doing: &str, e: wire::Malformed) -> Error {
+        Error::external(format!("{}: {doing} failed: {e}", self.place))
     }
 
     fn payload(&self, payload: &Payload) -> &[u8] {
@@ -127,7 +161,7 @@ impl RowSession {
     }
 
     /// Makes at least `n` unread bytes available in `buf[start..]`.
-    async fn fill(&mut self, config: &MySqlCdcConfig, doing: &str, n: usize) -> Result<()> {
+    async fn fill(&mut self, doing: &str, n: usize) -> Result<()> {
         if self.end - self.start >= n {
             return Ok(());
         }
@@ -144,11 +178,11 @@ impl RowSession {
                 .stream
                 .read(&mut self.buf[self.end..])
                 .await
-                .map_err(|e| Error::external(format!("{}: {doing} failed: {e}", where_(config))))?;
+                .map_err(|e| Error::external(format!("{}: {doing} failed: {e}", self.place)))?;
             if read == 0 {
                 return Err(Error::external(format!(
                     "{}: {doing} failed: the server closed the connection",
-                    where_(config)
+                    self.place
                 )));
             }
             self.end += read;
@@ -157,14 +191,14 @@ impl RowSession {
     }
 
     /// The next packet's payload, put together when it spans several packets.
-    async fn next_packet(&mut self, config: &MySqlCdcConfig, doing: &str) -> Result<Payload> {
+    async fn next_packet(&mut self, doing: &str) -> Result<Payload> {
         self.large.clear();
         loop {
-            self.fill(config, doing, 4).await?;
+            self.fill(doing, 4).await?;
             let h = &self.buf[self.start..self.start + 4];
             let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
             self.seq = h[3].wrapping_add(1);
-            self.fill(config, doing, 4 + len).await?;
+            self.fill(doing, 4 + len).await?;
             let (from, to) = (self.start + 4, self.start + 4 + len);
             self.start = to;
             if len < MAX_PAYLOAD && self.large.is_empty() {
@@ -177,7 +211,7 @@ impl RowSession {
         }
     }
 
-    async fn write_packet(&mut self, config: &MySqlCdcConfig, doing: &str, payload: &[u8]) -> Result<()> {
+    async fn write_packet(&mut self, doing: &str, payload: &[u8]) -> Result<()> {
         let mut out = Vec::with_capacity(payload.len() + 8);
         // The last packet is shorter than the maximum: empty after a payload of an exact
         // multiple of it, or for an empty payload (an empty password's auth response).
@@ -193,29 +227,37 @@ impl RowSession {
                 break;
             }
         }
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| Error::external(format!("{}: {doing} failed: {e}", where_(config))))
+        self.stream.write_all(&out).await.map_err(|e| Error::external(format!("{}: {doing} failed: {e}", self.place)))
     }
 
     /// Runs `sql` and calls `row` with each result row and the byte ranges of its cells in it
     /// (`None` = NULL), in the order of the select list.
     pub async fn query_rows(
         &mut self,
-        config: &MySqlCdcConfig,
         sql: &str,
         doing: &str,
         mut row: impl FnMut(&[u8], &[Option<(usize, usize)>]) -> Result<()>,
     ) -> Result<()> {
+        if self.query(sql, doing).await? {
+            while self.rows(doing, usize::MAX, &mut row).await? {}
+        }
+        Ok(())
+    }
+
+    /// Sends `sql`; `true` when a result set follows, to be read with [`RowSession::rows`]
+    /// before the next query.
+    pub async fn query(&mut self, sql: &str, doing: &str) -> Result<bool> {
+        if self.columns > 0 {
+            return Err(Error::internal(format!("{}: a query was sent before the last result was read", self.place)));
+        }
         self.seq = 0;
         let command = [&[COM_QUERY][..], sql.as_bytes()].concat();
-        self.write_packet(config, doing, &command).await?;
-        let payload = self.next_packet(config, doing).await?;
+        self.write_packet(doing, &command).await?;
+        let payload = self.next_packet(doing).await?;
         let first = self.payload(&payload);
-        let columns = match Reply::parse(first, false).map_err(|e| protocol(config, doing, e))? {
-            Reply::Ok => return Ok(()),
-            Reply::Err { code, message, .. } => return Err(error_reply(config, doing, code, &message)),
+        let columns = match Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
+            Reply::Ok => return Ok(false),
+            Reply::Err { code, message, .. } => return Err((self.server_error)(&self.place, doing, code, &message)),
             Reply::Data => {
                 let mut at = 0;
                 match wire::lenenc_int(first, &mut at) {
@@ -223,65 +265,71 @@ impl RowSession {
                     _ => {
                         return Err(Error::external(format!(
                             "{}: {doing}: the server asked for a local file",
-                            where_(config)
+                            self.place
                         )))
                     }
                 }
             }
             Reply::End | Reply::AuthSwitch { .. } | Reply::AuthMoreData(_) => {
-                return Err(Error::external(format!("{}: {doing}: unexpected reply to a query", where_(config))))
+                return Err(Error::external(format!("{}: {doing}: unexpected reply to a query", self.place)))
             }
         };
         for _ in 0..columns {
-            self.next_packet(config, doing).await?;
+            self.next_packet(doing).await?;
         }
         if self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
-            self.next_packet(config, doing).await?;
+            self.next_packet(doing).await?;
+        }
+        self.columns = columns;
+        Ok(true)
+    }
+
+    /// Calls `row` for up to `limit` rows of the result set [`RowSession::query`] started;
+    /// `true` while more may follow.
+    pub async fn rows(
+        &mut self,
+        doing: &str,
+        limit: usize,
+        mut row: impl FnMut(&[u8], &[Option<(usize, usize)>]) -> Result<()>,
+    ) -> Result<bool> {
+        let columns = self.columns;
+        if columns == 0 {
+            return Ok(false);
         }
         let mut cells = std::mem::take(&mut self.cells);
+        let mut taken = 0;
         let outcome = loop {
-            let payload = self.next_packet(config, doing).await?;
+            if taken == limit {
+                break Ok(true);
+            }
+            let payload = match self.next_packet(doing).await {
+                Ok(payload) => payload,
+                Err(e) => break Err(e),
+            };
             let p = self.payload(&payload);
             match p.first() {
-                Some(0xFE) if p.len() < MAX_PAYLOAD => break Ok(()),
+                Some(0xFE) if p.len() < MAX_PAYLOAD => {
+                    self.columns = 0;
+                    break Ok(false);
+                }
                 Some(0xFF) => {
                     if let Ok(Reply::Err { code, message, .. }) = Reply::parse(p, false) {
-                        break Err(error_reply(config, doing, code, &message));
+                        break Err((self.server_error)(&self.place, doing, code, &message));
                     }
-                    break Err(protocol(config, doing, wire::Malformed { what: "error" }));
+                    break Err(self.protocol(doing, wire::Malformed { what: "error" }));
                 }
                 _ => {
                     if let Err(e) = wire::row_cells(p, columns, &mut cells) {
-                        break Err(protocol(config, doing, e));
+                        break Err(self.protocol(doing, e));
                     }
                     if let Err(e) = row(p, &cells) {
                         break Err(e);
                     }
+                    taken += 1;
                 }
             }
         };
         self.cells = cells;
         outcome
-    }
-}
-
-fn protocol(config: &MySqlCdcConfig, doing: &str, e: wire::Malformed) -> Error {
-    Error::external(format!("{}: {doing} failed: {e}", where_(config)))
-}
-
-#[async_trait::async_trait]
-impl Statements for RowSession {
-    async fn run(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<()> {
-        self.query_rows(config, sql, doing, |_, _| Ok(())).await
-    }
-
-    async fn strings(&mut self, config: &MySqlCdcConfig, sql: &str, doing: &str) -> Result<Vec<Vec<Option<String>>>> {
-        let mut rows = Vec::new();
-        self.query_rows(config, sql, doing, |row, cells| {
-            rows.push(cells.iter().map(|c| c.map(|(s, e)| String::from_utf8_lossy(&row[s..e]).into_owned())).collect());
-            Ok(())
-        })
-        .await?;
-        Ok(rows)
     }
 }

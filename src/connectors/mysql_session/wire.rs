@@ -11,6 +11,7 @@ use sha1::Digest as _;
 
 pub const CLIENT_LONG_PASSWORD: u32 = 0x0000_0001;
 pub const CLIENT_LONG_FLAG: u32 = 0x0000_0004;
+pub const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
 pub const CLIENT_TRANSACTIONS: u32 = 0x0000_2000;
 pub const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
@@ -19,7 +20,8 @@ pub const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
 pub const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x0020_0000;
 pub const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
 
-/// What we ask for; the session uses the intersection with the server's capabilities.
+/// What we ask for (plus [`CLIENT_CONNECT_WITH_DB`] with a database); the session uses the
+/// intersection with the server's capabilities.
 pub const CLIENT_CAPABILITIES: u32 = CLIENT_LONG_PASSWORD
     | CLIENT_LONG_FLAG
     | CLIENT_PROTOCOL_41
@@ -137,8 +139,9 @@ pub fn scramble(plugin: &str, password: &str, nonce: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// `Protocol::HandshakeResponse41` without a database and without connection attributes.
-pub fn handshake_response(capabilities: u32, user: &str, auth: &[u8], plugin: &str) -> Vec<u8> {
+/// `Protocol::HandshakeResponse41`, without connection attributes; `database` is sent when
+/// `capabilities` has [`CLIENT_CONNECT_WITH_DB`].
+pub fn handshake_response(capabilities: u32, user: &str, auth: &[u8], database: Option<&str>, plugin: &str) -> Vec<u8> {
     let mut p = Vec::with_capacity(64 + user.len() + auth.len() + plugin.len());
     p.extend_from_slice(&capabilities.to_le_bytes());
     p.extend_from_slice(&(MAX_PAYLOAD as u32).to_le_bytes());
@@ -152,6 +155,10 @@ pub fn handshake_response(capabilities: u32, user: &str, auth: &[u8], plugin: &s
         p.push(auth.len() as u8);
     }
     p.extend_from_slice(auth);
+    if capabilities & CLIENT_CONNECT_WITH_DB != 0 {
+        p.extend_from_slice(database.unwrap_or_default().as_bytes());
+        p.push(0);
+    }
     if capabilities & CLIENT_PLUGIN_AUTH != 0 {
         p.extend_from_slice(plugin.as_bytes());
         p.push(0);
@@ -326,12 +333,14 @@ mod tests {
     #[test]
     fn handshake_response_layout() {
         let caps = CLIENT_CAPABILITIES;
-        let p = handshake_response(caps, "cdc", &[1, 2, 3], "mysql_native_password");
+        let p = handshake_response(caps, "cdc", &[1, 2, 3], Some("ignored"), "mysql_native_password");
         assert_eq!(&p[..4], &caps.to_le_bytes());
         assert_eq!(p[8], UTF8MB4_GENERAL_CI);
         assert_eq!(&p[32..36], b"cdc\0");
         assert_eq!(&p[36..40], &[3, 1, 2, 3]);
-        assert_eq!(&p[40..], b"mysql_native_password\0");
+        assert_eq!(&p[40..], b"mysql_native_password\0", "no database without CLIENT_CONNECT_WITH_DB");
+        let p = handshake_response(caps | CLIENT_CONNECT_WITH_DB, "cdc", &[], Some("shop"), "mysql_native_password");
+        assert_eq!(&p[36..], b"\0shop\0mysql_native_password\0");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! staging table and merges it with one `DELETE … USING` and one `INSERT … SELECT … ON CONFLICT`
 //! per flush; the scan decodes binary `COPY (SELECT …) TO STDOUT`); MySQL/MariaDB through
 //! `mysql_async`'s text protocol (multi-row `INSERT … ON DUPLICATE KEY UPDATE` and
-//! `DELETE … WHERE key IN (…)`; the scan streams `SELECT` rows). Every flush is one transaction,
+//! `DELETE … WHERE key IN (…)`; the scan streams `SELECT` rows over `connectors::mysql_session`,
+//! falling back to `mysql_async` for logins those cannot do). Every flush is one transaction,
 //! retried on connection loss, deadlocks and serialization failures.
 //!
 //! Limits: no TLS (URL parameters other than `sslmode=disable` / `useSSL=false` are refused); no

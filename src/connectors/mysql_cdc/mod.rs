@@ -276,6 +276,7 @@ impl MySqlCdcSource {
             mariadb,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
             own_sessions: std::sync::atomic::AtomicBool::new(true),
+            idle_sessions: std::sync::Mutex::new(Vec::new()),
         });
         self.state = State::Snapshot(Box::new(SnapshotRun {
             ctx,

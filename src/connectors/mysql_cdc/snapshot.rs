@@ -252,6 +252,9 @@ pub struct ChunkContext {
     /// Chunks are read over [`RowSession`]s until one cannot be opened (TLS, another
     /// authentication); from then on over `mysql_async`.
     pub own_sessions: AtomicBool,
+    /// Own sessions between chunks: logging in again for every chunk cost a connection,
+    /// a server thread and a handshake each.
+    pub idle_sessions: std::sync::Mutex<Vec<RowSession>>,
 }
 
 /// The session a chunk is read over.
@@ -263,6 +266,10 @@ enum ChunkSession {
 impl ChunkSession {
     async fn open(ctx: &ChunkContext) -> Result<ChunkSession> {
         let config = &ctx.config;
+        let idle = ctx.idle_sessions.lock().ok().and_then(|mut idle| idle.pop());
+        if let Some(session) = idle {
+            return Ok(ChunkSession::Own(session));
+        }
         let login = super::server::own_login(config);
         if ctx.own_sessions.load(Ordering::Relaxed) {
             let opened = match &login {
@@ -270,7 +277,11 @@ impl ChunkSession {
                 None => Opened::Unsupported("TLS is configured".into()),
             };
             match opened {
-                Opened::Ready(session) => return Ok(ChunkSession::Own(session)),
+                Opened::Ready(session) => {
+                    let mut session = ChunkSession::Own(session);
+                    prepare_session(config, session.statements()).await?;
+                    return Ok(session);
+                }
                 Opened::Unsupported(why) => {
                     if ctx.own_sessions.swap(false, Ordering::Relaxed) {
                         tracing::info!(table = %config.table, reason = %why, "mysql-cdc reads the snapshot through mysql_async");
@@ -284,7 +295,9 @@ impl ChunkSession {
                 Error::external(format!("connecting to {}:{} for the snapshot timed out", config.hostname, config.port))
             })?
             .map_err(|e| server_error(config, "connecting for the snapshot", e))?;
-        Ok(ChunkSession::Pooled(conn))
+        let mut session = ChunkSession::Pooled(conn);
+        prepare_session(config, session.statements()).await?;
+        Ok(session)
     }
 
     fn statements(&mut self) -> &mut dyn Statements {
@@ -353,7 +366,6 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     let config = &ctx.config;
     let table = &ctx.tables[chunk.table];
     let mut session = ChunkSession::open(&ctx).await?;
-    prepare_session(config, session.statements()).await?;
     let low = if ctx.mariadb {
         super::server::consistent_snapshot_position(config, session.statements()).await?
     } else {
@@ -382,7 +394,9 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     } else {
         current_position(config, session.statements()).await?
     };
-    drop(session);
+    if let (ChunkSession::Own(session), Ok(mut idle)) = (session, ctx.idle_sessions.lock()) {
+        idle.push(session);
+    }
     let snapshot = builder.finish()?;
     if high == low {
         return Ok((snapshot, high));

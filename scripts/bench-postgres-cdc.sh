@@ -114,6 +114,7 @@ t0=$(now)
 RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
 TIMEPID=$!
 until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_cdc'") == t ]]; do
+  kill -0 "$TIMEPID" 2>/dev/null || { echo "cdc-sql stopped before the slot confirmed the changes:" >&2; tail -5 "$WORK/cdc-sql.log" >&2; exit 1; }
   sleep 0.05
 done
 t1=$(now)
@@ -133,6 +134,7 @@ t0=$(now)
 RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_keep" "$BIN" -f "$WORK/keep.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
 TIMEPID=$!
 until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_keep'") == t ]]; do
+  kill -0 "$TIMEPID" 2>/dev/null || { echo "cdc-sql stopped before the slot confirmed the changes:" >&2; tail -5 "$WORK/cdc-sql.log" >&2; exit 1; }
   sleep 0.05
 done
 t1=$(now)

@@ -495,10 +495,12 @@ mod tests {
         released: AtomicUsize,
     }
 
-    /// An unbounded source of empty batches that counts what the runtime calls.
+    /// A source of empty batches that counts what the runtime calls; unbounded unless it ends
+    /// after `end_after` batches.
     struct Counted {
         schema: SchemaRef,
         calls: Arc<Calls>,
+        end_after: Option<usize>,
     }
 
     #[async_trait]
@@ -508,7 +510,7 @@ mod tests {
         }
 
         fn is_bounded(&self) -> bool {
-            false
+            self.end_after.is_some()
         }
 
         async fn start(&mut self, _: Option<crate::connectors::ResumeFrom>) -> Result<()> {
@@ -517,6 +519,9 @@ mod tests {
 
         async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
             tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.end_after.is_some_and(|end| self.calls.batches.load(Ordering::SeqCst) >= end) {
+                return Ok(None);
+            }
             let n = self.calls.batches.fetch_add(1, Ordering::SeqCst);
             let changes = ChangeBatch::inserts(RecordBatch::new_empty(self.schema.clone()));
             Ok(Some(SourceBatch::new(changes, serde_json::json!({ "n": n }))))
@@ -583,7 +588,8 @@ mod tests {
             let schema = pipeline.sink_schema.clone();
             let calls = calls.clone();
             pipeline.open_source = Arc::new(move || {
-                Ok(Box::new(Counted { schema: schema.clone(), calls: calls.clone() }) as Box<dyn Source>)
+                Ok(Box::new(Counted { schema: schema.clone(), calls: calls.clone(), end_after: None })
+                    as Box<dyn Source>)
             });
             let fail_from = *fail_from;
             pipeline.open_sink = Arc::new(move || Ok(Box::new(Committing { commits: 0, fail_from }) as Box<dyn Sink>));
@@ -623,5 +629,49 @@ mod tests {
             assert_eq!(c.released.load(Ordering::SeqCst), 0, "released after a failure");
         }
         assert_eq!(calls[0].closed.load(Ordering::SeqCst), 1);
+    }
+
+    /// A resumed record's `exact` marks hold for that start only: a checkpoint taken later for
+    /// one pipeline (here the final one of a bounded source) must not store the other
+    /// pipeline's restored state as exact, since that pipeline delivered rows after it.
+    #[tokio::test]
+    async fn a_resumed_exact_mark_does_not_reach_later_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = [Arc::new(Calls::default()), Arc::new(Calls::default())];
+        let mut job = job(&calls, &[usize::MAX, usize::MAX]).await;
+        job.config.state_dir = Some(dir.path().to_path_buf());
+        job.config.retained_checkpoints = 10;
+        let schema = job.pipelines[0].sink_schema.clone();
+        let ending = calls[0].clone();
+        job.pipelines[0].open_source = Arc::new(move || {
+            Ok(Box::new(Counted { schema: schema.clone(), calls: ending.clone(), end_after: Some(3) })
+                as Box<dyn Source>)
+        });
+        let exact_state = |spec: &PipelineSpec| PipelineState {
+            name: spec.name.clone(),
+            fingerprint: spec.fingerprint.clone(),
+            position: Some(serde_json::json!({ "n": 0 })),
+            prepared_checkpoint: Some(1),
+            prepared: serde_json::Value::Null,
+            finished: false,
+            exact: true,
+            captured: None,
+        };
+        let store = CheckpointStore::open(dir.path().to_path_buf(), 10).unwrap();
+        let states = job.pipelines.iter().map(|p| Some(exact_state(p))).collect();
+        store.write(&CheckpointRecord::new(&job.config.name, 1, states)).unwrap();
+
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(run(job, Resume::Latest, stop.clone()));
+        let second = dir.path().join("chk-2.json");
+        while !second.exists() && !running.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        running.await.unwrap().unwrap();
+        let record = CheckpointStore::load(&second).unwrap();
+        let (ended, other) = (record.pipelines[0].as_ref().unwrap(), record.pipelines[1].as_ref().unwrap());
+        assert!(ended.finished, "checkpoint 2 is the bounded pipeline's final one");
+        assert!(!other.exact, "the other pipeline's restored state was stored as exact: {other:?}");
     }
 }

@@ -96,6 +96,23 @@ PY
 
 now() { date +%s.%N; }
 
+# Runs the job file $WORK/<name>.sql until slot <slot> confirms $END_LSN, then stops it and
+# reports it as <label>.
+stream_until_confirmed() { # label slot name
+  local label=$1 slot=$2 name=$3 t0 t1 timepid
+  t0=$(now)
+  RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_$name" "$BIN" -f "$WORK/$name.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
+  timepid=$!
+  until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = '$slot'") == t ]]; do
+    kill -0 "$timepid" 2>/dev/null || { echo "cdc-sql stopped before the slot confirmed the changes:" >&2; tail -5 "$WORK/cdc-sql.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  t1=$(now)
+  kill -TERM "$(pgrep -P "$timepid")" || true
+  wait "$timepid" || true
+  report "$label" "$(echo "$t1 - $t0" | bc)" "$WORK/t_$name"
+}
+
 echo "== snapshot of $ROWS rows"
 job snap snapshot > "$WORK/snap.sql"
 t0=$(now); RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_snap" "$BIN" -f "$WORK/snap.sql" >/dev/null 2>>"$WORK/cdc-sql.log"; t1=$(now)
@@ -110,17 +127,7 @@ for k in $(seq 0 99); do
 done | "${PSQL[@]}"
 END_LSN=$("${PSQL[@]}" -c "SELECT pg_current_wal_insert_lsn()")
 job stream committed-offset > "$WORK/stream.sql"
-t0=$(now)
-RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_stream" "$BIN" -f "$WORK/stream.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
-TIMEPID=$!
-until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_cdc'") == t ]]; do
-  kill -0 "$TIMEPID" 2>/dev/null || { echo "cdc-sql stopped before the slot confirmed the changes:" >&2; tail -5 "$WORK/cdc-sql.log" >&2; exit 1; }
-  sleep 0.05
-done
-t1=$(now)
-kill -TERM "$(pgrep -P "$TIMEPID")" || true
-wait "$TIMEPID" || true
-report "cdc-sql stream (until confirmed)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_stream"
+stream_until_confirmed "cdc-sql stream (until confirmed)" bench_cdc stream
 t0=$(now)
 /usr/bin/time -v -o "$WORK/t_recv" "$PGBIN/pg_recvlogical" -h 127.0.0.1 -p "$PORT" -U postgres -d bench \
   --slot bench_recv --start -o proto_version=1 -o publication_names=dbz_publication --endpos "$END_LSN" -f /dev/null
@@ -130,15 +137,5 @@ report "pg_recvlogical (pgoutput v1)" "$(echo "$t1 - $t0" | bc)" "$WORK/t_recv"
 echo "== the same stream with 'truncate.mode' = 'delete' (every row kept and checkpointed, 1 s interval)"
 job stream committed-offset bench_keep ", 'truncate.mode' = 'delete'" \
   "SET 'execution.checkpointing.interval' = '1s'; SET 'state.checkpoints.dir' = '$WORK/state';" > "$WORK/keep.sql"
-t0=$(now)
-RUST_LOG=warn /usr/bin/time -v -o "$WORK/t_keep" "$BIN" -f "$WORK/keep.sql" >/dev/null 2>>"$WORK/cdc-sql.log" &
-TIMEPID=$!
-until [[ $("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = 'bench_keep'") == t ]]; do
-  kill -0 "$TIMEPID" 2>/dev/null || { echo "cdc-sql stopped before the slot confirmed the changes:" >&2; tail -5 "$WORK/cdc-sql.log" >&2; exit 1; }
-  sleep 0.05
-done
-t1=$(now)
-kill -TERM "$(pgrep -P "$TIMEPID")" || true
-wait "$TIMEPID" || true
-report "cdc-sql stream, truncate.mode=delete" "$(echo "$t1 - $t0" | bc)" "$WORK/t_keep"
+stream_until_confirmed "cdc-sql stream, truncate.mode=delete" bench_keep keep
 echo "   last checkpoint record: $(du -h "$(ls -t "$WORK"/state/chk-*.json | head -1)" | cut -f1)"

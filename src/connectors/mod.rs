@@ -13,6 +13,8 @@ mod mysql_cdc;
 /// Bulk-read sessions with MySQL/MariaDB shared by mysql-cdc and jdbc (not a connector).
 mod mysql_session;
 pub mod options;
+/// PostgreSQL binary COPY framing shared by postgres-cdc and jdbc (not a connector).
+mod pg_copy;
 mod postgres_cdc;
 mod print;
 

@@ -3,7 +3,7 @@
 //! STDOUT (FORMAT binary)` tuples are decoded into Arrow builders (the scan). Each Arrow type has
 //! one wire type; the SQL around it casts to and from the real column types.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, Decimal256Array, Float32Array, Float64Array,
     Int64Array, StringArray,
@@ -12,14 +12,12 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 use super::columns::BatchBuilder;
+use crate::connectors::pg_copy::{BinaryTuples, SIGNATURE};
 use crate::error::{Error, Result};
 
-pub const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i64 = 10_957;
-/// What [`CopyDecoder::complete_tuple_len`] returns for the end-of-data marker (field count -1).
-const TRAILER: usize = usize::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
@@ -364,91 +362,39 @@ pub fn put_numeric(buf: &mut BytesMut, negative: bool, digits: &str, scale: u32)
 /// selected with [`read_expression`]. Chunks may split tuples anywhere.
 pub struct CopyDecoder {
     wires: Vec<Wire>,
-    pending: BytesMut,
-    header_done: bool,
-    ended: bool,
+    tuples: BinaryTuples,
 }
 
 impl CopyDecoder {
     pub fn new(types: &[DataType]) -> Result<Self> {
-        let wires = types
+        let wires: Vec<Wire> = types
             .iter()
             .map(|t| Wire::of(t).ok_or_else(|| Error::internal(format!("jdbc: no PostgreSQL wire type for {t}"))))
             .collect::<Result<_>>()?;
-        Ok(CopyDecoder { wires, pending: BytesMut::new(), header_done: false, ended: false })
+        let tuples = BinaryTuples::new(wires.len());
+        Ok(CopyDecoder { wires, tuples })
     }
 
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.tuples.is_ended()
     }
 
     /// Decodes every complete tuple of `chunk` (plus what earlier chunks left over).
     pub fn feed(&mut self, chunk: &[u8], out: &mut BatchBuilder) -> Result<()> {
-        self.pending.extend_from_slice(chunk);
-        if !self.header_done {
-            if self.pending.len() < SIGNATURE.len() + 8 {
-                return Ok(());
-            }
-            if &self.pending[..SIGNATURE.len()] != SIGNATURE {
-                return Err(Error::external("PostgreSQL sent a COPY stream without the binary signature"));
-            }
-            let ext = i32::from_be_bytes([self.pending[15], self.pending[16], self.pending[17], self.pending[18]])
-                .max(0) as usize;
-            if self.pending.len() < 19 + ext {
-                return Ok(());
-            }
-            self.pending.advance(19 + ext);
-            self.header_done = true;
-        }
-        while let Some(len) = self.complete_tuple_len()? {
-            if len == TRAILER {
-                self.ended = true;
-                self.pending.advance(2);
-                break;
-            }
-            let tuple = self.pending.split_to(len);
-            self.decode_tuple(&tuple[2..], out)?;
+        let wires = &self.wires;
+        self.tuples.feed(chunk, |values| {
+            Self::decode_tuple(wires, values, out)?;
             out.row_done();
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// The byte length of the tuple at the start of `pending` if it is complete, or [`TRAILER`].
-    fn complete_tuple_len(&self) -> Result<Option<usize>> {
-        let p = &self.pending[..];
-        if p.len() < 2 {
-            return Ok(None);
-        }
-        let count = i16::from_be_bytes([p[0], p[1]]);
-        if count == -1 {
-            return Ok(Some(TRAILER));
-        }
-        if count as usize != self.wires.len() {
-            return Err(Error::internal(format!(
-                "jdbc: PostgreSQL sent {count} fields per row, expected {}",
-                self.wires.len()
-            )));
-        }
-        let mut at = 2usize;
-        for _ in 0..count {
-            if p.len() < at + 4 {
-                return Ok(None);
-            }
-            let len = i32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
-            at += 4 + len.max(0) as usize;
-        }
-        Ok((p.len() >= at).then_some(at))
-    }
-
-    fn decode_tuple(&self, mut t: &[u8], out: &mut BatchBuilder) -> Result<()> {
-        for (wire, column) in self.wires.iter().zip(out.columns.iter_mut()) {
-            let len = t.get_i32();
-            if len < 0 {
+    fn decode_tuple(wires: &[Wire], values: &[Option<&[u8]>], out: &mut BatchBuilder) -> Result<()> {
+        for ((wire, value), column) in wires.iter().zip(values).zip(out.columns.iter_mut()) {
+            let Some(v) = *value else {
                 column.append_null();
                 continue;
-            }
-            let (v, rest) = t.split_at(len as usize);
-            t = rest;
+            };
             let fixed = |n: usize| -> Result<&[u8]> {
                 if v.len() == n {
                     Ok(v)

@@ -270,9 +270,8 @@ impl ChunkSession {
         if let Some(session) = idle {
             return Ok(ChunkSession::Own(session));
         }
-        let login = super::server::own_login(config);
         if ctx.own_sessions.load(Ordering::Relaxed) {
-            let opened = match &login {
+            let opened = match &super::server::own_login(config) {
                 Some(login) => RowSession::open(login).await?,
                 None => Opened::Unsupported("TLS is configured".into()),
             };

@@ -80,12 +80,16 @@ pub fn db_error(config: &Config, doing: &str, code: &str, message: &str) -> Erro
         || code == SqlState::UNDEFINED_OBJECT
         || code == SqlState::UNDEFINED_TABLE
         || code == SqlState::UNDEFINED_COLUMN
+        || code == SqlState::OBJECT_IN_USE
+        || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
         || code.code().starts_with("42");
     if user {
         let hint = if code == SqlState::INVALID_PASSWORD || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             "; check 'username' and 'password' and the server's pg_hba.conf"
         } else if code == SqlState::INVALID_CATALOG_NAME {
             "; check 'database-name'"
+        } else if code == SqlState::OBJECT_IN_USE {
+            "; another session holds it: if it is the replication slot, each job needs its own 'slot.name'"
         } else {
             ""
         };

@@ -1,11 +1,12 @@
 //! `postgres-cdc`: reads PostgreSQL tables as a changelog — a consistent snapshot, then every
 //! committed change from logical replication — with Flink CDC's option names.
 //!
-//! Protocol: ordinary SQL and `COPY … TO STDOUT` over `tokio-postgres`; the replication session
-//! (`replication=database`, `CREATE_REPLICATION_SLOT … LOGICAL pgoutput (SNAPSHOT 'export')`,
-//! `START_REPLICATION`, CopyBoth, standby status updates and keepalive replies) through
-//! `pgwire-replication`; pgoutput v1 messages decoded by [`pgoutput`] and text values decoded
-//! straight into Arrow builders by [`values`].
+//! Protocol: checks and planning queries over `tokio-postgres`; the snapshot's `COPY … TO STDOUT`
+//! and the replication session (`replication=database`, `CREATE_REPLICATION_SLOT … LOGICAL
+//! pgoutput EXPORT_SNAPSHOT`, `START_REPLICATION`, CopyBoth, standby status updates and keepalive
+//! replies) over our own [`session`] and [`replication`] on `postgres-protocol`; pgoutput v1
+//! messages decoded by [`pgoutput`] and values decoded straight into Arrow builders by
+//! [`values`].
 //!
 //! Consistency: the slot is created first and exports its snapshot; every table is read in
 //! chunks, in parallel, by sessions that all import that snapshot, and streaming then starts at
@@ -24,8 +25,9 @@
 
 mod changes;
 mod checks;
-mod copy_session;
 mod pgoutput;
+mod replication;
+mod session;
 mod snapshot;
 mod stream;
 mod values;

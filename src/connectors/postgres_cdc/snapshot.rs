@@ -18,8 +18,8 @@ use tokio_postgres::Client;
 
 use super::changes::{ChangeBuilder, RowContext};
 use super::checks::{connect, pg_error, quote_ident, quote_literal, CapturedTable};
-use super::copy_session::CopySession;
 use super::pgoutput::Cell;
+use super::session::{Purpose, Session};
 use super::values::BinaryForm;
 use super::Config;
 use crate::changelog::{ChangeBatch, RowKind};
@@ -210,13 +210,13 @@ pub async fn start(
 }
 
 async fn read_chunks(
-    config: &Config,
+    config: &Arc<Config>,
     name: &str,
     queue: &Mutex<VecDeque<Chunk>>,
     batch_size: usize,
     tx: &mpsc::Sender<Result<SnapshotEvent>>,
 ) -> Result<()> {
-    let mut session = CopySession::connect(config).await?;
+    let mut session = Session::connect(config.clone(), Purpose::Snapshot).await?;
     session.execute(&import_snapshot(name), "importing the exported snapshot").await?;
     loop {
         let next = queue.lock().map_err(|_| Error::internal("snapshot queue poisoned"))?.pop_front();
@@ -234,7 +234,7 @@ async fn read_chunks(
 /// `false` when the receiver is gone (the source was closed).
 async fn read_chunk(
     config: &Config,
-    session: &mut CopySession<'_>,
+    session: &mut Session,
     chunk: &Chunk,
     batch_size: usize,
     tx: &mpsc::Sender<Result<SnapshotEvent>>,

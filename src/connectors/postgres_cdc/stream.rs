@@ -15,17 +15,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::FutureExt;
-use pgwire_replication::{FeedbackObserver, Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::changes::{ChangeBuilder, RowContext};
-use super::checks::{self, pg_error, quote_ident, CapturedTable};
+use super::checks::{self, pg_error, CapturedTable};
 use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
+use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
-use super::{session_options, Config, StartupMode, TruncateMode};
+use super::{Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangelogMode, RowKind};
 use crate::connectors::{
     Position, ResumeFrom, RowOrigins, SnapshotProgress, Source, SourceBatch, SourceProgress, Truncation,
@@ -66,7 +66,7 @@ enum Phase {
 /// What keeps the exported snapshot alive until every chunk is read.
 enum SnapshotHolder {
     /// The replication session that created the slot; it starts streaming afterwards.
-    Slot(ReplicationClient),
+    Slot(SlotSession),
     /// An ordinary transaction (`pg_export_snapshot()`): bounded runs, and a snapshot read again
     /// after a restart (then streaming resumes from the slot's confirmed LSN).
     Transaction(tokio_postgres::Client),
@@ -91,79 +91,9 @@ impl PostgresCdcSource {
     }
 }
 
-fn wire_error(config: &Config, doing: &str, e: PgWireError) -> Error {
-    let text = format!("{doing} on {} (replication session): {e}", config.where_());
-    let message = e.to_string();
-    let has = |code: &str| message.contains(code);
-    match e {
-        PgWireError::Auth(_) => Error::user(format!("{text}; check 'username' and 'password'")),
-        PgWireError::Server(_) if has("55006") => Error::user(format!(
-            "{text}; replication slot '{}' is in use by another process: each job needs its own 'slot.name'",
-            config.slot
-        )),
-        PgWireError::Server(_) if has("28P01") || has("28000") => {
-            Error::user(format!("{text}; check 'username', 'password' and pg_hba.conf (replication connections)"))
-        }
-        PgWireError::Server(_) if has("42704") || has("42501") || has("55000") || has("3D000") || has("42P01") => {
-            Error::user(text)
-        }
-        _ => Error::external(text),
-    }
-}
-
-fn replication_config(config: &Config, start: u64) -> ReplicationConfig {
-    ReplicationConfig::new(
-        config.host.clone(),
-        config.user.clone(),
-        config.password.clone(),
-        config.database.clone(),
-        config.slot.clone(),
-        config.publication.clone(),
-    )
-    .with_port(config.port)
-    .with_start_lsn(Lsn::from_u64(start))
-    .with_ack_lsn(Lsn::from_u64(start))
-    .with_options(session_options())
-    .with_application_name("cdc-sql")
-    // Confirmations reach the server within 200 ms of a checkpoint (WAL is released that much
-    // sooner, at the cost of at most five small status messages a second); the heartbeat paces
-    // the status updates of an idle stream, which the server answers with keepalives carrying
-    // its WAL position (the position an idle source reports, so its slot advances too).
-    .with_status_interval(Duration::from_millis(200))
-    .with_wakeup_interval(config.heartbeat)
-    // Observing feedback makes the client track unsent confirmations, which `close` waits for.
-    .with_feedback_observer(FeedbackObserver::new(|_| {}))
-}
-
-/// A replication session that has authenticated but not started streaming.
-async fn open_session(config: &Config, start: u64) -> Result<ReplicationClient> {
-    ReplicationClient::connect_gated(replication_config(config, start))
-        .await
-        .map_err(|e| wire_error(config, "connecting", e))
-}
-
-/// `CREATE_REPLICATION_SLOT`; returns the consistent point and the exported snapshot's name.
-async fn create_slot(config: &Config, session: &mut ReplicationClient, export: bool) -> Result<(u64, String)> {
-    let sql = format!(
-        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {}",
-        quote_ident(&config.slot),
-        if export { "EXPORT_SNAPSHOT" } else { "NOEXPORT_SNAPSHOT" }
-    );
-    let rows = session.simple_query(&sql).await.map_err(|e| wire_error(config, "creating the replication slot", e))?;
-    let text = |i: usize| -> Option<String> {
-        rows.first().and_then(|r| r.get(i)).and_then(|v| v.as_ref()).map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    let consistent = text(1)
-        .and_then(|t| parse_lsn(&t))
-        .ok_or_else(|| Error::external("CREATE_REPLICATION_SLOT answered without a consistent point"))?;
-    tracing::info!(slot = %config.slot, lsn = %format_lsn(consistent), "postgres-cdc created replication slot");
-    Ok((consistent, text(2).unwrap_or_default()))
-}
-
-async fn start_streaming(config: &Config, mut session: ReplicationClient) -> Result<ReplicationClient> {
-    session.start().await.map_err(|e| wire_error(config, "starting replication", e))?;
-    session.wait_started().await.map_err(|e| wire_error(config, "starting replication", e))?;
-    Ok(session)
+/// A new replication session streaming from `from`.
+async fn stream_from(config: &Arc<Config>, from: u64) -> Result<ReplicationStream> {
+    SlotSession::connect(config.clone()).await?.start(from).await
 }
 
 impl SnapshotRun {
@@ -237,13 +167,12 @@ impl PostgresCdcSource {
         self.begin_snapshot(SnapshotHolder::Transaction(exporter), name, tables, stream_from).await
     }
 
-    fn stream(&mut self, session: ReplicationClient, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
+    fn stream(&mut self, wal: ReplicationStream, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
         self.left_behind.store(true, Ordering::Relaxed);
         let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
         tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
-        self.phase = Phase::Streaming(Box::new(Streaming {
+        let state = StreamState {
             config: self.config.clone(),
-            session,
             tables: tables.into_iter().map(Arc::new).collect(),
             relations: HashMap::new(),
             builder,
@@ -260,7 +189,8 @@ impl PostgresCdcSource {
             fetch_lag_ms: None,
             origins: self.config.keeps_captured_rows().then(RowOrigins::default),
             deferred_truncations: Vec::new(),
-        }));
+        };
+        self.phase = Phase::Streaming(Box::new(Streaming { wal, state }));
         Ok(())
     }
 
@@ -300,15 +230,14 @@ impl PostgresCdcSource {
             }
             return Ok(None);
         };
-        let session = match run.holder {
-            SnapshotHolder::Slot(session) => session,
+        let stream = match run.holder {
+            SnapshotHolder::Slot(session) => session.start(from).await?,
             SnapshotHolder::Transaction(client) => {
                 drop(client);
-                open_session(&self.config, from).await?
+                stream_from(&self.config, from).await?
             }
         };
-        let session = start_streaming(&self.config, session).await?;
-        self.stream(session, run.tables, from)?;
+        self.stream(stream, run.tables, from)?;
         let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), 0)?.finish()?;
         Ok(Some(SourceBatch::new(empty, stream_position(&self.config, from))))
     }
@@ -359,8 +288,8 @@ impl Source for PostgresCdcSource {
         checks::ensure_publication(&config, &client, &tables).await?;
         match resume {
             Some(Some(lsn)) => {
-                let session = start_streaming(&config, open_session(&config, lsn).await?).await?;
-                self.stream(session, tables, lsn)
+                let stream = stream_from(&config, lsn).await?;
+                self.stream(stream, tables, lsn)
             }
             Some(None) => {
                 let from = self.slot_confirmed_lsn(&client).await?;
@@ -386,8 +315,8 @@ impl Source for PostgresCdcSource {
             }
             None => match config.startup {
                 StartupMode::Initial => {
-                    let mut session = open_session(&config, 0).await?;
-                    let (consistent, name) = create_slot(&config, &mut session, true).await?;
+                    let mut session = SlotSession::connect(config.clone()).await?;
+                    let (consistent, name) = session.create_slot(true).await?;
                     self.left_behind.store(true, Ordering::Relaxed);
                     self.begin_snapshot(SnapshotHolder::Slot(session), name, tables, Some(consistent)).await
                 }
@@ -400,20 +329,20 @@ impl Source for PostgresCdcSource {
                         let text: String = row.get(0);
                         let now =
                             parse_lsn(&text).ok_or_else(|| Error::external(format!("unreadable LSN '{text}'")))?;
-                        (open_session(&config, now).await?, now)
+                        (SlotSession::connect(config.clone()).await?, now)
                     } else {
-                        let mut session = open_session(&config, 0).await?;
-                        let (consistent, _) = create_slot(&config, &mut session, false).await?;
+                        let mut session = SlotSession::connect(config.clone()).await?;
+                        let (consistent, _) = session.create_slot(false).await?;
                         self.left_behind.store(true, Ordering::Relaxed);
                         (session, consistent)
                     };
-                    let session = start_streaming(&config, session).await?;
-                    self.stream(session, tables, from)
+                    let stream = session.start(from).await?;
+                    self.stream(stream, tables, from)
                 }
                 StartupMode::CommittedOffset => {
                     let from = self.slot_confirmed_lsn(&client).await?;
-                    let session = start_streaming(&config, open_session(&config, from).await?).await?;
-                    self.stream(session, tables, from)
+                    let stream = stream_from(&config, from).await?;
+                    self.stream(stream, tables, from)
                 }
                 StartupMode::Snapshot => Err(Error::internal("bounded snapshot handled above")),
             },
@@ -430,7 +359,7 @@ impl Source for PostgresCdcSource {
     fn start_position(&self) -> Option<Position> {
         match &self.phase {
             Phase::Snapshot(run) => Some(Self::snapshot_position(&self.config, run)),
-            Phase::Streaming(stream) => Some(stream.position()),
+            Phase::Streaming(stream) => Some(stream.state.position()),
             _ => None,
         }
     }
@@ -473,9 +402,9 @@ impl Source for PostgresCdcSource {
         let Some(lsn) = position.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn) else {
             return Err(Error::internal(format!("postgres-cdc acknowledged an unreadable position {position}")));
         };
-        if lsn > stream.acked {
-            stream.session.update_applied_lsn(Lsn::from_u64(lsn));
-            stream.acked = lsn;
+        if lsn > stream.state.acked {
+            stream.wal.acknowledge(lsn);
+            stream.state.acked = lsn;
         }
         Ok(())
     }
@@ -488,11 +417,11 @@ impl Source for PostgresCdcSource {
                 ..SourceProgress::default()
             }),
             Phase::Streaming(stream) => Some(SourceProgress {
-                event_time_ms: stream.last_event_ms,
-                fetch_event_time_lag_ms: stream.fetch_lag_ms,
+                event_time_ms: stream.state.last_event_ms,
+                fetch_event_time_lag_ms: stream.state.fetch_lag_ms,
                 snapshot: self.snapshot_done.clone(),
-                position: Some(format!("LSN {}", format_lsn(stream.committed.max(stream.idle)))),
-                slot_lag_bytes: stream.server_wal_end.map(|end| end.saturating_sub(stream.acked)),
+                position: Some(format!("LSN {}", format_lsn(stream.state.committed.max(stream.state.idle)))),
+                slot_lag_bytes: stream.state.server_wal_end.map(|end| end.saturating_sub(stream.state.acked)),
                 ..SourceProgress::default()
             }),
             Phase::NotStarted | Phase::Finished => None,
@@ -521,20 +450,9 @@ impl Source for PostgresCdcSource {
 
     async fn close(&mut self) -> Result<()> {
         if let Phase::Streaming(stream) = std::mem::replace(&mut self.phase, Phase::Finished) {
-            // The final checkpoint's confirmation must reach the server before the session ends
-            // (stopping sends no status update), or a restart would replay what is already safe.
-            let deadline = Instant::now() + FINAL_CONFIRMATION_WAIT;
-            while stream.session.feedback_pending_since().is_some()
-                && stream.session.is_running()
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            stream.session.stop();
-            let mut session = stream.session;
-            if tokio::time::timeout(Duration::from_secs(5), session.shutdown()).await.is_err() {
-                session.abort();
-            }
+            // The final checkpoint's confirmation must reach the server before the session ends,
+            // or a restart would replay what is already safe.
+            stream.wal.close(FINAL_CONFIRMATION_WAIT).await;
         }
         Ok(())
     }
@@ -556,8 +474,13 @@ struct RelationState {
 }
 
 struct Streaming {
+    wal: ReplicationStream,
+    state: StreamState,
+}
+
+/// What the stream has told so far, and the batch being built.
+struct StreamState {
     config: Arc<Config>,
-    session: ReplicationClient,
     tables: Vec<Arc<CapturedTable>>,
     /// `None`: a relation of the publication that this table does not capture.
     relations: HashMap<u32, Option<Arc<RelationState>>>,
@@ -587,96 +510,91 @@ struct Streaming {
 }
 
 impl Streaming {
-    fn position(&self) -> Position {
-        stream_position(&self.config, self.committed.max(self.idle))
-    }
-
     async fn next_batch(&mut self, batch_size: usize) -> Result<SourceBatch> {
+        let state = &mut self.state;
         let started = Instant::now();
         let mut last_event = started;
-        if let Some(origins) = self.origins.as_mut() {
-            origins.truncated.append(&mut self.deferred_truncations);
+        if let Some(origins) = state.origins.as_mut() {
+            origins.truncated.append(&mut state.deferred_truncations);
         }
         loop {
-            if !self.deferred_truncations.is_empty() {
+            if !state.deferred_truncations.is_empty() {
                 break;
             }
-            let full = self.builder.len() >= batch_size;
-            if full && !self.in_transaction || self.builder.len() >= batch_size * 4 {
+            let full = state.builder.len() >= batch_size;
+            if full && !state.in_transaction || state.builder.len() >= batch_size * 4 {
                 break;
             }
-            let deadline = if self.in_transaction {
+            if let Some(message) = self.wal.next_buffered()? {
+                state.on_wal(message)?;
+                if !state.in_transaction {
+                    last_event = Instant::now();
+                }
+                continue;
+            }
+            let deadline = if state.in_transaction {
                 started + OPEN_TRANSACTION_RETURN
-            } else if !self.builder.is_empty() {
+            } else if !state.builder.is_empty() {
                 (last_event + LINGER).min(started + IDLE_RETURN)
             } else {
                 started + IDLE_RETURN
             };
-            // Under load the next event is already queued: take it without arming a timer.
-            let received = match self.session.recv().now_or_never() {
-                Some(received) => received,
-                None => match tokio::time::timeout_at(deadline, self.session.recv()).await {
+            // Under load more of the stream has already arrived: read it without arming a timer.
+            match self.wal.fill().now_or_never() {
+                Some(read) => read?,
+                None => match tokio::time::timeout_at(deadline, self.wal.fill()).await {
                     Err(_) => break,
-                    Ok(received) => received,
+                    Ok(read) => read?,
                 },
-            };
-            let event = match received {
-                Ok(Some(event)) => event,
-                Ok(None) => {
-                    return Err(Error::external(format!(
-                        "the replication stream of slot '{}' on {} ended",
-                        self.config.slot,
-                        self.config.where_()
-                    )))
-                }
-                Err(e) => return Err(wire_error(&self.config, "streaming changes", e)),
-            };
-            self.on_event(event)?;
-            if !self.in_transaction {
-                last_event = Instant::now();
             }
         }
-        let changes = self.builder.finish()?;
-        if let Some((event_ms, fetch_lag_ms)) = self.batch_event.take() {
-            self.last_event_ms = Some(event_ms);
-            self.fetch_lag_ms = Some(fetch_lag_ms);
+        let changes = state.builder.finish()?;
+        if let Some((event_ms, fetch_lag_ms)) = state.batch_event.take() {
+            state.last_event_ms = Some(event_ms);
+            state.fetch_lag_ms = Some(fetch_lag_ms);
         }
-        let mut batch = SourceBatch::new(changes, self.position());
-        if let Some(origins) = self.origins.as_mut() {
+        let mut batch = SourceBatch::new(changes, state.position());
+        if let Some(origins) = state.origins.as_mut() {
             batch.origins = Some(std::mem::take(origins));
         }
         Ok(batch)
     }
+}
 
-    fn on_event(&mut self, event: ReplicationEvent) -> Result<()> {
-        match event {
-            ReplicationEvent::Begin { commit_time_micros, .. } => self.on_begin(commit_time_micros),
-            ReplicationEvent::Commit { end_lsn, .. } => self.on_commit(end_lsn.as_u64()),
-            ReplicationEvent::XLogData { data, .. } => {
-                let message = pgoutput::decode(&data).map_err(|e| Error::external(e.to_string()))?;
-                self.on_message(message)?;
+impl StreamState {
+    fn position(&self) -> Position {
+        stream_position(&self.config, self.committed.max(self.idle))
+    }
+
+    fn on_wal(&mut self, message: WalMessage<'_>) -> Result<()> {
+        match message {
+            WalMessage::XLogData(data) => {
+                let message = pgoutput::decode(data).map_err(|e| Error::external(e.to_string()))?;
+                self.on_message(message)
             }
-            ReplicationEvent::KeepAlive { wal_end, .. } => {
-                let wal_end = wal_end.as_u64();
-                self.server_wal_end = Some(self.server_wal_end.unwrap_or(0).max(wal_end));
-                if !self.in_transaction {
-                    self.idle = self.idle.max(wal_end);
-                }
-                let lag = wal_end.saturating_sub(self.acked);
-                let due = self.last_lag_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
-                if lag > SLOT_LAG_WARNING_BYTES && due {
-                    self.last_lag_warning = Some(Instant::now());
-                    tracing::warn!(
-                        slot = %self.config.slot,
-                        unconfirmed_mib = lag / (1024 * 1024),
-                        "postgres-cdc: the replication slot holds back WAL that no completed checkpoint covers yet; \
-                         check that checkpoints complete ('execution.checkpointing.interval') and that the sink keeps up"
-                    );
-                }
+            WalMessage::KeepAlive { wal_end, .. } => {
+                self.on_keepalive(wal_end);
+                Ok(())
             }
-            ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
         }
-        Ok(())
+    }
+
+    fn on_keepalive(&mut self, wal_end: u64) {
+        self.server_wal_end = Some(self.server_wal_end.unwrap_or(0).max(wal_end));
+        if !self.in_transaction {
+            self.idle = self.idle.max(wal_end);
+        }
+        let lag = wal_end.saturating_sub(self.acked);
+        let due = self.last_lag_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if lag > SLOT_LAG_WARNING_BYTES && due {
+            self.last_lag_warning = Some(Instant::now());
+            tracing::warn!(
+                slot = %self.config.slot,
+                unconfirmed_mib = lag / (1024 * 1024),
+                "postgres-cdc: the replication slot holds back WAL that no completed checkpoint covers yet; \
+                 check that checkpoints complete ('execution.checkpointing.interval') and that the sink keeps up"
+            );
+        }
     }
 
     fn on_begin(&mut self, commit_time_micros: i64) {

@@ -1134,10 +1134,29 @@ fn checks_fail_first_with_the_fix() {
             .then_some(())
     });
     expect_failure(
-        &job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""),
-        &["is in use by another process", "own 'slot.name'"],
+        &job_sql(
+            &db,
+            "t",
+            KV,
+            &[
+                ("scan.startup.mode", "committed-offset"),
+                ("debezium.slot.max.retries", "3"),
+                ("debezium.slot.retry.delay.ms", "200"),
+            ],
+            "",
+        ),
+        &["is in use by another process", "s of waiting for it to let go", "own 'slot.name'"],
     );
+
+    // A holder that lets go within the wait (Debezium's 6 × 10 s by default) is waited for, as a
+    // job restarted after a crash finds its predecessor's walsender still ending.
+    let mut waiting = spawn(&job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""));
+    waiting.wait_stderr("waiting up to 60 s for it to let go");
     let (code, _, stderr) = holder.stop();
+    assert_eq!(code, 0, "{stderr}");
+    db.exec("INSERT INTO t VALUES (1, 'after the wait')");
+    assert_eq!(waiting.wait_lines(1), ["+I[1, after the wait]"]);
+    let (code, _, stderr) = waiting.stop();
     assert_eq!(code, 0, "{stderr}");
     drop_slot(&db, &slot);
 }

@@ -395,14 +395,46 @@ pub fn suggested_type(pg_type: &str) -> String {
 }
 
 /// The slot as the startup mode needs it. `Ok(true)` if it exists (and may be used).
+///
+/// A slot another session holds is waited for (up to `config.slot_wait`): after a crash the
+/// restarted job often finds its predecessor's walsender still ending, or a slot that
+/// predecessor was killed while creating, which vanishes once that creation returns.
 pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Result<bool> {
-    let row = client
-        .query_opt(
-            "SELECT plugin::text, database::text, active_pid, slot_type::text FROM pg_replication_slots WHERE slot_name = $1",
-            &[&config.slot],
-        )
-        .await
-        .map_err(|e| pg_error(config, "reading replication slots", e))?;
+    let started = Instant::now();
+    let mut announced = false;
+    let row = loop {
+        let row = client
+            .query_opt(
+                "SELECT plugin::text, database::text, active_pid, slot_type::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&config.slot],
+            )
+            .await
+            .map_err(|e| pg_error(config, "reading replication slots", e))?;
+        let holder: Option<i32> = row.as_ref().and_then(|row| row.get(2));
+        let Some(pid) = holder else { break row };
+        let waited = started.elapsed();
+        if waited >= config.slot_wait {
+            return Err(Error::user(format!(
+                "replication slot '{}' is in use by another process (PostgreSQL backend pid {pid}), still after {:.1} s of waiting \
+                 for it to let go ('debezium.slot.max.retries' × 'debezium.slot.retry.delay.ms'); each job needs its own \
+                 'slot.name', or stop the other reader first",
+                config.slot,
+                waited.as_secs_f64()
+            )));
+        }
+        if !announced {
+            announced = true;
+            tracing::warn!(
+                slot = %config.slot,
+                pid,
+                "replication slot '{}' is held by PostgreSQL backend pid {pid}; waiting up to {} s for it to let go (an \
+                 earlier run's session still ending, or another job reading the same slot)",
+                config.slot,
+                config.slot_wait.as_secs()
+            );
+        }
+        tokio::time::sleep(SLOT_POLL).await;
+    };
     let Some(row) = row else {
         if resuming {
             let dropped_by = if config.drop_slot_on_stop {
@@ -430,7 +462,6 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
     };
     let plugin: Option<String> = row.get(0);
     let database: Option<String> = row.get(1);
-    let active_pid: Option<i32> = row.get(2);
     let slot_type: String = row.get(3);
     if slot_type != "logical"
         || plugin.as_deref() != Some("pgoutput")
@@ -446,15 +477,11 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
             config.slot
         )));
     }
-    if let Some(pid) = active_pid {
-        return Err(Error::user(format!(
-            "replication slot '{}' is in use by another process (PostgreSQL backend pid {pid}); \
-             each job needs its own 'slot.name', or stop the other reader first",
-            config.slot
-        )));
-    }
     Ok(true)
 }
+
+/// How often a start waiting for a held slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(100);
 
 /// How long dropping a slot waits for the server to end the session that held it (a walsender
 /// exits shortly after its client left).
@@ -495,7 +522,7 @@ pub async fn drop_slot(config: &Config) -> Result<bool> {
                 config.slot
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(SLOT_POLL).await;
     }
 }
 

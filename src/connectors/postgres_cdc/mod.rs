@@ -118,6 +118,9 @@ pub(crate) struct Config {
     pub truncate: TruncateMode,
     /// `debezium.slot.drop.on.stop`: drop the slot once the job stopped gracefully.
     pub drop_slot_on_stop: bool,
+    /// How long a start waits for another session to let go of the slot: Debezium's
+    /// `slot.max.retries` × `slot.retry.delay.ms`.
+    pub slot_wait: Duration,
     pub schema: SchemaRef,
     pub sources: Arc<Vec<ColumnSource>>,
     /// Declared source columns: (name, declared type, NOT NULL).
@@ -163,6 +166,13 @@ impl Config {
         // Flink CDC passes Debezium's properties under `debezium.`; this one is Debezium's
         // `slot.drop.on.stop`, with its meaning: drop the slot when the connector stops gracefully.
         let drop_slot_on_stop = o.bool("debezium.slot.drop.on.stop")?.unwrap_or(false);
+        // Debezium's patience with a slot another session holds: a killed predecessor's walsender
+        // can hold it for a moment after the restart (or, killed mid-creation, hold an unfinished
+        // slot until its CREATE_REPLICATION_SLOT returns).
+        let slot_retries =
+            o.parse::<u32>("debezium.slot.max.retries", "a whole number of attempts")?.unwrap_or(6);
+        let slot_retry_delay =
+            o.parse::<u64>("debezium.slot.retry.delay.ms", "a whole number of milliseconds")?.unwrap_or(10_000);
 
         if plugin.trim() != "pgoutput" {
             return Err(o.invalid(
@@ -270,6 +280,7 @@ impl Config {
             publication: named_publication.unwrap_or_else(|| DEFAULT_PUBLICATION.to_string()),
             truncate,
             drop_slot_on_stop,
+            slot_wait: Duration::from_millis(slot_retry_delay.saturating_mul(u64::from(slot_retries))),
             schema: spec.schema(),
             sources: Arc::new(sources),
             physical,
@@ -446,6 +457,7 @@ mod tests {
             (StartupMode::Initial, ChangelogMode::All, TruncateMode::Fail)
         );
         assert!(!c.drop_slot_on_stop, "slots are permanent unless asked otherwise (Debezium's default)");
+        assert_eq!(c.slot_wait, Duration::from_secs(60), "Debezium's 6 retries 10 s apart");
         assert_eq!(c.publication, "dbz_publication");
         assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
         assert_eq!(c.physical.len(), 1);
@@ -468,6 +480,8 @@ mod tests {
             .is_some_and(|e| e.to_string().contains("'truncate.mode' = 'delete' needs a PRIMARY KEY")));
         assert!(err(&[("debezium.slot.drop.on.stp", "true")]).contains("did you mean 'debezium.slot.drop.on.stop'?"));
         assert!(err(&[("debezium.slot.drop.on.stop", "yes")]).contains("true or false"));
+        assert!(err(&[("debezium.slot.max.retries", "-1")]).contains("a whole number of attempts"));
+        assert!(err(&[("debezium.slot.retry.delay.ms", "10s")]).contains("a whole number of milliseconds"));
         assert!(parse(&[("changelog-mode", "upsert")], &[])
             .err()
             .map(|e| e.to_string())
@@ -502,11 +516,14 @@ mod tests {
                 ("debezium.publication.name", "my_pub"),
                 ("truncate.mode", "ignore"),
                 ("debezium.slot.drop.on.stop", "TRUE"),
+                ("debezium.slot.max.retries", "0"),
+                ("debezium.slot.retry.delay.ms", "500"),
             ],
             &["id"],
         )
         .unwrap();
         assert!(c.drop_slot_on_stop);
+        assert_eq!(c.slot_wait, Duration::ZERO, "no retries: a held slot fails at once");
         assert_eq!((c.port, c.chunk_size, c.heartbeat), (6543, 100, Duration::from_secs(1)));
         assert_eq!(
             (c.startup, c.changelog_mode, c.truncate),

@@ -256,6 +256,14 @@ impl RangeReader {
         Ok(self.events.send(Ok(Event::Rows(batch))).await.is_ok())
     }
 
+    /// Sends a range's last rows and its end; false when the scan was closed.
+    async fn finish_range(&self, builder: &mut BatchBuilder, index: usize) -> Result<bool> {
+        if builder.rows() > 0 && !self.send(builder).await? {
+            return Ok(false);
+        }
+        Ok(self.events.send(Ok(Event::Done(index))).await.is_ok())
+    }
+
     async fn read_postgres(&self) -> Result<()> {
         let client = connect_postgres(&self.config.endpoint, self.config.retry_timeout).await?;
         if let Some(id) = &self.snapshot {
@@ -285,10 +293,7 @@ impl RangeReader {
             if !decoder.is_ended() {
                 return Err(Error::external("PostgreSQL ended the COPY stream early"));
             }
-            if builder.rows() > 0 && !self.send(&mut builder).await? {
-                return Ok(());
-            }
-            if self.events.send(Ok(Event::Done(index))).await.is_err() {
+            if !self.finish_range(&mut builder, index).await? {
                 return Ok(());
             }
         }
@@ -296,14 +301,13 @@ impl RangeReader {
     }
 
     async fn read_mysql(&self) -> Result<()> {
-        let session = match open_mysql_session(&self.config.endpoint, self.config.retry_timeout).await? {
+        let mut session = match open_mysql_session(&self.config.endpoint, self.config.retry_timeout).await? {
             Opened::Ready(session) => session,
             Opened::Unsupported(why) => {
                 tracing::info!(table = %self.config.name, reason = %why, "jdbc scans MySQL through mysql_async");
                 return self.read_mysql_async().await;
             }
         };
-        let mut session = session;
         while let Some(index) = self.next_range() {
             let sql = self.select(&self.ranges[index], mysqltext::read_expression);
             let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
@@ -325,10 +329,7 @@ impl RangeReader {
                     return Ok(());
                 }
             }
-            if builder.rows() > 0 && !self.send(&mut builder).await? {
-                return Ok(());
-            }
-            if self.events.send(Ok(Event::Done(index))).await.is_err() {
+            if !self.finish_range(&mut builder, index).await? {
                 return Ok(());
             }
         }
@@ -358,10 +359,7 @@ impl RangeReader {
                 }
             }
             drop(result);
-            if builder.rows() > 0 && !self.send(&mut builder).await? {
-                return Ok(());
-            }
-            if self.events.send(Ok(Event::Done(index))).await.is_err() {
+            if !self.finish_range(&mut builder, index).await? {
                 return Ok(());
             }
         }

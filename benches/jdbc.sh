@@ -3,7 +3,9 @@
 #
 #  1. Snapshot: N rows (default 1,000,000) MariaDB → PostgreSQL
 #     a. cdc-sql: jdbc scan (4 ranges) → jdbc sink (binary COPY + merge), keyed target
-#     b. the plain pipe: mariadb --quick -N -e 'SELECT …' | psql -c '\copy t FROM STDIN'
+#     b. the plain pipe: mariadb --quick -N -e 'SELECT …' | psql -c '\copy t FROM STDIN', run
+#        just before and just after cdc-sql; each tool starts once both servers have written
+#        back what the step before left dirty
 #     c. pgloader, when installed (apt-get install -y pgloader)
 #  2. CDC upserts: a datagen upsert changelog (M changes over K keys) into PostgreSQL and MariaDB
 #     vs a hand-written batched upsert script (1000 rows per INSERT … ON CONFLICT /
@@ -54,8 +56,29 @@ measure() {
     printf "%-34s %9d rows %8.2f s %10.0f rows/s  cpu %7.2f s  peak RSS %7.1f MB\n", n, r, w, r / w, u + s, m / 1024 }'
 }
 
-echo "# 1. snapshot MariaDB → PostgreSQL"
+# settle: lets both servers write back what the previous step left dirty (InnoDB pages of the
+# load, PostgreSQL's checkpoint of the last copy), so that work does not land on the next tool.
+settle() {
+  $PGB -c CHECKPOINT
+  $MY -e "SET GLOBAL innodb_max_dirty_pages_pct = 0"
+  for _ in $(seq 600); do
+    [ "$($MY -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | cut -f2)" = 0 ] && break
+    sleep 0.2
+  done
+}
+
+pipe_copy() {
+  $PGB -c "DROP TABLE IF EXISTS t" -c "$TARGET_DDL"
+  settle
+  measure "mariadb --quick | psql copy" "$ROWS" \
+    "$MYB --quick -N -e 'SELECT id, customer, amount, qty, created, note FROM src' | $PGB -c '\\copy t FROM STDIN'"
+  echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
+}
+
+echo "# 1. snapshot MariaDB → PostgreSQL (the pipe runs just before and just after cdc-sql)"
+pipe_copy
 $PGB -c "DROP TABLE IF EXISTS t" -c "$TARGET_DDL"
+settle
 cat >"$WORK/snapshot.sql" <<SQL
 CREATE TABLE src (id BIGINT, customer STRING, amount DECIMAL(12, 2), qty INT, created TIMESTAMP(6), note STRING,
   PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'jdbc', 'url' = 'jdbc:mariadb://127.0.0.1:$MY_PORT/bench',
@@ -70,13 +93,11 @@ SQL
 measure "cdc-sql jdbc → jdbc" "$ROWS" "$BIN -f $WORK/snapshot.sql"
 echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
 
-$PGB -c "DROP TABLE t" -c "$TARGET_DDL"
-measure "mariadb --quick | psql copy" "$ROWS" \
-  "$MYB --quick -N -e 'SELECT id, customer, amount, qty, created, note FROM src' | $PGB -c '\\copy t FROM STDIN'"
-echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
+pipe_copy
 
 if command -v pgloader >/dev/null; then
   $PGB -c "DROP TABLE t" -c "$TARGET_DDL"
+  settle
   cat >"$WORK/load" <<LOAD
 LOAD DATABASE FROM mysql://root:root_password@127.0.0.1:$MY_PORT/bench
   INTO postgresql://postgres:postgres_password@127.0.0.1:$PG_PORT/bench

@@ -1,7 +1,8 @@
 //! mysql-cdc throughput against the reference readers, in one run on one private MariaDB:
 //!
 //! * snapshot: our parallel chunked snapshot (Arrow batches of the declared types) vs
-//!   `mariadb --quick --batch -e 'SELECT * …' > /dev/null`;
+//!   `mariadb --quick --batch -e 'SELECT * …' > /dev/null`, run just before and just after ours,
+//!   once InnoDB has flushed the load;
 //! * binlog: our binlog reader from the position before the load vs
 //!   `mariadb-binlog -v --read-from-remote-server` over the same events.
 //!
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use cdc_sql::connectors::{open_table, Source, SourceContext};
 use cdc_sql::sql::{parse_script, Statement, TableSpec};
-use cdc_sql_testkit::{Database, MariaDb};
+use cdc_sql_testkit::{ConnectionInfo, Database, MariaDb};
 
 /// (user + system CPU seconds, peak RSS in MiB) of this process so far.
 fn own_usage() -> (f64, f64) {
@@ -33,13 +34,21 @@ fn own_usage() -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
-/// Runs a reference tool under `/usr/bin/time`: (wall s, CPU s, peak RSS MiB).
-fn timed(program: &str, args: &[String]) -> (f64, f64, f64) {
+/// Runs a MariaDB client tool logged in as `login` under `/usr/bin/time`: (wall s, CPU s,
+/// peak RSS MiB).
+fn timed(program: &str, login: &ConnectionInfo, args: &[String]) -> (f64, f64, f64) {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%U %S %M")
         .arg(program)
+        .arg("--no-defaults")
+        .args([
+            format!("--host={}", login.host),
+            format!("--port={}", login.port),
+            format!("--user={}", login.user),
+            format!("--password={}", login.password),
+        ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -98,6 +107,21 @@ async fn read_all(spec: &TableSpec, until: Option<&(String, u64)>) -> u64 {
     rows
 }
 
+/// Waits (up to two minutes) until InnoDB has written back the pages the load dirtied: its
+/// background flushing would otherwise land on whichever reader is measured first.
+fn quiesce(db: &Database) {
+    db.admin().exec("SET GLOBAL innodb_max_dirty_pages_pct = 0");
+    let started = Instant::now();
+    while started.elapsed().as_secs() < 120 {
+        let dirty = db.admin().query("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'");
+        if dirty.first().and_then(|r| r.get(1)).is_some_and(|v| v == "0") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("(waited {:.1} s for InnoDB to flush the load)", started.elapsed().as_secs_f64());
+}
+
 fn report(what: &str, rows: u64, wall: f64, cpu: f64, rss: f64) -> f64 {
     let rate = rows as f64 / wall;
     println!("{what:<44} {rows:>9} rows {wall:>7.2} s {rate:>11.0} rows/s  CPU {cpu:>6.2} s  peak RSS {rss:>7.1} MiB");
@@ -119,6 +143,18 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
 
     println!("mysql-cdc benchmark, {rows} rows, MariaDB {}", db.query("SELECT VERSION()")[0][0]);
+    quiesce(&db);
+    // The reference scans just before and just after ours, so a drift of the machine during the
+    // run shows instead of tilting the ratio.
+    let mariadb_scan = || {
+        timed(
+            "mariadb",
+            c,
+            &["--quick".into(), "--batch".into(), "-e".into(), format!("SELECT * FROM `{}`.t", db.name())],
+        )
+    };
+    let (w, cpu, rss) = mariadb_scan();
+    let before_ours = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
     let (cpu0, _) = own_usage();
     let start = Instant::now();
     // BENCH_SNAPSHOT_OPTIONS adds WITH options to the snapshot run, e.g.
@@ -129,22 +165,13 @@ fn main() {
     let (cpu1, rss1) = own_usage();
     assert_eq!(read, rows);
     let ours = report("cdc-sql snapshot (parallel chunk readers)", read, wall, cpu1 - cpu0, rss1);
-    let (w, cpu, rss) = timed(
-        "mariadb",
-        &[
-            "--no-defaults".into(),
-            "--quick".into(),
-            "--batch".into(),
-            format!("--host={}", c.host),
-            format!("--port={}", c.port),
-            format!("--user={}", c.user),
-            format!("--password={}", c.password),
-            "-e".into(),
-            format!("SELECT * FROM `{}`.t", db.name()),
-        ],
+    let (w, cpu, rss) = mariadb_scan();
+    let after_ours = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
+    println!(
+        "snapshot ratio cdc-sql / mariadb: {:.2} (against the scan before) {:.2} (after)",
+        ours / before_ours,
+        ours / after_ours
     );
-    let reference = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
-    println!("snapshot ratio cdc-sql / mariadb: {:.2}", ours / reference);
 
     let offset = format!(
         ", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.file' = '{}', 'scan.startup.specific-offset.pos' = '{}'",
@@ -159,14 +186,10 @@ fn main() {
     let ours = report("cdc-sql binlog (+I batches)", read, wall, cpu1 - cpu0, rss2);
     let (w, cpu, rss) = timed(
         "mariadb-binlog",
+        c,
         &[
-            "--no-defaults".into(),
             "-v".into(),
             "--read-from-remote-server".into(),
-            format!("--host={}", c.host),
-            format!("--port={}", c.port),
-            format!("--user={}", c.user),
-            format!("--password={}", c.password),
             format!("--start-position={}", before.1),
             format!("--stop-position={}", after.1),
             before.0.clone(),

@@ -169,8 +169,7 @@ impl Config {
         // Debezium's patience with a slot another session holds: a killed predecessor's walsender
         // can hold it for a moment after the restart (or, killed mid-creation, hold an unfinished
         // slot until its CREATE_REPLICATION_SLOT returns).
-        let slot_retries =
-            o.parse::<u32>("debezium.slot.max.retries", "a whole number of attempts")?.unwrap_or(6);
+        let slot_retries = o.parse::<u32>("debezium.slot.max.retries", "a whole number of attempts")?.unwrap_or(6);
         let slot_retry_delay =
             o.parse::<u64>("debezium.slot.retry.delay.ms", "a whole number of milliseconds")?.unwrap_or(10_000);
 

@@ -1325,3 +1325,44 @@ fn an_incremental_snapshot_checkpoint_is_not_resumed_by_the_legacy_snapshot() {
         );
     });
 }
+
+/// Snapshot sessions keep reading chunks in one consistent-snapshot transaction for a few
+/// seconds. Guards two things: a job that stops consuming (its sink stalls) holds no such
+/// transaction open past that time, and the server's default isolation cannot weaken the
+/// snapshot (under READ COMMITTED each later `SELECT` of a kept transaction would see rows
+/// committed after its position, which streaming then delivers again).
+#[test]
+fn a_paused_snapshot_on_a_read_committed_server_holds_no_old_transaction_and_stays_exact() {
+    let server = MariaDb::start().unwrap();
+    server.admin().exec("SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    let db = server.create_database("paused");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
+    let spec = spec_on(&server, db.name(), ", 'scan.incremental.snapshot.chunk.size' = '1000'");
+    let open_transactions = |older_than_s: u32| {
+        db.admin()
+            .query_one(&format!(
+                "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_started <= NOW() - INTERVAL {older_than_s} SECOND"
+            ))
+            .parse::<u32>()
+            .unwrap()
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let mut state = BTreeMap::new();
+        reader.read_until(&mut state, |s| !s.is_empty()).await;
+        assert!(open_transactions(0) > 0, "the readers keep their snapshots open between chunks");
+        // Written while the snapshot is read: later chunks of a kept transaction must not see it.
+        db.exec(
+            "UPDATE t SET v = 1 WHERE id % 7 = 0; DELETE FROM t WHERE id BETWEEN 15000 AND 15100; \
+             INSERT INTO t SELECT seq, 2 FROM seq_20001_to_20500",
+        );
+        reader.read_until(&mut state, |s| s.len() > 10_000).await;
+        // The job stops consuming, as behind a stalled sink.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(open_transactions(6), 0, "no snapshot transaction outlives the reuse window");
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}

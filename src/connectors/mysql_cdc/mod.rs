@@ -327,6 +327,14 @@ impl MySqlCdcSource {
     async fn next_snapshot_batch(&mut self) -> Result<Option<SourceBatch>> {
         let fetch = self.config.fetch_size;
         let State::Snapshot(run) = &mut self.state else { return Err(Error::internal("snapshot state expected")) };
+        // Readers are kept busy while a finished chunk is handed out in pieces: started only
+        // after its last piece, the next chunk's query left the server idle for that long.
+        while run.running.len() < self.config.snapshot_parallelism {
+            let Some(index) = run.queue.pop_front() else { break };
+            let ctx = run.ctx.clone();
+            let chunk = run.chunks[index].clone();
+            run.running.spawn(async move { (index, snapshot::read_chunk(ctx, chunk, index).await) });
+        }
         if let Some(pieces) = run.emitting.as_mut() {
             let changes = pieces.take(&mut run.chunks);
             if pieces.finished() {
@@ -334,12 +342,6 @@ impl MySqlCdcSource {
             }
             let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
             return Ok(Some(SourceBatch::new(changes, position)));
-        }
-        while run.running.len() < self.config.snapshot_parallelism {
-            let Some(index) = run.queue.pop_front() else { break };
-            let ctx = run.ctx.clone();
-            let chunk = run.chunks[index].clone();
-            run.running.spawn(async move { (index, snapshot::read_chunk(ctx, chunk, index).await) });
         }
         match run.running.join_next().await {
             Some(joined) => {

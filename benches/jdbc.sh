@@ -2,7 +2,9 @@
 # jdbc connector benchmark, reference tools measured in the same run on the same servers:
 #
 #  1. Snapshot: N rows (default 1,000,000) MariaDB → PostgreSQL
-#     a. cdc-sql: jdbc scan (4 ranges) → jdbc sink (binary COPY + merge), keyed target
+#     a. cdc-sql: jdbc scan (SCAN_PARTITIONS ranges, default 1 — one SELECT, as the pipe and as a
+#        Flink job without scan.partition options; on two cores parallel ranges measured slower)
+#        → jdbc sink (binary COPY + merge), keyed target
 #     b. the plain pipe: mariadb --quick -N -e 'SELECT …' | psql -c '\copy t FROM STDIN', run
 #        just before and just after cdc-sql; each tool starts once both servers have written
 #        back what the step before left dirty
@@ -14,13 +16,14 @@
 # Reported per tool: wall seconds, rows/s, client CPU seconds (user+sys) and peak RSS of the
 # client process tree as /usr/bin/time sees it (server CPU is not included for anyone).
 #
-# usage: benches/jdbc.sh [rows] [changes]
+# usage: [SCAN_PARTITIONS=n] benches/jdbc.sh [rows] [changes]
 # Needs: a release build (cargo build --release --bin cdc-sql; CDC_SQL_BIN overrides the path),
 # the dev servers (scripts/dev-services start), /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
 CHANGES=${2:-500000}
+PARTITIONS=${SCAN_PARTITIONS:-1}
 KEYS=100000
 BIN=${CDC_SQL_BIN:-${CARGO_TARGET_DIR:-target}/release/cdc-sql}
 [ -x "$BIN" ] || { echo "no release binary at $BIN (cargo build --release --bin cdc-sql)"; exit 1; }
@@ -83,14 +86,14 @@ cat >"$WORK/snapshot.sql" <<SQL
 CREATE TABLE src (id BIGINT, customer STRING, amount DECIMAL(12, 2), qty INT, created TIMESTAMP(6), note STRING,
   PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'jdbc', 'url' = 'jdbc:mariadb://127.0.0.1:$MY_PORT/bench',
   'table-name' = 'src', 'username' = 'root', 'password' = 'root_password', 'scan.partition.column' = 'id',
-  'scan.partition.num' = '4', 'scan.partition.lower-bound' = '1', 'scan.partition.upper-bound' = '$ROWS');
+  'scan.partition.num' = '$PARTITIONS', 'scan.partition.lower-bound' = '1', 'scan.partition.upper-bound' = '$ROWS');
 CREATE TABLE t (id BIGINT, customer STRING, amount DECIMAL(12, 2), qty INT, created TIMESTAMP(6), note STRING,
   PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:$PG_PORT/bench',
   'table-name' = 't', 'username' = 'postgres', 'password' = 'postgres_password',
   'sink.buffer-flush.max-rows' = '50000');
 INSERT INTO t SELECT * FROM src;
 SQL
-measure "cdc-sql jdbc → jdbc" "$ROWS" "$BIN -f $WORK/snapshot.sql"
+measure "cdc-sql jdbc → jdbc, $PARTITIONS ranges" "$ROWS" "$BIN -f $WORK/snapshot.sql"
 echo "  rows in target: $($PGB -Atc 'SELECT count(*) FROM t')"
 
 pipe_copy

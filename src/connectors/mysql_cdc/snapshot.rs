@@ -406,6 +406,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     let config = &ctx.config;
     let table = &ctx.tables[chunk.table];
     let (mut session, open) = ChunkSession::open(&ctx).await?;
+    let begun_here = open.is_none();
     let snapshot = match open {
         Some(open) => open,
         None => {
@@ -447,7 +448,9 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         current_position(config, session.statements()).await?
     };
     if let ChunkSession::Own(session) = session {
-        if keep_open {
+        // One timer per transaction: it finds the session by the transaction's id, however often
+        // the session went back to the idle list meanwhile.
+        if keep_open && begun_here {
             tokio::spawn(end_when_stale(Arc::downgrade(&ctx), snapshot.id, snapshot.began));
         }
         if let Ok(mut idle) = ctx.idle_sessions.lock() {

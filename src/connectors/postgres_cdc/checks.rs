@@ -400,20 +400,20 @@ pub fn suggested_type(pg_type: &str) -> String {
 /// restarted job often finds its predecessor's walsender still ending, or a slot that
 /// predecessor was killed while creating, which vanishes once that creation returns.
 pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Result<bool> {
-    let started = Instant::now();
-    let mut announced = false;
-    let row = loop {
-        let row = client
-            .query_opt(
-                "SELECT plugin::text, database::text, active_pid, slot_type::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&config.slot],
-            )
-            .await
-            .map_err(|e| pg_error(config, "reading replication slots", e))?;
-        let holder: Option<i32> = row.as_ref().and_then(|row| row.get(2));
-        let Some(pid) = holder else { break row };
-        let waited = started.elapsed();
-        if waited >= config.slot_wait {
+    let announce = |pid: i32| {
+        tracing::warn!(
+            slot = %config.slot,
+            pid,
+            "replication slot '{}' is held by PostgreSQL backend pid {pid}; waiting up to {} s for it to let go (an \
+             earlier run's session still ending, or another job reading the same slot)",
+            config.slot,
+            config.slot_wait.as_secs()
+        )
+    };
+    let row = match released_slot(config, client, config.slot_wait, announce).await? {
+        Released::Free(row) => Some(row),
+        Released::Missing => None,
+        Released::Held { pid, waited } => {
             return Err(Error::user(format!(
                 "replication slot '{}' is in use by another process (PostgreSQL backend pid {pid}), still after {:.1} s of waiting \
                  for it to let go ('debezium.slot.max.retries' × 'debezium.slot.retry.delay.ms'); each job needs its own \
@@ -422,18 +422,6 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
                 waited.as_secs_f64()
             )));
         }
-        if !announced {
-            announced = true;
-            tracing::warn!(
-                slot = %config.slot,
-                pid,
-                "replication slot '{}' is held by PostgreSQL backend pid {pid}; waiting up to {} s for it to let go (an \
-                 earlier run's session still ending, or another job reading the same slot)",
-                config.slot,
-                config.slot_wait.as_secs()
-            );
-        }
-        tokio::time::sleep(SLOT_POLL).await;
     };
     let Some(row) = row else {
         if resuming {
@@ -480,8 +468,51 @@ pub async fn check_slot(config: &Config, client: &Client, resuming: bool) -> Res
     Ok(true)
 }
 
-/// How often a start waiting for a held slot looks again.
+/// How often a wait for a held slot looks again.
 const SLOT_POLL: Duration = Duration::from_millis(100);
+
+/// The slot once no session holds it, as [`released_slot`] finds it.
+enum Released {
+    /// Its row: plugin, database, active_pid (NULL), slot_type.
+    Free(tokio_postgres::Row),
+    Missing,
+    /// Still held after the wait.
+    Held {
+        pid: i32,
+        waited: Duration,
+    },
+}
+
+/// Waits up to `wait` for the session holding the slot, if any, to let go; `waiting` hears of
+/// the holder once, when there is one.
+async fn released_slot(
+    config: &Config,
+    client: &Client,
+    wait: Duration,
+    waiting: impl FnOnce(i32),
+) -> Result<Released> {
+    let started = Instant::now();
+    let mut waiting = Some(waiting);
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT plugin::text, database::text, active_pid, slot_type::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&config.slot],
+            )
+            .await
+            .map_err(|e| pg_error(config, "reading replication slots", e))?;
+        let Some(row) = row else { return Ok(Released::Missing) };
+        let Some(pid) = row.get::<_, Option<i32>>(2) else { return Ok(Released::Free(row)) };
+        let waited = started.elapsed();
+        if waited >= wait {
+            return Ok(Released::Held { pid, waited });
+        }
+        if let Some(waiting) = waiting.take() {
+            waiting(pid);
+        }
+        tokio::time::sleep(SLOT_POLL).await;
+    }
+}
 
 /// How long dropping a slot waits for the server to end the session that held it (a walsender
 /// exits shortly after its client left).
@@ -492,37 +523,37 @@ const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 pub async fn drop_slot(config: &Config) -> Result<bool> {
     let client = connect(config).await?;
     let deadline = Instant::now() + SLOT_RELEASE_WAIT;
+    let still_in_use = |holder: Option<i32>| {
+        Error::external(format!(
+            "replication slot '{}' on {} is still in use{} {} s after the job let go of it, so it was not dropped and keeps \
+             holding WAL: stop whatever reads it, then run SELECT pg_drop_replication_slot('{}')",
+            config.slot,
+            config.where_(),
+            holder.map(|pid| format!(" by PostgreSQL backend pid {pid}")).unwrap_or_default(),
+            SLOT_RELEASE_WAIT.as_secs(),
+            config.slot
+        ))
+    };
     loop {
-        let row = client
-            .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&config.slot])
-            .await
-            .map_err(|e| pg_error(config, "reading replication slots", e))?;
-        let Some(row) = row else { return Ok(false) };
-        let holder: Option<i32> = row.get(0);
-        if holder.is_none() {
-            match client.execute("SELECT pg_drop_replication_slot($1)", &[&config.slot]).await {
+        match released_slot(config, &client, deadline.saturating_duration_since(Instant::now()), |_| {}).await? {
+            Released::Missing => return Ok(false),
+            Released::Held { pid, .. } => return Err(still_in_use(Some(pid))),
+            Released::Free(_) => match client.execute("SELECT pg_drop_replication_slot($1)", &[&config.slot]).await {
                 Ok(_) => {
                     tracing::info!(slot = %config.slot, server = %config.where_(), "postgres-cdc dropped the replication slot");
                     return Ok(true);
                 }
                 Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => return Ok(false),
                 // Taken again between the two statements: wait as for any holder.
-                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => {}
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => {
+                    if Instant::now() >= deadline {
+                        return Err(still_in_use(None));
+                    }
+                    tokio::time::sleep(SLOT_POLL).await;
+                }
                 Err(e) => return Err(pg_error(config, &format!("dropping replication slot '{}'", config.slot), e)),
-            }
+            },
         }
-        if Instant::now() >= deadline {
-            return Err(Error::external(format!(
-                "replication slot '{}' on {} is still in use{} {} s after the job let go of it, so it was not dropped and keeps \
-                 holding WAL: stop whatever reads it, then run SELECT pg_drop_replication_slot('{}')",
-                config.slot,
-                config.where_(),
-                holder.map(|pid| format!(" by PostgreSQL backend pid {pid}")).unwrap_or_default(),
-                SLOT_RELEASE_WAIT.as_secs(),
-                config.slot
-            )));
-        }
-        tokio::time::sleep(SLOT_POLL).await;
     }
 }
 

@@ -102,11 +102,14 @@ pub(super) enum WalMessage<'a> {
     },
 }
 
+/// The session's sending half, which the status writer owns until the stream closes.
+type Outbound = WriteHalf<Box<dyn Stream>>;
+
 pub(super) struct ReplicationStream {
     config: Arc<Config>,
     inbox: Inbox<ReadHalf<Box<dyn Stream>>>,
     feedback: Arc<Feedback>,
-    writer: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<Option<Outbound>>>,
 }
 
 impl ReplicationStream {
@@ -153,14 +156,32 @@ impl ReplicationStream {
         }
     }
 
-    /// Sends the last confirmation and ends the session, waiting at most `wait` for it to go out.
+    /// Sends the last confirmation and ends the session, waiting at most `wait` in all.
+    ///
+    /// The session ends only once the server has answered the CopyDone that follows the last
+    /// status update, so it has read that update: closing a socket with the server's unread
+    /// changes still in it resets the connection, and the server may then drop what it had not
+    /// read yet, the confirmation among it.
     pub async fn close(mut self, wait: Duration) {
         self.feedback.closing.store(true, Ordering::Release);
         self.feedback.wake.notify_one();
-        if let Some(mut writer) = self.writer.take() {
-            if tokio::time::timeout(wait, &mut writer).await.is_err() {
-                writer.abort();
+        let Some(mut writer) = self.writer.take() else { return };
+        let ending = async {
+            let mut out = (&mut writer).await.ok().flatten()?;
+            loop {
+                match self.inbox.take_message() {
+                    Some((b'Z' | b'E', _)) => break,
+                    Some(_) => {}
+                    None => self.inbox.fill().await.ok()?,
+                }
             }
+            let mut terminate = BytesMut::new();
+            frontend::terminate(&mut terminate);
+            out.write_all(&terminate).await.ok()?;
+            out.shutdown().await.ok()
+        };
+        if tokio::time::timeout(wait, ending).await.is_err() {
+            writer.abort();
         }
     }
 }
@@ -175,13 +196,13 @@ impl Drop for ReplicationStream {
 
 /// Sends a status update when a confirmation moved, when the server asks, and at least every
 /// `cadence` (asking the server for a keepalive, whose WAL position moves an idle source on).
-/// Closing sends a last one, then CopyDone and Terminate.
+/// Closing sends a last one and CopyDone, and hands the connection back to end the session.
 async fn send_status_updates(
-    mut out: WriteHalf<Box<dyn Stream>>,
+    mut out: Outbound,
     feedback: Arc<Feedback>,
     mut sent: u64,
     cadence: Duration,
-) {
+) -> Option<Outbound> {
     let mut last_sent = Instant::now();
     loop {
         let due = last_sent + cadence;
@@ -201,7 +222,6 @@ async fn send_status_updates(
         let framed = frontend::CopyData::new(&status[..]).map(|data| data.write(&mut message));
         if closing {
             frontend::copy_done(&mut message);
-            frontend::terminate(&mut message);
         }
         let written = async {
             framed?;
@@ -210,13 +230,12 @@ async fn send_status_updates(
         };
         if let Err(e) = written.await {
             tracing::debug!(error = %e, "postgres-cdc could not send a status update; the reader sees the connection fail");
-            return;
+            return None;
         }
         sent = acked;
         last_sent = Instant::now();
         if closing {
-            let _ = out.shutdown().await;
-            return;
+            return Some(out);
         }
     }
 }

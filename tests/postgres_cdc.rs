@@ -448,6 +448,36 @@ fn snapshot_then_stream_full_identity() {
     drop_slot(&db, &slot_of(&db));
 }
 
+/// While changes pour in, the reader waits for bytes to pile up in the socket
+/// (`SO_RCVLOWAT`); the few bytes of a change that follows a burst must still be read, though
+/// nothing more arrives to reach the mark.
+#[test]
+fn a_lone_change_right_after_a_burst_is_read_without_more_traffic() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_burst");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
+    // Every row is read; only the last of each burst and the lone ones are printed.
+    let sql = job_sql(&db, "t", KV, &[("scan.startup.mode", "latest-offset")], "").replace(
+        "INSERT INTO out SELECT * FROM src;",
+        "INSERT INTO out SELECT * FROM src WHERE id % 5001 = 5000 OR v = 'lone';",
+    );
+    let mut job = spawn(&sql);
+    poll("the slot", || slot_exists(&db, &slot_of(&db)).then_some(()));
+    for round in 1..=3 {
+        let first = (round - 1) * 5001 + 1;
+        db.exec(&format!("INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series({first}, {}) i", first + 4999));
+        assert_eq!(job.wait_lines(2 * round - 1).last(), Some(&format!("+I[{}, {}]", first + 4999, "x".repeat(200))));
+        // The burst is read and the reader waits for more: one change is all that comes now.
+        db.exec(&format!("INSERT INTO t VALUES ({}, 'lone')", first + 5000));
+        assert_eq!(job.wait_lines(2 * round).last(), Some(&format!("+I[{}, lone]", first + 5000)));
+    }
+    let (code, _, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    drop_slot(&db, &slot_of(&db));
+}
+
 #[test]
 fn default_identity_all_and_upsert_modes() {
     let db = cdc_sql_testkit::postgres().create_database("pg_default");

@@ -8,6 +8,7 @@
 //! walsender counts any status update as a sign of life (`wal_sender_timeout`) even when it is
 //! blocked sending, so a slow sink never gets the connection cut.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +77,8 @@ impl SlotSession {
             wake: tokio::sync::Notify::new(),
         });
         let writer = tokio::spawn(send_status_updates(copy.out, feedback.clone(), from, cadence));
-        Ok(ReplicationStream { config: copy.config, inbox: copy.inbox, feedback, writer: Some(writer) })
+        let wakeups = copy.tcp.map(Wakeups::new);
+        Ok(ReplicationStream { config: copy.config, inbox: copy.inbox, feedback, writer: Some(writer), wakeups })
     }
 }
 
@@ -110,6 +112,60 @@ pub(super) struct ReplicationStream {
     inbox: Inbox<ReadHalf<Box<dyn Stream>>>,
     feedback: Arc<Feedback>,
     writer: Option<JoinHandle<Option<Outbound>>>,
+    wakeups: Option<Wakeups>,
+}
+
+/// While changes pour in, the reader asks the kernel to wake it only once `BATCHED_READ` bytes
+/// wait in the socket (`SO_RCVLOWAT`), and reads what is there after `BATCH_WAIT` at the latest.
+/// Otherwise every message the walsender sends (about 100 bytes for a small row) wakes the
+/// reader, and the walsender itself pays for each wake-up on the core it decodes on, the
+/// bottleneck of the whole stream on a small machine. At a trickle the mark stays at one byte,
+/// so a lone change is read at once.
+struct Wakeups {
+    fd: RawFd,
+    raised: bool,
+    window_start: Instant,
+    window_bytes: usize,
+}
+
+const BATCHED_READ: usize = 32 * 1024;
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
+impl Wakeups {
+    fn new(fd: RawFd) -> Self {
+        Wakeups { fd, raised: false, window_start: Instant::now(), window_bytes: 0 }
+    }
+
+    /// Sets the socket's receive low-water mark; lowering it wakes a reader for bytes already
+    /// waiting. A failure only costs wake-ups, so it turns the batching off.
+    fn set_mark(&mut self, bytes: usize) -> bool {
+        let value = bytes as libc::c_int;
+        // SAFETY: `fd` is the socket of the stream this struct belongs to, open for as long as
+        // the stream is, and the option value is a c_int as SO_RCVLOWAT expects.
+        let done = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        self.raised = done && bytes > 1;
+        done
+    }
+
+    /// Counts a read at one byte's mark: whether `BATCHED_READ` bytes arrived within
+    /// `BATCH_WAIT`, so that waiting for that many delays nothing by more than that.
+    fn pouring(&mut self, read: usize) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) > BATCH_WAIT {
+            self.window_start = now;
+            self.window_bytes = 0;
+        }
+        self.window_bytes += read;
+        self.window_bytes >= BATCHED_READ
+    }
 }
 
 impl ReplicationStream {
@@ -146,7 +202,24 @@ impl ReplicationStream {
 
     /// Waits for more of the stream. Cancel-safe.
     pub async fn fill(&mut self) -> Result<()> {
-        self.inbox.fill().await.map_err(|e| io_error(&self.config, "streaming changes", e))
+        let failed = |config: &Config, e| io_error(config, "streaming changes", e);
+        let Some(wakeups) = self.wakeups.as_mut() else {
+            return self.inbox.fill().await.map(drop).map_err(|e| failed(&self.config, e));
+        };
+        if wakeups.raised {
+            if let Ok(read) = tokio::time::timeout(BATCH_WAIT, self.inbox.fill()).await {
+                return read.map(drop).map_err(|e| failed(&self.config, e));
+            }
+            if !wakeups.set_mark(1) {
+                self.wakeups = None;
+            }
+            return self.inbox.fill().await.map(drop).map_err(|e| failed(&self.config, e));
+        }
+        let read = self.inbox.fill().await.map_err(|e| failed(&self.config, e))?;
+        if wakeups.pouring(read) && !wakeups.set_mark(BATCHED_READ) {
+            self.wakeups = None;
+        }
+        Ok(())
     }
 
     /// Lets the slot release WAL before `lsn`: the next status update confirms it.
@@ -165,6 +238,10 @@ impl ReplicationStream {
     pub async fn close(mut self, wait: Duration) {
         self.feedback.closing.store(true, Ordering::Release);
         self.feedback.wake.notify_one();
+        // The server's last messages may be fewer bytes than a raised mark.
+        if let Some(wakeups) = self.wakeups.as_mut().filter(|w| w.raised) {
+            wakeups.set_mark(1);
+        }
         let Some(mut writer) = self.writer.take() else { return };
         let ending = async {
             let mut out = (&mut writer).await.ok().flatten()?;
@@ -172,7 +249,7 @@ impl ReplicationStream {
                 match self.inbox.take_message() {
                     Some((b'Z' | b'E', _)) => break,
                     Some(_) => {}
-                    None => self.inbox.fill().await.ok()?,
+                    None => self.inbox.fill().await.ok().map(drop)?,
                 }
             }
             let mut terminate = BytesMut::new();

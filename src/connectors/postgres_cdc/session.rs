@@ -10,6 +10,7 @@
 //! wake-up per event. Ordinary queries (planning, checks) still go through tokio-postgres.
 
 use std::ops::Range;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,7 +74,7 @@ impl<R: AsyncRead + Unpin> Inbox<R> {
 
     /// Reads more bytes, first moving the unread ones to the front (and growing the buffer for a
     /// message larger than it). Cancel-safe: nothing moves after the read.
-    pub async fn fill(&mut self) -> std::io::Result<()> {
+    pub async fn fill(&mut self) -> std::io::Result<usize> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -90,7 +91,7 @@ impl<R: AsyncRead + Unpin> Inbox<R> {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
         }
         self.end += read;
-        Ok(())
+        Ok(read)
     }
 }
 
@@ -98,6 +99,8 @@ pub struct Session {
     config: Arc<Config>,
     inbox: Inbox<Box<dyn Stream>>,
     out: BytesMut,
+    /// The socket when it is TCP, whose receive low-water mark the replication reader tunes.
+    tcp: Option<RawFd>,
 }
 
 /// A session in CopyBoth mode, split so status updates can be written while changes are read.
@@ -105,6 +108,7 @@ pub(super) struct CopyBoth {
     pub config: Arc<Config>,
     pub inbox: Inbox<ReadHalf<Box<dyn Stream>>>,
     pub out: WriteHalf<Box<dyn Stream>>,
+    pub tcp: Option<RawFd>,
 }
 
 impl Session {
@@ -116,16 +120,17 @@ impl Session {
         };
         let failed = |e: std::io::Error| Error::external(format!("{doing} to {}: {e}", config.where_()));
         let connecting = async {
-            Ok::<Box<dyn Stream>, std::io::Error>(if config.host.starts_with('/') {
+            Ok::<(Box<dyn Stream>, Option<RawFd>), std::io::Error>(if config.host.starts_with('/') {
                 let path = format!("{}/.s.PGSQL.{}", config.host, config.port);
-                Box::new(tokio::net::UnixStream::connect(path).await?)
+                (Box::new(tokio::net::UnixStream::connect(path).await?), None)
             } else {
                 let tcp = tokio::net::TcpStream::connect((config.host.as_str(), config.port)).await?;
                 tcp.set_nodelay(true)?;
-                Box::new(tcp)
+                let fd = tcp.as_raw_fd();
+                (Box::new(tcp), Some(fd))
             })
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        let (stream, tcp) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| Error::external(format!("{doing} to {} timed out", config.where_())))?
             .map_err(failed)?;
@@ -142,7 +147,7 @@ impl Session {
         }
         let mut out = BytesMut::new();
         frontend::startup_message(parameters, &mut out).map_err(failed)?;
-        let mut session = Session { config, inbox: Inbox::new(stream), out };
+        let mut session = Session { config, inbox: Inbox::new(stream), out, tcp };
         session.flush(doing).await?;
         session.authenticate(doing).await?;
         session.until_ready(doing).await?;
@@ -275,7 +280,7 @@ impl Session {
         }
         let Inbox { stream, buf, start, end } = self.inbox;
         let (read, out) = tokio::io::split(stream);
-        Ok(CopyBoth { config: self.config, inbox: Inbox { stream: read, buf, start, end }, out })
+        Ok(CopyBoth { config: self.config, inbox: Inbox { stream: read, buf, start, end }, out, tcp: self.tcp })
     }
 
     async fn query(&mut self, sql: &str, doing: Doing<'_>) -> Result<()> {
@@ -319,7 +324,7 @@ impl Session {
     }
 
     async fn fill(&mut self, doing: Doing<'_>) -> Result<()> {
-        self.inbox.fill().await.map_err(|e| io_error(&self.config, doing, e))
+        self.inbox.fill().await.map(drop).map_err(|e| io_error(&self.config, doing, e))
     }
 
     fn unexpected(&self, doing: Doing<'_>, tag: u8) -> Error {

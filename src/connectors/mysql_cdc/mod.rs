@@ -219,11 +219,15 @@ fn legacy_position(snapshot: &LegacySnapshot) -> Position {
 }
 
 /// The incremental snapshot's progress: the chunk list with each finished chunk's high watermark.
+///
+/// Built as values rather than with `json!`, which would copy the chunk list once more (through
+/// `to_value`) for every batch of the snapshot.
 fn with_chunks(mut p: Position, tables: &[Arc<CapturedTable>], chunks: &ChunkList) -> Position {
-    p["snapshot"] = json!({
-        "tables": tables.iter().map(|t| format!("{}.{}", t.database, t.table)).collect::<Vec<_>>(),
-        "chunks": chunks.to_json(),
-    });
+    let names = tables.iter().map(|t| serde_json::Value::String(format!("{}.{}", t.database, t.table))).collect();
+    let mut snapshot = serde_json::Map::new();
+    snapshot.insert("tables".into(), serde_json::Value::Array(names));
+    snapshot.insert("chunks".into(), chunks.to_json());
+    p["snapshot"] = serde_json::Value::Object(snapshot);
     p
 }
 

@@ -137,8 +137,8 @@ impl Wakeups {
     }
 
     /// Sets the socket's receive low-water mark; lowering it wakes a reader for bytes already
-    /// waiting. A failure only costs wake-ups, so it turns the batching off.
-    fn set_mark(&mut self, bytes: usize) -> bool {
+    /// waiting.
+    fn set_mark(&mut self, bytes: usize) -> std::io::Result<()> {
         let value = bytes as libc::c_int;
         // SAFETY: `fd` is the socket of the stream this struct belongs to, open for as long as
         // the stream is, and the option value is a c_int as SO_RCVLOWAT expects.
@@ -151,8 +151,11 @@ impl Wakeups {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         } == 0;
-        self.raised = done && bytes > 1;
-        done
+        if !done {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.raised = bytes > 1;
+        Ok(())
     }
 
     /// Counts a read at one byte's mark: whether `BATCHED_READ` bytes arrived within
@@ -210,13 +213,15 @@ impl ReplicationStream {
             if let Ok(read) = tokio::time::timeout(BATCH_WAIT, self.inbox.fill()).await {
                 return read.map(drop).map_err(|e| failed(&self.config, e));
             }
-            if !wakeups.set_mark(1) {
-                self.wakeups = None;
-            }
+            // Left raised, the mark would hold back the last bytes of a burst for good.
+            wakeups
+                .set_mark(1)
+                .map_err(|e| io_error(&self.config, "lowering the socket's receive low-water mark (SO_RCVLOWAT)", e))?;
             return self.inbox.fill().await.map(drop).map_err(|e| failed(&self.config, e));
         }
         let read = self.inbox.fill().await.map_err(|e| failed(&self.config, e))?;
-        if wakeups.pouring(read) && !wakeups.set_mark(BATCHED_READ) {
+        // A mark that cannot be raised only costs wake-ups: read on without batching.
+        if wakeups.pouring(read) && wakeups.set_mark(BATCHED_READ).is_err() {
             self.wakeups = None;
         }
         Ok(())
@@ -240,7 +245,8 @@ impl ReplicationStream {
         self.feedback.wake.notify_one();
         // The server's last messages may be fewer bytes than a raised mark.
         if let Some(wakeups) = self.wakeups.as_mut().filter(|w| w.raised) {
-            wakeups.set_mark(1);
+            // At worst the close waits out its bound.
+            let _ = wakeups.set_mark(1);
         }
         let Some(mut writer) = self.writer.take() else { return };
         let ending = async {

@@ -442,13 +442,35 @@ fn cp1252_char(c: u8) -> char {
 }
 
 /// Days from 1970-01-01, `None` for a date that does not exist.
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` when there is no such day.
+/// Arithmetic (H. Hinnant's `days_from_civil`) rather than chrono: it runs for every DATE,
+/// DATETIME and TIMESTAMP value of a snapshot.
 pub(super) fn days_from_civil(year: u16, month: u8, day: u8) -> Option<i32> {
-    let date = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    Some((date - epoch).num_days() as i32)
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    let (m, d) = (month as i32, day as i32);
+    let y = year as i32 - i32::from(m <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 fn offset_of_instant(tz: &Tz, instant_micros: i64) -> i64 {
+    // The default 'server-time-zone': spares every TIMESTAMP value a search of the zone's rules.
+    if matches!(tz, Tz::UTC | Tz::Etc__UTC) {
+        return 0;
+    }
     let secs = instant_micros.div_euclid(1_000_000);
     match chrono::DateTime::from_timestamp(secs, 0) {
         Some(utc) => tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc() as i64 * 1_000_000,
@@ -574,6 +596,20 @@ mod tests {
         let ts = Cell::Timestamp { seconds: 1_704_067_200, micros: 5 };
         assert_eq!(at(one(ltz, ts.clone(), "timestamp", shanghai).unwrap()), midnight_utc + 5);
         assert_eq!(at(one(naive, ts, "timestamp", shanghai).unwrap()), midnight_utc + 8 * 3_600_000_000 + 5);
+    }
+
+    #[test]
+    fn days_from_civil_agrees_with_chrono_and_rejects_impossible_days() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for year in (0..=9999u16).step_by(7).chain([1600, 1900, 2000, 2024, 2100]) {
+            for month in 0..=13u8 {
+                for day in 0..=32u8 {
+                    let chrono = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)
+                        .map(|d| (d - epoch).num_days() as i32);
+                    assert_eq!(days_from_civil(year, month, day), chrono, "{year}-{month}-{day}");
+                }
+            }
+        }
     }
 
     #[test]

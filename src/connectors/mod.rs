@@ -5,6 +5,8 @@
 //! learn which positions are durable; sinks prepare, commit and recover.
 
 mod blackhole;
+/// Date arithmetic shared by the connectors that convert dates per value (not a connector).
+mod calendar;
 mod datagen;
 pub mod doris;
 mod iotdb;

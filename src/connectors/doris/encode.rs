@@ -19,6 +19,7 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::connectors::calendar::civil_from_days;
 use crate::error::{Error, Result};
 use crate::sql::types::flink_type_name;
 
@@ -471,25 +472,17 @@ fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// `YYYY-MM-DD` of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+/// `YYYY-MM-DD` of a day count since 1970-01-01 (proleptic Gregorian).
 pub(super) fn write_date(out: &mut Vec<u8>, days: i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     if year < 0 {
         out.push(b'-');
     }
     push_digits(out, year, 4);
     out.push(b'-');
-    push_digits(out, month, 2);
+    push_digits(out, month.into(), 2);
     out.push(b'-');
-    push_digits(out, day, 2);
+    push_digits(out, day.into(), 2);
 }
 
 pub(super) fn write_time_of_day(out: &mut Vec<u8>, seconds: i64, fraction: i64, digits: usize) {

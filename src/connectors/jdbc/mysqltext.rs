@@ -13,7 +13,8 @@ use datafusion::arrow::datatypes::{
     UInt8Type,
 };
 
-use super::columns::{civil_from_days, days_from_civil, ColumnBuilder};
+use super::columns::ColumnBuilder;
+use crate::connectors::calendar::{civil_from_days, days_from_civil};
 use crate::error::{Error, Result};
 
 /// The select-list expression the scan reads a column of declared type `dt` with. BOOLEAN reads

@@ -22,6 +22,7 @@ use datafusion::arrow::datatypes::{i256, DataType, TimeUnit};
 
 use super::cell::Cell;
 use super::schema::SourceColumn;
+use crate::connectors::calendar;
 use crate::error::{Error, Result};
 
 enum Target {
@@ -442,28 +443,10 @@ fn cp1252_char(c: u8) -> char {
 }
 
 /// Days from 1970-01-01, `None` for a date that does not exist.
-/// Days since 1970-01-01 of a proleptic Gregorian date; `None` when there is no such day.
-/// Arithmetic (H. Hinnant's `days_from_civil`) rather than chrono: it runs for every DATE,
-/// DATETIME and TIMESTAMP value of a snapshot.
+/// Days since 1970-01-01 of a date; `None` when there is no such day.
 pub(super) fn days_from_civil(year: u16, month: u8, day: u8) -> Option<i32> {
-    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > month_days {
-        return None;
-    }
-    let (m, d) = (month as i32, day as i32);
-    let y = year as i32 - i32::from(m <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    let (year, month, day) = (year as i64, month as u32, day as u32);
+    calendar::is_valid_date(year, month, day).then(|| calendar::days_from_civil(year, month, day) as i32)
 }
 
 fn offset_of_instant(tz: &Tz, instant_micros: i64) -> i64 {

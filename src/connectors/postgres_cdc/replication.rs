@@ -205,21 +205,21 @@ impl ReplicationStream {
 
     /// Waits for more of the stream. Cancel-safe.
     pub async fn fill(&mut self) -> Result<()> {
-        let failed = |config: &Config, e| io_error(config, "streaming changes", e);
+        let failed = |e| io_error(&self.config, "streaming changes", e);
         let Some(wakeups) = self.wakeups.as_mut() else {
-            return self.inbox.fill().await.map(drop).map_err(|e| failed(&self.config, e));
+            return self.inbox.fill().await.map(drop).map_err(failed);
         };
         if wakeups.raised {
             if let Ok(read) = tokio::time::timeout(BATCH_WAIT, self.inbox.fill()).await {
-                return read.map(drop).map_err(|e| failed(&self.config, e));
+                return read.map(drop).map_err(failed);
             }
             // Left raised, the mark would hold back the last bytes of a burst for good.
             wakeups
                 .set_mark(1)
                 .map_err(|e| io_error(&self.config, "lowering the socket's receive low-water mark (SO_RCVLOWAT)", e))?;
-            return self.inbox.fill().await.map(drop).map_err(|e| failed(&self.config, e));
+            return self.inbox.fill().await.map(drop).map_err(failed);
         }
-        let read = self.inbox.fill().await.map_err(|e| failed(&self.config, e))?;
+        let read = self.inbox.fill().await.map_err(failed)?;
         // A mark that cannot be raised only costs wake-ups: read on without batching.
         if wakeups.pouring(read) && wakeups.set_mark(BATCHED_READ).is_err() {
             self.wakeups = None;

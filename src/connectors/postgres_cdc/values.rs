@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::connectors::calendar::days_from_civil;
 use datafusion::arrow::array::{
     make_array, Array, ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Decimal256Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, StringBuilder, UInt16Builder,
@@ -646,17 +647,6 @@ fn digits_value(text: &[u8]) -> Option<i64> {
     Some(text.iter().fold(0i64, |v, d| v * 10 + (d - b'0') as i64))
 }
 
-/// Days from 1970-01-01 to the proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DD` with an optional ` BC` (year 1 BC is year 0).
 fn parse_date_days(text: &[u8]) -> Result<i64, String> {
     let (body, bc) = match text.strip_suffix(b" BC") {
@@ -674,7 +664,7 @@ fn parse_date_days(text: &[u8]) -> Result<i64, String> {
         return Err(format!("{} is not a valid date", shown(text)));
     }
     let year = if bc { 1 - y } else { y };
-    Ok(days_from_civil(year, m, d))
+    Ok(days_from_civil(year, m as u32, d as u32))
 }
 
 fn parse_date(text: &[u8]) -> Result<i32, String> {

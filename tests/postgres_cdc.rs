@@ -464,7 +464,13 @@ fn a_lone_change_right_after_a_burst_is_read_without_more_traffic() {
         "INSERT INTO out SELECT * FROM src WHERE id % 5001 = 5000 OR v = 'lone';",
     );
     let mut job = spawn(&sql);
-    poll("the slot", || slot_exists(&db, &slot_of(&db)).then_some(()));
+    // 'latest-offset' streams from the new slot's consistent point: a change committed while the
+    // slot waits for other transactions to end (the slot is listed by then) comes before it.
+    let consistent = format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}' AND confirmed_flush_lsn IS NOT NULL",
+        slot_of(&db)
+    );
+    poll("the slot's consistent point", || (db.query_one(&consistent) == "1").then_some(()));
     for round in 1..=3 {
         let first = (round - 1) * 5001 + 1;
         db.exec(&format!("INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series({first}, {}) i", first + 4999));

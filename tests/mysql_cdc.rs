@@ -387,7 +387,9 @@ fn newest_record(dir: &std::path::Path) -> Option<serde_json::Value> {
 #[test]
 fn a_graceful_stop_mid_snapshot_resumes_it_repeating_nothing() {
     let db = cdc_sql_testkit::mariadb().create_database("graceful");
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_20000");
+    // Large enough that the snapshot cannot end in the moment between the 3000th line and the
+    // stop (20000 rows once did, on a busy machine).
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_100000");
     let state = tempfile::tempdir().unwrap();
     let sql = format!(
         "SET 'execution.checkpointing.interval' = '100ms';\nSET 'state.checkpoints.dir' = '{}';\n{}",
@@ -412,7 +414,7 @@ fn a_graceful_stop_mid_snapshot_resumes_it_repeating_nothing() {
 
     // Changes while stopped, to read and unread chunks.
     db.exec(
-        "UPDATE t SET v = -1 WHERE id = 5; DELETE FROM t WHERE id = 15000; UPDATE t SET id = 30000 WHERE id = 16000",
+        "UPDATE t SET v = -1 WHERE id = 5; DELETE FROM t WHERE id = 15000; UPDATE t SET id = 130000 WHERE id = 16000",
     );
     let mut printed = BTreeMap::new();
     for line in &first {

@@ -1,8 +1,10 @@
 //! Sessions of our own with a MySQL or MariaDB server, for bulk reads (the mysql-cdc snapshot,
 //! the jdbc scan): a plain TCP connection speaking just enough of the protocol ([`wire`]) to log
-//! in and run text queries, whose result rows are handed over as byte ranges of one read buffer.
-//! `mysql_async` decodes every value of every row into an allocated `Value` first, which cost the
-//! bulk reads most of their CPU; here rows go from the socket straight into Arrow builders.
+//! in and run text queries and prepared statements, whose result rows are handed over as byte
+//! ranges of one read buffer. `mysql_async` decodes every value of every row into an allocated
+//! `Value` first, which cost the bulk reads most of their CPU; here rows go from the socket
+//! straight into Arrow builders. Prepared statements answer in the binary protocol, which spares
+//! the server formatting numbers and dates as text and us parsing them back.
 //!
 //! Limits: no TLS, and only `mysql_native_password` and the fast path of
 //! `caching_sha2_password` (a password the server has cached). A login that needs more is
@@ -16,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
-use wire::{Handshake, Reply, COM_QUERY, MAX_PAYLOAD};
+use wire::{Handshake, Prepared, Reply, COM_QUERY, COM_STMT_CLOSE, COM_STMT_PREPARE, MAX_PAYLOAD};
 
 /// Where to log in, and how the caller words and classifies errors.
 pub struct Login {
@@ -49,6 +51,8 @@ pub struct RowSession {
     cells: Vec<Option<(usize, usize)>>,
     /// Columns of the result set being read; 0 when none is.
     columns: usize,
+    /// The column types of the binary result set being read.
+    types: Vec<u8>,
     place: String,
     server_error: fn(&str, &str, u16, &str) -> Error,
 }
@@ -91,6 +95,7 @@ impl RowSession {
             capabilities: 0,
             cells: Vec::new(),
             columns: 0,
+            types: Vec::new(),
             place: login.place.clone(),
             server_error: login.server_error,
         };
@@ -293,43 +298,140 @@ impl RowSession {
         mut row: impl FnMut(&[u8], &[Option<(usize, usize)>]) -> Result<()>,
     ) -> Result<bool> {
         let columns = self.columns;
-        if columns == 0 {
-            return Ok(false);
-        }
         let mut cells = std::mem::take(&mut self.cells);
         let mut taken = 0;
         let outcome = loop {
             if taken == limit {
                 break Ok(true);
             }
-            let payload = match self.next_packet(doing).await {
-                Ok(payload) => payload,
+            let payload = match self.next_row(doing).await {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break Ok(false),
                 Err(e) => break Err(e),
             };
             let p = self.payload(&payload);
-            match p.first() {
-                Some(0xFE) if p.len() < MAX_PAYLOAD => {
-                    self.columns = 0;
-                    break Ok(false);
-                }
-                Some(0xFF) => {
-                    if let Ok(Reply::Err { code, message, .. }) = Reply::parse(p, false) {
-                        break Err((self.server_error)(&self.place, doing, code, &message));
-                    }
-                    break Err(self.protocol(doing, wire::Malformed { what: "error" }));
-                }
-                _ => {
-                    if let Err(e) = wire::row_cells(p, columns, &mut cells) {
-                        break Err(self.protocol(doing, e));
-                    }
-                    if let Err(e) = row(p, &cells) {
-                        break Err(e);
-                    }
-                    taken += 1;
-                }
+            if let Err(e) = wire::row_cells(p, columns, &mut cells) {
+                break Err(self.protocol(doing, e));
             }
+            if let Err(e) = row(p, &cells) {
+                break Err(e);
+            }
+            taken += 1;
         };
         self.cells = cells;
         outcome
+    }
+
+    /// Runs `sql`, a statement without parameters, as a prepared statement and calls `row` with
+    /// each binary result row, the byte ranges of its values in it as [`wire::binary_row_cells`]
+    /// gives them (`None` = NULL), and the column types, in the order of the select list.
+    pub async fn prepared_rows(
+        &mut self,
+        sql: &str,
+        doing: &str,
+        mut row: impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if self.columns > 0 {
+            return Err(Error::internal(format!("{}: a query was sent before the last result was read", self.place)));
+        }
+        self.seq = 0;
+        self.write_packet(doing, &[&[COM_STMT_PREPARE][..], sql.as_bytes()].concat()).await?;
+        let payload = self.next_packet(doing).await?;
+        let first = self.payload(&payload);
+        if let Reply::Err { code, message, .. } = Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
+            return Err((self.server_error)(&self.place, doing, code, &message));
+        }
+        let prepared = Prepared::parse(first).map_err(|e| self.protocol(doing, e))?;
+        for count in [prepared.params, prepared.columns] {
+            self.skip_definitions(doing, count as usize).await?;
+        }
+        self.seq = 0;
+        self.write_packet(doing, &wire::execute_command(prepared.id)).await?;
+        let outcome = self.binary_rows(doing, &mut row).await;
+        // A statement left open would count against the server's max_prepared_stmt_count for
+        // as long as the session lives; closing it has no reply.
+        self.seq = 0;
+        let mut close = vec![COM_STMT_CLOSE];
+        close.extend_from_slice(&prepared.id.to_le_bytes());
+        self.write_packet(doing, &close).await?;
+        outcome
+    }
+
+    async fn skip_definitions(&mut self, doing: &str, count: usize) -> Result<()> {
+        for _ in 0..count {
+            self.next_packet(doing).await?;
+        }
+        if count > 0 && self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
+            self.next_packet(doing).await?;
+        }
+        Ok(())
+    }
+
+    async fn binary_rows(
+        &mut self,
+        doing: &str,
+        row: &mut impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let payload = self.next_packet(doing).await?;
+        let first = self.payload(&payload);
+        let columns = match Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
+            Reply::Ok => return Ok(()),
+            Reply::Err { code, message, .. } => return Err((self.server_error)(&self.place, doing, code, &message)),
+            Reply::Data => wire::lenenc_int(first, &mut 0)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| self.protocol(doing, wire::Malformed { what: "result set header" }))?
+                as usize,
+            Reply::End | Reply::AuthSwitch { .. } | Reply::AuthMoreData(_) => {
+                return Err(Error::external(format!("{}: {doing}: unexpected reply to a statement", self.place)))
+            }
+        };
+        let mut types = std::mem::take(&mut self.types);
+        types.clear();
+        for _ in 0..columns {
+            let payload = self.next_packet(doing).await?;
+            types.push(wire::column_definition_type(self.payload(&payload)).map_err(|e| self.protocol(doing, e))?);
+        }
+        if self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
+            self.next_packet(doing).await?;
+        }
+        self.columns = columns;
+        let mut cells = std::mem::take(&mut self.cells);
+        let outcome = loop {
+            let payload = match self.next_row(doing).await {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            let p = self.payload(&payload);
+            if let Err(e) = wire::binary_row_cells(p, &types, &mut cells) {
+                break Err(self.protocol(doing, e));
+            }
+            if let Err(e) = row(p, &cells, &types) {
+                break Err(e);
+            }
+        };
+        self.cells = cells;
+        self.types = types;
+        outcome
+    }
+
+    /// The next row of the result set being read; `None` after its last.
+    async fn next_row(&mut self, doing: &str) -> Result<Option<Payload>> {
+        if self.columns == 0 {
+            return Ok(None);
+        }
+        let payload = self.next_packet(doing).await?;
+        let p = self.payload(&payload);
+        let end = match p.first() {
+            // A row starting with 0xFE is at least 16 MiB long: its first value is that long.
+            Some(0xFE) if p.len() < MAX_PAYLOAD => Ok(None),
+            Some(0xFF) => Err(match Reply::parse(p, false) {
+                Ok(Reply::Err { code, message, .. }) => (self.server_error)(&self.place, doing, code, &message),
+                _ => self.protocol(doing, wire::Malformed { what: "error" }),
+            }),
+            _ => return Ok(Some(payload)),
+        };
+        self.columns = 0;
+        end
     }
 }

@@ -1,11 +1,13 @@
 //! The parts of the MySQL client/server protocol the snapshot's own sessions speak, as pure
 //! functions over bytes: the initial handshake, the handshake response with the password
 //! scrambles of `mysql_native_password` and `caching_sha2_password`, the server's replies (OK,
-//! ERR, EOF, auth switch, more auth data) and the cells of text result set rows.
+//! ERR, EOF, auth switch, more auth data), prepared statements without parameters, and the cells
+//! of text and binary result set rows.
 //!
 //! References: the MySQL source's client/server protocol documentation (`Protocol::HandshakeV10`,
-//! `Protocol::HandshakeResponse41`, `Protocol::LengthEncodedInteger`, `ProtocolText::ResultsetRow`)
-//! and MariaDB's, which speak the same for these packets.
+//! `Protocol::HandshakeResponse41`, `Protocol::LengthEncodedInteger`, `ProtocolText::ResultsetRow`,
+//! `COM_STMT_PREPARE`, `COM_STMT_EXECUTE`, `ProtocolBinary::ResultsetRow`) and MariaDB's, which
+//! speak the same for these packets.
 
 use sha1::Digest as _;
 
@@ -39,6 +41,26 @@ const UTF8MB4_GENERAL_CI: u8 = 45;
 pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
 
 pub const COM_QUERY: u8 = 0x03;
+pub const COM_STMT_PREPARE: u8 = 0x16;
+pub const COM_STMT_CLOSE: u8 = 0x19;
+const COM_STMT_EXECUTE: u8 = 0x17;
+
+/// Column types (`enum_field_types`) whose binary-protocol values are not length-encoded strings.
+pub mod column_type {
+    pub const TINY: u8 = 1;
+    pub const SHORT: u8 = 2;
+    pub const LONG: u8 = 3;
+    pub const FLOAT: u8 = 4;
+    pub const DOUBLE: u8 = 5;
+    pub const NULL: u8 = 6;
+    pub const TIMESTAMP: u8 = 7;
+    pub const LONGLONG: u8 = 8;
+    pub const INT24: u8 = 9;
+    pub const DATE: u8 = 10;
+    pub const TIME: u8 = 11;
+    pub const DATETIME: u8 = 12;
+    pub const YEAR: u8 = 13;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
@@ -263,6 +285,87 @@ impl<'a> Reply<'a> {
     }
 }
 
+/// `COM_STMT_PREPARE_OK`: the statement's id and the definitions that follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    pub id: u32,
+    pub columns: u16,
+    pub params: u16,
+}
+
+impl Prepared {
+    pub fn parse(p: &[u8]) -> Result<Prepared, Malformed> {
+        const WHAT: &str = "statement prepared";
+        match p {
+            [0, id @ ..] if id.len() >= 8 => Ok(Prepared {
+                id: u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
+                columns: u16::from_le_bytes([id[4], id[5]]),
+                params: u16::from_le_bytes([id[6], id[7]]),
+            }),
+            _ => Err(malformed(WHAT)),
+        }
+    }
+}
+
+/// `COM_STMT_EXECUTE` of a statement without parameters, its rows sent at once (no cursor).
+pub fn execute_command(statement: u32) -> [u8; 10] {
+    let mut command = [COM_STMT_EXECUTE, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+    command[1..5].copy_from_slice(&statement.to_le_bytes());
+    command
+}
+
+/// The column type of a `Protocol::ColumnDefinition41`: after six length-encoded strings
+/// (catalog, schema, table, original table, name, original name) and the length of the fixed
+/// fields come the character set (2 bytes), the display length (4) and the type.
+pub fn column_definition_type(def: &[u8]) -> Result<u8, Malformed> {
+    const WHAT: &str = "column definition";
+    let mut at = 0;
+    for _ in 0..6 {
+        let len = lenenc_int(def, &mut at).ok_or(malformed(WHAT))? as usize;
+        at = at.checked_add(len).ok_or(malformed(WHAT))?;
+    }
+    lenenc_int(def, &mut at).ok_or(malformed(WHAT))?;
+    def.get(at + 6).copied().ok_or(malformed(WHAT))
+}
+
+/// Splits a binary result set row (`ProtocolBinary::ResultsetRow`) of columns of `types` into
+/// the byte ranges of its values (`None` = NULL), reusing `cells`. A value's range holds its
+/// fixed-width little-endian bytes, the fields of a date, time or datetime after their length
+/// byte (empty for a zero value), or the bytes of any other value as the text protocol sends them.
+pub fn binary_row_cells(row: &[u8], types: &[u8], cells: &mut Vec<Option<(usize, usize)>>) -> Result<(), Malformed> {
+    use column_type as t;
+    const WHAT: &str = "binary result row";
+    cells.clear();
+    let nulls = row.get(1..1 + (types.len() + 9) / 8).filter(|_| row[0] == 0).ok_or(malformed(WHAT))?;
+    let mut at = 1 + nulls.len();
+    for (i, ty) in types.iter().enumerate() {
+        let bit = i + 2;
+        if nulls[bit / 8] & (1 << (bit % 8)) != 0 {
+            cells.push(None);
+            continue;
+        }
+        let (from, len) = match *ty {
+            t::LONGLONG | t::DOUBLE => (at, 8),
+            t::LONG | t::INT24 | t::FLOAT => (at, 4),
+            t::SHORT | t::YEAR => (at, 2),
+            t::TINY => (at, 1),
+            t::NULL => (at, 0),
+            t::DATE | t::DATETIME | t::TIMESTAMP | t::TIME => (at + 1, *row.get(at).ok_or(malformed(WHAT))? as usize),
+            _ => {
+                let len = lenenc_int(row, &mut at).ok_or(malformed(WHAT))? as usize;
+                (at, len)
+            }
+        };
+        let end = from.checked_add(len).filter(|end| *end <= row.len()).ok_or(malformed(WHAT))?;
+        cells.push(Some((from, end)));
+        at = end;
+    }
+    if at != row.len() {
+        return Err(malformed(WHAT));
+    }
+    Ok(())
+}
+
 /// Splits a text result set row into its cells (`None` = NULL), reusing `cells` for the byte
 /// ranges of `row`; fails when the row does not hold `columns` cells exactly.
 pub fn row_cells(row: &[u8], columns: usize, cells: &mut Vec<Option<(usize, usize)>>) -> Result<(), Malformed> {
@@ -286,7 +389,7 @@ pub fn row_cells(row: &[u8], columns: usize, cells: &mut Vec<Option<(usize, usiz
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The initial handshake packet of MariaDB 10.11.19 (Debian), captured on this machine.
@@ -297,7 +400,7 @@ mod tests {
     const ACCESS_DENIED: &str = "ff15042332383030304163636573732064656e69656420666f72207573657220276364635f75736572\
         2740273132372e302e302e312720287573696e672070617373776f72643a2059455329";
 
-    fn hex(text: &str) -> Vec<u8> {
+    pub(crate) fn hex(text: &str) -> Vec<u8> {
         let text: String = text.split_whitespace().collect();
         (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
     }
@@ -396,5 +499,84 @@ mod tests {
         assert_eq!(text, [Some(b"7".as_slice()), None, Some(b"".as_slice()), Some(long.as_slice())]);
         assert!(row_cells(&row, 3, &mut cells).is_err(), "a column count that does not match");
         assert!(row_cells(&row[..20], 4, &mut cells).is_err(), "a row cut short");
+    }
+
+    /// MariaDB 10.11's answers to `COM_STMT_PREPARE` and `COM_STMT_EXECUTE` of
+    /// `SELECT * FROM z`, captured on this machine. Table `z` has the columns
+    /// `ti TINYINT, su SMALLINT UNSIGNED, mi MEDIUMINT, i INT, bu BIGINT UNSIGNED, f FLOAT,
+    /// db DOUBLE, de DECIMAL(10,3), y YEAR, dt DATE, dtm DATETIME(6), ts TIMESTAMP(6) NULL,
+    /// tm TIME(6), v VARCHAR(10), b BIT(3), j JSON` and two rows:
+    /// `(-5, 65535, -8388608, 7, 18446744073709551615, 1.5, -2.25, -12.345, 2024, '2024-02-29',
+    /// '2024-02-29 13:14:15.123456', '2023-11-14 22:13:20.5', '-838:59:59.000001', 'héllo'
+    /// (latin1), b'101', '{"a": 1}')` and one of NULLs but for `y` 0, `dt` '0000-00-00',
+    /// `dtm` '0000-00-00 00:00:00' and `tm` '00:00:00'.
+    const PREPARE_OK: &str = "000200000010000000000000";
+    const MEDIUMINT_DEFINITION: &str = "036465660164017a017a026d69026d690c3f0009000000090000000000";
+    const JSON_DEFINITION: &str = "036465660164017a017a016a016a0c3f00fffffffffc9000000000";
+    pub(crate) const TYPES: [u8; 16] = [1, 2, 9, 3, 8, 4, 5, 0xf6, 13, 10, 12, 7, 11, 0xfd, 16, 0xfc];
+    pub(crate) const BINARY_ROW: &str =
+        "00000000fbffff000080ff07000000ffffffffffffffff0000c03f00000000000002c0072d31322e333435\
+        e80704e807021d0be807021d0d0e0f40e201000be7070b0e160d1420a107000c0122000000163b3b010000000568e96c6c6f01\
+        05087b2261223a20317d";
+    pub(crate) const BINARY_ROW_OF_NULLS: &str = "00fca3030000000000";
+    /// The same rows as the text protocol sends them (`COM_QUERY`).
+    pub(crate) const TEXT_ROW: &str = "022d35053635353335082d38333838363038013714313834343637343430373337303935353136313503312e35\
+        052d322e3235072d31322e33343504323032340a323032342d30322d32391a323032342d30322d32392031333a31343a31352e3132333435\
+        361a323032332d31312d31342032323a31333a32302e353030303030112d3833383a35393a35392e3030303030310568e96c6c6f0105087b\
+        2261223a20317d";
+    pub(crate) const TEXT_ROW_OF_NULLS: &str =
+        "fbfbfbfbfbfbfbfb04303030300a303030302d30302d30301a303030302d30302d30302030303a30\
+        303a30302e303030303030fb0f30303a30303a30302e303030303030fbfbfb";
+
+    #[test]
+    fn prepared_statement_replies() {
+        assert_eq!(Prepared::parse(&hex(PREPARE_OK)), Ok(Prepared { id: 2, columns: 16, params: 0 }));
+        assert!(Prepared::parse(&hex(ACCESS_DENIED)).is_err());
+        assert_eq!(execute_command(0x0102_0304), [0x17, 4, 3, 2, 1, 0, 1, 0, 0, 0]);
+        assert_eq!(column_definition_type(&hex(MEDIUMINT_DEFINITION)), Ok(column_type::INT24));
+        assert_eq!(column_definition_type(&hex(JSON_DEFINITION)), Ok(0xfc));
+        assert!(column_definition_type(&hex(JSON_DEFINITION)[..20]).is_err());
+    }
+
+    #[test]
+    fn binary_row_cells_of_every_layout() {
+        let row = hex(BINARY_ROW);
+        let mut cells = Vec::new();
+        binary_row_cells(&row, &TYPES, &mut cells).unwrap();
+        let values: Vec<&[u8]> = cells.iter().map(|c| &row[c.unwrap().0..c.unwrap().1]).collect();
+        let expected: [&[u8]; 16] = [
+            &[0xfb],
+            &[0xff, 0xff],
+            &[0x00, 0x00, 0x80, 0xff],
+            &[7, 0, 0, 0],
+            &[0xff; 8],
+            &1.5f32.to_le_bytes(),
+            &(-2.25f64).to_le_bytes(),
+            b"-12.345",
+            &2024u16.to_le_bytes(),
+            &[0xe8, 0x07, 2, 29],
+            &[0xe8, 0x07, 2, 29, 13, 14, 15, 0x40, 0xe2, 0x01, 0x00],
+            &[0xe7, 0x07, 11, 14, 22, 13, 20, 0x20, 0xa1, 0x07, 0x00],
+            &[1, 34, 0, 0, 0, 22, 59, 59, 1, 0, 0, 0],
+            b"h\xe9llo",
+            &[0b101],
+            br#"{"a": 1}"#,
+        ];
+        assert_eq!(values, expected);
+
+        let row = hex(BINARY_ROW_OF_NULLS);
+        binary_row_cells(&row, &TYPES, &mut cells).unwrap();
+        let values: Vec<Option<&[u8]>> = cells.iter().map(|c| c.map(|(s, e)| &row[s..e])).collect();
+        let mut expected: Vec<Option<&[u8]>> = vec![None; 16];
+        expected[8] = Some(&[0, 0]);
+        expected[9] = Some(&[]);
+        expected[10] = Some(&[]);
+        expected[12] = Some(&[]);
+        assert_eq!(values, expected, "zero dates and times have no fields");
+
+        let row = hex(BINARY_ROW);
+        assert!(binary_row_cells(&row[..row.len() - 1], &TYPES, &mut cells).is_err(), "a row cut short");
+        assert!(binary_row_cells(&row, &TYPES[..15], &mut cells).is_err(), "a column count that does not match");
+        assert!(binary_row_cells(&[0xfe, 0, 0, 0], &TYPES[..1], &mut cells).is_err(), "no row header");
     }
 }

@@ -431,16 +431,11 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
             let secs = micros / 1_000_000;
             let (hour, minute, second) = ((secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8);
             let micros = (micros % 1_000_000) as u32;
+            let wall = Cell::DateTime { year, month, day, hour, minute, second, micros };
             if kind == TextKind::Timestamp {
-                if month == 0 || day == 0 {
-                    Cell::Timestamp { seconds: 0, micros: 0 }
-                } else {
-                    let days = days_from_civil(year, month, day).ok_or_else(bad)? as i64;
-                    let seconds = days * 86_400 + (hour as i64) * 3600 + (minute as i64) * 60 + second as i64;
-                    Cell::Timestamp { seconds, micros }
-                }
+                utc_instant(wall).ok_or_else(bad)?
             } else {
-                Cell::DateTime { year, month, day, hour, minute, second, micros }
+                wall
             }
         }
         TextKind::Time => {
@@ -449,6 +444,72 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
         }
         TextKind::Bit => Cell::Bits(text),
         TextKind::Bytes => Cell::Bytes(text),
+    })
+}
+
+/// The instant of a TIMESTAMP read as its UTC wall time (snapshot sessions run with
+/// `time_zone = '+00:00'`); the zero TIMESTAMP is stored as second 0, as the binlog has it.
+fn utc_instant(wall: Cell<'_>) -> Option<Cell<'static>> {
+    let Cell::DateTime { year, month, day, hour, minute, second, micros } = wall else { return None };
+    if month == 0 || day == 0 {
+        return Some(Cell::Timestamp { seconds: 0, micros: 0 });
+    }
+    let days = days_from_civil(year, month, day)? as i64;
+    let seconds = days * 86_400 + (hour as i64) * 3600 + (minute as i64) * 60 + second as i64;
+    Some(Cell::Timestamp { seconds, micros })
+}
+
+/// A value of a binary-protocol result row (a prepared snapshot `SELECT`, in a session like
+/// [`read_text_cell`]'s) of wire type `wire_type`, its bytes as
+/// [`crate::connectors::mysql_session::wire::binary_row_cells`] splits them. Values the binary
+/// protocol sends as text (DECIMAL, character and binary data, BIT, ENUM, SET, JSON) read as
+/// in the text protocol.
+pub fn read_binary_cell<'a>(
+    bytes: &'a [u8],
+    wire_type: u8,
+    kind: TextKind,
+    unsigned: bool,
+    data_type: &str,
+) -> Result<Cell<'a>> {
+    use column_type as t;
+    let bad = || Error::internal(format!("MySQL {data_type} value {bytes:02x?} is not in the expected binary form"));
+    let int = |signed: i64, raw: u64| if unsigned { Cell::UInt(raw) } else { Cell::Int(signed) };
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let u64_at = |at: usize| u32_at(at) as u64 | (u32_at(at + 4) as u64) << 32;
+    Ok(match (wire_type, bytes.len()) {
+        (t::TINY, 1) => int(bytes[0] as i8 as i64, bytes[0] as u64),
+        (t::SHORT, 2) => int(u16_at(0) as i16 as i64, u16_at(0) as u64),
+        // MEDIUMINT comes in four bytes, sign-extended.
+        (t::LONG | t::INT24, 4) => int(u32_at(0) as i32 as i64, u32_at(0) as u64),
+        (t::LONGLONG, 8) => int(u64_at(0) as i64, u64_at(0)),
+        (t::YEAR, 2) => Cell::Year(u16_at(0)),
+        (t::FLOAT, 4) => Cell::Float(f32::from_bits(u32_at(0))),
+        (t::DOUBLE, 8) => Cell::Double(f64::from_bits(u64_at(0))),
+        // Fields the value leaves out are zero: a zero value has none, a midnight no time.
+        (t::DATE | t::DATETIME | t::TIMESTAMP, 0 | 4 | 7 | 11) => {
+            let field = |at: usize| bytes.get(at).copied().unwrap_or(0);
+            let (year, month, day) = if bytes.is_empty() { (0, 0, 0) } else { (u16_at(0), field(2), field(3)) };
+            let micros = if bytes.len() == 11 { u32_at(7) } else { 0 };
+            let wall = Cell::DateTime { year, month, day, hour: field(4), minute: field(5), second: field(6), micros };
+            match kind {
+                TextKind::Date => Cell::Date { year, month, day },
+                TextKind::DateTime => wall,
+                TextKind::Timestamp => utc_instant(wall).ok_or_else(bad)?,
+                _ => return Err(bad()),
+            }
+        }
+        (t::TIME, 0 | 8 | 12) => {
+            let field = |at: usize| bytes.get(at).copied().unwrap_or(0) as i64;
+            let days = if bytes.is_empty() { 0 } else { u32_at(1) as i64 };
+            let fraction = if bytes.len() == 12 { u32_at(8) as i64 } else { 0 };
+            let micros = (((days * 24 + field(5)) * 60 + field(6)) * 60 + field(7)) * 1_000_000 + fraction;
+            let negative = field(0) == 1;
+            Cell::Time { negative, micros: if negative { -micros } else { micros } }
+        }
+        (t::TINY | t::SHORT | t::LONG | t::INT24 | t::LONGLONG | t::YEAR | t::FLOAT | t::DOUBLE, _)
+        | (t::DATE | t::DATETIME | t::TIMESTAMP | t::TIME, _) => return Err(bad()),
+        _ => return read_text_cell(bytes, kind, unsigned, data_type),
     })
 }
 
@@ -650,5 +711,73 @@ mod tests {
         assert_eq!(one(&[2, 0, 0xde, 0xad], t::BLOB, 2, false), Cell::Bytes(&[0xde, 0xad]));
         let mut at = 0;
         assert!(read_binlog_cell(&[9, b'a'], &mut at, t::VARCHAR, 30, false).is_err());
+    }
+
+    #[test]
+    fn binary_and_text_rows_of_one_server_read_as_the_same_cells() {
+        use crate::connectors::mysql_session::wire::tests::*;
+        use crate::connectors::mysql_session::wire::{binary_row_cells, row_cells};
+        let columns = [
+            ("tinyint", false),
+            ("smallint", true),
+            ("mediumint", false),
+            ("int", false),
+            ("bigint", true),
+            ("float", false),
+            ("double", false),
+            ("decimal", false),
+            ("year", false),
+            ("date", false),
+            ("datetime", false),
+            ("timestamp", false),
+            ("time", false),
+            ("varchar", false),
+            ("bit", false),
+            ("longtext", false),
+        ];
+        let (mut binary_cells, mut text_cells) = (Vec::new(), Vec::new());
+        for (binary, text) in [(BINARY_ROW, TEXT_ROW), (BINARY_ROW_OF_NULLS, TEXT_ROW_OF_NULLS)] {
+            let (binary, text) = (hex(binary), hex(text));
+            binary_row_cells(&binary, &TYPES, &mut binary_cells).unwrap();
+            row_cells(&text, TYPES.len(), &mut text_cells).unwrap();
+            for (i, (data_type, unsigned)) in columns.into_iter().enumerate() {
+                let kind = TextKind::of(data_type);
+                let from_binary = binary_cells[i]
+                    .map(|(s, e)| read_binary_cell(&binary[s..e], TYPES[i], kind, unsigned, data_type).unwrap());
+                let from_text =
+                    text_cells[i].map(|(s, e)| read_text_cell(&text[s..e], kind, unsigned, data_type).unwrap());
+                assert_eq!(from_binary, from_text, "column {i} ({data_type})");
+            }
+        }
+        let first = hex(BINARY_ROW);
+        binary_row_cells(&first, &TYPES, &mut binary_cells).unwrap();
+        let cell = |i: usize| {
+            let (s, e) = binary_cells[i].unwrap();
+            read_binary_cell(&first[s..e], TYPES[i], TextKind::of(columns[i].0), columns[i].1, columns[i].0).unwrap()
+        };
+        assert_eq!(cell(2), Cell::Int(-8_388_608));
+        assert_eq!(cell(4), Cell::UInt(u64::MAX));
+        assert_eq!(cell(11), Cell::Timestamp { seconds: 1_700_000_000, micros: 500_000 });
+        assert_eq!(cell(12), Cell::Time { negative: true, micros: -3_020_399_000_001 });
+    }
+
+    #[test]
+    fn binary_values_of_the_wrong_width_are_errors() {
+        assert!(read_binary_cell(&[1, 2, 3], t::LONG, TextKind::Int, false, "int").is_err());
+        assert!(read_binary_cell(&[1, 2, 3], t::DATETIME, TextKind::DateTime, false, "datetime").is_err());
+        assert!(
+            read_binary_cell(&[0xe8, 0x07, 2, 29], t::DATE, TextKind::Int, false, "int").is_err(),
+            "a date for a number"
+        );
+        assert_eq!(
+            read_binary_cell(&[0xe8, 0x07, 2, 29], t::DATETIME, TextKind::DateTime, false, "datetime").unwrap(),
+            Cell::DateTime { year: 2024, month: 2, day: 29, hour: 0, minute: 0, second: 0, micros: 0 },
+            "midnight leaves the time out"
+        );
+        assert_eq!(
+            read_binary_cell(&[0, 1, 0, 0, 0, 2, 3, 4], t::TIME, TextKind::Time, false, "time").unwrap(),
+            Cell::Time { negative: false, micros: ((26 * 60 + 3) * 60 + 4) * 1_000_000 },
+            "days of a TIME count 24 hours"
+        );
     }
 }

@@ -142,7 +142,7 @@ async fn read_tables(
     let mut builder = ChangeBuilder::new(spec.schema(), config.server_time_zone, fetch)?;
     for table in tables {
         let doing = format!("reading the snapshot of {}", table.qualified());
-        let sql = format!("SELECT {} FROM {}", table.select_list(), table.qualified());
+        let sql = format!("SELECT {} FROM {}", table.text_select_list(), table.qualified());
         let mut result = conn.query_iter(sql).await.map_err(|e| server_error(config, &doing, e))?;
         let mut rows = result.stream::<mysql_async::Row>().await.map_err(|e| server_error(config, &doing, e))?;
         if let Some(rows) = rows.as_mut() {

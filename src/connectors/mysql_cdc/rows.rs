@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::builders::ColumnBuilder;
-use super::cell::{read_binlog_cell, read_text_cell, Cell};
-use super::schema::{CapturedTable, Fill};
+use super::cell::{read_binary_cell, read_binlog_cell, read_text_cell, Cell};
+use super::schema::{CapturedTable, Fill, SourceColumn};
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
@@ -111,14 +111,36 @@ impl ChangeBuilder {
         table: &CapturedTable,
         value: impl Fn(usize) -> Option<&'v [u8]>,
     ) -> Result<()> {
+        self.append_snapshot_row(table, |i, source| match value(i) {
+            None => Ok(Cell::Null),
+            Some(text) => read_text_cell(text, source.text_kind, source.unsigned, &source.data_type),
+        })
+    }
+
+    /// Appends a snapshot row read over the binary protocol: `value(i)` is MySQL column `i` (in
+    /// table order) with its wire type, `None` for NULL.
+    pub fn append_binary_row<'v>(
+        &mut self,
+        table: &CapturedTable,
+        value: impl Fn(usize) -> Option<(u8, &'v [u8])>,
+    ) -> Result<()> {
+        self.append_snapshot_row(table, |i, source| match value(i) {
+            None => Ok(Cell::Null),
+            Some((wire_type, bytes)) => {
+                read_binary_cell(bytes, wire_type, source.text_kind, source.unsigned, &source.data_type)
+            }
+        })
+    }
+
+    fn append_snapshot_row<'v>(
+        &mut self,
+        table: &CapturedTable,
+        cell: impl Fn(usize, &SourceColumn) -> Result<Cell<'v>>,
+    ) -> Result<()> {
         for (d, fill) in table.fills.iter().enumerate() {
             if let Fill::Column(i) = fill {
                 let source = &table.columns[*i];
-                let cell = match value(*i) {
-                    None => Cell::Null,
-                    Some(text) => read_text_cell(text, source.text_kind, source.unsigned, &source.data_type)?,
-                };
-                self.builders[d].append(cell, source, &self.tz)?;
+                self.builders[d].append(cell(*i, source)?, source, &self.tz)?;
             }
         }
         // Flink CDC stamps snapshot rows with op_ts 0.

@@ -22,7 +22,8 @@ pub struct SourceColumn {
     pub binary_length: Option<usize>,
     /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
     pub fraction_digits: u8,
-    /// How its values read in a snapshot's text-protocol rows.
+    /// How its values read in snapshot rows: in the text protocol, and those the binary protocol
+    /// sends as text.
     pub text_kind: TextKind,
 }
 
@@ -209,10 +210,26 @@ impl CapturedTable {
         self.fills.iter().position(|f| *f == Fill::Column(key))
     }
 
-    /// The column list of snapshot queries: every MySQL column, in table order, so that snapshot
-    /// rows line up with binlog row images.
+    /// The column list of snapshot queries answered in the binary protocol: every MySQL column,
+    /// in table order, so that snapshot rows line up with binlog row images.
     pub fn select_list(&self) -> String {
         self.columns.iter().map(|c| format!("`{}`", c.name.replace('`', "``"))).collect::<Vec<_>>().join(", ")
+    }
+
+    /// [`CapturedTable::select_list`] for queries answered in the text protocol. The text of a
+    /// FLOAT has six significant digits (3.1415927 reads `3.14159`, 16777216 `16777200`), while
+    /// the binlog holds all its bits; as a DOUBLE (`* 1e0`, exact, sign of zero kept) its text
+    /// reads back to the same FLOAT.
+    pub fn text_select_list(&self) -> String {
+        let column = |c: &SourceColumn| {
+            let name = format!("`{}`", c.name.replace('`', "``"));
+            if c.data_type == "float" {
+                format!("{name} * 1e0")
+            } else {
+                name
+            }
+        };
+        self.columns.iter().map(column).collect::<Vec<_>>().join(", ")
     }
 }
 

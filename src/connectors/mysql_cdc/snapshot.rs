@@ -345,11 +345,11 @@ impl ChunkSession {
         }
     }
 
-    /// Runs the chunk's `SELECT` of [`CapturedTable::select_list`], appending its rows.
+    /// Runs the chunk's `SELECT` of the table's columns with `filter`, appending its rows.
     async fn read(
         &mut self,
         config: &MySqlCdcConfig,
-        sql: String,
+        filter: &str,
         table: &CapturedTable,
         builder: &mut ChangeBuilder,
     ) -> Result<()> {
@@ -358,13 +358,17 @@ impl ChunkSession {
         tracing::debug!(table = %table.qualified(), session = kind, "reading a snapshot chunk");
         match self {
             ChunkSession::Own(session) => {
+                let sql = format!("SELECT {} FROM {}{filter}", table.select_list(), table.qualified());
                 session
-                    .query_rows(&sql, &doing, |row, cells| {
-                        builder.append_text_row(table, |i| cells.get(i).copied().flatten().map(|(s, e)| &row[s..e]))
+                    .prepared_rows(&sql, &doing, |row, cells, types| {
+                        builder.append_binary_row(table, |i| {
+                            cells.get(i).copied().flatten().map(|(s, e)| (types[i], &row[s..e]))
+                        })
                     })
                     .await
             }
             ChunkSession::Pooled(conn) => {
+                let sql = format!("SELECT {} FROM {}{filter}", table.text_select_list(), table.qualified());
                 let mut result = conn.query_iter(sql).await.map_err(|e| server_error(config, &doing, e))?;
                 let mut rows =
                     result.stream::<mysql_async::Row>().await.map_err(|e| server_error(config, &doing, e))?;
@@ -392,7 +396,7 @@ pub async fn prepare_session<S: Statements + ?Sized>(config: &MySqlCdcConfig, co
     conn.run(config, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "preparing the snapshot session").await
 }
 
-/// Appends a row of a snapshot `SELECT` of [`CapturedTable::select_list`].
+/// Appends a row of a snapshot `SELECT` of [`CapturedTable::text_select_list`].
 pub fn append_row(builder: &mut ChangeBuilder, table: &CapturedTable, row: &mysql_async::Row) -> Result<()> {
     builder.append_text_row(table, |i| match row.as_ref(i) {
         Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
@@ -434,9 +438,11 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         }
     }
     let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    let sql = format!("SELECT {} FROM {}{filter}", table.select_list(), table.qualified());
-    let mut builder = ChangeBuilder::new(ctx.spec.schema(), config.server_time_zone, 1024)?;
-    session.read(config, sql, table, &mut builder).await?;
+    // Room for a whole chunk up front: growing the builders by doubling copied each chunk's
+    // strings several times.
+    let capacity = config.chunk_size.min(16_384) as usize;
+    let mut builder = ChangeBuilder::new(ctx.spec.schema(), config.server_time_zone, capacity)?;
+    session.read(config, &filter, table, &mut builder).await?;
     // Only own sessions are kept between chunks; a pooled one goes back to the pool.
     let keep_open = ctx.mariadb && matches!(session, ChunkSession::Own(_)) && snapshot.began.elapsed() < SNAPSHOT_REUSE;
     let high = if ctx.mariadb {

@@ -278,7 +278,10 @@ impl ColumnBuilder {
         };
         match &mut self.target {
             Target::D128(b, p, s) => {
-                let scaled = rescale(*s).and_then(|x| x.to_i128()).filter(|x| x.unsigned_abs() < 10u128.pow(*p as u32));
+                // Values mostly come at the column's own scale: no i256 arithmetic for them.
+                let scaled =
+                    if *s as i16 == scale as i16 { v.to_i128() } else { rescale(*s).and_then(|x| x.to_i128()) };
+                let scaled = scaled.filter(|x| x.unsigned_abs() < 10u128.pow(*p as u32));
                 match scaled {
                     Some(x) => b.append_value(x),
                     None => return Err(self.mismatch("the decimal", &text())),

@@ -8,7 +8,8 @@
 //!
 //! `cargo bench --bench mysql_cdc` (release); `BENCH_ROWS` sets the table size (default 1M).
 //! docs/connectors/mysql-cdc.md shows the cheaper profile used on the shared build machine.
-//! Reports rows/s, CPU seconds and peak RSS for each, and our/reference ratios.
+//! Reports rows/s, CPU seconds (the reader's and the server's meanwhile) and peak RSS for each,
+//! and our/reference ratios.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -17,14 +18,19 @@ use cdc_sql::connectors::{open_table, Source, SourceContext};
 use cdc_sql::sql::{parse_script, Statement, TableSpec};
 use cdc_sql_testkit::{ConnectionInfo, Database, MariaDb};
 
-/// (user + system CPU seconds, peak RSS in MiB) of this process so far.
-fn own_usage() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU seconds of process `pid` (`self` for this one) so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields after the command name: state is 0, utime 11, stime 12 (clock ticks, 100 per second).
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (user + system CPU seconds, peak RSS in MiB) of this process so far.
+fn own_usage() -> (f64, f64) {
+    let cpu = cpu_seconds("self");
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status
         .lines()
@@ -122,9 +128,12 @@ fn quiesce(db: &Database) {
     println!("(waited {:.1} s for InnoDB to flush the load)", started.elapsed().as_secs_f64());
 }
 
-fn report(what: &str, rows: u64, wall: f64, cpu: f64, rss: f64) -> f64 {
+/// Prints one reader's figures; `server_cpu` is what the MariaDB server spent meanwhile.
+fn report(what: &str, rows: u64, wall: f64, cpu: f64, server_cpu: f64, rss: f64) -> f64 {
     let rate = rows as f64 / wall;
-    println!("{what:<44} {rows:>9} rows {wall:>7.2} s {rate:>11.0} rows/s  CPU {cpu:>6.2} s  peak RSS {rss:>7.1} MiB");
+    println!(
+        "{what:<44} {rows:>9} rows {wall:>7.2} s {rate:>11.0} rows/s  CPU {cpu:>6.2} s  server CPU {server_cpu:>5.2} s  peak RSS {rss:>7.1} MiB"
+    );
     rate
 }
 
@@ -140,6 +149,8 @@ fn main() {
     let after = master_position(&db);
     assert_eq!(before.0, after.0, "the load must stay in one binlog file");
     let c = db.connection();
+    let server_pid = server.pid().to_string();
+    let server_cpu = || cpu_seconds(&server_pid);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
 
     println!("mysql-cdc benchmark, {rows} rows, MariaDB {}", db.query("SELECT VERSION()")[0][0]);
@@ -147,14 +158,16 @@ fn main() {
     // The reference scans just before and just after ours, so a drift of the machine during the
     // run shows instead of tilting the ratio.
     let mariadb_scan = || {
-        timed(
+        let server0 = server_cpu();
+        let (w, cpu, rss) = timed(
             "mariadb",
             c,
             &["--quick".into(), "--batch".into(), "-e".into(), format!("SELECT * FROM `{}`.t", db.name())],
-        )
+        );
+        report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, server_cpu() - server0, rss)
     };
-    let (w, cpu, rss) = mariadb_scan();
-    let before_ours = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
+    let before_ours = mariadb_scan();
+    let server0 = server_cpu();
     let (cpu0, _) = own_usage();
     let start = Instant::now();
     // BENCH_SNAPSHOT_OPTIONS adds WITH options to the snapshot run, e.g.
@@ -164,9 +177,9 @@ fn main() {
     let wall = start.elapsed().as_secs_f64();
     let (cpu1, rss1) = own_usage();
     assert_eq!(read, rows);
-    let ours = report("cdc-sql snapshot (parallel chunk readers)", read, wall, cpu1 - cpu0, rss1);
-    let (w, cpu, rss) = mariadb_scan();
-    let after_ours = report("mariadb --quick -e 'SELECT *' > /dev/null", rows, w, cpu, rss);
+    let ours =
+        report("cdc-sql snapshot (parallel chunk readers)", read, wall, cpu1 - cpu0, server_cpu() - server0, rss1);
+    let after_ours = mariadb_scan();
     println!(
         "snapshot ratio cdc-sql / mariadb: {:.2} (against the scan before) {:.2} (after)",
         ours / before_ours,
@@ -177,13 +190,15 @@ fn main() {
         ", 'scan.startup.mode' = 'specific-offset', 'scan.startup.specific-offset.file' = '{}', 'scan.startup.specific-offset.pos' = '{}'",
         before.0, before.1
     );
+    let server0 = server_cpu();
     let (cpu0, _) = own_usage();
     let start = Instant::now();
     let read = rt.block_on(read_all(&spec(&db, &offset), Some(&after)));
     let wall = start.elapsed().as_secs_f64();
     let (cpu1, rss2) = own_usage();
     assert_eq!(read, rows);
-    let ours = report("cdc-sql binlog (+I batches)", read, wall, cpu1 - cpu0, rss2);
+    let ours = report("cdc-sql binlog (+I batches)", read, wall, cpu1 - cpu0, server_cpu() - server0, rss2);
+    let server0 = server_cpu();
     let (w, cpu, rss) = timed(
         "mariadb-binlog",
         c,
@@ -195,7 +210,7 @@ fn main() {
             before.0.clone(),
         ],
     );
-    let reference = report("mariadb-binlog -v (remote) > /dev/null", rows, w, cpu, rss);
+    let reference = report("mariadb-binlog -v (remote) > /dev/null", rows, w, cpu, server_cpu() - server0, rss);
     println!("binlog ratio cdc-sql / mariadb-binlog: {:.2}", ours / reference);
     println!("(cdc-sql CPU and RSS are this process's: peak RSS is the high-water mark so far)");
 }

@@ -218,6 +218,32 @@ fn a_user_without_a_password_reads_the_snapshot() {
     assert_eq!(lines, ["+I[1, a]", "+I[2, null]"]);
 }
 
+/// Own sessions read chunks as prepared statements; a server that prepares none
+/// (`max_prepared_stmt_count` = 0) has them read as text queries, FLOATs still exact.
+#[test]
+fn a_server_without_prepared_statements_still_gives_exact_snapshots() {
+    // Its own server: the setting is global.
+    let server = MariaDb::start().unwrap();
+    server.admin().exec("SET GLOBAL max_prepared_stmt_count = 0");
+    let db = server.create_database("noprep");
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, ts TIMESTAMP(3) NULL, d DECIMAL(5,2));
+         INSERT INTO t VALUES (1, 3.1415927, '2023-11-14 22:13:20.125', -1.5), (2, NULL, NULL, NULL);",
+    );
+    let sql = job_with_sink(
+        &db,
+        "id INT, f FLOAT, ts TIMESTAMP_LTZ(3), d DECIMAL(5, 2)",
+        "id",
+        "id INT, f FLOAT, ts TIMESTAMP_LTZ(3), d DECIMAL(5, 2)",
+        ", 'scan.startup.mode' = 'snapshot', 'server-time-zone' = 'UTC'",
+    );
+    let (code, mut lines, stderr) = Job::start(&sql).wait_exit();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("the server prepares no statements"), "{stderr}");
+    lines.sort();
+    assert_eq!(lines, ["+I[1, 3.1415927, 2023-11-14T22:13:20.125Z, -1.50]", "+I[2, null, null, null]"]);
+}
+
 #[test]
 fn type_zoo_snapshot_and_binlog_give_identical_values() {
     let db = cdc_sql_testkit::mariadb().create_database("zoo");

@@ -359,11 +359,21 @@ impl ChunkSession {
         match self {
             ChunkSession::Own(session) => {
                 let sql = format!("SELECT {} FROM {}{filter}", table.select_list(), table.qualified());
-                session
+                let prepared = session
                     .prepared_rows(&sql, &doing, |row, cells, types| {
                         builder.append_binary_row(table, |i| {
                             cells.get(i).copied().flatten().map(|(s, e)| (types[i], &row[s..e]))
                         })
+                    })
+                    .await?;
+                if prepared {
+                    return Ok(());
+                }
+                tracing::debug!(table = %table.qualified(), "the server prepares no statements: a text query reads the chunk");
+                let sql = format!("SELECT {} FROM {}{filter}", table.text_select_list(), table.qualified());
+                session
+                    .query_rows(&sql, &doing, |row, cells| {
+                        builder.append_text_row(table, |i| cells.get(i).copied().flatten().map(|(s, e)| &row[s..e]))
                     })
                     .await
             }

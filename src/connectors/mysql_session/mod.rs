@@ -38,6 +38,10 @@ pub struct Login {
 
 const READ_BUFFER: usize = 256 * 1024;
 
+/// The server's answers to `COM_STMT_PREPARE` when it prepares no statements.
+const ER_UNSUPPORTED_PS: u16 = 1295;
+const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
+
 pub struct RowSession {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -325,12 +329,14 @@ impl RowSession {
     /// Runs `sql`, a statement without parameters, as a prepared statement and calls `row` with
     /// each binary result row, the byte ranges of its values in it as [`wire::binary_row_cells`]
     /// gives them (`None` = NULL), and the column types, in the order of the select list.
+    /// `false` when the server prepares no statements (`max_prepared_stmt_count` = 0 or reached,
+    /// a proxy without them): then nothing was read, and the caller may send a text query.
     pub async fn prepared_rows(
         &mut self,
         sql: &str,
         doing: &str,
         mut row: impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if self.columns > 0 {
             return Err(Error::internal(format!("{}: a query was sent before the last result was read", self.place)));
         }
@@ -339,7 +345,10 @@ impl RowSession {
         let payload = self.next_packet(doing).await?;
         let first = self.payload(&payload);
         if let Reply::Err { code, message, .. } = Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
-            return Err((self.server_error)(&self.place, doing, code, &message));
+            return match code {
+                ER_UNSUPPORTED_PS | ER_MAX_PREPARED_STMT_COUNT_REACHED => Ok(false),
+                _ => Err((self.server_error)(&self.place, doing, code, &message)),
+            };
         }
         let prepared = Prepared::parse(first).map_err(|e| self.protocol(doing, e))?;
         for count in [prepared.params, prepared.columns] {
@@ -354,7 +363,7 @@ impl RowSession {
         let mut close = vec![COM_STMT_CLOSE];
         close.extend_from_slice(&prepared.id.to_le_bytes());
         self.write_packet(doing, &close).await?;
-        outcome
+        outcome.map(|()| true)
     }
 
     async fn skip_definitions(&mut self, doing: &str, count: usize) -> Result<()> {

@@ -45,7 +45,8 @@ pub const COM_STMT_PREPARE: u8 = 0x16;
 pub const COM_STMT_CLOSE: u8 = 0x19;
 const COM_STMT_EXECUTE: u8 = 0x17;
 
-/// Column types (`enum_field_types`) whose binary-protocol values are not length-encoded strings.
+/// Column types (`enum_field_types`), as column definitions and the binlog's table maps give
+/// them.
 pub mod column_type {
     pub const TINY: u8 = 1;
     pub const SHORT: u8 = 2;
@@ -60,6 +61,23 @@ pub mod column_type {
     pub const TIME: u8 = 11;
     pub const DATETIME: u8 = 12;
     pub const YEAR: u8 = 13;
+    pub const NEWDATE: u8 = 14;
+    pub const VARCHAR: u8 = 15;
+    pub const BIT: u8 = 16;
+    pub const TIMESTAMP2: u8 = 17;
+    pub const DATETIME2: u8 = 18;
+    pub const TIME2: u8 = 19;
+    pub const JSON: u8 = 245;
+    pub const NEWDECIMAL: u8 = 246;
+    pub const ENUM: u8 = 247;
+    pub const SET: u8 = 248;
+    pub const TINY_BLOB: u8 = 249;
+    pub const MEDIUM_BLOB: u8 = 250;
+    pub const LONG_BLOB: u8 = 251;
+    pub const BLOB: u8 = 252;
+    pub const VAR_STRING: u8 = 253;
+    pub const STRING: u8 = 254;
+    pub const GEOMETRY: u8 = 255;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -445,7 +445,6 @@ fn cp1252_char(c: u8) -> char {
     }
 }
 
-/// Days from 1970-01-01, `None` for a date that does not exist.
 /// Days since 1970-01-01 of a date; `None` when there is no such day.
 pub(super) fn days_from_civil(year: u16, month: u8, day: u8) -> Option<i32> {
     let (year, month, day) = (year as i64, month as u32, day as u32);

@@ -28,6 +28,11 @@ pub struct SourceColumn {
 }
 
 impl SourceColumn {
+    /// The column's name as an SQL identifier.
+    pub fn quoted_name(&self) -> String {
+        format!("`{}`", self.name.replace('`', "``"))
+    }
+
     /// Builds a column from `information_schema.COLUMNS` fields.
     pub fn new(
         name: String,
@@ -213,7 +218,7 @@ impl CapturedTable {
     /// The column list of snapshot queries answered in the binary protocol: every MySQL column,
     /// in table order, so that snapshot rows line up with binlog row images.
     pub fn select_list(&self) -> String {
-        self.columns.iter().map(|c| format!("`{}`", c.name.replace('`', "``"))).collect::<Vec<_>>().join(", ")
+        self.columns.iter().map(SourceColumn::quoted_name).collect::<Vec<_>>().join(", ")
     }
 
     /// [`CapturedTable::select_list`] for queries answered in the text protocol. The text of a
@@ -222,11 +227,10 @@ impl CapturedTable {
     /// reads back to the same FLOAT.
     pub fn text_select_list(&self) -> String {
         let column = |c: &SourceColumn| {
-            let name = format!("`{}`", c.name.replace('`', "``"));
             if c.data_type == "float" {
-                format!("{name} * 1e0")
+                format!("{} * 1e0", c.quoted_name())
             } else {
-                name
+                c.quoted_name()
             }
         };
         self.columns.iter().map(column).collect::<Vec<_>>().join(", ")

@@ -132,7 +132,7 @@ pub async fn plan_chunks(
     if !column.is_integer() {
         return Ok(whole);
     }
-    let k = format!("`{}`", column.name.replace('`', "``"));
+    let k = column.quoted_name();
     let t = table.qualified();
     let sql = format!(
         "SELECT MIN({k}), MAX({k}), (SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}) FROM {t}",
@@ -436,7 +436,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     let low = snapshot.position.clone();
     let mut conditions = Vec::new();
     if let Some(key) = table.chunk_key {
-        let k = format!("`{}`", table.columns[key].name.replace('`', "``"));
+        let k = table.columns[key].quoted_name();
         if let Some(lo) = chunk.lo {
             conditions.push(format!("{k} >= {lo}"));
         }

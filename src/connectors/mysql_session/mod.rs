@@ -55,8 +55,6 @@ pub struct RowSession {
     cells: Vec<Option<(usize, usize)>>,
     /// Columns of the result set being read; 0 when none is.
     columns: usize,
-    /// The column types of the binary result set being read.
-    types: Vec<u8>,
     place: String,
     server_error: fn(&str, &str, u16, &str) -> Error,
 }
@@ -99,7 +97,6 @@ impl RowSession {
             capabilities: 0,
             cells: Vec::new(),
             columns: 0,
-            types: Vec::new(),
             place: login.place.clone(),
             server_error: login.server_error,
         };
@@ -256,41 +253,38 @@ impl RowSession {
     /// Sends `sql`; `true` when a result set follows, to be read with [`RowSession::rows`]
     /// before the next query.
     pub async fn query(&mut self, sql: &str, doing: &str) -> Result<bool> {
+        self.command(doing, &[&[COM_QUERY][..], sql.as_bytes()].concat()).await?;
+        let columns = self.result_columns(doing).await?;
+        self.definitions(doing, columns, None).await?;
+        self.columns = columns;
+        Ok(columns > 0)
+    }
+
+    /// Sends a command, which starts a new exchange.
+    async fn command(&mut self, doing: &str, payload: &[u8]) -> Result<()> {
         if self.columns > 0 {
             return Err(Error::internal(format!("{}: a query was sent before the last result was read", self.place)));
         }
         self.seq = 0;
-        let command = [&[COM_QUERY][..], sql.as_bytes()].concat();
-        self.write_packet(doing, &command).await?;
+        self.write_packet(doing, payload).await
+    }
+
+    /// Reads the reply to a query or a statement's execution: how many columns its result set
+    /// has, whose definitions follow; 0 when there is none.
+    async fn result_columns(&mut self, doing: &str) -> Result<usize> {
         let payload = self.next_packet(doing).await?;
         let first = self.payload(&payload);
-        let columns = match Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
-            Reply::Ok => return Ok(false),
-            Reply::Err { code, message, .. } => return Err((self.server_error)(&self.place, doing, code, &message)),
-            Reply::Data => {
-                let mut at = 0;
-                match wire::lenenc_int(first, &mut at) {
-                    Some(n) if n > 0 => n as usize,
-                    _ => {
-                        return Err(Error::external(format!(
-                            "{}: {doing}: the server asked for a local file",
-                            self.place
-                        )))
-                    }
-                }
-            }
+        match Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
+            Reply::Ok => Ok(0),
+            Reply::Err { code, message, .. } => Err((self.server_error)(&self.place, doing, code, &message)),
+            Reply::Data => match wire::lenenc_int(first, &mut 0) {
+                Some(n) if n > 0 => Ok(n as usize),
+                _ => Err(Error::external(format!("{}: {doing}: the server asked for a local file", self.place))),
+            },
             Reply::End | Reply::AuthSwitch { .. } | Reply::AuthMoreData(_) => {
-                return Err(Error::external(format!("{}: {doing}: unexpected reply to a query", self.place)))
+                Err(Error::external(format!("{}: {doing}: unexpected reply to a query", self.place)))
             }
-        };
-        for _ in 0..columns {
-            self.next_packet(doing).await?;
         }
-        if self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
-            self.next_packet(doing).await?;
-        }
-        self.columns = columns;
-        Ok(true)
     }
 
     /// Calls `row` for up to `limit` rows of the result set [`RowSession::query`] started;
@@ -337,11 +331,7 @@ impl RowSession {
         doing: &str,
         mut row: impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
     ) -> Result<bool> {
-        if self.columns > 0 {
-            return Err(Error::internal(format!("{}: a query was sent before the last result was read", self.place)));
-        }
-        self.seq = 0;
-        self.write_packet(doing, &[&[COM_STMT_PREPARE][..], sql.as_bytes()].concat()).await?;
+        self.command(doing, &[&[COM_STMT_PREPARE][..], sql.as_bytes()].concat()).await?;
         let payload = self.next_packet(doing).await?;
         let first = self.payload(&payload);
         if let Reply::Err { code, message, .. } = Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
@@ -352,23 +342,27 @@ impl RowSession {
         }
         let prepared = Prepared::parse(first).map_err(|e| self.protocol(doing, e))?;
         for count in [prepared.params, prepared.columns] {
-            self.skip_definitions(doing, count as usize).await?;
+            self.definitions(doing, count as usize, None).await?;
         }
-        self.seq = 0;
-        self.write_packet(doing, &wire::execute_command(prepared.id)).await?;
-        let outcome = self.binary_rows(doing, &mut row).await;
+        self.command(doing, &wire::execute_command(prepared.id)).await?;
+        self.binary_rows(doing, &mut row).await?;
         // A statement left open would count against the server's max_prepared_stmt_count for
-        // as long as the session lives; closing it has no reply.
-        self.seq = 0;
+        // as long as the session lives; closing it has no reply. (A session whose read failed
+        // is dropped, which closes its statements.)
         let mut close = vec![COM_STMT_CLOSE];
         close.extend_from_slice(&prepared.id.to_le_bytes());
-        self.write_packet(doing, &close).await?;
-        outcome.map(|()| true)
+        self.command(doing, &close).await?;
+        Ok(true)
     }
 
-    async fn skip_definitions(&mut self, doing: &str, count: usize) -> Result<()> {
+    /// Reads `count` column (or parameter) definitions and, without `CLIENT_DEPRECATE_EOF`, the
+    /// EOF after them; their column types go to `types` when given.
+    async fn definitions(&mut self, doing: &str, count: usize, mut types: Option<&mut Vec<u8>>) -> Result<()> {
         for _ in 0..count {
-            self.next_packet(doing).await?;
+            let payload = self.next_packet(doing).await?;
+            if let Some(types) = types.as_deref_mut() {
+                types.push(wire::column_definition_type(self.payload(&payload)).map_err(|e| self.protocol(doing, e))?);
+            }
         }
         if count > 0 && self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
             self.next_packet(doing).await?;
@@ -381,28 +375,9 @@ impl RowSession {
         doing: &str,
         row: &mut impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let payload = self.next_packet(doing).await?;
-        let first = self.payload(&payload);
-        let columns = match Reply::parse(first, false).map_err(|e| self.protocol(doing, e))? {
-            Reply::Ok => return Ok(()),
-            Reply::Err { code, message, .. } => return Err((self.server_error)(&self.place, doing, code, &message)),
-            Reply::Data => wire::lenenc_int(first, &mut 0)
-                .filter(|n| *n > 0)
-                .ok_or_else(|| self.protocol(doing, wire::Malformed { what: "result set header" }))?
-                as usize,
-            Reply::End | Reply::AuthSwitch { .. } | Reply::AuthMoreData(_) => {
-                return Err(Error::external(format!("{}: {doing}: unexpected reply to a statement", self.place)))
-            }
-        };
-        let mut types = std::mem::take(&mut self.types);
-        types.clear();
-        for _ in 0..columns {
-            let payload = self.next_packet(doing).await?;
-            types.push(wire::column_definition_type(self.payload(&payload)).map_err(|e| self.protocol(doing, e))?);
-        }
-        if self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
-            self.next_packet(doing).await?;
-        }
+        let columns = self.result_columns(doing).await?;
+        let mut types = Vec::with_capacity(columns);
+        self.definitions(doing, columns, Some(&mut types)).await?;
         self.columns = columns;
         let mut cells = std::mem::take(&mut self.cells);
         let outcome = loop {
@@ -420,7 +395,6 @@ impl RowSession {
             }
         };
         self.cells = cells;
-        self.types = types;
         outcome
     }
 

@@ -153,11 +153,50 @@ pub trait ConnectorTable: Send + Sync {
         None
     }
 
+    /// What determines the positions the table's source emits, so that a checkpoint's position
+    /// resumes only a source that reads the same thing from the same place. `None` (the default)
+    /// for connectors that cannot read, or whose positions depend on nothing but the table.
+    fn source_identity(&self) -> Option<SourceIdentity> {
+        None
+    }
+
     /// The table leaves the session (DROP TABLE, or the shell ends): release what jobs of this
     /// session left behind for it and the table declares not to outlive its job (a slot with
     /// 'debezium.slot.drop.on.stop' whose job failed). Returns what happened, for the user.
     async fn on_drop(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+}
+
+/// What a source's positions are positions *in*: a position stored in a checkpoint applies to a
+/// later run only when these are the same (the startup mode aside: a finished bounded snapshot
+/// may be continued by a streaming run, see [`SourceIdentity::continues_snapshot`]). Never holds
+/// credentials: it is stored in checkpoint records and quoted in messages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceIdentity {
+    /// The connector's name, e.g. `mysql-cdc`.
+    pub connector: String,
+    /// Where it reads: server and database (`host:port/database`), or `-` for none.
+    pub location: String,
+    /// What it reads: the captured tables as configured (patterns as written).
+    pub tables: String,
+    /// How a fresh start begins (`scan.startup.mode` and its offset options, as written).
+    pub startup_mode: String,
+}
+
+impl SourceIdentity {
+    /// The startup mode of a bounded snapshot run (`'scan.startup.mode' = 'snapshot'`).
+    pub const SNAPSHOT: &'static str = "snapshot";
+
+    /// A run of `self` may continue the finished bounded snapshot run `earlier` by streaming the
+    /// log from where that snapshot was taken: same connector, place and tables, and only the
+    /// startup mode moved from `snapshot` to a streaming one.
+    pub fn continues_snapshot(&self, earlier: &SourceIdentity) -> bool {
+        earlier.startup_mode == Self::SNAPSHOT
+            && self.startup_mode != Self::SNAPSHOT
+            && self.connector == earlier.connector
+            && self.location == earlier.location
+            && self.tables == earlier.tables
     }
 }
 

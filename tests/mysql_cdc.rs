@@ -1479,7 +1479,8 @@ fn a_streaming_run_continues_a_finished_snapshot_mode_run_from_where_its_snapsho
 fn a_streaming_run_continues_a_finished_legacy_snapshot_mode_run() {
     let db = cdc_sql_testkit::mariadb().create_database("legacy_backfill");
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_2000");
-    let options = ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '300', 'server-id' = '5591'";
+    let options =
+        ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '300', 'server-id' = '5591'";
     let backfill = spec_for(&db, &format!(", 'scan.startup.mode' = 'snapshot'{options}"));
     let cdc = spec_for(&db, options);
     let delivered = runtime().block_on(continue_backfill(&db, &backfill, &cdc));

@@ -1084,7 +1084,9 @@ fn a_streaming_run_refuses_to_continue_a_snapshot_mode_run_naming_the_fix() {
     use cdc_sql::sql::{parse_script, Statement};
 
     let db = cdc_sql_testkit::postgres().create_database("pg_backfill");
-    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 500) i;");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 500) i;",
+    );
     let spec = |mode: &str| {
         let sql = format!(
             "CREATE TABLE src (\n{KV}\n) WITH (\n  {}\n);",

@@ -296,7 +296,10 @@ mod tests {
              'scan.partition.num' = '4', 'scan.partition.lower-bound' = '0', 'scan.partition.upper-bound' = '99'",
         );
         assert_eq!(partitioned.startup_mode, "scan partition.column=id num=4 lower-bound=0 upper-bound=99");
-        assert!(!partitioned.continues_snapshot(&whole) && !whole.continues_snapshot(&partitioned), "a scan never streams on");
+        assert!(
+            !partitioned.continues_snapshot(&whole) && !whole.continues_snapshot(&partitioned),
+            "a scan never streams on"
+        );
         let mysql = identity(", 'url' = 'jdbc:mysql://db/shop', 'table-name' = 'orders', 'scan.fetch-size' = '10'");
         assert_eq!((mysql.location.as_str(), mysql.tables.as_str()), ("db:3306/shop", "orders"));
     }

@@ -21,6 +21,10 @@
 //! after it (binlog file and offset, MariaDB GTIDs, and snapshot progress per chunk while it
 //! matters), from which `start` resumes exactly.
 //!
+//! In 'snapshot' mode the last position is complete — every chunk with its watermark, or the
+//! legacy snapshot's exact position without its marker — so a streaming run of the same tables
+//! given it streams on from where the snapshot was taken, as 'initial' does after its snapshot.
+//!
 //! 'scan.startup.mode' = 'timestamp' finds its binlog file by the files' start times and skips
 //! whole transactions committed before the requested second ([`stream`]).
 //!

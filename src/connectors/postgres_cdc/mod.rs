@@ -553,7 +553,8 @@ mod tests {
         assert_ne!(identity(&[("port", "6543"), ("slot.name", "s2")]), initial, "another slot holds other WAL");
         assert_ne!(identity(&[("port", "6543"), ("schema-name", "shop")]), initial);
         assert_ne!(identity(&[("port", "6543"), ("database-name", "d2")]), initial);
-        let login = identity(&[("port", "6543"), ("username", "v"), ("password", "p2"), ("heartbeat.interval.ms", "5s")]);
+        let login =
+            identity(&[("port", "6543"), ("username", "v"), ("password", "p2"), ("heartbeat.interval.ms", "5s")]);
         assert_eq!(login, initial, "logins and tuning do not move positions");
     }
 

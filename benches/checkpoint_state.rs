@@ -16,8 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_sql::changelog::ChangeBatch;
-use cdc_sql::connectors::RowOrigins;
+use cdc_sql::changelog::{ChangeBatch, Event};
 use cdc_sql::operators::{Operator, OperatorSnapshot, TruncateAsDeletes};
 use cdc_sql::runtime::checkpoint::OperatorFile;
 use cdc_sql::runtime::{CheckpointRecord, CheckpointStore, InputState, PipelineState};
@@ -33,13 +32,12 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn rows(from: i64, n: i64) -> (ChangeBatch, RowOrigins) {
+fn rows(from: i64, n: i64) -> Event {
     let ids = Int64Array::from_iter_values(from..from + n);
     let names = StringArray::from_iter_values((from..from + n).map(|i| format!("customer-{i:08}")));
     let amounts = Float64Array::from_iter_values((from..from + n).map(|i| i as f64 * 0.25));
     let batch = RecordBatch::try_new(schema(), vec![Arc::new(ids), Arc::new(names), Arc::new(amounts)]).unwrap();
-    let origins = RowOrigins { tables: vec![Arc::from("public.customers"); n as usize], truncated: Vec::new() };
-    (ChangeBatch::inserts(batch), origins)
+    Event::Changes { table: Some(Arc::from("public.customers")), changes: ChangeBatch::inserts(batch) }
 }
 
 /// One checkpoint of `operators` (all of pipeline 0) into `store`, as the coordinator takes it.
@@ -83,7 +81,12 @@ fn measure(label: &str, runs: usize, mut one: impl FnMut(u64)) {
         .collect();
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("{label:<58} median {:>9.2} ms   min {:>9.2} ms   max {:>9.2} ms", ms(times[runs / 2]), ms(times[0]), ms(times[runs - 1]));
+    println!(
+        "{label:<58} median {:>9.2} ms   min {:>9.2} ms   max {:>9.2} ms",
+        ms(times[runs / 2]),
+        ms(times[0]),
+        ms(times[runs - 1])
+    );
 }
 
 fn main() {
@@ -105,8 +108,7 @@ fn main() {
     let mut large = vec![TruncateAsDeletes::new("truncate-as-deletes", schema(), vec![0]).unwrap()];
     let started = Instant::now();
     for from in (0..keys).step_by(8192) {
-        let (changes, origins) = rows(from, 8192.min(keys - from));
-        large[0].process(0, changes, Some(&origins)).unwrap();
+        large[0].process(0, rows(from, 8192.min(keys - from)), &mut Vec::new()).unwrap();
     }
     println!("(holding {keys} keys took {:.2} s to build)", started.elapsed().as_secs_f64());
     let mut files = Vec::new();
@@ -118,8 +120,7 @@ fn main() {
         checkpoint(&store, id, &mut large, &mut files);
     });
     measure(&format!("1 operator, {keys} keys, one row changed (rewritten)"), 5, |i| {
-        let (changes, origins) = rows(keys + i as i64, 1);
-        large[0].process(0, changes, Some(&origins)).unwrap();
+        large[0].process(0, rows(keys + i as i64, 1), &mut Vec::new()).unwrap();
         id += 1;
         checkpoint(&store, id, &mut large, &mut files);
     });

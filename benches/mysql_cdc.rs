@@ -98,7 +98,7 @@ async fn read_all(spec: &TableSpec, until: Option<&(String, u64)>) -> u64 {
     source.start(None).await.expect("start");
     let mut rows = 0u64;
     while let Some(batch) = source.next_batch().await.expect("batch") {
-        rows += batch.changes.num_rows() as u64;
+        rows += batch.changes().unwrap().num_rows() as u64;
         if let Some((file, pos)) = until {
             let at = (
                 batch.position["file"].as_str().unwrap_or_default().to_string(),

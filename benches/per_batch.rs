@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_sql::changelog::{ChangeBatch, RowKind};
+use cdc_sql::changelog::{ChangeBatch, Event, RowKind};
 use cdc_sql::operators::{Operator, QueryOperator};
 use cdc_sql::session::{Outcome, Session};
 use cdc_sql::sql::parse_script;
@@ -64,18 +64,21 @@ fn main() {
     });
     // The operator the pipeline runs the query as.
     let mut query = QueryOperator::new(query);
+    let mut out = Vec::with_capacity(1);
     println!("{:>10} {:>14} {:>14} {:>14}", "batch rows", "µs per batch", "ns per row", "rows/s");
     for size in [1usize, 100, 8192] {
         let batches: Vec<ChangeBatch> = (0..64).map(|i| batch(size, i * size)).collect();
         // Warm up, then run for about two seconds.
         for b in &batches {
-            query.process(0, b.clone(), None).unwrap();
+            query.process(0, Event::changes(b.clone()), &mut out).unwrap();
+            out.clear();
         }
         let started = Instant::now();
         let mut n = 0usize;
         while started.elapsed() < Duration::from_secs(2) {
             for b in &batches {
-                std::hint::black_box(query.process(0, b.clone(), None).unwrap());
+                query.process(0, Event::changes(b.clone()), &mut out).unwrap();
+                std::hint::black_box(out.drain(..));
             }
             n += batches.len();
         }

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # datagen → filter/projection → blackhole through the release binary: rows/s, CPU and peak RSS
 # for 10M rows, and the same job at batch sizes 1, 100 and 8192 to show the per-batch overhead
-# end to end. Usage: benches/pipeline.sh [rows]   (default 10000000)
+# end to end. Usage: benches/pipeline.sh [rows]   (default 10000000; CDC_SQL_BIN=path to measure
+# another build's binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows="${1:-10000000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cdc-sql/target-release}"
-cargo build --release -q -p cdc-sql --bin cdc-sql
-bin="$CARGO_TARGET_DIR/release/cdc-sql"
+# CDC_SQL_BIN measures a binary built elsewhere (e.g. the previous commit's, side by side).
+if [ -n "${CDC_SQL_BIN:-}" ]; then
+  bin="$CDC_SQL_BIN"
+else
+  cargo build --release -q -p cdc-sql --bin cdc-sql
+  bin="$CARGO_TARGET_DIR/release/cdc-sql"
+fi
 
 job() { # $1 rows, $2 batch size
   cat <<SQL

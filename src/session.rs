@@ -423,7 +423,12 @@ impl Session {
             startup_mode: "-".into(),
         });
         Ok(SourceInfo {
-            input: InputSpec { table: table.to_string(), identity, open_source: factory, slot: entry.table.replication_slot() },
+            input: InputSpec {
+                table: table.to_string(),
+                identity,
+                open_source: factory,
+                slot: entry.table.replication_slot(),
+            },
             changelog: entry.table.source_changelog_mode(),
             retractions: entry.table.source_retractions(),
             bounded,

@@ -373,7 +373,7 @@ fn newest_record(dir: &Path) -> Option<(u64, Value)> {
         // Retention may remove it between listing and reading; list again then.
         if let Ok(text) = std::fs::read_to_string(dir.join(format!("chk-{newest}.json"))) {
             let record: Value = serde_json::from_str(&text).unwrap();
-            return Some((newest, record["pipelines"][0]["position"].clone()));
+            return Some((newest, record["pipelines"][0]["inputs"][0]["position"].clone()));
         }
     }
     panic!("the newest checkpoint record of {} kept disappearing", dir.display())

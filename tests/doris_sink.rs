@@ -603,7 +603,7 @@ async fn expected_state_with(rows: u64, suffix: &str) -> BTreeMap<i64, Map<Strin
     source.start(None).await.unwrap();
     let mut state = BTreeMap::new();
     while let Some(batch) = source.next_batch().await.unwrap() {
-        let b = &batch.changes;
+        let b = &batch.changes().unwrap();
         let ids = b.rows().column(0).as_any().downcast_ref::<Int32Array>().unwrap();
         let names = b.rows().column(1).as_any().downcast_ref::<StringArray>().unwrap();
         let amounts = b.rows().column(2).as_any().downcast_ref::<Decimal128Array>().unwrap();

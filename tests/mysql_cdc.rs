@@ -450,8 +450,12 @@ fn a_graceful_stop_mid_snapshot_resumes_it_repeating_nothing() {
     let record = newest_record(state.path()).expect("a final checkpoint");
     let pipeline = &record["pipelines"][0];
     assert_eq!(pipeline["exact"], true, "{record}");
-    let pending =
-        pipeline["position"]["snapshot"]["chunks"].as_array().unwrap().iter().filter(|c| c[3].is_null()).count();
+    let pending = pipeline["inputs"][0]["position"]["snapshot"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c[3].is_null())
+        .count();
     assert!(pending > 0, "stopped mid-snapshot: {record}");
 
     // Changes while stopped, to read and unread chunks.
@@ -508,7 +512,7 @@ fn a_job_killed_before_its_first_checkpoint_retracts_what_it_delivered() {
     job.child.kill().unwrap();
     job.child.wait().unwrap();
     let record = newest_record(state.path()).expect("the start was checkpointed");
-    let chunks = record["pipelines"][0]["position"]["snapshot"]["chunks"].as_array().unwrap().clone();
+    let chunks = record["pipelines"][0]["inputs"][0]["position"]["snapshot"]["chunks"].as_array().unwrap().clone();
     assert!(chunks.iter().all(|c| c[3].is_null()), "it stored where the snapshot began: {record}");
     let mut sink = BTreeMap::new();
     for line in &delivered {
@@ -740,7 +744,7 @@ impl Reader {
         while !done(state) {
             assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
             let batch = self.source.next_batch().await.unwrap().expect("unbounded");
-            (self.apply)(state, &batch.changes);
+            (self.apply)(state, &batch.changes().unwrap());
             self.position = Some(batch.position);
         }
     }
@@ -750,7 +754,7 @@ impl Reader {
         let start = Instant::now();
         while let Some(batch) = self.source.next_batch().await.unwrap() {
             assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
-            (self.apply)(state, &batch.changes);
+            (self.apply)(state, &batch.changes().unwrap());
             self.position = Some(batch.position);
         }
     }
@@ -761,7 +765,7 @@ impl Reader {
         while !streamed_past(&self.position, target) {
             assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
             let batch = self.source.next_batch().await.unwrap().expect("unbounded");
-            (self.apply)(state, &batch.changes);
+            (self.apply)(state, &batch.changes().unwrap());
             self.position = Some(batch.position);
         }
     }
@@ -1021,12 +1025,12 @@ fn savepoints_do_not_split_a_transaction() {
         let batch = loop {
             assert!(start.elapsed() < DEADLINE, "nothing read");
             let batch = reader.source.next_batch().await.unwrap().unwrap();
-            if !batch.changes.is_empty() {
+            if !batch.changes().unwrap().is_empty() {
                 break batch;
             }
         };
         reader.source.close().await.unwrap();
-        assert_eq!(format_rows(&batch.changes, "").unwrap(), "+I[1, 1]\n+I[3, 3]\n");
+        assert_eq!(format_rows(&batch.changes().unwrap(), "").unwrap(), "+I[1, 1]\n+I[3, 3]\n");
     });
 }
 
@@ -1096,9 +1100,9 @@ fn legacy_snapshot_under_concurrent_writes_ends_equal_to_the_source() {
         while reader.position.as_ref().is_none_or(|p| p.get("legacy_snapshot").is_some()) {
             assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
             let batch = reader.source.next_batch().await.unwrap().expect("unbounded");
-            assert!(batch.changes.num_rows() <= 500, "a batch of {} rows", batch.changes.num_rows());
+            assert!(batch.changes().unwrap().num_rows() <= 500, "a batch of {} rows", batch.changes().unwrap().num_rows());
             snapshot_batches += batch.position.get("legacy_snapshot").is_some() as usize;
-            apply(&mut state, &batch.changes);
+            apply(&mut state, &batch.changes().unwrap());
             reader.position = Some(batch.position);
         }
         assert_eq!(snapshot_batches, 40);
@@ -1175,8 +1179,8 @@ fn restart_between_the_pieces_of_a_chunk_loses_and_repeats_nothing() {
         while state.len() < 1600 {
             assert!(start.elapsed() < DEADLINE);
             let batch = reader.source.next_batch().await.unwrap().unwrap();
-            assert!(batch.changes.num_rows() <= 300, "a batch of {} rows", batch.changes.num_rows());
-            apply(&mut state, &batch.changes);
+            assert!(batch.changes().unwrap().num_rows() <= 300, "a batch of {} rows", batch.changes().unwrap().num_rows());
+            apply(&mut state, &batch.changes().unwrap());
             reader.position = Some(batch.position);
         }
         assert_eq!(state.len(), 1600);
@@ -1234,7 +1238,7 @@ fn resume_right_after_a_gtid_start_repeats_nothing() {
         let mut reader = Reader::open(&spec, None).await;
         // Nothing committed yet: the position is the start of the binlog file holding the GTID.
         let batch = reader.source.next_batch().await.unwrap().unwrap();
-        assert!(batch.changes.is_empty());
+        assert!(batch.changes().unwrap().is_empty());
         reader.source.close().await.unwrap();
         db.exec("INSERT INTO t VALUES (3, 3)");
         let mut state = BTreeMap::new();
@@ -1448,8 +1452,8 @@ async fn continue_backfill(db: &Database, backfill: &TableSpec, cdc: &TableSpec)
     while !streamed_past(&reader.position, &target) {
         assert!(start.elapsed() < DEADLINE, "deadline; delivered {delivered:?}");
         let batch = reader.source.next_batch().await.unwrap().expect("unbounded");
-        delivered.extend(format_rows(&batch.changes, "").unwrap().lines().map(String::from));
-        apply(&mut state, &batch.changes);
+        delivered.extend(format_rows(&batch.changes().unwrap(), "").unwrap().lines().map(String::from));
+        apply(&mut state, &batch.changes().unwrap());
         reader.position = Some(batch.position);
     }
     assert_same(&state, &table_state(db));

@@ -1104,7 +1104,7 @@ fn a_streaming_run_refuses_to_continue_a_snapshot_mode_run_naming_the_fix() {
         source.start(None).await.unwrap();
         let (mut rows, mut last) = (0, None);
         while let Some(batch) = source.next_batch().await.unwrap() {
-            rows += batch.changes.num_rows();
+            rows += batch.changes().unwrap().num_rows();
             last = Some(batch.position);
         }
         source.close().await.unwrap();
@@ -1341,10 +1341,11 @@ mod library {
         loop {
             assert!(start.elapsed() < DEADLINE, "timed out waiting for id {id}; read {rows:?}");
             let batch = source.next_batch().await.unwrap().unwrap();
-            let ids: &Int32Array = batch.changes.rows().column(0).as_primitive();
+            let changes = batch.changes().unwrap();
+            let ids: &Int32Array = changes.rows().column(0).as_primitive();
             let mut found = false;
-            for i in 0..batch.changes.num_rows() {
-                rows.push((batch.changes.kind(i).short().to_string(), ids.value(i)));
+            for i in 0..changes.num_rows() {
+                rows.push((changes.kind(i).short().to_string(), ids.value(i)));
                 found |= ids.value(i) == id;
             }
             if found {
@@ -1390,7 +1391,8 @@ mod library {
         let mut snapshot_ids: Vec<i32> = Vec::new();
         while snapshot_ids.len() < 3 {
             let batch = c.next_batch().await.unwrap().unwrap();
-            let ids: &Int32Array = batch.changes.rows().column(0).as_primitive();
+            let changes = batch.changes().unwrap();
+            let ids: &Int32Array = changes.rows().column(0).as_primitive();
             snapshot_ids.extend(ids.values().iter());
         }
         snapshot_ids.sort();

@@ -5,6 +5,7 @@
 
 mod compact;
 mod display;
+mod event;
 mod filter;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
+pub use event::{Event, TableId, Truncation};
 pub use filter::{filter_changes, Retractions};
 
 use crate::error::{Error, Result};
@@ -158,6 +160,11 @@ impl ChangeBatch {
         ChangeBatch::new(rows, Int8Array::from(kinds))
     }
 
+    /// `len` rows from `offset` (the caller keeps update pairs together).
+    pub fn slice(&self, offset: usize, len: usize) -> ChangeBatch {
+        ChangeBatch { rows: self.rows.slice(offset, len), kinds: self.kinds.slice(offset, len) }
+    }
+
     /// The first `n` rows, never splitting an update pair.
     pub fn head(&self, n: usize) -> ChangeBatch {
         let mut n = n.min(self.num_rows());
@@ -169,6 +176,9 @@ impl ChangeBatch {
 
     /// The changes of `parts`, in order, as one batch of `schema`.
     pub fn concat(schema: &datafusion::arrow::datatypes::SchemaRef, parts: &[ChangeBatch]) -> Result<Self> {
+        if parts.is_empty() {
+            return Ok(ChangeBatch::inserts(RecordBatch::new_empty(schema.clone())));
+        }
         let rows = datafusion::arrow::compute::concat_batches(schema, parts.iter().map(|p| &p.rows))?;
         let kinds: Vec<&dyn Array> = parts.iter().map(|p| &p.kinds as &dyn Array).collect();
         let kinds = datafusion::arrow::compute::concat(&kinds)?;

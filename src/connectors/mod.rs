@@ -20,14 +20,12 @@ mod pg_copy;
 mod postgres_cdc;
 mod print;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 
 pub use options::ConnectorOptions;
 
-use crate::changelog::{ChangeBatch, ChangelogMode, Retractions};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -216,38 +214,40 @@ pub struct ResumeFrom {
     pub exact: bool,
 }
 
-/// A changelog batch and the source position right after it.
+/// What a source read, and its position right after it.
 #[derive(Debug)]
 pub struct SourceBatch {
-    pub changes: ChangeBatch,
+    /// In order: changes of a table, truncations. Sources of one table emit changes of their
+    /// declared table (see [`SourceBatch::new`]); sources of several tag each event with its
+    /// table.
+    pub events: Vec<Event>,
     pub position: Position,
-    /// From sources that name a [`Source::captured_row_key`], always; from others, never.
-    pub origins: Option<RowOrigins>,
 }
 
 impl SourceBatch {
+    /// Changes of the table the source was declared for.
     pub fn new(changes: ChangeBatch, position: Position) -> Self {
-        SourceBatch { changes, position, origins: None }
+        SourceBatch { events: vec![Event::changes(changes)], position }
     }
-}
 
-/// Where a batch's rows come from, so that the runtime can keep every row a source delivered
-/// and turn a truncation into deletes of exactly the rows the table held.
-#[derive(Debug, Clone, Default)]
-pub struct RowOrigins {
-    /// The captured table of each row (e.g. `schema.table`): as many as the batch has rows.
-    pub tables: Vec<Arc<str>>,
-    /// Tables truncated before the batch's rows, in order.
-    pub truncated: Vec<Truncation>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Truncation {
-    pub table: Arc<str>,
-    /// Values for the columns (by index) that describe a change rather than a row — metadata
-    /// such as `op_ts` or `row_kind` — in the deletes the truncation becomes; the other columns
-    /// keep the values of the rows deleted.
-    pub change_columns: Vec<(usize, datafusion::scalar::ScalarValue)>,
+    /// All the batch's changes as one batch, whichever tables they are of: for sources whose
+    /// tables share the declared columns. A truncation has no rows to give.
+    pub fn changes(&self) -> Result<ChangeBatch> {
+        let mut parts = Vec::with_capacity(self.events.len());
+        for event in &self.events {
+            match event {
+                Event::Changes { changes, .. } => parts.push(changes.clone()),
+                Event::Truncated(t) => {
+                    return Err(Error::internal(format!("a truncation of {:?} has no changes to give", t.table)))
+                }
+            }
+        }
+        match parts.as_slice() {
+            [] => Err(Error::internal("a source batch without changes")),
+            [one] => Ok(one.clone()),
+            [first, ..] => ChangeBatch::concat(&first.rows().schema(), &parts),
+        }
+    }
 }
 
 #[async_trait]
@@ -262,7 +262,7 @@ pub trait Source: Send {
 
     /// The key columns (indices into [`Source::schema`]) by which the runtime keeps every row
     /// this source delivered, to turn the truncations it reports into deletes. A source that
-    /// names them gives [`RowOrigins`] with every batch; `None` (the default) for the others.
+    /// names them tags every [`Event`] with its table; `None` (the default) for the others.
     fn captured_row_key(&self) -> Option<Vec<usize>> {
         None
     }

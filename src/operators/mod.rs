@@ -21,8 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 pub use query::QueryOperator;
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
-use crate::changelog::ChangeBatch;
-use crate::connectors::RowOrigins;
+use crate::changelog::Event;
 use crate::error::Result;
 
 /// What a stateful operator hands to a checkpoint.
@@ -38,9 +37,8 @@ pub trait Operator: Send {
     /// Names the operator's state in checkpoints: stable across runs of the same job file.
     fn name(&self) -> &str;
 
-    /// Takes the changes of input `input` (with where their rows come from, when the source
-    /// says), returns the changes the operator emits.
-    fn process(&mut self, input: usize, changes: ChangeBatch, origins: Option<&RowOrigins>) -> Result<ChangeBatch>;
+    /// Takes one event of input `input`, adds the events it emits to `out`.
+    fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()>;
 
     /// The state for a checkpoint; `None` for an operator that keeps none.
     fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {

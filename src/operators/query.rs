@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use super::Operator;
-use crate::changelog::ChangeBatch;
-use crate::connectors::RowOrigins;
-use crate::error::Result;
+use crate::changelog::Event;
+use crate::error::{Error, Result};
 use crate::plan::{CompiledQuery, Limits};
 
 pub struct QueryOperator {
@@ -37,7 +36,20 @@ impl Operator for QueryOperator {
         "query"
     }
 
-    fn process(&mut self, input: usize, changes: ChangeBatch, _: Option<&RowOrigins>) -> Result<ChangeBatch> {
-        self.query.apply(input, &changes, &mut self.limits)
+    /// The query's rows are of the sink's one table: what they came from is not passed on.
+    fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
+        match event {
+            Event::Changes { changes, .. } => {
+                let result = self.query.apply(input, &changes, &mut self.limits)?;
+                if !result.is_empty() {
+                    out.push(Event::changes(result));
+                }
+                Ok(())
+            }
+            Event::Truncated(t) => Err(Error::internal(format!(
+                "a truncation of {:?} reached the query without an operator to turn it into deletes",
+                t.table
+            ))),
+        }
     }
 }

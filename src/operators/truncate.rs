@@ -21,8 +21,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::{Operator, OperatorSnapshot};
-use crate::changelog::{ChangeBatch, RowKind};
-use crate::connectors::RowOrigins;
+use crate::changelog::{ChangeBatch, Event, RowKind, Truncation};
 use crate::error::{Error, Result};
 
 /// The name of the state's leading column, which holds each row's captured table.
@@ -75,43 +74,21 @@ impl TruncateAsDeletes {
     }
 
     /// Rows held, over all tables.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.tables.values().map(HashMap::len).sum()
     }
 
-    /// The batch's changes after the deletes its truncations stand for, and the rows held updated.
-    fn track(&mut self, changes: ChangeBatch, origins: &RowOrigins) -> Result<ChangeBatch> {
-        if origins.tables.len() != changes.num_rows() {
-            return Err(Error::internal(format!(
-                "a source batch of {} rows named the table of {}",
-                changes.num_rows(),
-                origins.tables.len()
-            )));
-        }
-        let mut parts = Vec::with_capacity(origins.truncated.len() + 1);
-        for truncation in &origins.truncated {
-            if let Some(deletes) = self.truncate(&truncation.table, &truncation.change_columns)? {
-                parts.push(deletes);
-            }
-        }
-        if !changes.is_empty() {
-            self.apply(&changes, &origins.tables)?;
-        }
-        if parts.is_empty() {
-            return Ok(changes);
-        }
-        parts.push(changes);
-        ChangeBatch::concat(&self.schema, &parts)
-    }
-
-    fn apply(&mut self, changes: &ChangeBatch, tables: &[Arc<str>]) -> Result<()> {
+    /// Holds the rows `changes` adds and forgets those it retracts; `table_of(i)` names row i's
+    /// table.
+    fn apply<'a>(&mut self, changes: &ChangeBatch, table_of: impl Fn(usize) -> &'a Arc<str>) -> Result<()> {
         let columns = changes.rows().columns();
         let key_columns: Vec<ArrayRef> = self.key.iter().map(|i| columns[*i].clone()).collect();
         let keys = self.keys.convert_columns(&key_columns)?;
         let additions = (0..changes.num_rows()).any(|i| changes.kind(i).is_addition());
         let rows = if additions { Some(self.rows.convert_columns(columns)?) } else { None };
-        self.changed |= !tables.is_empty();
-        for (i, table) in tables.iter().enumerate() {
+        self.changed |= !changes.is_empty();
+        for i in 0..changes.num_rows() {
+            let table = table_of(i);
             let key = keys.row(i);
             match (changes.kind(i).is_addition(), &rows) {
                 (true, Some(rows)) => {
@@ -175,8 +152,7 @@ impl TruncateAsDeletes {
             let name: Arc<str> = table.table.as_str().into();
             for batch in reader {
                 let batch = batch.map_err(|e| unreadable(e.to_string()))?;
-                let tables = vec![name.clone(); batch.num_rows()];
-                self.apply(&ChangeBatch::inserts(batch), &tables)?;
+                self.apply(&ChangeBatch::inserts(batch), |_| &name)?;
             }
         }
         // Stored again, in this format, at the next checkpoint.
@@ -196,18 +172,35 @@ impl Operator for TruncateAsDeletes {
         &self.name
     }
 
-    fn process(&mut self, _: usize, changes: ChangeBatch, origins: Option<&RowOrigins>) -> Result<ChangeBatch> {
-        match origins {
-            Some(origins) => self.track(changes, origins),
-            None if changes.is_empty() => Ok(changes),
-            None => Err(Error::internal("a source that keeps its captured rows sent a batch without their origins")),
+    /// Passes changes on as they are, holding their rows; a truncation becomes the deletes of
+    /// every row its table holds then.
+    fn process(&mut self, _: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
+        match event {
+            Event::Changes { table: Some(table), changes } => {
+                self.apply(&changes, |_| &table)?;
+                out.push(Event::Changes { table: Some(table), changes });
+            }
+            Event::Changes { table: None, changes } if changes.is_empty() => {}
+            Event::Changes { table: None, .. } => {
+                return Err(Error::internal("a source that keeps its captured rows sent changes without their table"))
+            }
+            Event::Truncated(Truncation { table: Some(table), change_columns }) => {
+                if let Some(changes) = self.truncate(&table, &change_columns)? {
+                    out.push(Event::Changes { table: Some(table), changes });
+                }
+            }
+            Event::Truncated(Truncation { table: None, .. }) => {
+                return Err(Error::internal("a source that keeps its captured rows truncated a table it did not name"))
+            }
         }
+        Ok(())
     }
 
     fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
         if !self.changed {
             return Ok(Some(OperatorSnapshot::Unchanged));
         }
+        tracing::debug!(operator = %self.name, rows = self.len(), "storing the rows the source delivered");
         let mut tables: Vec<&Arc<str>> = self.tables.keys().collect();
         tables.sort();
         let parser = self.rows.parser();
@@ -215,7 +208,8 @@ impl Operator for TruncateAsDeletes {
             tables.iter().flat_map(|t| std::iter::repeat_n(Some(t.as_ref()), self.tables[*t].len())).collect();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(names)];
         columns.extend(
-            self.rows.convert_rows(tables.iter().flat_map(|t| self.tables[*t].values()).map(|row| parser.parse(row)))?,
+            self.rows
+                .convert_rows(tables.iter().flat_map(|t| self.tables[*t].values()).map(|row| parser.parse(row)))?,
         );
         let state = RecordBatch::try_new(self.state_schema(), columns)?;
         self.changed = false;
@@ -239,7 +233,7 @@ impl Operator for TruncateAsDeletes {
             .ok_or_else(|| Error::internal("the captured rows' table column is not a string column"))?;
         let tables: Vec<Arc<str>> = names.iter().map(|n| Arc::from(n.unwrap_or_default())).collect();
         let rows = RecordBatch::try_new(self.schema.clone(), state.columns()[1..].to_vec())?;
-        self.apply(&ChangeBatch::inserts(rows), &tables)?;
+        self.apply(&ChangeBatch::inserts(rows), |i| &tables[i])?;
         self.changed = false;
         Ok(())
     }
@@ -248,7 +242,6 @@ impl Operator for TruncateAsDeletes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::Truncation;
     use datafusion::arrow::array::Array;
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -270,17 +263,31 @@ mod tests {
         ChangeBatch::from_kinds(batch, &rows.iter().map(|r| r.0).collect::<Vec<_>>()).unwrap()
     }
 
-    fn origins(tables: &[&str], truncated: &[&str]) -> RowOrigins {
-        RowOrigins {
-            tables: tables.iter().map(|t| Arc::from(*t)).collect(),
-            truncated: truncated
-                .iter()
-                .map(|t| Truncation {
-                    table: Arc::from(*t),
-                    change_columns: vec![(2, ScalarValue::Utf8(Some("-D".into())))],
-                })
-                .collect(),
+    fn of(table: &str, changes: ChangeBatch) -> Event {
+        Event::Changes { table: Some(Arc::from(table)), changes }
+    }
+
+    fn truncation(table: &str) -> Event {
+        Event::Truncated(Truncation {
+            table: Some(Arc::from(table)),
+            change_columns: vec![(2, ScalarValue::Utf8(Some("-D".into())))],
+        })
+    }
+
+    /// Runs `events` through the operator: the changes it emits, as one batch.
+    fn track(held: &mut TruncateAsDeletes, events: Vec<Event>) -> ChangeBatch {
+        let mut out = Vec::new();
+        for event in events {
+            held.process(0, event, &mut out).unwrap();
         }
+        let parts: Vec<ChangeBatch> = out
+            .into_iter()
+            .map(|e| match e {
+                Event::Changes { changes, .. } => changes,
+                Event::Truncated(_) => panic!("a truncation came out"),
+            })
+            .collect();
+        ChangeBatch::concat(&schema(), &parts).unwrap()
     }
 
     /// (kind, id, v, kind column) of each change, sorted.
@@ -308,15 +315,15 @@ mod tests {
     fn a_truncation_deletes_exactly_the_rows_its_table_holds_then() {
         let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         let first = batch(&[(I, 1, Some("a")), (I, 2, Some("b")), (I, 3, None), (I, 1, Some("other table"))]);
-        let out = held.track(first.clone(), &origins(&["s.t", "s.t", "s.t", "s.u"], &[])).unwrap();
+        let out = track(&mut held, vec![of("s.t", first.slice(0, 3)), of("s.u", first.slice(3, 1))]);
         assert_eq!(shown(&out), shown(&first), "without truncations a batch passes unchanged");
         let changes =
             batch(&[(UB, 2, Some("b")), (UA, 2, Some("b2")), (D, 3, None), (UB, 1, Some("a")), (UA, 9, Some("a"))]);
-        held.track(changes, &origins(&["s.t"; 5], &[])).unwrap();
+        track(&mut held, vec![of("s.t", changes)]);
         assert_eq!(held.len(), 3);
 
         let after = batch(&[(I, 5, Some("new"))]);
-        let out = held.track(after, &origins(&["s.t"], &["s.t"])).unwrap();
+        let out = track(&mut held, vec![truncation("s.t"), of("s.t", after)]);
         assert_eq!(
             shown(&out),
             [
@@ -327,7 +334,7 @@ mod tests {
             "the rows held at the truncation, changed columns set, then the batch's own rows"
         );
         assert_eq!(held.len(), 2, "s.u's row and the row inserted after the truncation");
-        let out = held.track(batch(&[]), &origins(&[], &["s.t", "s.x"])).unwrap();
+        let out = track(&mut held, vec![truncation("s.t"), truncation("s.x")]);
         assert_eq!(shown(&out), [(D, 5, Some("new".into()), "-D".into())]);
     }
 
@@ -343,16 +350,16 @@ mod tests {
     fn held_rows_survive_a_checkpoint_round_trip() {
         let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         let rows = batch(&[(I, 1, Some("ü")), (I, 2, None), (I, 7, Some(""))]);
-        held.track(rows, &origins(&["s.t", "s.t", "s.u"], &[])).unwrap();
+        track(&mut held, vec![of("s.t", rows.slice(0, 2)), of("s.u", rows.slice(2, 1))]);
         let state = changed(&mut held).expect("new rows are a changed state");
         assert!(changed(&mut held).is_none(), "nothing changed since the last snapshot");
-        held.track(batch(&[]), &origins(&[], &[])).unwrap();
+        track(&mut held, vec![of("s.t", batch(&[]))]);
         assert!(changed(&mut held).is_none(), "an empty batch changes nothing");
 
         let mut restored = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         restored.restore(state.clone()).unwrap();
         assert!(changed(&mut restored).is_none(), "a restored state is the stored one");
-        let out = restored.track(batch(&[]), &origins(&[], &["s.t", "s.u"])).unwrap();
+        let out = track(&mut restored, vec![truncation("s.t"), truncation("s.u")]);
         assert_eq!(
             shown(&out),
             [(D, 1, Some("ü".into()), "-D".into()), (D, 2, None, "-D".into()), (D, 7, Some("".into()), "-D".into()),]
@@ -373,21 +380,19 @@ mod tests {
         writer.write(rows.rows()).unwrap();
         writer.finish().unwrap();
         drop(writer);
-        let v1 = [CapturedTableState {
-            table: "s.t".into(),
-            rows: base64::engine::general_purpose::STANDARD.encode(&ipc),
-        }];
+        let v1 =
+            [CapturedTableState { table: "s.t".into(), rows: base64::engine::general_purpose::STANDARD.encode(&ipc) }];
         let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         held.restore_v1(&v1).unwrap();
         assert!(changed(&mut held).is_some(), "rows of format 1 are stored again in format 2");
-        let out = held.track(batch(&[]), &origins(&[], &["s.t"])).unwrap();
+        let out = track(&mut held, vec![truncation("s.t")]);
         assert_eq!(shown(&out), [(D, 1, Some("a".into()), "-D".into()), (D, 2, None, "-D".into())]);
     }
 
     #[test]
-    fn a_batch_whose_tables_do_not_match_its_rows_is_a_bug() {
+    fn changes_without_their_table_are_a_bug() {
         let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
-        let err = held.track(batch(&[(I, 1, None)]), &origins(&[], &[])).unwrap_err();
+        let err = held.process(0, Event::changes(batch(&[(I, 1, None)])), &mut Vec::new()).unwrap_err();
         assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
     }
 }

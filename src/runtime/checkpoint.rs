@@ -21,9 +21,9 @@ use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
-use crate::operators::CapturedTableState;
 use crate::connectors::{Position, SourceIdentity};
 use crate::error::{Error, Result};
+use crate::operators::CapturedTableState;
 
 const VERSION: u32 = 2;
 /// Under the state directory: the operators' state files.
@@ -227,7 +227,8 @@ impl CheckpointStore {
         }
         let text = fs::read_to_string(path)
             .map_err(|e| Error::user(format!("cannot read checkpoint {}: {e}", path.display())))?;
-        let not_ours = |e: serde_json::Error| Error::user(format!("{} is not a cdc-sql checkpoint: {e}", path.display()));
+        let not_ours =
+            |e: serde_json::Error| Error::user(format!("{} is not a cdc-sql checkpoint: {e}", path.display()));
         #[derive(Deserialize)]
         struct Version {
             version: u32,
@@ -258,7 +259,13 @@ impl CheckpointStore {
 
     /// Stores an operator's state for checkpoint `checkpoint_id`; the returned name goes into the
     /// record. Written and synced before the record is, so a record never names a missing file.
-    pub fn write_state(&self, checkpoint_id: u64, pipeline: usize, operator: &str, state: &RecordBatch) -> Result<String> {
+    pub fn write_state(
+        &self,
+        checkpoint_id: u64,
+        pipeline: usize,
+        operator: &str,
+        state: &RecordBatch,
+    ) -> Result<String> {
         let dir = self.dir.join(STATE_FILES);
         fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
         let safe: String =
@@ -430,7 +437,7 @@ mod tests {
         store.write(&CheckpointRecord::new("job", 1, vec![state("a", 1, files(&first))])).unwrap();
         // Checkpoint 2: the state did not change, so the record names the same file.
         store.write(&CheckpointRecord::new("job", 2, vec![state("a", 2, files(&first))])).unwrap();
-        assert_eq!(names(&dir.path().join(STATE_FILES)), [first.clone()]);
+        assert_eq!(names(&dir.path().join(STATE_FILES)), std::slice::from_ref(&first));
         let read = CheckpointStore::read_state(dir.path(), &first).unwrap();
         assert_eq!(read, state_batch(3));
         let record_path = dir.path().join("chk-2.json");
@@ -438,7 +445,7 @@ mod tests {
         // Checkpoint 3: a changed state gets a new file; the old one is named by no record now.
         let third = store.write_state(3, 0, "src.truncate-as-deletes", &state_batch(5)).unwrap();
         store.write(&CheckpointRecord::new("job", 3, vec![state("a", 3, files(&third))])).unwrap();
-        assert_eq!(names(&dir.path().join(STATE_FILES)), [third.clone()]);
+        assert_eq!(names(&dir.path().join(STATE_FILES)), std::slice::from_ref(&third));
         store.clear().unwrap();
         assert!(names(&dir.path().join(STATE_FILES)).is_empty());
     }

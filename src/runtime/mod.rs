@@ -125,11 +125,8 @@ pub struct PipelineReport {
 impl Job {
     /// A metrics registry for this job's pipelines.
     pub fn new_metrics(&self) -> Arc<JobMetrics> {
-        let pipelines: Vec<(String, String, String)> = self
-            .pipelines
-            .iter()
-            .map(|p| (p.name.clone(), p.source_tables(), p.sink_table.clone()))
-            .collect();
+        let pipelines: Vec<(String, String, String)> =
+            self.pipelines.iter().map(|p| (p.name.clone(), p.source_tables(), p.sink_table.clone())).collect();
         let metrics = JobMetrics::new(&self.config.name, &pipelines);
         for (spec, pipeline) in self.pipelines.iter().zip(&metrics.pipelines) {
             for slot in spec.slots() {
@@ -786,8 +783,11 @@ mod tests {
         let mut job = job(&calls, &[usize::MAX]).await;
         let streaming = with_mode(&job.pipelines[0].inputs[0].identity, "initial");
         job.pipelines[0].inputs[0].identity = streaming.clone();
-        let mut record =
-            CheckpointRecord::new("j", 1, vec![Some(stored(&job.pipelines[0], with_mode(&streaming, "snapshot"), true))]);
+        let mut record = CheckpointRecord::new(
+            "j",
+            1,
+            vec![Some(stored(&job.pipelines[0], with_mode(&streaming, "snapshot"), true))],
+        );
         resume::check(&mut record, &job.pipelines).unwrap();
         let state = record.pipelines[0].as_ref().unwrap();
         assert!(!state.finished && !state.inputs[0].finished, "{state:?}");

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::checkpoint::{CheckpointStore, InputState};
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
-use crate::changelog::{format_rows, ChangeBatch};
+use crate::changelog::{format_rows, ChangeBatch, Event};
 use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
 use crate::operators::{Operator, QueryOperator, TruncateAsDeletes};
@@ -224,8 +224,14 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
     let (batch_tx, mut batch_rx) = mpsc::channel(4 * spec.inputs.len().max(1));
     let mut inputs = Vec::with_capacity(states.len());
     for (i, ((state, source), ops)) in states.into_iter().zip(sources).zip(operators).enumerate() {
-        let mut input =
-            Input { state, acked: None, operators: ops, acks: None, reader_stop: CancellationToken::new(), reader: None };
+        let mut input = Input {
+            state,
+            acked: None,
+            operators: ops,
+            acks: None,
+            reader_stop: CancellationToken::new(),
+            reader: None,
+        };
         if let Some(mut source) = source {
             let resume = input.state.position.clone().map(|position| ResumeFrom { position, exact });
             source.start(resume).await?;
@@ -338,21 +344,43 @@ async fn process(
     progress: &mut Progress,
 ) -> Result<()> {
     let input = &mut progress.inputs[index];
-    let mut changes = batch.changes;
+    let mut events = batch.events;
     for op in &mut input.operators {
-        changes = op.process(0, changes, batch.origins.as_ref())?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            op.process(0, event, &mut out)?;
+        }
+        events = out;
     }
     input.state.position = Some(batch.position);
-    let read = changes.num_rows() as u64;
-    progress.report.rows_read += read;
     let metrics = &ctx.metrics;
     metrics.batches.fetch_add(1, Ordering::Relaxed);
-    metrics.records_read.fetch_add(read, Ordering::Relaxed);
-    if read > 0 {
-        metrics.bytes_read.fetch_add(changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
+    let mut read = 0;
+    let mut results = Vec::with_capacity(1);
+    for event in events {
+        match &event {
+            Event::Changes { changes, .. } if !changes.is_empty() => {
+                read += changes.num_rows() as u64;
+                metrics.bytes_read.fetch_add(changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        progress.query.process(index, event, &mut results)?;
     }
-    let out = progress.query.process(index, changes, None)?;
-    if !out.is_empty() {
+    progress.report.rows_read += read;
+    metrics.records_read.fetch_add(read, Ordering::Relaxed);
+    let parts: Vec<ChangeBatch> = results
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Changes { changes, .. } => Some(changes),
+            Event::Truncated(_) => None,
+        })
+        .collect();
+    if !parts.is_empty() {
+        let out = match <[ChangeBatch; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => ChangeBatch::concat(&spec.query.output_schema, &parts)?,
+        };
         let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
         let written = out.num_rows() as u64;
         let bytes = out.rows().get_array_memory_size() as u64;

@@ -27,10 +27,8 @@ use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
 use super::{Config, StartupMode, TruncateMode};
-use crate::changelog::{ChangelogMode, RowKind};
-use crate::connectors::{
-    Position, ResumeFrom, RowOrigins, SnapshotProgress, Source, SourceBatch, SourceProgress, Truncation,
-};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event, RowKind, Truncation};
+use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
@@ -397,12 +395,8 @@ impl Source for PostgresCdcSource {
                     Some(Ok(SnapshotEvent::Batch(changes, table))) => {
                         run.rows += changes.num_rows() as u64;
                         let position = Self::snapshot_position(&self.config, run);
-                        let mut batch = SourceBatch::new(changes, position);
-                        if self.config.keeps_captured_rows() {
-                            let tables = vec![table; batch.changes.num_rows()];
-                            batch.origins = Some(RowOrigins { tables, truncated: Vec::new() });
-                        }
-                        return Ok(Some(batch));
+                        let events = vec![Event::Changes { table: Some(table), changes }];
+                        return Ok(Some(SourceBatch { events, position }));
                     }
                     Some(Ok(SnapshotEvent::ChunkDone(table))) => {
                         run.chunks_done += 1;
@@ -577,11 +571,45 @@ impl Streaming {
             state.last_event_ms = Some(event_ms);
             state.fetch_lag_ms = Some(fetch_lag_ms);
         }
-        let mut batch = SourceBatch::new(changes, state.position());
-        if let Some(origins) = state.origins.as_mut() {
-            batch.origins = Some(std::mem::take(origins));
+        let events = match state.origins.as_mut() {
+            Some(origins) => std::mem::take(origins).events(changes)?,
+            None => vec![Event::changes(changes)],
+        };
+        Ok(SourceBatch { events, position: state.position() })
+    }
+}
+
+/// The batch being built, with 'truncate.mode' = 'delete': the table of each row, and the
+/// truncations before its first row.
+#[derive(Debug, Default)]
+struct RowOrigins {
+    tables: Vec<Arc<str>>,
+    truncated: Vec<Truncation>,
+}
+
+impl RowOrigins {
+    /// The truncations, then the rows of `changes` as one event per run of rows of one table.
+    fn events(self, changes: ChangeBatch) -> Result<Vec<Event>> {
+        if self.tables.len() != changes.num_rows() {
+            return Err(Error::internal(format!(
+                "a batch of {} rows named the table of {}",
+                changes.num_rows(),
+                self.tables.len()
+            )));
         }
-        Ok(batch)
+        let mut events: Vec<Event> = self.truncated.into_iter().map(Event::Truncated).collect();
+        let mut start = 0;
+        for end in 1..=self.tables.len() {
+            if end == self.tables.len() || self.tables[end] != self.tables[start] {
+                let table = Some(self.tables[start].clone());
+                events.push(Event::Changes { table, changes: changes.slice(start, end - start) });
+                start = end;
+            }
+        }
+        if events.is_empty() {
+            events.push(Event::changes(changes));
+        }
+        Ok(events)
     }
 }
 
@@ -690,7 +718,7 @@ impl StreamState {
                             );
                             let change_columns = self.builder.change_columns(RowKind::Delete, self.commit_millis)?;
                             let truncations = truncated.into_iter().map(|table| Truncation {
-                                table: table.into(),
+                                table: Some(table.into()),
                                 change_columns: change_columns.clone(),
                             });
                             // Rows already in the batch came before the truncation: it opens the next batch.
@@ -829,5 +857,33 @@ mod tests {
         let p = snapshot_progress(&left, 2, 5, false);
         assert_eq!((p.tables_done, p.tables_remaining, p.chunks_done, p.chunks_remaining), (1, 1, 2, 3));
         assert!(!p.finished);
+    }
+
+    /// Rows of several tables in one batch become one event per run of one table's rows, after
+    /// the truncations that came before them.
+    #[test]
+    fn a_batch_of_several_tables_becomes_events_tagged_with_each_table() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let ids = Int64Array::from_iter_values([1, 2, 3, 4]);
+        let changes = ChangeBatch::inserts(RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap());
+        let t = |name: &str| -> Arc<str> { Arc::from(name) };
+        let origins = RowOrigins {
+            tables: vec![t("s.a"), t("s.a"), t("s.b"), t("s.a")],
+            truncated: vec![Truncation { table: Some(t("s.b")), change_columns: Vec::new() }],
+        };
+        let shown: Vec<String> = origins
+            .events(changes.clone())
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::Changes { table, changes } => format!("{table:?}:{}", changes.num_rows()),
+                Event::Truncated(t) => format!("truncate {:?}", t.table),
+            })
+            .collect();
+        assert_eq!(shown, [r#"truncate Some("s.b")"#, r#"Some("s.a"):2"#, r#"Some("s.b"):1"#, r#"Some("s.a"):1"#]);
+        let wrong = RowOrigins { tables: vec![t("s.a")], truncated: Vec::new() };
+        assert!(wrong.events(changes).is_err(), "a row without its table is a bug");
     }
 }

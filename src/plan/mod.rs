@@ -273,6 +273,15 @@ fn compile_node(
             }
             Ok(branches)
         }
+        // The optimizer plans `SELECT DISTINCT` and `UNION` (without ALL) as a grouping with no
+        // aggregate function.
+        LogicalPlan::Aggregate(aggregate) if aggregate.aggr_expr.is_empty() => {
+            let what = match aggregate.input.as_ref() {
+                LogicalPlan::Union(_) => "UNION without ALL removes duplicates, which needs state; UNION ALL is supported",
+                _ => "SELECT DISTINCT is not supported on a changelog stream yet",
+            };
+            Err(Error::user(what))
+        }
         LogicalPlan::Aggregate(_) => Err(Error::user(
             "GROUP BY and aggregate functions over a changelog are not supported yet: cdc-sql runs stateless \
              queries (projection, WHERE, CAST, CASE, scalar functions, UNION ALL)",

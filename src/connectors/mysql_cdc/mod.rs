@@ -65,10 +65,10 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 use config::{MySqlCdcConfig, StartupMode};
 use legacy::LegacySnapshot;
+use position::{ChunkList, MySqlPosition};
 use rows::ChangeBuilder;
 use schema::CapturedTable;
 use server::BinlogPos;
-use position::{ChunkList, MySqlPosition};
 use snapshot::{Chunk, ChunkContext, SnapshotFilter};
 use stream::{BinlogReader, GtidState, KeepAll, RowFilter, StreamStart};
 
@@ -674,4 +674,3 @@ impl Source for MySqlCdcSource {
         Ok(())
     }
 }
-

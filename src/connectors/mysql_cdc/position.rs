@@ -189,9 +189,9 @@ impl Serialize for KeyText {
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let text = Cow::<str>::deserialize(d)?;
-        text.parse().map(KeyText).map_err(|_| {
-            serde::de::Error::custom(format_args!("chunk bound \"{text}\" is not an integer"))
-        })
+        text.parse()
+            .map(KeyText)
+            .map_err(|_| serde::de::Error::custom(format_args!("chunk bound \"{text}\" is not an integer")))
     }
 }
 

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 pub struct MySqlPosition<'a> {
     pub file: Cow<'a, str>,
     pub pos: u64,
-    #[serde(default, skip_serializing_if = "no_gtid")]
+    #[serde(default, skip_serializing_if = "GtidState::is_empty")]
     pub gtid: Cow<'a, GtidState>,
     /// Only ever `true` when present: a restart cannot continue the legacy snapshot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -48,10 +48,6 @@ pub struct SnapshotChunks<'a> {
     /// `database.table` of each captured table.
     pub tables: Cow<'a, [String]>,
     pub chunks: Cow<'a, ChunkList>,
-}
-
-fn no_gtid(gtid: &Cow<'_, GtidState>) -> bool {
-    gtid.is_empty()
 }
 
 impl<'a> MySqlPosition<'a> {

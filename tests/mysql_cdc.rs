@@ -450,8 +450,12 @@ fn a_graceful_stop_mid_snapshot_resumes_it_repeating_nothing() {
     let record = newest_record(state.path()).expect("a final checkpoint");
     let pipeline = &record["pipelines"][0];
     assert_eq!(pipeline["exact"], true, "{record}");
-    let pending =
-        pipeline["position"]["snapshot"]["chunks"].as_array().unwrap().iter().filter(|c| c[3].is_null()).count();
+    let pending = pipeline["inputs"][0]["position"]["snapshot"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c[3].is_null())
+        .count();
     assert!(pending > 0, "stopped mid-snapshot: {record}");
 
     // Changes while stopped, to read and unread chunks.
@@ -508,7 +512,7 @@ fn a_job_killed_before_its_first_checkpoint_retracts_what_it_delivered() {
     job.child.kill().unwrap();
     job.child.wait().unwrap();
     let record = newest_record(state.path()).expect("the start was checkpointed");
-    let chunks = record["pipelines"][0]["position"]["snapshot"]["chunks"].as_array().unwrap().clone();
+    let chunks = record["pipelines"][0]["inputs"][0]["position"]["snapshot"]["chunks"].as_array().unwrap().clone();
     assert!(chunks.iter().all(|c| c[3].is_null()), "it stored where the snapshot began: {record}");
     let mut sink = BTreeMap::new();
     for line in &delivered {

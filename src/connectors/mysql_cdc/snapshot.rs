@@ -29,7 +29,8 @@ use crate::connectors::mysql_session::{Opened, RowSession};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
-/// One key range of one table; `high` is set once the chunk has been read and reconciled.
+/// One key range of one table; `high` is set once the chunk has been read and reconciled. Stored
+/// in positions as an array (see `super::position`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     pub table: usize,

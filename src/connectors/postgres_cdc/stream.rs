@@ -285,11 +285,13 @@ impl Source for PostgresCdcSource {
                 }
                 PgPosition::Snapshot { .. } => Some(None),
                 PgPosition::Stream { lsn, .. } if !config.is_bounded() => Some(Some(lsn.0)),
-                PgPosition::Stream { .. } => return Err(Error::user(format!(
+                PgPosition::Stream { .. } => {
+                    return Err(Error::user(format!(
                     "postgres-cdc table `{}` reads a bounded snapshot ('scan.startup.mode' = 'snapshot') and cannot \
                          resume from streaming position {p}, taken by a streaming run. Start the job over with --fresh",
                     config.table
-                ))),
+                )))
+                }
             },
         };
         let client = checks::connect(&config).await?;

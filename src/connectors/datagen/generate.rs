@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{i256, DataType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::rng::SplitMix64;
-use super::DatagenConfig;
+use super::{DatagenConfig, DatagenPosition};
 use crate::changelog::{ChangeBatch, ChangelogMode, RowKind};
 use crate::connectors::ConnectorOptions;
 use crate::error::{Error, Result};
@@ -396,8 +396,8 @@ impl RowGenerator {
         (self.events, self.limit)
     }
 
-    pub fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "seed": self.seed, "events": self.events })
+    pub fn position(&self) -> DatagenPosition {
+        DatagenPosition { seed: self.seed, events: self.events }
     }
 
     /// Generates and drops `events` events, to resume where a previous run stopped.

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use generate::{FieldGen, RowGenerator};
@@ -63,6 +64,8 @@ struct ChangelogConfig {
 
 #[derive(Debug)]
 pub(crate) struct DatagenConfig {
+    /// The declared table, for messages.
+    table: String,
     schema: SchemaRef,
     rows_per_second: u64,
     number_of_rows: Option<u64>,
@@ -131,7 +134,15 @@ impl DatagenConfig {
             let is_key = changelog.as_ref().is_some_and(|c| c.key_column == i);
             fields.push(FieldGen::parse(column, is_key, o)?);
         }
-        Ok(DatagenConfig { schema: spec.schema(), rows_per_second, number_of_rows, fields, seed, changelog })
+        Ok(DatagenConfig {
+            table: spec.name.clone(),
+            schema: spec.schema(),
+            rows_per_second,
+            number_of_rows,
+            fields,
+            seed,
+            changelog,
+        })
     }
 
     fn changelog_mode(&self) -> ChangelogMode {
@@ -188,6 +199,32 @@ impl ConnectorTable for DatagenTable {
     }
 }
 
+/// Where a generator stands: its seed and how many events it generated, which a resumed run
+/// generates again and drops. Stored as `{"seed": …, "events": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DatagenPosition {
+    pub seed: u64,
+    pub events: u64,
+}
+
+impl DatagenPosition {
+    /// The position as the runtime stores it.
+    fn to_position(self) -> Position {
+        serde_json::to_value(self).expect("a datagen position is plain JSON")
+    }
+
+    /// Reads a stored position of table `table`; one this connector did not write (or that was
+    /// edited) is the user's to clear.
+    fn from_position(position: &Position, table: &str) -> Result<Self> {
+        DatagenPosition::deserialize(position).map_err(|e| {
+            Error::user(format!(
+                "datagen table `{table}` cannot resume from position {position}: {e}; it is not a position this \
+                 connector writes. Start the job over with --fresh"
+            ))
+        })
+    }
+}
+
 struct DatagenSource {
     config: Arc<DatagenConfig>,
     batch_size: usize,
@@ -209,20 +246,9 @@ impl Source for DatagenSource {
     }
 
     async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
-        let (seed, events) = match resume_from.as_ref().map(|r| &r.position) {
-            Some(p) => {
-                let seed = p.get("seed").and_then(|v| v.as_u64());
-                let events = p.get("events").and_then(|v| v.as_u64());
-                match (seed, events) {
-                    (Some(s), Some(e)) => (s, e),
-                    _ => {
-                        return Err(Error::user(format!(
-                            "datagen cannot resume from position {p}: expected {{\"seed\": …, \"events\": …}}"
-                        )))
-                    }
-                }
-            }
-            None => (self.config.seed.unwrap_or_else(rng::seed_from_clock), 0),
+        let DatagenPosition { seed, events } = match resume_from.as_ref().map(|r| &r.position) {
+            Some(p) => DatagenPosition::from_position(p, &self.config.table)?,
+            None => DatagenPosition { seed: self.config.seed.unwrap_or_else(rng::seed_from_clock), events: 0 },
         };
         let mut generator = RowGenerator::new(self.config.clone(), seed);
         generator.skip(events);
@@ -233,7 +259,7 @@ impl Source for DatagenSource {
     }
 
     fn start_position(&self) -> Option<Position> {
-        self.generator.as_ref().map(RowGenerator::position)
+        self.generator.as_ref().map(|g| g.position().to_position())
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -253,7 +279,7 @@ impl Source for DatagenSource {
         self.rows_this_run += changes.num_rows() as u64;
         self.last_batch_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64);
-        Ok(Some(SourceBatch::new(changes, generator.position())))
+        Ok(Some(SourceBatch::new(changes, generator.position().to_position())))
     }
 
     fn progress(&self) -> Option<SourceProgress> {
@@ -274,6 +300,30 @@ impl Source for DatagenSource {
 mod tests {
     use crate::connectors::{open_table, SourceIdentity};
     use crate::sql::{parse_script, Statement};
+
+    use super::DatagenPosition;
+    use crate::error::Error;
+
+    #[test]
+    fn positions_stored_by_the_previous_release_read_and_write_back_identically() {
+        let (seed, events) = (u64::MAX, 100u64);
+        // The previous release's builder, as it stood.
+        let old = serde_json::json!({ "seed": seed, "events": events }).to_string();
+        assert_eq!(old, r#"{"events":100,"seed":18446744073709551615}"#);
+        let read = DatagenPosition::from_position(&serde_json::from_str(&old).unwrap(), "g").unwrap();
+        assert_eq!(read, DatagenPosition { seed, events });
+        assert_eq!(read.to_position().to_string(), old);
+    }
+
+    #[test]
+    fn an_unreadable_position_names_the_table_and_the_fix() {
+        for text in [r#"{"seed":7}"#, r#"{"seed":-7,"events":1}"#, r#"{"ranges":5,"done":[]}"#] {
+            let err = DatagenPosition::from_position(&serde_json::from_str(text).unwrap(), "g").unwrap_err();
+            let message = err.to_string();
+            assert!(matches!(err, Error::User(_)), "{err:?}");
+            assert!(message.contains("table `g`") && message.contains("--fresh"), "{message}");
+        }
+    }
 
     fn identity(with: &str) -> SourceIdentity {
         let sql = format!(

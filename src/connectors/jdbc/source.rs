@@ -10,9 +10,10 @@
 //! (`pg_export_snapshot()`) and every reader imports it (`SET TRANSACTION SNAPSHOT`). On
 //! MySQL/MariaDB each range is its own statement, so ranges may see different instants.
 //!
-//! Position: `{"ranges": n, "done": [indices of finished ranges]}`. Resuming skips finished
-//! ranges and re-reads the others from their start.
+//! Position ([`ScanPosition`]): `{"ranges": n, "done": [indices of finished ranges]}`. Resuming
+//! skips finished ranges and re-reads the others from their start.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -80,6 +82,33 @@ enum Event {
     Done(usize),
 }
 
+/// Which ranges of the scan are finished, out of how many (the partition options decide).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScanPosition<'a> {
+    ranges: usize,
+    done: Cow<'a, BTreeSet<usize>>,
+}
+
+impl ScanPosition<'_> {
+    /// The position as the runtime stores it.
+    fn to_position(&self) -> Position {
+        serde_json::to_value(self).expect("a jdbc scan position is plain JSON")
+    }
+}
+
+impl ScanPosition<'static> {
+    /// Reads a stored position of table `table`; one this connector did not write (or that was
+    /// edited) is the user's to clear.
+    fn from_position(position: &Position, table: &str) -> Result<Self> {
+        ScanPosition::deserialize(position).map_err(|e| {
+            Error::user(format!(
+                "jdbc table `{table}` cannot resume its scan from position {position}: {e}; it is not a position this \
+                 connector writes. Start the job over with --fresh"
+            ))
+        })
+    }
+}
+
 pub struct JdbcSource {
     config: Arc<JdbcConfig>,
     batch_size: usize,
@@ -107,7 +136,7 @@ impl JdbcSource {
     }
 
     fn position(&self) -> Position {
-        serde_json::json!({ "ranges": self.ranges.len(), "done": self.done.iter().collect::<Vec<_>>() })
+        ScanPosition { ranges: self.ranges.len(), done: Cow::Borrowed(&self.done) }.to_position()
     }
 }
 
@@ -123,23 +152,15 @@ impl Source for JdbcSource {
 
     async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         if let Some(p) = resume_from.as_ref().map(|r| &r.position) {
-            let count = p.get("ranges").and_then(|v| v.as_u64());
-            let done: Option<Vec<usize>> = p
-                .get("done")
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|i| i.as_u64().map(|i| i as usize)).collect());
-            match (count, done) {
-                (Some(n), Some(done)) if n as usize == self.ranges.len() && done.iter().all(|i| *i < self.ranges.len()) => {
-                    self.done = done.into_iter().collect();
-                }
-                _ => {
-                    return Err(Error::user(format!(
-                        "table `{}`: cannot resume the jdbc scan from position {p}: it was taken with other partition options (now {} ranges)",
-                        self.config.name,
-                        self.ranges.len()
-                    )))
-                }
+            let stored = ScanPosition::from_position(p, &self.config.name)?;
+            if stored.ranges != self.ranges.len() || stored.done.iter().any(|i| *i >= self.ranges.len()) {
+                return Err(Error::user(format!(
+                    "jdbc table `{}` cannot resume its scan from position {p}: it was taken with other partition options (now {} ranges). Restore them, or start the job over with --fresh",
+                    self.config.name,
+                    self.ranges.len()
+                )));
             }
+            self.done = stored.done.into_owned();
         }
         let todo: VecDeque<usize> = (0..self.ranges.len()).filter(|i| !self.done.contains(i)).collect();
         let snapshot = if self.config.endpoint.dialect == Dialect::Postgres && todo.len() > 1 {
@@ -399,5 +420,29 @@ mod tests {
         assert_eq!(Between(Some(4), Some(7)).condition("`id`"), " WHERE `id` >= 4 AND `id` < 7");
         assert_eq!(Nulls.condition("\"id\""), " WHERE \"id\" IS NULL");
         assert_eq!(All.condition(""), "");
+    }
+
+    #[test]
+    fn positions_stored_by_the_previous_release_read_and_write_back_identically() {
+        let done: BTreeSet<usize> = [4, 0, 2].into();
+        // The previous release's builder, as it stood.
+        let old = serde_json::json!({ "ranges": 5, "done": done.iter().collect::<Vec<_>>() }).to_string();
+        assert_eq!(old, r#"{"done":[0,2,4],"ranges":5}"#);
+        for stored in [old.as_str(), r#"{"done":[],"ranges":1}"#] {
+            let read = ScanPosition::from_position(&serde_json::from_str(stored).unwrap(), "t").unwrap();
+            assert_eq!(read.to_position().to_string(), stored);
+        }
+        let written = ScanPosition { ranges: 5, done: Cow::Borrowed(&done) };
+        assert_eq!(written.to_position().to_string(), old);
+    }
+
+    #[test]
+    fn an_unreadable_position_names_the_table_and_the_fix() {
+        for text in [r#"{"ranges":5}"#, r#"{"ranges":5,"done":["0"]}"#, r#"{"seed":1,"events":2}"#] {
+            let err = ScanPosition::from_position(&serde_json::from_str(text).unwrap(), "orders").unwrap_err();
+            let message = err.to_string();
+            assert!(matches!(err, Error::User(_)), "{err:?}");
+            assert!(message.contains("table `orders`") && message.contains("--fresh"), "{message}");
+        }
     }
 }

@@ -39,6 +39,7 @@ mod builders;
 mod cell;
 mod config;
 mod legacy;
+mod position;
 mod rows;
 mod schema;
 mod server;
@@ -53,7 +54,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use mysql_async::prelude::Queryable;
-use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::{
@@ -65,10 +65,11 @@ use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 use config::{MySqlCdcConfig, StartupMode};
 use legacy::LegacySnapshot;
+use position::{ChunkList, MySqlPosition};
 use rows::ChangeBuilder;
 use schema::CapturedTable;
 use server::BinlogPos;
-use snapshot::{Chunk, ChunkContext, ChunkList, SnapshotFilter};
+use snapshot::{Chunk, ChunkContext, SnapshotFilter};
 use stream::{BinlogReader, GtidState, KeepAll, RowFilter, StreamStart};
 
 pub struct MySqlCdc;
@@ -124,6 +125,8 @@ impl ConnectorTable for MySqlCdcTable {
 struct SnapshotRun {
     ctx: Arc<ChunkContext>,
     chunks: ChunkList,
+    /// The captured tables' names as positions list them, built once rather than per batch.
+    names: Vec<String>,
     /// Where streaming starts: before every chunk's low watermark.
     start: BinlogPos,
     gtid: GtidState,
@@ -185,10 +188,15 @@ impl Pieces {
 
 struct StreamRun {
     reader: BinlogReader,
-    tables: Vec<Arc<CapturedTable>>,
     /// Chunks whose rows the snapshot already delivered, while the stream is before their watermarks.
-    snapshot: Option<(ChunkList, SnapshotFilter)>,
+    snapshot: Option<StreamedSnapshot>,
     builder: ChangeBuilder,
+}
+
+struct StreamedSnapshot {
+    names: Vec<String>,
+    chunks: ChunkList,
+    filter: SnapshotFilter,
 }
 
 struct LegacyRun {
@@ -212,60 +220,36 @@ struct MySqlCdcSource {
     state: State,
 }
 
-/// A position: the binlog file and offset after the last complete transaction, the MariaDB GTID
-/// position when known, and what else a restart needs to continue exactly.
-fn position_json(binlog: &BinlogPos, gtid: &GtidState) -> Position {
-    let mut p = json!({"file": binlog.file, "pos": binlog.pos});
-    if !gtid.is_empty() {
-        p["gtid"] = json!(gtid.to_string());
-    }
-    p
+/// The names of `tables` as positions list them.
+fn table_names(tables: &[Arc<CapturedTable>]) -> Vec<String> {
+    tables.iter().map(|t| format!("{}.{}", t.database, t.table)).collect()
 }
 
 /// A legacy snapshot's position: where it started, marked as still snapshotting.
 fn legacy_position(snapshot: &LegacySnapshot) -> Position {
-    let mut position = position_json(&snapshot.start, &snapshot.gtid);
-    position[LEGACY_SNAPSHOT] = json!(true);
-    position
+    MySqlPosition { legacy_snapshot: true, ..MySqlPosition::at(&snapshot.start, &snapshot.gtid) }.to_position()
 }
 
-/// The incremental snapshot's progress: the chunk list with each finished chunk's high watermark.
-///
-/// Built as values rather than with `json!`, which would copy the chunk list once more (through
-/// `to_value`) for every batch of the snapshot.
-fn with_chunks(mut p: Position, tables: &[Arc<CapturedTable>], chunks: &ChunkList) -> Position {
-    let names = tables.iter().map(|t| serde_json::Value::String(format!("{}.{}", t.database, t.table))).collect();
-    let mut snapshot = serde_json::Map::new();
-    snapshot.insert("tables".into(), serde_json::Value::Array(names));
-    snapshot.insert("chunks".into(), chunks.to_json());
-    p["snapshot"] = serde_json::Value::Object(snapshot);
-    p
+/// The incremental snapshot's progress: where it started and the chunk list with each finished
+/// chunk's high watermark. Built for every batch of the snapshot (see
+/// [`MySqlPosition::to_position`] for what keeps that cheap).
+fn snapshot_position(run: &SnapshotRun) -> Position {
+    MySqlPosition::at(&run.start, &run.gtid).with_chunks(&run.names, &run.chunks).to_position()
 }
-
-/// Marks a position taken during the legacy snapshot, which a restart cannot continue.
-const LEGACY_SNAPSHOT: &str = "legacy_snapshot";
-/// While a 'timestamp' start still skips transactions: the second it waits for.
-const SKIP_BEFORE: &str = "skip_before_second";
 
 fn stream_position(run: &StreamRun) -> Position {
-    let mut p = position_json(&run.reader.committed, &run.reader.gtid);
-    if let Some(second) = run.reader.skipping_before() {
-        p[SKIP_BEFORE] = json!(second);
-    }
+    let position = MySqlPosition {
+        skip_before_second: run.reader.skipping_before(),
+        ..MySqlPosition::at(&run.reader.committed, &run.reader.gtid)
+    };
     match &run.snapshot {
-        Some((chunks, _)) => with_chunks(p, &run.tables, chunks),
-        None => p,
+        Some(s) => position.with_chunks(&s.names, &s.chunks),
+        None => position,
     }
+    .to_position()
 }
 
 impl MySqlCdcSource {
-    fn bad_position(&self, p: &Position) -> Error {
-        Error::user(format!(
-            "mysql-cdc table `{}` cannot resume from position {p}: it is not a position this connector wrote; remove the checkpoint to start over",
-            self.config.table
-        ))
-    }
-
     async fn begin_snapshot(
         &mut self,
         tables: Vec<Arc<CapturedTable>>,
@@ -283,6 +267,7 @@ impl MySqlCdcSource {
         let locks = ((last - first) as usize).max(1);
         let queue = chunks.iter().enumerate().filter(|(_, c)| c.high.is_none()).map(|(i, _)| i).collect();
         let chunks = ChunkList::new(chunks);
+        let names = table_names(&tables);
         let ctx = Arc::new(ChunkContext {
             config: self.config.clone(),
             spec: self.spec.clone(),
@@ -296,6 +281,7 @@ impl MySqlCdcSource {
         self.state = State::Snapshot(Box::new(SnapshotRun {
             ctx,
             chunks,
+            names,
             start,
             gtid,
             queue,
@@ -329,9 +315,12 @@ impl MySqlCdcSource {
         if let Some(second) = skip_before {
             reader.skip_transactions_before(second);
         }
-        let snapshot = chunks.and_then(|c| SnapshotFilter::new(&tables, &c).map(|f| (ChunkList::new(c), f)));
+        let snapshot = chunks.and_then(|chunks| {
+            let filter = SnapshotFilter::new(&tables, &chunks)?;
+            Some(StreamedSnapshot { names: table_names(&tables), chunks: ChunkList::new(chunks), filter })
+        });
         let builder = ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, self.batch_size)?;
-        self.state = State::Streaming(Box::new(StreamRun { reader, tables, snapshot, builder }));
+        self.state = State::Streaming(Box::new(StreamRun { reader, snapshot, builder }));
         Ok(())
     }
 
@@ -355,8 +344,7 @@ impl MySqlCdcSource {
             if pieces.finished() {
                 run.emitting = None;
             }
-            let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
-            return Ok(Some(SourceBatch::new(changes, position)));
+            return Ok(Some(SourceBatch::new(changes, snapshot_position(run))));
         }
         match run.running.join_next().await {
             Some(joined) => {
@@ -390,22 +378,20 @@ impl MySqlCdcSource {
                         batch
                     }
                 };
-                let position = with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks);
-                Ok(Some(SourceBatch::new(changes, position)))
+                Ok(Some(SourceBatch::new(changes, snapshot_position(run))))
             }
             None => {
                 // Every chunk is read.
-                let tables = run.ctx.tables.clone();
-                let chunks = run.chunks.clone();
-                let start = run.start.clone();
-                let gtid = run.gtid.clone();
                 run.ctx.pool.clone().disconnect().await.ok();
                 if self.config.startup == StartupMode::Snapshot {
                     self.state = State::Done;
                     return Ok(None);
                 }
-                let position = with_chunks(position_json(&start, &gtid), &tables, &chunks);
-                self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks.to_vec()), None).await?;
+                let position = snapshot_position(run);
+                let tables = run.ctx.tables.clone();
+                let chunks = run.chunks.to_vec();
+                let (start, gtid) = (run.start.clone(), run.gtid.clone());
+                self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks), None).await?;
                 Ok(Some(SourceBatch::new(self.empty_batch()?, position)))
             }
         }
@@ -422,11 +408,12 @@ impl MySqlCdcSource {
             // The last position says the snapshot is complete (no legacy marker): where it was
             // taken, from which a streaming run of the same tables continues without a gap.
             self.state = State::Done;
-            return Ok(Some(SourceBatch::new(self.empty_batch()?, position_json(&start, &gtid))));
+            return Ok(Some(SourceBatch::new(self.empty_batch()?, MySqlPosition::at(&start, &gtid).to_position())));
         }
         tracing::info!(table = %self.config.table, %start, "legacy snapshot done; streaming the binlog from its position");
-        self.begin_streaming(tables, StreamStart::File(start.clone()), gtid.clone(), None, None).await?;
-        Ok(Some(SourceBatch::new(self.empty_batch()?, position_json(&start, &gtid))))
+        let position = MySqlPosition::at(&start, &gtid).to_position();
+        self.begin_streaming(tables, StreamStart::File(start), gtid, None, None).await?;
+        Ok(Some(SourceBatch::new(self.empty_batch()?, position)))
     }
 
     async fn next_stream_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -440,7 +427,7 @@ impl MySqlCdcSource {
             }
             let wait = if open { Duration::from_secs(5) } else { deadline - now };
             let filter: &dyn RowFilter = match &run.snapshot {
-                Some((_, f)) => f,
+                Some(s) => &s.filter,
                 None => &KeepAll,
             };
             match run.reader.next(wait, &mut run.builder, filter).await? {
@@ -450,7 +437,7 @@ impl MySqlCdcSource {
                 Some(_) => {}
             }
         }
-        if run.snapshot.as_ref().is_some_and(|(_, f)| run.reader.committed >= f.max_high) {
+        if run.snapshot.as_ref().is_some_and(|s| run.reader.committed >= s.filter.max_high) {
             run.snapshot = None;
         }
         let changes = run.builder.finish()?;
@@ -551,23 +538,20 @@ impl MySqlCdcSource {
         tables: Vec<Arc<CapturedTable>>,
         from: &ResumeFrom,
     ) -> Result<()> {
-        let p = &from.position;
-        if p.get(LEGACY_SNAPSHOT).is_some() {
+        let p = MySqlPosition::from_position(&from.position, &self.config.table)?;
+        if p.legacy_snapshot {
             tracing::warn!(table = %self.config.table, "the legacy snapshot was interrupted; it cannot continue where it stopped, so it is read again from the start (keyed sinks overwrite the rows they have; others receive them twice)");
             return self.start_fresh(conn, tables).await;
         }
-        let binlog = BinlogPos::from_json(p).ok_or_else(|| self.bad_position(p))?;
-        if self.config.startup == StartupMode::Snapshot && p.get("snapshot").is_none() {
+        let binlog = p.binlog();
+        if self.config.startup == StartupMode::Snapshot && p.snapshot.is_none() {
             // Snapshot mode writes such a position only when its legacy snapshot is complete.
             self.state = State::Done;
             return Ok(());
         }
-        let gtid = p.get("gtid").and_then(|g| g.as_str()).and_then(GtidState::parse).unwrap_or_default();
-        let skip_before = match p.get(SKIP_BEFORE) {
-            None => None,
-            Some(s) => Some(s.as_u64().and_then(|s| u32::try_from(s).ok()).ok_or_else(|| self.bad_position(p))?),
-        };
-        if p.get("snapshot").is_none() && !gtid.is_empty() && server::is_mariadb(&self.config, conn).await? {
+        let gtid = p.gtid.into_owned();
+        let skip_before = p.skip_before_second;
+        if p.snapshot.is_none() && !gtid.is_empty() && server::is_mariadb(&self.config, conn).await? {
             // A GTID names the same transaction on every server of a replication topology and
             // in renamed binlog files; file and offset do not. (Chunk watermarks during a
             // snapshot are file offsets, so those positions stay on file and offset.)
@@ -577,35 +561,34 @@ impl MySqlCdcSource {
             return self.begin_streaming(tables, start, gtid, None, skip_before).await;
         }
         server::check_position_available(&self.config, conn, &binlog).await?;
-        let Some(snap) = p.get("snapshot") else {
+        let Some(snap) = p.snapshot else {
             return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None, skip_before).await;
         };
         // Chunk indices refer to the table list of the position; map them to today's tables.
-        let names: Vec<String> = snap
-            .get("tables")
-            .and_then(|t| t.as_array())
-            .map(|a| a.iter().filter_map(|n| n.as_str().map(String::from)).collect())
-            .ok_or_else(|| self.bad_position(p))?;
-        let mut ordered = Vec::with_capacity(names.len());
-        for name in &names {
+        let mut ordered = Vec::with_capacity(snap.tables.len());
+        for name in snap.tables.iter() {
             let table = tables.iter().find(|t| format!("{}.{}", t.database, t.table) == *name).ok_or_else(|| {
                 Error::user(format!(
-                    "mysql-cdc table `{}` cannot resume its snapshot: MySQL table {name} no longer exists or no longer matches; remove the checkpoint to take a new snapshot",
+                    "mysql-cdc table `{}` cannot resume its snapshot: MySQL table {name} no longer exists or no longer matches; start the job over with --fresh to take a new snapshot",
                     self.config.table
                 ))
             })?;
             ordered.push(table.clone());
         }
-        let chunks: Vec<Chunk> = snap
-            .get("chunks")
-            .and_then(|c| c.as_array())
-            .and_then(|a| a.iter().map(Chunk::from_json).collect::<Option<Vec<_>>>())
-            .filter(|c| c.iter().all(|c| c.table < ordered.len()))
-            .ok_or_else(|| self.bad_position(p))?;
+        let chunks = snap.chunks.to_vec();
+        if let Some(c) = chunks.iter().find(|c| c.table >= ordered.len()) {
+            return Err(Error::user(format!(
+                "mysql-cdc table `{}` cannot resume from position {}: a chunk refers to table number {} of the {} it lists; it is not a position this connector writes. Start the job over with --fresh",
+                self.config.table,
+                from.position,
+                c.table,
+                ordered.len()
+            )));
+        }
         if chunks.iter().any(|c| c.high.is_none()) {
             if !self.config.incremental {
                 return Err(Error::user(format!(
-                    "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or remove the checkpoint to start over",
+                    "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or start the job over with --fresh",
                     self.config.table
                 )));
             }
@@ -660,9 +643,7 @@ impl Source for MySqlCdcSource {
 
     fn start_position(&self) -> Option<Position> {
         match &self.state {
-            State::Snapshot(run) => {
-                Some(with_chunks(position_json(&run.start, &run.gtid), &run.ctx.tables, &run.chunks))
-            }
+            State::Snapshot(run) => Some(snapshot_position(run)),
             State::Legacy(run) => Some(legacy_position(&run.snapshot)),
             // A stream started from a GTID learns its file and offset from the first event.
             State::Streaming(run) if !run.reader.committed.file.is_empty() => Some(stream_position(run)),

@@ -18,7 +18,6 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use futures::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use serde_json::json;
 
 use super::config::MySqlCdcConfig;
 use super::rows::ChangeBuilder;
@@ -30,7 +29,8 @@ use crate::connectors::mysql_session::{Opened, RowSession};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
-/// One key range of one table; `high` is set once the chunk has been read and reconciled.
+/// One key range of one table; `high` is set once the chunk has been read and reconciled. Stored
+/// in positions as an array (see `super::position`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     pub table: usize,
@@ -48,73 +48,6 @@ impl Chunk {
             Some(k) => self.lo.is_none_or(|lo| k >= lo) && self.hi.is_none_or(|hi| k < hi),
             None => self.lo.is_none(),
         }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        json!([
-            self.table,
-            self.lo.map(|v| v.to_string()),
-            self.hi.map(|v| v.to_string()),
-            self.high.as_ref().map(|h| h.to_json())
-        ])
-    }
-
-    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
-        let a = v.as_array()?;
-        let bound = |x: &serde_json::Value| -> Option<Option<i128>> {
-            if x.is_null() {
-                Some(None)
-            } else {
-                x.as_str()?.parse().ok().map(Some)
-            }
-        };
-        let high = match a.get(3)? {
-            serde_json::Value::Null => None,
-            h => Some(BinlogPos::from_json(h)?),
-        };
-        Some(Chunk { table: a.first()?.as_u64()? as usize, lo: bound(a.get(1)?)?, hi: bound(a.get(2)?)?, high })
-    }
-}
-
-/// The snapshot's chunks with their JSON kept alongside: every batch carries the whole list in
-/// its position, which then costs a copy rather than a rebuild of every entry.
-#[derive(Debug, Clone)]
-pub struct ChunkList {
-    chunks: Vec<Chunk>,
-    json: Vec<serde_json::Value>,
-}
-
-impl ChunkList {
-    pub fn new(chunks: Vec<Chunk>) -> Self {
-        let json = chunks.iter().map(Chunk::to_json).collect();
-        ChunkList { chunks, json }
-    }
-
-    pub fn set(&mut self, index: usize, chunk: Chunk) {
-        self.json[index] = chunk.to_json();
-        self.chunks[index] = chunk;
-    }
-
-    pub fn push(&mut self, chunk: Chunk) {
-        self.json.push(chunk.to_json());
-        self.chunks.push(chunk);
-    }
-
-    pub fn pop(&mut self) {
-        self.json.pop();
-        self.chunks.pop();
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(self.json.clone())
-    }
-}
-
-impl std::ops::Deref for ChunkList {
-    type Target = [Chunk];
-
-    fn deref(&self) -> &[Chunk] {
-        &self.chunks
     }
 }
 
@@ -667,7 +600,7 @@ mod tests {
         }
         assert_eq!(chunks.iter().position(|c| c.contains(None)), Some(0), "a NULL key is read with the first chunk");
         for c in &chunks {
-            assert_eq!(Chunk::from_json(&c.to_json()).as_ref(), Some(c));
+            assert_eq!(&serde_json::from_value::<Chunk>(serde_json::to_value(c).unwrap()).unwrap(), c);
         }
     }
 }

@@ -26,6 +26,7 @@
 mod changes;
 mod checks;
 mod pgoutput;
+mod position;
 mod replication;
 mod session;
 mod snapshot;

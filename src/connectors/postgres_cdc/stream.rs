@@ -1,12 +1,13 @@
 //! The source: checks, then the snapshot (see [`super::snapshot`]), then pgoutput changes from
-//! the replication slot as changelog batches tagged with resumable positions:
+//! the replication slot as changelog batches tagged with resumable positions
+//! ([`super::position`]):
 //!
-//! * `{"phase": "snapshot", …}` while the snapshot runs (progress only: a restart reads the
-//!   tables again, then streams from the slot, which has not moved), with `"bounded": true` in
-//!   'snapshot' mode, whose run has no slot: no streaming run can continue from it;
-//! * `{"phase": "stream", "lsn": "X/Y"}` afterwards: every transaction committed before `X/Y`
-//!   is in this or an earlier batch. Resuming asks the server to start there, and the slot's
-//!   confirmed LSN is raised to it only by [`Source::acknowledge`].
+//! * snapshot positions while the snapshot runs (progress only: a restart reads the tables
+//!   again, then streams from the slot, which has not moved), marked bounded in 'snapshot' mode,
+//!   whose run has no slot: no streaming run can continue from it;
+//! * stream positions afterwards, at an LSN before which every committed transaction is in this
+//!   or an earlier batch. Resuming asks the server to start there, and the slot's confirmed LSN
+//!   is raised to it only by [`Source::acknowledge`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +17,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::FutureExt;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::changes::{ChangeBuilder, RowContext};
 use super::checks::{self, pg_error, CapturedTable};
 use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
+use super::position::{Lsn, PgPosition};
 use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
@@ -119,17 +120,14 @@ fn snapshot_progress(
 
 impl PostgresCdcSource {
     fn snapshot_position(config: &Config, run: &SnapshotRun) -> Position {
-        let mut position = json!({
-            "phase": "snapshot",
-            "slot": config.slot,
-            "chunks_done": run.chunks_done,
-            "chunks_total": run.chunks_total,
-            "rows": run.rows,
-        });
-        if config.is_bounded() {
-            position[BOUNDED] = json!(true);
+        PgPosition::Snapshot {
+            slot: config.slot.clone(),
+            chunks_done: run.chunks_done,
+            chunks_total: run.chunks_total,
+            rows: run.rows,
+            bounded: config.is_bounded(),
         }
-        position
+        .to_position()
     }
 
     async fn begin_snapshot(
@@ -246,9 +244,6 @@ impl PostgresCdcSource {
     }
 }
 
-/// Marks the snapshot positions of a 'snapshot' mode run.
-const BOUNDED: &str = "bounded";
-
 /// Why a streaming run cannot continue a 'snapshot' mode run. That run read under an exported
 /// snapshot of an ordinary transaction and made no replication slot, so nothing kept the WAL from
 /// its snapshot point (and logical decoding can start only at a slot's creation): the changes
@@ -263,7 +258,7 @@ fn continuing_a_bounded_snapshot(config: &Config) -> Error {
 }
 
 fn stream_position(config: &Config, lsn: u64) -> Position {
-    json!({ "phase": "stream", "slot": config.slot, "lsn": format_lsn(lsn) })
+    PgPosition::Stream { slot: config.slot.clone(), lsn: Lsn(lsn) }.to_position()
 }
 
 #[async_trait]
@@ -282,23 +277,20 @@ impl Source for PostgresCdcSource {
         // aligned with the slot), so exactness changes nothing here.
         let resume = match resume_from.as_ref().map(|r| &r.position) {
             None => None,
-            Some(p) => {
-                let phase = p.get("phase").and_then(|v| v.as_str());
-                let lsn = p.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn);
-                match (phase, lsn) {
-                    (Some("snapshot"), _) if p.get(BOUNDED).is_some() && !config.is_bounded() => {
-                        return Err(continuing_a_bounded_snapshot(&config));
-                    }
-                    (Some("snapshot"), _) => Some(None),
-                    (Some("stream"), Some(lsn)) if !config.is_bounded() => Some(Some(lsn)),
-                    _ => {
-                        return Err(Error::user(format!(
-                            "postgres-cdc table `{}` cannot resume from position {p}: expected {{\"phase\": \"snapshot\", …}} or {{\"phase\": \"stream\", \"lsn\": \"X/Y\"}}",
-                            config.table
-                        )))
-                    }
+            Some(p) => match PgPosition::from_position(p, &config.table)? {
+                PgPosition::Snapshot { bounded: true, .. } if !config.is_bounded() => {
+                    return Err(continuing_a_bounded_snapshot(&config));
                 }
-            }
+                PgPosition::Snapshot { .. } => Some(None),
+                PgPosition::Stream { lsn, .. } if !config.is_bounded() => Some(Some(lsn.0)),
+                PgPosition::Stream { .. } => {
+                    return Err(Error::user(format!(
+                    "postgres-cdc table `{}` reads a bounded snapshot ('scan.startup.mode' = 'snapshot') and cannot \
+                         resume from streaming position {p}, taken by a streaming run. Start the job over with --fresh",
+                    config.table
+                )))
+                }
+            },
         };
         let client = checks::connect(&config).await?;
         checks::check_server(&config, &client).await?;
@@ -414,11 +406,12 @@ impl Source for PostgresCdcSource {
 
     async fn acknowledge(&mut self, position: &Position) -> Result<()> {
         let Phase::Streaming(stream) = &mut self.phase else { return Ok(()) };
-        if position.get("phase").and_then(|v| v.as_str()) != Some("stream") {
-            return Ok(());
-        }
-        let Some(lsn) = position.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn) else {
-            return Err(Error::internal(format!("postgres-cdc acknowledged an unreadable position {position}")));
+        let lsn = match PgPosition::from_position(position, &self.config.table) {
+            Ok(PgPosition::Stream { lsn, .. }) => lsn.0,
+            Ok(PgPosition::Snapshot { .. }) => return Ok(()),
+            Err(e) => {
+                return Err(Error::internal(format!("postgres-cdc acknowledged a position it did not write: {e}")))
+            }
         };
         if lsn > stream.state.acked {
             stream.wal.acknowledge(lsn);

@@ -6,6 +6,7 @@
 mod compact;
 mod display;
 mod filter;
+mod partition;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
 pub use filter::{filter_changes, Retractions};
+pub use partition::KeyPartitioner;
 
 use crate::error::{Error, Result};
 

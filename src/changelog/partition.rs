@@ -216,8 +216,22 @@ mod tests {
     fn key_hash_is_pinned_for_known_keys() {
         let ints = hash_of(Arc::new(Int64Array::from(vec![Some(0), Some(1), Some(-1), Some(42), None])));
         let strings = hash_of(Arc::new(StringArray::from(vec![Some(""), Some("a"), Some("München"), None])));
-        assert_eq!(ints, vec![2367140522139129587, 5211917862608783853, 1342635462938071101, 2834522192422945309, 17662770132820967445], "Int64 key hashes changed");
-        assert_eq!(strings, vec![971909191830961740, 7688148644769855393, 8650485417720985400, 13331581593930102267], "Utf8 key hashes changed");
+        assert_eq!(
+            ints,
+            vec![
+                2367140522139129587,
+                5211917862608783853,
+                1342635462938071101,
+                2834522192422945309,
+                17662770132820967445
+            ],
+            "Int64 key hashes changed"
+        );
+        assert_eq!(
+            strings,
+            vec![971909191830961740, 7688148644769855393, 8650485417720985400, 13331581593930102267],
+            "Utf8 key hashes changed"
+        );
     }
 
     #[test]
@@ -237,7 +251,11 @@ mod tests {
             let of_one: Vec<_> = rows_of(one).into_iter().filter(|r| r.1 == 1).collect();
             assert_eq!(
                 of_one,
-                vec![(Insert, 1, Some("a".into())), (UpdateBefore, 1, Some("a".into())), (UpdateAfter, 1, Some("c".into()))]
+                vec![
+                    (Insert, 1, Some("a".into())),
+                    (UpdateBefore, 1, Some("a".into())),
+                    (UpdateAfter, 1, Some("c".into()))
+                ]
             );
             let pair_at = rows_of(one).iter().position(|r| r.0 == UpdateBefore).unwrap();
             assert_eq!(rows_of(one)[pair_at + 1].0, UpdateAfter);
@@ -249,7 +267,10 @@ mod tests {
     fn key_changing_update_becomes_delete_and_insert() {
         let p = partitioner(ChangelogMode::All);
         let b = batch(&[(UpdateBefore, 1, Some("a")), (UpdateAfter, 2, Some("a"))]);
-        assert_eq!(rows_of(&p.normalize(&b).unwrap()), vec![(Delete, 1, Some("a".into())), (Insert, 2, Some("a".into()))]);
+        assert_eq!(
+            rows_of(&p.normalize(&b).unwrap()),
+            vec![(Delete, 1, Some("a".into())), (Insert, 2, Some("a".into()))]
+        );
         // Find a partition count that puts keys 1 and 2 apart, so the split is visible.
         let keys = p.keys(&b).unwrap();
         let n = (2..64).find(|n| partition_of(keys.row(0).data(), *n) != partition_of(keys.row(1).data(), *n)).unwrap();
@@ -293,7 +314,10 @@ mod tests {
             assert!(err.to_string().contains("+U without its -U"), "{err}");
         }
         let upsert = partitioner(ChangelogMode::Upsert);
-        assert_eq!(rows_of(&upsert.normalize(&batch(&rows)).unwrap()), vec![(Insert, 1, None), (UpdateAfter, 1, Some("x".into()))]);
+        assert_eq!(
+            rows_of(&upsert.normalize(&batch(&rows)).unwrap()),
+            vec![(Insert, 1, None), (UpdateAfter, 1, Some("x".into()))]
+        );
         let parts = upsert.partition(&batch(&rows), 3).unwrap();
         assert_eq!(parts.iter().filter(|p| !p.is_empty()).count(), 1);
     }

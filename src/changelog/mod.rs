@@ -7,6 +7,7 @@ mod compact;
 mod display;
 mod event;
 mod filter;
+mod partition;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
 pub use event::{Event, TableId, Truncation};
 pub use filter::{filter_changes, Retractions};
+pub use partition::KeyPartitioner;
 
 use crate::error::{Error, Result};
 

@@ -339,15 +339,15 @@ impl JobProcess {
             .unwrap_or(false)
     }
 
-    /// Whether the job has a checkpoint record's temporary file (`.chk-<n>.json.tmp`) open.
-    fn holds_record_temp_file(&self) -> bool {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else { return false };
-        fds.filter_map(|e| e.ok()).any(|e| {
-            std::fs::read_link(e.path())
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .is_some_and(|name| name.starts_with(".chk-") && name.ends_with(".json.tmp"))
-        })
+    /// The checkpoint record temporary files (`.chk-<n>.json.tmp`) the job holds open; files of
+    /// the same name left in the directory by killed runs do not count.
+    fn open_record_temp_files(&self) -> Vec<String> {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else { return Vec::new() };
+        fds.filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter(|name| name.starts_with(".chk-") && name.ends_with(".json.tmp"))
+            .collect()
     }
 }
 
@@ -434,8 +434,8 @@ impl Scenario {
         let eu = cdc_sql_testkit::mariadb().create_database("union_eu");
         let us = cdc_sql_testkit::postgres().create_database("union_us");
         let sink = cdc_sql_testkit::postgres().create_database("union_sink");
-        let offsets_table = seed % 2 == 0;
-        let full_identity = (seed >> 1) % 2 == 0;
+        let offsets_table = seed.is_multiple_of(2);
+        let full_identity = (seed >> 1).is_multiple_of(2);
         eu.exec(&format!(
             "CREATE TABLE orders (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64) NOT NULL) CHARACTER SET utf8mb4;
              INSERT INTO orders SELECT seq, seq * 7 % 1000, CONCAT('row-', seq) FROM seq_1_to_{ROWS};"
@@ -549,15 +549,10 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
                     while !job.is_stopped() {
                         std::thread::yield_now();
                     }
-                    if job.holds_record_temp_file() {
-                        let writing = std::fs::read_dir(&self.state)
-                            .unwrap()
-                            .filter_map(|e| e.ok())
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .filter(|n| n.ends_with(".json.tmp"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
+                    let writing = job.open_record_temp_files();
+                    if !writing.is_empty() {
                         job.sigkill();
+                        let writing = writing.join(", ");
                         break format!("while it wrote {writing} (probe {tries}), after the sink prepared");
                     }
                     job.signal(libc::SIGCONT);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cdc_sql::changelog::{ChangeBatch, RowKind};
+use cdc_sql::operators::{Operator, QueryOperator};
 use cdc_sql::session::{Outcome, Session};
 use cdc_sql::sql::parse_script;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
@@ -61,18 +62,20 @@ fn main() {
         }
         query.unwrap()
     });
+    // The operator the pipeline runs the query as.
+    let mut query = QueryOperator::new(query);
     println!("{:>10} {:>14} {:>14} {:>14}", "batch rows", "µs per batch", "ns per row", "rows/s");
     for size in [1usize, 100, 8192] {
         let batches: Vec<ChangeBatch> = (0..64).map(|i| batch(size, i * size)).collect();
         // Warm up, then run for about two seconds.
         for b in &batches {
-            query.apply(b).unwrap();
+            query.process(0, b.clone(), None).unwrap();
         }
         let started = Instant::now();
         let mut n = 0usize;
         while started.elapsed() < Duration::from_secs(2) {
             for b in &batches {
-                std::hint::black_box(query.apply(b).unwrap());
+                std::hint::black_box(query.process(0, b.clone(), None).unwrap());
             }
             n += batches.len();
         }

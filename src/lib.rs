@@ -1,14 +1,16 @@
 //! cdc-sql: runs Flink SQL change-data-capture jobs in one process on Apache DataFusion.
 //!
 //! Data flows in module order: [`sql`] (job-file statements) → [`plan`] (SQL to per-batch
-//! operators) → [`changelog`] (the batch and row-kind contract) → [`runtime`] (jobs, checkpoints)
-//! → [`connectors`] (sources and sinks). [`session`] ties them together for the [`cli`].
+//! branches) → [`changelog`] (the batch and row-kind contract) → [`operators`] (the dataflow's
+//! steps, stateful ones with checkpointed state) → [`runtime`] (jobs, checkpoints) →
+//! [`connectors`] (sources and sinks). [`session`] ties them together for the [`cli`].
 
 pub mod changelog;
 pub mod cli;
 pub mod connectors;
 pub mod error;
 pub mod http;
+pub mod operators;
 pub mod plan;
 pub mod runtime;
 pub mod secrets;

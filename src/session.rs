@@ -16,10 +16,10 @@ use datafusion::sql::sqlparser::ast;
 
 use crate::changelog::{ChangelogMode, Retractions};
 use crate::connectors::options::parse_duration;
-use crate::connectors::{open_table, ConnectorTable, ReplicationSlot, Sink, SourceContext};
+use crate::connectors::{open_table, ConnectorTable, Sink, SourceContext, SourceIdentity};
 use crate::error::{Error, Result};
 use crate::plan::{insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget};
-use crate::runtime::{restart, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
+use crate::runtime::{restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
 use crate::sql::{LocatedStatement, Statement, TableSpec};
 
 const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
@@ -65,14 +65,14 @@ pub enum Outcome {
     Quit,
 }
 
-/// A SELECT to run over a source.
+/// A SELECT to run over its sources.
 pub struct QueryJob {
-    pub open_source: SourceFactory,
+    pub inputs: Vec<InputSpec>,
     pub query: CompiledQuery,
+    /// Every source is bounded: the query ends.
     pub bounded: bool,
     pub changelog: ChangelogMode,
     pub config: JobConfig,
-    pub slot: Option<ReplicationSlot>,
 }
 
 pub struct Session {
@@ -220,7 +220,9 @@ impl Session {
                 let ast::Statement::Insert(insert) = stmt.as_ref() else {
                     return Err(Error::internal("INSERT statement without an insert"));
                 };
-                let pipeline = self.plan_pipeline(insert).await?;
+                let taken: Vec<String> =
+                    self.statement_set.iter().flatten().map(|p: &PipelineSpec| p.name.clone()).collect();
+                let pipeline = self.plan_pipeline(insert, &taken).await?;
                 if let Some(set) = self.statement_set.as_mut() {
                     set.push(pipeline);
                     return Ok(Outcome::Info("Add SQL update statement to the statement set.".into()));
@@ -236,7 +238,8 @@ impl Session {
                     let ast::Statement::Insert(i) = stmt.as_ref() else {
                         return Err(Error::internal("INSERT statement without an insert"));
                     };
-                    pipelines.push(self.plan_pipeline(i).await.map_err(|e| e.at(insert.location.clone()))?);
+                    let taken: Vec<String> = pipelines.iter().map(|p: &PipelineSpec| p.name.clone()).collect();
+                    pipelines.push(self.plan_pipeline(i, &taken).await.map_err(|e| e.at(insert.location.clone()))?);
                 }
                 Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
             }
@@ -411,22 +414,44 @@ impl Session {
                 .source(&ctx)?
                 .ok_or_else(|| Error::internal(format!("table `{name}` stopped being readable")))
         });
+        // A connector that does not say what its positions depend on: they are positions in
+        // this table of this connector.
+        let identity = entry.table.source_identity().unwrap_or_else(|| SourceIdentity {
+            connector: entry.spec.connector().unwrap_or("?").to_string(),
+            location: "-".into(),
+            tables: table.to_string(),
+            startup_mode: "-".into(),
+        });
         Ok(SourceInfo {
-            open: factory,
+            input: InputSpec { table: table.to_string(), identity, open_source: factory, slot: entry.table.replication_slot() },
             changelog: entry.table.source_changelog_mode(),
             retractions: entry.table.source_retractions(),
             bounded,
-            slot: entry.table.replication_slot(),
         })
     }
 
-    async fn plan_pipeline(&self, insert: &ast::Insert) -> Result<PipelineSpec> {
+    /// The inputs of a compiled query, with what their sources tell the query; the changelog of
+    /// the query's result (inserts only when every input gives inserts only).
+    fn query_inputs(&self, query: &mut CompiledQuery) -> Result<(Vec<InputSpec>, ChangelogMode, bool)> {
+        let mut inputs = Vec::with_capacity(query.inputs.len());
+        let mut modes = Vec::with_capacity(query.inputs.len());
+        let mut bounded = true;
+        for (i, table) in query.inputs.clone().iter().enumerate() {
+            let source = self.source_factory(table)?;
+            query.set_retractions(i, source.retractions);
+            modes.push(source.changelog);
+            bounded &= source.bounded;
+            inputs.push(source.input);
+        }
+        Ok((inputs, merged_changelog(&modes), bounded))
+    }
+
+    /// Plans one INSERT; `taken` are the names of the pipelines planned before it in the same job.
+    async fn plan_pipeline(&self, insert: &ast::Insert, taken: &[String]) -> Result<PipelineSpec> {
         let sink_name = insert_target(insert)?;
         let target = self.entry(&sink_name)?;
-        let planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
-        let source_name = planned.query.source_table.clone();
-        let source = self.source_factory(&source_name)?;
-        let mode = source.changelog;
+        let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
+        let (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
         let sink_connector = target.spec.connector().unwrap_or("?").to_string();
         // Validate the sink against this changelog now, at planning, not when the job starts.
         let _: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
@@ -437,16 +462,14 @@ impl Session {
         let sink_table = target.table.clone();
         let open_sink: SinkFactory =
             Arc::new(move || sink_table.sink(mode)?.ok_or_else(|| Error::internal("sink stopped being writable")));
-        let source_connector = self.entry(&source_name)?.spec.connector().unwrap_or("?").to_string();
         Ok(PipelineSpec {
-            name: format!("INSERT INTO {sink_name}"),
-            fingerprint: format!("{source_name} ({source_connector}) -> {sink_name} ({sink_connector})"),
-            open_source: source.open,
+            name: pipeline_name(&sink_name, taken),
+            sink: format!("{sink_name} ({sink_connector})"),
+            inputs,
             open_sink,
-            query: Arc::new(planned.query.with_retractions(source.retractions)),
+            query: Arc::new(planned.query),
             sink_table: sink_name,
             sink_schema: planned.sink_schema,
-            slot: source.slot,
         })
     }
 
@@ -458,9 +481,8 @@ impl Session {
             return Ok(Outcome::Table(batches));
         }
         let plan = state.optimize(&plan)?;
-        let query = CompiledQuery::compile(&state, &plan)?;
-        let source = self.source_factory(&query.source_table)?;
-        let query = query.with_retractions(source.retractions);
+        let mut query = CompiledQuery::compile(&state, &plan)?;
+        let (inputs, changelog, bounded) = self.query_inputs(&mut query)?;
         // A preview stores nothing and never restarts.
         let config = JobConfig {
             state_dir: None,
@@ -468,24 +490,38 @@ impl Session {
             restart: RestartStrategy::None,
             ..self.job_config()?
         };
-        Ok(Outcome::Query(QueryJob {
-            open_source: source.open,
-            query,
-            bounded: source.bounded,
-            changelog: source.changelog,
-            config,
-            slot: source.slot,
-        }))
+        Ok(Outcome::Query(QueryJob { inputs, query, bounded, changelog, config }))
     }
 }
 
 /// What [`Session::source_factory`] finds out about a table's source.
 struct SourceInfo {
-    open: SourceFactory,
+    input: InputSpec,
     changelog: ChangelogMode,
     retractions: Retractions,
     bounded: bool,
-    slot: Option<ReplicationSlot>,
+}
+
+/// The changelog of a `UNION ALL` of inputs with these changelogs: the most general of them
+/// (an upsert input without `-U` makes the union an upsert changelog).
+fn merged_changelog(modes: &[ChangelogMode]) -> ChangelogMode {
+    if modes.contains(&ChangelogMode::Upsert) {
+        ChangelogMode::Upsert
+    } else if modes.contains(&ChangelogMode::All) {
+        ChangelogMode::All
+    } else {
+        ChangelogMode::InsertOnly
+    }
+}
+
+/// The pipeline's identity in its job: `INSERT INTO sink`, numbered from the second INSERT into
+/// the same sink on, so that the names stay those of earlier releases where they were unique.
+fn pipeline_name(sink: &str, taken: &[String]) -> String {
+    let base = format!("INSERT INTO {sink}");
+    if !taken.contains(&base) {
+        return base;
+    }
+    (2..).map(|n| format!("{base} ({n})")).find(|name| !taken.contains(name)).unwrap_or(base)
 }
 
 /// `state.checkpoints.dir` as Flink writes it: a path or a `file://` URI.

@@ -147,7 +147,7 @@ fn killed_job_resumes_from_its_last_checkpoint_losing_nothing() {
 /// The datagen position (`events`) a stored record resumes from.
 fn events_in(record: &Path) -> u64 {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
-    json["pipelines"][0]["position"]["events"].as_u64().unwrap()
+    json["pipelines"][0]["inputs"][0]["position"]["events"].as_u64().unwrap()
 }
 
 #[test]
@@ -157,7 +157,8 @@ fn fresh_starts_over_and_from_checkpoint_picks_an_older_one() {
     let sql = job(dir.path(), None, "out");
     let first = run_until(&sql, &[], 1500, "TERM");
     assert_eq!(first.code, Some(0), "{}", first.stderr);
-    let records: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let records: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     let newest = records.iter().map(|r| events_in(r)).max().unwrap();
     let oldest = records.iter().min_by_key(|r| events_in(r)).unwrap();
 
@@ -198,4 +199,42 @@ fn a_finished_bounded_job_is_not_run_again() {
     let again = run_to_end(&sql, &[]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(again.lines.is_empty(), "the finished job ran again: {:?}", &again.lines[..3.min(again.lines.len())]);
+}
+
+/// A record written by the release before checkpoint format version 2 (one source per pipeline,
+/// its position at the top of the pipeline's entry, a fingerprint string) still resumes the job.
+#[test]
+fn a_checkpoint_of_format_version_1_resumes_under_version_2() {
+    let reference = reference();
+    // How many printed lines the first 100 generated events make.
+    let dir = tempfile::tempdir().unwrap();
+    let first_100 = run_to_end(&job(dir.path(), Some(100), "out"), &[]);
+    assert_eq!(first_100.code, Some(0), "{}", first_100.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = serde_json::json!({
+        "version": 1, "job": "cdc-sql-job", "checkpoint_id": 41, "created_at_ms": 1,
+        "pipelines": [{
+            "name": "INSERT INTO out", "fingerprint": "src (datagen) -> out (print)",
+            "position": { "seed": 77, "events": 100 }, "prepared_checkpoint": 41, "prepared": null,
+            "finished": false, "exact": true
+        }]
+    });
+    std::fs::write(dir.path().join("chk-41.json"), v1.to_string()).unwrap();
+    let resumed = run_until(&job(dir.path(), None, "out"), &[], 50, "TERM");
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(
+        position_in(&reference, &resumed.lines),
+        Some(first_100.lines.len()),
+        "the run did not continue right after the 100 events the version 1 record covers"
+    );
+    let newest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max_by_key(|p| p.metadata().unwrap().modified().unwrap())
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&newest).unwrap()).unwrap();
+    assert_eq!(record["version"], 2, "{record}");
+    assert!(events_in(&newest) > 100, "{record}");
 }

@@ -745,6 +745,16 @@ impl Reader {
         }
     }
 
+    /// Reads a bounded source to its end into `state`.
+    async fn read_to_end(&mut self, state: &mut BTreeMap<i32, i32>) {
+        let start = Instant::now();
+        while let Some(batch) = self.source.next_batch().await.unwrap() {
+            assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
+            (self.apply)(state, &batch.changes);
+            self.position = Some(batch.position);
+        }
+    }
+
     /// Reads until every change written before `target` has been read.
     async fn read_past(&mut self, state: &mut BTreeMap<i32, i32>, target: &(String, u64)) {
         let start = Instant::now();
@@ -1405,6 +1415,109 @@ fn a_paused_snapshot_on_a_read_committed_server_holds_no_old_transaction_and_sta
         // The job stops consuming, as behind a stalled sink.
         tokio::time::sleep(Duration::from_secs(7)).await;
         assert_eq!(open_transactions(6), 0, "no snapshot transaction outlives the reuse window");
+        reader.read_past(&mut state, &master_position(&db)).await;
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+    });
+}
+
+// ---- a backfill ('scan.startup.mode' = 'snapshot') continued by a streaming run ----
+
+/// Runs `backfill` (a 'snapshot' mode table) to its end, changes the table, and starts `cdc`
+/// (the same table in 'initial' mode) from the backfill's last position, as the runtime does
+/// when the same job file runs first for a backfill, then for CDC. Returns what the streaming
+/// run delivered up to the changes, which must be exactly those changes.
+async fn continue_backfill(db: &Database, backfill: &TableSpec, cdc: &TableSpec) -> Vec<String> {
+    let mut reader = Reader::open(backfill, None).await;
+    let mut state = BTreeMap::new();
+    reader.read_to_end(&mut state).await;
+    reader.source.close().await.unwrap();
+    assert_same(&state, &table_state(db));
+    let last = reader.position.clone().expect("the backfill read something");
+    // A snapshot-mode run resumed from its own last position has nothing left to read.
+    let mut again = Reader::open(backfill, Some(last.clone())).await;
+    assert!(again.source.next_batch().await.unwrap().is_none(), "the backfill was read again from {last}");
+    db.exec(
+        "UPDATE t SET v = -1 WHERE id = 10; DELETE FROM t WHERE id = 20; INSERT INTO t VALUES (5000, 5); \
+         UPDATE t SET id = 6000 WHERE id = 30",
+    );
+    let target = master_position(db);
+    let mut reader = Reader::open(cdc, Some(last)).await;
+    let mut delivered = Vec::new();
+    let start = Instant::now();
+    while !streamed_past(&reader.position, &target) {
+        assert!(start.elapsed() < DEADLINE, "deadline; delivered {delivered:?}");
+        let batch = reader.source.next_batch().await.unwrap().expect("unbounded");
+        delivered.extend(format_rows(&batch.changes, "").unwrap().lines().map(String::from));
+        apply(&mut state, &batch.changes);
+        reader.position = Some(batch.position);
+    }
+    assert_same(&state, &table_state(db));
+    // And it goes on streaming.
+    db.exec("INSERT INTO t VALUES (7000, 7)");
+    reader.read_past(&mut state, &master_position(db)).await;
+    reader.source.close().await.unwrap();
+    assert_same(&state, &table_state(db));
+    delivered
+}
+
+const CHANGES_AFTER_THE_BACKFILL: [&str; 6] =
+    ["-U[10, 10]", "+U[10, -1]", "-D[20, 20]", "+I[5000, 5]", "-U[30, 30]", "+U[6000, 30]"];
+
+#[test]
+fn a_streaming_run_continues_a_finished_snapshot_mode_run_from_where_its_snapshot_was_taken() {
+    let db = cdc_sql_testkit::mariadb().create_database("backfill");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_2000");
+    let options = ", 'scan.incremental.snapshot.chunk.size' = '300', 'server-id' = '5590'";
+    let backfill = spec_for(&db, &format!(", 'scan.startup.mode' = 'snapshot'{options}"));
+    let cdc = spec_for(&db, options);
+    let delivered = runtime().block_on(continue_backfill(&db, &backfill, &cdc));
+    assert_eq!(delivered, CHANGES_AFTER_THE_BACKFILL, "no snapshot row again, no change missed");
+}
+
+#[test]
+fn a_streaming_run_continues_a_finished_legacy_snapshot_mode_run() {
+    let db = cdc_sql_testkit::mariadb().create_database("legacy_backfill");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_2000");
+    let options =
+        ", 'scan.incremental.snapshot.enabled' = 'false', 'scan.snapshot.fetch.size' = '300', 'server-id' = '5591'";
+    let backfill = spec_for(&db, &format!(", 'scan.startup.mode' = 'snapshot'{options}"));
+    let cdc = spec_for(&db, options);
+    let delivered = runtime().block_on(continue_backfill(&db, &backfill, &cdc));
+    assert_eq!(delivered, CHANGES_AFTER_THE_BACKFILL, "no snapshot row again, no change missed");
+}
+
+/// Each chunk of the backfill is read at its own binlog point; the streaming run that continues
+/// it must deliver every change made while the backfill ran exactly once: those a chunk already
+/// holds are skipped, the others are not.
+#[test]
+fn changes_made_during_a_snapshot_mode_run_reach_the_run_continuing_it_exactly_once() {
+    let db = cdc_sql_testkit::mariadb().create_database("backfill_busy");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
+    let options = ", 'scan.incremental.snapshot.chunk.size' = '700', 'server-id' = '5592-5595'";
+    let backfill = spec_for(&db, &format!(", 'scan.startup.mode' = 'snapshot'{options}"));
+    let cdc = spec_for(&db, options);
+    let writer_db = db.admin().clone();
+    runtime().block_on(async {
+        let mut reader = Reader::open(&backfill, None).await;
+        let writer = std::thread::spawn(move || {
+            for round in 1..=40 {
+                writer_db.exec(&format!(
+                    "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
+                     UPDATE t SET id = id + 100000 WHERE id = {k}",
+                    m = round % 40,
+                    d = round * 397,
+                    i = 20000 + round,
+                    k = round * 211 + 5
+                ));
+            }
+        });
+        let mut state = BTreeMap::new();
+        reader.read_to_end(&mut state).await;
+        reader.source.close().await.unwrap();
+        writer.join().unwrap();
+        db.exec("UPDATE t SET v = -1 WHERE id % 1000 = 1; DELETE FROM t WHERE id % 1000 = 2; INSERT INTO t VALUES (50000, 5)");
+        let mut reader = Reader::open(&cdc, reader.position.clone()).await;
         reader.read_past(&mut state, &master_position(&db)).await;
         reader.source.close().await.unwrap();
         assert_same(&state, &table_state(&db));

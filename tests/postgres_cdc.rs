@@ -1075,6 +1075,52 @@ fn bounded_snapshot_mode_ends_and_leaves_no_slot() {
     assert_eq!(db.query_one("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"), "0");
 }
 
+/// The same job file run for a backfill ('snapshot' mode) and then for CDC: the streaming run
+/// cannot continue the backfill (which kept no WAL: it made no slot), so it is refused with
+/// the fix before anything is created, rather than streaming from some later point with a gap.
+#[test]
+fn a_streaming_run_refuses_to_continue_a_snapshot_mode_run_naming_the_fix() {
+    use cdc_sql::connectors::{open_table, ResumeFrom, SourceContext};
+    use cdc_sql::sql::{parse_script, Statement};
+
+    let db = cdc_sql_testkit::postgres().create_database("pg_backfill");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 500) i;",
+    );
+    let spec = |mode: &str| {
+        let sql = format!(
+            "CREATE TABLE src (\n{KV}\n) WITH (\n  {}\n);",
+            source_options(&db, "t", &[("scan.startup.mode", mode), ("scan.incremental.snapshot.chunk.size", "100")])
+        );
+        match parse_script("test", &sql, &|_| None).unwrap().into_iter().next().unwrap().statement {
+            Statement::CreateTable { spec, .. } => spec,
+            _ => panic!("not a CREATE TABLE"),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let backfill = open_table(&spec("snapshot")).unwrap();
+        let mut source = backfill.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        source.start(None).await.unwrap();
+        let (mut rows, mut last) = (0, None);
+        while let Some(batch) = source.next_batch().await.unwrap() {
+            rows += batch.changes.num_rows();
+            last = Some(batch.position);
+        }
+        source.close().await.unwrap();
+        assert_eq!(rows, 500);
+        let last = last.unwrap();
+        assert_eq!(last["bounded"], true, "{last}");
+
+        let cdc = open_table(&spec("initial")).unwrap();
+        assert!(cdc.source_identity().unwrap().continues_snapshot(&backfill.source_identity().unwrap()));
+        let mut source = cdc.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
+        let err = source.start(Some(ResumeFrom { position: last, exact: true })).await.unwrap_err().to_string();
+        assert!(err.contains("created no replication slot") && err.contains("--fresh"), "{err}");
+    });
+    assert!(!slot_exists(&db, &slot_of(&db)), "the refused start created its slot");
+}
+
 /// Block (ctid) chunks need no integer key: a table keyed by text, with holes left by deletes,
 /// is read in several chunks that together hold every row once.
 #[test]

@@ -4,7 +4,9 @@
 //! Directives in a case's leading comment lines:
 //! - `-- exit: N`: expected exit code (default 0);
 //! - `-- stderr: text`: stderr must contain this text (repeatable);
-//! - `-- env: NAME=value`: set for the run.
+//! - `-- env: NAME=value`: set for the run;
+//! - `-- unordered`: each print sink's lines are compared as a set: a `UNION ALL` of sources read
+//!   side by side interleaves their rows in whatever order they arrive, as in Flink.
 //!
 //! Lines of different print sinks (`id> +I[…]`) may interleave, so stdout is compared after a
 //! stable grouping by print identifier: each sink's lines keep their order.
@@ -17,10 +19,11 @@ struct Case {
     exit: i32,
     stderr: Vec<String>,
     env: Vec<(String, String)>,
+    unordered: bool,
 }
 
 fn directives(sql: &str) -> Case {
-    let mut case = Case { exit: 0, stderr: vec![], env: vec![] };
+    let mut case = Case { exit: 0, stderr: vec![], env: vec![], unordered: false };
     for line in sql.lines().take_while(|l| l.starts_with("--")) {
         let line = line.trim_start_matches("--").trim();
         if let Some(v) = line.strip_prefix("exit:") {
@@ -30,12 +33,14 @@ fn directives(sql: &str) -> Case {
         } else if let Some(v) = line.strip_prefix("env:") {
             let (k, val) = v.trim().split_once('=').expect("env: NAME=value");
             case.env.push((k.to_string(), val.to_string()));
+        } else if line == "unordered" {
+            case.unordered = true;
         }
     }
     case
 }
 
-fn grouped(stdout: &str) -> String {
+fn grouped(stdout: &str, unordered: bool) -> String {
     let mut lines: Vec<(String, &str)> = stdout
         .lines()
         .map(|l| {
@@ -46,7 +51,11 @@ fn grouped(stdout: &str) -> String {
             (id, l)
         })
         .collect();
-    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    if unordered {
+        lines.sort();
+    } else {
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     lines.into_iter().map(|(_, l)| format!("{l}\n")).collect()
 }
 
@@ -73,12 +82,12 @@ fn run_case(dir: &Path, sql_path: &Path) -> Result<(), String> {
         }
     }
     let out_path = sql_path.with_extension("out");
-    let actual = grouped(&stdout);
+    let actual = grouped(&stdout, case.unordered);
     if std::env::var_os("UPDATE_EXPECTED").is_some() {
         std::fs::write(&out_path, stdout.as_bytes()).map_err(|e| e.to_string())?;
     } else {
         let expected = std::fs::read_to_string(&out_path).unwrap_or_default();
-        if grouped(&expected) != actual {
+        if grouped(&expected, case.unordered) != actual {
             problems.push(format!(
                 "stdout differs from {}:\n--- expected\n{expected}--- actual\n{stdout}",
                 out_path.display()

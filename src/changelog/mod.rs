@@ -167,6 +167,19 @@ impl ChangeBatch {
         ChangeBatch { rows: self.rows.slice(0, n), kinds: self.kinds.slice(0, n) }
     }
 
+    /// The changes of `parts`, in order, as one batch of `schema`.
+    pub fn concat(schema: &datafusion::arrow::datatypes::SchemaRef, parts: &[ChangeBatch]) -> Result<Self> {
+        let rows = datafusion::arrow::compute::concat_batches(schema, parts.iter().map(|p| &p.rows))?;
+        let kinds: Vec<&dyn Array> = parts.iter().map(|p| &p.kinds as &dyn Array).collect();
+        let kinds = datafusion::arrow::compute::concat(&kinds)?;
+        let kinds = kinds
+            .as_any()
+            .downcast_ref::<Int8Array>()
+            .ok_or_else(|| Error::internal("row kinds are not Int8"))?
+            .clone();
+        ChangeBatch::new(rows, kinds)
+    }
+
     /// The rows as one `RecordBatch` with the row kind as a leading `op` column holding `+I`, `-U`, ….
     pub fn to_display_batch(&self) -> Result<RecordBatch> {
         let ops: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from_iter_values(

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changelog::{format_rows, ChangeBatch};
 use crate::connectors::options::parse_duration;
-use crate::connectors::{PreparedCommit, ReplicationSlot, Sink};
+use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
 use crate::runtime::{self, Job, PipelineSpec, Resume};
@@ -247,7 +247,7 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
         None => None,
     };
     let metrics = job.new_metrics();
-    announce_slots(job.pipelines.iter().map(|p| (&p.name, &p.slot)));
+    announce_slots(&job.pipelines);
     let token = runner.signal.arm();
     let observers = CancellationToken::new();
     let mut serving = None;
@@ -273,10 +273,10 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
 }
 
 /// Says up front which replication slots the job holds and whether they outlive it.
-fn announce_slots<'a>(pipelines: impl Iterator<Item = (&'a String, &'a Option<ReplicationSlot>)>) {
-    for (name, slot) in pipelines {
-        if let Some(slot) = slot {
-            eprintln!("[INFO] {name} reads {}", slot.describe());
+fn announce_slots(pipelines: &[PipelineSpec]) {
+    for pipeline in pipelines {
+        for slot in pipeline.slots() {
+            eprintln!("[INFO] {} reads {}", pipeline.name, slot.describe());
         }
     }
 }
@@ -339,19 +339,19 @@ async fn run_query(query: QueryJob, runner: &Runner) -> Result<()> {
     let sink_rows = collected.clone();
     let pipeline = PipelineSpec {
         name: "SELECT".into(),
-        fingerprint: "SELECT".into(),
-        open_source: query.open_source,
+        sink: "query result".into(),
+        inputs: query.inputs,
         open_sink: Arc::new(
             move || Ok(Box::new(ConsoleSink { stream, collected: sink_rows.clone() }) as Box<dyn Sink>),
         ),
         query: Arc::new(query.query),
         sink_table: "query result".into(),
         sink_schema: schema,
-        slot: query.slot,
     };
-    announce_slots(std::iter::once((&pipeline.name, &pipeline.slot)));
+    let pipelines = [pipeline];
+    announce_slots(&pipelines);
     let token = runner.signal.arm();
-    let result = runtime::run(Job { config: query.config, pipelines: vec![pipeline] }, Resume::Fresh, token).await;
+    let result = runtime::run(Job { config: query.config, pipelines: pipelines.into() }, Resume::Fresh, token).await;
     runner.signal.disarm();
     result?;
     if stream {

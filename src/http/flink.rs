@@ -160,12 +160,22 @@ pub fn job(job: &JobMetrics) -> Value {
                 },
             });
             // Not in Flink's schema (extra fields do not disturb its clients): what the job's
-            // source holds on its server and whether it outlives the job.
-            if let (Some(slot), Some(fields)) = (p.slot(), vertex.as_object_mut()) {
-                fields.insert(
-                    "replication-slot".into(),
-                    json!({ "name": slot.name, "server": slot.server, "drop-on-stop": slot.drop_on_stop }),
-                );
+            // sources hold on their servers and whether it outlives the job.
+            let slots: Vec<Value> = p
+                .slots()
+                .iter()
+                .map(|slot| json!({ "name": slot.name, "server": slot.server, "drop-on-stop": slot.drop_on_stop }))
+                .collect();
+            if let Some(fields) = vertex.as_object_mut() {
+                match <[Value; 1]>::try_from(slots) {
+                    Ok([one]) => {
+                        fields.insert("replication-slot".into(), one);
+                    }
+                    Err(slots) if !slots.is_empty() => {
+                        fields.insert("replication-slots".into(), Value::Array(slots));
+                    }
+                    Err(_) => {}
+                }
             }
             vertex
         })

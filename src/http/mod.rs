@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn job_details_name_the_replication_slot_a_pipeline_holds() {
         let m = job();
-        m.pipelines[0].set_slot(crate::connectors::ReplicationSlot {
+        m.pipelines[0].add_slot(crate::connectors::ReplicationSlot {
             name: "cdc_orders".into(),
             server: "cdc@db:5432/shop".into(),
             drop_on_stop: true,

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::connectors::{ReplicationSlot, SourceProgress};
@@ -85,7 +85,7 @@ pub struct PipelineMetrics {
     pub emit_lag_ms: AtomicI64,
     pub finished: AtomicBool,
     progress: Mutex<Option<SourceProgress>>,
-    slot: OnceLock<ReplicationSlot>,
+    slots: Mutex<Vec<ReplicationSlot>>,
 }
 
 impl PipelineMetrics {
@@ -103,17 +103,20 @@ impl PipelineMetrics {
             emit_lag_ms: AtomicI64::new(-1),
             finished: AtomicBool::new(false),
             progress: Mutex::new(None),
-            slot: OnceLock::new(),
+            slots: Mutex::new(Vec::new()),
         }
     }
 
-    /// Records the replication slot the pipeline's source holds (set once, when the job is made).
-    pub fn set_slot(&self, slot: ReplicationSlot) {
-        let _ = self.slot.set(slot);
+    /// Records a replication slot one of the pipeline's sources holds (when the job is made).
+    pub fn add_slot(&self, slot: ReplicationSlot) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.push(slot);
+        }
     }
 
-    pub fn slot(&self) -> Option<&ReplicationSlot> {
-        self.slot.get()
+    /// The replication slots the pipeline's sources hold.
+    pub fn slots(&self) -> Vec<ReplicationSlot> {
+        self.slots.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn set_progress(&self, progress: Option<SourceProgress>) {

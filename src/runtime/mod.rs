@@ -1,24 +1,26 @@
-//! Runs jobs: one pipeline per INSERT (source → compiled query → sink), all pipelines of a job
-//! side by side, and the checkpoint protocol of DESIGN.md §3 across them.
+//! Runs jobs: one pipeline per INSERT (its sources → operators → sink, see [`crate::operators`]),
+//! all pipelines of a job side by side, and the checkpoint protocol of DESIGN.md §3 across them.
 //!
 //! A coordinator triggers checkpoint *n* every `execution.checkpointing.interval`: each pipeline
 //! finishes the batch at hand, its sink prepares (flushes, pre-commits), and it reports its source
 //! position and what the sink prepared; once every pipeline has reported, the record is written
 //! atomically to the job's state directory; only then do sinks commit and sources learn that the
 //! position is safe (e.g. a PostgreSQL slot may release WAL). A pipeline that ends — its bounded
-//! source is done, a LIMIT is reached, or the job is asked to stop — takes a final checkpoint the
-//! same way. On start, a stored record resumes every pipeline: sources from their positions, sinks
-//! recover what was prepared but maybe not committed. Without a checkpoint interval nothing is
+//! sources are done, a LIMIT is reached, or the job is asked to stop — takes a final checkpoint the
+//! same way. On start, a stored record resumes every pipeline: each input's source from its
+//! position, operators from their state files, sinks recover what was prepared but maybe not
+//! committed. A record applies only to the same job: the same pipelines, sinks, and inputs whose
+//! sources read the same things from the same places (see [`resume`]). Without a checkpoint interval nothing is
 //! stored (as in Flink): sinks still prepare and commit at the end.
 //!
 //! Failures of the outside world restart the job from its last checkpoint as the restart strategy
 //! allows; problems the user must fix stop it at once.
 
-mod captured;
 pub mod checkpoint;
 pub mod metrics;
 mod pipeline;
 pub mod restart;
+mod resume;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,33 +30,60 @@ use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use checkpoint::{CheckpointRecord, CheckpointStore, PipelineState};
+pub use checkpoint::{CheckpointRecord, CheckpointStore, InputState, PipelineState};
 pub use metrics::{JobMetrics, JobState};
 pub use restart::{RestartStrategy, RestartTracker};
 
-use crate::connectors::{ReplicationSlot, Sink, Source};
+use crate::connectors::{ReplicationSlot, Sink, Source, SourceIdentity};
 use crate::error::{Error, ErrorKind, Result};
+use crate::operators::OperatorSnapshot;
 use crate::plan::CompiledQuery;
 
 pub type SourceFactory = Arc<dyn Fn() -> Result<Box<dyn Source>> + Send + Sync>;
 pub type SinkFactory = Arc<dyn Fn() -> Result<Box<dyn Sink>> + Send + Sync>;
 
-/// Source → query → sink, able to open fresh connectors for every (re)start.
+/// One source table an INSERT reads, able to open a fresh source for every (re)start.
+#[derive(Clone)]
+pub struct InputSpec {
+    /// The source table: the input's id within its pipeline and its checkpoints.
+    pub table: String,
+    /// What the source's positions are positions in: a checkpoint resumes only the same.
+    pub identity: SourceIdentity,
+    pub open_source: SourceFactory,
+    /// The replication slot the source holds for the job, shown to the user.
+    pub slot: Option<ReplicationSlot>,
+}
+
+/// Inputs → query → sink, able to open fresh connectors for every (re)start.
 #[derive(Clone)]
 pub struct PipelineSpec {
-    /// Shown in logs, e.g. `INSERT INTO orders_sink`.
+    /// The pipeline's identity in the job, stable across runs and unique in it, also shown in
+    /// logs: `INSERT INTO orders_sink`, and `INSERT INTO orders_sink (2)` for a second INSERT
+    /// into the same sink. Exactly-once sinks store positions under it.
     pub name: String,
-    /// Identifies source and sink across runs: a checkpoint applies only to the same ones.
-    pub fingerprint: String,
-    pub open_source: SourceFactory,
+    /// The sink table and its connector (`orders_sink (jdbc)`): a checkpoint applies only to the
+    /// same.
+    pub sink: String,
+    /// The tables the query reads, in the order of [`CompiledQuery::inputs`].
+    pub inputs: Vec<InputSpec>,
     pub open_sink: SinkFactory,
     pub query: Arc<CompiledQuery>,
     /// Name of the sink table, for messages.
     pub sink_table: String,
     /// The sink's columns: batches are handed over with exactly this schema.
     pub sink_schema: SchemaRef,
-    /// The replication slot the source holds for the job, shown to the user.
-    pub slot: Option<ReplicationSlot>,
+}
+
+impl PipelineSpec {
+    /// The source tables, for people: `orders_eu, orders_us`.
+    pub fn source_tables(&self) -> String {
+        self.inputs.iter().map(|i| i.table.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The replication slots the pipeline's sources hold.
+    pub fn slots(&self) -> impl Iterator<Item = &ReplicationSlot> {
+        self.inputs.iter().filter_map(|i| i.slot.as_ref())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,12 +128,12 @@ impl Job {
         let pipelines: Vec<(String, String, String)> = self
             .pipelines
             .iter()
-            .map(|p| (p.name.clone(), p.query.source_table.clone(), p.sink_table.clone()))
+            .map(|p| (p.name.clone(), p.source_tables(), p.sink_table.clone()))
             .collect();
         let metrics = JobMetrics::new(&self.config.name, &pipelines);
         for (spec, pipeline) in self.pipelines.iter().zip(&metrics.pipelines) {
-            if let Some(slot) = &spec.slot {
-                pipeline.set_slot(slot.clone());
+            for slot in spec.slots() {
+                pipeline.add_slot(slot.clone());
             }
         }
         metrics
@@ -145,18 +174,24 @@ async fn run_observed(
         Some(dir) => Some(CheckpointStore::open(dir.clone(), config.retained_checkpoints)?),
         None => None,
     };
+    // The record to resume from, and where it was read (its operators' state files are beside it).
     let mut restored = match (&resume, &store) {
-        (Resume::From(path), _) => Some(CheckpointStore::load(path)?),
+        (Resume::From(path), _) => {
+            let record = CheckpointStore::load(path)?;
+            if let Some(store) = &store {
+                store.adopt_state(path, &record)?;
+            }
+            Some((record, path.clone()))
+        }
         (Resume::Fresh, Some(store)) => {
             store.clear()?;
             None
         }
-        (Resume::Latest, Some(store)) => store.latest()?,
+        (Resume::Latest, Some(store)) => store.latest()?.map(|r| (r, store.dir().to_path_buf())),
         (_, None) => None,
     };
-    let fingerprints: Vec<String> = job.pipelines.iter().map(|p| p.fingerprint.clone()).collect();
-    if let Some(record) = &restored {
-        if let Err(e) = record.check_applies_to(&fingerprints) {
+    if let Some((record, _)) = restored.as_mut() {
+        if let Err(e) = resume::check(record, &job.pipelines) {
             metrics.record_exception(&e);
             return Err(e);
         }
@@ -170,7 +205,7 @@ async fn run_observed(
         };
         metrics.checkpoint_restored(record.checkpoint_id, path);
     }
-    if let Some(record) = restored.as_mut().filter(|r| r.pipelines.iter().flatten().any(|s| s.exact)) {
+    if let Some((record, _)) = restored.as_mut().filter(|(r, _)| r.pipelines.iter().flatten().any(|s| s.exact)) {
         let mut used = record.clone();
         for state in used.pipelines.iter_mut().flatten() {
             state.exact = false;
@@ -214,7 +249,13 @@ async fn run_observed(
                     _ = tokio::time::sleep(wait) => {}
                 }
                 if let Some(store) = &store {
-                    restored = store.latest()?;
+                    restored = match store.latest()? {
+                        Some(mut record) => {
+                            resume::check(&mut record, &job.pipelines)?;
+                            Some((record, store.dir().to_path_buf()))
+                        }
+                        None => None,
+                    };
                 }
             }
             Err(e) => {
@@ -227,11 +268,13 @@ async fn run_observed(
 
 /// What pipelines tell the coordinator.
 enum Report {
-    /// The pipeline's sink prepared checkpoint `id`.
+    /// The pipeline's sink prepared checkpoint `id`; its stateful operators' state comes along, by
+    /// name, for the coordinator to store before the record.
     Prepared {
         index: usize,
         id: u64,
         state: PipelineState,
+        operators: Vec<(String, OperatorSnapshot)>,
     },
     /// The pipeline needs a checkpoint now: a final one before it ends, or the one storing
     /// where its source started before it writes anything.
@@ -241,8 +284,8 @@ enum Report {
     Done {
         index: usize,
         report: PipelineReport,
-        /// The pipeline's closed source, to release once the whole job ended gracefully.
-        source: Option<Box<dyn Source>>,
+        /// The pipeline's closed sources, to release once the whole job ended gracefully.
+        sources: Vec<Box<dyn Source>>,
     },
     Failed {
         error: Error,
@@ -278,13 +321,14 @@ impl InFlight {
 /// pipelines' closed sources come back with the reports, to be released.
 async fn attempt(
     job: &Job,
-    restored: Option<CheckpointRecord>,
+    restored: Option<(CheckpointRecord, std::path::PathBuf)>,
     store: Option<&CheckpointStore>,
     stop: CancellationToken,
     metrics: &Arc<JobMetrics>,
     trust_sink_position: bool,
 ) -> Result<(Vec<PipelineReport>, Vec<Box<dyn Source>>)> {
     let n = job.pipelines.len();
+    let (restored, restored_from) = restored.unzip();
     let mut states: Vec<Option<PipelineState>> = match &restored {
         Some(r) => r.pipelines.clone(),
         None => vec![None; n],
@@ -308,12 +352,13 @@ async fn attempt(
             index,
             spec: spec.clone(),
             restored: states[index].clone(),
+            restored_from: restored_from.clone(),
             triggers: trigger_rx,
             reports: report_tx.clone(),
             stored: stored_rx.clone(),
             stop: run_stop.clone(),
             metrics: metrics.pipelines.get(index).cloned().unwrap_or_else(|| {
-                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.query.source_table, &spec.sink_table))
+                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.source_tables(), &spec.sink_table))
             }),
         };
         tasks.spawn(pipeline::run(ctx));
@@ -357,10 +402,10 @@ async fn attempt(
                     };
                     match report {
                         Report::Failed { error } => return Err(error),
-                        Report::Done { index, report, source } => {
+                        Report::Done { index, report, sources } => {
                             active[index] = false;
                             done.push((index, report));
-                            ended_sources.extend(source);
+                            ended_sources.extend(sources);
                             if let Some(flight) = in_flight.as_mut() {
                                 flight.waiting.retain(|i| *i != index);
                             }
@@ -368,7 +413,7 @@ async fn attempt(
                         Report::WantsCheckpoint { index } => {
                             wants_checkpoint[index] = true;
                         }
-                        Report::Prepared { index, id, state } => {
+                        Report::Prepared { index, id, mut state, operators } => {
                             let Some(flight) = in_flight.as_mut().filter(|f| f.id == id) else {
                                 return Err(Error::internal(format!("pipeline {index} prepared checkpoint {id}, which is not in flight")));
                             };
@@ -376,6 +421,8 @@ async fn attempt(
                             // Whatever checkpoint a pipeline takes after asking for one is it (after
                             // asking to end, its last).
                             wants_checkpoint[index] = false;
+                            let previous = states[index].take();
+                            state.operators = store_operators(store, id, index, operators, previous.as_ref())?;
                             states[index] = Some(state);
                         }
                     }
@@ -450,6 +497,32 @@ async fn release(job: &str, sources: Vec<Box<dyn Source>>) -> Result<()> {
         }
     }
     released
+}
+
+/// Where each operator's state of a prepared checkpoint is: a new file for a changed state, the
+/// previous checkpoint's file for an unchanged one. Without a state directory nothing is stored.
+fn store_operators(
+    store: Option<&CheckpointStore>,
+    id: u64,
+    pipeline: usize,
+    operators: Vec<(String, OperatorSnapshot)>,
+    previous: Option<&PipelineState>,
+) -> Result<Vec<checkpoint::OperatorFile>> {
+    let Some(store) = store else { return Ok(Vec::new()) };
+    let mut files = Vec::with_capacity(operators.len());
+    for (operator, snapshot) in operators {
+        let file = match snapshot {
+            OperatorSnapshot::Changed(state) => store.write_state(id, pipeline, &operator, &state)?,
+            OperatorSnapshot::Unchanged => previous
+                .and_then(|p| p.operators.iter().find(|o| o.operator == operator))
+                .map(|o| o.file.clone())
+                .ok_or_else(|| {
+                    Error::internal(format!("operator `{operator}` kept its state, but no checkpoint stored it before"))
+                })?,
+        };
+        files.push(checkpoint::OperatorFile { operator, file });
+    }
+    Ok(files)
 }
 
 fn fresh_checkpoint_id() -> u64 {
@@ -587,7 +660,7 @@ mod tests {
         for ((pipeline, calls), fail_from) in job.pipelines.iter_mut().zip(calls).zip(sink_fails_from) {
             let schema = pipeline.sink_schema.clone();
             let calls = calls.clone();
-            pipeline.open_source = Arc::new(move || {
+            pipeline.inputs[0].open_source = Arc::new(move || {
                 Ok(Box::new(Counted { schema: schema.clone(), calls: calls.clone(), end_after: None })
                     as Box<dyn Source>)
             });
@@ -643,18 +716,24 @@ mod tests {
         job.config.retained_checkpoints = 10;
         let schema = job.pipelines[0].sink_schema.clone();
         let ending = calls[0].clone();
-        job.pipelines[0].open_source = Arc::new(move || {
+        job.pipelines[0].inputs[0].open_source = Arc::new(move || {
             Ok(Box::new(Counted { schema: schema.clone(), calls: ending.clone(), end_after: Some(3) })
                 as Box<dyn Source>)
         });
         let exact_state = |spec: &PipelineSpec| PipelineState {
             name: spec.name.clone(),
-            fingerprint: spec.fingerprint.clone(),
-            position: Some(serde_json::json!({ "n": 0 })),
+            sink: spec.sink.clone(),
+            inputs: vec![InputState {
+                table: spec.inputs[0].table.clone(),
+                identity: Some(spec.inputs[0].identity.clone()),
+                position: Some(serde_json::json!({ "n": 0 })),
+                finished: false,
+            }],
             prepared_checkpoint: Some(1),
             prepared: serde_json::Value::Null,
             finished: false,
             exact: true,
+            operators: Vec::new(),
             captured: None,
         };
         let store = CheckpointStore::open(dir.path().to_path_buf(), 10).unwrap();
@@ -673,5 +752,84 @@ mod tests {
         let (ended, other) = (record.pipelines[0].as_ref().unwrap(), record.pipelines[1].as_ref().unwrap());
         assert!(ended.finished, "checkpoint 2 is the bounded pipeline's final one");
         assert!(!other.exact, "the other pipeline's restored state was stored as exact: {other:?}");
+    }
+
+    fn stored(spec: &PipelineSpec, identity: SourceIdentity, finished: bool) -> PipelineState {
+        PipelineState {
+            name: spec.name.clone(),
+            sink: spec.sink.clone(),
+            inputs: vec![InputState {
+                table: spec.inputs[0].table.clone(),
+                identity: Some(identity),
+                position: Some(serde_json::json!({ "n": 5 })),
+                finished,
+            }],
+            prepared_checkpoint: Some(1),
+            prepared: serde_json::Value::Null,
+            finished,
+            exact: true,
+            operators: Vec::new(),
+            captured: None,
+        }
+    }
+
+    fn with_mode(identity: &SourceIdentity, mode: &str) -> SourceIdentity {
+        SourceIdentity { startup_mode: mode.into(), ..identity.clone() }
+    }
+
+    /// The backfill-then-CDC workflow: the same job file run with 'scan.startup.mode' =
+    /// 'snapshot', then in a streaming mode, continues the finished snapshot instead of finding the
+    /// pipeline finished and reading nothing.
+    #[tokio::test]
+    async fn a_finished_snapshot_is_continued_by_a_streaming_run_of_the_same_source() {
+        let calls = [Arc::new(Calls::default())];
+        let mut job = job(&calls, &[usize::MAX]).await;
+        let streaming = with_mode(&job.pipelines[0].inputs[0].identity, "initial");
+        job.pipelines[0].inputs[0].identity = streaming.clone();
+        let mut record =
+            CheckpointRecord::new("j", 1, vec![Some(stored(&job.pipelines[0], with_mode(&streaming, "snapshot"), true))]);
+        resume::check(&mut record, &job.pipelines).unwrap();
+        let state = record.pipelines[0].as_ref().unwrap();
+        assert!(!state.finished && !state.inputs[0].finished, "{state:?}");
+        assert_eq!(state.inputs[0].position, Some(serde_json::json!({ "n": 5 })), "it goes on from there");
+    }
+
+    /// Any other change to what a source's positions mean is refused, naming what changed.
+    #[tokio::test]
+    async fn a_checkpoint_of_another_source_identity_is_refused_naming_the_change() {
+        let calls = [Arc::new(Calls::default())];
+        let job = job(&calls, &[usize::MAX]).await;
+        let now = job.pipelines[0].inputs[0].identity.clone();
+        let cases = [
+            (SourceIdentity { location: "db1:3306/shop".into(), ..now.clone() }, "with location 'db1:3306/shop'"),
+            (with_mode(&now, "latest-offset"), "with startup mode 'latest-offset'"),
+            // Streaming to a snapshot is no continuation: the snapshot would be skipped.
+            (with_mode(&now, "initial"), "with startup mode 'initial'"),
+        ];
+        for (was, said) in cases {
+            let mut current = job.pipelines.clone();
+            if was.startup_mode == "initial" {
+                current[0].inputs[0].identity = with_mode(&now, SourceIdentity::SNAPSHOT);
+            }
+            let mut record = CheckpointRecord::new("j", 3, vec![Some(stored(&current[0], was, false))]);
+            let err = resume::check(&mut record, &current).unwrap_err().to_string();
+            assert!(err.contains(said) && err.contains("--fresh") && err.contains("--from-checkpoint"), "{err}");
+        }
+        // A record of format version 1 did not store identities: matched by tables.
+        let mut state = stored(&job.pipelines[0], now, false);
+        state.inputs[0].identity = None;
+        resume::check(&mut CheckpointRecord::new("j", 3, vec![Some(state)]), &job.pipelines).unwrap();
+    }
+
+    #[tokio::test]
+    async fn two_inserts_into_one_sink_are_two_pipelines_by_name() {
+        let calls = [Arc::new(Calls::default()), Arc::new(Calls::default())];
+        let job = job(&calls, &[usize::MAX, usize::MAX]).await;
+        let names: Vec<&str> = job.pipelines.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["INSERT INTO out", "INSERT INTO out (2)"]);
+        // A record whose pipelines came in the other order does not fit.
+        let states = job.pipelines.iter().rev().map(|p| Some(stored(p, p.inputs[0].identity.clone(), false))).collect();
+        let err = resume::check(&mut CheckpointRecord::new("j", 3, states), &job.pipelines).unwrap_err().to_string();
+        assert!(err.contains("pipeline 1 was `INSERT INTO out (2)` and is now `INSERT INTO out`"), "{err}");
     }
 }

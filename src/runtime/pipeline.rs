@@ -1,5 +1,6 @@
-//! One pipeline: its source read in a task of its own (so reading overlaps writing), every batch
-//! run through the compiled query into the sink, checkpoints taken when the coordinator asks.
+//! One pipeline: each of its inputs' sources read in a task of its own (so reading overlaps
+//! writing), every batch run through the dataflow's operators into the sink in arrival order,
+//! checkpoints taken when the coordinator asks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,12 +10,13 @@ use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::captured::CapturedRows;
+use super::checkpoint::{CheckpointStore, InputState};
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch};
 use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
+use crate::operators::{Operator, QueryOperator, TruncateAsDeletes};
 
 pub(super) struct Context {
     /// The job's name, under which exactly-once sinks store positions with their data.
@@ -27,6 +29,8 @@ pub(super) struct Context {
     pub index: usize,
     pub spec: PipelineSpec,
     pub restored: Option<PipelineState>,
+    /// Where the restored record was read from, to find its operators' state files.
+    pub restored_from: Option<std::path::PathBuf>,
     pub triggers: mpsc::UnboundedReceiver<u64>,
     pub reports: mpsc::UnboundedSender<Report>,
     pub stored: watch::Receiver<u64>,
@@ -34,8 +38,8 @@ pub(super) struct Context {
     pub metrics: Arc<PipelineMetrics>,
 }
 
-/// A batch read, with the event time of its newest change when the source knows it.
-type Read = (Result<Option<SourceBatch>>, Option<i64>);
+/// A batch read by input `.0`, with the event time of its newest change when the source knows it.
+type Read = (usize, Result<Option<SourceBatch>>, Option<i64>);
 
 pub(super) async fn run(ctx: Context) {
     let index = ctx.index;
@@ -43,10 +47,10 @@ pub(super) async fn run(ctx: Context) {
     let name = ctx.spec.name.clone();
     let metrics = ctx.metrics.clone();
     match drive(ctx).await {
-        Ok((report, source)) => {
+        Ok((report, sources)) => {
             tracing::info!(pipeline = %name, rows_read = report.rows_read, rows_written = report.rows_written, "pipeline finished");
             metrics.finished.store(true, Ordering::Relaxed);
-            let _ = reports.send(Report::Done { index, report, source });
+            let _ = reports.send(Report::Done { index, report, sources });
         }
         Err(e) => {
             metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -55,9 +59,10 @@ pub(super) async fn run(ctx: Context) {
     }
 }
 
-/// Owns the source: forwards its batches, applies acknowledgements between reads, and hands the
-/// closed source back.
+/// Owns one input's source: forwards its batches, applies acknowledgements between reads, and
+/// hands the closed source back.
 async fn read_source(
+    input: usize,
     mut source: Box<dyn Source>,
     batches: mpsc::Sender<Read>,
     mut acks: mpsc::UnboundedReceiver<Position>,
@@ -76,7 +81,7 @@ async fn read_source(
         let progress = source.progress();
         let event_time = progress.as_ref().and_then(|p| p.event_time_ms);
         metrics.set_progress(progress);
-        if batches.send((next, event_time)).await.is_err() || last {
+        if batches.send((input, next, event_time)).await.is_err() || last {
             break;
         }
     }
@@ -88,30 +93,66 @@ async fn read_source(
     Ok(source)
 }
 
-struct Progress {
-    report: PipelineReport,
-    position: Option<Position>,
+/// One input as the pipeline runs it.
+struct Input {
+    state: InputState,
+    /// The position last acknowledged to the source.
     acked: Option<Position>,
-    /// Set once the pipeline asked for its final checkpoint: `true` when its source is done.
-    ending: Option<bool>,
-    /// The rows kept for a source that turns truncations into deletes, as of `position`.
-    captured: Option<CapturedRows>,
+    /// Operators on this input's batches before the query (e.g. truncations into deletes).
+    operators: Vec<Box<dyn Operator>>,
+    /// To the reader task; `None` for an input that was already finished before this run.
+    acks: Option<mpsc::UnboundedSender<Position>>,
+    reader_stop: CancellationToken,
+    reader: Option<tokio::task::JoinHandle<Result<Box<dyn Source>>>>,
 }
 
-/// Runs the pipeline to its end; with its report comes its closed source (`None` when the source
-/// was not opened because the pipeline had finished in an earlier run).
-async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Source>>)> {
+struct Progress {
+    report: PipelineReport,
+    inputs: Vec<Input>,
+    query: QueryOperator,
+    /// Set once the pipeline asked for its final checkpoint: `true` when it is done (every input
+    /// finished, or its LIMIT reached), `false` when it was asked to stop.
+    ending: Option<bool>,
+}
+
+impl Progress {
+    /// The operators of the dataflow in order, with stable names, for checkpoints.
+    fn stateful_operators(&mut self) -> impl Iterator<Item = (String, &mut Box<dyn Operator>)> {
+        self.inputs.iter_mut().flat_map(|input| {
+            let table = &input.state.table;
+            input.operators.iter_mut().map(move |op| (operator_name(table, op.as_ref()), op))
+        })
+    }
+
+    /// Nothing more can reach the sink: every input finished or is no longer wanted by the
+    /// query (its LIMITs are reached).
+    fn done(&self) -> bool {
+        self.query.exhausted()
+            || self.inputs.iter().enumerate().all(|(i, input)| input.state.finished || !self.query.wants(i))
+    }
+
+    /// The position to stage with a sink's data: the one input's own position (as before inputs
+    /// could be several), or every input's by table.
+    fn staged_position(&self) -> Option<Position> {
+        match self.inputs.as_slice() {
+            [one] => one.state.position.clone(),
+            inputs => Some(serde_json::json!({
+                "inputs": inputs
+                    .iter()
+                    .map(|i| (i.state.table.clone(), i.state.position.clone().unwrap_or(serde_json::Value::Null)))
+                    .collect::<serde_json::Map<_, _>>()
+            })),
+        }
+    }
+}
+
+/// Runs the pipeline to its end; with its report come its closed sources (those it opened).
+async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>)> {
     let spec = ctx.spec.clone();
-    let mut progress = Progress {
-        report: PipelineReport { name: spec.name.clone(), rows_read: 0, rows_written: 0, checkpoints: 0 },
-        position: ctx.restored.as_ref().and_then(|s| s.position.clone()),
-        acked: None,
-        ending: None,
-        captured: None,
-    };
+    let report = PipelineReport { name: spec.name.clone(), rows_read: 0, rows_written: 0, checkpoints: 0 };
     if ctx.restored.as_ref().is_some_and(|s| s.finished) {
         tracing::info!(pipeline = %spec.name, "already finished before the checkpoint it resumes from");
-        return Ok((progress.report, None));
+        return Ok((report, Vec::new()));
     }
 
     let mut sink = (spec.open_sink)()?;
@@ -124,36 +165,96 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
         .collect();
     sink.recover(pending).await?;
     let mut exact = ctx.restored.as_ref().is_some_and(|s| s.exact);
-    let mut source = (spec.open_source)()?;
-    progress.captured = captured_rows(&ctx, source.as_ref())?;
-    // The captured rows are those of the checkpoint's position: a newer position the sink
-    // stored would skip changes they lack. Repeating changes a keyed sink already took is
+    let mut states: Vec<InputState> = spec
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let restored = ctx.restored.as_ref().and_then(|s| s.inputs.get(i));
+            InputState {
+                table: input.table.clone(),
+                identity: Some(input.identity.clone()),
+                position: restored.and_then(|r| r.position.clone()),
+                finished: restored.is_some_and(|r| r.finished),
+            }
+        })
+        .collect();
+
+    let mut sources: Vec<Option<Box<dyn Source>>> = Vec::with_capacity(states.len());
+    let mut operators: Vec<Vec<Box<dyn Operator>>> = Vec::with_capacity(states.len());
+    for (input, state) in spec.inputs.iter().zip(&states) {
+        let source = if state.finished { None } else { Some((input.open_source)()?) };
+        let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+        if let Some((key, source)) = source.as_ref().and_then(|s| s.captured_row_key().map(|k| (k, s))) {
+            let mut truncating = TruncateAsDeletes::new("truncate-as-deletes", source.schema(), key)?;
+            // Format version 1 kept these rows inline (one input per pipeline then).
+            if let Some(rows) = ctx.restored.as_ref().and_then(|r| r.captured.as_ref()) {
+                truncating.restore_v1(rows)?;
+            }
+            ops.push(Box::new(truncating));
+        }
+        sources.push(source);
+        operators.push(ops);
+    }
+    restore_operators(&ctx, &states, &mut operators)?;
+
+    // The operators' state is that of the checkpoint's positions: a newer position the sink
+    // stored would skip changes it lacks. Repeating changes a keyed sink already took is
     // harmless, and a source that deletes on truncation only feeds keyed sinks.
-    if ctx.trust_sink_position && progress.captured.is_none() {
+    let stateful = operators.iter().any(|ops| !ops.is_empty());
+    if ctx.trust_sink_position && !stateful {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
         if let Some(position) = sink.stored_position(&ctx.job, &spec.name).await? {
-            exact &= progress.position.as_ref() == Some(&position);
-            progress.position = Some(position);
+            let staged = unstage(&spec, position)?;
+            for (state, position) in states.iter_mut().zip(staged) {
+                if let Some(position) = position {
+                    exact &= state.position.as_ref() == Some(&position);
+                    state.position = Some(position);
+                }
+            }
         }
     }
-    source.start(progress.position.clone().map(|position| ResumeFrom { position, exact })).await?;
+
     // Without a stored position, a kill would make the next run start over (a new snapshot, a
     // new seed) rather than deliver again what this one delivered: rows it delivered and that
-    // are gone by then would stay in the sink. So where the source started is checkpointed
+    // are gone by then would stay in the sink. So where each source started is checkpointed
     // before anything is written.
     let mut awaiting_start_checkpoint = false;
-    if progress.position.is_none() {
-        progress.position = source.start_position();
-        awaiting_start_checkpoint = ctx.stores_checkpoints && progress.position.is_some();
+    let (batch_tx, mut batch_rx) = mpsc::channel(4 * spec.inputs.len().max(1));
+    let mut inputs = Vec::with_capacity(states.len());
+    for (i, ((state, source), ops)) in states.into_iter().zip(sources).zip(operators).enumerate() {
+        let mut input =
+            Input { state, acked: None, operators: ops, acks: None, reader_stop: CancellationToken::new(), reader: None };
+        if let Some(mut source) = source {
+            let resume = input.state.position.clone().map(|position| ResumeFrom { position, exact });
+            source.start(resume).await?;
+            if input.state.position.is_none() {
+                input.state.position = source.start_position();
+                awaiting_start_checkpoint |= ctx.stores_checkpoints && input.state.position.is_some();
+            }
+            let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+            input.acks = Some(ack_tx);
+            input.reader = Some(tokio::spawn(read_source(
+                i,
+                source,
+                batch_tx.clone(),
+                ack_rx,
+                input.reader_stop.clone(),
+                ctx.metrics.clone(),
+            )));
+        }
+        inputs.push(input);
     }
-
-    let (batch_tx, mut batch_rx) = mpsc::channel(4);
-    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let reader_stop = CancellationToken::new();
-    let reader = tokio::spawn(read_source(source, batch_tx, ack_rx, reader_stop.clone(), ctx.metrics.clone()));
-    let mut remaining = spec.query.limit;
+    drop(batch_tx);
+    let mut progress = Progress { report, inputs, query: QueryOperator::new(spec.query.clone()), ending: None };
     if awaiting_start_checkpoint {
+        let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
+    }
+    // Every input finished before this run, but the pipeline was not: only its final checkpoint
+    // is left to take.
+    if progress.done() {
+        progress.ending = Some(true);
         let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
     }
 
@@ -165,7 +266,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                     let Some(id) = id else {
                         return Err(Error::internal("the checkpoint coordinator stopped"));
                     };
-                    checkpoint(id, &mut ctx, &spec, sink.as_mut(), &ack_tx, &mut progress).await?;
+                    checkpoint(id, &mut ctx, &spec, sink.as_mut(), &mut progress).await?;
                     awaiting_start_checkpoint = false;
                     if progress.ending.is_some() {
                         return Ok(());
@@ -176,54 +277,24 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
                     let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                 }
                 next = batch_rx.recv(), if progress.ending.is_none() && !awaiting_start_checkpoint => {
-                    let (next, event_time) = match next {
-                        Some((next, event_time)) => (Some(next), event_time),
-                        None => (None, None),
+                    let Some((index, next, event_time)) = next else {
+                        return Err(Error::internal("every input's reader stopped before its source ended"));
                     };
                     let batch = match next {
-                        Some(Ok(Some(batch))) => batch,
-                        Some(Err(e)) => return Err(e),
-                        None | Some(Ok(None)) => {
-                            progress.ending = Some(true);
-                            let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
+                        Ok(Some(batch)) => batch,
+                        Err(e) => return Err(e.context(format!("reading `{}`", spec.inputs[index].table))),
+                        Ok(None) => {
+                            tracing::info!(pipeline = %spec.name, input = %spec.inputs[index].table, "input finished");
+                            progress.inputs[index].state.finished = true;
+                            if progress.done() {
+                                progress.ending = Some(true);
+                                let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
+                            }
                             continue;
                         }
                     };
-                    let changes = match (progress.captured.as_mut(), batch.origins) {
-                        (Some(captured), Some(origins)) => captured.track(batch.changes, &origins)?,
-                        (Some(_), None) if batch.changes.is_empty() => batch.changes,
-                        (Some(_), None) => {
-                            return Err(Error::internal("a source that keeps its captured rows sent a batch without their origins"));
-                        }
-                        (None, _) => batch.changes,
-                    };
-                    let read = changes.num_rows() as u64;
-                    progress.report.rows_read += read;
-                    let metrics = &ctx.metrics;
-                    metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    metrics.records_read.fetch_add(read, Ordering::Relaxed);
-                    if read > 0 {
-                        metrics.bytes_read.fetch_add(changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
-                    }
-                    let mut out = spec.query.apply(&changes)?;
-                    if let Some(left) = remaining.as_mut() {
-                        out = out.head(*left);
-                        *left = left.saturating_sub(out.num_rows());
-                    }
-                    progress.position = Some(batch.position);
-                    if !out.is_empty() {
-                        let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
-                        let written = out.num_rows() as u64;
-                        let bytes = out.rows().get_array_memory_size() as u64;
-                        progress.report.rows_written += written;
-                        sink.write(out).await?;
-                        metrics.records_written.fetch_add(written, Ordering::Relaxed);
-                        metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-                    }
-                    if let Some(t) = event_time.filter(|_| read > 0) {
-                        metrics.emit_lag_ms.store((now_ms() - t).max(0), Ordering::Relaxed);
-                    }
-                    if remaining == Some(0) {
+                    process(index, batch, event_time, &ctx, &spec, sink.as_mut(), &mut progress).await?;
+                    if progress.done() {
                         progress.ending = Some(true);
                         let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
                     }
@@ -233,65 +304,155 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Option<Box<dyn Sourc
     }
     .await;
 
-    reader_stop.cancel();
-    drop(ack_tx);
+    let mut readers = Vec::new();
+    for input in &mut progress.inputs {
+        input.reader_stop.cancel();
+        input.acks = None;
+        readers.extend(input.reader.take());
+    }
     drop(batch_rx);
     let closed = sink.close().await;
-    let read = match reader.await {
-        Ok(r) => r,
-        Err(e) => Err(Error::internal(format!("source task failed: {e}"))),
-    };
+    let mut sources = Vec::with_capacity(readers.len());
+    let mut read = Ok(());
+    for reader in readers {
+        match reader.await {
+            Ok(Ok(source)) => sources.push(source),
+            Ok(Err(e)) => read = read.and(Err(e)),
+            Err(e) => read = read.and(Err(Error::internal(format!("source task failed: {e}")))),
+        }
+    }
     outcome?;
     closed?;
-    Ok((progress.report, Some(read?)))
+    read?;
+    Ok((progress.report, sources))
 }
 
-/// The rows to keep for a source that names a key to keep them by, as of the checkpoint the
-/// pipeline resumes from.
-fn captured_rows(ctx: &Context, source: &dyn Source) -> Result<Option<CapturedRows>> {
-    let Some(key) = source.captured_row_key() else { return Ok(None) };
-    let mut captured = CapturedRows::new(source.schema(), key)?;
-    if let Some(state) = ctx.restored.as_ref().filter(|s| s.position.is_some()) {
-        let Some(tables) = &state.captured else {
-            return Err(Error::user(format!(
-                "the checkpoint to resume `{}` from holds none of the rows its source delivered, which the source now needs                  to turn truncations into deletes (postgres-cdc 'truncate.mode' = 'delete' was set after the checkpoint was                  taken). Start the job with --fresh so the source reads its tables again, or restore the previous 'truncate.mode'",
-                ctx.spec.name
-            )));
-        };
-        captured.restore(tables)?;
+/// One batch of input `index` through the dataflow into the sink.
+async fn process(
+    index: usize,
+    batch: SourceBatch,
+    event_time: Option<i64>,
+    ctx: &Context,
+    spec: &PipelineSpec,
+    sink: &mut dyn Sink,
+    progress: &mut Progress,
+) -> Result<()> {
+    let input = &mut progress.inputs[index];
+    let mut changes = batch.changes;
+    for op in &mut input.operators {
+        changes = op.process(0, changes, batch.origins.as_ref())?;
     }
-    Ok(Some(captured))
+    input.state.position = Some(batch.position);
+    let read = changes.num_rows() as u64;
+    progress.report.rows_read += read;
+    let metrics = &ctx.metrics;
+    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    metrics.records_read.fetch_add(read, Ordering::Relaxed);
+    if read > 0 {
+        metrics.bytes_read.fetch_add(changes.rows().get_array_memory_size() as u64, Ordering::Relaxed);
+    }
+    let out = progress.query.process(index, changes, None)?;
+    if !out.is_empty() {
+        let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
+        let written = out.num_rows() as u64;
+        let bytes = out.rows().get_array_memory_size() as u64;
+        progress.report.rows_written += written;
+        sink.write(out).await?;
+        metrics.records_written.fetch_add(written, Ordering::Relaxed);
+        metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+    if let Some(t) = event_time.filter(|_| read > 0) {
+        metrics.emit_lag_ms.store((now_ms() - t).max(0), Ordering::Relaxed);
+    }
+    // An input no branch wants any more (its LIMIT is reached) is read no further.
+    if !progress.query.wants(index) && !progress.inputs[index].state.finished {
+        progress.inputs[index].reader_stop.cancel();
+    }
+    Ok(())
 }
 
-/// Prepares the sink, reports to the coordinator, and once the record is stored commits and
-/// tells the source its position is safe.
+/// The position a sink stored with its data, split per input (see [`Progress::staged_position`]).
+fn unstage(spec: &PipelineSpec, position: Position) -> Result<Vec<Option<Position>>> {
+    if let [_] = spec.inputs.as_slice() {
+        return Ok(vec![Some(position)]);
+    }
+    let by_table = position.get("inputs").and_then(|v| v.as_object()).ok_or_else(|| {
+        Error::user(format!(
+            "the position stored with the data of `{}` was written by a pipeline with one input, and it now has {}; \
+             start over with --fresh",
+            spec.name,
+            spec.inputs.len()
+        ))
+    })?;
+    Ok(spec.inputs.iter().map(|i| by_table.get(&i.table).filter(|p| !p.is_null()).cloned()).collect())
+}
+
+/// Gives the operators of a resumed pipeline the state its checkpoint stored.
+fn restore_operators(ctx: &Context, states: &[InputState], operators: &mut [Vec<Box<dyn Operator>>]) -> Result<()> {
+    let Some(restored) = ctx.restored.as_ref() else { return Ok(()) };
+    for (state, ops) in states.iter().zip(operators.iter_mut()) {
+        if state.position.is_none() {
+            continue;
+        }
+        for op in ops.iter_mut() {
+            let name = operator_name(&state.table, op.as_ref());
+            if let Some(file) = restored.operators.iter().find(|o| o.operator == name) {
+                let path = ctx.restored_from.as_deref().ok_or_else(|| {
+                    Error::internal("a restored checkpoint names operator state but not where it was read")
+                })?;
+                op.restore(CheckpointStore::read_state(path, &file.file)?)?;
+            } else if restored.captured.is_none() {
+                return Err(Error::user(format!(
+                    "the checkpoint to resume `{}` from holds no state for its operator `{name}`, which the input \
+                     `{}` now needs (for a source that turns truncations into deletes, postgres-cdc 'truncate.mode' = \
+                     'delete' was set after the checkpoint was taken). Start the job with --fresh so its sources read \
+                     their tables again, or restore the previous job file",
+                    ctx.spec.name, state.table
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An operator's name in checkpoints: its input's table, then its own name.
+fn operator_name(table: &str, op: &dyn Operator) -> String {
+    format!("{table}.{}", op.name())
+}
+
+/// Prepares the sink, snapshots the operators, reports to the coordinator, and once the record is
+/// stored commits and tells the sources their positions are safe.
 async fn checkpoint(
     id: u64,
     ctx: &mut Context,
     spec: &PipelineSpec,
     sink: &mut dyn Sink,
-    acks: &mpsc::UnboundedSender<Position>,
     progress: &mut Progress,
 ) -> Result<()> {
-    if let Some(position) = &progress.position {
-        sink.stage_position(&ctx.job, &spec.name, position);
+    if let Some(position) = progress.staged_position() {
+        sink.stage_position(&ctx.job, &spec.name, &position);
     }
     let prepared = sink.prepare(id).await?;
-    if let Some(captured) = &progress.captured {
-        tracing::debug!(pipeline = %spec.name, checkpoint = id, rows = captured.len(), "storing the captured rows");
+    let mut operators = Vec::new();
+    for (name, op) in progress.stateful_operators() {
+        if let Some(snapshot) = op.snapshot()? {
+            operators.push((name, snapshot));
+        }
     }
+    let finished = progress.ending == Some(true);
     let state = PipelineState {
         name: spec.name.clone(),
-        fingerprint: spec.fingerprint.clone(),
-        position: progress.position.clone(),
+        sink: spec.sink.clone(),
+        inputs: progress.inputs.iter().map(|i| i.state.clone()).collect(),
         prepared_checkpoint: Some(id),
         prepared: prepared.state.clone(),
-        finished: progress.ending == Some(true),
-        // Once the pipeline asked to end it reads nothing more: this position covers everything.
+        finished,
+        // Once the pipeline asked to end it reads nothing more: these positions cover everything.
         exact: progress.ending.is_some(),
-        captured: progress.captured.as_mut().map(CapturedRows::state).transpose()?,
+        operators: Vec::new(),
+        captured: None,
     };
-    if ctx.reports.send(Report::Prepared { index: ctx.index, id, state }).is_err() {
+    if ctx.reports.send(Report::Prepared { index: ctx.index, id, state, operators }).is_err() {
         return Err(Error::internal("the checkpoint coordinator stopped"));
     }
     ctx.stored
@@ -300,11 +461,13 @@ async fn checkpoint(
         .map_err(|_| Error::external(format!("checkpoint {id} was not stored")))?;
     sink.commit(prepared).await?;
     progress.report.checkpoints += 1;
-    if progress.position != progress.acked {
-        if let Some(position) = &progress.position {
-            // The reader is gone only when the pipeline is ending anyway.
-            let _ = acks.send(position.clone());
-            progress.acked = Some(position.clone());
+    for input in &mut progress.inputs {
+        if input.state.position != input.acked {
+            if let (Some(position), Some(acks)) = (&input.state.position, &input.acks) {
+                // The reader is gone only when the pipeline is ending anyway.
+                let _ = acks.send(position.clone());
+                input.acked = Some(position.clone());
+            }
         }
     }
     Ok(())

@@ -32,7 +32,7 @@ use generate::{FieldGen, RowGenerator};
 
 use super::{
     Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
-    SourceProgress,
+    SourceIdentity, SourceProgress,
 };
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
@@ -46,7 +46,10 @@ impl Connector for Datagen {
     }
 
     fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>> {
-        Ok(Box::new(DatagenTable { config: Arc::new(DatagenConfig::parse(spec, options)?) }))
+        Ok(Box::new(DatagenTable {
+            config: Arc::new(DatagenConfig::parse(spec, options)?),
+            identity: source_identity(spec),
+        }))
     }
 }
 
@@ -140,8 +143,28 @@ impl DatagenConfig {
     }
 }
 
+/// What determines the generated rows, and so what a position (a seed and a count of events)
+/// means: the options for the seed, the number of rows, the changelog and each field, as given.
+/// Pacing ('rows-per-second') changes when rows come, not which.
+fn source_identity(spec: &TableSpec) -> SourceIdentity {
+    let mut determining: Vec<String> = spec
+        .options
+        .iter()
+        .filter(|o| {
+            ["seed", "number-of-rows", "changelog-mode"].contains(&o.key.as_str())
+                || o.key.starts_with("changelog.")
+                || o.key.starts_with("fields.")
+        })
+        .map(|o| format!("{}={}", o.key, o.value))
+        .collect();
+    determining.sort();
+    let startup_mode = if determining.is_empty() { "defaults".to_string() } else { determining.join(", ") };
+    SourceIdentity { connector: "datagen".into(), location: "-".into(), tables: "-".into(), startup_mode }
+}
+
 struct DatagenTable {
     config: Arc<DatagenConfig>,
+    identity: SourceIdentity,
 }
 
 impl ConnectorTable for DatagenTable {
@@ -158,6 +181,10 @@ impl ConnectorTable for DatagenTable {
 
     fn source_changelog_mode(&self) -> ChangelogMode {
         self.config.changelog_mode()
+    }
+
+    fn source_identity(&self) -> Option<SourceIdentity> {
+        Some(self.identity.clone())
     }
 }
 
@@ -240,5 +267,50 @@ impl Source for DatagenSource {
             events_total: total,
             ..SourceProgress::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::connectors::{open_table, SourceIdentity};
+    use crate::sql::{parse_script, Statement};
+
+    fn identity(with: &str) -> SourceIdentity {
+        let sql = format!(
+            "CREATE TABLE g (id INT, v STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'datagen'{with});"
+        );
+        let statement = parse_script("test", &sql, &|_| None).unwrap().into_iter().next().unwrap().statement;
+        let Statement::CreateTable { spec, .. } = statement else { panic!("not a CREATE TABLE") };
+        open_table(&spec).unwrap().source_identity().unwrap()
+    }
+
+    #[test]
+    fn the_identity_holds_what_determines_the_rows_and_not_the_pace() {
+        let plain = identity("");
+        assert_eq!(
+            plain,
+            SourceIdentity {
+                connector: "datagen".into(),
+                location: "-".into(),
+                tables: "-".into(),
+                startup_mode: "defaults".into(),
+            }
+        );
+        let seeded = identity(
+            ", 'seed' = '7', 'number-of-rows' = '100', 'rows-per-second' = '5', 'changelog-mode' = 'all', \
+             'changelog.key-space' = '10', 'fields.v.length' = '3'",
+        );
+        assert_eq!(
+            seeded.startup_mode,
+            "changelog-mode=all, changelog.key-space=10, fields.v.length=3, number-of-rows=100, seed=7"
+        );
+        let faster = identity(
+            ", 'rows-per-second' = '500', 'fields.v.length' = '3', 'seed' = '7', 'number-of-rows' = '100', \
+             'changelog.key-space' = '10', 'changelog-mode' = 'all'",
+        );
+        assert_eq!(faster, seeded, "the pace and the order of the options change no row");
+        assert_ne!(identity(", 'seed' = '8'"), identity(", 'seed' = '7'"));
+        assert_ne!(identity(", 'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '9'"), plain);
+        assert!(!seeded.continues_snapshot(&plain));
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Sink, Source, SourceContext};
+use super::{Connector, ConnectorOptions, ConnectorTable, Sink, Source, SourceContext, SourceIdentity};
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -210,6 +210,28 @@ impl JdbcConfig {
         })
     }
 
+    /// What the scan's positions (indices of finished ranges) are positions in: the table and
+    /// how it is cut into ranges. No user or password: this is stored and shown.
+    pub fn source_identity(&self) -> SourceIdentity {
+        let e = &self.endpoint;
+        let startup_mode = match &self.partitioning {
+            None => "scan".to_string(),
+            Some(p) => format!(
+                "scan partition.column={} num={} lower-bound={} upper-bound={}",
+                self.schema.field(p.column).name(),
+                p.num,
+                p.lower,
+                p.upper
+            ),
+        };
+        SourceIdentity {
+            connector: "jdbc".into(),
+            location: format!("{}:{}/{}", e.host, e.port, e.database),
+            tables: self.table.display(),
+            startup_mode,
+        }
+    }
+
     /// `target` `(database)` for messages: never credentials.
     pub fn describe_target(&self) -> String {
         format!("table {} of {}", self.table.display(), self.endpoint.describe())
@@ -225,6 +247,10 @@ impl ConnectorTable for JdbcTable {
         Ok(Some(Box::new(source::JdbcSource::new(self.config.clone(), ctx.batch_size))))
     }
 
+    fn source_identity(&self) -> Option<SourceIdentity> {
+        Some(self.config.source_identity())
+    }
+
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
         let c = &self.config;
         if c.key.is_empty() && !input.is_insert_only() && c.sink.delete_mode == DeleteMode::Delete {
@@ -234,5 +260,47 @@ impl ConnectorTable for JdbcTable {
             )));
         }
         Ok(Some(Box::new(sink::JdbcSink::new(self.config.clone()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::connectors::{open_table, SourceIdentity};
+    use crate::sql::{parse_script, Statement};
+
+    fn identity(with: &str) -> SourceIdentity {
+        let sql = format!(
+            "CREATE TABLE t (id BIGINT, v STRING) WITH ('connector' = 'jdbc', 'username' = 'u', 'password' = 'secret-pw'{with});"
+        );
+        let statement = parse_script("test", &sql, &|_| None).unwrap().into_iter().next().unwrap().statement;
+        let Statement::CreateTable { spec, .. } = statement else { panic!("not a CREATE TABLE") };
+        open_table(&spec).unwrap().source_identity().unwrap()
+    }
+
+    #[test]
+    fn the_scan_identity_names_table_and_ranges_without_credentials() {
+        let whole = identity(", 'url' = 'jdbc:postgresql://db:5433/shop', 'table-name' = 'public.orders'");
+        assert_eq!(
+            whole,
+            SourceIdentity {
+                connector: "jdbc".into(),
+                location: "db:5433/shop".into(),
+                tables: "public.orders".into(),
+                startup_mode: "scan".into(),
+            }
+        );
+        let shown = serde_json::to_string(&whole).unwrap();
+        assert!(!shown.contains("secret-pw") && !shown.contains("\"u\""), "{shown}");
+        let partitioned = identity(
+            ", 'url' = 'jdbc:postgresql://db:5433/shop', 'table-name' = 'public.orders', 'scan.partition.column' = 'id', \
+             'scan.partition.num' = '4', 'scan.partition.lower-bound' = '0', 'scan.partition.upper-bound' = '99'",
+        );
+        assert_eq!(partitioned.startup_mode, "scan partition.column=id num=4 lower-bound=0 upper-bound=99");
+        assert!(
+            !partitioned.continues_snapshot(&whole) && !whole.continues_snapshot(&partitioned),
+            "a scan never streams on"
+        );
+        let mysql = identity(", 'url' = 'jdbc:mysql://db/shop', 'table-name' = 'orders', 'scan.fetch-size' = '10'");
+        assert_eq!((mysql.location.as_str(), mysql.tables.as_str()), ("db:3306/shop", "orders"));
     }
 }

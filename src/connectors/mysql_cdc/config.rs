@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use regex::Regex;
 
-use crate::connectors::ConnectorOptions;
+use crate::connectors::{ConnectorOptions, SourceIdentity};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -34,6 +34,20 @@ impl StartupMode {
     /// Whether reading begins with a snapshot of the tables.
     pub fn snapshots(&self) -> bool {
         matches!(self, StartupMode::Initial | StartupMode::Snapshot)
+    }
+
+    /// The mode as 'scan.startup.mode' names it, with the offset options that fix where it
+    /// starts: a checkpoint's binlog positions belong to one such start.
+    pub fn describe(&self) -> String {
+        match self {
+            StartupMode::Initial => "initial".into(),
+            StartupMode::Snapshot => SourceIdentity::SNAPSHOT.into(),
+            StartupMode::EarliestOffset => "earliest-offset".into(),
+            StartupMode::LatestOffset => "latest-offset".into(),
+            StartupMode::SpecificFile { file, pos } => format!("specific-offset file={file} pos={pos}"),
+            StartupMode::SpecificGtid(gtid) => format!("specific-offset gtid-set={gtid}"),
+            StartupMode::Timestamp { millis } => format!("timestamp {millis}"),
+        }
     }
 }
 
@@ -320,6 +334,18 @@ impl MySqlCdcConfig {
         }
     }
 
+    /// What the source's positions are positions in: binlog offsets and GTIDs belong to the
+    /// server (so the database is part of what is read, not of where), chunk lists to the
+    /// captured tables. No user or password: this is stored and shown.
+    pub fn source_identity(&self) -> SourceIdentity {
+        SourceIdentity {
+            connector: "mysql-cdc".into(),
+            location: format!("{}:{}", self.hostname, self.port),
+            tables: format!("{}.{}", self.database_text, self.table_text),
+            startup_mode: self.startup.describe(),
+        }
+    }
+
     pub fn matches(&self, database: &str, table: &str) -> bool {
         self.database_pattern.is_match(database) && self.table_pattern.is_match(table)
     }
@@ -429,6 +455,55 @@ mod tests {
         }
         let err = parse(&[("scan.startup.mode", "inital")]).unwrap_err().to_string();
         assert!(err.contains("one of initial"), "{err}");
+    }
+
+    #[test]
+    fn the_source_identity_names_server_tables_and_start_without_credentials() {
+        let identity = |opts: &[(&str, &str)]| parse(opts).unwrap().source_identity();
+        let initial = identity(&[("port", "3307")]);
+        assert_eq!(
+            initial,
+            SourceIdentity {
+                connector: "mysql-cdc".into(),
+                location: "h:3307".into(),
+                tables: "shop.user_[0-9]+".into(),
+                startup_mode: "initial".into(),
+            }
+        );
+        let shown = serde_json::to_string(&initial).unwrap();
+        assert!(!shown.contains("secret-pw") && !shown.contains("\"u\""), "{shown}");
+        let snapshot = identity(&[("port", "3307"), ("scan.startup.mode", "snapshot")]);
+        assert_eq!(snapshot.startup_mode, SourceIdentity::SNAPSHOT);
+        assert!(initial.continues_snapshot(&snapshot) && !snapshot.continues_snapshot(&initial));
+        let modes = [
+            (vec![("scan.startup.mode", "latest-offset")], "latest-offset"),
+            (vec![("scan.startup.mode", "earliest-offset")], "earliest-offset"),
+            (
+                vec![
+                    ("scan.startup.mode", "specific-offset"),
+                    ("scan.startup.specific-offset.file", "mariadb-bin.000002"),
+                    ("scan.startup.specific-offset.pos", "1234"),
+                ],
+                "specific-offset file=mariadb-bin.000002 pos=1234",
+            ),
+            (
+                vec![("scan.startup.mode", "specific-offset"), ("scan.startup.specific-offset.gtid-set", "0-1-42")],
+                "specific-offset gtid-set=0-1-42",
+            ),
+            (
+                vec![("scan.startup.mode", "timestamp"), ("scan.startup.timestamp-millis", "1700000000000")],
+                "timestamp 1700000000000",
+            ),
+        ];
+        for (opts, mode) in modes {
+            assert_eq!(identity(&opts).startup_mode, mode);
+        }
+        // Whatever changes what is read or where refuses the continuation.
+        assert!(!identity(&[("table-name", "orders")]).continues_snapshot(&snapshot));
+        assert!(!identity(&[("hostname", "other")]).continues_snapshot(&snapshot));
+        // Logins and tuning do not change the positions.
+        let tuned = identity(&[("port", "3307"), ("username", "v"), ("password", "p2"), ("server-id", "5401")]);
+        assert_eq!(tuned, initial);
     }
 
     #[test]

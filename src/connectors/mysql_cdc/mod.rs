@@ -21,6 +21,10 @@
 //! after it (binlog file and offset, MariaDB GTIDs, and snapshot progress per chunk while it
 //! matters), from which `start` resumes exactly.
 //!
+//! In 'snapshot' mode the last position is complete — every chunk with its watermark, or the
+//! legacy snapshot's exact position without its marker — so a streaming run of the same tables
+//! given it streams on from where the snapshot was taken, as 'initial' does after its snapshot.
+//!
 //! 'scan.startup.mode' = 'timestamp' finds its binlog file by the files' start times and skips
 //! whole transactions committed before the requested second ([`stream`]).
 //!
@@ -52,7 +56,10 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext};
+use super::{
+    Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
+    SourceIdentity,
+};
 use crate::changelog::{ChangeBatch, ChangelogMode};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -107,6 +114,10 @@ impl ConnectorTable for MySqlCdcTable {
         } else {
             ChangelogMode::All
         }
+    }
+
+    fn source_identity(&self) -> Option<SourceIdentity> {
+        Some(self.config.source_identity())
     }
 }
 
@@ -408,8 +419,10 @@ impl MySqlCdcSource {
         let tables = std::mem::take(&mut run.tables);
         let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
         if self.config.startup == StartupMode::Snapshot {
+            // The last position says the snapshot is complete (no legacy marker): where it was
+            // taken, from which a streaming run of the same tables continues without a gap.
             self.state = State::Done;
-            return Ok(None);
+            return Ok(Some(SourceBatch::new(self.empty_batch()?, position_json(&start, &gtid))));
         }
         tracing::info!(table = %self.config.table, %start, "legacy snapshot done; streaming the binlog from its position");
         self.begin_streaming(tables, StreamStart::File(start.clone()), gtid.clone(), None, None).await?;
@@ -544,6 +557,11 @@ impl MySqlCdcSource {
             return self.start_fresh(conn, tables).await;
         }
         let binlog = BinlogPos::from_json(p).ok_or_else(|| self.bad_position(p))?;
+        if self.config.startup == StartupMode::Snapshot && p.get("snapshot").is_none() {
+            // Snapshot mode writes such a position only when its legacy snapshot is complete.
+            self.state = State::Done;
+            return Ok(());
+        }
         let gtid = p.get("gtid").and_then(|g| g.as_str()).and_then(GtidState::parse).unwrap_or_default();
         let skip_before = match p.get(SKIP_BEFORE) {
             None => None,
@@ -562,12 +580,6 @@ impl MySqlCdcSource {
         let Some(snap) = p.get("snapshot") else {
             return self.begin_streaming(tables, StreamStart::File(binlog), gtid, None, skip_before).await;
         };
-        if !self.config.incremental {
-            return Err(Error::user(format!(
-                "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or remove the checkpoint to start over",
-                self.config.table
-            )));
-        }
         // Chunk indices refer to the table list of the position; map them to today's tables.
         let names: Vec<String> = snap
             .get("tables")
@@ -591,6 +603,12 @@ impl MySqlCdcSource {
             .filter(|c| c.iter().all(|c| c.table < ordered.len()))
             .ok_or_else(|| self.bad_position(p))?;
         if chunks.iter().any(|c| c.high.is_none()) {
+            if !self.config.incremental {
+                return Err(Error::user(format!(
+                    "mysql-cdc table `{}` cannot resume: its checkpoint was taken during the incremental snapshot, which 'scan.incremental.snapshot.enabled' = 'false' cannot continue (it matches binlog changes to chunks by key); set the option back to 'true' until the snapshot is done, or remove the checkpoint to start over",
+                    self.config.table
+                )));
+            }
             let mariadb = server::is_mariadb(&self.config, conn).await?;
             // After a graceful stop no unfinished chunk was delivered: read them exactly.
             self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb, !from.exact).await
@@ -598,6 +616,11 @@ impl MySqlCdcSource {
             self.state = State::Done;
             Ok(())
         } else {
+            // Every chunk is read (by this job in 'initial' mode, or by a finished 'snapshot'
+            // run it continues): stream on from the position, at first where the snapshot
+            // began, each chunk's changes skipped up to the binlog point its rows were read at,
+            // so nothing is lost or repeated.
+            tracing::info!(table = %self.config.table, from = %binlog, "the snapshot is complete; streaming the binlog, skipping per chunk the changes its rows already hold");
             self.begin_streaming(ordered, StreamStart::File(binlog), gtid, Some(chunks), None).await
         }
     }

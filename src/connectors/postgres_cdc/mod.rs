@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use regex::Regex;
 
-use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext};
+use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext, SourceIdentity};
 use crate::changelog::{ChangelogMode, Retractions};
 use crate::error::{Error, Result};
 use crate::sql::types::flink_type_name;
@@ -106,6 +106,9 @@ pub(crate) struct Config {
     pub database: String,
     pub schema_pattern: Regex,
     pub table_pattern: Regex,
+    /// 'schema-name' and 'table-name' as written, for the source's identity.
+    pub schema_text: String,
+    pub table_text: String,
     pub slot: String,
     pub changelog_mode: ChangelogMode,
     pub startup: StartupMode,
@@ -270,6 +273,8 @@ impl Config {
             database,
             schema_pattern,
             table_pattern,
+            schema_text,
+            table_text,
             slot,
             changelog_mode,
             startup,
@@ -310,6 +315,24 @@ impl Config {
         self.truncate == TruncateMode::Delete && !self.is_bounded()
     }
 
+    /// What the source's positions are positions in. LSNs are the server's, resumed through the
+    /// slot, which a streaming start names (a checkpoint's LSN read through another slot could
+    /// skip what that slot already released). No user or password: this is stored and shown.
+    pub fn source_identity(&self) -> SourceIdentity {
+        let startup_mode = match self.startup {
+            StartupMode::Snapshot => SourceIdentity::SNAPSHOT.to_string(),
+            StartupMode::Initial => format!("initial slot={}", self.slot),
+            StartupMode::LatestOffset => format!("latest-offset slot={}", self.slot),
+            StartupMode::CommittedOffset => format!("committed-offset slot={}", self.slot),
+        };
+        SourceIdentity {
+            connector: "postgres-cdc".into(),
+            location: format!("{}:{}/{}", self.host, self.port, self.database),
+            tables: format!("{}.{}", self.schema_text, self.table_text),
+            startup_mode,
+        }
+    }
+
     /// Where, for messages: `user@host:port/database`.
     pub fn where_(&self) -> String {
         format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
@@ -346,6 +369,10 @@ impl ConnectorTable for PostgresCdcTable {
         } else {
             Retractions::MaybeKeyOnly
         }
+    }
+
+    fn source_identity(&self) -> Option<SourceIdentity> {
+        Some(self.config.source_identity())
     }
 
     fn replication_slot(&self) -> Option<ReplicationSlot> {
@@ -501,6 +528,55 @@ mod tests {
         assert!(slot.describe().contains("dropped when the job stops gracefully"), "{}", slot.describe());
         assert!(!table(&[]).replication_slot().unwrap().drop_on_stop);
         assert_eq!(table(&[("scan.startup.mode", "snapshot")]).replication_slot(), None, "a bounded run has no slot");
+    }
+
+    #[test]
+    fn the_source_identity_names_server_tables_and_start_without_credentials() {
+        let identity = |extra: &[(&str, &str)]| parse(extra, &["id"]).unwrap().source_identity();
+        let initial = identity(&[("port", "6543")]);
+        assert_eq!(
+            initial,
+            SourceIdentity {
+                connector: "postgres-cdc".into(),
+                location: "h:6543/d".into(),
+                tables: "public.t_.*".into(),
+                startup_mode: "initial slot=s1".into(),
+            }
+        );
+        let shown = serde_json::to_string(&initial).unwrap();
+        assert!(!shown.contains("secret-pw") && !shown.contains("u@"), "{shown}");
+        let snapshot = identity(&[("port", "6543"), ("scan.startup.mode", "snapshot")]);
+        assert_eq!(snapshot.startup_mode, SourceIdentity::SNAPSHOT);
+        assert!(initial.continues_snapshot(&snapshot), "the connector, not the identity, refuses this continuation");
+        assert_eq!(identity(&[("scan.startup.mode", "latest-offset")]).startup_mode, "latest-offset slot=s1");
+        assert_eq!(identity(&[("scan.startup.mode", "committed-offset")]).startup_mode, "committed-offset slot=s1");
+        assert_ne!(identity(&[("port", "6543"), ("slot.name", "s2")]), initial, "another slot holds other WAL");
+        assert_ne!(identity(&[("port", "6543"), ("schema-name", "shop")]), initial);
+        assert_ne!(identity(&[("port", "6543"), ("database-name", "d2")]), initial);
+        let login =
+            identity(&[("port", "6543"), ("username", "v"), ("password", "p2"), ("heartbeat.interval.ms", "5s")]);
+        assert_eq!(login, initial, "logins and tuning do not move positions");
+    }
+
+    /// Checked before any connection: `h` resolves nowhere, so reaching the server would fail
+    /// differently.
+    #[tokio::test]
+    async fn a_streaming_run_refuses_the_position_of_a_snapshot_mode_run_naming_the_fix() {
+        let config = Arc::new(parse(&[], &["id"]).unwrap());
+        let mut source = stream::PostgresCdcSource::new(config, 100, Arc::new(AtomicBool::new(false)));
+        let position = serde_json::json!({
+            "phase": "snapshot", "slot": "s1", "chunks_done": 3, "chunks_total": 3, "rows": 10, "bounded": true
+        });
+        let err = source.start(Some(crate::connectors::ResumeFrom { position, exact: true })).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::User(_)), "{err:?}");
+        assert!(
+            text.contains("'scan.startup.mode' = 'snapshot'")
+                && text.contains("created no replication slot")
+                && text.contains("--fresh")
+                && text.contains("slot 's1'"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the replication slot as changelog batches tagged with resumable positions:
 //!
 //! * `{"phase": "snapshot", …}` while the snapshot runs (progress only: a restart reads the
-//!   tables again, then streams from the slot, which has not moved);
+//!   tables again, then streams from the slot, which has not moved), with `"bounded": true` in
+//!   'snapshot' mode, whose run has no slot: no streaming run can continue from it;
 //! * `{"phase": "stream", "lsn": "X/Y"}` afterwards: every transaction committed before `X/Y`
 //!   is in this or an earlier batch. Resuming asks the server to start there, and the slot's
 //!   confirmed LSN is raised to it only by [`Source::acknowledge`].
@@ -120,13 +121,17 @@ fn snapshot_progress(
 
 impl PostgresCdcSource {
     fn snapshot_position(config: &Config, run: &SnapshotRun) -> Position {
-        json!({
+        let mut position = json!({
             "phase": "snapshot",
             "slot": config.slot,
             "chunks_done": run.chunks_done,
             "chunks_total": run.chunks_total,
             "rows": run.rows,
-        })
+        });
+        if config.is_bounded() {
+            position[BOUNDED] = json!(true);
+        }
+        position
     }
 
     async fn begin_snapshot(
@@ -243,6 +248,22 @@ impl PostgresCdcSource {
     }
 }
 
+/// Marks the snapshot positions of a 'snapshot' mode run.
+const BOUNDED: &str = "bounded";
+
+/// Why a streaming run cannot continue a 'snapshot' mode run. That run read under an exported
+/// snapshot of an ordinary transaction and made no replication slot, so nothing kept the WAL from
+/// its snapshot point (and logical decoding can start only at a slot's creation): the changes
+/// since that snapshot are unreadable.
+fn continuing_a_bounded_snapshot(config: &Config) -> Error {
+    Error::user(format!(
+        "postgres-cdc table `{}` cannot continue its checkpoint, taken by a 'scan.startup.mode' = 'snapshot' run, by          streaming: that run created no replication slot, so PostgreSQL kept no WAL from the point its snapshot was          taken and the changes made since cannot be read. Run the job with --fresh: it takes a new snapshot with          replication slot '{}' on {} and streams from it (keyed sinks overwrite the rows the snapshot run wrote)",
+        config.table,
+        config.slot,
+        config.where_()
+    ))
+}
+
 fn stream_position(config: &Config, lsn: u64) -> Position {
     json!({ "phase": "stream", "slot": config.slot, "lsn": format_lsn(lsn) })
 }
@@ -267,6 +288,9 @@ impl Source for PostgresCdcSource {
                 let phase = p.get("phase").and_then(|v| v.as_str());
                 let lsn = p.get("lsn").and_then(|v| v.as_str()).and_then(parse_lsn);
                 match (phase, lsn) {
+                    (Some("snapshot"), _) if p.get(BOUNDED).is_some() && !config.is_bounded() => {
+                        return Err(continuing_a_bounded_snapshot(&config));
+                    }
                     (Some("snapshot"), _) => Some(None),
                     (Some("stream"), Some(lsn)) if !config.is_bounded() => Some(Some(lsn)),
                     _ => {

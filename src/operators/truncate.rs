@@ -1,30 +1,34 @@
-//! Every row a source delivered and still holds, by captured table and key, kept by the runtime
-//! for sources that turn a `TRUNCATE` into deletes (postgres-cdc `'truncate.mode' = 'delete'`).
+//! The operator that turns a source's `TRUNCATE` into deletes of the rows the table held, for
+//! sources that ask for it (postgres-cdc `'truncate.mode' = 'delete'`): it keeps every row the
+//! source delivered and still holds, by captured table and key.
 //!
 //! A truncation arrives without its rows, and the source cannot read them afterwards: the only
-//! record of what the table held is the changelog itself. The runtime — not the source — keeps
+//! record of what the table held is the changelog itself. The pipeline — not the source — keeps
 //! it because the source reads ahead of the sink: kept here, the rows are exactly those of the
 //! batches that reached the sink, so the state stored with a checkpoint matches the checkpoint's
-//! position. Rows are held in Arrow's row format; in checkpoints they are Arrow IPC streams, one
-//! per table, which stay readable across versions.
+//! position. Rows are held in Arrow's row format; the checkpoint state is one Arrow batch of the
+//! source's columns behind a leading column naming each row's table.
 
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
 use base64::Engine;
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::{Operator, OperatorSnapshot};
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::connectors::RowOrigins;
 use crate::error::{Error, Result};
 
-/// One table's rows as stored in a checkpoint.
+/// The name of the state's leading column, which holds each row's captured table.
+const TABLE_COLUMN: &str = "__table";
+
+/// One table's rows as checkpoint format version 1 stored them (inline in the record).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CapturedTableState {
     pub table: String,
@@ -35,15 +39,16 @@ pub struct CapturedTableState {
 /// A table's rows in Arrow's row format, by their key in Arrow's row format.
 type HeldRows = HashMap<Box<[u8]>, Box<[u8]>>;
 
-pub struct CapturedRows {
+pub struct TruncateAsDeletes {
+    name: String,
     schema: SchemaRef,
     key: Vec<usize>,
     keys: RowConverter,
     rows: RowConverter,
     tables: HashMap<Arc<str>, HeldRows>,
-    /// The checkpoint form of tables unchanged since it was made: an idle table is not encoded
-    /// again at every checkpoint.
-    encoded: HashMap<Arc<str>, CapturedTableState>,
+    /// Rows changed since the last snapshot or restore: an idle operator's state is not
+    /// encoded and written again at every checkpoint.
+    changed: bool,
 }
 
 fn converter(schema: &SchemaRef, columns: &[usize]) -> Result<RowConverter> {
@@ -51,20 +56,21 @@ fn converter(schema: &SchemaRef, columns: &[usize]) -> Result<RowConverter> {
     Ok(RowConverter::new(fields)?)
 }
 
-impl CapturedRows {
-    /// Rows of `schema` identified by the columns at `key`.
-    pub fn new(schema: SchemaRef, key: Vec<usize>) -> Result<Self> {
+impl TruncateAsDeletes {
+    /// Rows of `schema` identified by the columns at `key`; `name` names its state.
+    pub fn new(name: &str, schema: SchemaRef, key: Vec<usize>) -> Result<Self> {
         if key.is_empty() || key.iter().any(|i| *i >= schema.fields().len()) {
             return Err(Error::internal(format!("captured rows need key columns of the source schema, got {key:?}")));
         }
         let all: Vec<usize> = (0..schema.fields().len()).collect();
-        Ok(CapturedRows {
+        Ok(TruncateAsDeletes {
+            name: name.to_string(),
             keys: converter(&schema, &key)?,
             rows: converter(&schema, &all)?,
             schema,
             key,
             tables: HashMap::new(),
-            encoded: HashMap::new(),
+            changed: true,
         })
     }
 
@@ -74,7 +80,7 @@ impl CapturedRows {
     }
 
     /// The batch's changes after the deletes its truncations stand for, and the rows held updated.
-    pub fn track(&mut self, changes: ChangeBatch, origins: &RowOrigins) -> Result<ChangeBatch> {
+    fn track(&mut self, changes: ChangeBatch, origins: &RowOrigins) -> Result<ChangeBatch> {
         if origins.tables.len() != changes.num_rows() {
             return Err(Error::internal(format!(
                 "a source batch of {} rows named the table of {}",
@@ -95,7 +101,7 @@ impl CapturedRows {
             return Ok(changes);
         }
         parts.push(changes);
-        concat(&self.schema, &parts)
+        ChangeBatch::concat(&self.schema, &parts)
     }
 
     fn apply(&mut self, changes: &ChangeBatch, tables: &[Arc<str>]) -> Result<()> {
@@ -104,12 +110,8 @@ impl CapturedRows {
         let keys = self.keys.convert_columns(&key_columns)?;
         let additions = (0..changes.num_rows()).any(|i| changes.kind(i).is_addition());
         let rows = if additions { Some(self.rows.convert_columns(columns)?) } else { None };
-        let mut changed: Option<&Arc<str>> = None;
+        self.changed |= !tables.is_empty();
         for (i, table) in tables.iter().enumerate() {
-            if changed != Some(table) {
-                self.encoded.remove(table);
-                changed = Some(table);
-            }
             let key = keys.row(i);
             match (changes.kind(i).is_addition(), &rows) {
                 (true, Some(rows)) => {
@@ -133,8 +135,8 @@ impl CapturedRows {
         table: &str,
         change_columns: &[(usize, datafusion::scalar::ScalarValue)],
     ) -> Result<Option<ChangeBatch>> {
-        self.encoded.remove(table);
         let Some(held) = self.tables.remove(table) else { return Ok(None) };
+        self.changed = true;
         if held.is_empty() {
             return Ok(None);
         }
@@ -151,41 +153,8 @@ impl CapturedRows {
         Ok(Some(ChangeBatch::from_kinds(rows, &vec![RowKind::Delete; held.len()])?))
     }
 
-    /// The rows, for a checkpoint.
-    pub fn state(&mut self) -> Result<Vec<CapturedTableState>> {
-        let mut tables: Vec<Arc<str>> = self.tables.keys().cloned().collect();
-        tables.sort();
-        let mut state = Vec::with_capacity(tables.len());
-        for table in tables {
-            if let Some(encoded) = self.encoded.get(&table) {
-                state.push(encoded.clone());
-                continue;
-            }
-            let held = &self.tables[&table];
-            let parser = self.rows.parser();
-            let ipc = (|| {
-                let columns = self.rows.convert_rows(held.values().map(|row| parser.parse(row)))?;
-                let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-                let mut ipc = Vec::new();
-                let mut writer = StreamWriter::try_new(&mut ipc, &self.schema)?;
-                writer.write(&batch)?;
-                writer.finish()?;
-                drop(writer);
-                Ok::<_, datafusion::arrow::error::ArrowError>(ipc)
-            })()
-            .map_err(|e| Error::internal(format!("encoding the captured rows of {table} for a checkpoint: {e}")))?;
-            let encoded = CapturedTableState {
-                table: table.to_string(),
-                rows: base64::engine::general_purpose::STANDARD.encode(&ipc),
-            };
-            self.encoded.insert(table, encoded.clone());
-            state.push(encoded);
-        }
-        Ok(state)
-    }
-
-    /// Holds the rows of a checkpoint's state (added to what is held).
-    pub fn restore(&mut self, state: &[CapturedTableState]) -> Result<()> {
+    /// Holds the rows of a checkpoint of format version 1 (added to what is held).
+    pub fn restore_v1(&mut self, state: &[CapturedTableState]) -> Result<()> {
         for table in state {
             let unreadable = |why: String| {
                 Error::user(format!(
@@ -209,28 +178,78 @@ impl CapturedRows {
                 let tables = vec![name.clone(); batch.num_rows()];
                 self.apply(&ChangeBatch::inserts(batch), &tables)?;
             }
-            self.encoded.insert(name, table.clone());
         }
+        // Stored again, in this format, at the next checkpoint.
+        self.changed = true;
         Ok(())
+    }
+
+    fn state_schema(&self) -> SchemaRef {
+        let mut fields = vec![Arc::new(Field::new(TABLE_COLUMN, DataType::Utf8, false))];
+        fields.extend(self.schema.fields().iter().cloned());
+        Arc::new(Schema::new(fields))
     }
 }
 
-fn concat(schema: &SchemaRef, parts: &[ChangeBatch]) -> Result<ChangeBatch> {
-    let rows = datafusion::arrow::compute::concat_batches(schema, parts.iter().map(|p| p.rows()))?;
-    let kinds: Vec<&dyn Array> = parts.iter().map(|p| p.kinds() as &dyn Array).collect();
-    let kinds = datafusion::arrow::compute::concat(&kinds)?;
-    let kinds = kinds
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Int8Array>()
-        .ok_or_else(|| Error::internal("row kinds are not Int8"))?
-        .clone();
-    ChangeBatch::new(rows, kinds)
+impl Operator for TruncateAsDeletes {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, _: usize, changes: ChangeBatch, origins: Option<&RowOrigins>) -> Result<ChangeBatch> {
+        match origins {
+            Some(origins) => self.track(changes, origins),
+            None if changes.is_empty() => Ok(changes),
+            None => Err(Error::internal("a source that keeps its captured rows sent a batch without their origins")),
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
+        if !self.changed {
+            return Ok(Some(OperatorSnapshot::Unchanged));
+        }
+        let mut tables: Vec<&Arc<str>> = self.tables.keys().collect();
+        tables.sort();
+        let parser = self.rows.parser();
+        let names: StringArray =
+            tables.iter().flat_map(|t| std::iter::repeat_n(Some(t.as_ref()), self.tables[*t].len())).collect();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(names)];
+        columns.extend(
+            self.rows.convert_rows(tables.iter().flat_map(|t| self.tables[*t].values()).map(|row| parser.parse(row)))?,
+        );
+        let state = RecordBatch::try_new(self.state_schema(), columns)?;
+        self.changed = false;
+        Ok(Some(OperatorSnapshot::Changed(state)))
+    }
+
+    fn restore(&mut self, state: RecordBatch) -> Result<()> {
+        let expected = self.state_schema();
+        if state.schema().fields() != expected.fields() {
+            return Err(Error::user(format!(
+                "the checkpoint's captured rows for `{}` have columns {:?}, the source has {:?}; start over with --fresh",
+                self.name,
+                state.schema(),
+                expected
+            )));
+        }
+        let names = state
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::internal("the captured rows' table column is not a string column"))?;
+        let tables: Vec<Arc<str>> = names.iter().map(|n| Arc::from(n.unwrap_or_default())).collect();
+        let rows = RecordBatch::try_new(self.schema.clone(), state.columns()[1..].to_vec())?;
+        self.apply(&ChangeBatch::inserts(rows), &tables)?;
+        self.changed = false;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::connectors::Truncation;
+    use datafusion::arrow::array::Array;
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::scalar::ScalarValue;
@@ -287,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_truncation_deletes_exactly_the_rows_its_table_holds_then() {
-        let mut held = CapturedRows::new(schema(), vec![0]).unwrap();
+        let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         let first = batch(&[(I, 1, Some("a")), (I, 2, Some("b")), (I, 3, None), (I, 1, Some("other table"))]);
         let out = held.track(first.clone(), &origins(&["s.t", "s.t", "s.t", "s.u"], &[])).unwrap();
         assert_eq!(shown(&out), shown(&first), "without truncations a batch passes unchanged");
@@ -312,32 +331,62 @@ mod tests {
         assert_eq!(shown(&out), [(D, 5, Some("new".into()), "-D".into())]);
     }
 
+    fn changed(held: &mut TruncateAsDeletes) -> Option<RecordBatch> {
+        match held.snapshot().unwrap() {
+            Some(OperatorSnapshot::Changed(state)) => Some(state),
+            Some(OperatorSnapshot::Unchanged) => None,
+            None => panic!("a stateful operator gave no state"),
+        }
+    }
+
     #[test]
     fn held_rows_survive_a_checkpoint_round_trip() {
-        let mut held = CapturedRows::new(schema(), vec![0]).unwrap();
+        let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         let rows = batch(&[(I, 1, Some("ü")), (I, 2, None), (I, 7, Some(""))]);
         held.track(rows, &origins(&["s.t", "s.t", "s.u"], &[])).unwrap();
-        let state = held.state().unwrap();
-        held.track(batch(&[(I, 8, None)]), &origins(&["s.u"], &[])).unwrap();
-        let later = held.state().unwrap();
-        assert_eq!(later[0], state[0], "s.t did not change");
-        assert_ne!(later[1], state[1], "s.u is encoded again after its change");
-        let text = serde_json::to_string(&state).unwrap();
-        let mut restored = CapturedRows::new(schema(), vec![0]).unwrap();
-        restored.restore(&serde_json::from_str::<Vec<CapturedTableState>>(&text).unwrap()).unwrap();
+        let state = changed(&mut held).expect("new rows are a changed state");
+        assert!(changed(&mut held).is_none(), "nothing changed since the last snapshot");
+        held.track(batch(&[]), &origins(&[], &[])).unwrap();
+        assert!(changed(&mut held).is_none(), "an empty batch changes nothing");
+
+        let mut restored = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
+        restored.restore(state.clone()).unwrap();
+        assert!(changed(&mut restored).is_none(), "a restored state is the stored one");
         let out = restored.track(batch(&[]), &origins(&[], &["s.t", "s.u"])).unwrap();
         assert_eq!(
             shown(&out),
             [(D, 1, Some("ü".into()), "-D".into()), (D, 2, None, "-D".into()), (D, 7, Some("".into()), "-D".into()),]
         );
+        assert!(changed(&mut restored).is_some(), "a truncation changes the state");
+
         let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)]));
-        let err = CapturedRows::new(other, vec![0]).unwrap().restore(&state).unwrap_err().to_string();
-        assert!(err.contains("unreadable") && err.contains("--fresh"), "{err}");
+        let err = TruncateAsDeletes::new("t", other, vec![0]).unwrap().restore(state).unwrap_err().to_string();
+        assert!(err.contains("--fresh"), "{err}");
+    }
+
+    /// Format version 1 stored each table's rows inline as a base64 Arrow IPC stream.
+    #[test]
+    fn rows_stored_by_checkpoint_format_1_are_restored() {
+        let rows = batch(&[(I, 1, Some("a")), (I, 2, None)]);
+        let mut ipc = Vec::new();
+        let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema()).unwrap();
+        writer.write(rows.rows()).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        let v1 = [CapturedTableState {
+            table: "s.t".into(),
+            rows: base64::engine::general_purpose::STANDARD.encode(&ipc),
+        }];
+        let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
+        held.restore_v1(&v1).unwrap();
+        assert!(changed(&mut held).is_some(), "rows of format 1 are stored again in format 2");
+        let out = held.track(batch(&[]), &origins(&[], &["s.t"])).unwrap();
+        assert_eq!(shown(&out), [(D, 1, Some("a".into()), "-D".into()), (D, 2, None, "-D".into())]);
     }
 
     #[test]
     fn a_batch_whose_tables_do_not_match_its_rows_is_a_bug() {
-        let mut held = CapturedRows::new(schema(), vec![0]).unwrap();
+        let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
         let err = held.track(batch(&[(I, 1, None)]), &origins(&[], &[])).unwrap_err();
         assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
     }

@@ -14,7 +14,8 @@
 //!
 //! Every seed SIGKILLs the job five times and restarts it from its state directory each time:
 //! soon after start, a few checkpoints in (the snapshots are small chunks, so this is usually
-//! inside them), later in the stream, and while a checkpoint record is being written — the job
+//! inside them), some checkpoints after both inputs' positions in the record show them past their
+//! snapshots, and while a checkpoint record is being written — the job
 //! is frozen with SIGSTOP until it is seen holding the record's temporary file open, so every
 //! input has reached the checkpoint and the sink has prepared, but the record is not stored. At
 //! the end, with both writers done and the job caught up and stopped gracefully (SIGTERM, exit
@@ -41,9 +42,9 @@ use serde_json::Value;
 
 /// Rows in each source table before the job starts (ids 1..=ROWS in both).
 const ROWS: i64 = 20_000;
-/// `scan.incremental.snapshot.chunk.size`: 500 chunks per source, so that the snapshots span
-/// several checkpoints and kills land inside them.
-const CHUNK_SIZE: u64 = 40;
+/// `scan.incremental.snapshot.chunk.size`: 200 chunks per source, so that the snapshots span
+/// many checkpoints and kills land inside them, yet end soon enough for kills in the stream.
+const CHUNK_SIZE: u64 = 100;
 /// Transactions each writer commits while the job is killed and restarted.
 const TRANSACTIONS: usize = 700;
 const CHECKPOINT_INTERVAL: &str = "100ms";
@@ -233,13 +234,16 @@ enum Kill {
     After(Duration),
     /// Once this run has stored `checkpoints` checkpoint records, `delay` later.
     Checkpoints { checkpoints: u64, delay: Duration },
+    /// Once a record of this run shows both inputs streaming (snapshots over) and `checkpoints`
+    /// more records are stored, `delay` later.
+    MidStream { checkpoints: u64, delay: Duration },
     /// `after` this long, at the next checkpoint while its record is being written: every input
     /// reached the checkpoint, the sink prepared, the record is not stored.
     WhileStoringRecord { after: Duration },
 }
 
 /// A kill soon after start, one a few checkpoints in (inside the snapshots, mostly), one while
-/// a record is written, then two of the later kinds in a seeded order.
+/// a record is written, then one mid-stream and one of the other kinds in a seeded order.
 fn kill_plan(seed: u64) -> Vec<Kill> {
     let mut rng = Rng(seed ^ 0x0000_D1CE);
     let mut plan = vec![
@@ -247,15 +251,17 @@ fn kill_plan(seed: u64) -> Vec<Kill> {
         Kill::Checkpoints { checkpoints: rng.range(1, 5), delay: rng.millis(0, 100) },
         Kill::WhileStoringRecord { after: rng.millis(0, 300) },
     ];
-    let mut later = vec![
-        Kill::Checkpoints { checkpoints: rng.range(8, 30), delay: rng.millis(0, 200) },
-        Kill::WhileStoringRecord { after: rng.millis(0, 1500) },
-        Kill::After(rng.millis(100, 4000)),
-    ];
-    for i in (1..later.len()).rev() {
-        later.swap(i, rng.below(i as u64 + 1) as usize);
+    let stream = Kill::MidStream { checkpoints: rng.range(1, 10), delay: rng.millis(0, 200) };
+    let other = if rng.below(2) == 0 {
+        Kill::WhileStoringRecord { after: rng.millis(0, 1500) }
+    } else {
+        Kill::After(rng.millis(100, 4000))
+    };
+    if rng.below(2) == 0 {
+        plan.extend([stream, other]);
+    } else {
+        plan.extend([other, stream]);
     }
-    plan.extend(later.into_iter().take(2));
     plan
 }
 
@@ -370,25 +376,39 @@ fn newest_record(dir: &Path) -> Option<(u64, Value)> {
     panic!("the newest checkpoint record of {} kept disappearing", dir.display())
 }
 
-/// What the source positions of a record say, for the kill report only (nothing is asserted on
-/// it, so that the report survives changes of the record's layout): every position found
-/// anywhere in the record, by the fields the two CDC sources write.
-fn describe(record: &Value) -> String {
-    fn walk(value: &Value, found: &mut Vec<String>) {
+/// Where one input of a checkpoint record was.
+struct InputPhase {
+    /// What the kill report says about it.
+    text: String,
+    /// Past its snapshot (mysql-cdc: every chunk read, the stream catching up).
+    streaming: bool,
+}
+
+/// The source positions of a record, found anywhere in it by the fields the two CDC sources
+/// write, so that only a change of the positions themselves (not of the record around them)
+/// needs this to change.
+fn inputs_of(record: &Value) -> Vec<InputPhase> {
+    fn walk(value: &Value, found: &mut Vec<InputPhase>) {
         match value {
             Value::Object(map) => {
                 if let Some(phase) = map.get("phase").and_then(Value::as_str) {
                     // postgres-cdc
                     found.push(match phase {
-                        "snapshot" => format!(
-                            "postgres-cdc snapshot, {}/{} chunks read",
-                            map.get("chunks_done").and_then(Value::as_u64).unwrap_or(0),
-                            map.get("chunks_total").and_then(Value::as_u64).unwrap_or(0)
-                        ),
-                        _ => format!(
-                            "postgres-cdc stream, WAL at {}",
-                            map.get("lsn").and_then(Value::as_str).unwrap_or("?")
-                        ),
+                        "snapshot" => InputPhase {
+                            text: format!(
+                                "postgres-cdc snapshot, {}/{} chunks read",
+                                map.get("chunks_done").and_then(Value::as_u64).unwrap_or(0),
+                                map.get("chunks_total").and_then(Value::as_u64).unwrap_or(0)
+                            ),
+                            streaming: false,
+                        },
+                        _ => InputPhase {
+                            text: format!(
+                                "postgres-cdc stream, WAL at {}",
+                                map.get("lsn").and_then(Value::as_str).unwrap_or("?")
+                            ),
+                            streaming: true,
+                        },
                     });
                 } else if let (Some(file), Some(pos)) = (map.get("file"), map.get("pos")) {
                     // mysql-cdc
@@ -396,9 +416,15 @@ fn describe(record: &Value) -> String {
                     found.push(match value["snapshot"]["chunks"].as_array() {
                         Some(chunks) => {
                             let done = chunks.iter().filter(|c| !c[3].is_null()).count();
-                            format!("mysql-cdc snapshot, {done}/{} chunks read, {at}", chunks.len())
+                            let streaming = done == chunks.len();
+                            let text = if streaming {
+                                format!("mysql-cdc stream, {at}, before the last chunk's watermark")
+                            } else {
+                                format!("mysql-cdc snapshot, {done}/{} chunks read, {at}", chunks.len())
+                            };
+                            InputPhase { text, streaming }
                         }
-                        None => format!("mysql-cdc stream, {at}"),
+                        None => InputPhase { text: format!("mysql-cdc stream, {at}"), streaming: true },
                     });
                 } else {
                     map.values().for_each(|v| walk(v, found));
@@ -410,11 +436,20 @@ fn describe(record: &Value) -> String {
     }
     let mut found = Vec::new();
     walk(record, &mut found);
-    if found.is_empty() {
-        "no source position yet".into()
-    } else {
-        found.join("; ")
+    found
+}
+
+fn describe(inputs: &[InputPhase]) -> String {
+    if inputs.is_empty() {
+        return "no source position yet".into();
     }
+    inputs.iter().map(|i| i.text.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+/// Both inputs are past their snapshots.
+fn both_streaming(record: &Value) -> bool {
+    let inputs = inputs_of(record);
+    inputs.len() == 2 && inputs.iter().all(|i| i.streaming)
 }
 
 /// Sources, sink and job file of one seed.
@@ -534,6 +569,22 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
                 job.sigkill();
                 format!("{} ms after this run's checkpoint {checkpoints}", delay.as_millis())
             }
+            Kill::MidStream { checkpoints, delay } => {
+                let streaming_since = loop {
+                    if let Some((id, record)) = newest_record(&self.state) {
+                        if Some(id) > since && both_streaming(&record) {
+                            break id;
+                        }
+                    }
+                    wait(job, "both inputs streaming");
+                };
+                while newest_record(&self.state).is_none_or(|(id, _)| id < streaming_since + checkpoints) {
+                    wait(job, "checkpoints in the stream phase");
+                }
+                std::thread::sleep(delay);
+                job.sigkill();
+                format!("{} ms after checkpoint {checkpoints} with both inputs streaming", delay.as_millis())
+            }
             Kill::WhileStoringRecord { after } => {
                 std::thread::sleep(after);
                 let mut tries = 0;
@@ -569,15 +620,26 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
         let eu_writer = start_writer(self.eu.admin().clone(), seed ^ 0x00E0_0E00);
         let us_writer = start_writer(self.us.admin().clone(), seed ^ 0x0000_05A5);
         let plan = kill_plan(seed);
+        // How the kills left the job: resuming with an input mid-snapshot, both streaming, with
+        // nothing stored.
+        let (mut snapshot, mut stream, mut nothing) = (0, 0, 0);
         for (i, kill) in plan.iter().enumerate() {
             let mut job = JobProcess::spawn(&self.job);
             let what = self.kill(*kill, &mut job, seed);
             let elapsed = job.started.elapsed().as_secs_f64();
             let newest = newest_record(&self.state);
+            let inputs = newest.as_ref().map(|(_, record)| inputs_of(record)).unwrap_or_default();
             let resumes = match &newest {
-                Some((id, record)) => format!("chk-{id}: {}", describe(record)),
+                Some((id, _)) => format!("chk-{id}: {}", describe(&inputs)),
                 None => "no checkpoint: starts over".into(),
             };
+            if inputs.is_empty() {
+                nothing += 1;
+            } else if inputs.iter().all(|i| i.streaming) {
+                stream += 1;
+            } else {
+                snapshot += 1;
+            }
             let ahead = match (self.sink_checkpoint(), newest.map(|(id, _)| id)) {
                 (Some(sink), Some(record)) if sink > record => {
                     format!("; the sink had committed checkpoint {sink} with its data, the record is {record}")
@@ -593,6 +655,11 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
                 eprintln!("[union]     {line}");
             }
         }
+        eprintln!(
+            "[union] {} kills: {snapshot} resumed with an input mid-snapshot, {stream} with both streaming, {nothing} \
+             without a stored position",
+            plan.len()
+        );
         let eu_model = eu_writer.join().unwrap_or_else(|_| panic!("FAULT_SEED={seed}: the MariaDB writer failed"));
         let us_model = us_writer.join().unwrap_or_else(|_| panic!("FAULT_SEED={seed}: the PostgreSQL writer failed"));
         let (eu, us) = (read_source(&self.eu), read_source(&self.us));

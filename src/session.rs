@@ -254,7 +254,7 @@ impl Session {
                 Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
             }
             Statement::Query(stmt) => self.query(stmt).await,
-            Statement::Help => Ok(Outcome::Text(HELP.to_string())),
+            Statement::Help => Ok(Outcome::Text(help())),
             Statement::Quit => Ok(Outcome::Quit),
         }
     }
@@ -554,7 +554,7 @@ fn describe(spec: &TableSpec) -> Result<RecordBatch> {
     )?)
 }
 
-pub const HELP: &str = "\
+const STATEMENTS_HELP: &str = "\
 Statements (end each with ';'):
   CREATE TABLE name (col TYPE, …, PRIMARY KEY (col) NOT ENFORCED) WITH ('connector' = '…', …)
   DROP TABLE [IF EXISTS] name
@@ -563,5 +563,9 @@ Statements (end each with ';'):
   INSERT INTO sink SELECT … FROM source [WHERE …]
   EXECUTE STATEMENT SET BEGIN INSERT …; INSERT …; END
   SELECT … FROM source [WHERE …] [LIMIT n]   (Ctrl-C stops a streaming query)
-  HELP | QUIT
-Connectors: datagen, print, blackhole.";
+  HELP | QUIT";
+
+/// What `HELP;` shows: the statements, and the connectors as registered.
+fn help() -> String {
+    format!("{STATEMENTS_HELP}\nConnectors: {}.", crate::connectors::connector_names().join(", "))
+}

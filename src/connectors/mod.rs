@@ -43,6 +43,11 @@ static CONNECTORS: &[&dyn Connector] = &[
     &postgres_cdc::PostgresCdc,
 ];
 
+/// The names of every connector, in registry order, for help texts and error messages.
+pub fn connector_names() -> Vec<&'static str> {
+    CONNECTORS.iter().map(|c| c.name()).collect()
+}
+
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;
 
@@ -60,7 +65,7 @@ pub fn open_table(spec: &TableSpec) -> Result<Box<dyn ConnectorTable>> {
     let mut options = ConnectorOptions::new(spec)?;
     let name = options.connector().to_string();
     let Some(connector) = CONNECTORS.iter().find(|c| c.name() == name) else {
-        let names: Vec<&str> = CONNECTORS.iter().map(|c| c.name()).collect();
+        let names = connector_names();
         let nearest = names
             .iter()
             .map(|n| (strsim::levenshtein(n, &name), *n))

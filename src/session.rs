@@ -434,6 +434,8 @@ impl Session {
                 "table `{sink_name}` (connector '{sink_connector}') cannot be written: the connector only reads"
             ))
         })?;
+        let checkpointing = self.settings.contains_key(CHECKPOINT_INTERVAL);
+        require_checkpoints_for_sink(&sink_name, &sink_connector, target.table.as_ref(), checkpointing)?;
         let sink_table = target.table.clone();
         let open_sink: SinkFactory =
             Arc::new(move || sink_table.sink(mode)?.ok_or_else(|| Error::internal("sink stopped being writable")));
@@ -568,4 +570,20 @@ Statements (end each with ';'):
 /// What `HELP;` shows: the statements, and the connectors as registered.
 fn help() -> String {
     format!("{STATEMENTS_HELP}\nConnectors: {}.", crate::connectors::connector_names().join(", "))
+}
+
+/// Refuses a sink that writes only at checkpoints in a job that takes none: it would show
+/// nothing before the job ends and hold every row in memory until then.
+fn require_checkpoints_for_sink(
+    sink: &str,
+    connector: &str,
+    table: &dyn ConnectorTable,
+    checkpointing: bool,
+) -> Result<()> {
+    match table.sink_needs_checkpoints() {
+        Some(why) if !checkpointing => Err(Error::user(format!(
+            "table `{sink}` (connector '{connector}') writes only at checkpoints, and this job takes none: set '{CHECKPOINT_INTERVAL}' before the INSERT (e.g. to '10s'). {why}"
+        ))),
+        _ => Ok(()),
+    }
 }

@@ -153,6 +153,14 @@ pub trait ConnectorTable: Send + Sync {
         Ok(None)
     }
 
+    /// Why the table's sink cannot work without checkpoints (it writes only when one is taken,
+    /// so without them it would hold every row until the job ends), and what else the table
+    /// could be told to do instead, as sentences for the user; `None` (the default) for sinks
+    /// that also write on their own. Planning refuses such a sink in a job that takes none.
+    fn sink_needs_checkpoints(&self) -> Option<String> {
+        None
+    }
+
     /// The replication slot the table's source holds for its job, if it holds one.
     fn replication_slot(&self) -> Option<ReplicationSlot> {
         None

@@ -31,6 +31,8 @@ const PIPELINE_NAME: &str = "pipeline.name";
 const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
 const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
 
+const RUNTIME_MODE: &str = "execution.runtime-mode";
+
 /// Flink settings that cdc-sql accepts so job files run unchanged, although they change nothing
 /// here; each with the reason shown to the user.
 const NO_EFFECT: &[(&str, &str)] = &[
@@ -41,7 +43,24 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ),
     ("sql-client.execution.result-mode", "query results always print as tables (tableau mode)"),
     ("sql-client.verbose", "errors are always printed in full"),
+    (
+        "table.exec.sink.not-null-enforcer",
+        "a NULL reaching a NOT NULL sink column always stops the job and shows the row (Flink's 'ERROR')",
+    ),
 ];
+
+/// Flink keys whose meaning cdc-sql reads under another (Flink's other) name: ignoring them with
+/// a warning would drop a setting the job relies on, so they are refused with the name to use.
+const RENAMED: &[(&str, &str)] = &[
+    ("execution.checkpointing.dir", CHECKPOINT_DIR),
+    ("execution.checkpointing.num-retained", CHECKPOINTS_RETAINED),
+    ("restart-strategy", "restart-strategy.type"),
+];
+
+/// A key this close (edits, ignoring case) to one cdc-sql reads is taken for a typo of it and
+/// refused; farther ones that look like Flink keys are other Flink settings (`pipeline.jars` is
+/// three edits from `pipeline.name`).
+const TYPO_DISTANCE: usize = 2;
 
 struct CatalogEntry {
     spec: TableSpec,
@@ -257,7 +276,7 @@ impl Session {
                 Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
             }
             Statement::Query(stmt) => self.query(stmt).await,
-            Statement::Help => Ok(Outcome::Text(HELP.to_string())),
+            Statement::Help => Ok(Outcome::Text(help())),
             Statement::Quit => Ok(Outcome::Quit),
         }
     }
@@ -337,27 +356,59 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' = '{value}' is not a valid interval; write e.g. '5s' or '1 min'"
             )));
+        } else if key == CHECKPOINT_MODE {
+            let warning = checkpointing_mode_warning(value)?;
+            self.settings.insert(key.to_string(), value.to_string());
+            return Ok(match warning {
+                Some(w) => Outcome::Warning(w),
+                None => Outcome::Info("Execute statement succeeded.".into()),
+            });
+        } else if key == RUNTIME_MODE {
+            let warning = runtime_mode_warning(value)?;
+            self.settings.insert(key.to_string(), value.to_string());
+            return Ok(Outcome::Warning(warning));
         } else if let Some((_, why)) = NO_EFFECT.iter().find(|(k, _)| *k == key) {
             self.settings.insert(key.to_string(), value.to_string());
             return Ok(Outcome::Warning(format!("'{key}' has no effect in cdc-sql: {why}")));
+        } else if let Some((_, ours)) = RENAMED.iter().find(|(k, _)| *k == key) {
+            return Err(Error::user(format!(
+                "'{key}' is not read by cdc-sql, which takes this setting from '{ours}' (Flink's other name for it); write SET '{ours}' = '{value}'"
+            )));
         } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED].contains(&key)
             && !restart::KEYS.contains(&key)
             && !REST_ADDRESS_KEYS.contains(&key)
             && !REST_PORT_KEYS.contains(&key)
         {
-            let mut known: Vec<&str> =
-                vec![CHECKPOINT_INTERVAL, CHECKPOINT_MODE, CHECKPOINT_DIR, CHECKPOINTS_RETAINED, PIPELINE_NAME];
+            let mut known: Vec<&str> = vec![
+                CHECKPOINT_INTERVAL,
+                CHECKPOINT_MODE,
+                CHECKPOINT_DIR,
+                CHECKPOINTS_RETAINED,
+                PIPELINE_NAME,
+                RUNTIME_MODE,
+            ];
             known.extend(restart::KEYS);
             known.extend(REST_ADDRESS_KEYS);
             known.extend(REST_PORT_KEYS);
             known.extend(NO_EFFECT.iter().map(|(k, _)| *k));
-            let hint = known
+            let lowercase = key.to_ascii_lowercase();
+            // A typo of a renamed key is pointed at the name cdc-sql reads.
+            let nearest = known
                 .iter()
-                .map(|k| (strsim::levenshtein(k, key), *k))
-                .min()
-                .filter(|(d, _)| *d <= 4)
-                .map(|(_, k)| format!("did you mean '{k}'? "))
-                .unwrap_or_default();
+                .map(|k| (*k, *k))
+                .chain(RENAMED.iter().copied())
+                .map(|(k, suggested)| (strsim::levenshtein(k, &lowercase), suggested))
+                .min();
+            // Another Flink setting (state backend, memory, timeouts…): it is named so the user
+            // sees it is not honoured, and the job file still runs. An ignored credential (an S3
+            // secret key) has no reason to be shown back by `SET;`.
+            if nearest.is_none_or(|(d, _)| d > TYPO_DISTANCE) && looks_like_a_flink_key(key) {
+                let shown = if crate::sql::table::is_secret_key(key) { crate::sql::table::MASK } else { value };
+                self.settings.insert(key.to_string(), shown.to_string());
+                return Ok(Outcome::Warning(format!("'{key}' has no meaning in cdc-sql, ignored")));
+            }
+            let hint =
+                nearest.filter(|(d, _)| *d <= 4).map(|(_, k)| format!("did you mean '{k}'? ")).unwrap_or_default();
             return Err(Error::user(format!(
                 "unknown configuration key '{key}'; {hint}cdc-sql understands {} and every 'datafusion.*' key",
                 known.join(", ")
@@ -464,6 +515,8 @@ impl Session {
                 "table `{sink_name}` (connector '{sink_connector}') cannot be written: the connector only reads"
             ))
         })?;
+        let checkpointing = self.settings.contains_key(CHECKPOINT_INTERVAL);
+        require_checkpoints_for_sink(&sink_name, &sink_connector, target.table.as_ref(), checkpointing)?;
         let sink_table = target.table.clone();
         let open_sink: SinkFactory =
             Arc::new(move || sink_table.sink(mode)?.ok_or_else(|| Error::internal("sink stopped being writable")));
@@ -595,7 +648,7 @@ fn describe(spec: &TableSpec) -> Result<RecordBatch> {
     )?)
 }
 
-pub const HELP: &str = "\
+const STATEMENTS_HELP: &str = "\
 Statements (end each with ';'):
   CREATE TABLE name (col TYPE, …, PRIMARY KEY (col) NOT ENFORCED) WITH ('connector' = '…', …)
   DROP TABLE [IF EXISTS] name
@@ -604,5 +657,71 @@ Statements (end each with ';'):
   INSERT INTO sink SELECT … FROM source [WHERE …]
   EXECUTE STATEMENT SET BEGIN INSERT …; INSERT …; END
   SELECT … FROM source [WHERE …] [LIMIT n]   (Ctrl-C stops a streaming query)
-  HELP | QUIT
-Connectors: datagen, print, blackhole.";
+  HELP | QUIT";
+
+/// What `HELP;` shows: the statements, and the connectors as registered.
+fn help() -> String {
+    format!("{STATEMENTS_HELP}\nConnectors: {}.", crate::connectors::connector_names().join(", "))
+}
+
+/// `execution.checkpointing.mode`: Flink's choice between aligned (exactly-once state) and
+/// unaligned-at-least-once barriers. Checkpoints here are always aligned, so `EXACTLY_ONCE` is
+/// what happens anyway and `AT_LEAST_ONCE` is accepted with a warning that it weakens nothing;
+/// what a sink delivers again after a restart is the sink's own guarantee either way.
+fn checkpointing_mode_warning(value: &str) -> Result<Option<String>> {
+    if value.trim().eq_ignore_ascii_case("EXACTLY_ONCE") {
+        Ok(None)
+    } else if value.trim().eq_ignore_ascii_case("AT_LEAST_ONCE") {
+        Ok(Some(format!(
+            "'{CHECKPOINT_MODE}' = '{value}' has no effect in cdc-sql: checkpoints are always aligned (exactly-once); what a restart delivers again depends on the sink (see docs/checkpoints.md)"
+        )))
+    } else {
+        Err(Error::user(format!(
+            "'{CHECKPOINT_MODE}' = '{value}' is not valid; expected 'EXACTLY_ONCE' or 'AT_LEAST_ONCE'"
+        )))
+    }
+}
+
+/// `execution.runtime-mode`: every job runs as a stream here (a bounded source ends it). Flink's
+/// batch execution emits final results only, which a changelog job does not, so asking for it
+/// (or for `automatic`, batch whenever all sources are bounded) is refused rather than ignored.
+fn runtime_mode_warning(value: &str) -> Result<String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("streaming") {
+        Ok(format!("'{RUNTIME_MODE}' has no effect in cdc-sql: every job runs in streaming mode"))
+    } else if v.eq_ignore_ascii_case("batch") || v.eq_ignore_ascii_case("automatic") {
+        Err(Error::user(format!(
+            "'{RUNTIME_MODE}' = '{value}' is not supported: cdc-sql runs every job in streaming mode, emitting changes as they happen (a bounded source such as jdbc or 'scan.startup.mode' = 'snapshot' still ends the job); remove the SET or write 'streaming'"
+        )))
+    } else {
+        Err(Error::user(format!(
+            "'{RUNTIME_MODE}' = '{value}' is not valid; expected 'streaming' (the only mode cdc-sql runs), 'batch' or 'automatic'"
+        )))
+    }
+}
+
+/// Whether `key` is spelled like a Flink configuration key (`state.backend.type`,
+/// `taskmanager.numberOfTaskSlots`): dot-separated words of letters, digits, `-` and `_`.
+fn looks_like_a_flink_key(key: &str) -> bool {
+    key.contains('.')
+        && key.split('.').all(|word| {
+            word.starts_with(|c: char| c.is_ascii_alphabetic())
+                && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// Refuses a sink that writes only at checkpoints in a job that takes none: it would show
+/// nothing before the job ends and hold every row in memory until then.
+fn require_checkpoints_for_sink(
+    sink: &str,
+    connector: &str,
+    table: &dyn ConnectorTable,
+    checkpointing: bool,
+) -> Result<()> {
+    match table.sink_needs_checkpoints() {
+        Some(why) if !checkpointing => Err(Error::user(format!(
+            "table `{sink}` (connector '{connector}') writes only at checkpoints, and this job takes none: set '{CHECKPOINT_INTERVAL}' before the INSERT (e.g. to '10s'). {why}"
+        ))),
+        _ => Ok(()),
+    }
+}

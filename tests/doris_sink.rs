@@ -731,7 +731,7 @@ fn job_with_a_wrong_password_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let sql = format!(
         "CREATE TABLE src (id INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');\n\
-         CREATE TABLE sink (id INT) WITH ('connector' = 'doris', 'fenodes' = '{}', 'table.identifier' = 'shop.orders', 'username' = '{USER}', 'password' = 'not-the-password');\n\
+         CREATE TABLE sink (id INT) WITH ('connector' = 'doris', 'fenodes' = '{}', 'table.identifier' = 'shop.orders', 'username' = '{USER}', 'password' = 'not-the-password', 'sink.enable.batch-mode' = 'true');\n\
          INSERT INTO sink SELECT * FROM src;\n",
         emulator.fe_address()
     );
@@ -740,6 +740,38 @@ fn job_with_a_wrong_password_fails_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(stderr.contains("Doris refused user 'loader'"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
+
+#[test]
+fn only_batch_mode_writes_without_checkpoints() {
+    let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
+    let needs =
+        |options: &[(&str, &str)]| open_table(&sink_spec(&emulator, true, options)).unwrap().sink_needs_checkpoints();
+    let two_phase = needs(&[]).expect("2PC loads at checkpoints only");
+    assert!(
+        two_phase.contains("'sink.enable-2pc', on by default")
+            && two_phase.contains("'sink.enable.batch-mode' = 'true'"),
+        "{two_phase}"
+    );
+    let plain = needs(&[("sink.enable-2pc", "false")]).expect("plain loads at checkpoints only");
+    assert!(plain.contains("With 'sink.enable-2pc' = 'false' and without batch mode"), "{plain}");
+    assert_eq!(needs(&[("sink.enable.batch-mode", "true")]), None);
+    assert_eq!(needs(&[("sink.enable.batch-mode", "true"), ("sink.enable-2pc", "false")]), None);
+}
+
+#[test]
+fn batch_mode_job_without_checkpoints_loads_every_row() {
+    let emulator = emulator_for_jobs();
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE src (id INT, name STRING, amount DECIMAL(10, 2)) WITH ('connector' = 'datagen', 'fields.name.length' = '12', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '250');\n\
+         CREATE TABLE sink (id INT, name STRING, amount DECIMAL(10, 2), PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'doris', 'fenodes' = '{}', 'table.identifier' = 'shop.orders', 'username' = '{USER}', 'password' = '{PASSWORD}', 'sink.enable.batch-mode' = 'true', 'sink.buffer-flush.max-rows' = '100');\n\
+         INSERT INTO sink SELECT * FROM src;\n",
+        emulator.fe_address()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_cdc-sql")).arg("-f").arg(job_file(&dir, &sql)).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(ids_in(&emulator), (1..=250).collect::<Vec<i64>>());
 }
 
 /// Runs a 2PC job against an emulator that holds commits, and SIGKILLs it (no chance to clean

@@ -41,6 +41,11 @@ static CONNECTORS: &[&dyn Connector] = &[
     &postgres_cdc::PostgresCdc,
 ];
 
+/// The names of every connector, in registry order, for help texts and error messages.
+pub fn connector_names() -> Vec<&'static str> {
+    CONNECTORS.iter().map(|c| c.name()).collect()
+}
+
 pub trait Connector: Sync {
     fn name(&self) -> &'static str;
 
@@ -58,7 +63,7 @@ pub fn open_table(spec: &TableSpec) -> Result<Box<dyn ConnectorTable>> {
     let mut options = ConnectorOptions::new(spec)?;
     let name = options.connector().to_string();
     let Some(connector) = CONNECTORS.iter().find(|c| c.name() == name) else {
-        let names: Vec<&str> = CONNECTORS.iter().map(|c| c.name()).collect();
+        let names = connector_names();
         let nearest = names
             .iter()
             .map(|n| (strsim::levenshtein(n, &name), *n))
@@ -144,6 +149,14 @@ pub trait ConnectorTable: Send + Sync {
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
         let _ = input;
         Ok(None)
+    }
+
+    /// Why the table's sink cannot work without checkpoints (it writes only when one is taken,
+    /// so without them it would hold every row until the job ends), and what else the table
+    /// could be told to do instead, as sentences for the user; `None` (the default) for sinks
+    /// that also write on their own. Planning refuses such a sink in a job that takes none.
+    fn sink_needs_checkpoints(&self) -> Option<String> {
+        None
     }
 
     /// The replication slot the table's source holds for its job, if it holds one.

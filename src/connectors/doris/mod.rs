@@ -359,6 +359,22 @@ struct DorisTable {
 }
 
 impl ConnectorTable for DorisTable {
+    /// Outside batch mode loads happen only in `prepare`, i.e. at checkpoints (the Flink
+    /// connector, too, requires checkpointing for two-phase commit).
+    fn sink_needs_checkpoints(&self) -> Option<String> {
+        if self.config.batch_mode {
+            return None;
+        }
+        let mode = if self.config.exactly_once {
+            "In exactly-once mode ('sink.enable-2pc', on by default) each checkpoint's rows are one two-phase-commit load"
+        } else {
+            "With 'sink.enable-2pc' = 'false' and without batch mode each checkpoint's rows are one load"
+        };
+        Some(format!(
+            "{mode}: without checkpoints nothing would reach Doris before the job ends, and every row would wait in memory until then. To load at-least-once by size and time instead, add 'sink.enable.batch-mode' = 'true'."
+        ))
+    }
+
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
         let config = self.config.clone();
         // Only a stream that can delete needs the delete sign, which exists on UNIQUE KEY tables

@@ -1,0 +1,2 @@
+-- HELP prints the statements and every connector of the registry.
+HELP;

@@ -100,6 +100,11 @@ impl CompiledQuery {
         }
     }
 
+    /// Whether any `LIMIT` bounds the query or one of its branches.
+    pub fn has_limit(&self) -> bool {
+        self.limit.is_some() || self.branches.iter().any(|b| b.limit.is_some())
+    }
+
     /// The limits of a fresh run of the query.
     pub fn limits(&self) -> Limits {
         Limits { branches: self.branches.iter().map(|b| b.limit).collect(), total: self.limit }

@@ -209,6 +209,11 @@ impl CheckpointStore {
         Ok(records)
     }
 
+    /// The id of the newest record, if any (without reading it).
+    pub fn newest_id(&self) -> Result<Option<u64>> {
+        Ok(self.records()?.last().map(|(id, _)| *id))
+    }
+
     /// The newest record, if any.
     pub fn latest(&self) -> Result<Option<CheckpointRecord>> {
         match self.records()?.pop() {
@@ -236,11 +241,22 @@ impl CheckpointStore {
         match serde_json::from_str::<Version>(&text).map_err(not_ours)?.version {
             1 => {
                 let v1: CheckpointRecordV1 = serde_json::from_str(&text).map_err(not_ours)?;
-                let pipelines = v1
+                let mut pipelines = v1
                     .pipelines
                     .into_iter()
                     .map(|p| p.map(PipelineStateV1::upgrade).transpose())
                     .collect::<Result<Vec<_>>>()?;
+                // Version 1 named every INSERT into one sink alike; they are numbered now, in
+                // the same order (see the session's pipeline names).
+                let mut seen: Vec<String> = Vec::new();
+                for state in pipelines.iter_mut().flatten() {
+                    let base = state.name.clone();
+                    if seen.contains(&base) {
+                        let n = seen.iter().filter(|s| **s == base).count() + 1;
+                        state.name = format!("{base} ({n})");
+                    }
+                    seen.push(base);
+                }
                 Ok(CheckpointRecord {
                     version: VERSION,
                     job: v1.job,
@@ -270,7 +286,11 @@ impl CheckpointStore {
         fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
         let safe: String =
             operator.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-        let name = format!("chk-{checkpoint_id}-p{pipeline}-{safe}.arrow");
+        // FNV-1a of the operator's own name: two names the sanitising maps together (`a b`,
+        // `a_b`) still get files of their own.
+        let hash =
+            operator.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let name = format!("chk-{checkpoint_id}-p{pipeline}-{safe}-{:08x}.arrow", hash as u32);
         write_atomically(&dir.join(&name), |file| {
             let mut writer = FileWriter::try_new(file, &state.schema())?;
             writer.write(state)?;
@@ -461,7 +481,9 @@ mod tests {
             r#"{"version":1,"job":"job","checkpoint_id":7,"created_at_ms":1,"pipelines":[{"name":"INSERT INTO out",
                "fingerprint":"src (postgres-cdc) -> out (jdbc)","position":{"lsn":"0/16B3748"},
                "prepared_checkpoint":7,"prepared":null,"finished":false,"exact":true,
-               "captured":[{"table":"public.t","rows":"AAAA"}]},null]}"#,
+               "captured":[{"table":"public.t","rows":"AAAA"}]},null,
+              {"name":"INSERT INTO out","fingerprint":"src (postgres-cdc) -> out (jdbc)","position":null,
+               "prepared_checkpoint":7,"prepared":null,"finished":false}]}"#,
         )
         .unwrap();
         let record = CheckpointStore::load(&path).unwrap();
@@ -480,6 +502,22 @@ mod tests {
         assert!(p.exact && p.operators.is_empty());
         assert_eq!(p.captured.as_ref().unwrap()[0].table, "public.t");
         assert_eq!(record.pipelines[1], None);
+        let second = record.pipelines[2].as_ref().unwrap();
+        assert_eq!(
+            second.name, "INSERT INTO out (2)",
+            "a second INSERT into one sink is numbered as the job names it now"
+        );
+    }
+
+    /// Sanitising maps `a b` and `a_b` to one name; their state files must still differ.
+    #[test]
+    fn operators_whose_names_sanitise_alike_get_files_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path().to_path_buf(), 1).unwrap();
+        let a = store.write_state(1, 0, "orders eu.truncate-as-deletes", &state_batch(1)).unwrap();
+        let b = store.write_state(1, 0, "orders_eu.truncate-as-deletes", &state_batch(2)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(CheckpointStore::read_state(dir.path(), &a).unwrap(), state_batch(1));
     }
 
     #[test]

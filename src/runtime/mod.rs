@@ -187,6 +187,9 @@ async fn run_observed(
         (Resume::Latest, Some(store)) => store.latest()?.map(|r| (r, store.dir().to_path_buf())),
         (_, None) => None,
     };
+    // The record as stored: what the check revives (a snapshot to continue) is for this run
+    // and is not written back, should the source then refuse to continue it.
+    let as_stored = restored.as_ref().map(|(record, _)| record.clone());
     if let Some((record, _)) = restored.as_mut() {
         if let Err(e) = resume::check(record, &job.pipelines) {
             metrics.record_exception(&e);
@@ -202,19 +205,22 @@ async fn run_observed(
         };
         metrics.checkpoint_restored(record.checkpoint_id, path);
     }
-    if let Some((record, _)) = restored.as_mut().filter(|(r, _)| r.pipelines.iter().flatten().any(|s| s.exact)) {
+    let not_exact = |record: &CheckpointRecord| {
         let mut used = record.clone();
         for state in used.pipelines.iter_mut().flatten() {
             state.exact = false;
         }
-        match (&resume, &store) {
+        used
+    };
+    if let Some((record, _)) = restored.as_mut().filter(|(r, _)| r.pipelines.iter().flatten().any(|s| s.exact)) {
+        match (&resume, &store, &as_stored) {
             // Exact for this start only: should it be killed, what it delivers after the record
             // is not covered by it, so the record must no longer say so.
-            (Resume::Latest, Some(store)) => {
-                store.write(&used)?;
+            (Resume::Latest, Some(store), Some(stored)) => {
+                store.write(&not_exact(stored))?;
             }
             // A record elsewhere cannot be marked used: it resumes as after a crash.
-            _ => *record = used,
+            _ => *record = not_exact(record),
         }
     }
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
@@ -333,7 +339,16 @@ async fn attempt(
     // Without a record to continue from, ids start from the clock: transactional sinks name
     // their transactions after checkpoint ids (Doris labels), and a rerun that counted from 1
     // again would meet the finished transactions of the previous run and skip its own loads.
-    let mut next_id = restored.as_ref().map_or_else(fresh_checkpoint_id, |r| r.checkpoint_id + 1);
+    // After the newest record in the store too: resuming an older record (--from-checkpoint)
+    // must not write over the records, and the state files, of the ids after it.
+    let newest = match store {
+        Some(store) => store.newest_id()?,
+        None => None,
+    };
+    let mut next_id = match (&restored, newest) {
+        (None, _) => fresh_checkpoint_id(),
+        (Some(r), newest) => r.checkpoint_id.max(newest.unwrap_or(0)) + 1,
+    };
     let run_stop = stop.child_token();
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let (stored_tx, stored_rx) = watch::channel(next_id - 1);
@@ -831,5 +846,38 @@ mod tests {
         let states = job.pipelines.iter().rev().map(|p| Some(stored(p, p.inputs[0].identity.clone(), false))).collect();
         let err = resume::check(&mut CheckpointRecord::new("j", 3, states), &job.pipelines).unwrap_err().to_string();
         assert!(err.contains("pipeline 1 was `INSERT INTO out (2)` and is now `INSERT INTO out`"), "{err}");
+    }
+
+    /// Resuming an older record of the store (--from-checkpoint) continues with ids after the
+    /// newest one: the records after it, and the state files they name, are not written over.
+    #[tokio::test]
+    async fn resuming_an_older_record_never_reuses_the_ids_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = [Arc::new(Calls::default())];
+        let mut job = job(&calls, &[usize::MAX]).await;
+        job.config.state_dir = Some(dir.path().to_path_buf());
+        job.config.retained_checkpoints = 10;
+        let store = CheckpointStore::open(dir.path().to_path_buf(), 10).unwrap();
+        let spec = &job.pipelines[0];
+        for id in 1..=3 {
+            store
+                .write(&CheckpointRecord::new(
+                    &job.config.name,
+                    id,
+                    vec![Some(stored(spec, spec.inputs[0].identity.clone(), false))],
+                ))
+                .unwrap();
+        }
+        let second = std::fs::read(dir.path().join("chk-2.json")).unwrap();
+        let from = dir.path().join("chk-1.json");
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(run(job, Resume::From(from), stop.clone()));
+        while calls[0].batches.load(Ordering::SeqCst) < 3 && !running.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        running.await.unwrap().unwrap();
+        assert!(dir.path().join("chk-4.json").exists(), "the final checkpoint follows the newest record");
+        assert_eq!(std::fs::read(dir.path().join("chk-2.json")).unwrap(), second, "record 2 was written over");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
+use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +72,11 @@ async fn read_source(
 ) -> Result<Box<dyn Source>> {
     loop {
         while let Ok(p) = acks.try_recv() {
-            source.acknowledge(&p).await?;
+            if let Err(e) = source.acknowledge(&p).await {
+                // The pipeline learns of it now, not when every other input has ended.
+                let _ = batches.send((input, Err(e.context("acknowledging a checkpoint")), None)).await;
+                return Err(Error::internal("the source failed to acknowledge a checkpoint; reported"));
+            }
         }
         let next = tokio::select! {
             _ = stop.cancelled() => break,
@@ -241,14 +246,20 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
             }
             let (ack_tx, ack_rx) = mpsc::unbounded_channel();
             input.acks = Some(ack_tx);
-            input.reader = Some(tokio::spawn(read_source(
-                i,
-                source,
-                batch_tx.clone(),
-                ack_rx,
-                input.reader_stop.clone(),
-                ctx.metrics.clone(),
-            )));
+            let reading =
+                read_source(i, source, batch_tx.clone(), ack_rx, input.reader_stop.clone(), ctx.metrics.clone());
+            let failures = batch_tx.clone();
+            input.reader = Some(tokio::spawn(async move {
+                // A source that panics must stop the pipeline now: with other inputs still
+                // flowing, nothing else would notice that this one went quiet.
+                match std::panic::AssertUnwindSafe(reading).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        let _ = failures.send((i, Err(Error::internal("the source's task panicked")), None)).await;
+                        Err(Error::internal("the source's task panicked; reported"))
+                    }
+                }
+            }));
         }
         inputs.push(input);
     }

@@ -16,17 +16,17 @@
 //! resumes from. `FAULT_SEED=<seed>` replays one seed, `FAULT_SEEDS=<n>` runs n seeds per test
 //! (default 2).
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdc_sql_testkit::{
-    Client, Database, ServerKind, MARIADB_ROOT_PASSWORD, MARIADB_ROOT_USER, POSTGRES_PASSWORD, POSTGRES_SUPERUSER,
+    Database, ServerKind, MARIADB_ROOT_PASSWORD, MARIADB_ROOT_USER, POSTGRES_PASSWORD, POSTGRES_SUPERUSER,
 };
 use serde_json::Value;
+
+use common::{drop_slot, newest_record, seeds, start_writer, JobProcess, Load, Rng, Table};
 
 /// Rows in the source table before the job starts.
 const ROWS: i64 = 200_000;
@@ -36,200 +36,6 @@ const CHUNK_SIZE: u64 = 250;
 const TRANSACTIONS: usize = 1_500;
 const CHECKPOINT_INTERVAL: &str = "100ms";
 const DEADLINE: Duration = Duration::from_secs(240);
-
-/// splitmix64: every choice of a test follows from its seed.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo)
-    }
-
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(self.range(lo, hi))
-    }
-}
-
-/// id → (v, note)
-type Table = BTreeMap<i64, (i64, String)>;
-
-fn initial_row(id: i64) -> (i64, String) {
-    (id * 7 % 1000, format!("row-{id}"))
-}
-
-/// The writer's model of the source table, so that every statement it sends is valid (no
-/// duplicate keys) and the load is the same for a seed whatever the timing.
-struct Load {
-    table: Table,
-    /// Keys not in the table that were in it once: reused so that deleted keys come back.
-    free: Vec<i64>,
-    next_id: i64,
-    counter: u64,
-    rng: Rng,
-}
-
-impl Load {
-    fn new(seed: u64) -> Load {
-        Load {
-            table: (1..=ROWS).map(|id| (id, initial_row(id))).collect(),
-            free: Vec::new(),
-            next_id: ROWS + 1,
-            counter: 0,
-            rng: Rng(seed ^ 0x00C0_FFEE),
-        }
-    }
-
-    /// A key in the table (spread over the whole key range, so every chunk sees changes).
-    fn existing(&mut self) -> i64 {
-        let probe = self.rng.range(1, self.next_id as u64) as i64;
-        match self.table.range(probe..).next().or_else(|| self.table.iter().next()) {
-            Some((k, _)) => *k,
-            None => panic!("the writer emptied the table"),
-        }
-    }
-
-    /// A key not in the table: a deleted one half of the time, else a new one.
-    fn unused(&mut self) -> i64 {
-        if !self.free.is_empty() && self.rng.below(2) == 0 {
-            let i = self.rng.below(self.free.len() as u64) as usize;
-            return self.free.swap_remove(i);
-        }
-        self.next_id += 1;
-        self.next_id - 1
-    }
-
-    fn fresh_row(&mut self) -> (i64, String) {
-        self.counter += 1;
-        let v = self.rng.below(1_000_000) as i64;
-        let note = match self.rng.below(8) {
-            0 => format!("it's #{} ✓", self.counter),
-            1 => String::new(),
-            _ => format!("w{}-{v}", self.counter),
-        };
-        (v, note)
-    }
-
-    fn remove(&mut self, id: i64) -> (i64, String) {
-        let row = self.table.remove(&id).expect("the model holds the key");
-        self.free.push(id);
-        row
-    }
-
-    /// Appends one change (one or a few statements) to `sql`.
-    fn change(&mut self, sql: &mut Vec<String>) {
-        match self.rng.below(100) {
-            0..=24 => {
-                let id = self.unused();
-                let (v, note) = self.fresh_row();
-                sql.push(format!("INSERT INTO t VALUES ({id}, {v}, {})", quote(&note)));
-                self.table.insert(id, (v, note));
-            }
-            25..=52 => {
-                let id = self.existing();
-                let (v, note) = self.fresh_row();
-                sql.push(format!("UPDATE t SET v = {v}, note = {} WHERE id = {id}", quote(&note)));
-                self.table.insert(id, (v, note));
-            }
-            53..=62 => {
-                let (old, new) = (self.existing(), self.unused());
-                sql.push(format!("UPDATE t SET id = {new} WHERE id = {old}"));
-                let row = self.remove(old);
-                self.table.insert(new, row);
-            }
-            63..=66 => {
-                // Two keys swap their rows through a third.
-                let (a, b) = (self.existing(), self.existing());
-                if a == b {
-                    return;
-                }
-                let via = self.unused();
-                sql.push(format!("UPDATE t SET id = {via} WHERE id = {a}"));
-                sql.push(format!("UPDATE t SET id = {a} WHERE id = {b}"));
-                sql.push(format!("UPDATE t SET id = {b} WHERE id = {via}"));
-                self.free.push(via);
-                let row_a = self.table.remove(&a).expect("held");
-                let row_b = self.table.remove(&b).expect("held");
-                self.table.insert(a, row_b);
-                self.table.insert(b, row_a);
-            }
-            67..=71 => {
-                // A key moves away and a new row takes the old key at once.
-                let (old, new) = (self.existing(), self.unused());
-                let (v, note) = self.fresh_row();
-                sql.push(format!("UPDATE t SET id = {new} WHERE id = {old}"));
-                sql.push(format!("INSERT INTO t VALUES ({old}, {v}, {})", quote(&note)));
-                let row = self.table.remove(&old).expect("held");
-                self.table.insert(new, row);
-                self.table.insert(old, (v, note));
-            }
-            72..=86 => {
-                let id = self.existing();
-                sql.push(format!("DELETE FROM t WHERE id = {id}"));
-                self.remove(id);
-            }
-            87..=93 => {
-                let a = self.existing();
-                let b = a + self.rng.range(1, 60) as i64;
-                sql.push(format!("UPDATE t SET v = v + 1 WHERE id BETWEEN {a} AND {b}"));
-                for (_, (v, _)) in self.table.range_mut(a..=b) {
-                    *v += 1;
-                }
-            }
-            _ => {
-                let a = self.existing();
-                let b = a + self.rng.range(0, 8) as i64;
-                sql.push(format!("DELETE FROM t WHERE id BETWEEN {a} AND {b}"));
-                let ids: Vec<i64> = self.table.range(a..=b).map(|(k, _)| *k).collect();
-                for id in ids {
-                    self.remove(id);
-                }
-            }
-        }
-    }
-
-    /// One transaction: usually a few changes, now and then a large one.
-    fn transaction(&mut self) -> String {
-        let changes = if self.rng.below(40) == 0 { self.rng.range(30, 120) } else { self.rng.range(1, 5) };
-        let mut sql = Vec::new();
-        for _ in 0..changes {
-            self.change(&mut sql);
-        }
-        format!("START TRANSACTION;\n{};\nCOMMIT;\n", sql.join(";\n"))
-    }
-}
-
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Runs the load's transactions in bursts through `client`; returns the model at the end.
-fn start_writer(client: Client, seed: u64) -> std::thread::JoinHandle<Table> {
-    std::thread::spawn(move || {
-        let mut load = Load::new(seed);
-        let mut done = 0;
-        while done < TRANSACTIONS {
-            let burst = (load.rng.range(1, 7) as usize).min(TRANSACTIONS - done);
-            let script: String = (0..burst).map(|_| load.transaction()).collect();
-            client.exec(&script);
-            done += burst;
-            std::thread::sleep(load.rng.millis(0, 40));
-        }
-        load.table
-    })
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Kill {
@@ -268,115 +74,9 @@ fn kill_plan(seed: u64) -> Vec<Kill> {
     plan
 }
 
-/// A running `cdc-sql -f job.sql`, its stderr collected.
-struct JobProcess {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    started: Instant,
-}
-
-impl JobProcess {
-    fn spawn(job_file: &Path) -> JobProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
-            .arg("-f")
-            .arg(job_file)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        JobProcess { child, log, started: Instant::now() }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
-        log[log.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Fails the test (with what the job logged) if the job has ended.
-    fn assert_running(&mut self, seed: u64) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            std::thread::sleep(Duration::from_millis(100));
-            panic!("FAULT_SEED={seed}: the job ended on its own ({status}); it logged:\n{}", self.log_tail());
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Warnings and errors the job logged, for the kill report.
-    fn notable(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
-        for line in self.log.lock().unwrap().iter() {
-            if line.contains("WARN") || line.contains("ERROR") {
-                let short: String = line.chars().take(220).collect();
-                if !seen.contains(&short) {
-                    seen.push(short);
-                }
-            }
-        }
-        seen
-    }
-
-    /// Stopped by the kernel (SIGSTOP took effect).
-    fn is_stopped(&self) -> bool {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T') || rest.starts_with('t')))
-            .unwrap_or(false)
-    }
-
-    /// Whether the job has a checkpoint record's temporary file open.
-    fn holds_record_temp_file(&self) -> bool {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else { return false };
-        fds.filter_map(|e| e.ok()).any(|e| {
-            std::fs::read_link(e.path())
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .is_some_and(|name| name.starts_with(".chk-") && name.ends_with(".json.tmp"))
-        })
-    }
-}
-
 /// The newest checkpoint record of the state directory: (id, the first pipeline's position).
-fn newest_record(dir: &Path) -> Option<(u64, Value)> {
-    for _ in 0..20 {
-        let newest = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("chk-")?.strip_suffix(".json")?.parse::<u64>().ok()
-            })
-            .max()?;
-        // Retention may remove it between listing and reading; list again then.
-        if let Ok(text) = std::fs::read_to_string(dir.join(format!("chk-{newest}.json"))) {
-            let record: Value = serde_json::from_str(&text).unwrap();
-            return Some((newest, record["pipelines"][0]["inputs"][0]["position"].clone()));
-        }
-    }
-    panic!("the newest checkpoint record of {} kept disappearing", dir.display())
+fn newest_position(dir: &Path) -> Option<(u64, Value)> {
+    newest_record(dir).map(|(id, record)| (id, record["pipelines"][0]["inputs"][0]["position"].clone()))
 }
 
 enum Phase {
@@ -424,7 +124,7 @@ fn describe(position: &Value) -> String {
 
 /// A newer record than `since`, of this run.
 fn record_of_run(dir: &Path, since: Option<u64>) -> Option<(u64, Value)> {
-    newest_record(dir).filter(|(id, _)| Some(*id) > since)
+    newest_position(dir).filter(|(id, _)| Some(*id) > since)
 }
 
 /// What one test run reads, writes and checks.
@@ -545,7 +245,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
 
     /// Carries out one kill; says what the job was doing.
     fn kill(&self, kill: Kill, job: &mut JobProcess, seed: u64) -> String {
-        let since = newest_record(&self.state).map(|(id, _)| id);
+        let since = newest_position(&self.state).map(|(id, _)| id);
         let deadline = Instant::now() + DEADLINE;
         let wait = |job: &mut JobProcess, what: &str| {
             job.assert_running(seed);
@@ -562,7 +262,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
             }
             Kill::MidSnapshot { percent, delay } => {
                 // mysql-cdc resumes a snapshot with its unread chunks, postgres-cdc reads it all again.
-                let already = match since.and_then(|_| newest_record(&self.state)) {
+                let already = match since.and_then(|_| newest_position(&self.state)) {
                     Some((_, position)) if position["phase"].is_null() => match phase_of(&position) {
                         Phase::Snapshot { done, .. } => done,
                         _ => 0,
@@ -598,7 +298,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
                     }
                     wait(job, "the stream phase");
                 };
-                while newest_record(&self.state).is_none_or(|(id, _)| id < streaming_since + checkpoints) {
+                while newest_position(&self.state).is_none_or(|(id, _)| id < streaming_since + checkpoints) {
                     wait(job, "checkpoints in the stream phase");
                 }
                 std::thread::sleep(delay);
@@ -620,7 +320,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
                     while !job.is_stopped() {
                         std::thread::yield_now();
                     }
-                    if job.holds_record_temp_file() {
+                    if !job.open_record_temp_files().is_empty() {
                         let writing = std::fs::read_dir(&self.state)
                             .unwrap()
                             .filter_map(|e| e.ok())
@@ -642,7 +342,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
     /// and the two tables are compared.
     fn run(&self, seed: u64) {
         eprintln!("[{}] FAULT_SEED={seed} ({})", self.tag, self.name);
-        let writer = start_writer(self.source.admin().clone(), seed);
+        let writer = start_writer(self.source.admin().clone(), Load::new("t", ROWS, seed ^ 0x00C0_FFEE), TRANSACTIONS);
         let plan = kill_plan(seed);
         let mut previous: Option<u64> = None;
         // How the kills left the job: resuming mid-snapshot, mid-stream, with nothing stored.
@@ -651,7 +351,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
             let mut job = JobProcess::spawn(&self.job);
             let what = self.kill(*kill, &mut job, seed);
             let elapsed = job.started.elapsed().as_secs_f64();
-            let newest = newest_record(&self.state);
+            let newest = newest_position(&self.state);
             let resumes = match &newest {
                 Some((id, position)) => format!("chk-{id}: {}", describe(position)),
                 None => "no checkpoint: starts over".into(),
@@ -716,9 +416,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        job.signal(libc::SIGTERM);
-        let status = job.child.wait().unwrap();
-        assert!(status.success(), "FAULT_SEED={seed}: SIGTERM ended the job with {status}:\n{}", job.log_tail());
+        job.stop_gracefully(seed);
         let actual = read_table(&self.sink);
         assert!(
             actual == *expected,
@@ -756,31 +454,9 @@ fn difference(expected: &Table, actual: &Table) -> String {
     )
 }
 
-fn drop_slot(db: &Database, slot: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while db
-        .try_exec(&format!(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'"
-        ))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "slot {slot} stayed in use");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()) {
-        return vec![seed];
-    }
-    let count: u64 = std::env::var("FAULT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    (0..count).map(|i| base.wrapping_add(i.wrapping_mul(0x9E37_79B9))).collect()
-}
-
 #[test]
 fn mysql_cdc_killed_anywhere_leaves_postgres_upserts_equal_to_the_source() {
-    for seed in seeds() {
+    for seed in seeds(2) {
         let source = cdc_sql_testkit::mariadb().create_database("faults_src");
         let sink = cdc_sql_testkit::postgres().create_database("faults_dst");
         Scenario::new("mysql-cdc → jdbc PostgreSQL", source, sink, "5701-5705", false, false).run(seed);
@@ -789,7 +465,7 @@ fn mysql_cdc_killed_anywhere_leaves_postgres_upserts_equal_to_the_source() {
 
 #[test]
 fn mysql_cdc_killed_anywhere_leaves_mariadb_with_offsets_table_equal_to_the_source() {
-    for seed in seeds() {
+    for seed in seeds(2) {
         let source = cdc_sql_testkit::mariadb().create_database("faults_src");
         let sink = cdc_sql_testkit::mariadb().create_database("faults_dst");
         Scenario::new("mysql-cdc → jdbc MariaDB, offsets table", source, sink, "5711-5715", false, true).run(seed);
@@ -798,7 +474,7 @@ fn mysql_cdc_killed_anywhere_leaves_mariadb_with_offsets_table_equal_to_the_sour
 
 #[test]
 fn postgres_cdc_killed_anywhere_leaves_mariadb_upserts_equal_to_the_source() {
-    for seed in seeds() {
+    for seed in seeds(2) {
         let source = cdc_sql_testkit::postgres().create_database("faults_src");
         let sink = cdc_sql_testkit::mariadb().create_database("faults_dst");
         Scenario::new("postgres-cdc (REPLICA IDENTITY FULL) → jdbc MariaDB", source, sink, "", true, false).run(seed);
@@ -807,7 +483,7 @@ fn postgres_cdc_killed_anywhere_leaves_mariadb_upserts_equal_to_the_source() {
 
 #[test]
 fn postgres_cdc_killed_anywhere_leaves_postgres_with_offsets_table_equal_to_the_source() {
-    for seed in seeds() {
+    for seed in seeds(2) {
         let source = cdc_sql_testkit::postgres().create_database("faults_src");
         let sink = cdc_sql_testkit::postgres().create_database("faults_dst");
         Scenario::new(

@@ -259,6 +259,13 @@ fn compile_node(
                 // A limit inside one branch bounds that branch only.
                 let mut branch_limit = None;
                 let mut children = compile_node(state, child, inputs, &mut branch_limit)?;
+                if children.len() > 1 && branch_limit.is_some() {
+                    // It would bound each inner branch on its own, not the inner union's rows.
+                    return Err(Error::user(
+                        "a LIMIT over a UNION ALL that is itself one branch of a UNION ALL is not supported; \
+                         put the LIMIT over the whole query or inside single SELECTs",
+                    ));
+                }
                 let child_schema = child.schema().as_arrow();
                 let same_types = child_schema.fields().len() == schema.fields().len()
                     && child_schema.fields().iter().zip(schema.fields()).all(|(a, b)| same_type(a.data_type(), b.data_type()));

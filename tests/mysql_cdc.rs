@@ -795,15 +795,12 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-#[test]
-fn snapshot_under_concurrent_writes_ends_equal_to_the_source() {
-    let db = cdc_sql_testkit::mariadb().create_database("busy");
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
-    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '700', 'server-id' = '5510-5513'");
-    let writer_db = db.admin().clone();
-    let writer = std::thread::spawn(move || {
+/// Forty rounds of updates, deletes, inserts and key changes on `t (id, v)` of 20,000 rows,
+/// written while a test reads the table.
+fn concurrent_writes(db: cdc_sql_testkit::Client) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         for round in 1..=40 {
-            writer_db.exec(&format!(
+            db.exec(&format!(
                 "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
                  UPDATE t SET id = id + 100000 WHERE id = {k}",
                 m = round % 40,
@@ -812,7 +809,16 @@ fn snapshot_under_concurrent_writes_ends_equal_to_the_source() {
                 k = round * 211 + 5
             ));
         }
-    });
+    })
+}
+
+#[test]
+fn snapshot_under_concurrent_writes_ends_equal_to_the_source() {
+    let db = cdc_sql_testkit::mariadb().create_database("busy");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, 0 FROM seq_1_to_20000");
+    let spec = spec_for(&db, ", 'scan.incremental.snapshot.chunk.size' = '700', 'server-id' = '5510-5513'");
+    let writer_db = db.admin().clone();
+    let writer = concurrent_writes(writer_db);
     let rt = runtime();
     rt.block_on(async {
         let mut reader = Reader::open(&spec, None).await;
@@ -1082,25 +1088,18 @@ fn legacy_snapshot_under_concurrent_writes_ends_equal_to_the_source() {
     rt.block_on(async {
         let mut reader = Reader::open(&spec, None).await;
         // The snapshot transaction is open: everything written now comes from the binlog.
-        let writer = std::thread::spawn(move || {
-            for round in 1..=40 {
-                writer_db.exec(&format!(
-                    "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
-                     UPDATE t SET id = id + 100000 WHERE id = {k}",
-                    m = round % 40,
-                    d = round * 397,
-                    i = 20000 + round,
-                    k = round * 211 + 5
-                ));
-            }
-        });
+        let writer = concurrent_writes(writer_db);
         let mut state = BTreeMap::new();
         let mut snapshot_batches = 0;
         let start = Instant::now();
         while reader.position.as_ref().is_none_or(|p| p.get("legacy_snapshot").is_some()) {
             assert!(start.elapsed() < DEADLINE, "deadline; state has {} rows", state.len());
             let batch = reader.source.next_batch().await.unwrap().expect("unbounded");
-            assert!(batch.changes().unwrap().num_rows() <= 500, "a batch of {} rows", batch.changes().unwrap().num_rows());
+            assert!(
+                batch.changes().unwrap().num_rows() <= 500,
+                "a batch of {} rows",
+                batch.changes().unwrap().num_rows()
+            );
             snapshot_batches += batch.position.get("legacy_snapshot").is_some() as usize;
             apply(&mut state, &batch.changes().unwrap());
             reader.position = Some(batch.position);
@@ -1504,18 +1503,7 @@ fn changes_made_during_a_snapshot_mode_run_reach_the_run_continuing_it_exactly_o
     let writer_db = db.admin().clone();
     runtime().block_on(async {
         let mut reader = Reader::open(&backfill, None).await;
-        let writer = std::thread::spawn(move || {
-            for round in 1..=40 {
-                writer_db.exec(&format!(
-                    "UPDATE t SET v = {round} WHERE id % 40 = {m}; DELETE FROM t WHERE id = {d}; INSERT INTO t VALUES ({i}, {round}); \
-                     UPDATE t SET id = id + 100000 WHERE id = {k}",
-                    m = round % 40,
-                    d = round * 397,
-                    i = 20000 + round,
-                    k = round * 211 + 5
-                ));
-            }
-        });
+        let writer = concurrent_writes(writer_db);
         let mut state = BTreeMap::new();
         reader.read_to_end(&mut state).await;
         reader.source.close().await.unwrap();

@@ -250,7 +250,7 @@ fn send(rows: usize, data: &[RecordBatch], name: &'static str, extra: &[(&str, &
             let mut checkpoint = 0;
             for batch in changes {
                 since_checkpoint += batch.num_rows();
-                sink.write(batch).await.expect("write");
+                sink.write(&None, batch).await.expect("write");
                 if since_checkpoint >= ROWS_PER_CHECKPOINT {
                     checkpoint += 1;
                     let prepared = sink.prepare(checkpoint).await.expect("prepare");

@@ -112,14 +112,17 @@ async fn two_phase_commit_shows_rows_only_after_commit() {
     let mut sink = open_sink(&sink_spec(&emulator, true, &[]), ChangelogMode::All);
     sink.open().await.unwrap();
     sink.recover(vec![]).await.unwrap();
-    sink.write(batch(&[
-        (Insert, 1, Some("ann"), Some(1050)),
-        (Insert, 2, Some("bob"), None),
-        (UpdateBefore, 1, Some("ann"), Some(1050)),
-        (UpdateAfter, 1, Some("ann2"), Some(-7)),
-        (Insert, 3, Some("cy"), Some(1)),
-        (Delete, 3, Some("cy"), Some(1)),
-    ]))
+    sink.write(
+        &None,
+        batch(&[
+            (Insert, 1, Some("ann"), Some(1050)),
+            (Insert, 2, Some("bob"), None),
+            (UpdateBefore, 1, Some("ann"), Some(1050)),
+            (UpdateAfter, 1, Some("ann2"), Some(-7)),
+            (Insert, 3, Some("cy"), Some(1)),
+            (Delete, 3, Some("cy"), Some(1)),
+        ]),
+    )
     .await
     .unwrap();
     let prepared = sink.prepare(1).await.unwrap();
@@ -153,10 +156,10 @@ async fn deletes_reach_doris_through_the_columns_header() {
     for extra in [&[][..], user_columns] {
         let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
         let mut sink = open_sink(&sink_spec(&emulator, true, extra), ChangelogMode::All);
-        sink.write(batch(&[(Insert, 1, Some("a"), None), (Insert, 2, Some("b"), None)])).await.unwrap();
+        sink.write(&None, batch(&[(Insert, 1, Some("a"), None), (Insert, 2, Some("b"), None)])).await.unwrap();
         let p = sink.prepare(1).await.unwrap();
         sink.commit(p).await.unwrap();
-        sink.write(batch(&[(Delete, 1, Some("a"), None)])).await.unwrap();
+        sink.write(&None, batch(&[(Delete, 1, Some("a"), None)])).await.unwrap();
         let p = sink.prepare(2).await.unwrap();
         sink.commit(p).await.unwrap();
         assert_eq!(ids_in(&emulator), vec![2], "{extra:?}");
@@ -208,17 +211,20 @@ async fn csv_loads_keep_separators_quotes_escapes_and_nulls_in_values() {
             NASTY.iter().enumerate().map(|(i, s)| (Insert, i as i32, Some(*s), Some(i as i128 * 101 - 300))).collect();
         rows.push((Insert, 100, None, None));
         rows.push((Insert, 101, Some("gone"), None));
-        sink.write(batch(&rows)).await.unwrap();
+        sink.write(&None, batch(&rows)).await.unwrap();
         let p = sink.prepare(1).await.unwrap();
         sink.commit(p).await.unwrap();
         // Updates to other awkward values and a delete, in a second load.
-        sink.write(batch(&[
-            (UpdateBefore, 0, Some(NASTY[0]), Some(-300)),
-            (UpdateAfter, 0, Some("now,\"\\N\""), Some(1)),
-            (UpdateBefore, 100, None, None),
-            (UpdateAfter, 100, Some("\\"), None),
-            (Delete, 101, Some("gone"), None),
-        ]))
+        sink.write(
+            &None,
+            batch(&[
+                (UpdateBefore, 0, Some(NASTY[0]), Some(-300)),
+                (UpdateAfter, 0, Some("now,\"\\N\""), Some(1)),
+                (UpdateBefore, 100, None, None),
+                (UpdateAfter, 100, Some("\\"), None),
+                (Delete, 101, Some("gone"), None),
+            ]),
+        )
         .await
         .unwrap();
         let p = sink.prepare(2).await.unwrap();
@@ -273,7 +279,7 @@ async fn csv_without_enclose_refuses_a_value_with_the_separator_and_loads_nothin
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.properties.format", "csv")]), ChangelogMode::All);
     let err = sink
-        .write(batch(&[(Insert, 1, Some("fine"), None), (Insert, 7, Some("tab\there"), Some(5))]))
+        .write(&None, batch(&[(Insert, 1, Some("fine"), None), (Insert, 7, Some("tab\there"), Some(5))]))
         .await
         .expect_err("a tab in a value cannot be loaded as tab-separated CSV");
     let text = err.to_string();
@@ -290,7 +296,7 @@ async fn csv_without_enclose_refuses_a_value_with_the_separator_and_loads_nothin
 async fn commit_whose_reply_was_lost_counts_as_done() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.max-retries", "2")]), ChangelogMode::All);
-    sink.write(batch(&[(Insert, 1, Some("a"), Some(100))])).await.unwrap();
+    sink.write(&None, batch(&[(Insert, 1, Some("a"), Some(100))])).await.unwrap();
     let prepared = sink.prepare(7).await.unwrap();
     emulator.lose_next_commit_reply();
     sink.commit(prepared.clone()).await.unwrap();
@@ -317,12 +323,12 @@ async fn recovery_commits_stored_checkpoints_and_aborts_later_ones() {
     let emulator = emulator_with(Model::Duplicate);
     let spec = sink_spec(&emulator, false, &[("sink.label-prefix", "job-a")]);
     let mut first = open_sink(&spec, ChangelogMode::InsertOnly);
-    first.write(inserts(0..10)).await.unwrap();
+    first.write(&None, inserts(0..10)).await.unwrap();
     let p1 = first.prepare(1).await.unwrap();
     first.commit(p1).await.unwrap();
-    first.write(inserts(10..20)).await.unwrap();
+    first.write(&None, inserts(10..20)).await.unwrap();
     let p2 = first.prepare(2).await.unwrap();
-    first.write(inserts(20..30)).await.unwrap();
+    first.write(&None, inserts(20..30)).await.unwrap();
     let _p3 = first.prepare(3).await.unwrap();
     // The process dies: checkpoint 2 was stored but not committed, checkpoint 3 never stored.
     drop(first);
@@ -335,7 +341,7 @@ async fn recovery_commits_stored_checkpoints_and_aborts_later_ones() {
     assert!(emulator.txns().iter().all(|t| t.state != TxnState::Precommitted), "no transaction left precommitted");
     assert_eq!(ids_in(&emulator), (0..20).collect::<Vec<_>>());
     // The source replays from checkpoint 2: checkpoint 3's label is reused after its abort.
-    second.write(inserts(20..30)).await.unwrap();
+    second.write(&None, inserts(20..30)).await.unwrap();
     let p3 = second.prepare(3).await.unwrap();
     second.commit(p3).await.unwrap();
     assert_eq!(ids_in(&emulator), (0..30).collect::<Vec<_>>());
@@ -347,11 +353,11 @@ async fn a_finished_label_is_never_loaded_twice() {
     let emulator = emulator_with(Model::Duplicate);
     let spec = sink_spec(&emulator, false, &[]);
     let mut first = open_sink(&spec, ChangelogMode::InsertOnly);
-    first.write(inserts(0..5)).await.unwrap();
+    first.write(&None, inserts(0..5)).await.unwrap();
     let p = first.prepare(1).await.unwrap();
     first.commit(p).await.unwrap();
     let mut again = open_sink(&spec, ChangelogMode::InsertOnly);
-    again.write(inserts(0..5)).await.unwrap();
+    again.write(&None, inserts(0..5)).await.unwrap();
     let p = again.prepare(1).await.unwrap();
     assert_eq!(p.state["finished"], json!(true), "{:?}", p.state);
     again.commit(p).await.unwrap();
@@ -363,12 +369,12 @@ async fn a_lingering_precommitted_label_is_aborted_and_loaded_again() {
     let emulator = emulator_with(Model::Duplicate);
     let spec = sink_spec(&emulator, false, &[]);
     let mut first = open_sink(&spec, ChangelogMode::InsertOnly);
-    first.write(inserts(0..5)).await.unwrap();
+    first.write(&None, inserts(0..5)).await.unwrap();
     let _never_stored = first.prepare(1).await.unwrap();
     drop(first);
     let lingering = emulator.txn_of_label("shop", "cdc_sql_shop_orders_1").unwrap();
     let mut second = open_sink(&spec, ChangelogMode::InsertOnly);
-    second.write(inserts(0..5)).await.unwrap();
+    second.write(&None, inserts(0..5)).await.unwrap();
     let p = second.prepare(1).await.unwrap();
     second.commit(p).await.unwrap();
     let txns = emulator.txns();
@@ -387,10 +393,10 @@ async fn batch_mode_retries_with_new_labels_and_slows_down_on_too_many_versions(
     let mut sink = open_sink(&spec, ChangelogMode::All);
     emulator.inject_too_many_versions(2);
     emulator.inject_publish_timeouts(1);
-    sink.write(inserts(0..4)).await.unwrap();
+    sink.write(&None, inserts(0..4)).await.unwrap();
     // The first flush went through after two -235 replies; a publish timeout counts as loaded.
     assert_eq!(ids_in(&emulator), (0..4).collect::<Vec<_>>());
-    sink.write(batch(&[(Delete, 0, Some("x"), Some(0)), (Insert, 9, Some("nine"), None)])).await.unwrap();
+    sink.write(&None, batch(&[(Delete, 0, Some("x"), Some(0)), (Insert, 9, Some("nine"), None)])).await.unwrap();
     let p = sink.prepare(1).await.unwrap();
     sink.commit(p).await.unwrap();
     assert_eq!(ids_in(&emulator), vec![1, 2, 3, 9]);
@@ -407,7 +413,7 @@ async fn batch_mode_retries_with_new_labels_and_slows_down_on_too_many_versions(
 
 async fn prepare_error(spec: &TableSpec, rows: &[Row]) -> cdc_sql::Error {
     let mut sink = open_sink(spec, ChangelogMode::All);
-    sink.write(batch(rows)).await.unwrap();
+    sink.write(&None, batch(rows)).await.unwrap();
     sink.prepare(1).await.expect_err("the load must fail")
 }
 
@@ -468,7 +474,7 @@ async fn deletes_into_a_duplicate_key_table_say_what_to_change() {
     assert!(err.to_string().contains("'sink.enable-delete' = 'false'"), "{err}");
     // With deletes disabled the same stream loads (its deletes are dropped).
     let mut sink = open_sink(&sink_spec(&emulator, true, &[("sink.enable-delete", "false")]), ChangelogMode::All);
-    sink.write(batch(&[(Insert, 1, Some("a"), None), (Delete, 2, Some("b"), None)])).await.unwrap();
+    sink.write(&None, batch(&[(Insert, 1, Some("a"), None), (Delete, 2, Some("b"), None)])).await.unwrap();
     let p = sink.prepare(1).await.unwrap();
     sink.commit(p).await.unwrap();
     assert_eq!(ids_in(&emulator), vec![1]);
@@ -503,7 +509,7 @@ async fn a_dead_be_is_an_external_error_and_other_bes_take_over() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let spec = sink_spec(&emulator, true, &[("auto-redirect", "false"), ("benodes", &format!("{closed},{be}"))]);
     let mut sink = open_sink(&spec, ChangelogMode::All);
-    sink.write(batch(&[(Insert, 1, Some("a"), None)])).await.unwrap();
+    sink.write(&None, batch(&[(Insert, 1, Some("a"), None)])).await.unwrap();
     let p = sink.prepare(1).await.unwrap();
     sink.commit(p).await.unwrap();
     assert_eq!(ids_in(&emulator), vec![1]);
@@ -561,9 +567,12 @@ async fn stream_load_properties_become_headers() {
     let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
     let spec = sink_spec(&emulator, true, &[("sink.properties.max_filter_ratio", "0.5"), ("sink.enable-2pc", "false")]);
     let mut sink = open_sink(&spec, ChangelogMode::All);
-    sink.write(batch(&[(Insert, 1, Some("ok"), None), (Insert, 2, Some("a name far longer than twenty"), None)]))
-        .await
-        .unwrap();
+    sink.write(
+        &None,
+        batch(&[(Insert, 1, Some("ok"), None), (Insert, 2, Some("a name far longer than twenty"), None)]),
+    )
+    .await
+    .unwrap();
     let p = sink.prepare(1).await.unwrap();
     sink.commit(p).await.unwrap();
     assert_eq!(ids_in(&emulator), vec![1], "the bad row is filtered, within the allowed ratio");
@@ -851,7 +860,7 @@ async fn update_before_rows_follow_sink_ignore_update_before_without_a_primary_k
         let emulator = emulator_with(Model::UniqueKey(vec!["id".into()]));
         let spec = sink_spec(&emulator, false, &[("sink.ignore.update-before", ignore)]);
         let mut sink = open_sink(&spec, ChangelogMode::All);
-        sink.write(batch(&changes)).await.unwrap();
+        sink.write(&None, batch(&changes)).await.unwrap();
         let p = sink.prepare(1).await.unwrap();
         sink.commit(p).await.unwrap();
         assert_eq!(ids_in(&emulator), expected, "sink.ignore.update-before = {ignore}");

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cdc_sql::changelog::{format_rows, ChangeBatch, RowKind};
+use cdc_sql::changelog::{format_rows, ChangeBatch, Event, RowKind};
 use cdc_sql::connectors::{open_table, Position, ResumeFrom, Source, SourceContext};
 use cdc_sql::sql::{parse_script, Statement, TableSpec};
 use cdc_sql_testkit::{Database, MariaDb, MariaDbConfig};
@@ -1037,6 +1037,97 @@ fn savepoints_do_not_split_a_transaction() {
         };
         reader.source.close().await.unwrap();
         assert_eq!(format_rows(&batch.changes().unwrap(), "").unwrap(), "+I[1, 1]\n+I[3, 3]\n");
+    });
+}
+
+/// Reads batches until one holds a change, shown as `schema: …` / `rows: …` lines in order.
+async fn events_until_rows(source: &mut Box<dyn Source>) -> Vec<String> {
+    let start = Instant::now();
+    let mut shown = Vec::new();
+    loop {
+        assert!(start.elapsed() < DEADLINE, "nothing read; so far {shown:?}");
+        let batch = source.next_batch().await.unwrap().unwrap();
+        let mut rows = false;
+        for event in batch.events {
+            match event {
+                Event::SchemaChanged(change) => {
+                    shown.push(format!("schema: {:?} {}", change.table.as_deref(), change.describe()))
+                }
+                Event::Changes { changes, .. } if !changes.is_empty() => {
+                    rows = true;
+                    shown.push(format!("rows: {}", format_rows(&changes, "").unwrap().trim_end()));
+                }
+                Event::Changes { .. } => {}
+                Event::Truncated(t) => panic!("a truncation of {:?}", t.table),
+            }
+        }
+        if rows {
+            return shown;
+        }
+    }
+}
+
+/// The dataflow's schema-change event: an ALTER TABLE while streaming is reported in order,
+/// before the first row in the table's new shape, and the declared columns go on being read.
+#[test]
+fn an_alter_table_while_streaming_is_an_event_before_the_rows_of_the_new_shape() {
+    let db = cdc_sql_testkit::mariadb().create_database("alter_stream");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT, legacy TEXT)");
+    let spec = spec_for(&db, ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5581'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        db.exec("INSERT INTO t VALUES (1, 10, 'x')");
+        assert_eq!(events_until_rows(&mut reader.source).await, ["rows: +I[1, 10]"]);
+        db.exec(
+            "ALTER TABLE t ADD COLUMN note VARCHAR(20), MODIFY v BIGINT, DROP COLUMN legacy; \
+             INSERT INTO t VALUES (2, 20, 'n')",
+        );
+        let change = format!(
+            "schema: Some(\"{}.t\") `v` int(11) → bigint(20); added `note` varchar(20); dropped `legacy`",
+            db.name()
+        );
+        assert_eq!(events_until_rows(&mut reader.source).await, [change, "rows: +I[2, 20]".to_string()]);
+        // A declared column dropped: the source stops and says which.
+        db.exec("ALTER TABLE t DROP COLUMN v; INSERT INTO t VALUES (3, 'gone')");
+        let error = next_error(&mut reader.source).await;
+        assert!(error.contains("`v`"), "{error}");
+        let _ = reader.source.close().await;
+    });
+}
+
+async fn next_error(source: &mut Box<dyn Source>) -> String {
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < DEADLINE, "no error came");
+        if let Err(e) = source.next_batch().await {
+            return e.to_string();
+        }
+    }
+}
+
+/// The binlog has no column names: a table is described from the server when first mapped after
+/// DDL naming it. Events written before a later ALTER, read after it, would get the new shape;
+/// where their column types say so, the source stops instead of decoding them wrongly.
+#[test]
+fn events_older_than_the_tables_description_are_refused_not_misread() {
+    let db = cdc_sql_testkit::mariadb().create_database("alter_behind");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT, w VARCHAR(10))");
+    let spec = spec_for(&db, ", 'scan.startup.mode' = 'latest-offset', 'server-id' = '5582'");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        db.exec("INSERT INTO t VALUES (1, 10, 'a')");
+        assert_eq!(events_until_rows(&mut reader.source).await, ["rows: +I[1, 10]"]);
+        // Not read until all of it is written: the first ALTER makes the reader describe `t`
+        // for the insert after it, when the second has already changed a column's type.
+        db.exec(
+            "ALTER TABLE t COMMENT 'first'; INSERT INTO t VALUES (2, 20, 'b'); \
+             ALTER TABLE t MODIFY v VARCHAR(10); INSERT INTO t VALUES (3, '30', 'c')",
+        );
+        let error = next_error(&mut reader.source).await;
+        assert!(error.contains("column 2 `v` of type varchar(10) now") && error.contains("--fresh"), "{error}");
+        let _ = reader.source.close().await;
     });
 }
 

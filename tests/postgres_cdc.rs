@@ -448,6 +448,41 @@ fn snapshot_then_stream_full_identity() {
     drop_slot(&db, &slot_of(&db));
 }
 
+/// The dataflow's schema-change event from pgoutput's new relation message: the job says what
+/// changed and goes on with its declared columns; rows of the table's new shape arrive.
+#[test]
+fn an_alter_table_while_streaming_is_reported_and_the_declared_columns_go_on() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_alter");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, legacy int);
+         INSERT INTO t VALUES (1, 'a', 0);
+         CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
+    let mut job = spawn(&job_sql(&db, "t", KV, &[], ""));
+    job.wait_lines(1);
+    db.exec("INSERT INTO t VALUES (2, 'b', 0)");
+    job.wait_lines(2);
+    db.exec(
+        "ALTER TABLE t ADD COLUMN note varchar(20), DROP COLUMN legacy, ALTER COLUMN v TYPE varchar(10);
+         INSERT INTO t (id, v, note) VALUES (3, 'c', 'n');",
+    );
+    job.wait_lines(3);
+    let stderr = job.wait_stderr("source table `public.t` changed");
+    assert!(
+        stderr.contains(
+            "source table `public.t` changed: `v` text → varchar(10); added `note` varchar(20); dropped `legacy`"
+        ),
+        "{stderr}"
+    );
+    // A declared column dropped: the job stops and says which.
+    db.exec("ALTER TABLE t DROP COLUMN v; INSERT INTO t (id) VALUES (4);");
+    let (code, lines, stderr) = job.wait();
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("column `v`"), "{stderr}");
+    assert_eq!(lines, ["+I[1, a]", "+I[2, b]", "+I[3, c]"]);
+    drop_slot(&db, &slot_of(&db));
+}
+
 /// While changes pour in, the reader waits for bytes to pile up in the socket
 /// (`SO_RCVLOWAT`); the few bytes of a change that follows a burst must still be read, though
 /// nothing more arrives to reach the mark.

@@ -19,7 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
-pub use event::{Event, TableId, Truncation};
+pub use event::{Event, SchemaChange, SourceColumn, TableId, Truncation};
 pub use filter::{filter_changes, Retractions};
 pub use partition::KeyPartitioner;
 

@@ -16,7 +16,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use tokio_util::sync::CancellationToken;
 
-use crate::changelog::{format_rows, ChangeBatch};
+use crate::changelog::{format_rows, ChangeBatch, TableId};
 use crate::connectors::options::parse_duration;
 use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
@@ -314,7 +314,7 @@ struct ConsoleSink {
 
 #[async_trait]
 impl Sink for ConsoleSink {
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
         if self.stream {
             let text = format_rows(&batch, "")?;
             let mut out = std::io::stdout().lock();

@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 pub use options::ConnectorOptions;
 
-use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -244,12 +244,14 @@ impl SourceBatch {
     }
 
     /// All the batch's changes as one batch, whichever tables they are of: for sources whose
-    /// tables share the declared columns. A truncation has no rows to give.
+    /// tables share the declared columns. A truncation has no rows to give; a schema change
+    /// leaves the declared columns as they are, and adds none.
     pub fn changes(&self) -> Result<ChangeBatch> {
         let mut parts = Vec::with_capacity(self.events.len());
         for event in &self.events {
             match event {
                 Event::Changes { changes, .. } => parts.push(changes.clone()),
+                Event::SchemaChanged(_) => {}
                 Event::Truncated(t) => {
                     return Err(Error::internal(format!("a truncation of {:?} has no changes to give", t.table)))
                 }
@@ -375,7 +377,21 @@ pub trait Sink: Send {
         Ok(())
     }
 
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()>;
+    /// Changes of `table`: `None` for the table the sink was declared for, which is all a sink of
+    /// one declared table is given (a query's output is of its sink's table).
+    async fn write(&mut self, table: &TableId, batch: ChangeBatch) -> Result<()>;
+
+    /// The columns of `change.table`'s source table changed, and the pipeline passes the change
+    /// on: the sink's table should follow it before the changes that come next. By default a
+    /// sink cannot, and refuses with what the user can do.
+    async fn apply_schema_change(&mut self, sink_table: &str, change: &SchemaChange) -> Result<()> {
+        Err(Error::user(format!(
+            "the columns of source table `{}` changed ({}), and sink `{sink_table}` cannot follow schema changes. \
+             Change the sink table to match, then restart the job from its last checkpoint",
+            change.table.as_deref().unwrap_or("?"),
+            change.describe()
+        )))
+    }
 
     /// Exactly-once hook: the source position the next `prepare` covers. A sink that stores it
     /// in the same transaction as the data (e.g. jdbc with 'sink.offsets-table') keeps it and
@@ -402,5 +418,42 @@ pub trait Sink: Send {
 
     async fn close(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changelog::SourceColumn;
+
+    struct Plain;
+
+    #[async_trait]
+    impl Sink for Plain {
+        async fn write(&mut self, _: &TableId, _: ChangeBatch) -> Result<()> {
+            Ok(())
+        }
+
+        async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit> {
+            Ok(PreparedCommit { checkpoint_id, state: serde_json::Value::Null })
+        }
+    }
+
+    /// A sink that does not follow schema changes refuses one, saying what changed and what to do.
+    #[tokio::test]
+    async fn a_sink_refuses_a_schema_change_by_default_naming_it_and_the_fix() {
+        let column = |name: &str| SourceColumn { name: name.into(), data_type: "int".into() };
+        let change = SchemaChange {
+            table: Some("shop.orders".into()),
+            before: vec![column("id")],
+            after: vec![column("id"), column("qty")],
+        };
+        let error = Plain.apply_schema_change("orders_copy", &change).await.unwrap_err();
+        assert_eq!(error.kind(), crate::error::ErrorKind::User, "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "the columns of source table `shop.orders` changed (added `qty` int), and sink `orders_copy` cannot follow \
+             schema changes. Change the sink table to match, then restart the job from its last checkpoint"
+        );
     }
 }

@@ -36,7 +36,10 @@ impl Operator for QueryOperator {
         "query"
     }
 
-    /// The query's rows are of the sink's one table: what they came from is not passed on.
+    /// The query's rows are of the sink's one table: what they came from is not passed on. Nor is
+    /// a change of a source table's columns: the query reads the columns its table declares, which
+    /// the source still finds after it (a source fails when a declared column goes), so the sink's
+    /// columns stay as they are — Flink SQL's behaviour, where a declared schema is fixed.
     fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
         match event {
             Event::Changes { changes, .. } => {
@@ -44,6 +47,16 @@ impl Operator for QueryOperator {
                 if !result.is_empty() {
                     out.push(Event::changes(result));
                 }
+                Ok(())
+            }
+            Event::SchemaChanged(change) => {
+                // Worth a warning: a column added at the source is not copied.
+                tracing::warn!(
+                    "source table `{}` changed: {}. The job goes on reading the columns its table declares, as Flink SQL \
+                     does; to copy new columns, declare them in the job file (source and sink) and restart it",
+                    change.table.as_deref().unwrap_or("?"),
+                    change.describe()
+                );
                 Ok(())
             }
             Event::Truncated(t) => Err(Error::internal(format!(

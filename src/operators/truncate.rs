@@ -173,7 +173,8 @@ impl Operator for TruncateAsDeletes {
     }
 
     /// Passes changes on as they are, holding their rows; a truncation becomes the deletes of
-    /// every row its table holds then.
+    /// every row its table holds then. A schema change passes: the rows held are in the declared
+    /// columns, which the source still reads after it.
     fn process(&mut self, _: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
         match event {
             Event::Changes { table: Some(table), changes } => {
@@ -192,6 +193,7 @@ impl Operator for TruncateAsDeletes {
             Event::Truncated(Truncation { table: None, .. }) => {
                 return Err(Error::internal("a source that keeps its captured rows truncated a table it did not name"))
             }
+            Event::SchemaChanged(change) => out.push(Event::SchemaChanged(change)),
         }
         Ok(())
     }
@@ -284,7 +286,7 @@ mod tests {
             .into_iter()
             .map(|e| match e {
                 Event::Changes { changes, .. } => changes,
-                Event::Truncated(_) => panic!("a truncation came out"),
+                other => panic!("{other:?} came out"),
             })
             .collect();
         ChangeBatch::concat(&schema(), &parts).unwrap()
@@ -344,6 +346,27 @@ mod tests {
             Some(OperatorSnapshot::Unchanged) => None,
             None => panic!("a stateful operator gave no state"),
         }
+    }
+
+    /// A schema change keeps its place between the changes around it, and the rows held stay.
+    #[test]
+    fn a_schema_change_passes_in_order_and_leaves_the_held_rows() {
+        use crate::changelog::SchemaChange;
+        let mut held = TruncateAsDeletes::new("t", schema(), vec![0]).unwrap();
+        let change = SchemaChange { table: Some(Arc::from("s.a")), before: Vec::new(), after: Vec::new() };
+        let mut out = Vec::new();
+        for event in [
+            of("s.a", batch(&[(RowKind::Insert, 1, Some("x"))])),
+            Event::SchemaChanged(change.clone()),
+            of("s.a", batch(&[(RowKind::Insert, 2, Some("y"))])),
+        ] {
+            held.process(0, event, &mut out).unwrap();
+        }
+        assert!(
+            matches!(&out[..], [Event::Changes { .. }, Event::SchemaChanged(c), Event::Changes { .. }] if *c == change),
+            "{out:?}"
+        );
+        assert_eq!(track(&mut held, vec![truncation("s.a")]).num_rows(), 2);
     }
 
     #[test]

@@ -632,7 +632,7 @@ mod tests {
 
     #[async_trait]
     impl Sink for Committing {
-        async fn write(&mut self, _: crate::changelog::ChangeBatch) -> Result<()> {
+        async fn write(&mut self, _: &crate::changelog::TableId, _: crate::changelog::ChangeBatch) -> Result<()> {
             Ok(())
         }
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::checkpoint::{CheckpointStore, InputState};
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
-use crate::changelog::{format_rows, ChangeBatch, Event};
+use crate::changelog::{format_rows, ChangeBatch, Event, TableId};
 use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
 use crate::operators::{Operator, QueryOperator, TruncateAsDeletes};
@@ -380,26 +380,32 @@ async fn process(
     }
     progress.report.rows_read += read;
     metrics.records_read.fetch_add(read, Ordering::Relaxed);
-    let parts: Vec<ChangeBatch> = results
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Changes { changes, .. } => Some(changes),
-            Event::Truncated(_) => None,
-        })
-        .collect();
-    if !parts.is_empty() {
-        let out = match <[ChangeBatch; 1]>::try_from(parts) {
-            Ok([one]) => one,
-            Err(parts) => ChangeBatch::concat(&spec.query.output_schema, &parts)?,
-        };
-        let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
-        let written = out.num_rows() as u64;
-        let bytes = out.rows().get_array_memory_size() as u64;
-        progress.report.rows_written += written;
-        sink.write(out).await?;
-        metrics.records_written.fetch_add(written, Ordering::Relaxed);
-        metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    // In order: runs of changes of one table become one write; a schema change goes between.
+    let mut parts: Vec<ChangeBatch> = Vec::new();
+    let mut table: TableId = None;
+    for event in results {
+        match event {
+            Event::Changes { table: t, changes } => {
+                if t != table {
+                    write(std::mem::take(&mut parts), &table, spec, sink, progress, metrics).await?;
+                    table = t;
+                }
+                parts.push(changes);
+            }
+            Event::SchemaChanged(change) => {
+                write(std::mem::take(&mut parts), &table, spec, sink, progress, metrics).await?;
+                tracing::info!(pipeline = %spec.name, table = ?change.table, change = %change.describe(), "passing a schema change to the sink");
+                sink.apply_schema_change(&spec.sink_table, &change).await?;
+            }
+            Event::Truncated(t) => {
+                return Err(Error::internal(format!(
+                    "a truncation of {:?} reached the sink of `{}`: no operator turned it into deletes",
+                    t.table, spec.name
+                )))
+            }
+        }
     }
+    write(parts, &table, spec, sink, progress, metrics).await?;
     if let Some(t) = event_time.filter(|_| read > 0) {
         metrics.emit_lag_ms.store((now_ms() - t).max(0), Ordering::Relaxed);
     }
@@ -407,6 +413,32 @@ async fn process(
     if !progress.query.wants(index) && !progress.inputs[index].state.finished {
         progress.inputs[index].reader_stop.cancel();
     }
+    Ok(())
+}
+
+/// Changes of one table as one write, in the sink's columns.
+async fn write(
+    parts: Vec<ChangeBatch>,
+    table: &TableId,
+    spec: &PipelineSpec,
+    sink: &mut dyn Sink,
+    progress: &mut Progress,
+    metrics: &PipelineMetrics,
+) -> Result<()> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let out = match <[ChangeBatch; 1]>::try_from(parts) {
+        Ok([one]) => one,
+        Err(parts) => ChangeBatch::concat(&spec.query.output_schema, &parts)?,
+    };
+    let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
+    let written = out.num_rows() as u64;
+    let bytes = out.rows().get_array_memory_size() as u64;
+    progress.report.rows_written += written;
+    sink.write(table, out).await?;
+    metrics.records_written.fetch_add(written, Ordering::Relaxed);
+    metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
-use crate::changelog::{ChangeBatch, ChangelogMode};
+use crate::changelog::{ChangeBatch, ChangelogMode, TableId};
 use crate::error::Result;
 use crate::sql::TableSpec;
 
@@ -32,7 +32,7 @@ struct BlackholeSink;
 
 #[async_trait]
 impl Sink for BlackholeSink {
-    async fn write(&mut self, _batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, _batch: ChangeBatch) -> Result<()> {
         Ok(())
     }
 

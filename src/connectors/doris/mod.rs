@@ -45,7 +45,7 @@ use http::{HttpError, Request, Target, Timeouts};
 use protocol::{ExistingJob, LoadFailure, LoadReply, LoadResponse, LoadStatus, TwoPcOutcome, TxnOperation};
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
-use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode, RowKind};
+use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode, RowKind, TableId};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -1015,7 +1015,7 @@ impl Sink for DorisSink {
         Ok(())
     }
 
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
         self.encode(&batch).map_err(|e| e.context(self.origin()))?;
         if self.config.batch_mode && self.flush_due() {
             self.flush().await?;

@@ -41,7 +41,7 @@ use path::{describe_row, is_template_type, quote_node, DeviceTemplate};
 use protocol::{failure, is_missing_target, outcome, Outcome};
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
-use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode};
+use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode, TableId};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -778,7 +778,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[async_trait]
 impl Sink for IotdbSink {
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
         self.buffered_rows += batch.num_rows();
         self.buffer.push(batch);
         let started = *self.first_buffered.get_or_insert_with(Instant::now);

@@ -29,7 +29,7 @@ use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dia
 use super::mysqltext::write_literal;
 use super::pgwire::{put_header, put_trailer, TupleWriter, Wire};
 use super::{DeleteMode, JdbcConfig};
-use crate::changelog::{compact_by_key, ChangeBatch, RowKind};
+use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId};
 use crate::connectors::{Position, PreparedCommit, Sink};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -92,7 +92,7 @@ impl Sink for JdbcSink {
         Ok(())
     }
 
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
         let Some(tx) = &self.commands else {
             return Err(Error::internal("jdbc sink written before open"));
         };

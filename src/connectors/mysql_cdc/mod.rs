@@ -31,8 +31,12 @@
 //! On MariaDB a streaming position is resumed from its GTID position (which survives a failover
 //! to a replica); during the incremental snapshot and on MySQL from file and offset.
 //!
-//! Limits: tables whose chunk key is not an integer are snapshotted as one chunk; schema
-//! changes of captured tables while streaming stop the job with an error; GTID start and resume
+//! A change of a captured table's columns (DDL) is an [`Event::SchemaChanged`] before the
+//! table's next row in its new shape; the declared columns go on being read.
+//!
+//! Limits: tables whose chunk key is not an integer are snapshotted as one chunk; a table is
+//! described from the server, not from the binlog's DDL history, so events of a table from before
+//! a later ALTER stop the job with an error; GTID start and resume
 //! positions are MariaDB's (MySQL uses file and position).
 
 mod builders;
@@ -60,7 +64,7 @@ use super::{
     Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
     SourceIdentity,
 };
-use crate::changelog::{ChangeBatch, ChangelogMode};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 use config::{MySqlCdcConfig, StartupMode};
@@ -419,6 +423,7 @@ impl MySqlCdcSource {
     async fn next_stream_batch(&mut self) -> Result<Option<SourceBatch>> {
         let State::Streaming(run) = &mut self.state else { return Err(Error::internal("streaming state expected")) };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut events = Vec::new();
         loop {
             let now = tokio::time::Instant::now();
             let open = run.reader.in_transaction();
@@ -430,7 +435,17 @@ impl MySqlCdcSource {
                 Some(s) => &s.filter,
                 None => &KeepAll,
             };
-            match run.reader.next(wait, &mut run.builder, filter).await? {
+            let step = run.reader.next(wait, &mut run.builder, filter).await?;
+            let schema_changes = run.reader.take_schema_changes();
+            if !schema_changes.is_empty() {
+                // The rows read so far are of the tables' old shape: they go first.
+                let before = run.builder.finish()?;
+                if !before.is_empty() {
+                    events.push(Event::changes(before));
+                }
+                events.extend(schema_changes.into_iter().map(Event::SchemaChanged));
+            }
+            match step {
                 None if open => {}
                 None => break,
                 Some(stream::Step::Commit) if run.builder.len() >= self.batch_size => break,
@@ -441,7 +456,10 @@ impl MySqlCdcSource {
             run.snapshot = None;
         }
         let changes = run.builder.finish()?;
-        Ok(Some(SourceBatch::new(changes, stream_position(run))))
+        if events.is_empty() || !changes.is_empty() {
+            events.push(Event::changes(changes));
+        }
+        Ok(Some(SourceBatch { events, position: stream_position(run) }))
     }
 
     async fn start_fresh(&mut self, conn: &mut mysql_async::Conn, tables: Vec<Arc<CapturedTable>>) -> Result<()> {

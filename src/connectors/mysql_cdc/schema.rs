@@ -68,6 +68,41 @@ impl SourceColumn {
     pub fn is_integer(&self) -> bool {
         matches!(self.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint")
     }
+
+    /// Whether a binlog column of `real_type` (the table map's type, ENUM and SET resolved) can
+    /// be this column: a description of the table from after a later ALTER would give the
+    /// events before it another shape. Types this cannot judge (those of plugins) fit.
+    pub fn fits_binlog_type(&self, real_type: u8) -> bool {
+        use super::cell::column_type as t;
+        let expected: &[u8] = match self.data_type.as_str() {
+            "tinyint" | "bool" | "boolean" => &[t::TINY],
+            "smallint" => &[t::SHORT],
+            "mediumint" => &[t::INT24],
+            "int" | "integer" => &[t::LONG],
+            "bigint" => &[t::LONGLONG],
+            "float" => &[t::FLOAT],
+            "double" | "real" => &[t::DOUBLE],
+            "decimal" | "numeric" => &[t::NEWDECIMAL],
+            "year" => &[t::YEAR],
+            "date" => &[t::DATE, t::NEWDATE],
+            "time" => &[t::TIME, t::TIME2],
+            "datetime" => &[t::DATETIME, t::DATETIME2],
+            "timestamp" => &[t::TIMESTAMP, t::TIMESTAMP2],
+            "bit" => &[t::BIT],
+            "enum" => &[t::ENUM],
+            "set" => &[t::SET],
+            "char" | "varchar" | "binary" | "varbinary" => &[t::STRING, t::VARCHAR, t::VAR_STRING],
+            "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                &[t::BLOB, t::TINY_BLOB, t::MEDIUM_BLOB, t::LONG_BLOB]
+            }
+            // MySQL's JSON has its own type; MariaDB's is LONGTEXT.
+            "json" => &[t::JSON, t::BLOB],
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+            | "geometrycollection" => &[t::GEOMETRY],
+            _ => return true,
+        };
+        expected.contains(&real_type)
+    }
 }
 
 /// `enum('a','it''s')` → ["a", "it's"].

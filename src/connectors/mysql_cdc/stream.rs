@@ -9,12 +9,12 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
-use super::cell::read_binlog_cell;
+use super::cell::{read_binlog_cell, real_type};
 use super::config::MySqlCdcConfig;
 use super::rows::{ChangeBuilder, ColumnMeta};
 use super::schema::CapturedTable;
 use super::server::{describe_table, server_error, BinlogPos};
-use crate::changelog::RowKind;
+use crate::changelog::{self, RowKind, SchemaChange};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -110,6 +110,21 @@ pub enum Step {
 
 type TableMapping = Option<(Arc<CapturedTable>, Arc<[ColumnMeta]>)>;
 
+/// Whether `statement` may name `table`: whether the name is in its text, whatever the case.
+/// Errs on the side of yes (`orders` is in `orders_archive`), which only costs a description.
+fn may_name(statement: &str, table: &str) -> bool {
+    statement.to_lowercase().contains(&table.to_lowercase())
+}
+
+/// A captured table's columns as MySQL names them (`COLUMN_TYPE`).
+fn described_columns(table: &CapturedTable) -> Vec<changelog::SourceColumn> {
+    table
+        .columns
+        .iter()
+        .map(|c| changelog::SourceColumn { name: c.name.clone(), data_type: c.column_type.clone() })
+        .collect()
+}
+
 pub struct BinlogReader {
     stream: Option<BinlogStream>,
     config: Arc<MySqlCdcConfig>,
@@ -118,6 +133,10 @@ pub struct BinlogReader {
     describe_conn: Option<Conn>,
     tables: HashMap<(String, String), Option<Arc<CapturedTable>>>,
     table_ids: HashMap<u64, TableMapping>,
+    /// The columns each captured table had when last described, to tell when they change.
+    columns: HashMap<(String, String), Vec<changelog::SourceColumn>>,
+    /// Changes of captured tables' columns seen since the last [`BinlogReader::take_schema_changes`].
+    schema_changes: Vec<SchemaChange>,
     file: String,
     /// After the last complete transaction: where a restart resumes.
     pub committed: BinlogPos,
@@ -192,6 +211,7 @@ impl BinlogReader {
         })?;
         tracing::debug!(table = %config.table, server_id, file = %request_file, pos = request_pos, non_blocking, "binlog stream opened");
         let tables = known.iter().map(|t| ((t.database.clone(), t.table.clone()), Some(t.clone()))).collect();
+        let columns = known.iter().map(|t| ((t.database.clone(), t.table.clone()), described_columns(t))).collect();
         let committed = BinlogPos { file: request_file.clone(), pos: request_pos };
         Ok(BinlogReader {
             stream: Some(stream),
@@ -200,6 +220,8 @@ impl BinlogReader {
             describe_conn: None,
             tables,
             table_ids: HashMap::new(),
+            columns,
+            schema_changes: Vec::new(),
             file: request_file,
             last_event_end: committed.clone(),
             committed,
@@ -227,6 +249,12 @@ impl BinlogReader {
 
     pub fn in_transaction(&self) -> bool {
         self.in_transaction
+    }
+
+    /// The changes of captured tables' columns read since last asked, in order. Each comes before
+    /// the table's first row change in its new shape: rows appended before it are of before.
+    pub fn take_schema_changes(&mut self) -> Vec<SchemaChange> {
+        std::mem::take(&mut self.schema_changes)
     }
 
     /// Ends the server's dump thread (a dropped stream would leave it running).
@@ -360,8 +388,10 @@ impl BinlogReader {
                     // SAVEPOINT and ROLLBACK TO SAVEPOINT are logged inside their transaction.
                     return Ok(Some(Step::Other));
                 }
-                // DDL may change a captured table: describe tables again when next mapped.
-                self.tables.retain(|_, t| t.is_none());
+                // DDL may change a captured table: describe the tables it may name again when next
+                // mapped. Only those: a table described again while the binlog is behind the server
+                // gets the shape of later DDL, so other tables' DDL must not make that happen.
+                self.tables.retain(|(_, table), t| t.is_none() || !may_name(trimmed, table));
                 self.table_ids.clear();
                 Ok(Some(self.commit()))
             }
@@ -410,6 +440,12 @@ impl BinlogReader {
             }
             let Some(conn) = self.describe_conn.as_mut() else { return Ok(None) };
             let described = Arc::new(describe_table(&self.config, &self.spec, conn, &key.0, &key.1).await?);
+            let after = described_columns(&described);
+            // Described again after DDL: whether the DDL changed this table's columns.
+            if let Some(before) = self.columns.insert(key.clone(), after.clone()).filter(|b| *b != after) {
+                let table = Some(Arc::from(format!("{}.{}", key.0, key.1)));
+                self.schema_changes.push(SchemaChange { table, before, after });
+            }
             self.tables.insert(key.clone(), Some(described.clone()));
             table = Some(described);
         }
@@ -429,7 +465,23 @@ impl BinlogReader {
                 .map_err(|e| Error::internal(format!("table map of `{}`.`{}`: {e}", key.0, key.1)))?
                 .map(|t| t as u8)
                 .unwrap_or(0);
-            metas.push(ColumnMeta::from_table_map(column_type, tme.get_column_metadata(i).unwrap_or(&[])));
+            let meta = ColumnMeta::from_table_map(column_type, tme.get_column_metadata(i).unwrap_or(&[]));
+            let column = &table.columns[i];
+            let (real, _) = real_type(meta.column_type, meta.meta);
+            if !column.fits_binlog_type(real) {
+                return Err(Error::user(format!(
+                    "MySQL table `{}`.`{}` has column {} `{}` of type {} now, but the binlog event being read has a column of \
+                     another type (binlog type {real}) there: the table changed (ALTER TABLE) after the events still being read, \
+                     and cdc-sql's mysql-cdc reads them with the table's description of now, which does not fit them. \
+                     Restart the job with --fresh for a new snapshot",
+                    key.0,
+                    key.1,
+                    i + 1,
+                    column.name,
+                    column.column_type
+                )));
+            }
+            metas.push(meta);
         }
         Ok(Some((table, metas.into())))
     }
@@ -557,6 +609,19 @@ fn scan_image(
 
 #[cfg(test)]
 mod tests {
+    /// Only DDL that may name a captured table makes it be described again; quoting, qualifying
+    /// and case do not hide a name.
+    #[test]
+    fn ddl_names_the_tables_it_may_change() {
+        let names = super::may_name;
+        assert!(names("ALTER TABLE `shop`.`Orders` ADD COLUMN note TEXT", "orders"));
+        assert!(names("alter table orders drop column x", "Orders"));
+        assert!(names("RENAME TABLE orders_new TO orders", "orders"));
+        assert!(names("ALTER TABLE `order items` ADD c INT", "order items"));
+        assert!(!names("ALTER TABLE customers ADD COLUMN note TEXT", "orders"));
+        assert!(!names("CREATE DATABASE other", "orders"));
+    }
+
     use super::*;
 
     #[test]

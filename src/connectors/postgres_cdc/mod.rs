@@ -20,8 +20,9 @@
 //!
 //! Limits: pgoutput protocol v1 (no streaming of in-progress transactions, so a transaction is
 //! decoded once it commits); a snapshot interrupted by a restart is read again from the start
-//! (it converges on keyed sinks, see the docs); schema changes of captured tables while
-//! streaming are detected only when a declared column disappears; TLS is not offered yet.
+//! (it converges on keyed sinks, see the docs); a change of a captured table's columns while
+//! streaming (a new relation message) is an [`crate::changelog::Event::SchemaChanged`], and the
+//! job fails when a declared column disappears; TLS is not offered yet.
 
 mod changes;
 mod checks;

@@ -28,6 +28,31 @@ pub struct RelationColumn {
     pub type_modifier: i32,
 }
 
+impl RelationColumn {
+    /// The column's type as `format_type` would name it for the common built-in types
+    /// (`int4`, `varchar(20)`, `numeric(10,2)`, `timestamptz(3)`); `type <oid>` for types
+    /// (user-defined ones) a relation message does not name.
+    pub fn type_name(&self) -> String {
+        let Some(ty) = tokio_postgres::types::Type::from_oid(self.type_oid) else {
+            return format!("type {}", self.type_oid);
+        };
+        let name = ty.name();
+        let m = self.type_modifier;
+        if m < 0 {
+            return name.to_string();
+        }
+        // The modifier's encoding per type, as in PostgreSQL's *typmodout functions.
+        match name {
+            "varchar" | "bpchar" if m >= 4 => format!("{name}({})", m - 4),
+            "numeric" if m >= 4 => format!("numeric({},{})", (m - 4) >> 16, (m - 4) & 0xffff),
+            "timestamp" | "timestamptz" | "time" | "timetz" | "interval" | "bit" | "varbit" => {
+                format!("{name}({m})")
+            }
+            _ => name.to_string(),
+        }
+    }
+}
+
 /// Which old values updates and deletes carry (`pg_class.relreplident`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaIdentity {
@@ -320,6 +345,23 @@ pub fn parse_lsn(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relation_column_types_are_named_with_their_modifiers() {
+        let column = |type_oid, type_modifier| super::RelationColumn {
+            is_key: false,
+            name: "c".into(),
+            type_oid,
+            type_modifier,
+        };
+        // Modifiers as pgoutput sends them: atttypmod, -1 when the type has none.
+        assert_eq!(column(23, -1).type_name(), "int4");
+        assert_eq!(column(1043, 24).type_name(), "varchar(20)");
+        assert_eq!(column(1700, (10 << 16 | 2) + 4).type_name(), "numeric(10,2)");
+        assert_eq!(column(1700, -1).type_name(), "numeric");
+        assert_eq!(column(1184, 3).type_name(), "timestamptz(3)");
+        assert_eq!(column(99999, -1).type_name(), "type 99999");
+    }
+
     use super::*;
 
     /// Messages captured from PostgreSQL 15 for this script (table `t` first with REPLICA

@@ -28,7 +28,7 @@ use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
 use super::{Config, StartupMode, TruncateMode};
-use crate::changelog::{ChangeBatch, ChangelogMode, Event, RowKind, Truncation};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event, RowKind, SchemaChange, SourceColumn, Truncation};
 use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
 
@@ -189,7 +189,8 @@ impl PostgresCdcSource {
             last_event_ms: None,
             fetch_lag_ms: None,
             origins: self.config.keeps_captured_rows().then(RowOrigins::default),
-            deferred_truncations: Vec::new(),
+            leading: Vec::new(),
+            deferred: Vec::new(),
         };
         self.phase = Phase::Streaming(Box::new(Streaming { wal, state }));
         Ok(())
@@ -513,11 +514,12 @@ struct StreamState {
     /// Commit time of the newest change handed over, and how long after the commit it was.
     last_event_ms: Option<i64>,
     fetch_lag_ms: Option<u64>,
-    /// The batch being built, with 'truncate.mode' = 'delete': the table of each row, and the
-    /// truncations before its first.
+    /// The batch being built, with 'truncate.mode' = 'delete': the table of each row.
     origins: Option<RowOrigins>,
-    /// Truncations after rows of the batch being built: they open the next batch.
-    deferred_truncations: Vec<Truncation>,
+    /// Events of the batch being built before its first row (truncations, schema changes).
+    leading: Vec<Event>,
+    /// Such events after rows of the batch being built: they open the next batch.
+    deferred: Vec<Event>,
 }
 
 impl Streaming {
@@ -525,11 +527,9 @@ impl Streaming {
         let state = &mut self.state;
         let started = Instant::now();
         let mut last_event = started;
-        if let Some(origins) = state.origins.as_mut() {
-            origins.truncated.append(&mut state.deferred_truncations);
-        }
+        state.leading.append(&mut state.deferred);
         loop {
-            if !state.deferred_truncations.is_empty() {
+            if !state.deferred.is_empty() {
                 break;
             }
             let full = state.builder.len() >= batch_size;
@@ -564,24 +564,25 @@ impl Streaming {
             state.last_event_ms = Some(event_ms);
             state.fetch_lag_ms = Some(fetch_lag_ms);
         }
-        let events = match state.origins.as_mut() {
-            Some(origins) => std::mem::take(origins).events(changes)?,
-            None => vec![Event::changes(changes)],
-        };
+        let mut events = std::mem::take(&mut state.leading);
+        match state.origins.as_mut() {
+            Some(origins) if !changes.is_empty() => events.extend(std::mem::take(origins).events(changes)?),
+            // An empty batch still carries the position.
+            _ if events.is_empty() || !changes.is_empty() => events.push(Event::changes(changes)),
+            _ => {}
+        }
         Ok(SourceBatch { events, position: state.position() })
     }
 }
 
-/// The batch being built, with 'truncate.mode' = 'delete': the table of each row, and the
-/// truncations before its first row.
+/// The batch being built, with 'truncate.mode' = 'delete': the table of each row.
 #[derive(Debug, Default)]
 struct RowOrigins {
     tables: Vec<Arc<str>>,
-    truncated: Vec<Truncation>,
 }
 
 impl RowOrigins {
-    /// The truncations, then the rows of `changes` as one event per run of rows of one table.
+    /// The rows of `changes` as one event per run of rows of one table.
     fn events(self, changes: ChangeBatch) -> Result<Vec<Event>> {
         if self.tables.len() != changes.num_rows() {
             return Err(Error::internal(format!(
@@ -590,7 +591,7 @@ impl RowOrigins {
                 self.tables.len()
             )));
         }
-        let mut events: Vec<Event> = self.truncated.into_iter().map(Event::Truncated).collect();
+        let mut events = Vec::new();
         let mut start = 0;
         for end in 1..=self.tables.len() {
             if end == self.tables.len() || self.tables[end] != self.tables[start] {
@@ -598,9 +599,6 @@ impl RowOrigins {
                 events.push(Event::Changes { table, changes: changes.slice(start, end - start) });
                 start = end;
             }
-        }
-        if events.is_empty() {
-            events.push(Event::changes(changes));
         }
         Ok(events)
     }
@@ -714,11 +712,7 @@ impl StreamState {
                                 table: Some(table.into()),
                                 change_columns: change_columns.clone(),
                             });
-                            // Rows already in the batch came before the truncation: it opens the next batch.
-                            match self.origins.as_mut() {
-                                Some(origins) if self.builder.is_empty() => origins.truncated.extend(truncations),
-                                _ => self.deferred_truncations.extend(truncations),
-                            }
+                            self.push_event(truncations.map(Event::Truncated));
                         }
                     }
                 }
@@ -726,6 +720,16 @@ impl StreamState {
             Message::Type { .. } | Message::Origin { .. } | Message::Logical { .. } => {}
         }
         Ok(())
+    }
+
+    /// Events between rows: rows already in the batch came before them, so then they open the
+    /// next batch.
+    fn push_event(&mut self, events: impl IntoIterator<Item = Event>) {
+        if self.builder.is_empty() {
+            self.leading.extend(events);
+        } else {
+            self.deferred.extend(events);
+        }
     }
 
     fn on_relation(&mut self, relation: Relation) -> Result<()> {
@@ -751,6 +755,18 @@ impl StreamState {
             declared[*i] = true;
         }
         let key = self.config.primary_key.iter().filter_map(|k| index_of(k)).collect();
+        // pgoutput describes a relation again after it changed (and after other cache
+        // invalidations, which leave its columns as they were).
+        if let Some(Some(before)) = self.relations.get(&relation.id) {
+            let columns = |r: &Relation| -> Vec<SourceColumn> {
+                r.columns.iter().map(|c| SourceColumn { name: c.name.clone(), data_type: c.type_name() }).collect()
+            };
+            let (before, after) = (columns(&before.relation), columns(&relation));
+            if before != after {
+                let table = Some(Arc::from(table.shown()));
+                self.push_event([Event::SchemaChanged(SchemaChange { table, before, after })]);
+            }
+        }
         let state = RelationState {
             origin: table.shown().into(),
             table,
@@ -852,8 +868,7 @@ mod tests {
         assert!(!p.finished);
     }
 
-    /// Rows of several tables in one batch become one event per run of one table's rows, after
-    /// the truncations that came before them.
+    /// Rows of several tables in one batch become one event per run of one table's rows.
     #[test]
     fn a_batch_of_several_tables_becomes_events_tagged_with_each_table() {
         use datafusion::arrow::array::{Int64Array, RecordBatch};
@@ -862,21 +877,18 @@ mod tests {
         let ids = Int64Array::from_iter_values([1, 2, 3, 4]);
         let changes = ChangeBatch::inserts(RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap());
         let t = |name: &str| -> Arc<str> { Arc::from(name) };
-        let origins = RowOrigins {
-            tables: vec![t("s.a"), t("s.a"), t("s.b"), t("s.a")],
-            truncated: vec![Truncation { table: Some(t("s.b")), change_columns: Vec::new() }],
-        };
+        let origins = RowOrigins { tables: vec![t("s.a"), t("s.a"), t("s.b"), t("s.a")] };
         let shown: Vec<String> = origins
             .events(changes.clone())
             .unwrap()
             .iter()
             .map(|e| match e {
                 Event::Changes { table, changes } => format!("{table:?}:{}", changes.num_rows()),
-                Event::Truncated(t) => format!("truncate {:?}", t.table),
+                other => format!("{other:?}"),
             })
             .collect();
-        assert_eq!(shown, [r#"truncate Some("s.b")"#, r#"Some("s.a"):2"#, r#"Some("s.b"):1"#, r#"Some("s.a"):1"#]);
-        let wrong = RowOrigins { tables: vec![t("s.a")], truncated: Vec::new() };
+        assert_eq!(shown, [r#"Some("s.a"):2"#, r#"Some("s.b"):1"#, r#"Some("s.a"):1"#]);
+        let wrong = RowOrigins { tables: vec![t("s.a")] };
         assert!(wrong.events(changes).is_err(), "a row without its table is a bug");
     }
 }

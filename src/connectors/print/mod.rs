@@ -8,7 +8,7 @@ use std::io::Write;
 use async_trait::async_trait;
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
-use crate::changelog::{format_rows, ChangeBatch, ChangelogMode};
+use crate::changelog::{format_rows, ChangeBatch, ChangelogMode, TableId};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -48,7 +48,7 @@ struct PrintSink {
 
 #[async_trait]
 impl Sink for PrintSink {
-    async fn write(&mut self, batch: ChangeBatch) -> Result<()> {
+    async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
         let text = format_rows(&batch, &self.prefix)?;
         let written = if self.standard_error {
             std::io::stderr().lock().write_all(text.as_bytes())

@@ -32,12 +32,17 @@ struct Job {
 
 impl Job {
     fn start(sql: &str) -> Job {
+        Job::start_logging(sql, "warn,cdc_sql::connectors::mysql_cdc=debug")
+    }
+
+    /// [`Job::start`] with another log filter.
+    fn start_logging(sql: &str, log: &str) -> Job {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("job.sql"), sql).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
             .current_dir(dir.path())
             .args(["-f", "job.sql"])
-            .env("RUST_LOG", "warn,cdc_sql::connectors::mysql_cdc=debug")
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -86,6 +91,21 @@ impl Job {
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port of the REST API, from its log line (`cdc_sql::cli=info`).
+    fn rest_port(&self) -> u16 {
+        let start = Instant::now();
+        loop {
+            let text = self.stderr.lock().unwrap().clone();
+            if let Some(port) =
+                text.split("on http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()?.parse().ok())
+            {
+                return port;
+            }
+            assert!(start.elapsed() < DEADLINE, "no REST address logged: {text}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -929,6 +949,184 @@ fn starts_from_a_mariadb_gtid_position_and_from_the_latest_offset() {
     let lines = job.stop();
     assert!(!lines.is_empty(), "latest-offset read nothing");
     assert!(lines.iter().all(|l| l.contains("[100, ")), "only changes after the start: {lines:?}");
+}
+
+// ---- monitoring ----
+
+/// The body of `GET /metrics`.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{response}");
+    body.to_string()
+}
+
+/// The value of the job's only `cdc_sql_<name>{…}` series.
+fn series(metrics: &str, name: &str) -> Option<i64> {
+    let line = metrics.lines().find(|l| l.starts_with(&format!("cdc_sql_{name}{{")))?;
+    line.rsplit_once(' ')?.1.parse().ok()
+}
+
+/// The `position` label of `cdc_sql_sourcePosition`.
+fn position_label(metrics: &str) -> Option<String> {
+    let line = metrics.lines().find(|l| l.starts_with("cdc_sql_sourcePosition{"))?;
+    Some(line.split("position=\"").nth(1)?.split('"').next()?.to_string())
+}
+
+/// `file:pos` at the start of a streaming position label.
+fn binlog_of(label: &str) -> Option<(String, u64)> {
+    let (file, rest) = label.split_once(':')?;
+    let pos = rest.split(' ').next()?.parse().ok()?;
+    Some((file.to_string(), pos))
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// What `/metrics` shows of a mysql-cdc source through the real binary: the snapshot's tables
+/// and chunks once it is read, then the binlog position after the last transaction, the events
+/// handed out and the fetch lag of the newest change.
+#[test]
+fn metrics_show_the_snapshot_chunks_then_the_binlog_position_events_and_lag() {
+    let db = cdc_sql_testkit::mariadb().create_database("progress");
+    db.exec(
+        "CREATE TABLE t1 (id INT PRIMARY KEY, v INT); CREATE TABLE t2 (id INT PRIMARY KEY, v INT);
+         INSERT INTO t1 SELECT seq, seq FROM seq_1_to_1000; INSERT INTO t2 SELECT seq, seq FROM seq_1_to_250;",
+    );
+    // Chunks of 100 keys over the dense keys 1..=1000 and 1..=250: 10 and 3.
+    let sql = format!(
+        "CREATE TABLE src (id INT, v INT, PRIMARY KEY (id) NOT ENFORCED) WITH ({}, 'database-name' = '{}', \
+         'table-name' = 't[12]', 'scan.incremental.snapshot.chunk.size' = '100', 'server-id' = '5610-5613');\n\
+         CREATE TABLE out (id INT, v INT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        with_options(&db, ""),
+        db.name()
+    );
+    let job = Job::start_logging(&sql, "warn,cdc_sql::cli=info");
+    let port = job.rest_port();
+    let poll = |what: &str, ready: &dyn Fn(&str) -> bool| -> String {
+        let start = Instant::now();
+        loop {
+            let metrics = scrape(port);
+            if ready(&metrics) {
+                return metrics;
+            }
+            assert!(start.elapsed() < DEADLINE, "waited for {what}; /metrics:\n{metrics}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let streaming = poll("the snapshot to end", &|m| {
+        series(m, "isSnapshotting") == Some(0) && position_label(m).is_some_and(|p| !p.starts_with("snapshot"))
+    });
+    let snapshot: Vec<Option<i64>> =
+        ["numTablesSnapshotted", "numTablesRemaining", "numSnapshotSplitsFinished", "numSnapshotSplitsRemaining"]
+            .iter()
+            .map(|name| series(&streaming, name))
+            .collect();
+    assert_eq!(snapshot, [Some(2), Some(0), Some(13), Some(0)], "{streaming}");
+    assert_eq!(series(&streaming, "sourceEvents"), Some(1250), "every snapshot row: {streaming}");
+    let label = position_label(&streaming).unwrap();
+    let started = binlog_of(&label).unwrap_or_else(|| panic!("not a binlog position: {label}"));
+    assert!(label.contains(" GTID "), "MariaDB's GTID position: {label}");
+
+    // Two transactions: an insert (one event) and an update (-U and +U).
+    let before = epoch_ms();
+    db.exec("INSERT INTO t1 VALUES (1001, 1)");
+    db.exec("UPDATE t2 SET v = -v WHERE id = 7");
+    let written = master_position(&db);
+    assert!(written > started, "the writes moved the binlog");
+    let after_writes = poll("the writes to be streamed", &|m| {
+        series(m, "sourceEvents") == Some(1253)
+            && position_label(m).and_then(|p| binlog_of(&p)).is_some_and(|at| at >= written)
+    });
+    let scraped = epoch_ms();
+    assert_eq!(series(&after_writes, "numSnapshotSplitsFinished"), Some(13), "the snapshot stays reported");
+    // The update's binlog second is at most a second before `before`; it was fetched before the
+    // scrape.
+    let lag = series(&after_writes, "currentFetchEventTimeLag").expect("a fetch lag");
+    assert!(
+        (0..=scraped - before + 1000).contains(&lag),
+        "fetch lag {lag} ms, written {} ms before the scrape",
+        scraped - before
+    );
+    assert!(series(&after_writes, "currentEmitEventTimeLag").is_some(), "{after_writes}");
+    job.stop();
+}
+
+/// Through the source API, after every batch: a chunk counts as read only once all its pieces
+/// are handed out, events count every row, and the newest change's event time is the second
+/// the server wrote it.
+#[test]
+fn progress_counts_a_chunk_once_its_last_piece_is_handed_out() {
+    let db = cdc_sql_testkit::mariadb().create_database("progress_api");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_1000");
+    // Ten chunks of exactly 100 rows, each handed out in pieces of at most 40.
+    let spec = spec_for(
+        &db,
+        ", 'scan.incremental.snapshot.chunk.size' = '100', 'scan.snapshot.fetch.size' = '40', 'server-id' = '5620-5623'",
+    );
+    let legacy = spec_for(&db, ", 'scan.incremental.snapshot.enabled' = 'false', 'server-id' = '5624'");
+    runtime().block_on(async {
+        let mut reader = Reader::open(&spec, None).await;
+        let mut state = BTreeMap::new();
+        let mut rows = 0u64;
+        let finished = loop {
+            let batch = reader.source.next_batch().await.unwrap().unwrap();
+            let changes = batch.changes().unwrap();
+            rows += changes.num_rows() as u64;
+            apply(&mut state, &changes);
+            let progress = reader.source.progress().unwrap();
+            assert_eq!(progress.events, Some(rows));
+            let snapshot = progress.snapshot.clone().unwrap();
+            if snapshot.finished {
+                break progress;
+            }
+            // Only one chunk is handed out in pieces at a time: the others delivered all 100.
+            assert_eq!(snapshot.chunks_done, rows / 100, "after {rows} rows: {snapshot:?}");
+            assert_eq!(snapshot.chunks_done + snapshot.chunks_remaining, 10);
+            assert_eq!(progress.position, Some(format!("snapshot, {}/10 chunks", snapshot.chunks_done)));
+        };
+        let snapshot = finished.snapshot.unwrap();
+        assert_eq!(
+            (snapshot.tables_done, snapshot.tables_remaining, snapshot.chunks_done, snapshot.chunks_remaining, rows),
+            (1, 0, 10, 0, 1000)
+        );
+        assert_eq!(finished.event_time_ms, None, "no binlog change read yet");
+
+        let first = server_second(&db);
+        db.exec("UPDATE t SET v = 0 WHERE id = 500");
+        let last = server_second(&db);
+        let target = master_position(&db);
+        reader.read_past(&mut state, &target).await;
+        let progress = reader.source.progress().unwrap();
+        assert_eq!(progress.events, Some(1002), "the update's -U and +U");
+        let event_ms = progress.event_time_ms.expect("the update's event time");
+        assert!((first as i64 * 1000..=last as i64 * 1000).contains(&event_ms), "{event_ms} not in {first}..={last} s");
+        assert!(progress.fetch_event_time_lag_ms.is_some());
+        let at = progress.position.unwrap();
+        assert!(at.starts_with(&format!("{}:", target.0)), "{at}");
+        reader.source.close().await.unwrap();
+        assert_same(&state, &table_state(&db));
+
+        // The legacy snapshot reads each table whole: one table, one chunk.
+        let mut reader = Reader::open(&legacy, None).await;
+        let mut rows = 0;
+        let snapshot = loop {
+            rows += reader.source.next_batch().await.unwrap().unwrap().changes().unwrap().num_rows();
+            let snapshot = reader.source.progress().unwrap().snapshot.unwrap();
+            if snapshot.finished {
+                break snapshot;
+            }
+            assert_eq!((snapshot.tables_done, snapshot.tables_remaining), (0, 1), "after {rows} rows");
+        };
+        assert_eq!((snapshot.tables_done, snapshot.chunks_done, snapshot.chunks_remaining, rows), (1, 1, 0, 1000));
+        reader.source.close().await.unwrap();
+    });
 }
 
 // ---- 'scan.startup.mode' = 'timestamp' ----

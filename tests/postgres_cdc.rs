@@ -1219,19 +1219,61 @@ fn checks_fail_first_with_the_fix() {
         &job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""),
         &[&format!("replication slot '{slot}' does not exist"), "'initial'"],
     );
+    // 'debezium.publication.autocreate.mode': a missing publication is created FOR ALL TABLES by
+    // default (Debezium's), which takes a superuser; the CDC user is none.
     expect_failure(
         &job_sql(&db, "t", KV, &[("debezium.publication.name", "missing_pub")], ""),
-        &["publication 'missing_pub'", "does not exist", "CREATE PUBLICATION"],
+        &["may not create publication 'missing_pub' FOR ALL TABLES", "takes a superuser", "'filtered'"],
     );
+    expect_failure(
+        &job_sql(&db, "t", KV, &[], ""),
+        &[
+            "may not create publication 'dbz_publication' FOR ALL TABLES",
+            "CREATE PUBLICATION \"dbz_publication\" FOR ALL TABLES",
+        ],
+    );
+    // 'filtered' creates it for the captured tables, which takes owning them.
+    expect_failure(
+        &job_sql(&db, "t", KV, &[("debezium.publication.autocreate.mode", "filtered")], ""),
+        &[
+            "may not create publication 'dbz_publication' for the captured tables",
+            "permission denied for database",
+            "CREATE PUBLICATION \"dbz_publication\" FOR TABLE \"public\".\"t\"` as the tables' owner",
+        ],
+    );
+    // 'disabled' creates nothing.
+    expect_failure(
+        &job_sql(
+            &db,
+            "t",
+            KV,
+            &[("debezium.publication.name", "missing_pub"), ("debezium.publication.autocreate.mode", "disabled")],
+            "",
+        ),
+        &["publication 'missing_pub' does not exist", "leaves creating it to you", "CREATE PUBLICATION"],
+    );
+    // An existing publication without the table: 'all_tables' uses it as it is and says so...
     expect_failure(
         &job_sql(&db, "t", KV, &[("debezium.publication.name", "other_pub")], ""),
         &[
             "publication 'other_pub' does not include public.t",
+            "not created FOR ALL TABLES",
             "ALTER PUBLICATION \"other_pub\" ADD TABLE \"public\".\"t\"",
         ],
     );
-    // The CDC user does not own the tables, so it may not create the default publication.
-    expect_failure(&job_sql(&db, "t", KV, &[], ""), &["may not create publication 'dbz_publication'", "as the owner"]);
+    // ...'filtered' adds the table, which takes owning the publication and the table.
+    expect_failure(
+        &job_sql(
+            &db,
+            "t",
+            KV,
+            &[("debezium.publication.name", "other_pub"), ("debezium.publication.autocreate.mode", "filtered")],
+            "",
+        ),
+        &["may not add public.t to publication 'other_pub'", "must be owner of publication other_pub", "owning both"],
+    );
+    assert_eq!(db.query_one("SELECT count(*) FROM pg_publication"), "1", "no refused start made a publication");
+    assert_eq!(db.query_one("SELECT string_agg(tablename, ',') FROM pg_publication_tables"), "w", "nor changed one");
     expect_failure(
         &job_sql(&db, "t", KV, &[("username", "plain"), ("password", "plain-secret")], ""),
         &["user 'plain' may not stream changes", "WITH REPLICATION", "'snapshot'"],
@@ -1245,6 +1287,22 @@ fn checks_fail_first_with_the_fix() {
     // A reader holding the slot blocks others.
     db.exec("CREATE PUBLICATION dbz_publication FOR TABLE t");
     db.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"));
+    // Streaming on from an existing slot's position, a table the publication lacks had its
+    // changes there unpublished: adding it now would not bring them back, so nothing is added.
+    expect_failure(
+        &job_sql(
+            &db,
+            "w",
+            "  id BIGINT,\n  v STRING,\n  PRIMARY KEY (id) NOT ENFORCED",
+            &[("scan.startup.mode", "committed-offset"), ("debezium.publication.autocreate.mode", "filtered")],
+            "",
+        ),
+        &["publication 'dbz_publication' does not include public.w", "would never arrive", "--fresh"],
+    );
+    assert_eq!(
+        db.query_one("SELECT string_agg(tablename, ',') FROM pg_publication_tables WHERE pubname = 'dbz_publication'"),
+        "t"
+    );
     let holder = spawn(&job_sql(&db, "t", KV, &[("scan.startup.mode", "committed-offset")], ""));
     poll("the slot to be held", || {
         (db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).len() == 1)

@@ -31,6 +31,8 @@ use crate::sql::TableSpec;
 
 enum Message {
     Batch(ChangeBatch),
+    /// Every row of the next table was sent.
+    TableDone,
     Done,
     Failed(Error),
 }
@@ -45,6 +47,9 @@ pub struct LegacySnapshot {
     config: Arc<MySqlCdcConfig>,
     /// The reader's server connection id.
     connection_id: u32,
+    /// Tables to read, and tables whose rows were all handed out.
+    tables: usize,
+    tables_done: usize,
 }
 
 impl LegacySnapshot {
@@ -69,23 +74,32 @@ impl LegacySnapshot {
         // One batch in flight: the server waits (TCP back-pressure) while the job is busy.
         let (tx, batches) = mpsc::channel(1);
         let connection_id = conn.id();
+        let table_count = tables.len();
         let reader_config = config.clone();
         let task = tokio::spawn(async move {
             let result = read_tables(&reader_config, &spec, &tables, &mut conn, &tx).await;
             conn.disconnect().await.ok();
             let _ = tx.send(result.map_or_else(Message::Failed, |()| Message::Done)).await;
         });
-        Ok(LegacySnapshot { start, gtid, batches, task, config, connection_id })
+        Ok(LegacySnapshot { start, gtid, batches, task, config, connection_id, tables: table_count, tables_done: 0 })
     }
 
     /// The next batch; `None` once every table is read and the transaction ended.
     pub async fn next(&mut self) -> Result<Option<ChangeBatch>> {
-        match self.batches.recv().await {
-            Some(Message::Batch(batch)) => Ok(Some(batch)),
-            Some(Message::Done) => Ok(None),
-            Some(Message::Failed(e)) => Err(e),
-            None => Err(Error::internal("the legacy snapshot reader stopped without finishing")),
+        loop {
+            match self.batches.recv().await {
+                Some(Message::Batch(batch)) => return Ok(Some(batch)),
+                Some(Message::TableDone) => self.tables_done += 1,
+                Some(Message::Done) => return Ok(None),
+                Some(Message::Failed(e)) => return Err(e),
+                None => return Err(Error::internal("the legacy snapshot reader stopped without finishing")),
+            }
         }
+    }
+
+    /// (tables whose rows were all handed out, tables to read).
+    pub fn tables(&self) -> (usize, usize) {
+        (self.tables_done, self.tables)
     }
 
     /// Stops the reader. Its connection is killed on the server: dropped in the middle of a
@@ -155,10 +169,15 @@ async fn read_tables(
             }
         }
         tracing::debug!(table = %table.qualified(), "legacy snapshot read the table");
+        // The table's last rows go out on their own, so that progress counts a table as read
+        // only once all its rows are handed out.
+        if builder.len() > 0 && tx.send(Message::Batch(builder.finish()?)).await.is_err() {
+            return Ok(());
+        }
+        if tx.send(Message::TableDone).await.is_err() {
+            return Ok(());
+        }
     }
     conn.query_drop("COMMIT").await.map_err(|e| server_error(config, "ending the snapshot transaction", e))?;
-    if builder.len() > 0 {
-        let _ = tx.send(Message::Batch(builder.finish()?)).await;
-    }
     Ok(())
 }

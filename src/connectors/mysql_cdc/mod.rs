@@ -28,6 +28,9 @@
 //! 'scan.startup.mode' = 'timestamp' finds its binlog file by the files' start times and skips
 //! whole transactions committed before the requested second ([`stream`]).
 //!
+//! Monitoring ([`progress`]): snapshot chunks and tables, the binlog position, event times and
+//! changelog rows, kept as batches are handed out.
+//!
 //! On MariaDB a streaming position is resumed from its GTID position (which survives a failover
 //! to a replica); during the incremental snapshot and on MySQL from file and offset.
 //!
@@ -44,6 +47,7 @@ mod cell;
 mod config;
 mod legacy;
 mod position;
+mod progress;
 mod rows;
 mod schema;
 mod server;
@@ -61,8 +65,8 @@ use mysql_async::prelude::Queryable;
 use tokio::task::JoinSet;
 
 use super::{
-    Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, Source, SourceBatch, SourceContext,
-    SourceIdentity,
+    Connector, ConnectorOptions, ConnectorTable, Position, ResumeFrom, SnapshotProgress, Source, SourceBatch,
+    SourceContext, SourceIdentity, SourceProgress,
 };
 use crate::changelog::{ChangeBatch, ChangelogMode, Event};
 use crate::error::{Error, Result};
@@ -70,6 +74,7 @@ use crate::sql::TableSpec;
 use config::{MySqlCdcConfig, StartupMode};
 use legacy::LegacySnapshot;
 use position::{ChunkList, MySqlPosition};
+use progress::ChunkCounts;
 use rows::ChangeBuilder;
 use schema::CapturedTable;
 use server::BinlogPos;
@@ -110,6 +115,8 @@ impl ConnectorTable for MySqlCdcTable {
             schema: self.spec.schema(),
             batch_size: ctx.batch_size.max(1),
             state: State::NotStarted,
+            events: 0,
+            snapshot_done: None,
         })))
     }
 
@@ -131,6 +138,8 @@ struct SnapshotRun {
     chunks: ChunkList,
     /// The captured tables' names as positions list them, built once rather than per batch.
     names: Vec<String>,
+    /// Chunks and tables read and left, for [`Source::progress`].
+    counts: ChunkCounts,
     /// Where streaming starts: before every chunk's low watermark.
     start: BinlogPos,
     gtid: GtidState,
@@ -222,6 +231,11 @@ struct MySqlCdcSource {
     schema: SchemaRef,
     batch_size: usize,
     state: State,
+    /// Changelog rows handed out by this run, snapshot and binlog alike.
+    events: u64,
+    /// The snapshot this run read or continued, once it is complete (still reported while
+    /// streaming).
+    snapshot_done: Option<SnapshotProgress>,
 }
 
 /// The names of `tables` as positions list them.
@@ -270,6 +284,7 @@ impl MySqlCdcSource {
         let (first, last) = self.config.server_ids;
         let locks = ((last - first) as usize).max(1);
         let queue = chunks.iter().enumerate().filter(|(_, c)| c.high.is_none()).map(|(i, _)| i).collect();
+        let counts = ChunkCounts::new(&chunks, tables.len());
         let chunks = ChunkList::new(chunks);
         let names = table_names(&tables);
         let ctx = Arc::new(ChunkContext {
@@ -286,6 +301,7 @@ impl MySqlCdcSource {
             ctx,
             chunks,
             names,
+            counts,
             start,
             gtid,
             queue,
@@ -346,6 +362,7 @@ impl MySqlCdcSource {
         if let Some(pieces) = run.emitting.as_mut() {
             let changes = pieces.take(&mut run.chunks);
             if pieces.finished() {
+                run.counts.chunk_done(pieces.original.table);
                 run.emitting = None;
             }
             return Ok(Some(SourceBatch::new(changes, snapshot_position(run))));
@@ -372,12 +389,15 @@ impl MySqlCdcSource {
                             rest_entry: None,
                         };
                         let first = pieces.take(&mut run.chunks);
-                        if !pieces.finished() {
+                        if pieces.finished() {
+                            run.counts.chunk_done(pieces.original.table);
+                        } else {
                             run.emitting = Some(pieces);
                         }
                         first
                     }
                     None => {
+                        run.counts.chunk_done(run.chunks[index].table);
                         run.chunks.set(index, Chunk { high: Some(high), ..run.chunks[index].clone() });
                         batch
                     }
@@ -387,6 +407,7 @@ impl MySqlCdcSource {
             None => {
                 // Every chunk is read.
                 run.ctx.pool.clone().disconnect().await.ok();
+                self.snapshot_done = Some(run.counts.progress(true));
                 if self.config.startup == StartupMode::Snapshot {
                     self.state = State::Done;
                     return Ok(None);
@@ -408,6 +429,8 @@ impl MySqlCdcSource {
         }
         let tables = std::mem::take(&mut run.tables);
         let (start, gtid) = (run.snapshot.start.clone(), run.snapshot.gtid.clone());
+        let (done, total) = run.snapshot.tables();
+        self.snapshot_done = Some(progress::legacy_progress(done, total, true));
         if self.config.startup == StartupMode::Snapshot {
             // The last position says the snapshot is complete (no legacy marker): where it was
             // taken, from which a streaming run of the same tables continues without a gap.
@@ -614,9 +637,11 @@ impl MySqlCdcSource {
             // After a graceful stop no unfinished chunk was delivered: read them exactly.
             self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb, !from.exact).await
         } else if self.config.startup == StartupMode::Snapshot {
+            self.snapshot_done = Some(ChunkCounts::new(&chunks, ordered.len()).progress(true));
             self.state = State::Done;
             Ok(())
         } else {
+            self.snapshot_done = Some(ChunkCounts::new(&chunks, ordered.len()).progress(true));
             // Every chunk is read (by this job in 'initial' mode, or by a finished 'snapshot'
             // run it continues): stream on from the position, at first where the snapshot
             // began, each chunk's changes skipped up to the binlog point its rows were read at,
@@ -670,12 +695,59 @@ impl Source for MySqlCdcSource {
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
-        match &self.state {
+        let batch = match &self.state {
             State::NotStarted => Err(Error::internal("mysql-cdc read before start")),
             State::Snapshot(_) => self.next_snapshot_batch().await,
             State::Legacy(_) => self.next_legacy_batch().await,
             State::Streaming(_) => self.next_stream_batch().await,
             State::Done => Ok(None),
+        }?;
+        if let Some(batch) = &batch {
+            for event in &batch.events {
+                if let Event::Changes { changes, .. } = event {
+                    self.events += changes.num_rows() as u64;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// What is known without asking the server: snapshot chunks and tables, the binlog position
+    /// reached (file:pos, and the GTID position on MariaDB), the newest change's event time and
+    /// fetch lag, and the changelog rows handed out.
+    fn progress(&self) -> Option<SourceProgress> {
+        let events = Some(self.events);
+        match &self.state {
+            State::Snapshot(run) => Some(SourceProgress {
+                snapshot: Some(run.counts.progress(false)),
+                position: Some(run.counts.describe()),
+                events,
+                ..SourceProgress::default()
+            }),
+            State::Legacy(run) => {
+                let (done, total) = run.snapshot.tables();
+                Some(SourceProgress {
+                    snapshot: Some(progress::legacy_progress(done, total, false)),
+                    position: Some(format!("snapshot, {done}/{total} tables")),
+                    events,
+                    ..SourceProgress::default()
+                })
+            }
+            State::Streaming(run) => Some(SourceProgress {
+                event_time_ms: run.reader.last_event.map(|e| e.event_ms),
+                fetch_event_time_lag_ms: run.reader.last_event.map(|e| e.fetch_lag_ms),
+                snapshot: self.snapshot_done.clone(),
+                position: Some(progress::describe_binlog(&run.reader.committed, &run.reader.gtid)),
+                events,
+                ..SourceProgress::default()
+            }),
+            // A bounded snapshot that ended: its final counts.
+            State::Done => self.snapshot_done.clone().map(|snapshot| SourceProgress {
+                snapshot: Some(snapshot),
+                events,
+                ..SourceProgress::default()
+            }),
+            State::NotStarted => None,
         }
     }
 

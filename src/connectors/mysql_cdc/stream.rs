@@ -11,6 +11,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
 use super::cell::{read_binlog_cell, real_type};
 use super::config::MySqlCdcConfig;
+use super::progress::EventTime;
 use super::rows::{ChangeBuilder, ColumnMeta};
 use super::schema::CapturedTable;
 use super::server::{describe_table, server_error, BinlogPos};
@@ -144,6 +145,8 @@ pub struct BinlogReader {
     pub last_event_end: BinlogPos,
     in_transaction: bool,
     pub gtid: GtidState,
+    /// The newest row event of a captured table read: its time and fetch lag, for monitoring.
+    pub last_event: Option<EventTime>,
     pending_gtid: Option<(u32, u32, u64)>,
     non_blocking: bool,
     server_id: u32,
@@ -227,6 +230,7 @@ impl BinlogReader {
             committed,
             in_transaction: false,
             gtid,
+            last_event: None,
             pending_gtid: None,
             non_blocking,
             server_id,
@@ -410,6 +414,7 @@ impl BinlogReader {
                     return Ok(Some(Step::Other));
                 };
                 let end = BinlogPos { file: self.file.clone(), pos: log_pos };
+                self.last_event = Some(EventTime::at(header.timestamp(), crate::runtime::metrics::now_ms()));
                 self.append_rows(&rows, &table, &metas, header.timestamp() as i64 * 1000, &end, out, filter)?;
                 Ok(Some(Step::Rows))
             }

@@ -1,6 +1,7 @@
 //! Checks made before anything is read, each failing with what is wrong, where, and the fix:
 //! server settings, privileges, captured tables and their columns' types, replica identity,
-//! the slot and the publication. Also classifies PostgreSQL errors by who must act.
+//! the slot (the publication is [`super::publication`]'s). Also classifies PostgreSQL errors by
+//! who must act.
 
 use std::time::Duration;
 
@@ -555,74 +556,6 @@ pub async fn drop_slot(config: &Config) -> Result<bool> {
             },
         }
     }
-}
-
-/// The publication exists (or is created) and covers every captured table for all changes.
-pub async fn ensure_publication(config: &Config, client: &Client, tables: &[CapturedTable]) -> Result<()> {
-    let row = client
-        .query_opt(
-            "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1",
-            &[&config.publication],
-        )
-        .await
-        .map_err(|e| pg_error(config, "reading publications", e))?;
-    let list: Vec<String> = tables.iter().map(CapturedTable::qualified).collect();
-    let Some(row) = row else {
-        if config.publication_named {
-            return Err(Error::user(format!(
-                "publication '{}' named by 'debezium.publication.name' does not exist in '{}': create it as the tables' owner with \
-                 CREATE PUBLICATION {} FOR TABLE {}",
-                config.publication,
-                config.database,
-                quote_ident(&config.publication),
-                list.join(", ")
-            )));
-        }
-        let create = format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(&config.publication), list.join(", "));
-        return client.batch_execute(&create).await.map_err(|e| {
-            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                Error::user(format!(
-                    "user '{}' may not create publication '{}' (only the tables' owner or a superuser can): run `{create}` as the owner, \
-                     or name an existing publication with 'debezium.publication.name'",
-                    config.user, config.publication
-                ))
-            } else {
-                pg_error(config, &format!("creating publication '{}'", config.publication), e)
-            }
-        });
-    };
-    let (insert, update, delete, truncate): (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    if !(insert && update && delete && truncate) {
-        return Err(Error::user(format!(
-            "publication '{}' does not publish every kind of change (insert {insert}, update {update}, delete {delete}, truncate {truncate}); \
-             run ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate')",
-            config.publication,
-            quote_ident(&config.publication)
-        )));
-    }
-    let published = client
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&config.publication],
-        )
-        .await
-        .map_err(|e| pg_error(config, "reading publication tables", e))?;
-    let missing: Vec<&CapturedTable> = tables
-        .iter()
-        .filter(|t| !published.iter().any(|r| r.get::<_, String>(0) == t.schema && r.get::<_, String>(1) == t.name))
-        .collect();
-    if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|t| t.shown()).collect();
-        let quoted: Vec<String> = missing.iter().map(|t| t.qualified()).collect();
-        return Err(Error::user(format!(
-            "publication '{}' does not include {}: its changes would never arrive. Run ALTER PUBLICATION {} ADD TABLE {} as the tables' owner",
-            config.publication,
-            names.join(", "),
-            quote_ident(&config.publication),
-            quoted.join(", ")
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

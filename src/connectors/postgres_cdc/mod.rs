@@ -8,6 +8,9 @@
 //! messages decoded by [`pgoutput`] and values decoded straight into Arrow builders by
 //! [`values`].
 //!
+//! Publication: Debezium's `publication.name` and `publication.autocreate.mode`, settled before
+//! the slot is created (see [`publication`]), so that one job per table shares one publication.
+//!
 //! Consistency: the slot is created first and exports its snapshot; every table is read in
 //! chunks, in parallel, by sessions that all import that snapshot, and streaming then starts at
 //! the slot's consistent point — no gap and no overlap, no reconciliation needed. The slot's
@@ -28,6 +31,7 @@ mod changes;
 mod checks;
 mod pgoutput;
 mod position;
+mod publication;
 mod replication;
 mod session;
 mod snapshot;
@@ -116,10 +120,10 @@ pub(crate) struct Config {
     pub startup: StartupMode,
     pub chunk_size: u64,
     pub heartbeat: Duration,
-    /// Named with `debezium.publication.name`: must exist. Otherwise [`DEFAULT_PUBLICATION`],
-    /// created for exactly the captured tables when missing.
+    /// `debezium.publication.name`, by default [`DEFAULT_PUBLICATION`].
     pub publication: String,
-    pub publication_named: bool,
+    /// `debezium.publication.autocreate.mode`: how the publication is made (see [`publication`]).
+    pub publication_mode: publication::AutoCreate,
     pub truncate: TruncateMode,
     /// `debezium.slot.drop.on.stop`: drop the slot once the job stopped gracefully.
     pub drop_slot_on_stop: bool,
@@ -163,6 +167,9 @@ impl Config {
             o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number")?.unwrap_or(8096);
         let heartbeat = o.duration("heartbeat.interval.ms")?.unwrap_or(Duration::from_secs(30));
         let named_publication = o.string("debezium.publication.name");
+        let publication_mode = publication::AutoCreate::parse(
+            o.choice("debezium.publication.autocreate.mode", publication::AutoCreate::CHOICES)?.unwrap_or("all_tables"),
+        );
         let truncate = match o.choice("truncate.mode", &["fail", "ignore", "delete"])?.unwrap_or("fail") {
             "fail" => TruncateMode::Fail,
             "ignore" => TruncateMode::Ignore,
@@ -282,8 +289,8 @@ impl Config {
             startup,
             chunk_size,
             heartbeat,
-            publication_named: named_publication.is_some(),
             publication: named_publication.unwrap_or_else(|| DEFAULT_PUBLICATION.to_string()),
+            publication_mode,
             truncate,
             drop_slot_on_stop,
             slot_wait: Duration::from_millis(slot_retry_delay.saturating_mul(u64::from(slot_retries))),
@@ -421,7 +428,7 @@ impl ConnectorTable for PostgresCdcTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sql::{ColumnSpec, MetadataColumn, TableOption};
 
@@ -468,7 +475,7 @@ mod tests {
         }
     }
 
-    fn parse(extra: &[(&str, &str)], pk: &[&str]) -> Result<Config> {
+    pub(super) fn parse(extra: &[(&str, &str)], pk: &[&str]) -> Result<Config> {
         let spec = spec(extra, pk);
         let mut o = ConnectorOptions::new(&spec)?;
         let config = Config::parse(&spec, &mut o)?;
@@ -487,6 +494,7 @@ mod tests {
         assert!(!c.drop_slot_on_stop, "slots are permanent unless asked otherwise (Debezium's default)");
         assert_eq!(c.slot_wait, Duration::from_secs(60), "Debezium's 6 retries 10 s apart");
         assert_eq!(c.publication, "dbz_publication");
+        assert_eq!(c.publication_mode, publication::AutoCreate::AllTables, "Debezium's default");
         assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
         assert_eq!(c.physical.len(), 1);
     }
@@ -503,6 +511,8 @@ mod tests {
         assert!(err(&[("scan.incremental.snapshot.chunk.size", "0")]).contains("positive"));
         assert!(err(&[("heartbeat.interval.ms", "0")]).contains("positive"));
         assert!(err(&[("truncate.mode", "deletes")]).contains("one of fail, ignore, delete"));
+        assert!(err(&[("debezium.publication.autocreate.mode", "no_tables")])
+            .contains("one of all_tables, filtered, disabled"));
         assert!(parse(&[("truncate.mode", "delete")], &[])
             .err()
             .is_some_and(|e| e.to_string().contains("'truncate.mode' = 'delete' needs a PRIMARY KEY")));
@@ -591,6 +601,7 @@ mod tests {
                 ("scan.incremental.snapshot.chunk.size", "100"),
                 ("heartbeat.interval.ms", "1s"),
                 ("debezium.publication.name", "my_pub"),
+                ("debezium.publication.autocreate.mode", "FILTERED"),
                 ("truncate.mode", "ignore"),
                 ("debezium.slot.drop.on.stop", "TRUE"),
                 ("debezium.slot.max.retries", "0"),
@@ -606,6 +617,6 @@ mod tests {
             (c.startup, c.changelog_mode, c.truncate),
             (StartupMode::CommittedOffset, ChangelogMode::Upsert, TruncateMode::Ignore)
         );
-        assert!(c.publication_named && c.publication == "my_pub");
+        assert_eq!((c.publication.as_str(), c.publication_mode), ("my_pub", publication::AutoCreate::Filtered));
     }
 }

@@ -24,6 +24,7 @@ use super::changes::{ChangeBuilder, RowContext};
 use super::checks::{self, pg_error, CapturedTable};
 use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
 use super::position::{Lsn, PgPosition};
+use super::publication;
 use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::PG_EPOCH_MICROS;
@@ -300,7 +301,20 @@ impl Source for PostgresCdcSource {
             return self.snapshot_in_transaction(tables, None).await;
         }
         let slot_exists = checks::check_slot(&config, &client, resume.is_some()).await?;
-        checks::ensure_publication(&config, &client, &tables).await?;
+        // The publication is settled (created or extended, and committed) before the slot is
+        // created, its snapshot exported or the current WAL end read below: pgoutput decodes each
+        // change against the publication as it was when the change was written, so a table added
+        // after the point this job streams from would have its changes in between never sent.
+        // Where the stream starts at an existing slot's older position, what is added now cannot
+        // cover that stretch; `StreamFrom` tells the publication which case this is.
+        let from = match (&resume, config.startup) {
+            (Some(Some(_)), _) | (None, StartupMode::CommittedOffset) => publication::StreamFrom::Slot,
+            (Some(None), _) => publication::StreamFrom::SlotUnderNewSnapshot,
+            (None, StartupMode::Initial) if slot_exists => publication::StreamFrom::SlotUnderNewSnapshot,
+            // A new slot, or latest-offset's current WAL end.
+            _ => publication::StreamFrom::Later,
+        };
+        publication::ensure_publication(&config, &client, &tables, from).await?;
         match resume {
             Some(Some(lsn)) => {
                 let stream = stream_from(&config, lsn).await?;

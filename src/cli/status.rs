@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn a_snapshot_shows_tables_chunks_and_eta_then_lag() {
         use crate::connectors::SnapshotProgress;
-        let job = JobMetrics::new("j", &[("INSERT INTO s".into(), "src".into(), "s".into())]);
+        let job = JobMetrics::new("j", &[("INSERT INTO s".into(), vec!["src".into()], "s".into())]);
         job.set_state(crate::runtime::JobState::Running);
         let pipeline = &job.pipelines[0];
         let snapshot = |chunks_done| SnapshotProgress {
@@ -223,13 +223,16 @@ mod tests {
             chunks_remaining: 40 - chunks_done,
             finished: false,
         };
-        pipeline.set_progress(Some(SourceProgress { snapshot: Some(snapshot(10)), ..Default::default() }));
+        pipeline.set_progress(0, Some(SourceProgress { snapshot: Some(snapshot(10)), ..Default::default() }));
         let before = take_sample(&job);
-        pipeline.set_progress(Some(SourceProgress {
-            snapshot: Some(snapshot(20)),
-            fetch_event_time_lag_ms: Some(42),
-            ..Default::default()
-        }));
+        pipeline.set_progress(
+            0,
+            Some(SourceProgress {
+                snapshot: Some(snapshot(20)),
+                fetch_event_time_lag_ms: Some(42),
+                ..Default::default()
+            }),
+        );
         pipeline.records_written.store(500, Ordering::Relaxed);
         let now = Sample { at: before.at + Duration::from_secs(10), ..take_sample(&job) };
         let line = describe(&job, &before, &now);

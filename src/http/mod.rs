@@ -285,7 +285,7 @@ mod tests {
     }
 
     fn job() -> Arc<JobMetrics> {
-        JobMetrics::new("orders", &[("INSERT INTO out".into(), "src".into(), "out".into())])
+        JobMetrics::new("orders", &[("INSERT INTO out".into(), vec!["src".into()], "out".into())])
     }
 
     fn json(r: &Response) -> Value {

@@ -142,10 +142,13 @@ pub fn render(job: &JobMetrics) -> String {
     e.per_pipeline(job, "numSnapshotSplitsRemaining", "gauge", "Snapshot chunks still to read.", source, |p| {
         p.progress().and_then(|s| s.snapshot).map(|s| s.chunks_remaining)
     });
+    // One sample per input, labelled with its table: a UNION ALL's inputs each have their own.
     let positions: Vec<(String, String, String)> = job
         .pipelines
         .iter()
-        .filter_map(|p| p.progress().and_then(|s| s.position).map(|pos| (p.name.clone(), p.source_table.clone(), pos)))
+        .flat_map(|p| {
+            p.input_progress().into_iter().filter_map(|(table, s)| Some((p.name.clone(), table, s.position?)))
+        })
         .collect();
     if !positions.is_empty() {
         e.family("sourcePosition", "gauge", "Where the source is (binlog file:pos or GTID set, LSN, …), as a label.");
@@ -183,14 +186,17 @@ mod tests {
 
     #[test]
     fn every_sample_line_is_well_formed_and_labelled() {
-        let job = JobMetrics::new("job \"q\"", &[("INSERT INTO s".into(), "src".into(), "s".into())]);
+        let job = JobMetrics::new("job \"q\"", &[("INSERT INTO s".into(), vec!["src".into()], "s".into())]);
         job.pipelines[0].records_read.store(5, Ordering::Relaxed);
-        job.pipelines[0].set_progress(Some(SourceProgress {
-            fetch_event_time_lag_ms: Some(12),
-            snapshot: Some(SnapshotProgress { tables_done: 1, tables_remaining: 2, ..Default::default() }),
-            position: Some("mysql-bin.000001:4".into()),
-            ..Default::default()
-        }));
+        job.pipelines[0].set_progress(
+            0,
+            Some(SourceProgress {
+                fetch_event_time_lag_ms: Some(12),
+                snapshot: Some(SnapshotProgress { tables_done: 1, tables_remaining: 2, ..Default::default() }),
+                position: Some("mysql-bin.000001:4".into()),
+                ..Default::default()
+            }),
+        );
         let text = render(&job);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();

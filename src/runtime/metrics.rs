@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::connectors::{ReplicationSlot, SourceProgress};
+use crate::connectors::{ReplicationSlot, SnapshotProgress, SourceProgress};
 use crate::error::Error;
 
 /// Checkpoints kept for `/jobs/{id}/checkpoints` (Flink's `web.checkpoints.history` default).
@@ -67,6 +67,40 @@ impl JobState {
     }
 }
 
+/// Several inputs' progress as one (see [`PipelineMetrics::progress`]); `None` for none.
+fn combine(parts: &[(String, SourceProgress)]) -> Option<SourceProgress> {
+    match parts {
+        [] => None,
+        [(_, one)] => Some(one.clone()),
+        _ => {
+            let all = || parts.iter().map(|(_, p)| p);
+            let sum = |f: fn(&SourceProgress) -> Option<u64>| all().filter_map(f).reduce(|a, b| a + b);
+            let snapshots: Vec<&SnapshotProgress> = all().filter_map(|p| p.snapshot.as_ref()).collect();
+            let snapshot = (!snapshots.is_empty()).then(|| SnapshotProgress {
+                tables_done: snapshots.iter().map(|s| s.tables_done).sum(),
+                tables_remaining: snapshots.iter().map(|s| s.tables_remaining).sum(),
+                chunks_done: snapshots.iter().map(|s| s.chunks_done).sum(),
+                chunks_remaining: snapshots.iter().map(|s| s.chunks_remaining).sum(),
+                finished: snapshots.iter().all(|s| s.finished),
+            });
+            let positions: Vec<String> = parts
+                .iter()
+                .filter_map(|(table, p)| p.position.as_ref().map(|pos| format!("{table}: {pos}")))
+                .collect();
+            Some(SourceProgress {
+                event_time_ms: all().filter_map(|p| p.event_time_ms).max(),
+                fetch_event_time_lag_ms: all().filter_map(|p| p.fetch_event_time_lag_ms).max(),
+                snapshot,
+                position: (!positions.is_empty()).then(|| positions.join("; ")),
+                slot_lag_bytes: sum(|p| p.slot_lag_bytes),
+                events: sum(|p| p.events),
+                // A total only when every input knows its own.
+                events_total: all().map(|p| p.events_total).sum::<Option<u64>>(),
+            })
+        }
+    }
+}
+
 /// Counters of one pipeline (one INSERT).
 #[derive(Debug)]
 pub struct PipelineMetrics {
@@ -84,15 +118,19 @@ pub struct PipelineMetrics {
     /// Milliseconds from the newest change's event time to its hand-over to the sink; -1 unknown.
     pub emit_lag_ms: AtomicI64,
     pub finished: AtomicBool,
-    progress: Mutex<Option<SourceProgress>>,
+    /// The tables of the pipeline's inputs, in input order.
+    pub inputs: Vec<String>,
+    /// What each input's source last told of its progress.
+    progress: Mutex<Vec<Option<SourceProgress>>>,
     slots: Mutex<Vec<ReplicationSlot>>,
 }
 
 impl PipelineMetrics {
-    pub fn new(name: &str, source_table: &str, sink_table: &str) -> Self {
+    /// Counters of pipeline `name` reading the tables `inputs` into `sink_table`.
+    pub fn new(name: &str, inputs: &[String], sink_table: &str) -> Self {
         PipelineMetrics {
             name: name.to_string(),
-            source_table: source_table.to_string(),
+            source_table: inputs.join(", "),
             sink_table: sink_table.to_string(),
             records_read: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
@@ -102,7 +140,8 @@ impl PipelineMetrics {
             errors: AtomicU64::new(0),
             emit_lag_ms: AtomicI64::new(-1),
             finished: AtomicBool::new(false),
-            progress: Mutex::new(None),
+            inputs: inputs.to_vec(),
+            progress: Mutex::new(vec![None; inputs.len()]),
             slots: Mutex::new(Vec::new()),
         }
     }
@@ -119,14 +158,25 @@ impl PipelineMetrics {
         self.slots.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    pub fn set_progress(&self, progress: Option<SourceProgress>) {
+    /// What input `input`'s source tells of its progress now.
+    pub fn set_progress(&self, input: usize, progress: Option<SourceProgress>) {
         if let Ok(mut p) = self.progress.lock() {
-            *p = progress;
+            if let Some(slot) = p.get_mut(input) {
+                *slot = progress;
+            }
         }
     }
 
+    /// Each input's progress, with its table, for inputs whose source tells it.
+    pub fn input_progress(&self) -> Vec<(String, SourceProgress)> {
+        let Ok(p) = self.progress.lock() else { return Vec::new() };
+        self.inputs.iter().zip(p.iter()).filter_map(|(table, p)| Some((table.clone(), p.clone()?))).collect()
+    }
+
+    /// The progress of all the pipeline's inputs as one: counts added up, the largest lag, the
+    /// newest event time, each input's position named by its table when there are several.
     pub fn progress(&self) -> Option<SourceProgress> {
-        self.progress.lock().ok().and_then(|p| p.clone())
+        combine(&self.input_progress())
     }
 
     pub fn emit_lag(&self) -> Option<u64> {
@@ -226,8 +276,8 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
-    /// A registry for a job named `name` with these pipelines (name, source table, sink table).
-    pub fn new(name: &str, pipelines: &[(String, String, String)]) -> Arc<Self> {
+    /// A registry for a job named `name` with these pipelines (name, input tables, sink table).
+    pub fn new(name: &str, pipelines: &[(String, Vec<String>, String)]) -> Arc<Self> {
         let start_ms = now_ms();
         let metrics = JobMetrics {
             job_id: job_id(name, start_ms),
@@ -420,9 +470,64 @@ mod tests {
         }
     }
 
+    /// Each input of a UNION ALL keeps its own progress; the pipeline's adds them up instead of
+    /// showing whichever input read last.
+    #[test]
+    fn a_pipelines_progress_combines_every_inputs_own() {
+        let p = PipelineMetrics::new("INSERT INTO s", &["eu".into(), "us".into()], "s");
+        let snapshot = |done, remaining, finished: bool| SnapshotProgress {
+            tables_done: u64::from(finished),
+            tables_remaining: u64::from(!finished),
+            chunks_done: done,
+            chunks_remaining: remaining,
+            finished,
+        };
+        p.set_progress(
+            0,
+            Some(SourceProgress {
+                events: Some(10),
+                events_total: Some(10),
+                fetch_event_time_lag_ms: Some(5),
+                snapshot: Some(snapshot(4, 0, true)),
+                position: Some("mysql-bin.000003:4711".into()),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(p.progress().and_then(|s| s.position).as_deref(), Some("mysql-bin.000003:4711"));
+        p.set_progress(
+            1,
+            Some(SourceProgress {
+                events: Some(7),
+                fetch_event_time_lag_ms: Some(40),
+                snapshot: Some(snapshot(1, 2, false)),
+                position: Some("LSN 0/16B3748".into()),
+                slot_lag_bytes: Some(100),
+                ..Default::default()
+            }),
+        );
+        let all = p.progress().unwrap();
+        assert_eq!(
+            (all.events, all.events_total, all.fetch_event_time_lag_ms, all.slot_lag_bytes),
+            (Some(17), None, Some(40), Some(100))
+        );
+        assert_eq!(
+            all.snapshot,
+            Some(SnapshotProgress {
+                tables_done: 1,
+                tables_remaining: 1,
+                chunks_done: 5,
+                chunks_remaining: 2,
+                finished: false
+            })
+        );
+        assert_eq!(all.position.as_deref(), Some("eu: mysql-bin.000003:4711; us: LSN 0/16B3748"));
+        let tables: Vec<String> = p.input_progress().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(tables, ["eu", "us"]);
+    }
+
     #[test]
     fn states_carry_their_timestamps_and_end_time() {
-        let m = JobMetrics::new("j", &[("INSERT INTO s".into(), "src".into(), "s".into())]);
+        let m = JobMetrics::new("j", &[("INSERT INTO s".into(), vec!["src".into()], "s".into())]);
         assert_eq!(m.job_id.len(), 32);
         assert!(m.job_id.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(m.state(), JobState::Initializing);

@@ -75,9 +75,9 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    /// The source tables, for people: `orders_eu, orders_us`.
-    pub fn source_tables(&self) -> String {
-        self.inputs.iter().map(|i| i.table.as_str()).collect::<Vec<_>>().join(", ")
+    /// The tables of its inputs, in input order.
+    pub fn input_tables(&self) -> Vec<String> {
+        self.inputs.iter().map(|i| i.table.clone()).collect()
     }
 
     /// The replication slots the pipeline's sources hold.
@@ -125,8 +125,8 @@ pub struct PipelineReport {
 impl Job {
     /// A metrics registry for this job's pipelines.
     pub fn new_metrics(&self) -> Arc<JobMetrics> {
-        let pipelines: Vec<(String, String, String)> =
-            self.pipelines.iter().map(|p| (p.name.clone(), p.source_tables(), p.sink_table.clone())).collect();
+        let pipelines: Vec<(String, Vec<String>, String)> =
+            self.pipelines.iter().map(|p| (p.name.clone(), p.input_tables(), p.sink_table.clone())).collect();
         let metrics = JobMetrics::new(&self.config.name, &pipelines);
         for (spec, pipeline) in self.pipelines.iter().zip(&metrics.pipelines) {
             for slot in spec.slots() {
@@ -370,7 +370,7 @@ async fn attempt(
             stored: stored_rx.clone(),
             stop: run_stop.clone(),
             metrics: metrics.pipelines.get(index).cloned().unwrap_or_else(|| {
-                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.source_tables(), &spec.sink_table))
+                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.input_tables(), &spec.sink_table))
             }),
         };
         tasks.spawn(pipeline::run(ctx));

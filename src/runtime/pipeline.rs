@@ -85,7 +85,7 @@ async fn read_source(
         let last = !matches!(next, Ok(Some(_)));
         let progress = source.progress();
         let event_time = progress.as_ref().and_then(|p| p.event_time_ms);
-        metrics.set_progress(progress);
+        metrics.set_progress(input, progress);
         if batches.send((input, next, event_time)).await.is_err() || last {
             break;
         }

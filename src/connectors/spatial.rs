@@ -142,9 +142,11 @@ impl<'a> Reader<'a> {
                     .collect(),
             ),
             7 => Geometry::GeometryCollection(self.members(little_endian, None, depth)?),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "WKB geometry type {other} at byte {at} is not a 2D OGC type (1–7; Z, M and curves are not supported)"
-            )),
+            ))
+            }
         })
     }
 }

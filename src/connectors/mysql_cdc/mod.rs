@@ -35,6 +35,7 @@
 //! changes of captured tables while streaming stop the job with an error; GTID start and resume
 //! positions are MariaDB's (MySQL uses file and position).
 
+mod binary_text;
 mod builders;
 mod cell;
 mod config;

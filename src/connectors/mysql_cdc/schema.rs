@@ -1,6 +1,7 @@
 //! The captured tables as MySQL describes them (`information_schema`), and how their columns map
 //! onto the declared columns of the Flink table.
 
+use super::binary_text::BinaryText;
 use super::cell::TextKind;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -22,6 +23,8 @@ pub struct SourceColumn {
     pub binary_length: Option<usize>,
     /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
     pub fraction_digits: u8,
+    /// MariaDB INET4/INET6/UUID: stored (and in the binlog) as binary, selected as text.
+    pub binary_text: Option<BinaryText>,
     /// `FLOAT(M,D)`: Flink CDC (Debezium) reads a FLOAT with a scale as a DOUBLE, so its
     /// decimal form is the widened double's, not the float's.
     pub float_as_double: bool,
@@ -56,6 +59,7 @@ impl SourceColumn {
             binary_length: if data_type == "binary" { octet_length.map(|n| n as usize) } else { None },
             fraction_digits: datetime_precision.unwrap_or(0).min(6) as u8,
             float_as_double: data_type == "float" && column_type.contains(','),
+            binary_text: BinaryText::of(&data_type),
             text_kind: TextKind::of(&data_type),
             data_type,
             column_type: column_type.to_string(),

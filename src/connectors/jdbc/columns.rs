@@ -24,7 +24,10 @@ pub enum SourceKind {
     Other,
     /// A 4-byte float (MySQL FLOAT, PostgreSQL `real`): into DECIMAL through its own shortest form.
     Float32,
-    /// An 8-byte float (MySQL DOUBLE and FLOAT(M,D), PostgreSQL `double precision`).
+    /// MySQL FLOAT(M,D): a 4-byte float that Flink CDC (Debezium) reads as a DOUBLE, so its
+    /// decimal form is the widened value's.
+    Float32Widened,
+    /// An 8-byte float (MySQL DOUBLE, PostgreSQL `double precision`).
     Float64,
     /// A MySQL/MariaDB spatial value (SRID, then WKB).
     Geometry,

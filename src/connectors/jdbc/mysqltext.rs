@@ -30,10 +30,8 @@ pub fn read_expression(quoted_column: &str, dt: &DataType, kind: SourceKind) -> 
         (DataType::Boolean, _) => format!("({quoted_column} <> 0)"),
         (
             DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..),
-            SourceKind::Float32,
-        ) => {
-            format!("{quoted_column} * 1e0")
-        }
+            SourceKind::Float32 | SourceKind::Float32Widened,
+        ) => format!("{quoted_column} * 1e0"),
         _ => quoted_column.to_string(),
     }
 }
@@ -45,7 +43,8 @@ pub fn source_kind(wire_type: u8, decimals: u8) -> SourceKind {
     // 31 and above: no fixed number of decimals (MySQL's NOT_FIXED_DEC is 31, MariaDB's 39).
     match wire_type {
         column_type::FLOAT if decimals >= 31 => SourceKind::Float32,
-        column_type::FLOAT | column_type::DOUBLE => SourceKind::Float64,
+        column_type::FLOAT => SourceKind::Float32Widened,
+        column_type::DOUBLE => SourceKind::Float64,
         column_type::GEOMETRY => SourceKind::Geometry,
         _ => SourceKind::Other,
     }
@@ -241,7 +240,10 @@ pub fn append_text(column: &mut ColumnBuilder, value: Option<&[u8]>, kind: Sourc
                 column.name()
             )))
         }
-        (SourceKind::Float32 | SourceKind::Float64, DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+        (
+            SourceKind::Float32 | SourceKind::Float32Widened | SourceKind::Float64,
+            DataType::Decimal128(..) | DataType::Decimal256(..),
+        ) => {
             let Some(double) = std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok()) else {
                 return Err(column.out_of_range(String::from_utf8_lossy(v)));
             };
@@ -331,7 +333,9 @@ mod tests {
         use datafusion::arrow::datatypes::Decimal128Type;
         assert_eq!(source_kind(column_type::FLOAT, 31), SourceKind::Float32);
         assert_eq!(source_kind(column_type::FLOAT, 39), SourceKind::Float32);
-        assert_eq!(source_kind(column_type::FLOAT, 3), SourceKind::Float64, "FLOAT(10,3)");
+        assert_eq!(source_kind(column_type::FLOAT, 3), SourceKind::Float32Widened, "FLOAT(10,3)");
+        assert_eq!(source_kind(column_type::DOUBLE, 31), SourceKind::Float64);
+        assert_eq!(read_expression("`w`", &DataType::Decimal128(20, 12), SourceKind::Float32Widened), "`w` * 1e0");
         assert_eq!(source_kind(column_type::GEOMETRY, 0), SourceKind::Geometry);
         assert_eq!(read_expression("`w`", &DataType::Decimal128(10, 3), SourceKind::Float32), "`w` * 1e0");
         assert_eq!(read_expression("`w`", &DataType::Utf8, SourceKind::Float32), "`w`");

@@ -84,7 +84,9 @@ impl Wire {
 pub fn scan_wire(dt: &DataType, kind: SourceKind) -> Option<Wire> {
     match (dt, kind) {
         (DataType::Decimal128(..) | DataType::Decimal256(..), SourceKind::Float32) => Some(Wire::Float4),
-        (DataType::Decimal128(..) | DataType::Decimal256(..), SourceKind::Float64) => Some(Wire::Float8),
+        (DataType::Decimal128(..) | DataType::Decimal256(..), SourceKind::Float64 | SourceKind::Float32Widened) => {
+            Some(Wire::Float8)
+        }
         _ => Wire::of(dt),
     }
 }

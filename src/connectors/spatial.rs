@@ -39,7 +39,8 @@ pub enum Geometry {
     MultiPoint(Vec<Xy>),
     MultiLineString(Vec<Vec<Xy>>),
     MultiPolygon(Vec<Vec<Vec<Xy>>>),
-    GeometryCollection(Vec<Geometry>),
+    /// A GEOMETRYCOLLECTION.
+    Collection(Vec<Geometry>),
 }
 
 /// How deep collections may nest; deeper input is refused rather than recursed into.
@@ -141,7 +142,7 @@ impl<'a> Reader<'a> {
                     .filter_map(|g| if let Geometry::Polygon(p) = g { Some(p) } else { None })
                     .collect(),
             ),
-            7 => Geometry::GeometryCollection(self.members(little_endian, None, depth)?),
+            7 => Geometry::Collection(self.members(little_endian, None, depth)?),
             other => {
                 return Err(format!(
                 "WKB geometry type {other} at byte {at} is not a 2D OGC type (1–7; Z, M and curves are not supported)"
@@ -220,7 +221,7 @@ pub fn flink_json(srid: i32, geometry: &Geometry) -> Result<String, String> {
             in_brackets(&mut out, |out| polygons(out, p))?;
             "MultiPolygon"
         }
-        Geometry::GeometryCollection(members) => {
+        Geometry::Collection(members) => {
             out.push_str("{\"geometries\":");
             collection(&mut out, members)?;
             "GeometryCollection"
@@ -277,7 +278,7 @@ fn collection(out: &mut String, members: &[Geometry]) -> Result<(), String> {
                 tagged(out, "MultiPolygon");
                 in_brackets(out, |out| polygons(out, p))?;
             }
-            Geometry::GeometryCollection(inner) => {
+            Geometry::Collection(inner) => {
                 out.push_str("{\"type\":\"GeometryCollection\",\"geometries\":");
                 collection(out, inner)?;
                 out.push_str(",\"crs\":{\"type\":\"name\",\"properties\":{\"name\":\"EPSG:4326\"}}}");

@@ -96,53 +96,54 @@ impl<'a> Reader<'a> {
         (0..n).map(|_| self.points(little_endian)).collect()
     }
 
-    /// The members of a multi-geometry or collection, each a whole WKB geometry of its own
-    /// (with its own byte order), of type `member_type` unless it is a collection's.
-    fn members(
-        &mut self,
-        little_endian: bool,
-        member_type: Option<u32>,
-        depth: usize,
-    ) -> Result<Vec<Geometry>, String> {
-        let n = self.count(little_endian, 9)?;
-        (0..n).map(|_| self.geometry(member_type, depth + 1)).collect()
-    }
-
-    fn geometry(&mut self, expected: Option<u32>, depth: usize) -> Result<Geometry, String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("WKB collections nest deeper than {MAX_DEPTH} levels"));
-        }
-        let at = self.at;
+    /// A geometry's byte order and type; `at` is where it starts, for messages.
+    fn header(&mut self, at: usize) -> Result<(bool, u32), String> {
         let little_endian = match self.take(1)?[0] {
             0 => false,
             1 => true,
             other => return Err(format!("WKB byte order {other} at byte {at} is neither 0 nor 1")),
         };
-        let kind = self.u32(little_endian)?;
-        if let Some(expected) = expected.filter(|e| *e != kind) {
-            return Err(format!("WKB member of type {kind} at byte {at} where type {expected} belongs"));
+        Ok((little_endian, self.u32(little_endian)?))
+    }
+
+    /// The members of a multi-geometry, each a whole WKB geometry of type `kind` with its own
+    /// byte order, read by `body`.
+    fn members<T>(
+        &mut self,
+        little_endian: bool,
+        kind: u32,
+        mut body: impl FnMut(&mut Self, bool) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let n = self.count(little_endian, 9)?;
+        (0..n)
+            .map(|_| {
+                let at = self.at;
+                let (member_endian, member_kind) = self.header(at)?;
+                if member_kind != kind {
+                    return Err(format!("WKB member of type {member_kind} at byte {at} where type {kind} belongs"));
+                }
+                body(self, member_endian)
+            })
+            .collect()
+    }
+
+    fn geometry(&mut self, depth: usize) -> Result<Geometry, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("WKB collections nest deeper than {MAX_DEPTH} levels"));
         }
-        let unwrap = |members: Vec<Geometry>| members.into_iter();
+        let at = self.at;
+        let (little_endian, kind) = self.header(at)?;
         Ok(match kind {
             1 => Geometry::Point(self.xy(little_endian)?),
             2 => Geometry::LineString(self.points(little_endian)?),
             3 => Geometry::Polygon(self.rings(little_endian)?),
-            4 => Geometry::MultiPoint(
-                unwrap(self.members(little_endian, Some(1), depth)?)
-                    .filter_map(|g| if let Geometry::Point(p) = g { Some(p) } else { None })
-                    .collect(),
-            ),
-            5 => Geometry::MultiLineString(
-                unwrap(self.members(little_endian, Some(2), depth)?)
-                    .filter_map(|g| if let Geometry::LineString(l) = g { Some(l) } else { None })
-                    .collect(),
-            ),
-            6 => Geometry::MultiPolygon(
-                unwrap(self.members(little_endian, Some(3), depth)?)
-                    .filter_map(|g| if let Geometry::Polygon(p) = g { Some(p) } else { None })
-                    .collect(),
-            ),
-            7 => Geometry::Collection(self.members(little_endian, None, depth)?),
+            4 => Geometry::MultiPoint(self.members(little_endian, 1, Self::xy)?),
+            5 => Geometry::MultiLineString(self.members(little_endian, 2, Self::points)?),
+            6 => Geometry::MultiPolygon(self.members(little_endian, 3, Self::rings)?),
+            7 => {
+                let n = self.count(little_endian, 9)?;
+                Geometry::Collection((0..n).map(|_| self.geometry(depth + 1)).collect::<Result<_, _>>()?)
+            }
             other => {
                 return Err(format!(
                 "WKB geometry type {other} at byte {at} is not a 2D OGC type (1–7; Z, M and curves are not supported)"
@@ -155,7 +156,7 @@ impl<'a> Reader<'a> {
 /// Parses one WKB geometry, which must span `bytes` exactly.
 pub fn parse_wkb(bytes: &[u8]) -> Result<Geometry, String> {
     let mut reader = Reader { bytes, at: 0 };
-    let geometry = reader.geometry(None, 0)?;
+    let geometry = reader.geometry(0)?;
     if reader.at != bytes.len() {
         return Err(format!("{} bytes follow the WKB geometry", bytes.len() - reader.at));
     }

@@ -1639,3 +1639,26 @@ fn a_float_too_large_for_its_decimal_stops_the_job_naming_column_and_value() {
     assert_eq!(lines, ["+I[2, 0.250, 0.125]"], "nothing after the value that does not fit");
     assert!(stderr.contains("column `d`") && stderr.contains("-1e300"), "{stderr}");
 }
+
+/// Character data arrives as stored: UTF-16 columns are decoded, and a character set mysql-cdc
+/// does not decode is read only where a value is plain ASCII — its other values stop the job
+/// rather than be read as UTF-8 (GBK's `系统` is valid UTF-8 for `ϵͳ`).
+#[test]
+fn text_in_other_character_sets_is_decoded_or_refused_never_misread() {
+    let db = cdc_sql_testkit::mariadb().create_database("charsets");
+    db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY, g VARCHAR(10) CHARACTER SET gbk, u VARCHAR(10) CHARACTER SET utf16);
+         INSERT INTO t VALUES (1, 'plain', 'a✓😀');",
+    );
+    let columns = "id INT, g STRING, u STRING";
+    let sql = job_with_sink(&db, columns, "id", columns, ", 'server-id' = '5582'");
+    let mut job = Job::start(&sql);
+    job.wait_lines(1);
+    db.exec("INSERT INTO t VALUES (2, 'ascii', 'ü')");
+    assert_eq!(job.wait_lines(2), ["+I[1, plain, a✓😀]", "+I[2, ascii, ü]"]);
+    db.exec("INSERT INTO t VALUES (3, '系统', 'x')");
+    let (code, lines, stderr) = job.wait_exit();
+    assert_ne!(code, 0);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(stderr.contains("character set gbk") && stderr.contains("`g`"), "{stderr}");
+}

@@ -380,23 +380,15 @@ impl ColumnBuilder {
                     _ => b.append_value(bytes),
                 }
             }
-            Target::Utf8(b) => {
-                if source.latin1 {
-                    // MySQL's latin1 is cp1252; its printable range maps byte → code point except 0x80–0x9f.
-                    let text: String = bytes.iter().map(|&c| cp1252_char(c)).collect();
-                    b.append_value(text)
-                } else {
-                    match std::str::from_utf8(bytes) {
-                        Ok(text) => b.append_value(text),
-                        Err(_) => {
-                            return Err(Error::user(format!(
-                                "column `{}` (MySQL `{}` {}) holds bytes that are not UTF-8, so it cannot be read into STRING column `{}`; declare it BYTES",
-                                source.name, source.name, source.column_type, self.name
-                            )))
-                        }
-                    }
+            Target::Utf8(b) => match source.charset.decode(bytes) {
+                Ok(text) => b.append_value(text),
+                Err(why) => {
+                    return Err(Error::user(format!(
+                        "column `{}` (MySQL `{}` {}) holds {why}, so it cannot be read into STRING column `{}`; declare it BYTES",
+                        source.name, source.name, source.column_type, self.name
+                    )))
                 }
-            }
+            },
             _ => return Err(self.mismatch("the string", &String::from_utf8_lossy(bytes))),
         }
         Ok(())
@@ -490,18 +482,6 @@ impl ColumnBuilder {
             Target::Days(b) | Target::Time32(b, _) => retype(Arc::new(b.finish()), &self.data_type)?,
             Target::Time64(b, _) | Target::Timestamp(b, _, _) => retype(Arc::new(b.finish()), &self.data_type)?,
         })
-    }
-}
-
-fn cp1252_char(c: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
-    ];
-    if (0x80..0xa0).contains(&c) {
-        HIGH[(c - 0x80) as usize]
-    } else {
-        c as char
     }
 }
 
@@ -691,7 +671,7 @@ mod tests {
         let a = b.finish().unwrap();
         assert_eq!((a.as_string::<i32>().value(0), a.as_string::<i32>().value(1)), ("a,c", "b"));
         let mut s = source("varchar(10)");
-        s.latin1 = true;
+        s.charset = super::super::charset::Charset::Latin1;
         let mut b = ColumnBuilder::new("c", &DataType::Utf8, 1).unwrap();
         b.append(Cell::Bytes(&[0x63, 0x61, 0x66, 0xe9, 0x80]), &s, &Tz::UTC).unwrap();
         assert_eq!(b.finish().unwrap().as_string::<i32>().value(0), "café€");

@@ -38,6 +38,7 @@
 mod binary_text;
 mod builders;
 mod cell;
+mod charset;
 mod config;
 mod legacy;
 mod position;

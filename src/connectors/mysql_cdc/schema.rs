@@ -3,6 +3,7 @@
 
 use super::binary_text::BinaryText;
 use super::cell::TextKind;
+use super::charset::Charset;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -17,8 +18,8 @@ pub struct SourceColumn {
     pub unsigned: bool,
     /// ENUM or SET members in declaration order.
     pub enum_values: Vec<String>,
-    /// Character data in latin1 (cp1252) rather than UTF-8.
-    pub latin1: bool,
+    /// How its character data becomes text.
+    pub charset: Charset,
     /// `BINARY(n)`: n (the binlog strips trailing zero bytes).
     pub binary_length: Option<usize>,
     /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
@@ -55,7 +56,7 @@ impl SourceColumn {
             name,
             unsigned: lower.contains("unsigned"),
             enum_values,
-            latin1: charset.is_some_and(|c| c.eq_ignore_ascii_case("latin1")),
+            charset: Charset::of(charset),
             binary_length: if data_type == "binary" { octet_length.map(|n| n as usize) } else { None },
             fraction_digits: datetime_precision.unwrap_or(0).min(6) as u8,
             float_as_double: data_type == "float" && column_type.contains(','),

@@ -31,6 +31,8 @@ pub enum SourceKind {
     Float64,
     /// A MySQL/MariaDB spatial value (SRID, then WKB).
     Geometry,
+    /// MySQL BIT(n), which the text protocol sends as its raw bytes.
+    Bit,
 }
 
 /// Whether the jdbc connector reads and writes columns of this Arrow type.

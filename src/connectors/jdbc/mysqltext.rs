@@ -24,10 +24,13 @@ use crate::error::{Error, Result};
 /// The select-list expression the scan reads a column of declared type `dt` from a source column
 /// of `kind` with. BOOLEAN reads `<> 0` so BIT(1) (a raw byte on the text protocol) and
 /// TINYINT(1) both arrive as 0/1. A FLOAT read as a number reads as a DOUBLE (`* 1e0`, exact):
-/// its own text has six significant digits (3.1415927 reads `3.14159`).
+/// its own text has six significant digits (3.1415927 reads `3.14159`). A BIT read as anything
+/// but bytes reads as its number (as mysql-cdc reads it), not as raw bytes.
 pub fn read_expression(quoted_column: &str, dt: &DataType, kind: SourceKind) -> String {
     match (dt, kind) {
         (DataType::Boolean, _) => format!("({quoted_column} <> 0)"),
+        (DataType::Binary, SourceKind::Bit) => quoted_column.to_string(),
+        (_, SourceKind::Bit) => format!("CAST({quoted_column} AS UNSIGNED)"),
         (
             DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..),
             SourceKind::Float32 | SourceKind::Float32Widened,
@@ -46,6 +49,7 @@ pub fn source_kind(wire_type: u8, decimals: u8) -> SourceKind {
         column_type::FLOAT => SourceKind::Float32Widened,
         column_type::DOUBLE => SourceKind::Float64,
         column_type::GEOMETRY => SourceKind::Geometry,
+        column_type::BIT => SourceKind::Bit,
         _ => SourceKind::Other,
     }
 }
@@ -339,6 +343,10 @@ mod tests {
         assert_eq!(source_kind(column_type::GEOMETRY, 0), SourceKind::Geometry);
         assert_eq!(read_expression("`w`", &DataType::Decimal128(10, 3), SourceKind::Float32), "`w` * 1e0");
         assert_eq!(read_expression("`w`", &DataType::Utf8, SourceKind::Float32), "`w`");
+        assert_eq!(source_kind(column_type::BIT, 0), SourceKind::Bit);
+        assert_eq!(read_expression("`b`", &DataType::Utf8, SourceKind::Bit), "CAST(`b` AS UNSIGNED)");
+        assert_eq!(read_expression("`b`", &DataType::Binary, SourceKind::Bit), "`b`");
+        assert_eq!(read_expression("`b`", &DataType::Boolean, SourceKind::Bit), "(`b` <> 0)");
         let mut d = ColumnBuilder::new("w", &DataType::Decimal128(10, 3), 3).unwrap();
         // FLOAT 1.1 selected as `w * 1e0`.
         append_text(&mut d, Some(b"1.100000023841858"), SourceKind::Float32).unwrap();

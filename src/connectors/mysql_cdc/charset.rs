@@ -50,7 +50,7 @@ impl Charset {
             Charset::Utf8 => std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|_| "bytes that are not UTF-8".into()),
             Charset::Latin1 => Ok(Cow::Owned(bytes.iter().map(|&c| cp1252_char(c)).collect())),
             Charset::Utf16Be | Charset::Utf16Le => {
-                if bytes.len() % 2 != 0 {
+                if !bytes.len().is_multiple_of(2) {
                     return Err("an odd number of UTF-16 bytes".into());
                 }
                 let units = bytes.chunks_exact(2).map(|u| {
@@ -66,7 +66,7 @@ impl Charset {
                     .map_err(|_| "an unpaired UTF-16 surrogate".into())
             }
             Charset::Utf32Be => {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return Err("a UTF-32 value whose length is not a multiple of 4".into());
                 }
                 bytes

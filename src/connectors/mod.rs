@@ -9,6 +9,8 @@ mod blackhole;
 mod calendar;
 mod datagen;
 pub mod doris;
+/// FLOAT/DOUBLE values into DECIMAL columns, as Flink converts them (not a connector).
+mod float_decimal;
 mod iotdb;
 mod jdbc;
 mod mysql_cdc;
@@ -19,6 +21,8 @@ pub mod options;
 mod pg_copy;
 mod postgres_cdc;
 mod print;
+/// Spatial values: WKB, MySQL's stored form, Flink CDC's JSON text (not a connector).
+mod spatial;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;

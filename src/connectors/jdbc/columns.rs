@@ -13,7 +13,27 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{i256, DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::connectors::float_decimal::{float_to_decimal, unfit_message, Float};
 use crate::error::{Error, Result};
+
+/// What the scan must know of a source column beyond the declared type, learnt from the server
+/// before reading (PostgreSQL: the prepared `SELECT`'s column types; MySQL: its result
+/// columns' types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Other,
+    /// A 4-byte float (MySQL FLOAT, PostgreSQL `real`): into DECIMAL through its own shortest form.
+    Float32,
+    /// MySQL FLOAT(M,D): a 4-byte float that Flink CDC (Debezium) reads as a DOUBLE, so its
+    /// decimal form is the widened value's.
+    Float32Widened,
+    /// An 8-byte float (MySQL DOUBLE, PostgreSQL `double precision`).
+    Float64,
+    /// A MySQL/MariaDB spatial value (SRID, then WKB).
+    Geometry,
+    /// MySQL BIT(n), which the text protocol sends as its raw bytes.
+    Bit,
+}
 
 /// Whether the jdbc connector reads and writes columns of this Arrow type.
 pub fn is_supported(dt: &DataType) -> bool {
@@ -121,6 +141,15 @@ impl ColumnBuilder {
         &self.data_type
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A spatial value that is not the SRID + WKB the server stores.
+    pub fn unreadable_spatial(&self, why: &str) -> Error {
+        Error::user(format!("column `{}` holds a spatial value the jdbc scan cannot read: {why}", self.name))
+    }
+
     fn mismatch(&self, what: &str) -> Error {
         Error::user(format!("column `{}` is declared {} but the database sent {what}", self.name, self.data_type))
     }
@@ -181,11 +210,40 @@ impl ColumnBuilder {
         self.append_i64(v)
     }
 
-    pub fn append_f64(&mut self, v: f64) -> Result<()> {
-        match &mut self.values {
-            Values::F64(b) => b.append_value(v),
-            Values::F32(b) => b.append_value(v as f32),
-            _ => return Err(self.mismatch("a floating-point number")),
+    /// A floating-point value: as is into FLOAT/DOUBLE, into DECIMAL as Flink converts it
+    /// (its shortest decimal form, rounded half-up to the scale).
+    pub fn append_float(&mut self, v: Float) -> Result<()> {
+        let wide = match v {
+            Float::F32(v) => v as f64,
+            Float::F64(v) => v,
+        };
+        let (precision, scale) = match self.data_type {
+            DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => (p, s),
+            _ => (0, 0),
+        };
+        let decimal = || {
+            float_to_decimal(v, precision, scale).map_err(|unfit| {
+                Error::user(format!("column `{}`: {}", self.name, unfit_message(v, precision, scale, unfit)))
+            })
+        };
+        match &self.values {
+            Values::Dec128(_) => {
+                let unscaled = decimal()?.to_i128().ok_or_else(|| self.out_of_range(v))?;
+                if let Values::Dec128(b) = &mut self.values {
+                    b.append_value(unscaled);
+                }
+            }
+            Values::Dec256(_) => {
+                let unscaled = decimal()?;
+                if let Values::Dec256(b) = &mut self.values {
+                    b.append_value(unscaled);
+                }
+            }
+            _ => match &mut self.values {
+                Values::F64(b) => b.append_value(wide),
+                Values::F32(b) => b.append_value(wide as f32),
+                _ => return Err(self.mismatch("a floating-point number")),
+            },
         }
         Ok(())
     }
@@ -385,6 +443,24 @@ mod tests {
         assert!(d.append_decimal_text("100.00").is_err());
         let a = d.finish().unwrap();
         assert_eq!(a.as_any().downcast_ref::<Decimal128Array>().unwrap().value(0), 9999);
+    }
+
+    // Expected values: Flink CDC's conversion (`BigDecimal.valueOf(double)`, or
+    // `Float.toString` for a float, rounded HALF_UP to the scale).
+    #[test]
+    fn floats_into_decimals_round_half_up_and_refuse_overflow() {
+        let mut d = ColumnBuilder::new("w", &DataType::Decimal128(10, 3), 4).unwrap();
+        d.append_float(Float::F32(1.1)).unwrap();
+        d.append_float(Float::F64(123.4565)).unwrap();
+        d.append_float(Float::F64(-0.0005)).unwrap();
+        let err = d.append_float(Float::F64(1e12)).unwrap_err().to_string();
+        assert!(err.contains("column `w`") && err.contains("DECIMAL(10, 3)"), "{err}");
+        let a = d.finish().unwrap();
+        let a = a.as_any().downcast_ref::<Decimal128Array>().unwrap();
+        assert_eq!((a.value(0), a.value(1), a.value(2)), (1_100, 123_457, -1));
+        let mut f = ColumnBuilder::new("f", &DataType::Float32, 1).unwrap();
+        f.append_float(Float::F64(0.5)).unwrap();
+        assert!(ColumnBuilder::new("s", &DataType::Utf8, 1).unwrap().append_float(Float::F64(0.5)).is_err());
     }
 
     #[test]

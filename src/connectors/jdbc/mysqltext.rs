@@ -1,7 +1,8 @@
 //! MySQL/MariaDB values as text, both ways, with no I/O: Arrow values written as SQL literals for
 //! multi-row statements (the session runs with `NO_BACKSLASH_ESCAPES` and `time_zone = '+00:00'`,
 //! so a string literal only doubles its quotes and timestamps are UTC), and text-protocol result
-//! values parsed into Arrow builders (zero dates such as `0000-00-00` become NULL).
+//! values parsed into Arrow builders (zero dates such as `0000-00-00` become NULL; FLOAT/DOUBLE
+//! into DECIMAL and spatial values as mysql-cdc converts them).
 
 use std::fmt::Write as _;
 
@@ -13,16 +14,43 @@ use datafusion::arrow::datatypes::{
     UInt8Type,
 };
 
-use super::columns::ColumnBuilder;
+use super::columns::{ColumnBuilder, SourceKind};
 use crate::connectors::calendar::{civil_from_days, days_from_civil};
+use crate::connectors::float_decimal::Float;
+use crate::connectors::mysql_session::wire::column_type;
+use crate::connectors::spatial;
 use crate::error::{Error, Result};
 
-/// The select-list expression the scan reads a column of declared type `dt` with. BOOLEAN reads
-/// `<> 0` so BIT(1) (a raw byte on the text protocol) and TINYINT(1) both arrive as 0/1.
-pub fn read_expression(quoted_column: &str, dt: &DataType) -> String {
-    match dt {
-        DataType::Boolean => format!("({quoted_column} <> 0)"),
+/// The select-list expression the scan reads a column of declared type `dt` from a source column
+/// of `kind` with. BOOLEAN reads `<> 0` so BIT(1) (a raw byte on the text protocol) and
+/// TINYINT(1) both arrive as 0/1. A FLOAT read as a number reads as a DOUBLE (`* 1e0`, exact):
+/// its own text has six significant digits (3.1415927 reads `3.14159`). A BIT read as anything
+/// but bytes reads as its number (as mysql-cdc reads it), not as raw bytes.
+pub fn read_expression(quoted_column: &str, dt: &DataType, kind: SourceKind) -> String {
+    match (dt, kind) {
+        (DataType::Boolean, _) => format!("({quoted_column} <> 0)"),
+        (DataType::Binary, SourceKind::Bit) => quoted_column.to_string(),
+        (_, SourceKind::Bit) => format!("CAST({quoted_column} AS UNSIGNED)"),
+        (
+            DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..),
+            SourceKind::Float32 | SourceKind::Float32Widened,
+        ) => format!("{quoted_column} * 1e0"),
         _ => quoted_column.to_string(),
+    }
+}
+
+/// What the scan must know of a result column, from its type and decimals in the column
+/// definition: FLOAT without (M,D) is a 4-byte float to Flink CDC, FLOAT(M,D) and DOUBLE 8-byte
+/// ones (Debezium's mapping), spatial columns hold SRID + WKB.
+pub fn source_kind(wire_type: u8, decimals: u8) -> SourceKind {
+    // 31 and above: no fixed number of decimals (MySQL's NOT_FIXED_DEC is 31, MariaDB's 39).
+    match wire_type {
+        column_type::FLOAT if decimals >= 31 => SourceKind::Float32,
+        column_type::FLOAT => SourceKind::Float32Widened,
+        column_type::DOUBLE => SourceKind::Float64,
+        column_type::GEOMETRY => SourceKind::Geometry,
+        column_type::BIT => SourceKind::Bit,
+        _ => SourceKind::Other,
     }
 }
 
@@ -195,12 +223,40 @@ fn parse_time(s: &[u8]) -> Option<i64> {
     Some(if negative { -micros } else { micros })
 }
 
-/// Appends one text-protocol value (`None` = SQL NULL) to a column of its declared type.
-pub fn append_text(column: &mut ColumnBuilder, value: Option<&[u8]>) -> Result<()> {
+/// Appends one text-protocol value (`None` = SQL NULL) of a source column of `kind` to a column
+/// of its declared type.
+pub fn append_text(column: &mut ColumnBuilder, value: Option<&[u8]>, kind: SourceKind) -> Result<()> {
     let Some(v) = value else {
         column.append_null();
         return Ok(());
     };
+    match (kind, column.data_type()) {
+        (SourceKind::Geometry, DataType::Utf8) => {
+            let json = spatial::mysql_to_flink_json(v).map_err(|why| column.unreadable_spatial(&why))?;
+            return column.append_bytes(json.as_bytes());
+        }
+        (SourceKind::Geometry, DataType::Binary) => {
+            return column.append_bytes(spatial::mysql_to_wkb(v).map_err(|why| column.unreadable_spatial(&why))?);
+        }
+        (SourceKind::Geometry, other) => {
+            return Err(Error::user(format!(
+                "column `{}` is declared {other} but holds MySQL spatial values: declare it STRING (JSON text, as Flink CDC writes) or BYTES (WKB)",
+                column.name()
+            )))
+        }
+        (
+            SourceKind::Float32 | SourceKind::Float32Widened | SourceKind::Float64,
+            DataType::Decimal128(..) | DataType::Decimal256(..),
+        ) => {
+            let Some(double) = std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok()) else {
+                return Err(column.out_of_range(String::from_utf8_lossy(v)));
+            };
+            // The FLOAT was read as a DOUBLE (`* 1e0`), exactly: back to the float it is.
+            let value = if kind == SourceKind::Float32 { Float::F32(double as f32) } else { Float::F64(double) };
+            return column.append_float(value);
+        }
+        _ => {}
+    }
     let invalid = |column: &ColumnBuilder| {
         Error::user(format!(
             "value '{}' cannot be read as {}: {}",
@@ -276,6 +332,47 @@ mod tests {
     };
     use std::sync::Arc;
 
+    #[test]
+    fn floats_into_decimals_and_spatial_values_as_mysql_cdc_reads_them() {
+        use datafusion::arrow::datatypes::Decimal128Type;
+        assert_eq!(source_kind(column_type::FLOAT, 31), SourceKind::Float32);
+        assert_eq!(source_kind(column_type::FLOAT, 39), SourceKind::Float32);
+        assert_eq!(source_kind(column_type::FLOAT, 3), SourceKind::Float32Widened, "FLOAT(10,3)");
+        assert_eq!(source_kind(column_type::DOUBLE, 31), SourceKind::Float64);
+        assert_eq!(read_expression("`w`", &DataType::Decimal128(20, 12), SourceKind::Float32Widened), "`w` * 1e0");
+        assert_eq!(source_kind(column_type::GEOMETRY, 0), SourceKind::Geometry);
+        assert_eq!(read_expression("`w`", &DataType::Decimal128(10, 3), SourceKind::Float32), "`w` * 1e0");
+        assert_eq!(read_expression("`w`", &DataType::Utf8, SourceKind::Float32), "`w`");
+        assert_eq!(source_kind(column_type::BIT, 0), SourceKind::Bit);
+        assert_eq!(read_expression("`b`", &DataType::Utf8, SourceKind::Bit), "CAST(`b` AS UNSIGNED)");
+        assert_eq!(read_expression("`b`", &DataType::Binary, SourceKind::Bit), "`b`");
+        assert_eq!(read_expression("`b`", &DataType::Boolean, SourceKind::Bit), "(`b` <> 0)");
+        let mut d = ColumnBuilder::new("w", &DataType::Decimal128(10, 3), 3).unwrap();
+        // FLOAT 1.1 selected as `w * 1e0`.
+        append_text(&mut d, Some(b"1.100000023841858"), SourceKind::Float32).unwrap();
+        append_text(&mut d, Some(b"123.4565"), SourceKind::Float64).unwrap();
+        assert!(append_text(&mut d, Some(b"1e30"), SourceKind::Float64).is_err());
+        let a = d.finish().unwrap();
+        let a = a.as_primitive::<Decimal128Type>();
+        assert_eq!((a.value(0), a.value(1)), (1_100, 123_457));
+
+        let mut stored = vec![0u8, 0, 0, 0, 1, 1, 0, 0, 0];
+        stored.extend_from_slice(&3f64.to_le_bytes());
+        stored.extend_from_slice(&0f64.to_le_bytes());
+        let mut s = ColumnBuilder::new("g", &DataType::Utf8, 1).unwrap();
+        append_text(&mut s, Some(&stored), SourceKind::Geometry).unwrap();
+        let a = s.finish().unwrap();
+        assert_eq!(a.as_string::<i32>().value(0), r#"{"coordinates":[3,0],"type":"Point","srid":0}"#);
+        let mut b = ColumnBuilder::new("g", &DataType::Binary, 1).unwrap();
+        append_text(&mut b, Some(&stored), SourceKind::Geometry).unwrap();
+        assert_eq!(b.finish().unwrap().as_binary::<i32>().value(0), &stored[4..]);
+        let mut i = ColumnBuilder::new("g", &DataType::Int32, 1).unwrap();
+        assert!(append_text(&mut i, Some(&stored), SourceKind::Geometry).unwrap_err().to_string().contains("spatial"));
+        let mut s = ColumnBuilder::new("g", &DataType::Utf8, 1).unwrap();
+        let err = append_text(&mut s, Some(&stored[..7]), SourceKind::Geometry).unwrap_err().to_string();
+        assert!(err.contains("`g`") && err.contains("spatial"), "{err}");
+    }
+
     fn lit(a: ArrayRef) -> Vec<String> {
         (0..a.len())
             .map(|i| {
@@ -305,25 +402,25 @@ mod tests {
     #[test]
     fn text_values_parse_with_zero_dates_as_null() {
         let mut ts = ColumnBuilder::new("ts", &DataType::Timestamp(TimeUnit::Microsecond, None), 4).unwrap();
-        append_text(&mut ts, Some(b"2024-02-29 23:59:59.5")).unwrap();
-        append_text(&mut ts, Some(b"0000-00-00 00:00:00")).unwrap();
-        append_text(&mut ts, None).unwrap();
+        append_text(&mut ts, Some(b"2024-02-29 23:59:59.5"), SourceKind::Other).unwrap();
+        append_text(&mut ts, Some(b"0000-00-00 00:00:00"), SourceKind::Other).unwrap();
+        append_text(&mut ts, None, SourceKind::Other).unwrap();
         let a = ts.finish().unwrap();
         let a = a.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
         assert_eq!(a.value(0), 1_709_251_199_500_000);
         assert!(a.is_null(1) && a.is_null(2));
 
         let mut d = ColumnBuilder::new("d", &DataType::Date32, 2).unwrap();
-        append_text(&mut d, Some(b"2020-00-10")).unwrap();
-        assert!(append_text(&mut d, Some(b"yesterday")).is_err());
+        append_text(&mut d, Some(b"2020-00-10"), SourceKind::Other).unwrap();
+        assert!(append_text(&mut d, Some(b"yesterday"), SourceKind::Other).is_err());
 
         let mut t = ColumnBuilder::new("t", &DataType::Time64(TimeUnit::Microsecond), 2).unwrap();
-        append_text(&mut t, Some(b"12:00:01.25")).unwrap();
-        assert!(append_text(&mut t, Some(b"-01:00:00")).is_err());
+        append_text(&mut t, Some(b"12:00:01.25"), SourceKind::Other).unwrap();
+        assert!(append_text(&mut t, Some(b"-01:00:00"), SourceKind::Other).is_err());
         let mut u = ColumnBuilder::new("u", &DataType::UInt64, 1).unwrap();
-        append_text(&mut u, Some(b"18446744073709551615")).unwrap();
+        append_text(&mut u, Some(b"18446744073709551615"), SourceKind::Other).unwrap();
         let mut b = ColumnBuilder::new("b", &DataType::Boolean, 1).unwrap();
-        append_text(&mut b, Some(b"1")).unwrap();
-        assert!(append_text(&mut b, Some(b"2")).is_err());
+        append_text(&mut b, Some(b"1"), SourceKind::Other).unwrap();
+        assert!(append_text(&mut b, Some(b"2"), SourceKind::Other).is_err());
     }
 }

@@ -11,7 +11,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
-use super::columns::BatchBuilder;
+use super::columns::{BatchBuilder, SourceKind};
+use crate::connectors::float_decimal::Float;
 use crate::connectors::pg_copy::{BinaryTuples, SIGNATURE};
 use crate::error::{Error, Result};
 
@@ -77,10 +78,23 @@ impl Wire {
     }
 }
 
+/// The wire type the scan reads a source column of `kind` declared `dt` in: the declared type's,
+/// except a floating-point column declared DECIMAL, read as the float it is (then converted as
+/// Flink does).
+pub fn scan_wire(dt: &DataType, kind: SourceKind) -> Option<Wire> {
+    match (dt, kind) {
+        (DataType::Decimal128(..) | DataType::Decimal256(..), SourceKind::Float32) => Some(Wire::Float4),
+        (DataType::Decimal128(..) | DataType::Decimal256(..), SourceKind::Float64 | SourceKind::Float32Widened) => {
+            Some(Wire::Float8)
+        }
+        _ => Wire::of(dt),
+    }
+}
+
 /// The select-list expression the scan reads a column of declared type `dt` with: the value cast
-/// to the wire type (NUMERIC as text, parsed at the declared scale; times and timestamps rounded
-/// by the server to the declared precision).
-pub fn read_expression(quoted_column: &str, dt: &DataType) -> Option<String> {
+/// to its [`scan_wire`] (NUMERIC as text, parsed at the declared scale; times and timestamps
+/// rounded by the server to the declared precision).
+pub fn read_expression(quoted_column: &str, dt: &DataType, kind: SourceKind) -> Option<String> {
     let precision = |u: &TimeUnit| match u {
         TimeUnit::Second => 0,
         TimeUnit::Millisecond => 3,
@@ -90,11 +104,30 @@ pub fn read_expression(quoted_column: &str, dt: &DataType) -> Option<String> {
         DataType::Time32(u) | DataType::Time64(u) => format!("CAST({quoted_column} AS time({}))", precision(u)),
         DataType::Timestamp(u, None) => format!("CAST({quoted_column} AS timestamp({}))", precision(u)),
         DataType::Timestamp(u, Some(_)) => format!("CAST({quoted_column} AS timestamptz({}))", precision(u)),
-        other => match Wire::of(other)? {
+        other => match scan_wire(other, kind)? {
             Wire::Numeric => format!("CAST(CAST({quoted_column} AS numeric) AS text)"),
             wire => format!("CAST({quoted_column} AS {})", wire.sql_type()),
         },
     })
+}
+
+/// What the scan must know of each column of `SELECT <columns> FROM <table>`, from the types
+/// PostgreSQL gives the prepared statement's result columns; PostGIS columns are refused.
+pub fn source_kinds(columns: &[tokio_postgres::Column]) -> Result<Vec<SourceKind>> {
+    columns
+        .iter()
+        .map(|c| match c.type_().name() {
+            "float4" => Ok(SourceKind::Float32),
+            "float8" => Ok(SourceKind::Float64),
+            "geometry" | "geography" | "_geometry" | "_geography" => Err(Error::user(format!(
+                "column `{}` is a PostGIS {} column, which the jdbc scan does not read (its text would be PostGIS's \
+                 hex EWKB, and PostGIS is not available to test against); leave it out of the table declaration",
+                c.name(),
+                c.type_().name()
+            ))),
+            _ => Ok(SourceKind::Other),
+        })
+        .collect()
 }
 
 pub fn put_header(buf: &mut BytesMut) {
@@ -366,10 +399,14 @@ pub struct CopyDecoder {
 }
 
 impl CopyDecoder {
-    pub fn new(types: &[DataType]) -> Result<Self> {
+    /// A decoder of columns of `types` read from sources of `kinds` (see [`scan_wire`]).
+    pub fn new(types: &[DataType], kinds: &[SourceKind]) -> Result<Self> {
         let wires: Vec<Wire> = types
             .iter()
-            .map(|t| Wire::of(t).ok_or_else(|| Error::internal(format!("jdbc: no PostgreSQL wire type for {t}"))))
+            .zip(kinds.iter().copied().chain(std::iter::repeat(SourceKind::Other)))
+            .map(|(t, kind)| {
+                scan_wire(t, kind).ok_or_else(|| Error::internal(format!("jdbc: no PostgreSQL wire type for {t}")))
+            })
             .collect::<Result<_>>()?;
         let tuples = BinaryTuples::new(wires.len());
         Ok(CopyDecoder { wires, tuples })
@@ -408,9 +445,11 @@ impl CopyDecoder {
                 Wire::Int4 => column.append_i64(i32::from_be_bytes(fixed(4)?.try_into().unwrap_or_default()) as i64)?,
                 Wire::Int8 => column.append_i64(i64::from_be_bytes(fixed(8)?.try_into().unwrap_or_default()))?,
                 Wire::Float4 => {
-                    column.append_f64(f32::from_be_bytes(fixed(4)?.try_into().unwrap_or_default()) as f64)?
+                    column.append_float(Float::F32(f32::from_be_bytes(fixed(4)?.try_into().unwrap_or_default())))?
                 }
-                Wire::Float8 => column.append_f64(f64::from_be_bytes(fixed(8)?.try_into().unwrap_or_default()))?,
+                Wire::Float8 => {
+                    column.append_float(Float::F64(f64::from_be_bytes(fixed(8)?.try_into().unwrap_or_default())))?
+                }
                 Wire::Text | Wire::Bytea => column.append_bytes(v)?,
                 Wire::Numeric => match std::str::from_utf8(v) {
                     Ok(text) => column.append_decimal_text(text)?,
@@ -508,7 +547,7 @@ mod tests {
             Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
         ]));
         let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
-        let mut decoder = CopyDecoder::new(&types).unwrap();
+        let mut decoder = CopyDecoder::new(&types, &[]).unwrap();
         let mut out = BatchBuilder::new(schema, 4).unwrap();
         for piece in buf.chunks(5) {
             decoder.feed(piece, &mut out).unwrap();
@@ -522,14 +561,45 @@ mod tests {
 
     #[test]
     fn read_expressions_cast_to_the_wire_type() {
+        let other = SourceKind::Other;
         assert_eq!(
-            read_expression("\"n\"", &DataType::Decimal128(10, 2)).unwrap(),
+            read_expression("\"n\"", &DataType::Decimal128(10, 2), other).unwrap(),
             "CAST(CAST(\"n\" AS numeric) AS text)"
         );
         assert_eq!(
-            read_expression("\"t\"", &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))).unwrap(),
+            read_expression("\"t\"", &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), other).unwrap(),
             "CAST(\"t\" AS timestamptz(3))"
         );
-        assert_eq!(read_expression("\"b\"", &DataType::UInt8).unwrap(), "CAST(\"b\" AS smallint)");
+        assert_eq!(read_expression("\"b\"", &DataType::UInt8, other).unwrap(), "CAST(\"b\" AS smallint)");
+        // A float declared DECIMAL is read as the float (PostgreSQL's own float → numeric cast
+        // keeps 15 digits), then converted as Flink does.
+        assert_eq!(
+            read_expression("\"w\"", &DataType::Decimal128(10, 3), SourceKind::Float32).unwrap(),
+            "CAST(\"w\" AS real)"
+        );
+        assert_eq!(scan_wire(&DataType::Decimal256(50, 3), SourceKind::Float64), Some(Wire::Float8));
+    }
+
+    #[test]
+    fn floats_decode_into_decimal_columns() {
+        let mut buf = BytesMut::new();
+        put_header(&mut buf);
+        buf.put_i16(2);
+        buf.put_i32(4);
+        buf.put_f32(1.1);
+        buf.put_i32(8);
+        buf.put_f64(123.4565);
+        put_trailer(&mut buf);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("f", DataType::Decimal128(10, 3), true),
+            Field::new("d", DataType::Decimal128(10, 3), true),
+        ]));
+        let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let mut decoder = CopyDecoder::new(&types, &[SourceKind::Float32, SourceKind::Float64]).unwrap();
+        let mut out = BatchBuilder::new(schema, 1).unwrap();
+        decoder.feed(&buf, &mut out).unwrap();
+        let batch = out.finish().unwrap();
+        let value = |i: usize| batch.column(i).as_primitive::<datafusion::arrow::datatypes::Decimal128Type>().value(0);
+        assert_eq!((value(0), value(1)), (1_100, 123_457));
     }
 }

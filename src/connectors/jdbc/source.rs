@@ -18,14 +18,14 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::columns::BatchBuilder;
+use super::columns::{BatchBuilder, SourceKind};
 use super::dialect::{connect_mysql, connect_postgres, mysql_error, open_mysql_session, pg_error, Dialect};
 use super::{mysqltext, pgwire, JdbcConfig, Partitioning};
 use crate::changelog::ChangeBatch;
@@ -256,14 +256,35 @@ impl RangeReader {
         }
     }
 
+    /// The declared columns, quoted.
+    fn columns(&self) -> Vec<String> {
+        let d = self.config.endpoint.dialect;
+        self.config.schema.fields().iter().map(|f| d.quote(f.name())).collect()
+    }
+
+    /// `SELECT <the declared columns as they are> FROM <table>`, whose result columns tell the
+    /// source columns' types.
+    fn describe(&self) -> String {
+        let d = self.config.endpoint.dialect;
+        format!("SELECT {} FROM {}", self.columns().join(", "), self.config.table.quoted(d))
+    }
+
+    /// The scan of one range; `read` gives each column's select-list expression from its
+    /// quoted name, declared type and source kind.
     fn select(
         &self,
         range: &ScanRange,
-        expression: impl Fn(&str, &datafusion::arrow::datatypes::DataType) -> String,
+        kinds: &[SourceKind],
+        read: impl Fn(&str, &DataType, SourceKind) -> String,
     ) -> String {
         let d = self.config.endpoint.dialect;
-        let list: Vec<String> =
-            self.config.schema.fields().iter().map(|f| expression(&d.quote(f.name()), f.data_type())).collect();
+        let list: Vec<String> = self
+            .columns()
+            .iter()
+            .zip(self.config.schema.fields())
+            .zip(kinds.iter().copied().chain(std::iter::repeat(SourceKind::Other)))
+            .map(|((quoted, field), kind)| read(quoted, field.data_type(), kind))
+            .collect();
         let column = match &self.config.partitioning {
             Some(p) => d.quote(self.config.schema.field(p.column).name()),
             None => String::new(),
@@ -297,12 +318,16 @@ impl RangeReader {
                 .map_err(|e| pg_error(&e, "importing the scan's snapshot"))?;
         }
         let types: Vec<_> = self.config.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let described =
+            client.prepare(&self.describe()).await.map_err(|e| pg_error(&e, "reading the columns' types"))?;
+        let kinds = pgwire::source_kinds(described.columns())?;
         while let Some(index) = self.next_range() {
-            let select = self.select(&self.ranges[index], |c, t| pgwire::read_expression(c, t).unwrap_or_default());
+            let select = self
+                .select(&self.ranges[index], &kinds, |c, t, k| pgwire::read_expression(c, t, k).unwrap_or_default());
             let sql = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
             let stream = client.copy_out(&sql).await.map_err(|e| pg_error(&e, "starting the scan"))?;
             futures::pin_mut!(stream);
-            let mut decoder = pgwire::CopyDecoder::new(&types)?;
+            let mut decoder = pgwire::CopyDecoder::new(&types, &kinds)?;
             let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| pg_error(&e, "reading rows"))?;
@@ -329,17 +354,23 @@ impl RangeReader {
                 return self.read_mysql_async().await;
             }
         };
+        let kinds: Vec<SourceKind> = session
+            .result_definitions(&format!("{} LIMIT 0", self.describe()), "reading the columns' types")
+            .await?
+            .iter()
+            .map(|d| mysqltext::source_kind(d.column_type, d.decimals))
+            .collect();
         while let Some(index) = self.next_range() {
-            let sql = self.select(&self.ranges[index], mysqltext::read_expression);
+            let sql = self.select(&self.ranges[index], &kinds, mysqltext::read_expression);
             let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
             let mut more = session.query(&sql, "starting the scan").await?;
             while more {
                 more = session
                     .rows("reading rows", self.fetch, |row, cells| {
-                        for (column, cell) in builder.columns.iter_mut().zip(cells) {
+                        for ((column, cell), kind) in builder.columns.iter_mut().zip(cells).zip(&kinds) {
                             match cell {
                                 None => column.append_null(),
-                                Some((start, end)) => mysqltext::append_text(column, Some(&row[*start..*end]))?,
+                                Some((start, end)) => mysqltext::append_text(column, Some(&row[*start..*end]), *kind)?,
                             }
                         }
                         builder.row_done();
@@ -360,15 +391,26 @@ impl RangeReader {
     async fn read_mysql_async(&self) -> Result<()> {
         use mysql_async::prelude::Queryable;
         let mut conn = connect_mysql(&self.config.endpoint, self.config.retry_timeout, &[]).await?;
+        let describing = "reading the columns' types";
+        let described =
+            conn.query_iter(format!("{} LIMIT 0", self.describe())).await.map_err(|e| mysql_error(&e, describing))?;
+        let kinds: Vec<SourceKind> = described
+            .columns()
+            .map(|columns| {
+                columns.iter().map(|c| mysqltext::source_kind(c.column_type() as u8, c.decimals())).collect()
+            })
+            .unwrap_or_default();
+        described.drop_result().await.map_err(|e| mysql_error(&e, describing))?;
         while let Some(index) = self.next_range() {
-            let sql = self.select(&self.ranges[index], mysqltext::read_expression);
+            let sql = self.select(&self.ranges[index], &kinds, mysqltext::read_expression);
             let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
             let mut result = conn.query_iter(sql).await.map_err(|e| mysql_error(&e, "starting the scan"))?;
             while let Some(row) = result.next().await.map_err(|e| mysql_error(&e, "reading rows"))? {
                 for (i, column) in builder.columns.iter_mut().enumerate() {
+                    let kind = kinds.get(i).copied().unwrap_or(SourceKind::Other);
                     match row.as_ref(i) {
                         None | Some(mysql_async::Value::NULL) => column.append_null(),
-                        Some(mysql_async::Value::Bytes(b)) => mysqltext::append_text(column, Some(b))?,
+                        Some(mysql_async::Value::Bytes(b)) => mysqltext::append_text(column, Some(b), kind)?,
                         Some(other) => {
                             return Err(Error::internal(format!("jdbc: MySQL text protocol sent {other:?}")));
                         }

@@ -7,7 +7,11 @@
 //!   TIMESTAMP_LTZ; TIMESTAMP is an instant: as is into TIMESTAMP_LTZ, shown in `server-time-zone`
 //!   into TIMESTAMP;
 //! - zero dates (month or day 0, TIMESTAMP 0) become NULL;
-//! - TIME outside 00:00:00–23:59:59.999999 (negative or ≥ 24 h) only fits a STRING column.
+//! - TIME outside 00:00:00–23:59:59.999999 (negative or ≥ 24 h) only fits a STRING column;
+//! - FLOAT/DOUBLE into DECIMAL as Flink converts them ([`crate::connectors::float_decimal`]);
+//! - SET into ARRAY<STRING> (its members) or STRING (comma-separated);
+//! - spatial values into STRING as Flink CDC's JSON text, into BYTES as WKB
+//!   ([`crate::connectors::spatial`]).
 
 use std::sync::Arc;
 
@@ -15,14 +19,15 @@ use chrono::{NaiveDate, Offset, TimeZone};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{
     make_array, Array, ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Decimal256Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder, UInt16Builder, UInt32Builder,
-    UInt64Builder, UInt8Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListBuilder, StringBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use datafusion::arrow::datatypes::{i256, DataType, TimeUnit};
 
 use super::cell::Cell;
 use super::schema::SourceColumn;
-use crate::connectors::calendar;
+use crate::connectors::float_decimal::{float_to_decimal, unfit_message, Float};
+use crate::connectors::{calendar, spatial};
 use crate::error::{Error, Result};
 
 enum Target {
@@ -40,6 +45,8 @@ enum Target {
     D128(Decimal128Builder, u8, i8),
     D256(Decimal256Builder, u8, i8),
     Utf8(StringBuilder),
+    /// ARRAY<STRING>: the members of a SET.
+    StringList(ListBuilder<StringBuilder>),
     Binary(BinaryBuilder),
     /// Date32 and Time32: days or seconds/milliseconds, retyped at finish.
     Days(Int32Builder),
@@ -96,13 +103,16 @@ impl ColumnBuilder {
             ),
             DataType::Utf8 => Target::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
             DataType::Binary => Target::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::List(item) if item.data_type() == &DataType::Utf8 => Target::StringList(
+                ListBuilder::with_capacity(StringBuilder::new(), capacity).with_field(item.clone()),
+            ),
             DataType::Date32 => Target::Days(Int32Builder::with_capacity(capacity)),
             DataType::Time32(u) => Target::Time32(Int32Builder::with_capacity(capacity), *u),
             DataType::Time64(u) => Target::Time64(Int64Builder::with_capacity(capacity), *u),
             DataType::Timestamp(u, tz) => Target::Timestamp(Int64Builder::with_capacity(capacity), *u, tz.is_some()),
             other => {
                 return Err(Error::user(format!(
-                    "column `{name}` is declared as {}, which mysql-cdc cannot fill from a MySQL column; declare a scalar type (see docs/connectors/mysql-cdc.md)",
+                    "column `{name}` is declared as {}, which mysql-cdc cannot fill from a MySQL column; declare a scalar type, or ARRAY<STRING> for a SET (see docs/connectors/mysql-cdc.md)",
                     crate::sql::types::flink_type_name(other)
                 )))
             }
@@ -126,6 +136,7 @@ impl ColumnBuilder {
             Target::D128(b, _, _) => b.append_null(),
             Target::D256(b, _, _) => b.append_null(),
             Target::Utf8(b) => b.append_null(),
+            Target::StringList(b) => b.append_null(),
             Target::Binary(b) => b.append_null(),
         }
     }
@@ -162,8 +173,9 @@ impl ColumnBuilder {
             Cell::Int(v) => self.append_int(v as i128)?,
             Cell::UInt(v) => self.append_int(v as i128)?,
             Cell::Year(v) => self.append_int(v as i128)?,
-            Cell::Float(v) => self.append_float(v as f64, &v.to_string())?,
-            Cell::Double(v) => self.append_float(v, &v.to_string())?,
+            Cell::Float(v) if source.float_as_double => self.append_float(Float::F64(v as f64), &v.to_string())?,
+            Cell::Float(v) => self.append_float(Float::F32(v), &v.to_string())?,
+            Cell::Double(v) => self.append_float(Float::F64(v), &v.to_string())?,
             Cell::Decimal(v, scale) => self.append_decimal(v, scale)?,
             Cell::Bytes(bytes) => self.append_bytes(bytes, source)?,
             Cell::EnumIndex(i) => {
@@ -176,15 +188,23 @@ impl ColumnBuilder {
                 self.append_str(text)?
             }
             Cell::SetBits(bits) => {
-                let members: Vec<&str> = source
+                let members = source
                     .enum_values
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i < 64 && bits & (1 << i) != 0)
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                self.append_str(&members.join(","))?
+                    .map(|(_, v)| v.as_str());
+                match &mut self.target {
+                    Target::StringList(b) => {
+                        for member in members {
+                            b.values().append_value(member);
+                        }
+                        b.append(true);
+                    }
+                    _ => self.append_str(&members.collect::<Vec<_>>().join(","))?,
+                }
             }
+            Cell::Geometry(bytes) => self.append_geometry(bytes, source)?,
             Cell::Bits(bytes) => self.append_bits(bytes)?,
             Cell::JsonBinary(bytes) => {
                 let text = json_binary_to_text(bytes).map_err(|e| {
@@ -254,12 +274,51 @@ impl ColumnBuilder {
         Ok(())
     }
 
-    fn append_float(&mut self, v: f64, text: &str) -> Result<()> {
+    fn append_float(&mut self, v: Float, text: &str) -> Result<()> {
+        let wide = match v {
+            Float::F32(v) => v as f64,
+            Float::F64(v) => v,
+        };
         match &mut self.target {
-            Target::F32(b) => b.append_value(v as f32),
-            Target::F64(b) => b.append_value(v),
+            Target::D128(_, p, s) | Target::D256(_, p, s) => {
+                let (p, s) = (*p, *s);
+                let unscaled = float_to_decimal(v, p, s).map_err(|unfit| {
+                    Error::user(format!(
+                        "mysql-cdc cannot fill column `{}`: {}",
+                        self.name,
+                        unfit_message(v, p, s, unfit)
+                    ))
+                })?;
+                return self.append_decimal(unscaled, s.max(0) as u8);
+            }
+            Target::F32(b) => b.append_value(wide as f32),
+            Target::F64(b) => b.append_value(wide),
             Target::Utf8(b) => b.append_value(text),
             _ => return Err(self.mismatch("the floating-point number", text)),
+        }
+        Ok(())
+    }
+
+    /// A spatial value: Flink CDC's JSON text into STRING, its WKB (without the SRID) into BYTES.
+    fn append_geometry(&mut self, stored: &[u8], source: &SourceColumn) -> Result<()> {
+        let unreadable = |why: String| {
+            Error::user(format!(
+                "column `{}` (MySQL `{}` {}) holds a spatial value mysql-cdc cannot read: {why}",
+                self.name, source.name, source.column_type
+            ))
+        };
+        match &mut self.target {
+            Target::Utf8(b) => b.append_value(spatial::mysql_to_flink_json(stored).map_err(unreadable)?),
+            Target::Binary(b) => b.append_value(spatial::mysql_to_wkb(stored).map_err(unreadable)?),
+            _ => {
+                return Err(Error::user(format!(
+                    "column `{}` is declared as {}, but MySQL `{}` is {}, a spatial type: declare it STRING (JSON text, as Flink CDC writes) or BYTES (WKB)",
+                    self.name,
+                    crate::sql::types::flink_type_name(&self.data_type),
+                    source.name,
+                    source.column_type
+                )))
+            }
         }
         Ok(())
     }
@@ -321,23 +380,15 @@ impl ColumnBuilder {
                     _ => b.append_value(bytes),
                 }
             }
-            Target::Utf8(b) => {
-                if source.latin1 {
-                    // MySQL's latin1 is cp1252; its printable range maps byte → code point except 0x80–0x9f.
-                    let text: String = bytes.iter().map(|&c| cp1252_char(c)).collect();
-                    b.append_value(text)
-                } else {
-                    match std::str::from_utf8(bytes) {
-                        Ok(text) => b.append_value(text),
-                        Err(_) => {
-                            return Err(Error::user(format!(
-                                "column `{}` (MySQL `{}` {}) holds bytes that are not UTF-8, so it cannot be read into STRING column `{}`; declare it BYTES",
-                                source.name, source.name, source.column_type, self.name
-                            )))
-                        }
-                    }
+            Target::Utf8(b) => match source.charset.decode(bytes) {
+                Ok(text) => b.append_value(text),
+                Err(why) => {
+                    return Err(Error::user(format!(
+                        "column `{}` (MySQL `{}` {}) holds {why}, so it cannot be read into STRING column `{}`; declare it BYTES",
+                        source.name, source.name, source.column_type, self.name
+                    )))
                 }
-            }
+            },
             _ => return Err(self.mismatch("the string", &String::from_utf8_lossy(bytes))),
         }
         Ok(())
@@ -426,22 +477,11 @@ impl ColumnBuilder {
             Target::D128(b, p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
             Target::D256(b, p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
             Target::Utf8(b) => Arc::new(b.finish()),
+            Target::StringList(b) => Arc::new(b.finish()),
             Target::Binary(b) => Arc::new(b.finish()),
             Target::Days(b) | Target::Time32(b, _) => retype(Arc::new(b.finish()), &self.data_type)?,
             Target::Time64(b, _) | Target::Timestamp(b, _, _) => retype(Arc::new(b.finish()), &self.data_type)?,
         })
-    }
-}
-
-fn cp1252_char(c: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
-    ];
-    if (0x80..0xa0).contains(&c) {
-        HIGH[(c - 0x80) as usize]
-    } else {
-        c as char
     }
 }
 
@@ -631,9 +671,66 @@ mod tests {
         let a = b.finish().unwrap();
         assert_eq!((a.as_string::<i32>().value(0), a.as_string::<i32>().value(1)), ("a,c", "b"));
         let mut s = source("varchar(10)");
-        s.latin1 = true;
+        s.charset = super::super::charset::Charset::Latin1;
         let mut b = ColumnBuilder::new("c", &DataType::Utf8, 1).unwrap();
         b.append(Cell::Bytes(&[0x63, 0x61, 0x66, 0xe9, 0x80]), &s, &Tz::UTC).unwrap();
         assert_eq!(b.finish().unwrap().as_string::<i32>().value(0), "café€");
+    }
+
+    #[test]
+    fn floats_into_decimals_round_half_up_from_their_shortest_form() {
+        use datafusion::arrow::datatypes::Decimal128Type;
+        let dec = |cell: Cell<'_>, column_type: &str| {
+            one(DataType::Decimal128(10, 3), cell, column_type, Tz::UTC)
+                .map(|a| a.as_primitive::<Decimal128Type>().value_as_string(0))
+        };
+        // Flink CDC: new BigDecimal(Float.toString(1.1f)) → 1.1 → 1.100 in DECIMAL(10, 3).
+        assert_eq!(dec(Cell::Float(1.1), "float").unwrap(), "1.100");
+        assert_eq!(dec(Cell::Float(0.5), "float").unwrap(), "0.500");
+        assert_eq!(dec(Cell::Double(123.4565), "double").unwrap(), "123.457");
+        assert_eq!(dec(Cell::Double(-123.4565), "double").unwrap(), "-123.457");
+        // FLOAT(M,D) is a DOUBLE to Debezium: 1.1f widened is 1.100000023841858.
+        let wide = one(DataType::Decimal128(20, 12), Cell::Float(1.1), "float(10,3)", Tz::UTC).unwrap();
+        assert_eq!(wide.as_primitive::<Decimal128Type>().value_as_string(0), "1.100000023842");
+        let narrow = one(DataType::Decimal128(20, 12), Cell::Float(1.1), "float", Tz::UTC).unwrap();
+        assert_eq!(narrow.as_primitive::<Decimal128Type>().value_as_string(0), "1.100000000000");
+        let err = dec(Cell::Double(1e30), "double").unwrap_err().to_string();
+        assert!(err.contains("column `c`") && err.contains("1e30") && err.contains("DECIMAL(10, 3)"), "{err}");
+        let big = one(DataType::Decimal256(50, 2), Cell::Double(-1e40), "double", Tz::UTC).unwrap();
+        assert_eq!(big.as_primitive::<Decimal256Type>().value_as_string(0), format!("-1{}.00", "0".repeat(40)));
+    }
+
+    #[test]
+    fn sets_fill_string_arrays_and_spatial_values_become_json_or_wkb() {
+        let mut s = source("set('a','b','c')");
+        s.enum_values = vec!["a".into(), "b".into(), "c".into()];
+        let dt = crate::sql::types::list_of(DataType::Utf8, true);
+        let mut b = ColumnBuilder::new("c", &dt, 3).unwrap();
+        b.append(Cell::SetBits(5), &s, &Tz::UTC).unwrap();
+        b.append(Cell::SetBits(0), &s, &Tz::UTC).unwrap();
+        b.append(Cell::Null, &s, &Tz::UTC).unwrap();
+        assert!(b.append(Cell::EnumIndex(1), &s, &Tz::UTC).is_err(), "only a SET fills ARRAY<STRING>");
+        let a = b.finish().unwrap();
+        let list = a.as_list::<i32>();
+        let first = list.value(0);
+        assert_eq!(first.as_string::<i32>().iter().collect::<Vec<_>>(), [Some("a"), Some("c")]);
+        assert_eq!((list.value(1).len(), list.is_null(1), list.is_null(2)), (0, false, true));
+        assert!(ColumnBuilder::new("c", &crate::sql::types::list_of(DataType::Int32, true), 1).is_err());
+
+        // POINT(3 0) with SRID 4326 as the server stores it.
+        let mut stored = 4326u32.to_le_bytes().to_vec();
+        stored.extend_from_slice(&[1, 1, 0, 0, 0]);
+        stored.extend_from_slice(&3f64.to_le_bytes());
+        stored.extend_from_slice(&0f64.to_le_bytes());
+        let point = source("point");
+        let a = one(DataType::Utf8, Cell::Geometry(&stored), "point", Tz::UTC).unwrap();
+        assert_eq!(a.as_string::<i32>().value(0), r#"{"coordinates":[3,0],"type":"Point","srid":4326}"#);
+        let mut b = ColumnBuilder::new("c", &DataType::Binary, 1).unwrap();
+        b.append(Cell::Geometry(&stored), &point, &Tz::UTC).unwrap();
+        assert_eq!(b.finish().unwrap().as_binary::<i32>().value(0), &stored[4..]);
+        let err = one(DataType::Int32, Cell::Geometry(&stored), "point", Tz::UTC).unwrap_err().to_string();
+        assert!(err.contains("spatial") && err.contains("STRING"), "{err}");
+        let err = one(DataType::Utf8, Cell::Geometry(&stored[..10]), "point", Tz::UTC).unwrap_err().to_string();
+        assert!(err.contains("cannot read") && err.contains("WKB"), "{err}");
     }
 }

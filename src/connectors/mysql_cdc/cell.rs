@@ -56,6 +56,8 @@ pub enum Cell<'a> {
     Bits(&'a [u8]),
     /// MySQL's binary JSON (MariaDB sends JSON as text in a BLOB).
     JsonBinary(&'a [u8]),
+    /// A spatial value as the server stores it: SRID (4 bytes, little-endian), then WKB.
+    Geometry(&'a [u8]),
 }
 
 fn short(what: &str) -> Error {
@@ -271,9 +273,13 @@ pub fn read_binlog_cell<'a>(
             let len = (meta >> 8) as usize + usize::from(meta & 0xff > 0);
             Cell::Bits(take(buf, at, len, "BIT")?)
         }
-        t::BLOB | t::TINY_BLOB | t::MEDIUM_BLOB | t::LONG_BLOB | t::GEOMETRY => {
+        t::BLOB | t::TINY_BLOB | t::MEDIUM_BLOB | t::LONG_BLOB => {
             let len = le_uint(take(buf, at, meta as usize, "BLOB")?) as usize;
             Cell::Bytes(take(buf, at, len, "BLOB")?)
+        }
+        t::GEOMETRY => {
+            let len = le_uint(take(buf, at, meta as usize, "GEOMETRY")?) as usize;
+            Cell::Geometry(take(buf, at, len, "GEOMETRY")?)
         }
         t::JSON => {
             let len = le_uint(take(buf, at, meta as usize, "JSON")?) as usize;
@@ -349,6 +355,11 @@ pub enum TextKind {
     Time,
     Bit,
     Bytes,
+    /// The snapshot selects SET columns as their bit mask (`CAST(c AS UNSIGNED)`): their text
+    /// leaves out an empty-string member, the mask (as in the binlog) does not.
+    Set,
+    /// A spatial value, in the stored form the binlog has too.
+    Geometry,
 }
 
 impl TextKind {
@@ -364,6 +375,9 @@ impl TextKind {
             "timestamp" => TextKind::Timestamp,
             "time" => TextKind::Time,
             "bit" => TextKind::Bit,
+            "set" => TextKind::Set,
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+            | "geometrycollection" | "geomcollection" => TextKind::Geometry,
             _ => TextKind::Bytes,
         }
     }
@@ -413,6 +427,8 @@ pub fn read_text_cell<'a>(text: &'a [u8], kind: TextKind, unsigned: bool, data_t
         }
         TextKind::Bit => Cell::Bits(text),
         TextKind::Bytes => Cell::Bytes(text),
+        TextKind::Set => Cell::SetBits(parse_digits(text).ok_or_else(bad)?),
+        TextKind::Geometry => Cell::Geometry(text),
     })
 }
 
@@ -431,8 +447,8 @@ fn utc_instant(wall: Cell<'_>) -> Option<Cell<'static>> {
 /// A value of a binary-protocol result row (a prepared snapshot `SELECT`, in a session like
 /// [`read_text_cell`]'s) of wire type `wire_type`, its bytes as
 /// [`crate::connectors::mysql_session::wire::binary_row_cells`] splits them. Values the binary
-/// protocol sends as text (DECIMAL, character and binary data, BIT, ENUM, SET, JSON) read as
-/// in the text protocol.
+/// protocol sends as text (DECIMAL, character and binary data, BIT, ENUM, JSON, spatial values)
+/// read as in the text protocol.
 pub fn read_binary_cell<'a>(
     bytes: &'a [u8],
     wire_type: u8,
@@ -447,6 +463,7 @@ pub fn read_binary_cell<'a>(
     let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let u64_at = |at: usize| u32_at(at) as u64 | (u32_at(at + 4) as u64) << 32;
     Ok(match (wire_type, bytes.len()) {
+        (t::LONGLONG, 8) if kind == TextKind::Set => Cell::SetBits(u64_at(0)),
         (t::TINY, 1) => int(bytes[0] as i8 as i64, bytes[0] as u64),
         (t::SHORT, 2) => int(u16_at(0) as i16 as i64, u16_at(0) as u64),
         // MEDIUMINT comes in four bytes, sign-extended.
@@ -680,6 +697,30 @@ mod tests {
         assert_eq!(one(&[2, 0, 0xde, 0xad], t::BLOB, 2, false), Cell::Bytes(&[0xde, 0xad]));
         let mut at = 0;
         assert!(read_binlog_cell(&[9, b'a'], &mut at, t::VARCHAR, 30, false).is_err());
+    }
+
+    #[test]
+    fn spatial_values_and_set_masks_read_alike_from_binlog_and_snapshot() {
+        // POINT(3 0), SRID 0, as the server stores it; GEOMETRY's metadata is its length bytes (4).
+        let stored = hex_bytes("00000000010100000000000000000008400000000000000000");
+        let mut image = (stored.len() as u32).to_le_bytes().to_vec();
+        image.extend_from_slice(&stored);
+        assert_eq!(one(&image, t::GEOMETRY, 4, false), Cell::Geometry(&stored));
+        assert_eq!(read_text_cell(&stored, TextKind::of("point"), false, "point").unwrap(), Cell::Geometry(&stored));
+        assert_eq!(
+            read_binary_cell(&stored, t::GEOMETRY, TextKind::of("geometry"), false, "geometry").unwrap(),
+            Cell::Geometry(&stored)
+        );
+        // A SET read as `CAST(c AS UNSIGNED)`: text, or an 8-byte integer in the binary protocol.
+        assert_eq!(read_text_cell(b"5", TextKind::of("set"), false, "set").unwrap(), Cell::SetBits(5));
+        assert_eq!(
+            read_binary_cell(&5u64.to_le_bytes(), t::LONGLONG, TextKind::Set, false, "set").unwrap(),
+            Cell::SetBits(5)
+        );
+    }
+
+    fn hex_bytes(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]

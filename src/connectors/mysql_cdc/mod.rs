@@ -42,8 +42,10 @@
 //! a later ALTER stop the job with an error; GTID start and resume
 //! positions are MariaDB's (MySQL uses file and position).
 
+mod binary_text;
 mod builders;
 mod cell;
+mod charset;
 mod config;
 mod legacy;
 mod position;

@@ -1,7 +1,9 @@
 //! The captured tables as MySQL describes them (`information_schema`), and how their columns map
 //! onto the declared columns of the Flink table.
 
+use super::binary_text::BinaryText;
 use super::cell::TextKind;
+use super::charset::Charset;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -16,12 +18,17 @@ pub struct SourceColumn {
     pub unsigned: bool,
     /// ENUM or SET members in declaration order.
     pub enum_values: Vec<String>,
-    /// Character data in latin1 (cp1252) rather than UTF-8.
-    pub latin1: bool,
+    /// How its character data becomes text.
+    pub charset: Charset,
     /// `BINARY(n)`: n (the binlog strips trailing zero bytes).
     pub binary_length: Option<usize>,
     /// Fractional-second digits of TIME/DATETIME/TIMESTAMP.
     pub fraction_digits: u8,
+    /// MariaDB INET4/INET6/UUID: stored (and in the binlog) as binary, selected as text.
+    pub binary_text: Option<BinaryText>,
+    /// `FLOAT(M,D)`: Flink CDC (Debezium) reads a FLOAT with a scale as a DOUBLE, so its
+    /// decimal form is the widened double's, not the float's.
+    pub float_as_double: bool,
     /// How its values read in snapshot rows: in the text protocol, and those the binary protocol
     /// sends as text.
     pub text_kind: TextKind,
@@ -49,9 +56,11 @@ impl SourceColumn {
             name,
             unsigned: lower.contains("unsigned"),
             enum_values,
-            latin1: charset.is_some_and(|c| c.eq_ignore_ascii_case("latin1")),
+            charset: Charset::of(charset),
             binary_length: if data_type == "binary" { octet_length.map(|n| n as usize) } else { None },
             fraction_digits: datetime_precision.unwrap_or(0).min(6) as u8,
+            float_as_double: data_type == "float" && column_type.contains(','),
+            binary_text: BinaryText::of(&data_type),
             text_kind: TextKind::of(&data_type),
             data_type,
             column_type: column_type.to_string(),
@@ -63,6 +72,15 @@ impl SourceColumn {
         let data_type = column_type.split(['(', ' ']).next().unwrap_or(column_type);
         let digits = column_type.split_once('(').and_then(|(_, r)| r.trim_end_matches(')').parse().ok());
         SourceColumn::new(name.into(), data_type, column_type, Some("utf8mb4"), None, digits)
+    }
+
+    /// The column in a snapshot's select list.
+    fn selected(&self) -> String {
+        if self.text_kind == TextKind::Set {
+            format!("CAST({} AS UNSIGNED)", self.quoted_name())
+        } else {
+            self.quoted_name()
+        }
     }
 
     pub fn is_integer(&self) -> bool {
@@ -251,9 +269,11 @@ impl CapturedTable {
     }
 
     /// The column list of snapshot queries answered in the binary protocol: every MySQL column,
-    /// in table order, so that snapshot rows line up with binlog row images.
+    /// in table order, so that snapshot rows line up with binlog row images. SET columns are
+    /// selected as their bit mask, as the binlog has them (their text leaves out an
+    /// empty-string member).
     pub fn select_list(&self) -> String {
-        self.columns.iter().map(SourceColumn::quoted_name).collect::<Vec<_>>().join(", ")
+        self.columns.iter().map(SourceColumn::selected).collect::<Vec<_>>().join(", ")
     }
 
     /// [`CapturedTable::select_list`] for queries answered in the text protocol. The text of a
@@ -265,7 +285,7 @@ impl CapturedTable {
             if c.data_type == "float" {
                 format!("{} * 1e0", c.quoted_name())
             } else {
-                c.quoted_name()
+                c.selected()
             }
         };
         self.columns.iter().map(column).collect::<Vec<_>>().join(", ")
@@ -281,5 +301,39 @@ mod tests {
         assert_eq!(parse_members("enum('a','it''s','x,y')"), vec!["a", "it's", "x,y"]);
         assert_eq!(parse_members("set('')"), vec![""]);
         assert!(parse_members("int(11)").is_empty());
+    }
+
+    #[test]
+    fn snapshots_select_sets_as_masks_and_floats_as_doubles_in_text() {
+        use datafusion::arrow::datatypes::DataType;
+        let column = |name: &str, data_type: DataType| crate::sql::ColumnSpec {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            type_text: String::new(),
+            metadata: None,
+            comment: None,
+        };
+        let spec = TableSpec {
+            name: "t".into(),
+            columns: vec![
+                column("id", DataType::Int32),
+                column("s", crate::sql::types::list_of(DataType::Utf8, true)),
+                column("f", DataType::Float64),
+            ],
+            primary_key: vec![],
+            options: vec![],
+            comment: None,
+        };
+        let columns = vec![
+            SourceColumn::for_tests("id", "int"),
+            SourceColumn::for_tests("s", "set('a','b')"),
+            SourceColumn::for_tests("f", "float"),
+        ];
+        let table = CapturedTable::new(&spec, "db".into(), "t".into(), columns, &["id".into()], None, false).unwrap();
+        assert_eq!(table.select_list(), "`id`, CAST(`s` AS UNSIGNED), `f`");
+        assert_eq!(table.text_select_list(), "`id`, CAST(`s` AS UNSIGNED), `f` * 1e0");
+        assert!(SourceColumn::for_tests("w", "float(10,3)").float_as_double);
+        assert!(!SourceColumn::for_tests("w", "float").float_as_double);
     }
 }

@@ -355,13 +355,30 @@ impl RowSession {
         Ok(true)
     }
 
+    /// Runs `sql` and returns its result columns' definitions, skipping any rows (for a
+    /// `SELECT … LIMIT 0` that describes a table's columns).
+    pub async fn result_definitions(&mut self, sql: &str, doing: &str) -> Result<Vec<wire::ColumnDefinition>> {
+        self.command(doing, &[&[COM_QUERY][..], sql.as_bytes()].concat()).await?;
+        let columns = self.result_columns(doing).await?;
+        let mut definitions = Vec::with_capacity(columns);
+        self.definitions(doing, columns, Some(&mut definitions)).await?;
+        self.columns = columns;
+        while self.rows(doing, usize::MAX, |_, _| Ok(())).await? {}
+        Ok(definitions)
+    }
+
     /// Reads `count` column (or parameter) definitions and, without `CLIENT_DEPRECATE_EOF`, the
-    /// EOF after them; their column types go to `types` when given.
-    async fn definitions(&mut self, doing: &str, count: usize, mut types: Option<&mut Vec<u8>>) -> Result<()> {
+    /// EOF after them; they go to `definitions` when given.
+    async fn definitions(
+        &mut self,
+        doing: &str,
+        count: usize,
+        mut definitions: Option<&mut Vec<wire::ColumnDefinition>>,
+    ) -> Result<()> {
         for _ in 0..count {
             let payload = self.next_packet(doing).await?;
-            if let Some(types) = types.as_deref_mut() {
-                types.push(wire::column_definition_type(self.payload(&payload)).map_err(|e| self.protocol(doing, e))?);
+            if let Some(definitions) = definitions.as_deref_mut() {
+                definitions.push(wire::column_definition(self.payload(&payload)).map_err(|e| self.protocol(doing, e))?);
             }
         }
         if count > 0 && self.capabilities & wire::CLIENT_DEPRECATE_EOF == 0 {
@@ -376,8 +393,9 @@ impl RowSession {
         row: &mut impl FnMut(&[u8], &[Option<(usize, usize)>], &[u8]) -> Result<()>,
     ) -> Result<()> {
         let columns = self.result_columns(doing).await?;
-        let mut types = Vec::with_capacity(columns);
-        self.definitions(doing, columns, Some(&mut types)).await?;
+        let mut definitions = Vec::with_capacity(columns);
+        self.definitions(doing, columns, Some(&mut definitions)).await?;
+        let types: Vec<u8> = definitions.iter().map(|d| d.column_type).collect();
         self.columns = columns;
         let mut cells = std::mem::take(&mut self.cells);
         let outcome = loop {

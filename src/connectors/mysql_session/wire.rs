@@ -332,10 +332,19 @@ pub fn execute_command(statement: u32) -> [u8; 10] {
     command
 }
 
-/// The column type of a `Protocol::ColumnDefinition41`: after six length-encoded strings
+/// What a reader needs of a `Protocol::ColumnDefinition41`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnDefinition {
+    pub column_type: u8,
+    /// Fraction digits (31 and above: not fixed, as for a FLOAT without (M,D)).
+    pub decimals: u8,
+}
+
+/// The type and decimals of a `Protocol::ColumnDefinition41`: after six length-encoded strings
 /// (catalog, schema, table, original table, name, original name) and the length of the fixed
-/// fields come the character set (2 bytes), the display length (4) and the type.
-pub fn column_definition_type(def: &[u8]) -> Result<u8, Malformed> {
+/// fields come the character set (2 bytes), the display length (4), the type (1), the flags (2)
+/// and the decimals (1).
+pub fn column_definition(def: &[u8]) -> Result<ColumnDefinition, Malformed> {
     const WHAT: &str = "column definition";
     let mut at = 0;
     for _ in 0..6 {
@@ -343,7 +352,8 @@ pub fn column_definition_type(def: &[u8]) -> Result<u8, Malformed> {
         at = at.checked_add(len).ok_or(malformed(WHAT))?;
     }
     lenenc_int(def, &mut at).ok_or(malformed(WHAT))?;
-    def.get(at + 6).copied().ok_or(malformed(WHAT))
+    let fixed = def.get(at..at + 10).ok_or(malformed(WHAT))?;
+    Ok(ColumnDefinition { column_type: fixed[6], decimals: fixed[9] })
 }
 
 /// Splits a binary result set row (`ProtocolBinary::ResultsetRow`) of columns of `types` into
@@ -551,9 +561,12 @@ pub(crate) mod tests {
         assert_eq!(Prepared::parse(&hex(PREPARE_OK)), Ok(Prepared { id: 2, columns: 16, params: 0 }));
         assert!(Prepared::parse(&hex(ACCESS_DENIED)).is_err());
         assert_eq!(execute_command(0x0102_0304), [0x17, 4, 3, 2, 1, 0, 1, 0, 0, 0]);
-        assert_eq!(column_definition_type(&hex(MEDIUMINT_DEFINITION)), Ok(column_type::INT24));
-        assert_eq!(column_definition_type(&hex(JSON_DEFINITION)), Ok(0xfc));
-        assert!(column_definition_type(&hex(JSON_DEFINITION)[..20]).is_err());
+        let definition = |text: &str| column_definition(&hex(text)).map(|d| (d.column_type, d.decimals));
+        assert_eq!(definition(MEDIUMINT_DEFINITION), Ok((column_type::INT24, 0)));
+        assert_eq!(definition(JSON_DEFINITION), Ok((0xfc, 0)));
+        // `f` FLOAT: charset 63, length 12, type 4, flags 0, decimals 31 (not fixed).
+        assert_eq!(definition("036465660164017a017a016601660c3f000c0000000400001f0000"), Ok((column_type::FLOAT, 31)));
+        assert!(column_definition(&hex(JSON_DEFINITION)[..20]).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::scalar::ScalarValue;
 
 use super::pgoutput::Cell;
-use super::values::{BinaryForm, ColumnBuilder};
+use super::values::{BinaryForm, ColumnBuilder, FloatSource};
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
@@ -92,10 +92,21 @@ impl ChangeBuilder {
         self.kinds.is_empty()
     }
 
-    /// Appends one row. `cells[mapping[i]]` is the value of declared source column `i`.
-    pub fn append(&mut self, kind: RowKind, cells: &[Cell<'_>], mapping: &[usize], row: &RowContext<'_>) -> Result<()> {
+    /// Appends one row. `cells[mapping[i]]` is the value of declared source column `i`, and
+    /// `floats[i]` says whether that column is `real` or `double precision`.
+    pub fn append(
+        &mut self,
+        kind: RowKind,
+        cells: &[Cell<'_>],
+        mapping: &[usize],
+        floats: &[Option<FloatSource>],
+        row: &RowContext<'_>,
+    ) -> Result<()> {
         self.append_with(kind, row, |builder, index, name| match mapping.get(index).and_then(|i| cells.get(*i)) {
-            Some(Cell::Text(text)) => Ok(builder.append_text(text)),
+            Some(Cell::Text(text)) => Ok(match floats.get(index).copied().flatten() {
+                Some(source) => builder.append_float_text(text, source),
+                None => builder.append_text(text),
+            }),
             Some(Cell::Null) | None => {
                 builder.append_null();
                 Ok(Ok(()))

@@ -20,7 +20,7 @@ use super::changes::{ChangeBuilder, RowContext};
 use super::checks::{connect, pg_error, quote_ident, quote_literal, CapturedTable};
 use super::pgoutput::Cell;
 use super::session::{Purpose, Session};
-use super::values::BinaryForm;
+use super::values::{BinaryForm, FloatSource};
 use super::Config;
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::connectors::pg_copy::BinaryTuples;
@@ -263,6 +263,13 @@ async fn read_chunk(
     session.copy_out(&sql, &reading).await?;
     let mut tuples = BinaryTuples::new(config.physical.len());
     let mapping: Vec<usize> = (0..config.physical.len()).collect();
+    let floats: Vec<Option<FloatSource>> = config
+        .physical
+        .iter()
+        .map(|(name, _, _)| {
+            table.columns.iter().find(|c| &c.name == name).and_then(|c| FloatSource::of_type(&c.pg_type))
+        })
+        .collect();
     let mut line = CopyLine::default();
     // Text rows come one per message: read in place, carrying bytes over only when a message
     // ends inside a row.
@@ -280,7 +287,7 @@ async fn read_chunk(
                     let mut start = 0;
                     while let Some(end) = rows[start..].iter().position(|b| *b == b'\n') {
                         let cells = line.split(&rows[start..start + end])?;
-                        builder.append(RowKind::Insert, &cells, &mapping, &context)?;
+                        builder.append(RowKind::Insert, &cells, &mapping, &floats, &context)?;
                         start += end + 1;
                     }
                     if !in_place {

@@ -27,7 +27,7 @@ use super::position::{Lsn, PgPosition};
 use super::publication;
 use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
-use super::values::PG_EPOCH_MICROS;
+use super::values::{FloatSource, PG_EPOCH_MICROS};
 use super::{Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, RowKind, SchemaChange, SourceColumn, Truncation};
 use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
@@ -491,6 +491,8 @@ struct RelationState {
     relation: Arc<Relation>,
     /// Index in the relation's columns of each declared source column.
     mapping: Arc<Vec<usize>>,
+    /// Per declared source column, whether the relation has it as `real` or `double precision`.
+    floats: Arc<Vec<Option<FloatSource>>>,
     /// Whether a relation column is declared (an unchanged TOAST value there matters).
     declared: Arc<Vec<bool>>,
     /// Relation indices of the declared primary key.
@@ -781,11 +783,13 @@ impl StreamState {
                 self.push_event([Event::SchemaChanged(SchemaChange { table, before, after })]);
             }
         }
+        let floats = mapping.iter().map(|i| FloatSource::of_oid(relation.columns[*i].type_oid)).collect();
         let state = RelationState {
             origin: table.shown().into(),
             table,
             relation: Arc::new(relation),
             mapping: Arc::new(mapping),
+            floats: Arc::new(floats),
             declared: Arc::new(declared),
             key: Arc::new(key),
         };
@@ -808,7 +812,7 @@ impl StreamState {
             op_ts_millis: self.commit_millis,
         };
         self.batch_event = Some((self.commit_millis, self.transaction_fetch_lag_ms));
-        self.builder.append(kind, cells, &rel.mapping, &context)?;
+        self.builder.append(kind, cells, &rel.mapping, &rel.floats, &context)?;
         if let Some(origins) = self.origins.as_mut() {
             origins.tables.push(rel.origin.clone());
         }

@@ -5,6 +5,8 @@
 //!
 //! Values are checked, never rounded: a fraction the declared precision cannot hold, an integer
 //! out of range or an `infinity` date is an error naming the value, not a silently changed row.
+//! The one rounding is Flink's own, of a `real` or `double precision` value declared DECIMAL
+//! ([`crate::connectors::float_decimal`]): such values are inexact to begin with.
 
 use std::sync::Arc;
 
@@ -17,6 +19,37 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{i256, ArrowNativeTypeOp, DataType, Field, TimeUnit};
 
+use crate::connectors::float_decimal::{float_to_decimal, unfit_message, Float};
+
+/// A floating-point source column, whose values a DECIMAL column receives through Flink's
+/// conversion (shortest decimal form of the value at this width, rounded half-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatSource {
+    /// `real` (`float4`).
+    Real,
+    /// `double precision` (`float8`).
+    Double,
+}
+
+impl FloatSource {
+    /// By the type's name as `format_type` spells it.
+    pub fn of_type(pg_type: &str) -> Option<FloatSource> {
+        match pg_type {
+            "real" => Some(FloatSource::Real),
+            "double precision" => Some(FloatSource::Double),
+            _ => None,
+        }
+    }
+
+    /// By type OID, as pgoutput's relation messages describe columns (`float4` 700, `float8` 701).
+    pub fn of_oid(oid: u32) -> Option<FloatSource> {
+        match oid {
+            700 => Some(FloatSource::Real),
+            701 => Some(FloatSource::Double),
+            _ => None,
+        }
+    }
+}
 /// A source column's value in `COPY … TO STDOUT (FORMAT binary)`: the type's own binary send
 /// format, which the snapshot decodes without the server formatting text or us parsing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +112,9 @@ impl BinaryForm {
             | DataType::UInt16
             | DataType::UInt32
             | DataType::UInt64 => matches!(source, Int2 | Int4 | Int8),
-            DataType::Decimal128(..) | DataType::Decimal256(..) => matches!(source, Numeric | Int2 | Int4 | Int8),
+            DataType::Decimal128(..) | DataType::Decimal256(..) => {
+                matches!(source, Numeric | Int2 | Int4 | Int8 | Float4 | Float8)
+            }
             DataType::Float32 => source == Float4,
             // `real` into DOUBLE goes as text: the stream's shortest text of the float, read as
             // a double, is not the float widened.
@@ -248,10 +283,12 @@ pub enum ColumnBuilder {
     Binary(BinaryBuilder),
     Decimal128 {
         builder: Decimal128Builder,
+        precision: u8,
         scale: i8,
     },
     Decimal256 {
         builder: Decimal256Builder,
+        precision: u8,
         scale: i8,
     },
     Date(Int32Builder),
@@ -294,10 +331,12 @@ impl ColumnBuilder {
             DataType::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
             DataType::Decimal128(p, s) => ColumnBuilder::Decimal128 {
                 builder: Decimal128Builder::with_capacity(capacity).with_precision_and_scale(*p, *s).ok()?,
+                precision: *p,
                 scale: *s,
             },
             DataType::Decimal256(p, s) => ColumnBuilder::Decimal256 {
                 builder: Decimal256Builder::with_capacity(capacity).with_precision_and_scale(*p, *s).ok()?,
+                precision: *p,
                 scale: *s,
             },
             DataType::Date32 => ColumnBuilder::Date(Int32Builder::with_capacity(capacity)),
@@ -367,7 +406,7 @@ impl ColumnBuilder {
             ColumnBuilder::F64(b) => b.append_value(parse_float(text)?),
             ColumnBuilder::Utf8(b) => b.append_value(utf8(text)?),
             ColumnBuilder::Binary(builder) => builder.append_value(decode_bytea(text)?),
-            ColumnBuilder::Decimal128 { builder, scale } => {
+            ColumnBuilder::Decimal128 { builder, scale, .. } => {
                 let (digits, negative) = parse_decimal_digits(text, *scale)?;
                 let mut value: i128 = 0;
                 for d in digits {
@@ -379,7 +418,7 @@ impl ColumnBuilder {
                 let value = if negative { -value } else { value };
                 builder.append_value(value);
             }
-            ColumnBuilder::Decimal256 { builder, scale } => {
+            ColumnBuilder::Decimal256 { builder, scale, .. } => {
                 let (digits, negative) = parse_decimal_digits(text, *scale)?;
                 let ten = i256::from_i128(10);
                 let mut value = i256::ZERO;
@@ -406,6 +445,34 @@ impl ColumnBuilder {
                 offsets.push(end);
                 valid.push(true);
             }
+        }
+        Ok(())
+    }
+
+    /// Appends one value, given in PostgreSQL's text output format, of a floating-point source
+    /// column: a DECIMAL column receives it through Flink's conversion, any other as text.
+    pub fn append_float_text(&mut self, text: &[u8], source: FloatSource) -> Result<(), String> {
+        if !matches!(self, ColumnBuilder::Decimal128 { .. } | ColumnBuilder::Decimal256 { .. }) {
+            return self.append_text(text);
+        }
+        let value = match source {
+            FloatSource::Real => Float::F32(parse_float(text)?),
+            FloatSource::Double => Float::F64(parse_float(text)?),
+        };
+        self.append_float_decimal(value)
+    }
+
+    /// A floating-point value into a DECIMAL column, as Flink converts it.
+    fn append_float_decimal(&mut self, value: Float) -> Result<(), String> {
+        let fit = |p: u8, s: i8| float_to_decimal(value, p, s).map_err(|unfit| unfit_message(value, p, s, unfit));
+        match self {
+            ColumnBuilder::Decimal128 { builder, precision, scale } => {
+                let unscaled = fit(*precision, *scale)?;
+                // Within 38 digits, checked by the conversion.
+                builder.append_value(unscaled.to_i128().ok_or("a DECIMAL beyond 38 digits")?)
+            }
+            ColumnBuilder::Decimal256 { builder, precision, scale } => builder.append_value(fit(*precision, *scale)?),
+            _ => return Err(format!("the floating-point value {value} needs a DECIMAL, FLOAT or DOUBLE column")),
         }
         Ok(())
     }
@@ -460,18 +527,24 @@ impl ColumnBuilder {
                 b.append_value(std::str::from_utf8(&text).map_err(|e| e.to_string())?);
             }
             (ColumnBuilder::Binary(b), F::Bytea) => b.append_value(bytes),
-            (ColumnBuilder::Decimal128 { builder, scale }, F::Numeric) => {
+            (ColumnBuilder::Decimal128 { builder, scale, .. }, F::Numeric) => {
                 builder.append_value(numeric_scaled::<i128>(bytes, *scale)?)
             }
-            (ColumnBuilder::Decimal256 { builder, scale }, F::Numeric) => {
+            (ColumnBuilder::Decimal256 { builder, scale, .. }, F::Numeric) => {
                 builder.append_value(numeric_scaled::<i256>(bytes, *scale)?)
             }
-            (ColumnBuilder::Decimal128 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
+            (decimal @ (ColumnBuilder::Decimal128 { .. } | ColumnBuilder::Decimal256 { .. }), F::Float4) => {
+                decimal.append_float_decimal(Float::F32(f32::from_be_bytes(fixed(bytes, form)?)))?
+            }
+            (decimal @ (ColumnBuilder::Decimal128 { .. } | ColumnBuilder::Decimal256 { .. }), F::Float8) => {
+                decimal.append_float_decimal(Float::F64(f64::from_be_bytes(fixed(bytes, form)?)))?
+            }
+            (ColumnBuilder::Decimal128 { builder, scale, .. }, F::Int2 | F::Int4 | F::Int8) => {
                 let v = binary_integer(bytes, form)?;
                 let scaled = 10i128.checked_pow((*scale).max(0) as u32).and_then(|f| (v as i128).checked_mul(f));
                 builder.append_value(scaled.ok_or_else(|| format!("'{v}' does not fit DECIMAL"))?)
             }
-            (ColumnBuilder::Decimal256 { builder, scale }, F::Int2 | F::Int4 | F::Int8) => {
+            (ColumnBuilder::Decimal256 { builder, scale, .. }, F::Int2 | F::Int4 | F::Int8) => {
                 let v = binary_integer(bytes, form)?;
                 let scaled = i256::from_i128(10)
                     .checked_pow((*scale).max(0) as u32)
@@ -951,6 +1024,39 @@ mod tests {
         let json = binary(DataType::Utf8, BinaryForm::Jsonb, "017b2261223a205b312c20325d7d").unwrap();
         assert_eq!(json.as_string::<i32>().value(0), r#"{"a": [1, 2]}"#);
         assert!(binary(DataType::Utf8, BinaryForm::Text, "ff").unwrap_err().contains("UTF-8"));
+    }
+
+    // Expected values: Flink CDC's decimal converter, `BigDecimal.valueOf(double)` (real:
+    // `new BigDecimal(Float.toString(f))`) rounded HALF_UP to the scale.
+    #[test]
+    fn floats_into_decimals_as_flink_converts_them() {
+        let dt = DataType::Decimal128(10, 3);
+        let text = |source: FloatSource, value: &str| {
+            let mut b = ColumnBuilder::new(&dt, 1).unwrap();
+            b.append_float_text(value.as_bytes(), source)?;
+            Ok::<_, String>(b.finish()?.as_primitive::<Decimal128Type>().value_as_string(0))
+        };
+        assert_eq!(text(FloatSource::Double, "0.5"), Ok("0.500".into()));
+        assert_eq!(text(FloatSource::Real, "1.1"), Ok("1.100".into()));
+        assert_eq!(text(FloatSource::Double, "123.4565"), Ok("123.457".into()));
+        assert_eq!(text(FloatSource::Double, "-123.4565"), Ok("-123.457".into()));
+        assert_eq!(text(FloatSource::Double, "1.5e-05"), Ok("0.000".into()));
+        assert!(text(FloatSource::Double, "1e+30").unwrap_err().contains("DECIMAL(10, 3)"));
+        assert!(text(FloatSource::Double, "NaN").unwrap_err().contains("NaN"));
+        assert!(text(FloatSource::Double, "-Infinity").unwrap_err().contains("inf"));
+        // Into a FLOAT/DOUBLE/STRING column the text goes as it is.
+        let mut s = ColumnBuilder::new(&DataType::Utf8, 1).unwrap();
+        s.append_float_text(b"1.1", FloatSource::Real).unwrap();
+        assert_eq!(s.finish().unwrap().as_string::<i32>().value(0), "1.1");
+        // The snapshot's binary form: float4_send(1.1), float8_send(123.4565).
+        assert_eq!(BinaryForm::of("real", &dt), Some(BinaryForm::Float4));
+        let a = binary(dt.clone(), BinaryForm::Float4, "3f8ccccd").unwrap();
+        assert_eq!(a.as_primitive::<Decimal128Type>().value_as_string(0), "1.100");
+        let a = binary(DataType::Decimal256(40, 3), BinaryForm::Float8, "405edd374bc6a7f0").unwrap();
+        assert_eq!(a.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value_as_string(0), "123.457");
+        assert_eq!(FloatSource::of_oid(701), Some(FloatSource::Double));
+        assert_eq!(FloatSource::of_type("double precision"), Some(FloatSource::Double));
+        assert_eq!(FloatSource::of_type("numeric"), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use cdc_sql_testkit::{
 };
 use serde_json::Value;
 
-use common::{drop_slot, newest_record, seeds, start_writer, JobProcess, Load, Rng, Table};
+use common::{difference, drop_slot, newest_record, read_table, seeds, start_writer, JobProcess, Load, Rng, Table};
 
 /// Rows in the source table before the job starts.
 const ROWS: i64 = 200_000;
@@ -386,7 +386,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
             plan.len()
         );
         let model = writer.join().unwrap_or_else(|_| panic!("FAULT_SEED={seed}: the writer failed"));
-        let expected = read_table(&self.source);
+        let expected = read_table(&self.source, "t");
         assert!(expected == model, "FAULT_SEED={seed}: the source differs from the writer's model (a test bug)");
         self.converge(seed, &expected);
         if let Some(slot) = &self.slot {
@@ -403,21 +403,21 @@ INSERT INTO dst SELECT id, v, note FROM src;
         loop {
             job.assert_running(seed);
             // The full comparison only once the cheap one agrees.
-            if summary(&self.sink) == expected_summary && read_table(&self.sink) == *expected {
+            if summary(&self.sink) == expected_summary && read_table(&self.sink, "t") == *expected {
                 break;
             }
             if Instant::now() > deadline {
                 job.sigkill();
                 panic!(
                     "FAULT_SEED={seed}: the sink never caught up with the source: {}\njob log:\n{}",
-                    difference(expected, &read_table(&self.sink)),
+                    difference(expected, &read_table(&self.sink, "t")),
                     job.log_tail()
                 );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
         job.stop_gracefully(seed);
-        let actual = read_table(&self.sink);
+        let actual = read_table(&self.sink, "t");
         assert!(
             actual == *expected,
             "FAULT_SEED={seed}: after the final stop the sink differs from the source: {}",
@@ -425,33 +425,6 @@ INSERT INTO dst SELECT id, v, note FROM src;
         );
         eprintln!("[{}] FAULT_SEED={seed}: the sink equals the source ({} rows)", self.tag, expected.len());
     }
-}
-
-fn read_table(db: &Database) -> Table {
-    db.query_opt("SELECT id, v, note FROM t ORDER BY id")
-        .into_iter()
-        .map(|r| {
-            let text = |i: usize| r[i].clone().unwrap_or_else(|| "<NULL>".into());
-            (text(0).parse().unwrap(), (text(1).parse().unwrap_or(i64::MIN), text(2)))
-        })
-        .collect()
-}
-
-/// The first keys where the two tables differ.
-fn difference(expected: &Table, actual: &Table) -> String {
-    let keys: std::collections::BTreeSet<&i64> = expected.keys().chain(actual.keys()).collect();
-    let diff: Vec<String> = keys
-        .into_iter()
-        .filter(|k| expected.get(k) != actual.get(k))
-        .take(20)
-        .map(|k| format!("id {k}: source {:?}, sink {:?}", expected.get(k), actual.get(k)))
-        .collect();
-    format!(
-        "{} rows in the source, {} in the sink; first differences:\n{}",
-        expected.len(),
-        actual.len(),
-        diff.join("\n")
-    )
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use cdc_sql_testkit::{Database, CDC_PASSWORD, CDC_USER, POSTGRES_PASSWORD, POSTGRES_SUPERUSER};
 
-use common::{drop_slot, start_writer, JobProcess, Load, Table};
+use common::{difference, drop_slot, read_table, start_writer, JobProcess, Load, Table};
 
 const TABLES: [&str; 5] = ["t_a", "t_b", "t_c", "t_d", "t_e"];
 /// Rows in each source table before the jobs start (ids 1..=ROWS).
@@ -98,7 +98,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
         let models: Vec<Table> = writers.into_iter().map(|w| w.join().expect("a writer failed")).collect();
         for (table, model) in TABLES.iter().zip(&models) {
             assert!(
-                read(&self.source, table) == *model,
+                read_table(&self.source, table) == *model,
                 "{table}: the source differs from the writer's model (a test bug)"
             );
         }
@@ -108,13 +108,13 @@ INSERT INTO dst SELECT id, v, note FROM src;
             for job in jobs.iter_mut() {
                 job.assert_running(SEED);
             }
-            pending.retain(|&i| read(&self.sink, TABLES[i]) != models[i]);
+            pending.retain(|&i| read_table(&self.sink, TABLES[i]) != models[i]);
             if started.elapsed() > DEADLINE {
                 let i = pending[0];
                 panic!(
                     "{}: the sink never caught up: {}\njob log:\n{}",
                     TABLES[i],
-                    difference(&models[i], &read(&self.sink, TABLES[i])),
+                    difference(&models[i], &read_table(&self.sink, TABLES[i])),
                     jobs[i].log_tail()
                 );
             }
@@ -127,7 +127,7 @@ INSERT INTO dst SELECT id, v, note FROM src;
             assert!(failures.is_empty(), "{table}: {failures:#?}");
         }
         for (table, model) in TABLES.iter().zip(&models) {
-            let sink = read(&self.sink, table);
+            let sink = read_table(&self.sink, table);
             assert!(sink == *model, "{table}: after the final stop: {}", difference(model, &sink));
         }
         for (_, slot) in &self.jobs {
@@ -193,33 +193,6 @@ INSERT INTO dst SELECT id, v, note FROM src;
             .collect();
         (all == "t", tables)
     }
-}
-
-fn read(db: &Database, table: &str) -> Table {
-    db.query_opt(&format!("SELECT id, v, note FROM {table} ORDER BY id"))
-        .into_iter()
-        .map(|r| {
-            let text = |i: usize| r[i].clone().unwrap_or_else(|| "<NULL>".into());
-            (text(0).parse().unwrap(), (text(1).parse().unwrap_or(i64::MIN), text(2)))
-        })
-        .collect()
-}
-
-/// The first keys where the two tables differ.
-fn difference(expected: &Table, actual: &Table) -> String {
-    let keys: std::collections::BTreeSet<&i64> = expected.keys().chain(actual.keys()).collect();
-    let diff: Vec<String> = keys
-        .into_iter()
-        .filter(|k| expected.get(k) != actual.get(k))
-        .take(10)
-        .map(|k| format!("id {k}: source {:?}, sink {:?}", expected.get(k), actual.get(k)))
-        .collect();
-    format!(
-        "{} rows in the source, {} in the sink; first differences:\n{}",
-        expected.len(),
-        actual.len(),
-        diff.join("\n")
-    )
 }
 
 #[test]

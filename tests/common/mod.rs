@@ -40,6 +40,34 @@ impl Rng {
 /// id → (v, note)
 pub type Table = BTreeMap<i64, (i64, String)>;
 
+/// The rows of `table` (columns `id`, `v`, `note`) in `db`, by id.
+pub fn read_table(db: &Database, table: &str) -> Table {
+    db.query_opt(&format!("SELECT id, v, note FROM {table} ORDER BY id"))
+        .into_iter()
+        .map(|r| {
+            let text = |i: usize| r[i].clone().unwrap_or_else(|| "<NULL>".into());
+            (text(0).parse().unwrap(), (text(1).parse().unwrap_or(i64::MIN), text(2)))
+        })
+        .collect()
+}
+
+/// The first keys where the two tables differ, for a failure message.
+pub fn difference(expected: &Table, actual: &Table) -> String {
+    let keys: std::collections::BTreeSet<&i64> = expected.keys().chain(actual.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| expected.get(k) != actual.get(k))
+        .take(20)
+        .map(|k| format!("id {k}: source {:?}, sink {:?}", expected.get(k), actual.get(k)))
+        .collect();
+    format!(
+        "{} rows in the source, {} in the sink; first differences:\n{}",
+        expected.len(),
+        actual.len(),
+        diff.join("\n")
+    )
+}
+
 /// The row the source table holds for `id` before the load (create it with
 /// `id * 7 % 1000, 'row-' || id`).
 pub fn initial_row(id: i64) -> (i64, String) {

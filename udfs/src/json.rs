@@ -589,6 +589,19 @@ fn number(b: &[u8], mut pos: usize) -> std::result::Result<usize, Invalid> {
     Ok(pos)
 }
 
+/// Writes the text of `s` when it is exactly one JSON string literal (quotes included); false
+/// otherwise.
+pub(crate) fn unquote_into(s: &str, out: &mut String) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 2 || b[0] != b'"' {
+        return false;
+    }
+    match string(b, 0) {
+        Ok(body) if body.end + 1 == b.len() => s.get(body).is_some_and(|raw| unescape_into(raw, out).is_ok()),
+        _ => false,
+    }
+}
+
 /// Decodes the body of a validated JSON string. A lone UTF-16 surrogate (which JSON allows but
 /// UTF-8 cannot hold) becomes U+FFFD.
 fn unescape_into(raw: &str, out: &mut impl std::fmt::Write) -> std::fmt::Result {

@@ -31,9 +31,16 @@ use datafusion::common::cast::{as_int64_array, as_large_string_array, as_string_
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 
+mod datetime;
+mod func;
 mod json;
+mod json_build;
 mod mask;
-mod time;
+mod misc;
+mod regex;
+mod string;
+pub mod syntax;
+mod zone;
 
 /// Every UDF shipped with cdc-sql, registered automatically in every session.
 ///
@@ -42,14 +49,18 @@ mod time;
 /// `ScalarUDFImpl::with_updated_config`; `SessionContext::register_udf` does not, so a session
 /// whose time zone is set *before* plain `register_udf` keeps the default (no time zone).
 pub fn all() -> Vec<ScalarUDF> {
-    vec![
+    let mut udfs = vec![
         ScalarUDF::new_from_impl(json::JsonFunc::new(json::JsonKind::Value)),
         ScalarUDF::new_from_impl(json::JsonFunc::new(json::JsonKind::Query)),
         ScalarUDF::new_from_impl(json::JsonFunc::new(json::JsonKind::Exists)),
         ScalarUDF::new_from_impl(mask::MaskFunc::new()),
         ScalarUDF::new_from_impl(mask::MaskEmailFunc::new()),
-        ScalarUDF::new_from_impl(time::NowFunc::default()),
-    ]
+    ];
+    udfs.extend(datetime::functions());
+    udfs.extend(string::functions());
+    udfs.extend(misc::functions());
+    udfs.extend(json_build::functions());
+    udfs
 }
 
 /// A string argument after coercion, so the row loops can read any string encoding without being

@@ -142,7 +142,8 @@ impl ScalarUDFImpl for Func {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         if let Some(check) = self.check {
-            check(args.scalar_arguments).map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.name.to_uppercase())))?;
+            check(args.scalar_arguments)
+                .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.name.to_uppercase())))?;
         }
         let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
         let data_type = match &self.returns {

@@ -271,6 +271,8 @@ pub(crate) fn parse_path(path: &str) -> std::result::Result<Vec<Step<'_>>, Strin
             '.' => {
                 rest = &rest[1..];
                 match rest.chars().next() {
+                    // `$.["a.b"]`, `$.['a b']`: Flink's documented spelling of a bracketed key.
+                    Some('[') => {}
                     Some('"') => {
                         let (key, after) = quoted(rest)?;
                         steps.push(Step::Key(key));
@@ -894,6 +896,8 @@ mod tests {
         );
         assert_eq!(ok(r#"$["a\"b"]"#), vec![Step::Key("a\"b".into())]);
         assert_eq!(ok("lax $.a"), vec![Step::Key("a".into())]);
+        // Flink's docs write bracketed keys after a dot.
+        assert_eq!(ok(r#"$.["a.b"][0]"#), vec![Step::Key("a.b".into()), Step::Index(0)]);
         let bad = [
             ("", "start with '$'"),
             ("a.b", "start with '$'"),

@@ -31,14 +31,24 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
         Func::new("json_string", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Utf8), json_string)
             .udf(),
-        Func::new("json_object", Signature::variadic_any(Volatility::Immutable), Returns::Fixed(DataType::Utf8), json_object)
-            .check(|lits| on_null_mode(lits.first()).map(|_| ()))
-            .metadata(JSON_MARK, "true")
-            .udf(),
-        Func::new("json_array", Signature::variadic_any(Volatility::Immutable), Returns::Fixed(DataType::Utf8), json_array)
-            .check(|lits| on_null_mode(lits.first()).map(|_| ()))
-            .metadata(JSON_MARK, "true")
-            .udf(),
+        Func::new(
+            "json_object",
+            Signature::variadic_any(Volatility::Immutable),
+            Returns::Fixed(DataType::Utf8),
+            json_object,
+        )
+        .check(|lits| on_null_mode(lits.first()).map(|_| ()))
+        .metadata(JSON_MARK, "true")
+        .udf(),
+        Func::new(
+            "json_array",
+            Signature::variadic_any(Volatility::Immutable),
+            Returns::Fixed(DataType::Utf8),
+            json_array,
+        )
+        .check(|lits| on_null_mode(lits.first()).map(|_| ()))
+        .metadata(JSON_MARK, "true")
+        .udf(),
         Func::new("json_quote", sig::strings(1), Returns::Fixed(DataType::Utf8), json_quote).udf(),
         Func::new("json_unquote", sig::strings(1), Returns::Fixed(DataType::Utf8), json_unquote).udf(),
     ]
@@ -115,7 +125,12 @@ fn write_value(array: &dyn Array, row: usize, out: &mut String) -> Result<()> {
             let v = array.as_primitive::<Float32Type>().value(row);
             java_float(v as f64, format!("{v}"), format!("{v:e}"), out)
         }
-        t if t.is_integer() || matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+        t if t.is_integer()
+            || matches!(
+                t,
+                DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)
+            ) =>
+        {
             let f = ArrayFormatter::try_new(array, &FormatOptions::default())?;
             let _ = write!(out, "{}", f.value(row));
         }
@@ -217,7 +232,7 @@ fn mode(call: &Call) -> Result<bool> {
 /// `json_object(on_null, key1, value1, …)`.
 fn json_object(call: &Call) -> Result<ArrayRef> {
     let null_on_null = mode(call)?;
-    if call.arg_count() % 2 == 0 {
+    if call.arg_count().is_multiple_of(2) {
         return Err(call.error("expects KEY … VALUE … pairs"));
     }
     let args = (1..call.arg_count()).map(|i| call.array(i)).collect::<Result<Vec<ArrayRef>>>()?;

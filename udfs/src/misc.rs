@@ -42,24 +42,51 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
             _ => Ok(()),
         })
         .udf(),
-        Func::new("log", immutable(vec![vec![sig::double()], vec![sig::double(), sig::double()]]), Returns::Fixed(DataType::Float64), log)
-            .udf(),
+        Func::new(
+            "log",
+            immutable(vec![vec![sig::double()], vec![sig::double(), sig::double()]]),
+            Returns::Fixed(DataType::Float64),
+            log,
+        )
+        .udf(),
         Func::new("sign", Signature::numeric(1, Volatility::Immutable), Returns::Arg(0), sign).udf(),
         Func::new("e", sig::one_of(vec![vec![]], Volatility::Immutable), Returns::Fixed(DataType::Float64), |_| {
             Ok(Arc::new(Float64Array::from(vec![std::f64::consts::E])))
         })
         .udf(),
         Func::new("bin", sig::args(vec![sig::int()]), Returns::Fixed(DataType::Utf8), bin).udf(),
-        Func::new("hex", immutable(vec![vec![sig::int()], vec![s()], vec![sig::bytes()]]), Returns::Fixed(DataType::Utf8), hex)
-            .udf(),
+        Func::new(
+            "hex",
+            immutable(vec![vec![sig::int()], vec![s()], vec![sig::bytes()]]),
+            Returns::Fixed(DataType::Utf8),
+            hex,
+        )
+        .udf(),
         Func::new("unhex", sig::strings(1), Returns::Fixed(DataType::Binary), unhex).udf(),
         Func::new("truncate", Signature::user_defined(Volatility::Immutable), Returns::Arg(0), truncate)
             .coerce(truncate_coercion)
             .udf(),
-        Func::new("is_alpha", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Boolean), is_alpha).udf(),
-        Func::new("is_digit", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Boolean), is_digit).udf(),
-        Func::new("is_decimal", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Boolean), is_decimal)
+        Func::new("is_alpha", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Boolean), is_alpha)
             .udf(),
+        Func::new("is_digit", Signature::any(1, Volatility::Immutable), Returns::Fixed(DataType::Boolean), is_digit)
+            .udf(),
+        Func::new(
+            "is_decimal",
+            Signature::any(1, Volatility::Immutable),
+            Returns::Fixed(DataType::Boolean),
+            is_decimal,
+        )
+        .udf(),
+        Func::new(
+            "current_database",
+            sig::one_of(vec![vec![]], Volatility::Immutable),
+            Returns::Fixed(DataType::Utf8),
+            |_| {
+                // cdc-sql has no catalogs: every table lives in what Flink calls its default database.
+                Ok(Arc::new(datafusion::arrow::array::StringArray::from(vec!["default_database"])))
+            },
+        )
+        .udf(),
         ScalarUDF::new_from_impl(NullIfAnyNull::new(datafusion::functions::core::greatest())),
         ScalarUDF::new_from_impl(NullIfAnyNull::new(datafusion::functions::core::least())),
     ]
@@ -154,13 +181,24 @@ fn sign(call: &Call) -> Result<ArrayRef> {
     let t = input.data_type().clone();
     if matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64) {
         let f = cast(&input, &DataType::Float64)?;
-        let signs: Float64Array = as_float64_array(&f)?.iter().map(|v| v.map(|v| if v == 0.0 { v } else { v.signum() })).collect();
+        let signs: Float64Array =
+            as_float64_array(&f)?.iter().map(|v| v.map(|v| if v == 0.0 { v } else { v.signum() })).collect();
         return Ok(cast(&signs, &t)?);
     }
     let f = cast(&input, &DataType::Float64)?;
     let signs: Int64Array = as_float64_array(&f)?
         .iter()
-        .map(|v| v.map(|v| if v > 0.0 { 1 } else if v < 0.0 { -1 } else { 0 }))
+        .map(|v| {
+            v.map(|v| {
+                if v > 0.0 {
+                    1
+                } else if v < 0.0 {
+                    -1
+                } else {
+                    0
+                }
+            })
+        })
         .collect();
     Ok(cast(&signs, &t)?)
 }
@@ -403,8 +441,11 @@ impl ScalarUDFImpl for NullIfAnyNull {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let any_null_scalar = args.args.iter().any(|a| matches!(a, ColumnarValue::Scalar(s) if s.is_null()));
-        let arrays: Vec<ArrayRef> =
-            args.args.iter().filter_map(|a| if let ColumnarValue::Array(a) = a { Some(Arc::clone(a)) } else { None }).collect();
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .filter_map(|a| if let ColumnarValue::Array(a) = a { Some(Arc::clone(a)) } else { None })
+            .collect();
         let result = self.inner.invoke_with_args(args)?;
         if any_null_scalar {
             let t = result.data_type();

@@ -26,7 +26,8 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
     let s = sig::string;
     let i = sig::int;
     let immutable = |lists| sig::one_of(lists, Volatility::Immutable);
-    let regex_check = |lits: &[Option<&ScalarValue>]| match lits.get(1).copied().flatten().and_then(|v| v.try_as_str()) {
+    let regex_check = |lits: &[Option<&ScalarValue>]| match lits.get(1).copied().flatten().and_then(|v| v.try_as_str())
+    {
         Some(Some(p)) => compile(p).map(|_| ()),
         _ => Ok(()),
     };
@@ -45,7 +46,8 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
         Func::new("decode", sig::args(vec![sig::bytes(), s()]), Returns::Fixed(DataType::Utf8), decode)
             .check(|lits| check_charset(lits.get(1)))
             .udf(),
-        Func::new("concat", Signature::variadic_any(Volatility::Immutable), Returns::Fixed(DataType::Utf8), concat).udf(),
+        Func::new("concat", Signature::variadic_any(Volatility::Immutable), Returns::Fixed(DataType::Utf8), concat)
+            .udf(),
         Func::new(
             "split_index",
             immutable(vec![vec![s(), s(), i()], vec![s(), i(), i()]]),
@@ -93,13 +95,23 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
             .udf(),
         Func::new("left", sig::args(vec![s(), i()]), Returns::Fixed(DataType::Utf8), left).udf(),
         Func::new("right", sig::args(vec![s(), i()]), Returns::Fixed(DataType::Utf8), right).udf(),
-        Func::new("locate", immutable(vec![vec![s(), s()], vec![s(), s(), i()]]), Returns::Fixed(DataType::Int32), locate)
-            .udf(),
+        Func::new(
+            "locate",
+            immutable(vec![vec![s(), s()], vec![s(), s(), i()]]),
+            Returns::Fixed(DataType::Int32),
+            locate,
+        )
+        .udf(),
         Func::new("chr", sig::args(vec![i()]), Returns::Fixed(DataType::Utf8), chr).udf(),
         Func::new("url_encode", sig::strings(1), Returns::Fixed(DataType::Utf8), url_encode).udf(),
         Func::new("url_decode", sig::strings(1), Returns::Fixed(DataType::Utf8), url_decode).udf(),
-        Func::new("parse_url", immutable(vec![vec![s(), s()], vec![s(), s(), s()]]), Returns::Fixed(DataType::Utf8), parse_url)
-            .udf(),
+        Func::new(
+            "parse_url",
+            immutable(vec![vec![s(), s()], vec![s(), s(), s()]]),
+            Returns::Fixed(DataType::Utf8),
+            parse_url,
+        )
+        .udf(),
         Func::new(
             "startswith",
             immutable(vec![vec![s(), s()], vec![sig::bytes(), sig::bytes()]]),
@@ -124,6 +136,37 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
         Func::new("lpad", sig::args(vec![s(), i(), s()]), Returns::Fixed(DataType::Utf8), lpad).udf(),
         Func::new("rpad", sig::args(vec![s(), i(), s()]), Returns::Fixed(DataType::Utf8), rpad).udf(),
         Func::new("elt", Signature::variadic_any(Volatility::Immutable), Returns::With(elt_type), elt).udf(),
+        Func::new(
+            "substr",
+            immutable(vec![vec![s(), i()], vec![s(), i(), i()]]),
+            Returns::Fixed(DataType::Utf8),
+            substr,
+        )
+        .alias("substring")
+        .udf(),
+        Func::new(
+            "similar_to",
+            immutable(vec![vec![s(), s()], vec![s(), s(), s()]]),
+            Returns::Fixed(DataType::Boolean),
+            similar_to,
+        )
+        .check(|lits| match (lits.get(1).copied().flatten(), lits.get(2).copied().flatten()) {
+            (Some(p), e) => match (p.try_as_str(), e.map(|e| e.try_as_str())) {
+                (Some(Some(p)), None | Some(Some(_))) => {
+                    let escape = e.and_then(|e| e.try_as_str()).flatten();
+                    similar_regex(p, escape).map(|_| ())
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        })
+        .udf(),
+        Func::new("regexp_count", sig::strings(2), Returns::Fixed(DataType::Int32), regexp_count)
+            .check(regex_check)
+            .udf(),
+        Func::new("regexp_instr", sig::strings(2), Returns::Fixed(DataType::Int32), regexp_instr)
+            .check(regex_check)
+            .udf(),
     ]
 }
 
@@ -145,8 +188,10 @@ fn strings_out(call: &Call, mut f: impl FnMut(usize, &mut String) -> Result<bool
 // Base64 and charsets
 
 /// Java's basic Base64 decoder: padding optional, nothing outside the alphabet.
-const JAVA_BASE64: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent));
+const JAVA_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 fn to_base64(call: &Call) -> Result<ArrayRef> {
     let input = call.bytes(0)?;
@@ -162,9 +207,7 @@ fn from_base64(call: &Call) -> Result<ArrayRef> {
     let input = call.str(0)?;
     strings_out(call, |row, out| {
         let Some(s) = input.get(row) else { return Ok(false) };
-        let bytes = JAVA_BASE64
-            .decode(s)
-            .map_err(|e| call.error(format!("'{}' is not Base64: {e}", shorten(s))))?;
+        let bytes = JAVA_BASE64.decode(s).map_err(|e| call.error(format!("'{}' is not Base64: {e}", shorten(s))))?;
         out.push_str(&String::from_utf8_lossy(&bytes));
         Ok(true)
     })
@@ -516,8 +559,131 @@ fn regexp_substr(call: &Call) -> Result<ArrayRef> {
     })
 }
 
+fn regex_ints(call: &Call, f: impl Fn(&regex::Regex, &str) -> usize) -> Result<ArrayRef> {
+    let (input, patterns) = (call.str(0)?, call.str(1)?);
+    let mut cache = Regexes::default();
+    let mut out = Int32Builder::with_capacity(call.rows);
+    for row in 0..call.rows {
+        let (Some(s), Some(p)) = (input.get(row), patterns.get(row)) else {
+            out.append_null();
+            continue;
+        };
+        match cache.get(p) {
+            Ok(re) => out.append_value(i32::try_from(f(re, s)).unwrap_or(i32::MAX)),
+            Err(_) => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// REGEXP_COUNT(str, regex): the number of matches.
+fn regexp_count(call: &Call) -> Result<ArrayRef> {
+    regex_ints(call, |re, s| re.find_iter(s).count())
+}
+
+/// REGEXP_INSTR(str, regex): 1-based character position of the first match, 0 when none.
+fn regexp_instr(call: &Call) -> Result<ArrayRef> {
+    regex_ints(call, |re, s| re.find(s).map_or(0, |m| s[..m.start()].chars().count() + 1))
+}
+
+/// A SQL `SIMILAR TO` pattern as an anchored regular expression: `%` is any text, `_` any
+/// character, `| * + ? {m,n} ( ) [ ]` keep their regex meaning, everything else is literal; the
+/// escape character makes the next character literal.
+fn similar_regex(pattern: &str, escape: Option<&str>) -> Result<regex::Regex, String> {
+    let escape = match escape {
+        None => None,
+        Some(e) => {
+            let mut chars = e.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Some(c),
+                _ => return Err(format!("the ESCAPE must be one character, got '{e}'")),
+            }
+        }
+    };
+    let mut out = String::from("(?s)^(?:");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next) => out.push_str(&regex::escape(&next.to_string())),
+                None => return Err(format!("SIMILAR TO pattern '{pattern}' ends with its escape character")),
+            }
+            continue;
+        }
+        match c {
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '|' | '*' | '+' | '?' | '{' | '}' | '(' | ')' | '[' | ']' | ',' | '-' | '^' => out.push(c),
+            other => out.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    out.push_str(")$");
+    regex::Regex::new(&out).map_err(|e| format!("invalid SIMILAR TO pattern '{pattern}': {e}"))
+}
+
+/// `s SIMILAR TO pattern [ESCAPE e]`.
+fn similar_to(call: &Call) -> Result<ArrayRef> {
+    let (input, patterns) = (call.str(0)?, call.str(1)?);
+    let escapes = if call.arg_count() > 2 { Some(call.str(2)?) } else { None };
+    let mut last: Option<(String, Option<String>, regex::Regex)> = None;
+    let mut out = BooleanBuilder::with_capacity(call.rows);
+    for row in 0..call.rows {
+        let escape = match &escapes {
+            Some(e) => match e.get(row) {
+                Some(e) => Some(e),
+                None => {
+                    out.append_null();
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let (Some(s), Some(p)) = (input.get(row), patterns.get(row)) else {
+            out.append_null();
+            continue;
+        };
+        if !matches!(&last, Some((lp, le, _)) if lp == p && le.as_deref() == escape) {
+            let re = similar_regex(p, escape).map_err(|e| call.error(e))?;
+            last = Some((p.to_string(), escape.map(str::to_string), re));
+        }
+        out.append_option(last.as_ref().map(|(_, _, re)| re.is_match(s)));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Substrings and characters
+
+/// SUBSTRING / SUBSTR(s, pos[, len]): Flink's positions: 1 is the first character, 0 counts as
+/// 1, a negative position counts from the end; a negative length gives NULL.
+fn substr(call: &Call) -> Result<ArrayRef> {
+    let (input, positions) = (call.str(0)?, call.int(1)?);
+    let lengths = if call.arg_count() > 2 { Some(call.int(2)?) } else { None };
+    strings_out(call, |row, out| {
+        let len = match &lengths {
+            Some(l) => match l.get(row) {
+                Some(l) => l,
+                None => return Ok(false),
+            },
+            None => i64::MAX,
+        };
+        let (Some(s), Some(pos)) = (input.get(row), positions.get(row)) else { return Ok(false) };
+        if len < 0 {
+            return Ok(false);
+        }
+        let chars = s.chars().count() as i64;
+        let start = match pos {
+            p if p > 0 => p - 1,
+            p if p < 0 => chars + p,
+            _ => 0,
+        };
+        if start < 0 || start >= chars {
+            return Ok(true);
+        }
+        out.extend(s.chars().skip(start as usize).take(len.min(chars - start) as usize));
+        Ok(true)
+    })
+}
 
 /// LEFT / RIGHT: a negative count gives the empty string (DataFusion's cuts from the other end).
 fn left(call: &Call) -> Result<ArrayRef> {
@@ -642,7 +808,9 @@ fn elt_type(types: &[DataType]) -> Result<DataType> {
     if !types[0].is_integer() && types[0] != DataType::Null {
         return datafusion::common::plan_err!("ELT: the index must be an integer, got {}", types[0]);
     }
-    let binary = types[1..].iter().all(|t| matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null))
+    let binary = types[1..]
+        .iter()
+        .all(|t| matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null))
         && types[1..].iter().any(|t| t != &DataType::Null);
     Ok(if binary { DataType::Binary } else { DataType::Utf8 })
 }
@@ -774,7 +942,9 @@ fn parse_url(call: &Call) -> Result<ArrayRef> {
                     None
                 } else {
                     u.query.and_then(|q| {
-                        q.split('&').find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('='))).map(str::to_string)
+                        q.split('&')
+                            .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+                            .map(str::to_string)
                     })
                 }
             }
@@ -816,6 +986,19 @@ mod tests {
         let eq = compile("=").expect("re");
         assert_eq!(java_split(&eq, "a=b=c", true), vec!["a", "b=c"]);
         assert_eq!(java_split(&eq, "a=", true), vec!["a", ""]);
+    }
+
+    #[test]
+    fn similar_to_patterns() {
+        let m = |p: &str, e: Option<&str>, s: &str| similar_regex(p, e).expect("pattern").is_match(s);
+        assert!(m("a_c", None, "abc"));
+        assert!(!m("a.c", None, "abc"));
+        assert!(m("a.c", None, "a.c"));
+        assert!(m("(ab|cd)%", None, "cdxx"));
+        assert!(!m("ab", None, "abc"));
+        assert!(m("a!%", Some("!"), "a%"));
+        assert!(!m("a!%", Some("!"), "ab"));
+        assert!(similar_regex("a!", Some("!")).is_err());
     }
 
     #[test]

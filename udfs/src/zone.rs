@@ -101,13 +101,13 @@ impl Zone {
     }
 
     /// The wall-clock time in this zone at the instant `utc`.
-    pub(crate) fn to_local(&self, utc: &NaiveDateTime) -> NaiveDateTime {
+    pub(crate) fn to_local(self, utc: &NaiveDateTime) -> NaiveDateTime {
         *utc + Duration::seconds(self.offset_at(utc).local_minus_utc() as i64)
     }
 
     /// The instant of the wall-clock time `local` in this zone, resolved as `java.time` does: in
     /// a repeated hour the earlier offset wins; a time skipped by a gap moves later by the gap.
-    pub(crate) fn to_utc(&self, local: &NaiveDateTime) -> NaiveDateTime {
+    pub(crate) fn to_utc(self, local: &NaiveDateTime) -> NaiveDateTime {
         match self {
             Zone::Fixed(o) => *local - Duration::seconds(o.local_minus_utc() as i64),
             Zone::Named(tz) => match tz.offset_from_local_datetime(local) {

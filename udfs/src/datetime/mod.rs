@@ -249,7 +249,7 @@ fn to_timestamp(call: &Call) -> Result<ArrayRef> {
             },
         };
         // Precision 3: the fraction is cut to milliseconds.
-        values.push(parsed.and_then(|t| kind.from_naive(&t)));
+        values.push(parsed.and_then(|t| kind.encode(&t)));
     }
     temporal_array(values, &ts3())
 }
@@ -272,7 +272,7 @@ fn to_date(call: &Call) -> Result<ArrayRef> {
                 Some(f) => patterns.get(call, f)?.parse(s).map(|p| p.local.date()),
             },
         };
-        values.push(date.and_then(|d| Kind::Date.from_naive(&midnight(d))));
+        values.push(date.and_then(|d| Kind::Date.encode(&midnight(d))));
     }
     temporal_array(values, &DataType::Date32)
 }
@@ -399,26 +399,26 @@ fn clock(call: &Call) -> Result<(NaiveDateTime, Zone)> {
 /// LOCALTIMESTAMP → TIMESTAMP(3): the wall clock in the session time zone.
 fn localtimestamp(call: &Call) -> Result<ArrayRef> {
     let (utc, zone) = clock(call)?;
-    temporal_array(vec![Kind::Timestamp(TimeUnit::Millisecond, false).from_naive(&zone.to_local(&utc))], &ts3())
+    temporal_array(vec![Kind::Timestamp(TimeUnit::Millisecond, false).encode(&zone.to_local(&utc))], &ts3())
 }
 
 /// LOCALTIME / CURRENT_TIME → TIME(0) in the session time zone.
 fn localtime(call: &Call) -> Result<ArrayRef> {
     let (utc, zone) = clock(call)?;
     let t = DataType::Time32(TimeUnit::Second);
-    temporal_array(vec![Kind::Time(TimeUnit::Second).from_naive(&zone.to_local(&utc))], &t)
+    temporal_array(vec![Kind::Time(TimeUnit::Second).encode(&zone.to_local(&utc))], &t)
 }
 
 /// CURRENT_DATE → DATE in the session time zone.
 fn current_date(call: &Call) -> Result<ArrayRef> {
     let (utc, zone) = clock(call)?;
-    temporal_array(vec![Kind::Date.from_naive(&zone.to_local(&utc))], &DataType::Date32)
+    temporal_array(vec![Kind::Date.encode(&zone.to_local(&utc))], &DataType::Date32)
 }
 
 /// CURRENT_ROW_TIMESTAMP() → TIMESTAMP_LTZ(3), the instant.
 fn current_row_timestamp(call: &Call) -> Result<ArrayRef> {
     let (utc, _) = clock(call)?;
-    temporal_array(vec![Kind::Timestamp(TimeUnit::Millisecond, true).from_naive(&utc)], &ltz3())
+    temporal_array(vec![Kind::Timestamp(TimeUnit::Millisecond, true).encode(&utc)], &ltz3())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,14 +532,10 @@ impl Unit {
             "DAYOFYEAR" => "DOY",
             other => other,
         };
-        allowed
-            .iter()
-            .find(|u| u.name() == bare || format!("{}S", u.name()) == bare)
-            .copied()
-            .ok_or_else(|| {
-                let names: Vec<&str> = allowed.iter().map(|u| u.name()).collect();
-                format!("unknown time unit '{text}'; expected one of {}", names.join(", "))
-            })
+        allowed.iter().find(|u| u.name() == bare || format!("{}S", u.name()) == bare).copied().ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|u| u.name()).collect();
+            format!("unknown time unit '{text}'; expected one of {}", names.join(", "))
+        })
     }
 
     fn time_of_day(self) -> bool {
@@ -717,8 +713,9 @@ fn timestampadd(call: &Call) -> Result<ArrayRef> {
             values.push(None);
             continue;
         };
-        let moved = add(unit, n, &t).ok_or_else(|| call.error(format!("{t} plus {n} {} is out of range", unit.name())))?;
-        values.push(if out_kind == input.kind { input.store_local(&moved) } else { out_kind.from_naive(&moved) });
+        let moved =
+            add(unit, n, &t).ok_or_else(|| call.error(format!("{t} plus {n} {} is out of range", unit.name())))?;
+        values.push(if out_kind == input.kind { input.store_local(&moved) } else { out_kind.encode(&moved) });
     }
     temporal_array(values, call.return_type)
 }
@@ -783,7 +780,9 @@ fn floor_to(unit: Unit, t: &NaiveDateTime) -> Option<NaiveDateTime> {
         Unit::Hour => d.and_hms_opt(t.hour(), 0, 0)?,
         Unit::Minute => d.and_hms_opt(t.hour(), t.minute(), 0)?,
         Unit::Second => d.and_hms_opt(t.hour(), t.minute(), t.second())?,
-        Unit::Millisecond => d.and_hms_nano_opt(t.hour(), t.minute(), t.second(), t.nanosecond() / 1_000_000 * 1_000_000)?,
+        Unit::Millisecond => {
+            d.and_hms_nano_opt(t.hour(), t.minute(), t.second(), t.nanosecond() / 1_000_000 * 1_000_000)?
+        }
         _ => return None,
     })
 }
@@ -830,4 +829,39 @@ fn time_floor(call: &Call) -> Result<ArrayRef> {
 /// CEIL(t TO unit).
 fn time_ceil(call: &Call) -> Result<ArrayRef> {
     round_time(call, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    fn ctx() -> SessionContext {
+        let ctx = SessionContext::new();
+        for udf in crate::all() {
+            ctx.register_udf(udf);
+        }
+        ctx
+    }
+
+    /// A job is planned once and runs for months: the clock functions must stay calls in the
+    /// optimized plan, not become the planning time's constant (DataFusion folds its own
+    /// `current_date`, `current_time` and `now`).
+    #[tokio::test]
+    async fn clock_functions_are_not_folded_at_planning() -> datafusion::common::Result<()> {
+        let builtin = SessionContext::new().sql("SELECT current_date()").await?.into_optimized_plan()?;
+        assert!(builtin.display_indent().to_string().contains("Date32(\""), "{}", builtin.display_indent());
+        let ctx = ctx();
+        for (sql, call) in [
+            ("SELECT LOCALTIMESTAMP", "localtimestamp()"),
+            ("SELECT LOCALTIME", "localtime()"),
+            ("SELECT CURRENT_TIME", "current_time()"),
+            ("SELECT CURRENT_DATE", "current_date()"),
+            ("SELECT CURRENT_ROW_TIMESTAMP()", "current_row_timestamp()"),
+            ("SELECT UNIX_TIMESTAMP()", "unix_timestamp()"),
+        ] {
+            let plan = ctx.sql(sql).await?.into_optimized_plan()?.display_indent().to_string();
+            assert!(plan.contains(call), "{sql}: {plan}");
+        }
+        Ok(())
+    }
 }

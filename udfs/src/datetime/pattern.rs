@@ -118,8 +118,8 @@ pub(crate) struct Parsed {
 
 impl Parsed {
     /// The instant: the text's own zone if it had one, else `default`.
-    pub(crate) fn to_utc(&self, default: &Zone) -> NaiveDateTime {
-        self.zone.as_ref().unwrap_or(default).to_utc(&self.local)
+    pub(crate) fn to_utc(self, default: &Zone) -> NaiveDateTime {
+        self.zone.unwrap_or(*default).to_utc(&self.local)
     }
 }
 
@@ -202,7 +202,15 @@ impl Pattern {
         }
     }
 
-    fn format_field(&self, letter: Letter, n: usize, t: &NaiveDateTime, zone: &Zone, utc: &NaiveDateTime, out: &mut String) {
+    fn format_field(
+        &self,
+        letter: Letter,
+        n: usize,
+        t: &NaiveDateTime,
+        zone: &Zone,
+        utc: &NaiveDateTime,
+        out: &mut String,
+    ) {
         let num = |out: &mut String, v: i64, width: usize| {
             if v < 0 {
                 out.push('-');
@@ -248,7 +256,7 @@ impl Pattern {
             Letter::Hour23 => num(out, t.hour() as i64, n),
             Letter::Hour24 => num(out, if t.hour() == 0 { 24 } else { t.hour() as i64 }, n),
             Letter::Hour11 => num(out, (t.hour() % 12) as i64, n),
-            Letter::Hour12 => num(out, if t.hour() % 12 == 0 { 12 } else { (t.hour() % 12) as i64 }, n),
+            Letter::Hour12 => num(out, if t.hour().is_multiple_of(12) { 12 } else { (t.hour() % 12) as i64 }, n),
             Letter::Minute => num(out, t.minute() as i64, n),
             Letter::Second => num(out, t.second() as i64, n),
             Letter::Fraction => {
@@ -297,7 +305,14 @@ impl Pattern {
         f.resolve(self.flavor == Flavor::Legacy)
     }
 
-    fn parse_field<'t>(&self, letter: Letter, n: usize, next_numeric: bool, s: &'t str, f: &mut Fields) -> Option<&'t str> {
+    fn parse_field<'t>(
+        &self,
+        letter: Letter,
+        n: usize,
+        next_numeric: bool,
+        s: &'t str,
+        f: &mut Fields,
+    ) -> Option<&'t str> {
         if (letter.numeric() && letter != Letter::Month) || (letter == Letter::Month && n <= 2) {
             let (min, max) = match (self.flavor, letter) {
                 _ if next_numeric => (n, n),
@@ -470,7 +485,7 @@ fn offset_iso(out: &mut String, o: FixedOffset, n: usize, z_for_zero: bool) {
     }
     let m = secs.unsigned_abs() / 60;
     match n {
-        1 if m % 60 == 0 => {
+        1 if m.is_multiple_of(60) => {
             out.push(if secs < 0 { '-' } else { '+' });
             out.push_str(&format!("{:02}", m / 60));
         }
@@ -655,7 +670,10 @@ mod tests {
     fn parses_like_java() {
         let p = |pat: &str, flavor, text: &str| Pattern::new(pat, flavor).expect("pattern").parse(text);
         let local = |pat: &str, flavor, text: &str| p(pat, flavor, text).map(|r| r.local);
-        assert_eq!(local("yyyy-MM-dd HH:mm:ss", Flavor::Modern, "2024-03-05 07:08:09"), Some(at(2024, 3, 5, 7, 8, 9, 0)));
+        assert_eq!(
+            local("yyyy-MM-dd HH:mm:ss", Flavor::Modern, "2024-03-05 07:08:09"),
+            Some(at(2024, 3, 5, 7, 8, 9, 0))
+        );
         assert_eq!(local("yyyyMMddHHmmss", Flavor::Modern, "20240305070809"), Some(at(2024, 3, 5, 7, 8, 9, 0)));
         assert_eq!(local("dd/MM/yyyy", Flavor::Modern, "05/03/2024"), Some(at(2024, 3, 5, 0, 0, 0, 0)));
         // java.time wants the exact widths, the whole text, and a real date.
@@ -665,13 +683,23 @@ mod tests {
         // SimpleDateFormat: any width, trailing text ignored, dates roll over.
         assert_eq!(local("yyyy-MM-dd", Flavor::Legacy, "2024-3-5 x"), Some(at(2024, 3, 5, 0, 0, 0, 0)));
         assert_eq!(local("yyyy-MM-dd", Flavor::Legacy, "2024-02-30"), Some(at(2024, 3, 1, 0, 0, 0, 0)));
-        assert_eq!(local("yyyy-MM-dd HH:mm:ss.SSS", Flavor::Legacy, "1970-01-01 08:00:01.001"), Some(at(1970, 1, 1, 8, 0, 1, 1)));
-        assert_eq!(local("dd MMM yyyy hh:mm a", Flavor::Legacy, "05 mar 2024 07:08 pm"), Some(at(2024, 3, 5, 19, 8, 0, 0)));
+        assert_eq!(
+            local("yyyy-MM-dd HH:mm:ss.SSS", Flavor::Legacy, "1970-01-01 08:00:01.001"),
+            Some(at(1970, 1, 1, 8, 0, 1, 1))
+        );
+        assert_eq!(
+            local("dd MMM yyyy hh:mm a", Flavor::Legacy, "05 mar 2024 07:08 pm"),
+            Some(at(2024, 3, 5, 19, 8, 0, 0))
+        );
         assert_eq!(local("HH:mm", Flavor::Legacy, "07:08"), Some(at(1970, 1, 1, 7, 8, 0, 0)));
-        let with_zone = p("yyyy-MM-dd HH:mm:ss.SSS X", Flavor::Legacy, "1970-01-01 08:00:01.001 +0800").expect("parsed");
+        let with_zone =
+            p("yyyy-MM-dd HH:mm:ss.SSS X", Flavor::Legacy, "1970-01-01 08:00:01.001 +0800").expect("parsed");
         assert_eq!(with_zone.to_utc(&Zone::UTC), at(1970, 1, 1, 0, 0, 1, 1));
         assert_eq!(p("yyyy-MM-dd HH:mm:ss.SSS X", Flavor::Legacy, "1970-01-01 08:00:01.001"), None);
-        assert_eq!(p("yyyy-MM-dd'T'HH:mm:ssXXX", Flavor::Modern, "2024-03-05T07:08:09Z").map(|r| r.zone), Some(Some(Zone::UTC)));
+        assert_eq!(
+            p("yyyy-MM-dd'T'HH:mm:ssXXX", Flavor::Modern, "2024-03-05T07:08:09Z").map(|r| r.zone),
+            Some(Some(Zone::UTC))
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Kind {
 
     /// The raw value as a date-time: a date at midnight, a time on 1970-01-01, a timestamp as
     /// stored (wall clock for TIMESTAMP, UTC for TIMESTAMP_LTZ).
-    pub(crate) fn to_naive(self, raw: i64) -> Option<NaiveDateTime> {
+    pub(crate) fn decode(self, raw: i64) -> Option<NaiveDateTime> {
         match self {
             Kind::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(raw).ok()?.checked_add(719_163)?)?
                 .and_hms_opt(0, 0, 0),
@@ -61,7 +61,7 @@ impl Kind {
 
     /// The raw value of a date-time in this kind's unit (a date keeps the day, a time the time
     /// of day).
-    pub(crate) fn from_naive(self, t: &NaiveDateTime) -> Option<i64> {
+    pub(crate) fn encode(self, t: &NaiveDateTime) -> Option<i64> {
         match self {
             Kind::Date => Some(t.date().signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days()),
             Kind::Time(unit) => {
@@ -71,7 +71,9 @@ impl Kind {
             Kind::Timestamp(unit, _) => {
                 let utc = t.and_utc();
                 let per = Self::per_second(unit);
-                utc.timestamp().checked_mul(per)?.checked_add(utc.timestamp_subsec_nanos() as i64 / (1_000_000_000 / per))
+                utc.timestamp()
+                    .checked_mul(per)?
+                    .checked_add(utc.timestamp_subsec_nanos() as i64 / (1_000_000_000 / per))
             }
         }
     }
@@ -100,8 +102,9 @@ where
 impl<'a> TimeArg<'a> {
     pub(crate) fn new(call: &Call<'a>, i: usize) -> Result<Self> {
         let arg = call.value(i)?;
-        let kind = Kind::of(&arg.data_type())
-            .ok_or_else(|| call.error(format!("expected a DATE, TIME or TIMESTAMP argument, got {}", arg.data_type())))?;
+        let kind = Kind::of(&arg.data_type()).ok_or_else(|| {
+            call.error(format!("expected a DATE, TIME or TIMESTAMP argument, got {}", arg.data_type()))
+        })?;
         let values = match arg {
             ColumnarValue::Array(a) => Values::Array(a.as_ref()),
             ColumnarValue::Scalar(s) => Values::Scalar(scalar_raw(s)),
@@ -130,7 +133,7 @@ impl<'a> TimeArg<'a> {
     /// The wall-clock time of `row`: a TIMESTAMP_LTZ is shown in the session time zone, as
     /// Flink does for every field it extracts or formats.
     pub(crate) fn local(&self, row: usize) -> Option<NaiveDateTime> {
-        let t = self.kind.to_naive(self.raw(row)?)?;
+        let t = self.kind.decode(self.raw(row)?)?;
         Some(match self.kind {
             Kind::Timestamp(_, true) => self.zone.to_local(&t),
             _ => t,
@@ -139,7 +142,7 @@ impl<'a> TimeArg<'a> {
 
     /// The instant of `row` (a wall-clock value is read in the session time zone).
     pub(crate) fn utc(&self, row: usize) -> Option<NaiveDateTime> {
-        let t = self.kind.to_naive(self.raw(row)?)?;
+        let t = self.kind.decode(self.raw(row)?)?;
         Some(match self.kind {
             Kind::Timestamp(_, true) => t,
             _ => self.zone.to_utc(&t),
@@ -149,8 +152,8 @@ impl<'a> TimeArg<'a> {
     /// Turns a wall-clock result back into this argument's storage (an instant for LTZ).
     pub(crate) fn store_local(&self, local: &NaiveDateTime) -> Option<i64> {
         match self.kind {
-            Kind::Timestamp(_, true) => self.kind.from_naive(&self.zone.to_utc(local)),
-            _ => self.kind.from_naive(local),
+            Kind::Timestamp(_, true) => self.kind.encode(&self.zone.to_utc(local)),
+            _ => self.kind.encode(local),
         }
     }
 }
@@ -219,14 +222,14 @@ mod tests {
             (Kind::Timestamp(TimeUnit::Microsecond, true), 1_709_622_489_123_456),
             (Kind::Timestamp(TimeUnit::Nanosecond, false), 1_709_622_489_123_456_789),
         ] {
-            assert_eq!(kind.from_naive(&t), Some(raw), "{kind:?}");
-            assert_eq!(kind.to_naive(raw).and_then(|n| kind.from_naive(&n)), Some(raw), "{kind:?}");
+            assert_eq!(kind.encode(&t), Some(raw), "{kind:?}");
+            assert_eq!(kind.decode(raw).and_then(|n| kind.encode(&n)), Some(raw), "{kind:?}");
         }
-        assert_eq!(Kind::Date.from_naive(&t), Some(19787));
-        assert_eq!(Kind::Date.to_naive(19787), NaiveDate::from_ymd_opt(2024, 3, 5).and_then(|d| d.and_hms_opt(0, 0, 0)));
-        assert_eq!(Kind::Time(TimeUnit::Millisecond).from_naive(&t), Some(25_689_123));
+        assert_eq!(Kind::Date.encode(&t), Some(19787));
+        assert_eq!(Kind::Date.decode(19787), NaiveDate::from_ymd_opt(2024, 3, 5).and_then(|d| d.and_hms_opt(0, 0, 0)));
+        assert_eq!(Kind::Time(TimeUnit::Millisecond).encode(&t), Some(25_689_123));
         // Before 1970: floor division keeps the fraction positive.
-        let before = Kind::Timestamp(TimeUnit::Millisecond, false).to_naive(-1).expect("t");
+        let before = Kind::Timestamp(TimeUnit::Millisecond, false).decode(-1).expect("t");
         assert_eq!(before.to_string(), "1969-12-31 23:59:59.999");
     }
 }

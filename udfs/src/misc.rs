@@ -265,6 +265,9 @@ fn truncate_coercion(types: &[DataType]) -> Result<Vec<DataType>> {
         Some(t @ DataType::Decimal128(..)) => t.clone(),
         Some(DataType::Decimal32(p, s) | DataType::Decimal64(p, s)) => DataType::Decimal128(*p, *s),
         Some(DataType::Null) => DataType::Float64,
+        Some(DataType::Decimal256(p, _)) => {
+            return plan_err!("TRUNCATE of a DECIMAL with precision {p} (over 38) is not supported");
+        }
         Some(other) => return plan_err!("TRUNCATE: expected a number, got {other}"),
         None => return plan_err!("TRUNCATE expects 1 or 2 arguments"),
     };

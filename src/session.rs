@@ -32,6 +32,10 @@ const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
 const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
 
 const RUNTIME_MODE: &str = "execution.runtime-mode";
+/// Flink's session time zone, kept in DataFusion's: the time functions (FROM_UNIXTIME,
+/// UNIX_TIMESTAMP, LOCALTIMESTAMP, DATE_FORMAT of a TIMESTAMP_LTZ…) read it from there.
+const LOCAL_TIME_ZONE: &str = "table.local-time-zone";
+const DATAFUSION_TIME_ZONE: &str = "datafusion.execution.time_zone";
 
 /// Flink settings that cdc-sql accepts so job files run unchanged, although they change nothing
 /// here; each with the reason shown to the user.
@@ -356,6 +360,9 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' = '{value}' is not a valid interval; write e.g. '5s' or '1 min'"
             )));
+        } else if key == LOCAL_TIME_ZONE {
+            let zone = cdc_sql_udfs::session_time_zone(value).map_err(|e| Error::user(format!("'{key}': {e}")))?;
+            self.ctx.state_ref().write().config_mut().options_mut().set(DATAFUSION_TIME_ZONE, &zone)?;
         } else if key == CHECKPOINT_MODE {
             let warning = checkpointing_mode_warning(value)?;
             self.settings.insert(key.to_string(), value.to_string());
@@ -374,12 +381,14 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' is not read by cdc-sql, which takes this setting from '{ours}' (Flink's other name for it); write SET '{ours}' = '{value}'"
             )));
-        } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED].contains(&key)
+        } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED, LOCAL_TIME_ZONE]
+            .contains(&key)
             && !restart::KEYS.contains(&key)
             && !REST_ADDRESS_KEYS.contains(&key)
             && !REST_PORT_KEYS.contains(&key)
         {
             let mut known: Vec<&str> = vec![
+                LOCAL_TIME_ZONE,
                 CHECKPOINT_INTERVAL,
                 CHECKPOINT_MODE,
                 CHECKPOINT_DIR,
@@ -430,7 +439,16 @@ impl Session {
         };
         let defaults = ConfigOptions::new();
         for k in keys {
-            if k.starts_with("datafusion.") {
+            let k = if k == LOCAL_TIME_ZONE {
+                self.settings.remove(&k);
+                DATAFUSION_TIME_ZONE.to_string()
+            } else {
+                k
+            };
+            if k == DATAFUSION_TIME_ZONE {
+                // Unset (UTC), which a string value cannot say.
+                self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = None;
+            } else if k.starts_with("datafusion.") {
                 let default = defaults.entries().into_iter().find(|e| e.key == k).and_then(|e| e.value);
                 let session_default =
                     session_config().options().entries().into_iter().find(|e| e.key == k).and_then(|e| e.value);

@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::env::substitute;
 use super::split::{line_col, padded, split, RawStatement};
@@ -84,7 +84,12 @@ pub fn parse_statement(
     let location = Location { source: source.to_string(), line, column };
     let text = padded(script, raw);
     let dialect = GenericDialect {};
-    let parser = Parser::new(&dialect).try_with_sql(&text).map_err(|e| parser_error(source, e, &location))?;
+    let mut tokens = Tokenizer::new(&dialect, &text)
+        .tokenize_with_location()
+        .map_err(|e| parser_error(source, ParserError::TokenizerError(e.to_string()), &location))?;
+    // Flink's JSON_OBJECT(KEY k VALUE v) is not something sqlparser reads.
+    cdc_sql_udfs::syntax::rewrite_tokens(&mut tokens);
+    let parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut p = StatementParser { p: parser, source, env, location: location.clone(), pending_gt: 0 };
     let statement = p.statement()?;
     Ok(LocatedStatement { statement, location })
@@ -227,6 +232,21 @@ impl StatementParser<'_> {
         }
     }
 
+    /// An INSERT or SELECT for DataFusion, with Flink's function syntax (IF, TIMESTAMPADD(DAY, …),
+    /// EXTRACT, FLOOR(… TO …), JSON_OBJECT…) turned into calls of cdc-sql's functions.
+    fn query_statement(&mut self) -> Result<ast::Statement> {
+        let mut stmt = self.p.parse_statement().map_err(|e| self.syntax(e))?;
+        cdc_sql_udfs::syntax::rewrite_statement(&mut stmt).map_err(|e| {
+            let location = if e.line == 0 {
+                self.location.clone()
+            } else {
+                Location { source: self.source.to_string(), line: e.line as usize, column: e.column as usize }
+            };
+            Error::user(e.message).at(location)
+        })?;
+        Ok(stmt)
+    }
+
     fn statement(&mut self) -> Result<Statement> {
         let first = self.p.peek_token();
         let Some(word) = word_of(&first) else {
@@ -248,13 +268,9 @@ impl StatementParser<'_> {
                         self.error_at(&first, "INSERT OVERWRITE is not supported on changelog sinks: use INSERT INTO")
                     );
                 }
-                let stmt = self.p.parse_statement().map_err(|e| self.syntax(e))?;
-                Statement::Insert(Box::new(stmt))
+                Statement::Insert(Box::new(self.query_statement()?))
             }
-            "SELECT" | "WITH" | "VALUES" => {
-                let stmt = self.p.parse_statement().map_err(|e| self.syntax(e))?;
-                Statement::Query(Box::new(stmt))
-            }
+            "SELECT" | "WITH" | "VALUES" => Statement::Query(Box::new(self.query_statement()?)),
             "EXECUTE" => return self.statement_set(),
             "BEGIN" => {
                 self.p.next_token();
@@ -308,7 +324,7 @@ impl StatementParser<'_> {
                     format!("a statement set holds only INSERT INTO statements, found {}", tok.token),
                 ));
             }
-            let stmt = self.p.parse_statement().map_err(|e| self.syntax(e))?;
+            let stmt = self.query_statement()?;
             inserts.push(LocatedStatement {
                 statement: Statement::Insert(Box::new(stmt)),
                 location: self.location_of(&tok),

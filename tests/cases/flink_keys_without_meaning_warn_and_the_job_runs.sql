@@ -2,7 +2,6 @@
 -- the job still runs; `SET;` lists them, an ignored credential masked.
 -- stderr: [WARNING] 'table.exec.sink.not-null-enforcer' has no effect in cdc-sql: a NULL reaching a NOT NULL sink column always stops the job
 -- stderr: [WARNING] 'execution.runtime-mode' has no effect in cdc-sql: every job runs in streaming mode
--- stderr: [WARNING] 'table.local-time-zone' has no meaning in cdc-sql, ignored
 -- stderr: [WARNING] 'pipeline.operator-chaining' has no meaning in cdc-sql, ignored
 -- stderr: [WARNING] 'state.backend' has no meaning in cdc-sql, ignored
 -- stderr: [WARNING] 'execution.checkpointing.timeout' has no meaning in cdc-sql, ignored
@@ -12,7 +11,6 @@
 -- stderr: [WARNING] 's3.secret-key' has no meaning in cdc-sql, ignored
 SET 'table.exec.sink.not-null-enforcer' = 'ERROR';
 SET 'execution.runtime-mode' = 'streaming';
-SET 'table.local-time-zone' = 'UTC';
 SET 'pipeline.operator-chaining' = 'false';
 SET 'state.backend' = 'rocksdb';
 SET 'execution.checkpointing.timeout' = '10 min';

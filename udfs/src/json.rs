@@ -271,6 +271,8 @@ pub(crate) fn parse_path(path: &str) -> std::result::Result<Vec<Step<'_>>, Strin
             '.' => {
                 rest = &rest[1..];
                 match rest.chars().next() {
+                    // `$.["a.b"]`, `$.['a b']`: Flink's documented spelling of a bracketed key.
+                    Some('[') => {}
                     Some('"') => {
                         let (key, after) = quoted(rest)?;
                         steps.push(Step::Key(key));
@@ -589,6 +591,19 @@ fn number(b: &[u8], mut pos: usize) -> std::result::Result<usize, Invalid> {
     Ok(pos)
 }
 
+/// Writes the text of `s` when it is exactly one JSON string literal (quotes included); false
+/// otherwise.
+pub(crate) fn unquote_into(s: &str, out: &mut String) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 2 || b[0] != b'"' {
+        return false;
+    }
+    match string(b, 0) {
+        Ok(body) if body.end + 1 == b.len() => s.get(body).is_some_and(|raw| unescape_into(raw, out).is_ok()),
+        _ => false,
+    }
+}
+
 /// Decodes the body of a validated JSON string. A lone UTF-16 surrogate (which JSON allows but
 /// UTF-8 cannot hold) becomes U+FFFD.
 fn unescape_into(raw: &str, out: &mut impl std::fmt::Write) -> std::fmt::Result {
@@ -881,6 +896,8 @@ mod tests {
         );
         assert_eq!(ok(r#"$["a\"b"]"#), vec![Step::Key("a\"b".into())]);
         assert_eq!(ok("lax $.a"), vec![Step::Key("a".into())]);
+        // Flink's docs write bracketed keys after a dot.
+        assert_eq!(ok(r#"$.["a.b"][0]"#), vec![Step::Key("a.b".into()), Step::Index(0)]);
         let bad = [
             ("", "start with '$'"),
             ("a.b", "start with '$'"),

@@ -10,8 +10,6 @@
 //! login (the compose file's), and `filtered` with a user that owns the tables, where each job
 //! adds its table to the publication the first one created — and none drops another's.
 
-// The shared harness serves the fault-injection tests too; this one needs only part of it.
-#[allow(dead_code)]
 mod common;
 
 use std::path::PathBuf;

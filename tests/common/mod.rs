@@ -1,6 +1,9 @@
 //! The harness the fault-injection tests share: a seeded RNG, a write load with its model of the
 //! table, the job process they kill, and the checkpoint records they read.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

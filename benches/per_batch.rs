@@ -63,7 +63,7 @@ fn main() {
         query.unwrap()
     });
     // The operator the pipeline runs the query as.
-    let mut query = QueryOperator::new(query);
+    let mut query = QueryOperator::new(query).unwrap();
     let mut out = Vec::with_capacity(1);
     println!("{:>10} {:>14} {:>14} {:>14}", "batch rows", "µs per batch", "ns per row", "rows/s");
     for size in [1usize, 100, 8192] {

@@ -18,7 +18,9 @@ use crate::changelog::{ChangelogMode, Retractions};
 use crate::connectors::options::parse_duration;
 use crate::connectors::{open_table, ConnectorTable, Sink, SourceContext, SourceIdentity};
 use crate::error::{Error, Result};
-use crate::plan::{insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget};
+use crate::plan::{
+    check_sink_key, insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget,
+};
 use crate::runtime::{restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
 use crate::sql::{LocatedStatement, Statement, TableSpec};
 
@@ -84,7 +86,7 @@ pub enum Outcome {
     /// INSERTs to run.
     Job(Job),
     /// A SELECT over a changelog table; the front end provides where the rows go.
-    Query(QueryJob),
+    Query(Box<QueryJob>),
     Quit,
 }
 
@@ -122,6 +124,16 @@ fn session_config() -> SessionConfig {
         .set_str("datafusion.optimizer.enable_round_robin_repartition", "false")
 }
 
+/// A DataFusion context that plans queries as jobs do (settings, Flink's functions); tests run
+/// DataFusion's own batch answers in one too.
+pub fn planning_context() -> SessionContext {
+    let ctx = SessionContext::new_with_config(session_config());
+    for udf in cdc_sql_udfs::all() {
+        ctx.register_udf(udf);
+    }
+    ctx
+}
+
 impl Default for Session {
     fn default() -> Self {
         Self::new()
@@ -130,12 +142,8 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        let ctx = SessionContext::new_with_config(session_config());
-        for udf in cdc_sql_udfs::all() {
-            ctx.register_udf(udf);
-        }
         Session {
-            ctx,
+            ctx: planning_context(),
             tables: BTreeMap::new(),
             settings: BTreeMap::new(),
             statement_set: None,
@@ -505,7 +513,7 @@ impl Session {
     }
 
     /// The inputs of a compiled query, with what their sources tell the query; the changelog of
-    /// the query's result (inserts only when every input gives inserts only).
+    /// the query's result (see [`CompiledQuery::changelog`]).
     fn query_inputs(&self, query: &mut CompiledQuery) -> Result<(Vec<InputSpec>, ChangelogMode, bool)> {
         let mut inputs = Vec::with_capacity(query.inputs.len());
         let mut modes = Vec::with_capacity(query.inputs.len());
@@ -517,7 +525,7 @@ impl Session {
             bounded &= source.bounded;
             inputs.push(source.input);
         }
-        Ok((inputs, merged_changelog(&modes), bounded))
+        Ok((inputs, query.changelog(&modes)?, bounded))
     }
 
     /// Plans one INSERT; `taken` are the names of the pipelines planned before it in the same job.
@@ -526,6 +534,9 @@ impl Session {
         let target = self.entry(&sink_name)?;
         let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
         let (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
+        if !mode.is_insert_only() {
+            check_sink_key(&target.spec, &planned.query)?;
+        }
         let sink_connector = target.spec.connector().unwrap_or("?").to_string();
         // Validate the sink against this changelog now, at planning, not when the job starts.
         let _: Box<dyn Sink> = target.table.sink(mode)?.ok_or_else(|| {
@@ -566,7 +577,7 @@ impl Session {
             restart: RestartStrategy::None,
             ..self.job_config()?
         };
-        Ok(Outcome::Query(QueryJob { inputs, query, bounded, changelog, config }))
+        Ok(Outcome::Query(Box::new(QueryJob { inputs, query, bounded, changelog, config })))
     }
 }
 
@@ -576,18 +587,6 @@ struct SourceInfo {
     changelog: ChangelogMode,
     retractions: Retractions,
     bounded: bool,
-}
-
-/// The changelog of a `UNION ALL` of inputs with these changelogs: the most general of them
-/// (an upsert input without `-U` makes the union an upsert changelog).
-fn merged_changelog(modes: &[ChangelogMode]) -> ChangelogMode {
-    if modes.contains(&ChangelogMode::Upsert) {
-        ChangelogMode::Upsert
-    } else if modes.contains(&ChangelogMode::All) {
-        ChangelogMode::All
-    } else {
-        ChangelogMode::InsertOnly
-    }
 }
 
 /// The pipeline's identity in its job: `INSERT INTO sink`, numbered from the second INSERT into

@@ -7,6 +7,10 @@
 //! - `-- env: NAME=value`: set for the run;
 //! - `-- unordered`: each print sink's lines are compared as a set: a `UNION ALL` of sources read
 //!   side by side interleaves their rows in whatever order they arrive, as in Flink.
+//! - `-- materialized`: each print sink's changelog is applied (`+I`/`+U` add a row, `-U`/`-D`
+//!   take one away, which must be there) and the rows it ends with are compared, sorted, as
+//!   `id> +I[…]` lines: which intermediate results an updating query shows depends on batch
+//!   boundaries, its final result does not.
 //!
 //! Lines of different print sinks (`id> +I[…]`) may interleave, so stdout is compared after a
 //! stable grouping by print identifier: each sink's lines keep their order.
@@ -20,10 +24,11 @@ struct Case {
     stderr: Vec<String>,
     env: Vec<(String, String)>,
     unordered: bool,
+    materialized: bool,
 }
 
 fn directives(sql: &str) -> Case {
-    let mut case = Case { exit: 0, stderr: vec![], env: vec![], unordered: false };
+    let mut case = Case { exit: 0, stderr: vec![], env: vec![], unordered: false, materialized: false };
     for line in sql.lines().take_while(|l| l.starts_with("--")) {
         let line = line.trim_start_matches("--").trim();
         if let Some(v) = line.strip_prefix("exit:") {
@@ -35,6 +40,8 @@ fn directives(sql: &str) -> Case {
             case.env.push((k.to_string(), val.to_string()));
         } else if line == "unordered" {
             case.unordered = true;
+        } else if line == "materialized" {
+            case.materialized = true;
         }
     }
     case
@@ -57,6 +64,39 @@ fn grouped(stdout: &str, unordered: bool) -> String {
         lines.sort_by(|a, b| a.0.cmp(&b.0));
     }
     lines.into_iter().map(|(_, l)| format!("{l}\n")).collect()
+}
+
+/// The rows each print sink holds at the end of its changelog, as sorted `id> +I[…]` lines; other
+/// lines are kept as they are.
+fn materialize(stdout: &str) -> Result<String, String> {
+    let mut tables: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut other = Vec::new();
+    for line in stdout.lines() {
+        let Some((id, rest)) = line.split_once("> ").filter(|(id, r)| !id.contains(' ') && r.len() > 2) else {
+            other.push(format!("{line}\n"));
+            continue;
+        };
+        let (kind, row) = rest.split_at(2);
+        let rows = tables.entry(id.to_string()).or_default();
+        match kind {
+            "+I" | "+U" => rows.push(row.to_string()),
+            "-U" | "-D" => match rows.iter().position(|r| r == row) {
+                Some(i) => {
+                    rows.swap_remove(i);
+                }
+                None => return Err(format!("{id}: {line:?} retracts a row the sink does not hold")),
+            },
+            _ => other.push(format!("{line}\n")),
+        }
+    }
+    let mut out: String = other.concat();
+    for (id, mut rows) in tables {
+        rows.sort();
+        for row in rows {
+            out.push_str(&format!("{id}> +I{row}\n"));
+        }
+    }
+    Ok(out)
 }
 
 fn run_case(dir: &Path, sql_path: &Path) -> Result<(), String> {
@@ -82,6 +122,17 @@ fn run_case(dir: &Path, sql_path: &Path) -> Result<(), String> {
         }
     }
     let out_path = sql_path.with_extension("out");
+    let stdout = if case.materialized {
+        match materialize(&stdout) {
+            Ok(rows) => rows.into(),
+            Err(e) => {
+                problems.push(e);
+                stdout
+            }
+        }
+    } else {
+        stdout
+    };
     let actual = grouped(&stdout, case.unordered);
     if std::env::var_os("UPDATE_EXPECTED").is_some() {
         std::fs::write(&out_path, stdout.as_bytes()).map_err(|e| e.to_string())?;

@@ -289,7 +289,7 @@ pub async fn show(outcome: Outcome, runner: &Runner) -> Result<()> {
         Outcome::Text(t) => println!("{t}"),
         Outcome::Table(batches) => print_table(&batches)?,
         Outcome::Job(job) => run_job(job, runner).await?,
-        Outcome::Query(query) => run_query(query, runner).await?,
+        Outcome::Query(query) => run_query(*query, runner).await?,
         Outcome::Quit => {}
     }
     Ok(())

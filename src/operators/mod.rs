@@ -13,16 +13,62 @@
 //! Every operator keeps the changelog contract on its output: an update is a `-U` immediately
 //! followed by its `+U`.
 
+mod aggregate;
 mod query;
 mod truncate;
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
 
+pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
 pub use query::QueryOperator;
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
-use crate::changelog::Event;
+use crate::changelog::{ChangelogMode, Event};
 use crate::error::Result;
+
+/// A stateful node of a query, as planned; the runtime makes the operator that runs it and keeps
+/// its state.
+#[derive(Debug, Clone)]
+pub enum StatefulSpec {
+    /// GROUP BY, `SELECT DISTINCT`, `UNION`: one input.
+    Aggregate(Arc<AggregateSpec>),
+}
+
+impl StatefulSpec {
+    /// The SQL construct, for messages and the state's name.
+    pub fn construct(&self) -> &'static str {
+        match self {
+            StatefulSpec::Aggregate(_) => "GROUP BY",
+        }
+    }
+
+    /// An operator that runs the node from empty state; `name` names its state in checkpoints.
+    pub fn instantiate(&self, name: String) -> Result<Box<dyn Operator>> {
+        Ok(match self {
+            StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone())?),
+        })
+    }
+
+    /// The changelog of the node's result, given its inputs' changelogs.
+    pub fn changelog(&self, inputs: &[ChangelogMode]) -> ChangelogMode {
+        match self {
+            // A grouping without functions over inserts only ever adds groups.
+            StatefulSpec::Aggregate(spec) if spec.is_distinct_only() && inputs.iter().all(|m| m.is_insert_only()) => {
+                ChangelogMode::InsertOnly
+            }
+            StatefulSpec::Aggregate(_) => ChangelogMode::All,
+        }
+    }
+
+    /// The result's columns that are a unique key of it, if it has one.
+    pub fn unique_key(&self) -> Option<Vec<usize>> {
+        match self {
+            StatefulSpec::Aggregate(spec) => Some((0..spec.key_len()).collect()),
+        }
+    }
+}
 
 /// What a stateful operator hands to a checkpoint.
 #[derive(Debug, Clone)]

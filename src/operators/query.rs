@@ -1,6 +1,7 @@
-//! The stateless part of an INSERT's query as an operator over all its inputs: filters,
-//! projections, casts and scalar functions per `UNION ALL` branch ([`CompiledQuery`]), with the
-//! query's `LIMIT`s counted down as rows go out.
+//! An INSERT's query as an operator over all its inputs: filters, projections, casts and scalar
+//! functions per `UNION ALL` branch, the GROUP BYs above them ([`CompiledQuery`]), with the
+//! query's `LIMIT`s counted down as rows go out. Each stateful node's state is an operator of
+//! its own, snapshotted and restored as an operator of the pipeline.
 
 use std::sync::Arc;
 
@@ -12,12 +13,26 @@ use crate::plan::{CompiledQuery, Limits};
 pub struct QueryOperator {
     query: Arc<CompiledQuery>,
     limits: Limits,
+    /// One per [`CompiledQuery::stateful`], in order.
+    stateful: Vec<Box<dyn Operator>>,
 }
 
 impl QueryOperator {
-    pub fn new(query: Arc<CompiledQuery>) -> Self {
+    pub fn new(query: Arc<CompiledQuery>) -> Result<Self> {
         let limits = query.limits();
-        QueryOperator { query, limits }
+        let stateful = query
+            .stateful()
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| spec.instantiate(format!("query {} {}", spec.construct(), i + 1)))
+            .collect::<Result<_>>()?;
+        Ok(QueryOperator { query, limits, stateful })
+    }
+
+    /// The operators that keep the query's state, each under a name stable across runs of the
+    /// same job file.
+    pub fn stateful_operators(&mut self) -> impl Iterator<Item = &mut dyn Operator> {
+        self.stateful.iter_mut().map(|op| op.as_mut() as &mut dyn Operator)
     }
 
     /// Nothing more can come out: the query's `LIMIT`s are reached.
@@ -43,7 +58,7 @@ impl Operator for QueryOperator {
     fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
         match event {
             Event::Changes { changes, .. } => {
-                let result = self.query.apply(input, &changes, &mut self.limits)?;
+                let result = self.query.apply(input, &changes, &mut self.limits, &mut self.stateful)?;
                 if !result.is_empty() {
                     out.push(Event::changes(result));
                 }

@@ -3,9 +3,13 @@
 //! compiled into physical expressions that run on every changelog batch, carrying the row kinds
 //! through and applying the changelog rules for filters. `UNION ALL` makes one branch per
 //! `SELECT`; each branch reads one input table and the branches' results are merged in arrival
-//! order. Stateful operators (GROUP BY with retractions, joins) are not built yet: such queries
-//! are rejected at planning with a clear error.
+//! order. A stateful node — a GROUP BY (also `SELECT DISTINCT` and `UNION`, which the optimizer
+//! plans as groupings) — becomes a [`StatefulSpec`] over the rows of the nodes under it, followed
+//! by the stateless steps over its result (HAVING, the select list); its state lives in an operator
+//! the runtime instantiates from the spec, one per node. Joins, OVER windows and LIMIT over an
+//! updating result are not built yet: such queries are rejected at planning with a clear error.
 
+mod aggregate;
 mod insert;
 mod table;
 
@@ -14,17 +18,19 @@ use std::sync::Arc;
 use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::DFSchema;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{FetchType, LogicalPlan, SkipType};
+use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
 use datafusion::physical_expr::PhysicalExpr;
 
-pub use insert::{insert_target, plan_insert, PlannedInsert, SinkTarget};
+pub use insert::{check_sink_key, insert_target, plan_insert, PlannedInsert, SinkTarget};
 pub use table::ChangelogTableProvider;
 
-use crate::changelog::{filter_changes, ChangeBatch, Retractions};
+use crate::changelog::{filter_changes, ChangeBatch, ChangelogMode, Event, Retractions};
 use crate::error::{Error, Result};
+use crate::operators::{Operator, StatefulSpec};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Step {
     /// Keep the columns at these indices (the table scan's projection).
     Select(Vec<usize>),
@@ -46,14 +52,152 @@ struct Branch {
     limit: Option<usize>,
 }
 
+/// A query as a tree: stateless branches over the inputs at the leaves, stateful operators (a
+/// GROUP BY) above them, each followed by the stateless steps over its result.
+#[derive(Debug)]
+enum Node {
+    /// Branches whose results are merged in arrival order.
+    Branches(Vec<Branch>),
+    /// A stateful operator ([`CompiledQuery::stateful`]`[index]`) over the rows of `inputs` (its
+    /// input i is `inputs[i]`), then `steps`.
+    Stateful {
+        inputs: Vec<Node>,
+        /// The schema of the rows each of `inputs` gives.
+        input_schemas: Vec<SchemaRef>,
+        index: usize,
+        steps: Vec<Step>,
+        /// The result's columns that are a unique key of it (a GROUP BY's key, as far as the
+        /// steps keep it); `None` when there is none or the steps dropped or computed over one of
+        /// its columns.
+        unique_key: Option<Vec<usize>>,
+    },
+    /// A `UNION ALL` with a stateful branch.
+    Union(Vec<Node>),
+}
+
+impl Node {
+    fn push_step(&mut self, step: &Step) {
+        match self {
+            Node::Branches(branches) => branches.iter_mut().for_each(|b| b.steps.push(step.clone())),
+            Node::Stateful { steps, .. } => steps.push(step.clone()),
+            Node::Union(children) => children.iter_mut().for_each(|c| c.push_step(step)),
+        }
+    }
+
+    fn has_limit(&self) -> bool {
+        match self {
+            Node::Branches(branches) => branches.iter().any(|b| b.limit.is_some()),
+            Node::Stateful { inputs, .. } => inputs.iter().any(Node::has_limit),
+            Node::Union(children) => children.iter().any(Node::has_limit),
+        }
+    }
+
+    /// The changes of the query's rows for one batch of input `input`, in parts (no limits
+    /// apply: a query with a stateful part has none).
+    fn run(
+        &self,
+        input: usize,
+        batch: &ChangeBatch,
+        retractions: Retractions,
+        stateful: &mut [Box<dyn Operator>],
+        parts: &mut Vec<ChangeBatch>,
+    ) -> Result<()> {
+        match self {
+            Node::Branches(branches) => {
+                for branch in branches.iter().filter(|b| b.input == input) {
+                    let out = run_steps(&branch.steps, batch, retractions)?;
+                    if !out.is_empty() {
+                        parts.push(out);
+                    }
+                }
+            }
+            Node::Stateful { inputs, input_schemas, index, steps, .. } => {
+                for (side, (child, schema)) in inputs.iter().zip(input_schemas).enumerate() {
+                    let mut below = Vec::new();
+                    child.run(input, batch, retractions, stateful, &mut below)?;
+                    if below.is_empty() {
+                        continue;
+                    }
+                    let rows = if below.len() == 1 { below.remove(0) } else { ChangeBatch::concat(schema, &below)? };
+                    let mut out = Vec::new();
+                    stateful
+                        .get_mut(*index)
+                        .ok_or_else(|| Error::internal("a query ran without the state of one of its operators"))?
+                        .process(side, Event::changes(rows), &mut out)?;
+                    for event in out {
+                        let Event::Changes { changes, .. } = event else {
+                            return Err(Error::internal(
+                                "a query's stateful operator gave an event other than changes",
+                            ));
+                        };
+                        // What a stateful operator gives carries whole old rows.
+                        let out = run_steps(steps, &changes, Retractions::WholeRows)?;
+                        if !out.is_empty() {
+                            parts.push(out);
+                        }
+                    }
+                }
+            }
+            Node::Union(children) => {
+                for child in children {
+                    child.run(input, batch, retractions, stateful, parts)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The changelog of the node's result, given its inputs' changelogs and what their
+    /// retractions carry.
+    fn changelog(&self, query: &CompiledQuery, modes: &[ChangelogMode]) -> Result<ChangelogMode> {
+        match self {
+            Node::Branches(branches) => Ok(merged_changelog(branches.iter().map(|b| modes[b.input]))),
+            Node::Union(children) => {
+                let modes = children.iter().map(|c| c.changelog(query, modes)).collect::<Result<Vec<_>>>()?;
+                Ok(merged_changelog(modes.into_iter()))
+            }
+            Node::Stateful { inputs, index, .. } => {
+                let spec = &query.stateful[*index];
+                let below = inputs.iter().map(|c| c.changelog(query, modes)).collect::<Result<Vec<_>>>()?;
+                let mut read = Vec::new();
+                self.inputs(&mut read);
+                for i in read {
+                    if modes[i] == ChangelogMode::Upsert || query.retractions[i] == Retractions::MaybeKeyOnly {
+                        return Err(Error::user(format!(
+                            "{} over table `{}` needs the whole old row of every update and delete, which its \
+                             source does not send (an upsert changelog, or retractions with the key only); for \
+                             postgres-cdc set REPLICA IDENTITY FULL on the table and 'changelog-mode' = 'all'",
+                            spec.construct(),
+                            query.inputs[i]
+                        )));
+                    }
+                }
+                Ok(spec.changelog(&below))
+            }
+        }
+    }
+
+    /// The inputs the node reads.
+    fn inputs(&self, out: &mut Vec<usize>) {
+        match self {
+            Node::Branches(branches) => out.extend(branches.iter().map(|b| b.input)),
+            Node::Stateful { inputs, .. } => inputs.iter().for_each(|c| c.inputs(out)),
+            Node::Union(children) => children.iter().for_each(|c| c.inputs(out)),
+        }
+    }
+}
+
 /// A query over changelog tables, compiled to run batch by batch: each input table's batches go
-/// through the branches that read it; what they give is the query's result, in arrival order.
+/// through the branches that read it, then through the stateful operators above them; what comes
+/// out is the query's result, in arrival order.
 #[derive(Debug)]
 pub struct CompiledQuery {
     /// The tables the query reads, each once, in the order the query names them. A table read by
     /// several branches of a `UNION ALL` is still one input (one source, one position).
     pub inputs: Vec<String>,
-    branches: Vec<Branch>,
+    root: Node,
+    /// The query's stateful operators, in the order of the plan (their state's names follow it).
+    stateful: Vec<StatefulSpec>,
     /// Schema of the batches [`CompiledQuery::apply`] returns.
     pub output_schema: SchemaRef,
     /// `LIMIT n` over the whole result: the query is done after n rows.
@@ -73,20 +217,28 @@ pub struct Limits {
 impl Limits {
     /// Nothing more can come out: the query's limit, or every branch's, is reached.
     pub fn exhausted(&self) -> bool {
-        self.total == Some(0) || self.branches.iter().all(|b| *b == Some(0))
+        self.total == Some(0) || (!self.branches.is_empty() && self.branches.iter().all(|b| *b == Some(0)))
     }
 }
 
 impl CompiledQuery {
-    /// Compiles an optimized logical plan. Fails for plans that read no table or need state.
+    /// Compiles an optimized logical plan. Fails for plans that read no table or need what is
+    /// not built.
     pub fn compile(state: &SessionState, plan: &LogicalPlan) -> Result<Self> {
+        let mut compiler = Compiler { state, inputs: Vec::new(), stateful: Vec::new() };
         let mut limit = None;
-        let mut inputs = Vec::new();
-        let branches = compile_node(state, plan, &mut inputs, &mut limit)?;
-        let retractions = vec![Retractions::WholeRows; inputs.len()];
+        let root = compiler.node(plan, &mut limit)?;
+        if limit.is_some() && !matches!(root, Node::Branches(_)) {
+            return Err(Error::user(
+                "LIMIT over the result of a GROUP BY (an updating result) is not supported; Flink's Top-N \
+                 (ROW_NUMBER() OVER …) is not supported yet either",
+            ));
+        }
+        let retractions = vec![Retractions::WholeRows; compiler.inputs.len()];
         Ok(CompiledQuery {
-            inputs,
-            branches,
+            inputs: compiler.inputs,
+            root,
+            stateful: compiler.stateful,
             output_schema: Arc::new(plan.schema().as_arrow().clone()),
             limit,
             retractions,
@@ -100,40 +252,90 @@ impl CompiledQuery {
         }
     }
 
+    /// The query's stateful operators, each run by an operator that keeps its state
+    /// ([`StatefulSpec::instantiate`]).
+    pub fn stateful(&self) -> &[StatefulSpec] {
+        &self.stateful
+    }
+
+    /// Whether the query keeps state (a GROUP BY, `SELECT DISTINCT`, `UNION`).
+    pub fn is_stateful(&self) -> bool {
+        !self.stateful.is_empty()
+    }
+
+    /// The changelog of the query's result, given each input's changelog: the most general of the
+    /// inputs' for a stateless query, an updating one after a GROUP BY. Fails when a GROUP BY
+    /// would get retractions it cannot take.
+    pub fn changelog(&self, modes: &[ChangelogMode]) -> Result<ChangelogMode> {
+        if modes.len() != self.inputs.len() {
+            return Err(Error::internal("a changelog for each input of the query is needed"));
+        }
+        self.root.changelog(self, modes)
+    }
+
+    /// The result's columns that are a unique key of it, for a stateful query.
+    pub fn unique_key(&self) -> Option<&[usize]> {
+        match &self.root {
+            Node::Stateful { unique_key, .. } => unique_key.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether any `LIMIT` bounds the query or one of its branches.
     pub fn has_limit(&self) -> bool {
-        self.limit.is_some() || self.branches.iter().any(|b| b.limit.is_some())
+        self.limit.is_some() || self.root.has_limit()
     }
 
     /// The limits of a fresh run of the query.
     pub fn limits(&self) -> Limits {
-        Limits { branches: self.branches.iter().map(|b| b.limit).collect(), total: self.limit }
+        let branches = match &self.root {
+            Node::Branches(branches) => branches.iter().map(|b| b.limit).collect(),
+            _ => Vec::new(),
+        };
+        Limits { branches, total: self.limit }
     }
 
     /// Whether an input can still contribute rows under `limits`.
     pub fn input_wanted(&self, input: usize, limits: &Limits) -> bool {
-        limits.total != Some(0)
-            && self.branches.iter().zip(&limits.branches).any(|(b, l)| b.input == input && *l != Some(0))
+        match &self.root {
+            Node::Branches(branches) => {
+                limits.total != Some(0)
+                    && branches.iter().zip(&limits.branches).any(|(b, l)| b.input == input && *l != Some(0))
+            }
+            _ => true,
+        }
     }
 
-    /// Runs the query on one batch of input `input`, within `limits` (which it counts down).
-    pub fn apply(&self, input: usize, batch: &ChangeBatch, limits: &mut Limits) -> Result<ChangeBatch> {
+    /// Runs the query on one batch of input `input`, within `limits` (which it counts down), with
+    /// the state of its stateful operators (one per [`CompiledQuery::stateful`], in order).
+    pub fn apply(
+        &self,
+        input: usize,
+        batch: &ChangeBatch,
+        limits: &mut Limits,
+        stateful: &mut [Box<dyn Operator>],
+    ) -> Result<ChangeBatch> {
         let retractions = self.retractions.get(input).copied().unwrap_or(Retractions::WholeRows);
         let mut parts = Vec::new();
-        for (branch, left) in self.branches.iter().zip(limits.branches.iter_mut()) {
-            if branch.input != input || *left == Some(0) || limits.total == Some(0) {
-                continue;
-            }
-            let mut out = run_steps(&branch.steps, batch, retractions)?;
-            for limit in [left, &mut limits.total] {
-                if let Some(n) = limit.as_mut() {
-                    out = out.head(*n);
-                    *n = n.saturating_sub(out.num_rows());
+        match &self.root {
+            Node::Branches(branches) => {
+                for (branch, left) in branches.iter().zip(limits.branches.iter_mut()) {
+                    if branch.input != input || *left == Some(0) || limits.total == Some(0) {
+                        continue;
+                    }
+                    let mut out = run_steps(&branch.steps, batch, retractions)?;
+                    for limit in [left, &mut limits.total] {
+                        if let Some(n) = limit.as_mut() {
+                            out = out.head(*n);
+                            *n = n.saturating_sub(out.num_rows());
+                        }
+                    }
+                    if !out.is_empty() {
+                        parts.push(out);
+                    }
                 }
             }
-            if !out.is_empty() {
-                parts.push(out);
-            }
+            root => root.run(input, batch, retractions, stateful, &mut parts)?,
         }
         match parts.len() {
             0 => Ok(ChangeBatch::inserts(RecordBatch::new_empty(self.output_schema.clone()))),
@@ -141,6 +343,16 @@ impl CompiledQuery {
             _ => ChangeBatch::concat(&self.output_schema, &parts),
         }
     }
+}
+
+/// The changelog of a `UNION ALL` of inputs with these changelogs: the most general of them
+/// (an upsert input without `-U` makes the union an upsert changelog).
+pub fn merged_changelog(modes: impl Iterator<Item = ChangelogMode>) -> ChangelogMode {
+    modes.fold(ChangelogMode::InsertOnly, |a, b| match (a, b) {
+        (ChangelogMode::Upsert, _) | (_, ChangelogMode::Upsert) => ChangelogMode::Upsert,
+        (ChangelogMode::All, _) | (_, ChangelogMode::All) => ChangelogMode::All,
+        _ => ChangelogMode::InsertOnly,
+    })
 }
 
 fn run_steps(steps: &[Step], batch: &ChangeBatch, retractions: Retractions) -> Result<ChangeBatch> {
@@ -194,122 +406,184 @@ pub fn reads_a_table(plan: &LogicalPlan) -> bool {
     found
 }
 
-/// The branches of `plan`; `limit` collects a limit over all of them.
-fn compile_node(
-    state: &SessionState,
-    plan: &LogicalPlan,
-    inputs: &mut Vec<String>,
-    limit: &mut Option<usize>,
-) -> Result<Vec<Branch>> {
-    match plan {
-        LogicalPlan::TableScan(scan) => {
-            if !scan.filters.is_empty() {
-                return Err(Error::internal("filters were pushed into a changelog table scan"));
-            }
-            let table = scan.table_name.table().to_string();
-            let input = match inputs.iter().position(|t| *t == table) {
-                Some(i) => i,
-                None => {
-                    inputs.push(table);
-                    inputs.len() - 1
+/// Compiles a plan into [`Node`]s, collecting the tables it reads and its stateful operators.
+struct Compiler<'a> {
+    state: &'a SessionState,
+    inputs: Vec<String>,
+    stateful: Vec<StatefulSpec>,
+}
+
+impl Compiler<'_> {
+    /// The node of `plan`; `limit` collects a limit over all of its rows.
+    fn node(&mut self, plan: &LogicalPlan, limit: &mut Option<usize>) -> Result<Node> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if !scan.filters.is_empty() {
+                    return Err(Error::internal("filters were pushed into a changelog table scan"));
                 }
-            };
-            let steps = scan.projection.iter().map(|p| Step::Select(p.clone())).collect();
-            if let Some(fetch) = scan.fetch {
-                *limit = Some(limit.map_or(fetch, |l| l.min(fetch)));
+                let table = scan.table_name.table().to_string();
+                let input = match self.inputs.iter().position(|t| *t == table) {
+                    Some(i) => i,
+                    None => {
+                        self.inputs.push(table);
+                        self.inputs.len() - 1
+                    }
+                };
+                let steps = scan.projection.iter().map(|p| Step::Select(p.clone())).collect();
+                if let Some(fetch) = scan.fetch {
+                    *limit = Some(limit.map_or(fetch, |l| l.min(fetch)));
+                }
+                Ok(Node::Branches(vec![Branch { input, steps, limit: None }]))
             }
-            Ok(vec![Branch { input, steps, limit: None }])
-        }
-        LogicalPlan::Filter(filter) => {
-            let mut branches = compile_node(state, &filter.input, inputs, limit)?;
-            let predicate = state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
-            for branch in &mut branches {
-                branch.steps.push(Step::Filter(predicate.clone()));
+            LogicalPlan::Filter(filter) => {
+                let mut node = self.node(&filter.input, limit)?;
+                let predicate = self.state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
+                node.push_step(&Step::Filter(predicate));
+                Ok(node)
             }
-            Ok(branches)
-        }
-        LogicalPlan::Projection(projection) => {
-            let mut branches = compile_node(state, &projection.input, inputs, limit)?;
-            let exprs = projection
-                .expr
-                .iter()
-                .map(|e| state.create_physical_expr(e.clone(), projection.input.schema()))
-                .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let schema = Arc::new(projection.schema.as_arrow().clone());
-            for branch in &mut branches {
-                branch.steps.push(Step::Project(exprs.clone(), schema.clone()));
+            LogicalPlan::Projection(projection) => {
+                let mut node = self.node(&projection.input, limit)?;
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| self.state.create_physical_expr(e.clone(), projection.input.schema()))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let schema = Arc::new(projection.schema.as_arrow().clone());
+                if let Node::Stateful { unique_key, .. } = &mut node {
+                    *unique_key = unique_key.take().and_then(|key| {
+                        key.iter()
+                            .map(|k| projected_position(&projection.expr, projection.input.schema(), *k))
+                            .collect()
+                    });
+                }
+                node.push_step(&Step::Project(exprs, schema));
+                Ok(node)
             }
-            Ok(branches)
-        }
-        LogicalPlan::SubqueryAlias(alias) => compile_node(state, &alias.input, inputs, limit),
-        LogicalPlan::Limit(l) => {
-            if !matches!(l.get_skip_type()?, SkipType::Literal(0)) {
-                return Err(Error::user("OFFSET is not supported on a changelog stream"));
+            LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input, limit),
+            LogicalPlan::Limit(l) => {
+                if !matches!(l.get_skip_type()?, SkipType::Literal(0)) {
+                    return Err(Error::user("OFFSET is not supported on a changelog stream"));
+                }
+                let node = self.node(&l.input, limit)?;
+                if let FetchType::Literal(Some(fetch)) = l.get_fetch_type()? {
+                    *limit = Some(limit.map_or(fetch, |x| x.min(fetch)));
+                }
+                Ok(node)
             }
-            let branches = compile_node(state, &l.input, inputs, limit)?;
-            if let FetchType::Literal(Some(fetch)) = l.get_fetch_type()? {
-                *limit = Some(limit.map_or(fetch, |x| x.min(fetch)));
+            LogicalPlan::Union(union) => {
+                let schema = Arc::new(union.schema.as_arrow().clone());
+                let mut children = Vec::new();
+                for child in &union.inputs {
+                    // A limit inside one branch bounds that branch only.
+                    let mut branch_limit = None;
+                    let mut node = self.node(child, &mut branch_limit)?;
+                    let nested = match &node {
+                        Node::Branches(branches) => branches.len() > 1,
+                        _ => true,
+                    };
+                    if nested && branch_limit.is_some() {
+                        // It would bound each inner branch on its own, not the inner union's rows.
+                        return Err(Error::user(
+                            "a LIMIT over a UNION ALL that is itself one branch of a UNION ALL is not supported, nor \
+                             one over a GROUP BY in a branch; put the LIMIT over the whole query or inside single \
+                             SELECTs",
+                        ));
+                    }
+                    let child_schema = child.schema().as_arrow();
+                    let same_types = child_schema.fields().len() == schema.fields().len()
+                        && child_schema
+                            .fields()
+                            .iter()
+                            .zip(schema.fields())
+                            .all(|(a, b)| same_type(a.data_type(), b.data_type()));
+                    if !same_types {
+                        return Err(Error::internal(format!(
+                            "a UNION ALL branch gives {child_schema:?} where the union has {schema:?}"
+                        )));
+                    }
+                    node.push_step(&Step::Rename(schema.clone()));
+                    if let Node::Branches(branches) = &mut node {
+                        for branch in branches {
+                            branch.limit = match (branch.limit, branch_limit) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                        }
+                    }
+                    children.push(node);
+                }
+                // Stateless branches merge into one list of branches, as the runtime counts their
+                // limits; a stateful one keeps the tree.
+                if children.iter().all(|c| matches!(c, Node::Branches(_))) {
+                    let branches = children
+                        .into_iter()
+                        .flat_map(|c| match c {
+                            Node::Branches(b) => b,
+                            _ => Vec::new(),
+                        })
+                        .collect();
+                    Ok(Node::Branches(branches))
+                } else {
+                    Ok(Node::Union(children))
+                }
             }
-            Ok(branches)
-        }
-        LogicalPlan::Union(union) => {
-            let schema = Arc::new(union.schema.as_arrow().clone());
-            let mut branches = Vec::new();
-            for child in &union.inputs {
-                // A limit inside one branch bounds that branch only.
-                let mut branch_limit = None;
-                let mut children = compile_node(state, child, inputs, &mut branch_limit)?;
-                if children.len() > 1 && branch_limit.is_some() {
-                    // It would bound each inner branch on its own, not the inner union's rows.
+            LogicalPlan::Aggregate(aggregate) => {
+                let mut below = None;
+                let input = self.node(&aggregate.input, &mut below)?;
+                if below.is_some() || input.has_limit() {
                     return Err(Error::user(
-                        "a LIMIT over a UNION ALL that is itself one branch of a UNION ALL is not supported; \
-                         put the LIMIT over the whole query or inside single SELECTs",
+                        "a LIMIT under a GROUP BY, DISTINCT or UNION is not supported on a changelog stream: which rows \
+                         it keeps would change as rows are retracted",
                     ));
                 }
-                let child_schema = child.schema().as_arrow();
-                let same_types = child_schema.fields().len() == schema.fields().len()
-                    && child_schema.fields().iter().zip(schema.fields()).all(|(a, b)| same_type(a.data_type(), b.data_type()));
-                if !same_types {
-                    return Err(Error::internal(format!(
-                        "a UNION ALL branch gives {child_schema:?} where the union has {schema:?}"
-                    )));
-                }
-                for branch in &mut children {
-                    branch.steps.push(Step::Rename(schema.clone()));
-                    branch.limit = match (branch.limit, branch_limit) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                branches.extend(children);
+                let spec = StatefulSpec::Aggregate(Arc::new(aggregate::compile(self.state, aggregate)?));
+                Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())]))
             }
-            Ok(branches)
+            LogicalPlan::Join(_) => {
+                Err(Error::user("joins are not supported yet: an INSERT reads its tables through UNION ALL only"))
+            }
+            LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
+            LogicalPlan::Distinct(_) => Err(Error::internal("a DISTINCT the optimizer did not turn into a grouping")),
+            LogicalPlan::Window(_) => Err(Error::user(
+                "OVER windows (and Flink's ROW_NUMBER() deduplication and Top-N) are not supported on a changelog \
+                 stream yet",
+            )),
+            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
+                Err(Error::user("an INSERT must read a table: SELECT … FROM <source table>"))
+            }
+            other => Err(Error::user(format!("{} is not supported on a changelog stream", other.display()))),
         }
-        // The optimizer plans `SELECT DISTINCT` and `UNION` (without ALL) as a grouping with no
-        // aggregate function.
-        LogicalPlan::Aggregate(aggregate) if aggregate.aggr_expr.is_empty() => {
-            let what = match aggregate.input.as_ref() {
-                LogicalPlan::Union(_) => "UNION without ALL removes duplicates, which needs state; UNION ALL is supported",
-                _ => "SELECT DISTINCT is not supported on a changelog stream yet",
-            };
-            Err(Error::user(what))
-        }
-        LogicalPlan::Aggregate(_) => Err(Error::user(
-            "GROUP BY and aggregate functions over a changelog are not supported yet: cdc-sql runs stateless \
-             queries (projection, WHERE, CAST, CASE, scalar functions, UNION ALL)",
-        )),
-        LogicalPlan::Join(_) => Err(Error::user("joins are not supported yet: an INSERT reads its tables through UNION ALL only")),
-        LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
-        LogicalPlan::Distinct(_) => Err(Error::user(
-            "SELECT DISTINCT (and UNION without ALL, which removes duplicates) is not supported on a changelog stream yet; \
-             UNION ALL is",
-        )),
-        LogicalPlan::Window(_) => Err(Error::user("OVER windows are not supported on a changelog stream")),
-        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
-            Err(Error::user("an INSERT must read a table: SELECT … FROM <source table>"))
-        }
-        other => Err(Error::user(format!("{} is not supported on a changelog stream", other.display()))),
     }
+}
+
+impl Compiler<'_> {
+    /// A stateful node of `spec` over `inputs` (each with the schema of its rows).
+    fn stateful(&mut self, spec: StatefulSpec, inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>) -> Node {
+        let unique_key = spec.unique_key();
+        self.stateful.push(spec);
+        let (inputs, schemas) = inputs.into_iter().map(|(n, s)| (n, Arc::new(s))).unzip();
+        Node::Stateful { inputs, input_schemas: schemas, index: self.stateful.len() - 1, steps: Vec::new(), unique_key }
+    }
+}
+
+/// Where column `column` of a projection's input is in its output: an output that is the column
+/// itself, perhaps renamed or cast (the casts a plan adds cannot merge two values into one).
+fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option<usize> {
+    let (qualifier, field) = input.qualified_field(column);
+    exprs.iter().position(|e| {
+        let mut e = e;
+        loop {
+            match e {
+                Expr::Alias(a) => e = &a.expr,
+                Expr::Cast(c) => e = &c.expr,
+                Expr::TryCast(c) => e = &c.expr,
+                Expr::Column(c) => {
+                    return c.name == *field.name() && (c.relation.is_none() || c.relation.as_ref() == qualifier)
+                }
+                _ => return false,
+            }
+        }
+    })
 }
 
 /// Arrow's `DataType` equality also compares field names of nested types; sinks only care that

@@ -122,11 +122,16 @@ struct Progress {
 
 impl Progress {
     /// The operators of the dataflow in order, with stable names, for checkpoints.
-    fn stateful_operators(&mut self) -> impl Iterator<Item = (String, &mut Box<dyn Operator>)> {
-        self.inputs.iter_mut().flat_map(|input| {
+    fn stateful_operators(&mut self) -> impl Iterator<Item = (String, &mut dyn Operator)> {
+        let per_input = self.inputs.iter_mut().flat_map(|input| {
             let table = &input.state.table;
-            input.operators.iter_mut().map(move |op| (operator_name(table, op.as_ref()), op))
-        })
+            input
+                .operators
+                .iter_mut()
+                .map(move |op| (operator_name(table, op.as_ref()), op.as_mut() as &mut dyn Operator))
+        });
+        let query = self.query.stateful_operators().map(|op| (op.name().to_string(), op));
+        per_input.chain(query)
     }
 
     /// Nothing more can reach the sink: every input finished or is no longer wanted by the
@@ -202,11 +207,13 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
         operators.push(ops);
     }
     restore_operators(&ctx, &states, &mut operators)?;
+    let mut query = QueryOperator::new(spec.query.clone())?;
+    restore_query(&ctx, &mut query)?;
 
     // The operators' state is that of the checkpoint's positions: a newer position the sink
     // stored would skip changes it lacks. Repeating changes a keyed sink already took is
     // harmless, and a source that deletes on truncation only feeds keyed sinks.
-    let stateful = operators.iter().any(|ops| !ops.is_empty());
+    let stateful = operators.iter().any(|ops| !ops.is_empty()) || spec.query.is_stateful();
     if ctx.trust_sink_position && !stateful {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
@@ -264,7 +271,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
         inputs.push(input);
     }
     drop(batch_tx);
-    let mut progress = Progress { report, inputs, query: QueryOperator::new(spec.query.clone()), ending: None };
+    let mut progress = Progress { report, inputs, query, ending: None };
     if awaiting_start_checkpoint {
         let _ = ctx.reports.send(Report::WantsCheckpoint { index: ctx.index });
     }
@@ -482,6 +489,26 @@ fn restore_operators(ctx: &Context, states: &[InputState], operators: &mut [Vec<
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Gives the query's stateful operators (its GROUP BYs) the state the resumed checkpoint stored.
+fn restore_query(ctx: &Context, query: &mut QueryOperator) -> Result<()> {
+    let Some(restored) = ctx.restored.as_ref() else { return Ok(()) };
+    for op in query.stateful_operators() {
+        let name = op.name().to_string();
+        let Some(file) = restored.operators.iter().find(|o| o.operator == name) else {
+            return Err(Error::user(format!(
+                "the checkpoint to resume `{}` from holds no state for `{name}`: the job's query keeps state it did not                  keep when the checkpoint was taken (a GROUP BY, DISTINCT or UNION was added). Start the job with                  --fresh so its sources read their tables again, or restore the previous job file",
+                ctx.spec.name
+            )));
+        };
+        let path = ctx
+            .restored_from
+            .as_deref()
+            .ok_or_else(|| Error::internal("a restored checkpoint names operator state but not where it was read"))?;
+        op.restore(CheckpointStore::read_state(path, &file.file)?)?;
     }
     Ok(())
 }

@@ -1,0 +1,948 @@
+//! `GROUP BY` over a changelog, with retractions, as Flink's group aggregate: each group keeps its
+//! accumulators and a count of its rows; `+I`/`+U` rows add to their group, `-U`/`-D` rows take
+//! away. After each batch every group the batch touched emits what changed about it: `+I new` for
+//! a group that appeared, `-U old` / `+U new` for one whose result changed, `-D old` for one whose
+//! last row was retracted, nothing for one whose result is the same (Flink's mini-batch
+//! behaviour; which intermediate results are seen depends on batch boundaries, the final result
+//! does not). A global aggregate (no GROUP BY) is the one group with no key; like Flink's, it gives
+//! no row before its first input row and retracts its row when the last input row is retracted.
+//! `SELECT DISTINCT` and `UNION` are groupings without aggregate functions.
+//!
+//! Functions: `COUNT(*)`, `COUNT(x)`, `SUM`, `AVG`, `MIN`, `MAX`, each also `DISTINCT`, and a
+//! `FILTER (WHERE …)`. Result types are DataFusion's (what the planner typed them as): SUM of
+//! integers is BIGINT, AVG of integers DOUBLE, AVG of DECIMAL(p, s) DECIMAL(p + 4, s + 4)
+//! truncated. MIN and MAX keep every value of the group with its multiplicity, so a retracted
+//! extreme gives way to the next one; a DISTINCT aggregate keeps its distinct values likewise.
+//! Sums of DOUBLE values drift in the last digits under retractions, as in Flink.
+//!
+//! State: one row per group (key columns, row count, accumulators; value multisets as lists),
+//! written whole at a checkpoint after any change, not at all otherwise.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray, RecordBatch,
+    RecordBatchOptions, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Field, Fields, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
+};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::{Operator, OperatorSnapshot};
+use crate::changelog::{ChangeBatch, Event, RowKind};
+use crate::error::{Error, Result};
+
+/// An aggregate function of a GROUP BY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunction {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggregateFunction {
+    /// The function DataFusion's planner named `name`, if it is one we keep with retractions.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => AggregateFunction::Count,
+            "sum" => AggregateFunction::Sum,
+            "avg" | "mean" => AggregateFunction::Avg,
+            "min" => AggregateFunction::Min,
+            "max" => AggregateFunction::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// One aggregate function call of a GROUP BY, planned.
+#[derive(Debug)]
+pub struct AggregateCall {
+    function: AggregateFunction,
+    /// The argument; `None` for `COUNT(*)`.
+    argument: Option<Arc<dyn PhysicalExpr>>,
+    distinct: bool,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The result's type, as DataFusion typed it.
+    output: DataType,
+    /// What the accumulator adds up, and the type the argument is cast to for it.
+    sum: SumKind,
+    /// The argument's type after that cast: the type of the values MIN/MAX/DISTINCT keep.
+    value_type: DataType,
+}
+
+/// How a SUM or AVG adds its values up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SumKind {
+    /// Not a sum (COUNT, MIN, MAX).
+    None,
+    /// BIGINT values, exactly (in 128 bits).
+    Signed,
+    /// BIGINT UNSIGNED values, exactly.
+    Unsigned,
+    Float,
+    /// DECIMAL unscaled values at the argument's scale.
+    Decimal {
+        scale: i8,
+    },
+}
+
+impl AggregateCall {
+    /// Plans a call; `argument_type` is the argument's type before any cast, `output` the
+    /// result type the planner gave the call.
+    pub fn new(
+        function: AggregateFunction,
+        argument: Option<(Arc<dyn PhysicalExpr>, DataType)>,
+        distinct: bool,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        output: DataType,
+    ) -> Result<Self> {
+        let unsupported = |what: &str| {
+            Error::user(format!("{function:?}({what}) over a changelog is not supported: its result type is {output}"))
+        };
+        let argument_type = argument.as_ref().map(|(_, t)| t.clone());
+        let (sum, value_type) = match (function, &output) {
+            (AggregateFunction::Count, _) => (SumKind::None, argument_type.clone().unwrap_or(DataType::Null)),
+            (AggregateFunction::Min | AggregateFunction::Max, out) => (SumKind::None, out.clone()),
+            (AggregateFunction::Sum, DataType::Int64) => (SumKind::Signed, DataType::Int64),
+            (AggregateFunction::Sum, DataType::UInt64) => (SumKind::Unsigned, DataType::UInt64),
+            (AggregateFunction::Sum | AggregateFunction::Avg, DataType::Float64) => (SumKind::Float, DataType::Float64),
+            (AggregateFunction::Sum | AggregateFunction::Avg, DataType::Decimal128(_, _)) => match &argument_type {
+                Some(DataType::Decimal128(_, s)) => (SumKind::Decimal { scale: *s }, DataType::Decimal128(38, *s)),
+                Some(other) => return Err(unsupported(&other.to_string())),
+                None => return Err(unsupported("*")),
+            },
+            (_, _) => return Err(unsupported(&argument_type.map(|t| t.to_string()).unwrap_or_default())),
+        };
+        if function != AggregateFunction::Count && argument.is_none() {
+            return Err(Error::internal(format!("{function:?} planned without an argument")));
+        }
+        Ok(AggregateCall { function, argument: argument.map(|(e, _)| e), distinct, filter, output, sum, value_type })
+    }
+
+    /// Whether the call keeps the values it saw (MIN, MAX and DISTINCT calls).
+    fn keeps_values(&self) -> bool {
+        self.distinct || matches!(self.function, AggregateFunction::Min | AggregateFunction::Max)
+    }
+
+    fn new_accumulator(&self) -> Accumulator {
+        let plain = match (self.function, self.sum) {
+            (AggregateFunction::Count, _) => Accumulator::Count(0),
+            (AggregateFunction::Min | AggregateFunction::Max, _) => Accumulator::Values(BTreeMap::new()),
+            (_, SumKind::Float) => Accumulator::Float { sum: 0.0, n: 0 },
+            (_, _) => Accumulator::Exact { sum: 0, n: 0 },
+        };
+        match (self.distinct, plain) {
+            (true, Accumulator::Values(v)) => Accumulator::Values(v),
+            (true, inner) => Accumulator::Distinct { seen: BTreeMap::new(), inner: Box::new(inner) },
+            (false, plain) => plain,
+        }
+    }
+}
+
+/// A planned GROUP BY: its key expressions and aggregate calls over the input's rows; its
+/// output is the key columns, then one column per call.
+#[derive(Debug)]
+pub struct AggregateSpec {
+    group: Vec<Arc<dyn PhysicalExpr>>,
+    calls: Vec<AggregateCall>,
+    output_schema: SchemaRef,
+}
+
+impl AggregateSpec {
+    pub fn new(group: Vec<Arc<dyn PhysicalExpr>>, calls: Vec<AggregateCall>, output_schema: SchemaRef) -> Result<Self> {
+        if output_schema.fields().len() != group.len() + calls.len() {
+            return Err(Error::internal("an aggregate's schema does not match its keys and calls"));
+        }
+        Ok(AggregateSpec { group, calls, output_schema })
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// The number of key columns, which lead the output.
+    pub fn key_len(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Whether it has no aggregate function: `SELECT DISTINCT`, `UNION`.
+    pub fn is_distinct_only(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    fn key_types(&self) -> Vec<DataType> {
+        self.output_schema.fields()[..self.group.len()].iter().map(|f| f.data_type().clone()).collect()
+    }
+
+    /// The schema of the state a snapshot stores.
+    fn state_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.output_schema.fields()[..self.group.len()]
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Field::new(format!("key{i}"), f.data_type().clone(), true))
+            .collect();
+        fields.push(Field::new("rows", DataType::Int64, false));
+        for (i, call) in self.calls.iter().enumerate() {
+            if call.keeps_values() {
+                fields.push(Field::new(format!("values{i}"), values_type(&call.value_type), false));
+            } else if call.sum == SumKind::Float {
+                fields.push(Field::new(format!("sum{i}"), DataType::Float64, false));
+                fields.push(Field::new(format!("n{i}"), DataType::Int64, false));
+            } else if call.function == AggregateFunction::Count {
+                fields.push(Field::new(format!("n{i}"), DataType::Int64, false));
+            } else {
+                fields.push(Field::new(format!("sum{i}"), DataType::Decimal128(38, 0), false));
+                fields.push(Field::new(format!("n{i}"), DataType::Int64, false));
+            }
+        }
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// A multiset of values in a state file: per group, a list of (value, multiplicity).
+fn values_type(value: &DataType) -> DataType {
+    DataType::List(Arc::new(Field::new_struct("item", entry_fields(value), false)))
+}
+
+fn entry_fields(value: &DataType) -> Fields {
+    Fields::from(vec![Field::new("value", value.clone(), true), Field::new("count", DataType::Int64, false)])
+}
+
+/// What one call has gathered of one group.
+#[derive(Debug, Clone)]
+enum Accumulator {
+    /// Non-NULL values (rows for `COUNT(*)`).
+    Count(i64),
+    /// A sum of integers or unscaled decimals, and how many values it adds.
+    Exact {
+        sum: i128,
+        n: i64,
+    },
+    Float {
+        sum: f64,
+        n: i64,
+    },
+    /// Each value (in the value type's row encoding, which sorts as the values do) and how many
+    /// times it is there.
+    Values(BTreeMap<Box<[u8]>, i64>),
+    /// The distinct values with their multiplicities; `inner` sees each distinct value once.
+    Distinct {
+        seen: BTreeMap<Box<[u8]>, i64>,
+        inner: Box<Accumulator>,
+    },
+}
+
+/// One value of an argument, as a sum takes it (MIN, MAX and DISTINCT take its row encoding).
+#[derive(Clone, Copy)]
+enum Value {
+    /// Only counted.
+    Present,
+    Exact(i128),
+    Float(f64),
+}
+
+impl Accumulator {
+    /// Adds (`sign` 1) or takes away (`sign` -1) one value; `encoded` is the value's row encoding
+    /// where the call keeps values, `value` what a sum adds.
+    fn update(&mut self, sign: i64, value: Value, encoded: Option<&[u8]>) {
+        match self {
+            Accumulator::Count(n) => *n += sign,
+            Accumulator::Exact { sum, n } => {
+                if let Value::Exact(v) = value {
+                    *sum += sign as i128 * v;
+                    *n += sign;
+                }
+            }
+            Accumulator::Float { sum, n } => {
+                if let Value::Float(v) = value {
+                    *sum += sign as f64 * v;
+                    *n += sign;
+                }
+            }
+            Accumulator::Values(values) => {
+                if let Some(bytes) = encoded {
+                    multiset_update(values, bytes, sign);
+                }
+            }
+            Accumulator::Distinct { seen, inner } => {
+                let Some(bytes) = encoded else { return };
+                let before = seen.get(bytes).copied().unwrap_or(0);
+                multiset_update(seen, bytes, sign);
+                let after = before + sign;
+                if before <= 0 && after > 0 {
+                    inner.update(1, value, encoded);
+                } else if before > 0 && after <= 0 {
+                    inner.update(-1, value, encoded);
+                }
+            }
+        }
+    }
+}
+
+fn multiset_update(values: &mut BTreeMap<Box<[u8]>, i64>, bytes: &[u8], sign: i64) {
+    match values.get_mut(bytes) {
+        Some(n) => {
+            *n += sign;
+            if *n == 0 {
+                values.remove(bytes);
+            }
+        }
+        None => {
+            values.insert(bytes.into(), sign);
+        }
+    }
+}
+
+/// A group's result columns, one per call.
+type Results = Vec<ScalarValue>;
+
+/// A group: how many rows it holds now, and its accumulators.
+#[derive(Debug, Clone)]
+struct Group {
+    rows: i64,
+    accumulators: Vec<Accumulator>,
+}
+
+/// The running GROUP BY of one query node.
+pub struct Aggregate {
+    name: String,
+    spec: Arc<AggregateSpec>,
+    keys: RowConverter,
+    /// Per call that keeps values, the converter of its value type.
+    values: Vec<Option<RowConverter>>,
+    groups: HashMap<Box<[u8]>, Group>,
+    /// Whether the groups changed since the last snapshot or restore.
+    changed: bool,
+}
+
+impl Aggregate {
+    /// `name` identifies its state in checkpoints (stable across runs of the job file).
+    pub fn new(name: String, spec: Arc<AggregateSpec>) -> Result<Self> {
+        let keys = RowConverter::new(spec.key_types().into_iter().map(SortField::new).collect())?;
+        let values = spec
+            .calls
+            .iter()
+            .map(|c| {
+                c.keeps_values().then(|| RowConverter::new(vec![SortField::new(c.value_type.clone())])).transpose()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // Changed from the start: the first checkpoint stores the (empty) state, so that a resume
+        // finds a state for every GROUP BY.
+        Ok(Aggregate { name, spec, keys, values, groups: HashMap::new(), changed: true })
+    }
+
+    /// How many groups it holds.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Takes one batch of changes, gives the changes of the result.
+    pub fn apply(&mut self, batch: &ChangeBatch) -> Result<ChangeBatch> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(ChangeBatch::inserts(RecordBatch::new_empty(self.spec.output_schema.clone())));
+        }
+        let rows = batch.rows();
+        let key_columns =
+            self.spec.group.iter().map(|e| Ok(e.evaluate(rows)?.into_array(n)?)).collect::<Result<Vec<ArrayRef>>>()?;
+        let keys = if key_columns.is_empty() { None } else { Some(self.keys.convert_columns(&key_columns)?) };
+        let arguments = self.evaluate_arguments(rows)?;
+
+        // The groups touched, in the order first touched, with their result before the batch.
+        let mut touched: Vec<(Box<[u8]>, Option<Results>)> = Vec::new();
+        let mut seen: HashMap<Box<[u8]>, ()> = HashMap::new();
+        for row in 0..n {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            if !seen.contains_key(key) {
+                let before = match self.groups.get(key) {
+                    Some(g) if g.rows > 0 => Some(self.results(g)?),
+                    _ => None,
+                };
+                seen.insert(key.into(), ());
+                touched.push((key.into(), before));
+            }
+            let sign = if batch.kind(row).is_addition() { 1 } else { -1 };
+            let group = match self.groups.get_mut(key) {
+                Some(g) => g,
+                None => {
+                    let accumulators = self.spec.calls.iter().map(AggregateCall::new_accumulator).collect();
+                    self.groups.entry(key.into()).or_insert(Group { rows: 0, accumulators })
+                }
+            };
+            group.rows += sign;
+            for (accumulator, argument) in group.accumulators.iter_mut().zip(&arguments) {
+                if let Some(value) = argument.value(row) {
+                    let encoded = argument.encoded.as_ref().map(|r| r.row(row).data());
+                    accumulator.update(sign, value, encoded);
+                }
+            }
+        }
+        self.changed = true;
+
+        let mut out_keys: Vec<&[u8]> = Vec::new();
+        let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut kinds = Vec::new();
+        let mut emptied = Vec::new();
+        for (key, before) in &touched {
+            let group = &self.groups[key];
+            if group.rows < 0 {
+                return Err(Error::user(format!(
+                    "a GROUP BY received more retractions than rows for a group ({} rows): its input retracted rows it \
+                     never added, which happens when a job resumes with state of another run; restart it with --fresh",
+                    group.rows
+                )));
+            }
+            let after = if group.rows > 0 { Some(self.results(group)?) } else { None };
+            match (before, after) {
+                (None, Some(new)) => {
+                    out_keys.push(key);
+                    out_values.push(new);
+                    kinds.push(RowKind::Insert);
+                }
+                (Some(old), None) => {
+                    out_keys.push(key);
+                    out_values.push(old.clone());
+                    kinds.push(RowKind::Delete);
+                }
+                (Some(old), Some(new)) if *old != new => {
+                    out_keys.extend([&key[..], &key[..]]);
+                    out_values.extend([old.clone(), new]);
+                    kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
+                }
+                _ => {}
+            }
+            if group.rows == 0 {
+                emptied.push(key);
+            }
+        }
+        let result = self.output(&out_keys, out_values, &kinds)?;
+        for key in emptied {
+            self.groups.remove(key);
+        }
+        Ok(result)
+    }
+
+    fn evaluate_arguments(&self, rows: &RecordBatch) -> Result<Vec<Argument>> {
+        let n = rows.num_rows();
+        self.spec
+            .calls
+            .iter()
+            .zip(&self.values)
+            .map(|(call, converter)| {
+                let values = match &call.argument {
+                    None => None,
+                    Some(e) => {
+                        let a = e.evaluate(rows)?.into_array(n)?;
+                        let a = if call.function == AggregateFunction::Count || a.data_type() == &call.value_type {
+                            a
+                        } else {
+                            cast(&a, &call.value_type)?
+                        };
+                        Some(a)
+                    }
+                };
+                let filter = match &call.filter {
+                    None => None,
+                    Some(f) => Some(
+                        f.evaluate(rows)?
+                            .into_array(n)?
+                            .as_boolean_opt()
+                            .cloned()
+                            .ok_or_else(|| Error::internal("an aggregate's FILTER did not give booleans"))?,
+                    ),
+                };
+                let encoded = match (converter, &values) {
+                    (Some(c), Some(v)) => Some(c.convert_columns(std::slice::from_ref(v))?),
+                    _ => None,
+                };
+                Ok(Argument { values, filter, encoded, sum: call.sum })
+            })
+            .collect()
+    }
+
+    /// The group's result columns (one per call).
+    fn results(&self, group: &Group) -> Result<Vec<ScalarValue>> {
+        self.spec
+            .calls
+            .iter()
+            .zip(&group.accumulators)
+            .zip(&self.values)
+            .map(|((call, acc), converter)| result(call, acc, converter.as_ref()))
+            .collect()
+    }
+
+    fn output(&self, keys: &[&[u8]], values: Vec<Vec<ScalarValue>>, kinds: &[RowKind]) -> Result<ChangeBatch> {
+        let schema = &self.spec.output_schema;
+        let mut columns: Vec<ArrayRef> = if self.spec.group.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.keys.parser();
+            self.keys.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+        };
+        for (i, call) in self.spec.calls.iter().enumerate() {
+            let column = if values.is_empty() {
+                datafusion::arrow::array::new_empty_array(&call.output)
+            } else {
+                ScalarValue::iter_to_array(values.iter().map(|v| v[i].clone()))?
+            };
+            columns.push(if column.data_type() == &call.output { column } else { cast(&column, &call.output)? });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(kinds.len()));
+        let rows = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
+        ChangeBatch::from_kinds(rows, kinds)
+    }
+
+    fn state(&self) -> Result<RecordBatch> {
+        let schema = self.spec.state_schema();
+        let mut groups: Vec<(&Box<[u8]>, &Group)> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
+        let mut columns: Vec<ArrayRef> = if self.spec.group.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.keys.parser();
+            self.keys.convert_rows(groups.iter().map(|(k, _)| parser.parse(k)))?
+        };
+        columns.push(Arc::new(Int64Array::from_iter_values(groups.iter().map(|(_, g)| g.rows))));
+        for (i, (call, converter)) in self.spec.calls.iter().zip(&self.values).enumerate() {
+            let accs = groups.iter().map(|(_, g)| &g.accumulators[i]);
+            match converter {
+                Some(converter) => columns.push(multisets_to_list(&call.value_type, converter, accs)?),
+                None => match call.sum {
+                    SumKind::Float => {
+                        let (sums, ns): (Vec<f64>, Vec<i64>) = accs
+                            .map(|a| match a {
+                                Accumulator::Float { sum, n } => (*sum, *n),
+                                _ => (0.0, 0),
+                            })
+                            .unzip();
+                        columns.push(Arc::new(Float64Array::from(sums)));
+                        columns.push(Arc::new(Int64Array::from(ns)));
+                    }
+                    _ if call.function == AggregateFunction::Count => {
+                        columns.push(Arc::new(Int64Array::from_iter_values(accs.map(|a| match a {
+                            Accumulator::Count(n) => *n,
+                            _ => 0,
+                        }))));
+                    }
+                    _ => {
+                        let (sums, ns): (Vec<i128>, Vec<i64>) = accs
+                            .map(|a| match a {
+                                Accumulator::Exact { sum, n } => (*sum, *n),
+                                _ => (0, 0),
+                            })
+                            .unzip();
+                        columns.push(Arc::new(Decimal128Array::from(sums).with_precision_and_scale(38, 0)?));
+                        columns.push(Arc::new(Int64Array::from(ns)));
+                    }
+                },
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(groups.len()));
+        Ok(RecordBatch::try_new_with_options(schema, columns, &options)?)
+    }
+
+    fn load(&mut self, state: &RecordBatch) -> Result<()> {
+        let n = state.num_rows();
+        let key_len = self.spec.group.len();
+        let keys = if key_len == 0 { None } else { Some(self.keys.convert_columns(&state.columns()[..key_len])?) };
+        let rows = state.column(key_len).as_primitive::<Int64Type>();
+        let mut groups: Vec<Group> = (0..n)
+            .map(|i| Group { rows: rows.value(i), accumulators: Vec::with_capacity(self.spec.calls.len()) })
+            .collect();
+        let mut column = key_len + 1;
+        for (call, converter) in self.spec.calls.iter().zip(&self.values) {
+            match converter {
+                Some(converter) => {
+                    let lists = state.column(column).as_list::<i32>();
+                    column += 1;
+                    for (g, group) in groups.iter_mut().enumerate() {
+                        let entries = lists.value(g);
+                        let entries = entries.as_struct();
+                        let encoded = converter.convert_columns(&[entries.column(0).clone()])?;
+                        let counts = entries.column(1).as_primitive::<Int64Type>();
+                        let mut acc = call.new_accumulator();
+                        let sums = Argument::single(entries.column(0).clone(), call.sum);
+                        for e in 0..entries.len() {
+                            let bytes = encoded.row(e).data();
+                            let count = counts.value(e);
+                            match &mut acc {
+                                Accumulator::Values(values) => multiset_update(values, bytes, count),
+                                Accumulator::Distinct { seen, inner } => {
+                                    multiset_update(seen, bytes, count);
+                                    if let Some(value) = sums.value(e) {
+                                        inner.update(1, value, Some(bytes));
+                                    }
+                                }
+                                _ => return Err(Error::internal("a call that keeps values has no multiset")),
+                            }
+                        }
+                        group.accumulators.push(acc);
+                    }
+                }
+                None if call.sum == SumKind::Float => {
+                    let sums = state.column(column).as_primitive::<Float64Type>();
+                    let ns = state.column(column + 1).as_primitive::<Int64Type>();
+                    column += 2;
+                    for (g, group) in groups.iter_mut().enumerate() {
+                        group.accumulators.push(Accumulator::Float { sum: sums.value(g), n: ns.value(g) });
+                    }
+                }
+                None if call.function == AggregateFunction::Count => {
+                    let ns = state.column(column).as_primitive::<Int64Type>();
+                    column += 1;
+                    for (g, group) in groups.iter_mut().enumerate() {
+                        group.accumulators.push(Accumulator::Count(ns.value(g)));
+                    }
+                }
+                None => {
+                    let sums = state.column(column).as_primitive::<Decimal128Type>();
+                    let ns = state.column(column + 1).as_primitive::<Int64Type>();
+                    column += 2;
+                    for (g, group) in groups.iter_mut().enumerate() {
+                        group.accumulators.push(Accumulator::Exact { sum: sums.value(g), n: ns.value(g) });
+                    }
+                }
+            }
+        }
+        self.groups = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| (keys.as_ref().map_or(Box::from(&[][..]), |k| Box::from(k.row(i).data())), g))
+            .collect();
+        Ok(())
+    }
+}
+
+/// The multisets of a call over the groups, as one list column of (value, count) entries.
+fn multisets_to_list<'a>(
+    value_type: &DataType,
+    converter: &RowConverter,
+    accs: impl Iterator<Item = &'a Accumulator>,
+) -> Result<ArrayRef> {
+    let parser = converter.parser();
+    let mut offsets = vec![0i32];
+    let mut encoded: Vec<&[u8]> = Vec::new();
+    let mut counts: Vec<i64> = Vec::new();
+    for acc in accs {
+        let values = match acc {
+            Accumulator::Values(v) | Accumulator::Distinct { seen: v, .. } => v,
+            _ => return Err(Error::internal("a call that keeps values has no multiset")),
+        };
+        for (bytes, count) in values {
+            encoded.push(bytes);
+            counts.push(*count);
+        }
+        offsets.push(encoded.len() as i32);
+    }
+    let values = if encoded.is_empty() {
+        datafusion::arrow::array::new_empty_array(value_type)
+    } else {
+        converter.convert_rows(encoded.iter().map(|b| parser.parse(b)))?.remove(0)
+    };
+    let entries = StructArray::try_new(
+        entry_fields(value_type),
+        vec![values, Arc::new(Int64Array::from(counts)) as ArrayRef],
+        None,
+    )?;
+    let field = Arc::new(Field::new_struct("item", entry_fields(value_type), false));
+    Ok(Arc::new(ListArray::try_new(field, OffsetBuffer::new(offsets.into()), Arc::new(entries), None)?))
+}
+
+/// One call's argument over a batch.
+struct Argument {
+    /// `None` for `COUNT(*)`.
+    values: Option<ArrayRef>,
+    filter: Option<BooleanArray>,
+    /// The values' row encoding, for calls that keep values.
+    encoded: Option<Rows>,
+    sum: SumKind,
+}
+
+impl Argument {
+    fn single(values: ArrayRef, sum: SumKind) -> Self {
+        Argument { values: Some(values), filter: None, encoded: None, sum }
+    }
+
+    /// The value of row `row` as its accumulator takes it; `None` when the row does not count
+    /// (a NULL argument, or the FILTER is not true).
+    fn value(&self, row: usize) -> Option<Value> {
+        if let Some(f) = &self.filter {
+            if !(f.is_valid(row) && f.value(row)) {
+                return None;
+            }
+        }
+        let Some(values) = &self.values else { return Some(Value::Present) };
+        if values.is_null(row) {
+            return None;
+        }
+        Some(match self.sum {
+            SumKind::None => Value::Present,
+            SumKind::Signed => Value::Exact(values.as_primitive::<Int64Type>().value(row) as i128),
+            SumKind::Unsigned => Value::Exact(values.as_primitive::<UInt64Type>().value(row) as i128),
+            SumKind::Decimal { .. } => Value::Exact(values.as_primitive::<Decimal128Type>().value(row)),
+            SumKind::Float => Value::Float(values.as_primitive::<Float64Type>().value(row)),
+        })
+    }
+}
+
+/// What a call's accumulator gives as its result.
+fn result(call: &AggregateCall, acc: &Accumulator, converter: Option<&RowConverter>) -> Result<ScalarValue> {
+    let null = || ScalarValue::try_from(&call.output);
+    match acc {
+        Accumulator::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
+        Accumulator::Distinct { inner, .. } => result(call, inner, converter),
+        Accumulator::Values(values) => {
+            let extreme =
+                if call.function == AggregateFunction::Min { values.keys().next() } else { values.keys().next_back() };
+            let Some(bytes) = extreme else { return null().map_err(Error::from) };
+            let converter = converter.ok_or_else(|| Error::internal("MIN/MAX without a value converter"))?;
+            let parser = converter.parser();
+            let array = converter.convert_rows([parser.parse(bytes)])?.remove(0);
+            Ok(ScalarValue::try_from_array(&array, 0)?)
+        }
+        Accumulator::Float { n, .. } | Accumulator::Exact { n, .. } if *n <= 0 => Ok(null()?),
+        Accumulator::Float { sum, n } => Ok(ScalarValue::Float64(Some(match call.function {
+            AggregateFunction::Avg => *sum / *n as f64,
+            _ => *sum,
+        }))),
+        Accumulator::Exact { sum, n } => {
+            let overflow = || {
+                Error::user(format!(
+                    "{:?} overflowed its result type {} (the sum is {sum}); CAST the argument to a wider type",
+                    call.function, call.output
+                ))
+            };
+            match (&call.output, call.sum) {
+                (DataType::Int64, _) => Ok(ScalarValue::Int64(Some(i64::try_from(*sum).map_err(|_| overflow())?))),
+                (DataType::UInt64, _) => Ok(ScalarValue::UInt64(Some(u64::try_from(*sum).map_err(|_| overflow())?))),
+                (DataType::Decimal128(p, s), SumKind::Decimal { scale }) => {
+                    let value = if call.function == AggregateFunction::Avg {
+                        // DataFusion's decimal average: scaled up to the result's scale, then
+                        // divided, truncating.
+                        let up = 10i128.checked_pow((*s - scale).max(0) as u32).ok_or_else(overflow)?;
+                        sum.checked_mul(up).ok_or_else(overflow)? / *n as i128
+                    } else {
+                        *sum
+                    };
+                    if value.unsigned_abs() >= 10u128.pow(*p as u32) {
+                        return Err(overflow());
+                    }
+                    Ok(ScalarValue::Decimal128(Some(value), *p, *s))
+                }
+                (other, _) => Err(Error::internal(format!("an exact sum with result type {other}"))),
+            }
+        }
+    }
+}
+
+impl Operator for Aggregate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, _input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
+        match event {
+            Event::Changes { changes, .. } => {
+                let result = self.apply(&changes)?;
+                if !result.is_empty() {
+                    out.push(Event::changes(result));
+                }
+            }
+            other => out.push(other),
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
+        if !self.changed {
+            return Ok(Some(OperatorSnapshot::Unchanged));
+        }
+        let state = self.state()?;
+        self.changed = false;
+        Ok(Some(OperatorSnapshot::Changed(state)))
+    }
+
+    fn restore(&mut self, state: RecordBatch) -> Result<()> {
+        let expected = self.spec.state_schema();
+        let same = state.schema().fields().len() == expected.fields().len()
+            && state
+                .schema()
+                .fields()
+                .iter()
+                .zip(expected.fields())
+                .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
+        if !same {
+            return Err(Error::user(format!(
+                "the checkpoint's state of `{}` has columns {:?} where this query keeps {:?}: the job's GROUP BY \
+                 changed since the checkpoint; start over with --fresh",
+                self.name,
+                state.schema().fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>(),
+                expected.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>()
+            )));
+        }
+        self.load(&state)?;
+        self.changed = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changelog::format_rows;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::physical_expr::expressions::{col, lit};
+    use RowKind::*;
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(rows: &[(RowKind, i64, Option<i64>, &str)]) -> ChangeBatch {
+        let rb = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+            ],
+        )
+        .unwrap();
+        ChangeBatch::from_kinds(rb, &rows.iter().map(|r| r.0).collect::<Vec<_>>()).unwrap()
+    }
+
+    /// `g, COUNT(*), SUM(v), MIN(v), MAX(v), COUNT(DISTINCT s), AVG(v)` grouped by `g` (or over
+    /// everything when `grouped` is false).
+    fn aggregate(grouped: bool) -> Aggregate {
+        let schema = input_schema();
+        let v = || Some((col("v", &schema).unwrap(), DataType::Int64));
+        let calls = vec![
+            AggregateCall::new(AggregateFunction::Count, None, false, None, DataType::Int64).unwrap(),
+            AggregateCall::new(AggregateFunction::Sum, v(), false, None, DataType::Int64).unwrap(),
+            AggregateCall::new(AggregateFunction::Min, v(), false, None, DataType::Int64).unwrap(),
+            AggregateCall::new(AggregateFunction::Max, v(), false, None, DataType::Int64).unwrap(),
+            AggregateCall::new(
+                AggregateFunction::Count,
+                Some((col("s", &schema).unwrap(), DataType::Utf8)),
+                true,
+                None,
+                DataType::Int64,
+            )
+            .unwrap(),
+            AggregateCall::new(AggregateFunction::Avg, v(), false, None, DataType::Float64).unwrap(),
+        ];
+        let mut fields = vec![];
+        let mut group = vec![];
+        if grouped {
+            fields.push(Field::new("g", DataType::Int64, true));
+            group.push(col("g", &schema).unwrap());
+        }
+        for name in ["n", "sum", "lo", "hi", "ds"] {
+            fields.push(Field::new(name, DataType::Int64, true));
+        }
+        fields.push(Field::new("avg", DataType::Float64, true));
+        let spec = AggregateSpec::new(group, calls, Arc::new(Schema::new(fields))).unwrap();
+        Aggregate::new("test".into(), Arc::new(spec)).unwrap()
+    }
+
+    fn run(agg: &mut Aggregate, rows: &[(RowKind, i64, Option<i64>, &str)]) -> String {
+        format_rows(&agg.apply(&batch(rows)).unwrap(), "").unwrap()
+    }
+
+    #[test]
+    fn min_and_max_give_way_when_the_extreme_is_retracted() {
+        let mut agg = aggregate(true);
+        let out = run(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 1, Some(3), "b"), (Insert, 1, Some(9), "a")]);
+        assert_eq!(out, "+I[1, 3, 17, 3, 9, 2, 5.666666666666667]\n");
+        let out = run(&mut agg, &[(Delete, 1, Some(3), "b")]);
+        assert_eq!(out, "-U[1, 3, 17, 3, 9, 2, 5.666666666666667]\n+U[1, 2, 14, 5, 9, 1, 7.0]\n");
+        let out = run(&mut agg, &[(UpdateBefore, 1, Some(9), "a"), (UpdateAfter, 1, Some(1), "a")]);
+        assert_eq!(out, "-U[1, 2, 14, 5, 9, 1, 7.0]\n+U[1, 2, 6, 1, 5, 1, 3.0]\n");
+    }
+
+    #[test]
+    fn a_group_whose_last_row_goes_is_deleted_and_an_unchanged_result_emits_nothing() {
+        let mut agg = aggregate(true);
+        run(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 2, Some(7), "a")]);
+        // An update that leaves every result as it was.
+        assert_eq!(run(&mut agg, &[(UpdateBefore, 1, Some(5), "a"), (UpdateAfter, 1, Some(5), "a")]), "");
+        assert_eq!(run(&mut agg, &[(Delete, 2, Some(7), "a")]), "-D[2, 1, 7, 7, 7, 1, 7.0]\n");
+        assert_eq!(agg.len(), 1);
+        // NULL arguments count as rows, not as values.
+        assert_eq!(
+            run(&mut agg, &[(Insert, 3, None, "x")]),
+            "+I[3, 1, null, null, null, 1, null]\n",
+            "a group of NULL values"
+        );
+    }
+
+    #[test]
+    fn a_global_aggregate_appears_with_its_first_row_and_goes_with_its_last() {
+        let mut agg = aggregate(false);
+        assert_eq!(run(&mut agg, &[(Insert, 1, Some(2), "a"), (Insert, 2, Some(4), "b")]), "+I[2, 6, 2, 4, 2, 3.0]\n");
+        assert_eq!(run(&mut agg, &[(Delete, 1, Some(2), "a"), (Delete, 2, Some(4), "b")]), "-D[2, 6, 2, 4, 2, 3.0]\n");
+    }
+
+    #[test]
+    fn more_retractions_than_rows_is_an_error_not_a_negative_count() {
+        let mut agg = aggregate(true);
+        let err = agg.apply(&batch(&[(Delete, 1, Some(2), "a")])).unwrap_err().to_string();
+        assert!(err.contains("--fresh"), "{err}");
+    }
+
+    #[test]
+    fn a_restored_state_continues_exactly_as_the_original() {
+        let mut agg = aggregate(true);
+        run(
+            &mut agg,
+            &[(Insert, 1, Some(5), "a"), (Insert, 1, Some(5), "a"), (Insert, 2, None, "b"), (Insert, 1, Some(-4), "c")],
+        );
+        let Some(OperatorSnapshot::Changed(state)) = agg.snapshot().unwrap() else { panic!("no state") };
+        assert!(matches!(agg.snapshot().unwrap(), Some(OperatorSnapshot::Unchanged)));
+        let mut restored = aggregate(true);
+        restored.restore(state).unwrap();
+        let next = [(Delete, 1, Some(-4), "c"), (Delete, 1, Some(5), "a"), (Insert, 2, Some(8), "b")];
+        assert_eq!(run(&mut restored, &next), run(&mut agg, &next));
+        let next = [(Delete, 1, Some(5), "a")];
+        assert_eq!(run(&mut restored, &next), run(&mut agg, &next));
+        assert_eq!(restored.len(), 1);
+
+        let mut other = aggregate(false);
+        let Some(OperatorSnapshot::Changed(state)) = agg.snapshot().unwrap() else { panic!("no state") };
+        let err = other.restore(state).unwrap_err().to_string();
+        assert!(err.contains("--fresh"), "{err}");
+    }
+
+    #[test]
+    fn a_filter_decides_which_rows_a_call_sees() {
+        let schema = input_schema();
+        let filter = datafusion::physical_expr::expressions::binary(
+            col("v", &schema).unwrap(),
+            datafusion::logical_expr::Operator::Gt,
+            lit(3i64),
+            &schema,
+        )
+        .unwrap();
+        let call = AggregateCall::new(AggregateFunction::Count, None, false, Some(filter), DataType::Int64).unwrap();
+        let out = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let mut agg =
+            Aggregate::new("f".into(), Arc::new(AggregateSpec::new(vec![], vec![call], out).unwrap())).unwrap();
+        assert_eq!(run(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 1, Some(2), "a")]), "+I[1]\n");
+    }
+}

@@ -53,6 +53,14 @@ const NO_EFFECT: &[(&str, &str)] = &[
         "table.exec.sink.not-null-enforcer",
         "a NULL reaching a NOT NULL sink column always stops the job and shows the row (Flink's 'ERROR')",
     ),
+    ("table.exec.state.ttl", "state does not expire here: a GROUP BY keeps each group until its last row is retracted"),
+    ("table.exec.mini-batch.enabled", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
+    ("table.exec.mini-batch.allow-latency", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
+    ("table.exec.mini-batch.size", "a GROUP BY always works per source batch ('datafusion.execution.batch_size' rows)"),
+    (
+        "table.exec.sink.upsert-materialize",
+        "no upsert materializer is built: a keyed sink must be keyed by the query's GROUP BY columns",
+    ),
 ];
 
 /// Flink keys whose meaning cdc-sql reads under another (Flink's other) name: ignoring them with

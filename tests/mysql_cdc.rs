@@ -754,7 +754,7 @@ impl Reader {
     ) -> Reader {
         let table = open_table(spec).unwrap();
         let mut source = table.source(&SourceContext { batch_size }).unwrap().unwrap();
-        source.start(from.clone().map(|position| ResumeFrom { position, exact })).await.unwrap();
+        source.start(from.clone().map(|position| ResumeFrom { position, exact, stateful: false })).await.unwrap();
         Reader { source, position: from, apply }
     }
 
@@ -1635,7 +1635,7 @@ fn resume_from_a_purged_gtid_position_is_refused_clearly() {
         let table = open_table(&spec).unwrap();
         let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
         let err = source
-            .start(Some(ResumeFrom { position: batch.position.clone(), exact: true }))
+            .start(Some(ResumeFrom { position: batch.position.clone(), exact: true, stateful: false }))
             .await
             .unwrap_err()
             .to_string();
@@ -1663,8 +1663,11 @@ fn an_incremental_snapshot_checkpoint_is_not_resumed_by_the_legacy_snapshot() {
         let legacy = spec_for(&db, ", 'scan.incremental.snapshot.enabled' = 'false', 'server-id' = '5573'");
         let table = open_table(&legacy).unwrap();
         let mut source = table.source(&SourceContext { batch_size: 1000 }).unwrap().unwrap();
-        let err =
-            source.start(Some(ResumeFrom { position: batch.position, exact: true })).await.unwrap_err().to_string();
+        let err = source
+            .start(Some(ResumeFrom { position: batch.position, exact: true, stateful: false }))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("checkpoint was taken during the incremental snapshot") && err.contains("back to 'true'"),
             "{err}"

@@ -10,7 +10,17 @@
 //!
 //! into a jdbc sink on PostgreSQL keyed by `(region, id)`. Both sources start with the same ids,
 //! so a row that lands under the wrong region, or one source's delete applied to the other's
-//! row, shows up as a difference.
+//! row, shows up as a difference. Beside it, in the same job (a statement set, so the same
+//! checkpoints and kills), a GROUP BY keeps per-bucket figures of the MariaDB table current:
+//!
+//! ```sql
+//! INSERT INTO eu_buckets
+//! SELECT v % 10, COUNT(*), SUM(v), MIN(id), MAX(id) FROM orders_eu_agg GROUP BY v % 10
+//! ```
+//!
+//! into a sink keyed by the bucket: its state (every id of every bucket, for MIN and MAX
+//! under retractions) is checkpointed and restored across the kills, and at the end the sink must
+//! equal the same query run directly on MariaDB.
 //!
 //! Every seed SIGKILLs the job five times and restarts it from its state directory each time:
 //! soon after start, a few checkpoints in (the snapshots are small chunks, so this is usually
@@ -20,7 +30,7 @@
 //! input has reached the checkpoint and the sink has prepared, but the record is not stored. At
 //! the end, with both writers done and the job caught up and stopped gracefully (SIGTERM, exit
 //! 0), the sink must equal the union of the two source tables row for row: nothing lost, nothing
-//! doubled, nothing left over from a key that moved.
+//! doubled, nothing left over from a key that moved; and the GROUP BY's sink the query's answer.
 //!
 //! This is a smaller sibling of `tests/cdc_fault_injection.rs` (20,000 rows per source, five
 //! kills per seed) so that it adds minutes, not tens of minutes, to the suite; that file covers
@@ -51,6 +61,10 @@ const TRANSACTIONS: usize = 700;
 const CHECKPOINT_INTERVAL: &str = "100ms";
 /// `server-id` range of the mysql-cdc source (unique among this process's jobs on the server).
 const SERVER_IDS: &str = "5721-5725";
+/// `server-id` range of the GROUP BY's mysql-cdc source.
+const AGGREGATE_SERVER_IDS: &str = "5730-5733";
+/// The GROUP BY, as the job runs it over `orders_eu_agg` and as MariaDB answers it over `orders`.
+const BUCKETS: &str = "SELECT v % 10 AS bucket, COUNT(*) AS n, SUM(v) AS total, MIN(id) AS lo, MAX(id) AS hi";
 const DEADLINE: Duration = Duration::from_secs(180);
 
 /// (region, id) → (v, note): the sink, or the union of the sources.
@@ -163,10 +177,10 @@ fn describe(inputs: &[InputPhase]) -> String {
     inputs.iter().map(|i| i.text.as_str()).collect::<Vec<_>>().join("; ")
 }
 
-/// Both inputs are past their snapshots.
-fn both_streaming(record: &Value) -> bool {
+/// Every input (the union's two and the GROUP BY's one) is past its snapshot.
+fn all_streaming(record: &Value) -> bool {
     let inputs = inputs_of(record);
-    inputs.len() == 2 && inputs.iter().all(|i| i.streaming)
+    inputs.len() == 3 && inputs.iter().all(|i| i.streaming)
 }
 
 /// Sources, sink and job file of one seed.
@@ -201,7 +215,8 @@ impl Scenario {
             if full_identity { "ALTER TABLE orders REPLICA IDENTITY FULL;" } else { "" }
         ));
         sink.exec(
-            "CREATE TABLE all_orders (region varchar(2), id bigint, v bigint, note varchar(64), PRIMARY KEY (region, id))",
+            "CREATE TABLE all_orders (region varchar(2), id bigint, v bigint, note varchar(64), PRIMARY KEY (region, id));
+             CREATE TABLE eu_buckets (bucket bigint PRIMARY KEY, n bigint, total bigint, lo bigint, hi bigint)",
         );
         let login = |db: &Database| {
             let c = db.connection();
@@ -231,10 +246,17 @@ CREATE TABLE all_orders (region STRING, id BIGINT, v BIGINT, note STRING, PRIMAR
   'connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'all_orders',
   'username' = '{POSTGRES_SUPERUSER}', 'password' = '{POSTGRES_PASSWORD}',
   'sink.buffer-flush.max-rows' = '500'{offsets});
+CREATE TABLE orders_eu_agg ({columns}) WITH ('connector' = 'mysql-cdc', {eu_login}, 'server-id' = '{AGGREGATE_SERVER_IDS}');
+CREATE TABLE eu_buckets (bucket BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, PRIMARY KEY (bucket) NOT ENFORCED)
+  WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'eu_buckets',
+  'username' = '{POSTGRES_SUPERUSER}', 'password' = '{POSTGRES_PASSWORD}', 'sink.buffer-flush.max-rows' = '500');
+EXECUTE STATEMENT SET BEGIN
 INSERT INTO all_orders
 SELECT 'eu' AS region, id, v, note FROM orders_eu
 UNION ALL
 SELECT 'us' AS region, id, v, note FROM orders_us;
+INSERT INTO eu_buckets {BUCKETS} FROM orders_eu_agg GROUP BY v % 10;
+END;
 ",
             state = state.display(),
             eu_login = login(&eu),
@@ -289,18 +311,18 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
             Kill::MidStream { checkpoints, delay } => {
                 let streaming_since = loop {
                     if let Some((id, record)) = newest_record(&self.state) {
-                        if Some(id) > since && both_streaming(&record) {
+                        if Some(id) > since && all_streaming(&record) {
                             break id;
                         }
                     }
-                    wait(job, "both inputs streaming");
+                    wait(job, "every input streaming");
                 };
                 while newest_record(&self.state).is_none_or(|(id, _)| id < streaming_since + checkpoints) {
                     wait(job, "checkpoints in the stream phase");
                 }
                 std::thread::sleep(delay);
                 job.sigkill();
-                format!("{} ms after checkpoint {checkpoints} with both inputs streaming", delay.as_millis())
+                format!("{} ms after checkpoint {checkpoints} with every input streaming", delay.as_millis())
             }
             Kill::WhileStoringRecord { after } => {
                 std::thread::sleep(after);
@@ -375,7 +397,7 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
             }
         }
         eprintln!(
-            "[union] {} kills: {snapshot} resumed with an input mid-snapshot, {stream} with both streaming, {nothing} \
+            "[union] {} kills: {snapshot} resumed with an input mid-snapshot, {stream} with all streaming, {nothing} \
              without a stored position",
             plan.len()
         );
@@ -389,21 +411,26 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
             .into_iter()
             .flat_map(|(region, table)| table.into_iter().map(move |(id, row)| ((region.to_string(), id), row)))
             .collect();
-        self.converge(seed, &expected);
+        let buckets = read_buckets(&self.eu, &format!("{BUCKETS} FROM orders GROUP BY v % 10"));
+        self.converge(seed, &expected, &buckets);
         drop_slot(&self.us, &self.slot);
     }
 
-    /// Runs the job until the sink equals the union, stops it gracefully and compares again.
-    fn converge(&self, seed: u64, expected: &Union) {
+    /// Runs the job until the sinks equal the union and the GROUP BY's answer, stops it
+    /// gracefully and compares again.
+    fn converge(&self, seed: u64, expected: &Union, buckets: &[Vec<String>]) {
         let mut job = JobProcess::spawn(&self.job);
         let deadline = Instant::now() + DEADLINE;
-        while read_sink(&self.sink) != *expected {
+        let sink_buckets = || read_buckets(&self.sink, "SELECT bucket, n, total, lo, hi FROM eu_buckets");
+        while read_sink(&self.sink) != *expected || sink_buckets() != buckets {
             job.assert_running(seed);
             if Instant::now() > deadline {
                 job.sigkill();
                 panic!(
-                    "FAULT_SEED={seed}: the sink never caught up with the union of the sources: {}\njob log:\n{}",
+                    "FAULT_SEED={seed}: the sinks never caught up with the union of the sources: {}\nGROUP BY on \
+                     MariaDB:\n{buckets:?}\nits sink:\n{:?}\njob log:\n{}",
                     difference(expected, &read_sink(&self.sink)),
+                    sink_buckets(),
                     job.log_tail()
                 );
             }
@@ -416,8 +443,29 @@ SELECT 'us' AS region, id, v, note FROM orders_us;
             "FAULT_SEED={seed}: after the final stop the sink differs from the union of the sources: {}",
             difference(expected, &actual)
         );
-        eprintln!("[union] FAULT_SEED={seed}: the sink equals the union of the sources ({} rows)", expected.len());
+        assert!(
+            sink_buckets() == buckets,
+            "FAULT_SEED={seed}: after the final stop the GROUP BY's sink differs from MariaDB's answer:\n{buckets:?}\n{:?}",
+            sink_buckets()
+        );
+        eprintln!(
+            "[union] FAULT_SEED={seed}: the sink equals the union of the sources ({} rows), the GROUP BY's sink \
+             MariaDB's answer ({} groups)",
+            expected.len(),
+            buckets.len()
+        );
     }
+}
+
+/// The rows of a query's answer as text, sorted; NULL as `<NULL>`.
+fn read_buckets(db: &Database, sql: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = db
+        .query_opt(sql)
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v.unwrap_or_else(|| "<NULL>".into())).collect())
+        .collect();
+    rows.sort();
+    rows
 }
 
 fn read_source(db: &Database) -> Table {
@@ -456,7 +504,7 @@ fn difference(expected: &Union, actual: &Union) -> String {
 }
 
 #[test]
-fn union_all_of_mysql_and_postgres_cdc_killed_anywhere_leaves_the_sink_equal_to_the_union() {
+fn union_all_and_group_by_killed_anywhere_leave_their_sinks_equal_to_the_queries_on_the_sources() {
     for seed in seeds(3) {
         Scenario::new(seed).run(seed);
     }

@@ -229,6 +229,10 @@ pub struct ResumeFrom {
     /// after delivering more, which a source must allow for where repeating its changes from
     /// `position` would not repeat what was delivered (mysql-cdc's unfinished snapshot chunks).
     pub exact: bool,
+    /// Operators after the source keep state as of `position` (a GROUP BY): what the source
+    /// delivers again is counted again, so it must deliver what follows `position` exactly once
+    /// (as if `exact`), or refuse to resume.
+    pub stateful: bool,
 }
 
 /// What a source read, and its position right after it.

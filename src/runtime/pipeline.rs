@@ -245,7 +245,13 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
             reader: None,
         };
         if let Some(mut source) = source {
-            let resume = input.state.position.clone().map(|position| ResumeFrom { position, exact });
+            let resume = input.state.position.clone().map(|position| ResumeFrom {
+                position,
+                exact,
+                // Turning truncations into deletes takes repeated rows as they are; a GROUP BY
+                // would count them again.
+                stateful: spec.query.is_stateful(),
+            });
             source.start(resume).await?;
             if input.state.position.is_none() {
                 input.state.position = source.start_position();

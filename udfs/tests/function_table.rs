@@ -5,6 +5,9 @@
 //! - a function listed as `native` is DataFusion's own and cdc-sql does not replace it;
 //! - every syntax rewrite (`cdc_sql_udfs::syntax::REWRITTEN`) is listed, and every `rewrite` row
 //!   names one;
+//! - a function listed as `aggregate` is one of DataFusion's aggregate functions (the GROUP BY
+//!   operator keeps it under retractions; tests/stateful_differential.rs holds it to DataFusion's
+//!   answer);
 //! - a `not supported` row names no implementation.
 
 use std::collections::BTreeSet;
@@ -49,6 +52,7 @@ fn registered_by_cdc_sql() -> BTreeSet<String> {
 fn docs_function_table_matches_the_registered_functions() {
     let ours = registered_by_cdc_sql();
     let datafusion: BTreeSet<String> = SessionContext::new().state().scalar_functions().keys().cloned().collect();
+    let aggregates: BTreeSet<String> = SessionContext::new().state().aggregate_functions().keys().cloned().collect();
     let rows = function_rows();
     let mut listed = BTreeSet::new();
     let mut problems = Vec::new();
@@ -88,6 +92,19 @@ fn docs_function_table_matches_the_registered_functions() {
                 if !cdc_sql_udfs::syntax::REWRITTEN.iter().any(|r| upper.contains(r)) {
                     problems
                         .push(format!("{}: listed as a rewrite, but syntax::REWRITTEN has no such form", row.flink));
+                }
+            }
+            "aggregate" => {
+                if row.names.is_empty() {
+                    problems.push(format!("{}: an aggregate row must name its functions", row.flink));
+                }
+                for n in &row.names {
+                    if !aggregates.contains(n) {
+                        problems.push(format!(
+                            "{}: `{n}` is listed as an aggregate but DataFusion has no such aggregate function",
+                            row.flink
+                        ));
+                    }
                 }
             }
             "not supported" => {

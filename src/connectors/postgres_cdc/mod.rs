@@ -579,7 +579,10 @@ pub(super) mod tests {
         let position = serde_json::json!({
             "phase": "snapshot", "slot": "s1", "chunks_done": 3, "chunks_total": 3, "rows": 10, "bounded": true
         });
-        let err = source.start(Some(crate::connectors::ResumeFrom { position, exact: true })).await.unwrap_err();
+        let err = source
+            .start(Some(crate::connectors::ResumeFrom { position, exact: true, stateful: false }))
+            .await
+            .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::User(_)), "{err:?}");
         assert!(

@@ -283,6 +283,15 @@ impl Source for PostgresCdcSource {
                 PgPosition::Snapshot { bounded: true, .. } if !config.is_bounded() => {
                     return Err(continuing_a_bounded_snapshot(&config));
                 }
+                PgPosition::Snapshot { .. } if resume_from.as_ref().is_some_and(|r| r.stateful) => {
+                    return Err(Error::user(format!(
+                        "postgres-cdc table `{}` cannot resume its interrupted snapshot under a stateful query (GROUP \
+                         BY, DISTINCT, UNION): the snapshot is read again in full, and the rows the checkpoint's state \
+                         already holds would be counted twice. Start the job over with --fresh (a keyed sink's rows are \
+                         overwritten as the results come again)",
+                        config.table
+                    )))
+                }
                 PgPosition::Snapshot { .. } => Some(None),
                 PgPosition::Stream { lsn, .. } if !config.is_bounded() => Some(Some(lsn.0)),
                 PgPosition::Stream { .. } => {

@@ -34,6 +34,8 @@ const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
 const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
 
 const RUNTIME_MODE: &str = "execution.runtime-mode";
+/// How long a stateful operator keeps state no change touched; 0 (Flink's default): for ever.
+const STATE_TTL: &str = "table.exec.state.ttl";
 /// Flink's session time zone, kept in DataFusion's: the time functions (FROM_UNIXTIME,
 /// UNIX_TIMESTAMP, LOCALTIMESTAMP, DATE_FORMAT of a TIMESTAMP_LTZ…) read it from there.
 const LOCAL_TIME_ZONE: &str = "table.local-time-zone";
@@ -53,7 +55,6 @@ const NO_EFFECT: &[(&str, &str)] = &[
         "table.exec.sink.not-null-enforcer",
         "a NULL reaching a NOT NULL sink column always stops the job and shows the row (Flink's 'ERROR')",
     ),
-    ("table.exec.state.ttl", "state does not expire here: a GROUP BY keeps each group until its last row is retracted"),
     ("table.exec.mini-batch.enabled", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
     ("table.exec.mini-batch.allow-latency", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
     ("table.exec.mini-batch.size", "a GROUP BY always works per source batch ('datafusion.execution.batch_size' rows)"),
@@ -376,6 +377,10 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' = '{value}' is not a valid interval; write e.g. '5s' or '1 min'"
             )));
+        } else if key == STATE_TTL && parse_duration(value).is_none() {
+            return Err(Error::user(format!(
+                "'{key}' = '{value}' is not a valid duration; write e.g. '1 h', '36 h' or '0' (no expiry)"
+            )));
         } else if key == LOCAL_TIME_ZONE {
             let zone = cdc_sql_udfs::session_time_zone(value).map_err(|e| Error::user(format!("'{key}': {e}")))?;
             self.ctx.state_ref().write().config_mut().options_mut().set(DATAFUSION_TIME_ZONE, &zone)?;
@@ -397,8 +402,15 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' is not read by cdc-sql, which takes this setting from '{ours}' (Flink's other name for it); write SET '{ours}' = '{value}'"
             )));
-        } else if ![CHECKPOINT_INTERVAL, PIPELINE_NAME, CHECKPOINT_DIR, CHECKPOINTS_RETAINED, LOCAL_TIME_ZONE]
-            .contains(&key)
+        } else if ![
+            CHECKPOINT_INTERVAL,
+            PIPELINE_NAME,
+            CHECKPOINT_DIR,
+            CHECKPOINTS_RETAINED,
+            LOCAL_TIME_ZONE,
+            STATE_TTL,
+        ]
+        .contains(&key)
             && !restart::KEYS.contains(&key)
             && !REST_ADDRESS_KEYS.contains(&key)
             && !REST_PORT_KEYS.contains(&key)
@@ -411,6 +423,7 @@ impl Session {
                 CHECKPOINTS_RETAINED,
                 PIPELINE_NAME,
                 RUNTIME_MODE,
+                STATE_TTL,
             ];
             known.extend(restart::KEYS);
             known.extend(REST_ADDRESS_KEYS);
@@ -477,6 +490,11 @@ impl Session {
         Ok(Outcome::Info("Execute statement succeeded.".into()))
     }
 
+    /// `table.exec.state.ttl`, validated when it was set; `None` when unset or 0.
+    fn state_ttl(&self) -> Option<std::time::Duration> {
+        self.settings.get(STATE_TTL).and_then(|v| parse_duration(v)).filter(|d| !d.is_zero())
+    }
+
     fn source_context(&self) -> SourceContext {
         SourceContext { batch_size: self.state().config().batch_size() }
     }
@@ -541,6 +559,7 @@ impl Session {
         let sink_name = insert_target(insert)?;
         let target = self.entry(&sink_name)?;
         let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
+        planned.query.state_ttl = self.state_ttl();
         let (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
         if !mode.is_insert_only() {
             check_sink_key(&target.spec, &planned.query)?;
@@ -577,6 +596,7 @@ impl Session {
         }
         let plan = state.optimize(&plan)?;
         let mut query = CompiledQuery::compile(&state, &plan)?;
+        query.state_ttl = self.state_ttl();
         let (inputs, changelog, bounded) = self.query_inputs(&mut query)?;
         // A preview stores nothing and never restarts.
         let config = JobConfig {

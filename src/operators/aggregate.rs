@@ -15,10 +15,14 @@
 //! extreme gives way to the next one; a DISTINCT aggregate keeps its distinct values likewise.
 //! Sums of DOUBLE values drift in the last digits under retractions, as in Flink.
 //!
-//! State: one row per group (key columns, row count, accumulators; value multisets as lists),
-//! written whole at a checkpoint after any change, not at all otherwise.
+//! State: one row per group (key columns, row count, when it was last touched, accumulators;
+//! value multisets as lists), written whole at a checkpoint after any change, not at all
+//! otherwise. With a state TTL (Flink's `table.exec.state.ttl`) a group not touched for that long
+//! is dropped without a retraction (the sink keeps its last row), and a retraction that finds no
+//! row or value to take back is ignored rather than refused, as in Flink: results of groups that
+//! expired and came back may be wrong, which is the documented price of a TTL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -31,7 +35,7 @@ use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Field, Fields, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
 };
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::ScalarValue;
+use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{Operator, OperatorSnapshot};
@@ -190,6 +194,7 @@ impl AggregateSpec {
             .map(|(i, f)| Field::new(format!("key{i}"), f.data_type().clone(), true))
             .collect();
         fields.push(Field::new("rows", DataType::Int64, false));
+        fields.push(Field::new("touched", DataType::Int64, false));
         for (i, call) in self.calls.iter().enumerate() {
             if call.keeps_values() {
                 fields.push(Field::new(format!("values{i}"), values_type(&call.value_type), false));
@@ -252,7 +257,8 @@ enum Value {
 impl Accumulator {
     /// Adds (`sign` 1) or takes away (`sign` -1) one value; `encoded` is the value's row encoding
     /// where the call keeps values, `value` what a sum adds.
-    fn update(&mut self, sign: i64, value: Value, encoded: Option<&[u8]>) {
+    /// `lenient`: a value to take away that is not there is ignored (it expired).
+    fn update(&mut self, sign: i64, value: Value, encoded: Option<&[u8]>, lenient: bool) {
         match self {
             Accumulator::Count(n) => *n += sign,
             Accumulator::Exact { sum, n } => {
@@ -269,18 +275,23 @@ impl Accumulator {
             }
             Accumulator::Values(values) => {
                 if let Some(bytes) = encoded {
-                    multiset_update(values, bytes, sign);
+                    if !(lenient && sign < 0 && !values.contains_key(bytes)) {
+                        multiset_update(values, bytes, sign);
+                    }
                 }
             }
             Accumulator::Distinct { seen, inner } => {
                 let Some(bytes) = encoded else { return };
                 let before = seen.get(bytes).copied().unwrap_or(0);
+                if lenient && sign < 0 && before == 0 {
+                    return;
+                }
                 multiset_update(seen, bytes, sign);
                 let after = before + sign;
                 if before <= 0 && after > 0 {
-                    inner.update(1, value, encoded);
+                    inner.update(1, value, encoded, lenient);
                 } else if before > 0 && after <= 0 {
-                    inner.update(-1, value, encoded);
+                    inner.update(-1, value, encoded, lenient);
                 }
             }
         }
@@ -302,12 +313,28 @@ fn multiset_update(values: &mut BTreeMap<Box<[u8]>, i64>, bytes: &[u8], sign: i6
 }
 
 /// A group's result columns, one per call.
-type Results = Vec<ScalarValue>;
+type Results = Vec<Cell>;
 
-/// A group: how many rows it holds now, and its accumulators.
+/// One result value of a group: cheap to compare with the group's previous result, and turned
+/// into Arrow a column at a time.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// Unscaled, at the result's scale.
+    Decimal(i128),
+    /// A MIN/MAX value in its row encoding.
+    Encoded(Box<[u8]>),
+}
+
+/// A group: how many rows it holds now, when a change last touched it (ms since the epoch), and
+/// its accumulators.
 #[derive(Debug, Clone)]
 struct Group {
     rows: i64,
+    touched: i64,
     accumulators: Vec<Accumulator>,
 }
 
@@ -321,11 +348,16 @@ pub struct Aggregate {
     groups: HashMap<Box<[u8]>, Group>,
     /// Whether the groups changed since the last snapshot or restore.
     changed: bool,
+    /// How long an untouched group is kept (ms); `None`: for ever.
+    ttl: Option<i64>,
+    /// When groups were last checked for expiry (ms since the epoch).
+    swept: i64,
 }
 
 impl Aggregate {
-    /// `name` identifies its state in checkpoints (stable across runs of the job file).
-    pub fn new(name: String, spec: Arc<AggregateSpec>) -> Result<Self> {
+    /// `name` identifies its state in checkpoints (stable across runs of the job file); `ttl`
+    /// is how long a group no change touches is kept.
+    pub fn new(name: String, spec: Arc<AggregateSpec>, ttl: Option<std::time::Duration>) -> Result<Self> {
         let keys = RowConverter::new(spec.key_types().into_iter().map(SortField::new).collect())?;
         let values = spec
             .calls
@@ -336,7 +368,8 @@ impl Aggregate {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // Changed from the start: the first checkpoint stores the (empty) state, so that a resume
         // finds a state for every GROUP BY.
-        Ok(Aggregate { name, spec, keys, values, groups: HashMap::new(), changed: true })
+        let ttl = ttl.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
+        Ok(Aggregate { name, spec, keys, values, groups: HashMap::default(), changed: true, ttl, swept: 0 })
     }
 
     /// How many groups it holds.
@@ -350,6 +383,30 @@ impl Aggregate {
 
     /// Takes one batch of changes, gives the changes of the result.
     pub fn apply(&mut self, batch: &ChangeBatch) -> Result<ChangeBatch> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.apply_at(batch, now)
+    }
+
+    /// Drops the groups no change touched for the TTL, looking at most twice per TTL.
+    fn expire(&mut self, now: i64) {
+        let Some(ttl) = self.ttl else { return };
+        if now - self.swept < (ttl / 2).max(1) {
+            return;
+        }
+        self.swept = now;
+        let before = self.groups.len();
+        self.groups.retain(|_, g| now - g.touched < ttl);
+        if self.groups.len() != before {
+            tracing::debug!(operator = %self.name, expired = before - self.groups.len(), "state TTL: groups expired");
+            self.changed = true;
+        }
+    }
+
+    /// [`Aggregate::apply`] at time `now` (ms since the epoch).
+    fn apply_at(&mut self, batch: &ChangeBatch, now: i64) -> Result<ChangeBatch> {
+        self.expire(now);
         let n = batch.num_rows();
         if n == 0 {
             return Ok(ChangeBatch::inserts(RecordBatch::new_empty(self.spec.output_schema.clone())));
@@ -362,7 +419,7 @@ impl Aggregate {
 
         // The groups touched, in the order first touched, with their result before the batch.
         let mut touched: Vec<(Box<[u8]>, Option<Results>)> = Vec::new();
-        let mut seen: HashMap<Box<[u8]>, ()> = HashMap::new();
+        let mut seen: HashMap<Box<[u8]>, ()> = HashMap::default();
         for row in 0..n {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
             if !seen.contains_key(key) {
@@ -374,29 +431,35 @@ impl Aggregate {
                 touched.push((key.into(), before));
             }
             let sign = if batch.kind(row).is_addition() { 1 } else { -1 };
+            let expiring = self.ttl.is_some();
             let group = match self.groups.get_mut(key) {
+                // Under a TTL the row it retracts may have expired with its group: ignored.
+                Some(g) if expiring && sign < 0 && g.rows == 0 => continue,
                 Some(g) => g,
+                None if expiring && sign < 0 => continue,
                 None => {
                     let accumulators = self.spec.calls.iter().map(AggregateCall::new_accumulator).collect();
-                    self.groups.entry(key.into()).or_insert(Group { rows: 0, accumulators })
+                    self.groups.entry(key.into()).or_insert(Group { rows: 0, touched: now, accumulators })
                 }
             };
             group.rows += sign;
+            group.touched = now;
             for (accumulator, argument) in group.accumulators.iter_mut().zip(&arguments) {
                 if let Some(value) = argument.value(row) {
                     let encoded = argument.encoded.as_ref().map(|r| r.row(row).data());
-                    accumulator.update(sign, value, encoded);
+                    accumulator.update(sign, value, encoded, expiring);
                 }
             }
         }
         self.changed = true;
 
         let mut out_keys: Vec<&[u8]> = Vec::new();
-        let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut out_values: Vec<Results> = Vec::new();
         let mut kinds = Vec::new();
         let mut emptied = Vec::new();
         for (key, before) in &touched {
-            let group = &self.groups[key];
+            // Not there: only retractions of an expired group touched it, all ignored.
+            let Some(group) = self.groups.get(key) else { continue };
             if group.rows < 0 {
                 return Err(Error::user(format!(
                     "a GROUP BY received more retractions than rows for a group ({} rows): its input retracted rows it \
@@ -473,17 +536,11 @@ impl Aggregate {
     }
 
     /// The group's result columns (one per call).
-    fn results(&self, group: &Group) -> Result<Vec<ScalarValue>> {
-        self.spec
-            .calls
-            .iter()
-            .zip(&group.accumulators)
-            .zip(&self.values)
-            .map(|((call, acc), converter)| result(call, acc, converter.as_ref()))
-            .collect()
+    fn results(&self, group: &Group) -> Result<Results> {
+        self.spec.calls.iter().zip(&group.accumulators).map(|(call, acc)| result(call, acc)).collect()
     }
 
-    fn output(&self, keys: &[&[u8]], values: Vec<Vec<ScalarValue>>, kinds: &[RowKind]) -> Result<ChangeBatch> {
+    fn output(&self, keys: &[&[u8]], values: Vec<Results>, kinds: &[RowKind]) -> Result<ChangeBatch> {
         let schema = &self.spec.output_schema;
         let mut columns: Vec<ArrayRef> = if self.spec.group.is_empty() {
             Vec::new()
@@ -491,12 +548,9 @@ impl Aggregate {
             let parser = self.keys.parser();
             self.keys.convert_rows(keys.iter().map(|k| parser.parse(k)))?
         };
-        for (i, call) in self.spec.calls.iter().enumerate() {
-            let column = if values.is_empty() {
-                datafusion::arrow::array::new_empty_array(&call.output)
-            } else {
-                ScalarValue::iter_to_array(values.iter().map(|v| v[i].clone()))?
-            };
+        for (i, (call, converter)) in self.spec.calls.iter().zip(&self.values).enumerate() {
+            let cells = values.iter().map(|v| &v[i]);
+            let column = column(call, converter.as_ref(), cells, values.len())?;
             columns.push(if column.data_type() == &call.output { column } else { cast(&column, &call.output)? });
         }
         let options = RecordBatchOptions::new().with_row_count(Some(kinds.len()));
@@ -515,6 +569,7 @@ impl Aggregate {
             self.keys.convert_rows(groups.iter().map(|(k, _)| parser.parse(k)))?
         };
         columns.push(Arc::new(Int64Array::from_iter_values(groups.iter().map(|(_, g)| g.rows))));
+        columns.push(Arc::new(Int64Array::from_iter_values(groups.iter().map(|(_, g)| g.touched))));
         for (i, (call, converter)) in self.spec.calls.iter().zip(&self.values).enumerate() {
             let accs = groups.iter().map(|(_, g)| &g.accumulators[i]);
             match converter {
@@ -558,10 +613,15 @@ impl Aggregate {
         let key_len = self.spec.group.len();
         let keys = if key_len == 0 { None } else { Some(self.keys.convert_columns(&state.columns()[..key_len])?) };
         let rows = state.column(key_len).as_primitive::<Int64Type>();
+        let touched = state.column(key_len + 1).as_primitive::<Int64Type>();
         let mut groups: Vec<Group> = (0..n)
-            .map(|i| Group { rows: rows.value(i), accumulators: Vec::with_capacity(self.spec.calls.len()) })
+            .map(|i| Group {
+                rows: rows.value(i),
+                touched: touched.value(i),
+                accumulators: Vec::with_capacity(self.spec.calls.len()),
+            })
             .collect();
-        let mut column = key_len + 1;
+        let mut column = key_len + 2;
         for (call, converter) in self.spec.calls.iter().zip(&self.values) {
             match converter {
                 Some(converter) => {
@@ -582,7 +642,7 @@ impl Aggregate {
                                 Accumulator::Distinct { seen, inner } => {
                                     multiset_update(seen, bytes, count);
                                     if let Some(value) = sums.value(e) {
-                                        inner.update(1, value, Some(bytes));
+                                        inner.update(1, value, Some(bytes), false);
                                     }
                                 }
                                 _ => return Err(Error::internal("a call that keeps values has no multiset")),
@@ -698,25 +758,20 @@ impl Argument {
 }
 
 /// What a call's accumulator gives as its result.
-fn result(call: &AggregateCall, acc: &Accumulator, converter: Option<&RowConverter>) -> Result<ScalarValue> {
-    let null = || ScalarValue::try_from(&call.output);
+fn result(call: &AggregateCall, acc: &Accumulator) -> Result<Cell> {
     match acc {
-        Accumulator::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
-        Accumulator::Distinct { inner, .. } => result(call, inner, converter),
+        Accumulator::Count(n) => Ok(Cell::Int(*n)),
+        Accumulator::Distinct { inner, .. } => result(call, inner),
         Accumulator::Values(values) => {
             let extreme =
                 if call.function == AggregateFunction::Min { values.keys().next() } else { values.keys().next_back() };
-            let Some(bytes) = extreme else { return null().map_err(Error::from) };
-            let converter = converter.ok_or_else(|| Error::internal("MIN/MAX without a value converter"))?;
-            let parser = converter.parser();
-            let array = converter.convert_rows([parser.parse(bytes)])?.remove(0);
-            Ok(ScalarValue::try_from_array(&array, 0)?)
+            Ok(extreme.map_or(Cell::Null, |bytes| Cell::Encoded(bytes.clone())))
         }
-        Accumulator::Float { n, .. } | Accumulator::Exact { n, .. } if *n <= 0 => Ok(null()?),
-        Accumulator::Float { sum, n } => Ok(ScalarValue::Float64(Some(match call.function {
+        Accumulator::Float { n, .. } | Accumulator::Exact { n, .. } if *n <= 0 => Ok(Cell::Null),
+        Accumulator::Float { sum, n } => Ok(Cell::Float(match call.function {
             AggregateFunction::Avg => *sum / *n as f64,
             _ => *sum,
-        }))),
+        })),
         Accumulator::Exact { sum, n } => {
             let overflow = || {
                 Error::user(format!(
@@ -725,8 +780,8 @@ fn result(call: &AggregateCall, acc: &Accumulator, converter: Option<&RowConvert
                 ))
             };
             match (&call.output, call.sum) {
-                (DataType::Int64, _) => Ok(ScalarValue::Int64(Some(i64::try_from(*sum).map_err(|_| overflow())?))),
-                (DataType::UInt64, _) => Ok(ScalarValue::UInt64(Some(u64::try_from(*sum).map_err(|_| overflow())?))),
+                (DataType::Int64, _) => Ok(Cell::Int(i64::try_from(*sum).map_err(|_| overflow())?)),
+                (DataType::UInt64, _) => Ok(Cell::UInt(u64::try_from(*sum).map_err(|_| overflow())?)),
                 (DataType::Decimal128(p, s), SumKind::Decimal { scale }) => {
                     let value = if call.function == AggregateFunction::Avg {
                         // DataFusion's decimal average: scaled up to the result's scale, then
@@ -739,12 +794,82 @@ fn result(call: &AggregateCall, acc: &Accumulator, converter: Option<&RowConvert
                     if value.unsigned_abs() >= 10u128.pow(*p as u32) {
                         return Err(overflow());
                     }
-                    Ok(ScalarValue::Decimal128(Some(value), *p, *s))
+                    Ok(Cell::Decimal(value))
                 }
                 (other, _) => Err(Error::internal(format!("an exact sum with result type {other}"))),
             }
         }
     }
+}
+
+/// A call's result column from its cells: MIN/MAX values decoded together by `converter`.
+fn column<'a>(
+    call: &AggregateCall,
+    converter: Option<&RowConverter>,
+    cells: impl Iterator<Item = &'a Cell>,
+    len: usize,
+) -> Result<ArrayRef> {
+    let unexpected =
+        |cell: &Cell| Error::internal(format!("a {:?} result of type {} was {cell:?}", call.function, call.output));
+    if call.function == AggregateFunction::Min || call.function == AggregateFunction::Max {
+        let converter = converter.ok_or_else(|| Error::internal("MIN/MAX without a value converter"))?;
+        let parser = converter.parser();
+        // NULL (an empty group of values) in the same encoding, decoded with the rest.
+        let null = converter.convert_columns(&[datafusion::arrow::array::new_null_array(&call.value_type, 1)])?;
+        let null = null.row(0);
+        let mut rows = Vec::with_capacity(len);
+        for cell in cells {
+            rows.push(match cell {
+                Cell::Encoded(bytes) => parser.parse(bytes),
+                Cell::Null => null,
+                other => return Err(unexpected(other)),
+            });
+        }
+        if rows.is_empty() {
+            return Ok(datafusion::arrow::array::new_empty_array(&call.value_type));
+        }
+        return Ok(converter.convert_rows(rows)?.remove(0));
+    }
+    Ok(match &call.output {
+        DataType::Int64 => Arc::new(
+            cells
+                .map(|c| match c {
+                    Cell::Int(v) => Ok(Some(*v)),
+                    Cell::Null => Ok(None),
+                    other => Err(unexpected(other)),
+                })
+                .collect::<Result<Int64Array>>()?,
+        ),
+        DataType::UInt64 => Arc::new(
+            cells
+                .map(|c| match c {
+                    Cell::UInt(v) => Ok(Some(*v)),
+                    Cell::Null => Ok(None),
+                    other => Err(unexpected(other)),
+                })
+                .collect::<Result<datafusion::arrow::array::UInt64Array>>()?,
+        ),
+        DataType::Float64 => Arc::new(
+            cells
+                .map(|c| match c {
+                    Cell::Float(v) => Ok(Some(*v)),
+                    Cell::Null => Ok(None),
+                    other => Err(unexpected(other)),
+                })
+                .collect::<Result<Float64Array>>()?,
+        ),
+        DataType::Decimal128(p, s) => Arc::new(
+            cells
+                .map(|c| match c {
+                    Cell::Decimal(v) => Ok(Some(*v)),
+                    Cell::Null => Ok(None),
+                    other => Err(unexpected(other)),
+                })
+                .collect::<Result<Decimal128Array>>()?
+                .with_precision_and_scale(*p, *s)?,
+        ),
+        other => return Err(Error::internal(format!("an aggregate result of type {other}"))),
+    })
 }
 
 impl Operator for Aggregate {
@@ -858,7 +983,7 @@ mod tests {
         }
         fields.push(Field::new("avg", DataType::Float64, true));
         let spec = AggregateSpec::new(group, calls, Arc::new(Schema::new(fields))).unwrap();
-        Aggregate::new("test".into(), Arc::new(spec)).unwrap()
+        Aggregate::new("test".into(), Arc::new(spec), None).unwrap()
     }
 
     fn run(agg: &mut Aggregate, rows: &[(RowKind, i64, Option<i64>, &str)]) -> String {
@@ -930,6 +1055,34 @@ mod tests {
     }
 
     #[test]
+    fn under_a_ttl_untouched_groups_expire_and_retractions_of_what_expired_are_ignored() {
+        let spec = aggregate(true).spec;
+        let mut agg = Aggregate::new("ttl".into(), spec, Some(std::time::Duration::from_millis(1000))).unwrap();
+        let at = |agg: &mut Aggregate, rows: &[(RowKind, i64, Option<i64>, &str)], now: i64| {
+            format_rows(&agg.apply_at(&batch(rows), now).unwrap(), "").unwrap()
+        };
+        at(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 2, Some(7), "b")], 10_000);
+        // Group 2 is touched again before its TTL; group 1 is not.
+        at(&mut agg, &[(Insert, 2, Some(9), "b")], 10_800);
+        assert_eq!(at(&mut agg, &[], 11_500), "");
+        assert_eq!(agg.len(), 1, "group 1 expired without a retraction");
+        // Its row's delete arrives after it expired: ignored, not an error.
+        assert_eq!(at(&mut agg, &[(Delete, 1, Some(5), "a")], 11_600), "");
+        // The group comes back; the delete of a row that expired with it still takes a row away
+        // (it cannot be told from one of the new rows: Flink's price of a TTL), but no value
+        // the group never had.
+        at(&mut agg, &[(Insert, 1, Some(3), "c")], 13_000);
+        assert_eq!(at(&mut agg, &[(Delete, 1, Some(5), "a")], 13_100), "-D[1, 1, 3, 3, 3, 1, 3.0]\n");
+        // The TTL's time survives a checkpoint.
+        let Some(OperatorSnapshot::Changed(state)) = agg.snapshot().unwrap() else { panic!("no state") };
+        let mut restored =
+            Aggregate::new("ttl".into(), agg.spec.clone(), Some(std::time::Duration::from_millis(1000))).unwrap();
+        restored.restore(state).unwrap();
+        at(&mut restored, &[], 14_200);
+        assert_eq!(restored.len(), 0, "both groups were last touched more than a TTL ago");
+    }
+
+    #[test]
     fn a_filter_decides_which_rows_a_call_sees() {
         let schema = input_schema();
         let filter = datafusion::physical_expr::expressions::binary(
@@ -942,7 +1095,7 @@ mod tests {
         let call = AggregateCall::new(AggregateFunction::Count, None, false, Some(filter), DataType::Int64).unwrap();
         let out = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
         let mut agg =
-            Aggregate::new("f".into(), Arc::new(AggregateSpec::new(vec![], vec![call], out).unwrap())).unwrap();
+            Aggregate::new("f".into(), Arc::new(AggregateSpec::new(vec![], vec![call], out).unwrap()), None).unwrap();
         assert_eq!(run(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 1, Some(2), "a")]), "+I[1]\n");
     }
 }

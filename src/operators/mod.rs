@@ -44,10 +44,11 @@ impl StatefulSpec {
         }
     }
 
-    /// An operator that runs the node from empty state; `name` names its state in checkpoints.
-    pub fn instantiate(&self, name: String) -> Result<Box<dyn Operator>> {
+    /// An operator that runs the node from empty state; `name` names its state in checkpoints,
+    /// `ttl` is Flink's `table.exec.state.ttl`.
+    pub fn instantiate(&self, name: String, ttl: Option<std::time::Duration>) -> Result<Box<dyn Operator>> {
         Ok(match self {
-            StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone())?),
+            StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone(), ttl)?),
         })
     }
 

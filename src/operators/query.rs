@@ -24,7 +24,7 @@ impl QueryOperator {
             .stateful()
             .iter()
             .enumerate()
-            .map(|(i, spec)| spec.instantiate(format!("query {} {}", spec.construct(), i + 1)))
+            .map(|(i, spec)| spec.instantiate(format!("query {} {}", spec.construct(), i + 1), query.state_ttl))
             .collect::<Result<_>>()?;
         Ok(QueryOperator { query, limits, stateful })
     }

@@ -204,6 +204,8 @@ pub struct CompiledQuery {
     pub limit: Option<usize>,
     /// What each input's retractions carry, which filters must respect.
     retractions: Vec<Retractions>,
+    /// How long stateful operators keep state no change touched (`table.exec.state.ttl`).
+    pub state_ttl: Option<std::time::Duration>,
 }
 
 /// How many more rows each limited branch of a query may give, and the query as a whole; kept
@@ -242,6 +244,7 @@ impl CompiledQuery {
             output_schema: Arc::new(plan.schema().as_arrow().clone()),
             limit,
             retractions,
+            state_ttl: None,
         })
     }
 

@@ -119,6 +119,10 @@ fn session_config() -> SessionConfig {
         .set_str("datafusion.sql_parser.enable_ident_normalization", "false")
         // One string type everywhere: STRING columns and CAST(… AS STRING) are both Utf8.
         .set_str("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+        // Flink orders NULL below every value: first in ascending order, last in descending order
+        // (its planner's NullCollation.LOW), where DataFusion follows PostgreSQL. Decides which row
+        // an `ORDER BY ts DESC` deduplication keeps when ts is NULL.
+        .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min")
         // Batches of a changelog must keep their order.
         .with_target_partitions(1)
         .set_str("datafusion.optimizer.enable_round_robin_repartition", "false")

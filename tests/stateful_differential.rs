@@ -175,18 +175,21 @@ fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
     }
 }
 
-/// A fresh operator for the query, holding the state `from` has now.
-fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator) -> QueryOperator {
+/// A fresh operator for the query, holding the state `from` has now. `stored` holds the state each
+/// of its stateful operators last gave, as a checkpoint keeps it: an operator whose state did not
+/// change since it gave it (or was restored from it) says so, and the stored one is restored.
+fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator, stored: &mut Vec<RecordBatch>) -> QueryOperator {
     let mut fresh = QueryOperator::new(query.clone()).unwrap();
-    let states: Vec<RecordBatch> = from
-        .stateful_operators()
-        .map(|op| match op.snapshot().unwrap() {
-            Some(OperatorSnapshot::Changed(state)) => state,
-            other => panic!("a GROUP BY whose state changed gave {other:?}"),
-        })
-        .collect();
-    for (op, state) in fresh.stateful_operators().zip(states) {
-        op.restore(state).unwrap();
+    for (i, op) in from.stateful_operators().enumerate() {
+        match op.snapshot().unwrap() {
+            Some(OperatorSnapshot::Changed(state)) if i < stored.len() => stored[i] = state,
+            Some(OperatorSnapshot::Changed(state)) => stored.push(state),
+            Some(OperatorSnapshot::Unchanged) if i < stored.len() => {}
+            other => panic!("stateful operator {i} gave {other:?} with {} states stored", stored.len()),
+        }
+    }
+    for (op, state) in fresh.stateful_operators().zip(stored.iter()) {
+        op.restore(state.clone()).unwrap();
     }
     fresh
 }
@@ -195,6 +198,7 @@ async fn run_seed(seed: u64) {
     let queries: Vec<Arc<CompiledQuery>> = futures::future::join_all(QUERIES.iter().map(|(sql, _)| compile(sql))).await;
     let mut operators: Vec<QueryOperator> = queries.iter().map(|q| QueryOperator::new(q.clone()).unwrap()).collect();
     let mut results: Vec<Vec<String>> = vec![Vec::new(); QUERIES.len()];
+    let mut stored: Vec<Vec<RecordBatch>> = vec![Vec::new(); QUERIES.len()];
     let mut tables = [Table { rows: BTreeMap::new(), next_id: 1 }, Table { rows: BTreeMap::new(), next_id: 1 }];
     let mut rng = Rng(seed);
     let mut restores = 0;
@@ -223,8 +227,8 @@ async fn run_seed(seed: u64) {
             }
             if rng.below(3) == 0 {
                 restores += 1;
-                for (query, op) in queries.iter().zip(&mut operators) {
-                    *op = restored(query, op);
+                for ((query, op), stored) in queries.iter().zip(&mut operators).zip(&mut stored) {
+                    *op = restored(query, op, stored);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! The stateful query operators against DataFusion's own batch answer. Random changelogs
 //! (inserts, updates, deletes, updates that move a row to another group) feed two tables; a
 //! family of queries (GROUP BY with every supported function, HAVING, DISTINCT, UNION, global
-//! aggregates, aggregates over aggregates and over UNION ALL) runs over them batch by batch, as a
+//! aggregates, aggregates over aggregates and over UNION ALL, deduplication and Top-N with and
+//! without the row number, a GROUP BY over a Top-N) runs over them batch by batch, as a
 //! job runs them. At every checkpoint boundary the result materialized from the query's changelog
 //! must equal what DataFusion computes for the same SQL over the tables as they stand. At some
 //! boundaries the query's state is snapshotted and the run goes on in a fresh operator restored
@@ -44,6 +45,29 @@ const QUERIES: &[(&str, bool)] = &[
         false,
     ),
     ("SELECT g, MAX(v) FROM t1 GROUP BY g UNION ALL SELECT g, MIN(v) FROM t2 GROUP BY g", false),
+    // Deduplication and Top-N. Each order key ends in `id` (unique per table) or covers the whole
+    // row, so that rows tied on it are equal and the answer does not depend on how ties rank.
+    // Keep the last row per g (NULL v orders lowest: last in descending order, as in Flink).
+    ("SELECT id, g, v, s FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC, id DESC) AS rn FROM t1) WHERE rn = 1", false),
+    // Keep the first row per s, with its number.
+    ("SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v, id) AS rn FROM t2) WHERE rn = 1", false),
+    ("SELECT g, v, id, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC NULLS FIRST, id) AS rn FROM t1) WHERE rn <= 3", false),
+    (
+        "SELECT id, g, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v, id DESC) AS rn FROM t2) \
+         WHERE rn < 4 AND s <> 'a'",
+        false,
+    ),
+    ("SELECT rn, id, v FROM (SELECT id, v, ROW_NUMBER() OVER (ORDER BY v NULLS LAST, id) AS rn FROM t1) WHERE rn BETWEEN 1 AND 2", false),
+    (
+        "SELECT g, COUNT(*), SUM(v) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v DESC, id) AS rn FROM t1) \
+         WHERE rn <= 2 GROUP BY g",
+        false,
+    ),
+    (
+        "SELECT g, v, s FROM (SELECT g, v, s, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v, s) AS rn \
+         FROM (SELECT g, v, s FROM t1 UNION ALL SELECT g, v, s FROM t2) u) WHERE rn <= 2",
+        false,
+    ),
 ];
 
 const TABLES: [&str; 2] = ["t1", "t2"];

@@ -76,21 +76,30 @@ impl RankSpec {
             )));
         }
         let spec = RankSpec { partition, order, limit, numbered, input_schema, output_schema };
-        // The rows are kept in arrow's row format; refuse at planning what it cannot encode.
-        let rows: Vec<SortField> =
-            spec.input_schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
-        if !RowConverter::supports_fields(&rows) || !RowConverter::supports_fields(&spec.key_fields()?.1) {
+        // The rows and keys are kept in arrow's row format; refuse at planning what it cannot
+        // encode, naming the columns.
+        let unsupported: Vec<String> = spec
+            .input_schema
+            .fields()
+            .iter()
+            .filter(|f| !RowConverter::supports_fields(&[SortField::new(f.data_type().clone())]))
+            .map(|f| format!("`{}` ({})", f.name(), f.data_type()))
+            .collect();
+        if !unsupported.is_empty() {
             return Err(Error::user(format!(
-                "ROW_NUMBER() OVER … cannot keep rows of these column types: {}; select only the columns the query \
-                 needs in the sub-query that numbers them",
-                spec.input_schema.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>().join(", ")
+                "ROW_NUMBER() OVER … cannot keep rows with column {}: select only the columns the query needs in \
+                 the sub-query that numbers the rows",
+                unsupported.join(", ")
             )));
         }
+        let (partition, order) = spec.key_fields()?;
+        if !RowConverter::supports_fields(&partition) || !RowConverter::supports_fields(&order) {
+            return Err(Error::user(
+                "ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) cannot partition or order by values of these types: \
+                 PARTITION BY and ORDER BY plain columns",
+            ));
+        }
         Ok(spec)
-    }
-
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
     }
 
     /// The result's columns that are a unique key of it: the partition key (columns of the input

@@ -64,6 +64,11 @@ const QUERIES: &[(&str, bool)] = &[
         false,
     ),
     (
+        "SELECT id, g FROM (SELECT id, g, ROW_NUMBER() OVER (PARTITION BY g % 2 ORDER BY v + 1 DESC NULLS LAST, id) \
+         AS rn FROM t2) WHERE 2 >= rn",
+        false,
+    ),
+    (
         "SELECT g, n, rn FROM (SELECT g, n, ROW_NUMBER() OVER (ORDER BY n DESC, g) AS rn \
          FROM (SELECT g, COUNT(*) AS n FROM t1 GROUP BY g) c) WHERE rn <= 2",
         false,

@@ -48,19 +48,34 @@ const QUERIES: &[(&str, bool)] = &[
     // Deduplication and Top-N. Each order key ends in `id` (unique per table) or covers the whole
     // row, so that rows tied on it are equal and the answer does not depend on how ties rank.
     // Keep the last row per g (NULL v orders lowest: last in descending order, as in Flink).
-    ("SELECT id, g, v, s FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC, id DESC) AS rn FROM t1) WHERE rn = 1", false),
+    (
+        "SELECT id, g, v, s FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC, id DESC) AS rn FROM t1) \
+         WHERE rn = 1",
+        false,
+    ),
     // Keep the first row per s, with its number.
-    ("SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v, id) AS rn FROM t2) WHERE rn = 1", false),
-    ("SELECT g, v, id, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC NULLS FIRST, id) AS rn FROM t1) WHERE rn <= 3", false),
+    (
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v, id) AS rn FROM t2) WHERE rn = 1",
+        false,
+    ),
+    (
+        "SELECT g, v, id, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC NULLS FIRST, id) AS rn \
+         FROM t1) WHERE rn <= 3",
+        false,
+    ),
     (
         "SELECT id, g, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v, id DESC) AS rn FROM t2) \
          WHERE rn < 4 AND s <> 'a'",
         false,
     ),
-    ("SELECT rn, id, v FROM (SELECT id, v, ROW_NUMBER() OVER (ORDER BY v NULLS LAST, id) AS rn FROM t1) WHERE rn BETWEEN 1 AND 2", false),
     (
-        "SELECT g, COUNT(*), SUM(v) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v DESC, id) AS rn FROM t1) \
-         WHERE rn <= 2 GROUP BY g",
+        "SELECT rn, id, v FROM (SELECT id, v, ROW_NUMBER() OVER (ORDER BY v NULLS LAST, id) AS rn FROM t1) \
+         WHERE rn BETWEEN 1 AND 2",
+        false,
+    ),
+    (
+        "SELECT g, COUNT(*), SUM(v) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v DESC, id) AS rn \
+         FROM t1) WHERE rn <= 2 GROUP BY g",
         false,
     ),
     (

@@ -71,7 +71,8 @@ impl RankSpec {
             && fields.last().is_some_and(|f| f.data_type() == &DataType::UInt64);
         if !shaped || limit == 0 || order.is_empty() {
             return Err(Error::internal(format!(
-                "a ROW_NUMBER planned with {} order keys, limit {limit} and result {output_schema:?} over {input_schema:?}",
+                "a ROW_NUMBER planned with {} order keys, limit {limit} and result {output_schema:?} over \
+                 {input_schema:?}",
                 order.len()
             )));
         }

@@ -128,9 +128,9 @@ pub async fn plan_insert(state: &SessionState, insert: &ast::Insert, target: Sin
 /// A keyed sink takes an updating result by its PRIMARY KEY: every update and delete of a GROUP
 /// BY's result must land on the one sink row of its group (of a Top-N's, on the row of its
 /// partition and number), so the result's unique key (the group key; the partition key, and the
-/// row number when N > 1) must be among the sink's key columns. Flink inserts an upsert materializer where
-/// it is not (`table.exec.sink.upsert-materialize`); that is not built here, so such a job is
-/// refused.
+/// row number when N > 1) must be among the sink's key columns. Flink inserts an upsert
+/// materializer where it is not (`table.exec.sink.upsert-materialize`); that is not built here,
+/// so such a job is refused.
 pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
     if !query.is_stateful() || sink.primary_key.is_empty() {
         return Ok(());

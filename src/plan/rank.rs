@@ -1,11 +1,11 @@
 //! Flink's deduplication and Top-N pattern planned into a [`RankSpec`]: a filter that bounds the
 //! number of a `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` from above — `rn = 1`, `rn <= N`,
-//! `rn < N`, `rn BETWEEN 1 AND N`, with other conditions joined by `AND` — over the window, directly
-//! or through projections (as DataFusion's optimizer leaves them). The other conditions apply to
-//! the ranked rows, as in Flink. Every other use of an OVER window is refused, naming the function
-//! (RANK, DENSE_RANK, LAG, LEAD, aggregates OVER …), and so are ROW_NUMBER without such a filter
-//! (numbering every row would renumber unboundedly many rows on each change) and numbers bounded
-//! from below (`rn > 1`).
+//! `rn < N`, `rn BETWEEN 1 AND N`, with other conditions joined by `AND` — over the window,
+//! directly or through projections (as DataFusion's optimizer leaves them). The other conditions
+//! apply to the ranked rows, as in Flink. Every other use of an OVER window is refused, naming the
+//! function (RANK, DENSE_RANK, LAG, LEAD, aggregates OVER …), and so are ROW_NUMBER without such a
+//! filter (numbering every row would renumber unboundedly many rows on each change) and numbers
+//! bounded from below (`rn > 1`).
 
 use std::sync::Arc;
 

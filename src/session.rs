@@ -128,6 +128,10 @@ fn session_config() -> SessionConfig {
         .set_str("datafusion.sql_parser.enable_ident_normalization", "false")
         // One string type everywhere: STRING columns and CAST(… AS STRING) are both Utf8.
         .set_str("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+        // Flink orders NULL below every value: first in ascending order, last in descending order
+        // (its planner's NullCollation.LOW), where DataFusion follows PostgreSQL. Decides which row
+        // an `ORDER BY ts DESC` deduplication keeps when ts is NULL.
+        .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min")
         // Batches of a changelog must keep their order.
         .with_target_partitions(1)
         .set_str("datafusion.optimizer.enable_round_robin_repartition", "false")
@@ -560,6 +564,15 @@ impl Session {
         let target = self.entry(&sink_name)?;
         let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
         planned.query.state_ttl = self.state_ttl();
+        if let Some(ttl) = planned.query.state_ttl {
+            for spec in planned.query.stateful().iter().filter(|s| !s.expires()) {
+                tracing::warn!(
+                    "'{STATE_TTL}' = {ttl:?} applies to GROUP BY state only: the state of the {} in the INSERT INTO \
+                     {sink_name} does not expire",
+                    spec.construct()
+                );
+            }
+        }
         let (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
         if !mode.is_insert_only() {
             check_sink_key(&target.spec, &planned.query)?;

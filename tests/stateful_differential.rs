@@ -1,11 +1,12 @@
 //! The stateful query operators against DataFusion's own batch answer. Random changelogs
 //! (inserts, updates, deletes, updates that move a row to another group) feed two tables; a
 //! family of queries (GROUP BY with every supported function, HAVING, DISTINCT, UNION, global
-//! aggregates, aggregates over aggregates and over UNION ALL) runs over them batch by batch, as a
-//! job runs them. At every checkpoint boundary the result materialized from the query's changelog
-//! must equal what DataFusion computes for the same SQL over the tables as they stand. At some
-//! boundaries the query's state is snapshotted and the run goes on in a fresh operator restored
-//! from it, as after a crash.
+//! aggregates, aggregates over aggregates and over UNION ALL, deduplication and Top-N with and
+//! without the row number, a GROUP BY over a Top-N and a Top-N over a GROUP BY) runs over them
+//! batch by batch, as a job runs them. At every checkpoint boundary the result materialized from
+//! the query's changelog must equal what DataFusion computes for the same SQL over the tables as
+//! they stand. At some boundaries the query's state is snapshotted and the run goes on in a fresh
+//! operator restored from it, as after a crash.
 //!
 //! Seeds are printed; `STATEFUL_SEEDS=n` runs n seeds (default 4), `STATEFUL_SEED=s` one seed.
 
@@ -44,6 +45,54 @@ const QUERIES: &[(&str, bool)] = &[
         false,
     ),
     ("SELECT g, MAX(v) FROM t1 GROUP BY g UNION ALL SELECT g, MIN(v) FROM t2 GROUP BY g", false),
+    // Deduplication and Top-N. Each order key ends in `id` (unique per table) or covers the whole
+    // row, so that rows tied on it are equal and the answer does not depend on how ties rank.
+    // Keep the last row per g (NULL v orders lowest: last in descending order, as in Flink).
+    (
+        "SELECT id, g, v, s FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC, id DESC) AS rn FROM t1) \
+         WHERE rn = 1",
+        false,
+    ),
+    // Keep the first row per s, with its number.
+    (
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v, id) AS rn FROM t2) WHERE rn = 1",
+        false,
+    ),
+    (
+        "SELECT g, v, id, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC NULLS FIRST, id) AS rn \
+         FROM t1) WHERE rn <= 3",
+        false,
+    ),
+    (
+        "SELECT id, g, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v, id DESC) AS rn FROM t2) \
+         WHERE rn < 4 AND s <> 'a'",
+        false,
+    ),
+    (
+        "SELECT rn, id, v FROM (SELECT id, v, ROW_NUMBER() OVER (ORDER BY v NULLS LAST, id) AS rn FROM t1) \
+         WHERE rn BETWEEN 1 AND 2",
+        false,
+    ),
+    (
+        "SELECT g, COUNT(*), SUM(v) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY s ORDER BY v DESC, id) AS rn \
+         FROM t1) WHERE rn <= 2 GROUP BY g",
+        false,
+    ),
+    (
+        "SELECT id, g FROM (SELECT id, g, ROW_NUMBER() OVER (PARTITION BY g % 2 ORDER BY v + 1 DESC NULLS LAST, id) \
+         AS rn FROM t2) WHERE 2 >= rn",
+        false,
+    ),
+    (
+        "SELECT g, n, rn FROM (SELECT g, n, ROW_NUMBER() OVER (ORDER BY n DESC, g) AS rn \
+         FROM (SELECT g, COUNT(*) AS n FROM t1 GROUP BY g) c) WHERE rn <= 2",
+        false,
+    ),
+    (
+        "SELECT g, v, s FROM (SELECT g, v, s, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v, s) AS rn \
+         FROM (SELECT g, v, s FROM t1 UNION ALL SELECT g, v, s FROM t2) u) WHERE rn <= 2",
+        false,
+    ),
 ];
 
 const TABLES: [&str; 2] = ["t1", "t2"];
@@ -175,18 +224,21 @@ fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
     }
 }
 
-/// A fresh operator for the query, holding the state `from` has now.
-fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator) -> QueryOperator {
+/// A fresh operator for the query, holding the state `from` has now. `stored` holds the state each
+/// of its stateful operators last gave, as a checkpoint keeps it: an operator whose state did not
+/// change since it gave it (or was restored from it) says so, and the stored one is restored.
+fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator, stored: &mut Vec<RecordBatch>) -> QueryOperator {
     let mut fresh = QueryOperator::new(query.clone()).unwrap();
-    let states: Vec<RecordBatch> = from
-        .stateful_operators()
-        .map(|op| match op.snapshot().unwrap() {
-            Some(OperatorSnapshot::Changed(state)) => state,
-            other => panic!("a GROUP BY whose state changed gave {other:?}"),
-        })
-        .collect();
-    for (op, state) in fresh.stateful_operators().zip(states) {
-        op.restore(state).unwrap();
+    for (i, op) in from.stateful_operators().enumerate() {
+        match op.snapshot().unwrap() {
+            Some(OperatorSnapshot::Changed(state)) if i < stored.len() => stored[i] = state,
+            Some(OperatorSnapshot::Changed(state)) => stored.push(state),
+            Some(OperatorSnapshot::Unchanged) if i < stored.len() => {}
+            other => panic!("stateful operator {i} gave {other:?} with {} states stored", stored.len()),
+        }
+    }
+    for (op, state) in fresh.stateful_operators().zip(stored.iter()) {
+        op.restore(state.clone()).unwrap();
     }
     fresh
 }
@@ -195,6 +247,7 @@ async fn run_seed(seed: u64) {
     let queries: Vec<Arc<CompiledQuery>> = futures::future::join_all(QUERIES.iter().map(|(sql, _)| compile(sql))).await;
     let mut operators: Vec<QueryOperator> = queries.iter().map(|q| QueryOperator::new(q.clone()).unwrap()).collect();
     let mut results: Vec<Vec<String>> = vec![Vec::new(); QUERIES.len()];
+    let mut stored: Vec<Vec<RecordBatch>> = vec![Vec::new(); QUERIES.len()];
     let mut tables = [Table { rows: BTreeMap::new(), next_id: 1 }, Table { rows: BTreeMap::new(), next_id: 1 }];
     let mut rng = Rng(seed);
     let mut restores = 0;
@@ -223,8 +276,8 @@ async fn run_seed(seed: u64) {
             }
             if rng.below(3) == 0 {
                 restores += 1;
-                for (query, op) in queries.iter().zip(&mut operators) {
-                    *op = restored(query, op);
+                for ((query, op), stored) in queries.iter().zip(&mut operators).zip(&mut stored) {
+                    *op = restored(query, op, stored);
                 }
             }
         }

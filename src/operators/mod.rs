@@ -15,18 +15,21 @@
 
 mod aggregate;
 mod query;
+mod rank;
 mod truncate;
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
 pub use query::QueryOperator;
+pub use rank::{Rank, RankSpec};
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
 use crate::changelog::{ChangelogMode, Event};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A stateful node of a query, as planned; the runtime makes the operator that runs it and keeps
 /// its state.
@@ -34,6 +37,8 @@ use crate::error::Result;
 pub enum StatefulSpec {
     /// GROUP BY, `SELECT DISTINCT`, `UNION`: one input.
     Aggregate(Arc<AggregateSpec>),
+    /// Flink's deduplication and Top-N (`ROW_NUMBER() OVER …` filtered to `rn <= N`): one input.
+    Rank(Arc<RankSpec>),
 }
 
 impl StatefulSpec {
@@ -41,6 +46,7 @@ impl StatefulSpec {
     pub fn construct(&self) -> &'static str {
         match self {
             StatefulSpec::Aggregate(_) => "GROUP BY",
+            StatefulSpec::Rank(_) => "ROW_NUMBER",
         }
     }
 
@@ -49,7 +55,16 @@ impl StatefulSpec {
     pub fn instantiate(&self, name: String, ttl: Option<std::time::Duration>) -> Result<Box<dyn Operator>> {
         Ok(match self {
             StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone(), ttl)?),
+            StatefulSpec::Rank(spec) => Box::new(Rank::new(name, spec.clone())?),
         })
+    }
+
+    /// Whether its state honours `table.exec.state.ttl`.
+    pub fn expires(&self) -> bool {
+        match self {
+            StatefulSpec::Aggregate(_) => true,
+            StatefulSpec::Rank(_) => false,
+        }
     }
 
     /// The changelog of the node's result, given its inputs' changelogs.
@@ -60,6 +75,10 @@ impl StatefulSpec {
                 ChangelogMode::InsertOnly
             }
             StatefulSpec::Aggregate(_) => ChangelogMode::All,
+            // Even over inserts only: the order key is a column, not the arrival order (cdc-sql has
+            // no time attributes), so a later row can outrank the one shown, which is then
+            // retracted — Flink's Rank over a regular column (AppendOnlyTopNFunction) does the same.
+            StatefulSpec::Rank(_) => ChangelogMode::All,
         }
     }
 
@@ -67,8 +86,38 @@ impl StatefulSpec {
     pub fn unique_key(&self) -> Option<Vec<usize>> {
         match self {
             StatefulSpec::Aggregate(spec) => Some((0..spec.key_len()).collect()),
+            StatefulSpec::Rank(spec) => spec.unique_key(),
         }
     }
+
+    /// What the result's unique key is made of, for messages: "GROUP BY columns".
+    pub fn key_columns(&self) -> &'static str {
+        match self {
+            StatefulSpec::Aggregate(_) => "GROUP BY columns",
+            StatefulSpec::Rank(spec) => spec.key_columns(),
+        }
+    }
+}
+
+/// Fails, telling the user to start over, when a checkpoint's state of operator `name` does not
+/// have the columns `expected`: the job's `construct` changed since the checkpoint.
+fn check_state_schema(name: &str, construct: &str, state: &RecordBatch, expected: &Schema) -> Result<()> {
+    let same = state.schema().fields().len() == expected.fields().len()
+        && state
+            .schema()
+            .fields()
+            .iter()
+            .zip(expected.fields())
+            .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
+    if same {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "the checkpoint's state of `{name}` has columns {:?} where this query keeps {:?}: the job's {construct} \
+         changed since the checkpoint; start over with --fresh",
+        state.schema().fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>(),
+        expected.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>()
+    )))
 }
 
 /// What a stateful operator hands to a checkpoint.
@@ -95,6 +144,6 @@ pub trait Operator: Send {
     /// Takes back a state [`Operator::snapshot`] gave.
     fn restore(&mut self, state: RecordBatch) -> Result<()> {
         let _ = state;
-        Err(crate::error::Error::internal(format!("operator `{}` keeps no state to restore", self.name())))
+        Err(Error::internal(format!("operator `{}` keeps no state to restore", self.name())))
     }
 }

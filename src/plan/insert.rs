@@ -126,10 +126,11 @@ pub async fn plan_insert(state: &SessionState, insert: &ast::Insert, target: Sin
 }
 
 /// A keyed sink takes an updating result by its PRIMARY KEY: every update and delete of a GROUP
-/// BY's result must land on the one sink row of its group, so the result's unique key (the
-/// group key) must be among the sink's key columns. Flink inserts an upsert materializer where
-/// it is not (`table.exec.sink.upsert-materialize`); that is not built here, so such a job is
-/// refused.
+/// BY's result must land on the one sink row of its group (of a Top-N's, on the row of its
+/// partition and number), so the result's unique key (the group key; the partition key, and the
+/// row number when N > 1) must be among the sink's key columns. Flink inserts an upsert
+/// materializer where it is not (`table.exec.sink.upsert-materialize`); that is not built here,
+/// so such a job is refused.
 pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
     if !query.is_stateful() || sink.primary_key.is_empty() {
         return Ok(());
@@ -137,25 +138,29 @@ pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
     let columns: Vec<&str> = sink.persisted_columns().map(|c| c.name.as_str()).collect();
     let key = sink.primary_key.join(", ");
     match query.unique_key() {
-        Some(unique) if unique.iter().all(|i| columns.get(*i).is_some_and(|c| sink.primary_key.iter().any(|k| k == c))) => {
+        Some(unique)
+            if unique.iter().all(|i| columns.get(*i).is_some_and(|c| sink.primary_key.iter().any(|k| k == c))) =>
+        {
             Ok(())
         }
         Some(unique) => {
             let names: Vec<&str> = unique.iter().filter_map(|i| columns.get(*i).copied()).collect();
             Err(Error::user(format!(
-                "sink `{}` has PRIMARY KEY ({key}) but the query's result is keyed by ({}), its GROUP BY columns: each \
-                 update would land on the wrong row. Declare PRIMARY KEY ({}) NOT ENFORCED on the sink (Flink's upsert \
+                "sink `{}` has PRIMARY KEY ({key}) but the query's result is keyed by ({}), its {}: each update would \
+                 land on the wrong row. Declare PRIMARY KEY ({}) NOT ENFORCED on the sink (Flink's upsert \
                  materializer, 'table.exec.sink.upsert-materialize', is not built yet)",
                 sink.name,
                 names.join(", "),
+                query.key_columns(),
                 names.join(", ")
             )))
         }
         None => Err(Error::user(format!(
-            "sink `{}` has PRIMARY KEY ({key}) but the query's result has no key it covers: select every GROUP BY column \
-             as it is (not computed over) into the sink's key columns (Flink's upsert materializer, \
+            "sink `{}` has PRIMARY KEY ({key}) but the query's result has no key it covers: select its {} as they are \
+             (not computed over) into the sink's key columns (Flink's upsert materializer, \
              'table.exec.sink.upsert-materialize', is not built yet)",
-            sink.name
+            sink.name,
+            query.key_columns()
         ))),
     }
 }

@@ -4,13 +4,15 @@
 //! through and applying the changelog rules for filters. `UNION ALL` makes one branch per
 //! `SELECT`; each branch reads one input table and the branches' results are merged in arrival
 //! order. A stateful node — a GROUP BY (also `SELECT DISTINCT` and `UNION`, which the optimizer
-//! plans as groupings) — becomes a [`StatefulSpec`] over the rows of the nodes under it, followed
-//! by the stateless steps over its result (HAVING, the select list); its state lives in an operator
-//! the runtime instantiates from the spec, one per node. Joins, OVER windows and LIMIT over an
-//! updating result are not built yet: such queries are rejected at planning with a clear error.
+//! plans as groupings), Flink's deduplication and Top-N (a filter on a `ROW_NUMBER()` window) —
+//! becomes a [`StatefulSpec`] over the rows of the nodes under it, followed by the stateless steps
+//! over its result (HAVING, the select list); its state lives in an operator the runtime
+//! instantiates from the spec, one per node. Joins, other OVER windows and LIMIT over an updating
+//! result are not built yet: such queries are rejected at planning with a clear error.
 
 mod aggregate;
 mod insert;
+mod rank;
 mod table;
 
 use std::sync::Arc;
@@ -18,9 +20,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::DFSchema;
+use datafusion::common::{Column, DFSchema};
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
+use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, Projection, SkipType};
 use datafusion::physical_expr::PhysicalExpr;
 
 pub use insert::{check_sink_key, insert_target, plan_insert, PlannedInsert, SinkTarget};
@@ -232,8 +234,9 @@ impl CompiledQuery {
         let root = compiler.node(plan, &mut limit)?;
         if limit.is_some() && !matches!(root, Node::Branches(_)) {
             return Err(Error::user(
-                "LIMIT over the result of a GROUP BY (an updating result) is not supported; Flink's Top-N \
-                 (ROW_NUMBER() OVER …) is not supported yet either",
+                "LIMIT over the result of a GROUP BY (an updating result) is not supported, nor over a Top-N's; for \
+                 the first rows by an order use Flink's Top-N: SELECT … FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY …) \
+                 AS rn FROM …) WHERE rn <= N",
             ));
         }
         let retractions = vec![Retractions::WholeRows; compiler.inputs.len()];
@@ -281,6 +284,14 @@ impl CompiledQuery {
         match &self.root {
             Node::Stateful { unique_key, .. } => unique_key.as_deref(),
             _ => None,
+        }
+    }
+
+    /// What the result's unique key is made of, for messages ("GROUP BY columns").
+    pub fn key_columns(&self) -> &'static str {
+        match &self.root {
+            Node::Stateful { index, .. } => self.stateful[*index].key_columns(),
+            _ => "GROUP BY or PARTITION BY columns",
         }
     }
 
@@ -439,27 +450,28 @@ impl Compiler<'_> {
                 Ok(Node::Branches(vec![Branch { input, steps, limit: None }]))
             }
             LogicalPlan::Filter(filter) => {
+                if let Some(top_n) = rank::recognise(filter)? {
+                    // Nothing above chose the columns: the result shows the row number.
+                    return self.top_n(top_n, true);
+                }
                 let mut node = self.node(&filter.input, limit)?;
                 let predicate = self.state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
                 node.push_step(&Step::Filter(predicate));
                 Ok(node)
             }
             LogicalPlan::Projection(projection) => {
-                let mut node = self.node(&projection.input, limit)?;
-                let exprs = projection
-                    .expr
-                    .iter()
-                    .map(|e| self.state.create_physical_expr(e.clone(), projection.input.schema()))
-                    .collect::<datafusion::error::Result<Vec<_>>>()?;
-                let schema = Arc::new(projection.schema.as_arrow().clone());
-                if let Node::Stateful { unique_key, .. } = &mut node {
-                    *unique_key = unique_key.take().and_then(|key| {
-                        key.iter()
-                            .map(|k| projected_position(&projection.expr, projection.input.schema(), *k))
-                            .collect()
-                    });
-                }
-                node.push_step(&Step::Project(exprs, schema));
+                let top_n = match projection.input.as_ref() {
+                    LogicalPlan::Filter(filter) => rank::recognise(filter)?,
+                    _ => None,
+                };
+                let mut node = match top_n {
+                    Some(top_n) => {
+                        let numbered = projection.expr.iter().any(|e| top_n.reads_number(e));
+                        self.top_n(top_n, numbered)?
+                    }
+                    None => self.node(&projection.input, limit)?,
+                };
+                self.project(&mut node, projection)?;
                 Ok(node)
             }
             LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input, limit),
@@ -547,10 +559,8 @@ impl Compiler<'_> {
             }
             LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
             LogicalPlan::Distinct(_) => Err(Error::internal("a DISTINCT the optimizer did not turn into a grouping")),
-            LogicalPlan::Window(_) => Err(Error::user(
-                "OVER windows (and Flink's ROW_NUMBER() deduplication and Top-N) are not supported on a changelog \
-                 stream yet",
-            )),
+            // A window of Flink's deduplication or Top-N is planned at the filter above it.
+            LogicalPlan::Window(window) => Err(rank::refusal(window)),
             LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
                 Err(Error::user("an INSERT must read a table: SELECT … FROM <source table>"))
             }
@@ -560,6 +570,48 @@ impl Compiler<'_> {
 }
 
 impl Compiler<'_> {
+    /// Adds a projection's step to `node`, following the node's unique key through it.
+    fn project(&self, node: &mut Node, projection: &Projection) -> Result<()> {
+        let exprs = projection
+            .expr
+            .iter()
+            .map(|e| self.state.create_physical_expr(e.clone(), projection.input.schema()))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let schema = Arc::new(projection.schema.as_arrow().clone());
+        if let Node::Stateful { unique_key, .. } = node {
+            *unique_key = unique_key.take().and_then(|key| {
+                key.iter().map(|k| projected_position(&projection.expr, projection.input.schema(), *k)).collect()
+            });
+        }
+        node.push_step(&Step::Project(exprs, schema));
+        Ok(())
+    }
+
+    /// The node of Flink's deduplication or Top-N: the rank operator over the window's input, then
+    /// the projections between the window and the filter, then the filter's other conditions;
+    /// `numbered` when the query's result shows the row number.
+    fn top_n(&mut self, top_n: rank::TopN, numbered: bool) -> Result<Node> {
+        let mut below = None;
+        let input = self.node(&top_n.window.input, &mut below)?;
+        if below.is_some() || input.has_limit() {
+            return Err(Error::user(
+                "a LIMIT under a ROW_NUMBER() OVER (…) is not supported on a changelog stream: which rows it keeps \
+                 would change as rows are retracted",
+            ));
+        }
+        let spec = StatefulSpec::Rank(Arc::new(top_n.compile(self.state, numbered)?));
+        let mut node = self.stateful(spec, vec![(input, top_n.window.input.schema().as_arrow().clone())]);
+        for plan in top_n.between.iter().rev() {
+            if let LogicalPlan::Projection(projection) = plan {
+                self.project(&mut node, projection)?;
+            }
+        }
+        if let Some(rest) = top_n.rest {
+            node.push_step(&Step::Filter(self.state.create_physical_expr(rest, top_n.filter.input.schema())?));
+        }
+        Ok(node)
+    }
+
     /// A stateful node of `spec` over `inputs` (each with the schema of its rows).
     fn stateful(&mut self, spec: StatefulSpec, inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>) -> Node {
         let unique_key = spec.unique_key();
@@ -572,7 +624,6 @@ impl Compiler<'_> {
 /// Where column `column` of a projection's input is in its output: an output that is the column
 /// itself, perhaps renamed or cast (the casts a plan adds cannot merge two values into one).
 fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option<usize> {
-    let (qualifier, field) = input.qualified_field(column);
     exprs.iter().position(|e| {
         let mut e = e;
         loop {
@@ -580,13 +631,17 @@ fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option
                 Expr::Alias(a) => e = &a.expr,
                 Expr::Cast(c) => e = &c.expr,
                 Expr::TryCast(c) => e = &c.expr,
-                Expr::Column(c) => {
-                    return c.name == *field.name() && (c.relation.is_none() || c.relation.as_ref() == qualifier)
-                }
+                Expr::Column(c) => return is_column(c, input, column),
                 _ => return false,
             }
         }
     })
+}
+
+/// Whether `c`, in an expression over `schema`, is its column `index`.
+fn is_column(c: &Column, schema: &DFSchema, index: usize) -> bool {
+    let (qualifier, field) = schema.qualified_field(index);
+    c.name == *field.name() && (c.relation.is_none() || c.relation.as_ref() == qualifier)
 }
 
 /// Arrow's `DataType` equality also compares field names of nested types; sinks only care that

@@ -1,7 +1,8 @@
 //! The stateful query operators against DataFusion's own batch answer. Random changelogs
 //! (inserts, updates, deletes, updates that move a row to another group) feed two tables; a
 //! family of queries (GROUP BY with every supported function, HAVING, DISTINCT, UNION, global
-//! aggregates, aggregates over aggregates and over UNION ALL) runs over them batch by batch, as a
+//! aggregates, aggregates over aggregates and over UNION ALL; inner and outer joins with residual
+//! predicates, multi-way joins, joins over and under GROUP BYs) runs over them batch by batch, as a
 //! job runs them. At every checkpoint boundary the result materialized from the query's changelog
 //! must equal what DataFusion computes for the same SQL over the tables as they stand. At some
 //! boundaries the query's state is snapshotted and the run goes on in a fresh operator restored
@@ -44,6 +45,22 @@ const QUERIES: &[(&str, bool)] = &[
         false,
     ),
     ("SELECT g, MAX(v) FROM t1 GROUP BY g UNION ALL SELECT g, MIN(v) FROM t2 GROUP BY g", false),
+    // Joins on nullable keys (NULL matches nothing), each kind, with residual predicates.
+    ("SELECT t1.id, t1.v, t2.id, t2.s FROM t1 JOIN t2 ON t1.g = t2.g", false),
+    ("SELECT t1.id, t2.id, t2.s FROM t1 LEFT JOIN t2 ON t1.g = t2.g", false),
+    ("SELECT t1.id, t1.s, t2.id FROM t1 RIGHT JOIN t2 ON t1.g = t2.g AND t1.s = t2.s", false),
+    ("SELECT t1.id, t1.g, t2.id, t2.g FROM t1 FULL JOIN t2 ON t1.g = t2.g", false),
+    ("SELECT t1.id, t2.id, t2.v FROM t1 LEFT JOIN t2 ON t1.g = t2.g AND t1.v > t2.v", false),
+    ("SELECT t1.id, t2.id FROM t1 FULL JOIN t2 ON t1.s = t2.s AND t1.v < t2.v - 40", false),
+    ("SELECT t1.id, t2.id FROM t1 JOIN t2 ON t1.g IS NOT DISTINCT FROM t2.g WHERE t1.s = 'a'", false),
+    // No equality at all: every pair is judged.
+    ("SELECT t1.id, t2.id FROM t1 JOIN t2 ON t1.v > t2.v + 80", false),
+    // Multi-way: t1 joined to t2 joined to t1 again, looked up by its key.
+    ("SELECT a.id, b.id, c.v FROM t1 a JOIN t2 b ON a.g = b.g LEFT JOIN t1 c ON b.id = c.id AND c.v > 20", false),
+    ("SELECT t1.id, b.id, c.id FROM t1 FULL JOIN t2 b ON t1.s = b.s RIGHT JOIN t2 c ON t1.id = c.id", false),
+    // A GROUP BY over a join, a join of a GROUP BY with a table.
+    ("SELECT t1.g, COUNT(*), SUM(t2.v), MAX(t2.s) FROM t1 JOIN t2 ON t1.s = t2.s GROUP BY t1.g", false),
+    ("SELECT t1.id, c.n, c.m FROM t1 LEFT JOIN (SELECT g, COUNT(*) AS n, MAX(v) AS m FROM t2 GROUP BY g) c ON t1.g = c.g", false),
 ];
 
 const TABLES: [&str; 2] = ["t1", "t2"];
@@ -132,7 +149,7 @@ fn batch<'a>(rows: impl Iterator<Item = (i64, &'a Row)>) -> RecordBatch {
 async fn compile(sql: &str) -> Arc<CompiledQuery> {
     let ctx = planning_context();
     for t in TABLES {
-        ctx.register_table(t, ChangelogTableProvider::new(t, schema())).unwrap();
+        ctx.register_table(t, ChangelogTableProvider::new(t, schema(), vec![0])).unwrap();
     }
     let plan = ctx.state().create_logical_plan(sql).await.unwrap();
     let plan = ctx.state().optimize(&plan).unwrap();
@@ -182,7 +199,7 @@ fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator) -> QueryOperat
         .stateful_operators()
         .map(|op| match op.snapshot().unwrap() {
             Some(OperatorSnapshot::Changed(state)) => state,
-            other => panic!("a GROUP BY whose state changed gave {other:?}"),
+            other => panic!("a stateful operator whose state changed gave {other:?}"),
         })
         .collect();
     for (op, state) in fresh.stateful_operators().zip(states) {

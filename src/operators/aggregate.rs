@@ -34,7 +34,7 @@ use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{Operator, OperatorSnapshot};
+use super::{check_state_schema, Operator, OperatorSnapshot};
 use crate::changelog::{ChangeBatch, Event, RowKind};
 use crate::error::{Error, Result};
 
@@ -775,23 +775,7 @@ impl Operator for Aggregate {
     }
 
     fn restore(&mut self, state: RecordBatch) -> Result<()> {
-        let expected = self.spec.state_schema();
-        let same = state.schema().fields().len() == expected.fields().len()
-            && state
-                .schema()
-                .fields()
-                .iter()
-                .zip(expected.fields())
-                .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
-        if !same {
-            return Err(Error::user(format!(
-                "the checkpoint's state of `{}` has columns {:?} where this query keeps {:?}: the job's GROUP BY \
-                 changed since the checkpoint; start over with --fresh",
-                self.name,
-                state.schema().fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>(),
-                expected.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>()
-            )));
-        }
+        check_state_schema(&self.name, "GROUP BY", &state, &self.spec.state_schema())?;
         self.load(&state)?;
         self.changed = false;
         Ok(())

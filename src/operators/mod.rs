@@ -14,19 +14,22 @@
 //! followed by its `+U`.
 
 mod aggregate;
+mod join;
 mod query;
 mod truncate;
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
+pub use join::{Join, JoinParts, JoinSpec};
 pub use query::QueryOperator;
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
 use crate::changelog::{ChangelogMode, Event};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A stateful node of a query, as planned; the runtime makes the operator that runs it and keeps
 /// its state.
@@ -34,6 +37,8 @@ use crate::error::Result;
 pub enum StatefulSpec {
     /// GROUP BY, `SELECT DISTINCT`, `UNION`: one input.
     Aggregate(Arc<AggregateSpec>),
+    /// `[INNER|LEFT|RIGHT|FULL] JOIN`: two inputs, the left and the right side.
+    Join(Arc<JoinSpec>),
 }
 
 impl StatefulSpec {
@@ -41,6 +46,7 @@ impl StatefulSpec {
     pub fn construct(&self) -> &'static str {
         match self {
             StatefulSpec::Aggregate(_) => "GROUP BY",
+            StatefulSpec::Join(_) => "JOIN",
         }
     }
 
@@ -48,6 +54,7 @@ impl StatefulSpec {
     pub fn instantiate(&self, name: String) -> Result<Box<dyn Operator>> {
         Ok(match self {
             StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone())?),
+            StatefulSpec::Join(spec) => Box::new(Join::new(name, spec.clone())?),
         })
     }
 
@@ -59,13 +66,19 @@ impl StatefulSpec {
                 ChangelogMode::InsertOnly
             }
             StatefulSpec::Aggregate(_) => ChangelogMode::All,
+            // Pairs of rows that are only ever added; an outer join retracts its padded rows.
+            StatefulSpec::Join(spec) if spec.is_inner() && inputs.iter().all(|m| m.is_insert_only()) => {
+                ChangelogMode::InsertOnly
+            }
+            StatefulSpec::Join(_) => ChangelogMode::All,
         }
     }
 
-    /// The result's columns that are a unique key of it, if it has one.
-    pub fn unique_key(&self) -> Option<Vec<usize>> {
+    /// The sets of the result's columns that are each a unique key of it, smallest first.
+    pub fn unique_keys(&self) -> Vec<Vec<usize>> {
         match self {
-            StatefulSpec::Aggregate(spec) => Some((0..spec.key_len()).collect()),
+            StatefulSpec::Aggregate(spec) => vec![(0..spec.key_len()).collect()],
+            StatefulSpec::Join(spec) => spec.unique_keys().to_vec(),
         }
     }
 }
@@ -96,4 +109,25 @@ pub trait Operator: Send {
         let _ = state;
         Err(crate::error::Error::internal(format!("operator `{}` keeps no state to restore", self.name())))
     }
+}
+
+/// Fails, telling the user to start over, when the state a checkpoint holds for operator `name`
+/// does not have the columns this query's `construct` keeps: the job changed since.
+fn check_state_schema(name: &str, construct: &str, state: &RecordBatch, expected: &Schema) -> Result<()> {
+    let same = state.schema().fields().len() == expected.fields().len()
+        && state
+            .schema()
+            .fields()
+            .iter()
+            .zip(expected.fields())
+            .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
+    if same {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "the checkpoint's state of `{name}` has columns {:?} where this query keeps {:?}: the job's {construct} changed \
+         since the checkpoint; start over with --fresh",
+        state.schema().fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>(),
+        expected.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>()
+    )))
 }

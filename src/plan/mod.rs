@@ -6,11 +6,15 @@
 //! order. A stateful node — a GROUP BY (also `SELECT DISTINCT` and `UNION`, which the optimizer
 //! plans as groupings) — becomes a [`StatefulSpec`] over the rows of the nodes under it, followed
 //! by the stateless steps over its result (HAVING, the select list); its state lives in an operator
-//! the runtime instantiates from the spec, one per node. Joins, OVER windows and LIMIT over an
-//! updating result are not built yet: such queries are rejected at planning with a clear error.
+//! the runtime instantiates from the spec, one per node. A regular join is a stateful node with
+//! two inputs, its left and right side. The planner follows each node's unique keys (a table's
+//! PRIMARY KEY, a GROUP BY's key, a join's), which a keyed sink needs. Semi and anti joins
+//! (`EXISTS`, `IN (sub-query)`), OVER windows and LIMIT over an updating result are not built
+//! yet: such queries are rejected at planning with a clear error.
 
 mod aggregate;
 mod insert;
+mod join;
 mod table;
 
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::DFSchema;
+use datafusion::common::{Column, DFSchema};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
 use datafusion::physical_expr::PhysicalExpr;
@@ -50,6 +54,9 @@ struct Branch {
     steps: Vec<Step>,
     /// `LIMIT n` inside this branch of a union: the branch is done after n rows.
     limit: Option<usize>,
+    /// Sets of the branch's columns that are each a unique key of its rows (its table's PRIMARY
+    /// KEY, as far as the steps keep it).
+    unique_keys: Vec<Vec<usize>>,
 }
 
 /// A query as a tree: stateless branches over the inputs at the leaves, stateful operators (a
@@ -66,10 +73,10 @@ enum Node {
         input_schemas: Vec<SchemaRef>,
         index: usize,
         steps: Vec<Step>,
-        /// The result's columns that are a unique key of it (a GROUP BY's key, as far as the
-        /// steps keep it); `None` when there is none or the steps dropped or computed over one of
-        /// its columns.
-        unique_key: Option<Vec<usize>>,
+        /// Sets of the result's columns that are each a unique key of it (a GROUP BY's key, a
+        /// join's, as far as the steps keep them), smallest first; empty when there is none or
+        /// the steps dropped or computed over a column of each.
+        unique_keys: Vec<Vec<usize>>,
     },
     /// A `UNION ALL` with a stateful branch.
     Union(Vec<Node>),
@@ -81,6 +88,29 @@ impl Node {
             Node::Branches(branches) => branches.iter_mut().for_each(|b| b.steps.push(step.clone())),
             Node::Stateful { steps, .. } => steps.push(step.clone()),
             Node::Union(children) => children.iter_mut().for_each(|c| c.push_step(step)),
+        }
+    }
+
+    /// The unique keys of the node's rows: a single branch's, a stateful node's; none for a
+    /// union, whose branches may give the same row.
+    fn unique_keys(&self) -> &[Vec<usize>] {
+        match self {
+            Node::Branches(branches) if branches.len() == 1 => &branches[0].unique_keys,
+            Node::Stateful { unique_keys, .. } => unique_keys,
+            _ => &[],
+        }
+    }
+
+    /// Follows the unique keys through a step that moves or drops columns: `position` is where
+    /// an input column ends up, if it is kept as it is. A key with a column not kept is lost.
+    fn map_unique_keys(&mut self, position: impl Fn(usize) -> Option<usize>) {
+        let map = |keys: &mut Vec<Vec<usize>>| {
+            *keys = keys.drain(..).filter_map(|key| key.iter().map(|c| position(*c)).collect()).collect();
+        };
+        match self {
+            Node::Branches(branches) => branches.iter_mut().for_each(|b| map(&mut b.unique_keys)),
+            Node::Stateful { unique_keys, .. } => map(unique_keys),
+            Node::Union(_) => {}
         }
     }
 
@@ -273,12 +303,9 @@ impl CompiledQuery {
         self.root.changelog(self, modes)
     }
 
-    /// The result's columns that are a unique key of it, for a stateful query.
-    pub fn unique_key(&self) -> Option<&[usize]> {
-        match &self.root {
-            Node::Stateful { unique_key, .. } => unique_key.as_deref(),
-            _ => None,
-        }
+    /// Sets of the result's columns that are each a unique key of it, smallest first.
+    pub fn unique_keys(&self) -> &[Vec<usize>] {
+        self.root.unique_keys()
     }
 
     /// Whether any `LIMIT` bounds the query or one of its branches.
@@ -433,7 +460,19 @@ impl Compiler<'_> {
                 if let Some(fetch) = scan.fetch {
                     *limit = Some(limit.map_or(fetch, |l| l.min(fetch)));
                 }
-                Ok(Node::Branches(vec![Branch { input, steps, limit: None }]))
+                let primary_key = datafusion::datasource::source_as_provider(&scan.source)?
+                    .downcast_ref::<ChangelogTableProvider>()
+                    .and_then(|t| t.primary_key().map(<[usize]>::to_vec));
+                let mut node = Node::Branches(vec![Branch {
+                    input,
+                    steps,
+                    limit: None,
+                    unique_keys: primary_key.into_iter().collect(),
+                }]);
+                if let Some(projection) = &scan.projection {
+                    node.map_unique_keys(|c| projection.iter().position(|p| *p == c));
+                }
+                Ok(node)
             }
             LogicalPlan::Filter(filter) => {
                 let mut node = self.node(&filter.input, limit)?;
@@ -449,13 +488,7 @@ impl Compiler<'_> {
                     .map(|e| self.state.create_physical_expr(e.clone(), projection.input.schema()))
                     .collect::<datafusion::error::Result<Vec<_>>>()?;
                 let schema = Arc::new(projection.schema.as_arrow().clone());
-                if let Node::Stateful { unique_key, .. } = &mut node {
-                    *unique_key = unique_key.take().and_then(|key| {
-                        key.iter()
-                            .map(|k| projected_position(&projection.expr, projection.input.schema(), *k))
-                            .collect()
-                    });
-                }
+                node.map_unique_keys(|c| projected_position(&projection.expr, projection.input.schema(), c));
                 node.push_step(&Step::Project(exprs, schema));
                 Ok(node)
             }
@@ -539,8 +572,23 @@ impl Compiler<'_> {
                 let spec = StatefulSpec::Aggregate(Arc::new(aggregate::compile(self.state, aggregate)?));
                 Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())]))
             }
-            LogicalPlan::Join(_) => {
-                Err(Error::user("joins are not supported yet: an INSERT reads its tables through UNION ALL only"))
+            LogicalPlan::Join(logical) => {
+                let outer = join::outer_sides(logical)?;
+                let mut sides = Vec::with_capacity(2);
+                for input in [&logical.left, &logical.right] {
+                    let mut below = None;
+                    let node = self.node(input, &mut below)?;
+                    if below.is_some() || node.has_limit() {
+                        return Err(Error::user(
+                            "a LIMIT under a JOIN is not supported on a changelog stream: which rows it keeps would \
+                             change as rows are retracted",
+                        ));
+                    }
+                    sides.push((node, input.schema().as_arrow().clone()));
+                }
+                let keys = [sides[0].0.unique_keys(), sides[1].0.unique_keys()];
+                let spec = join::compile(self.state, logical, outer, keys)?;
+                Ok(self.stateful(StatefulSpec::Join(Arc::new(spec)), sides))
             }
             LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
             LogicalPlan::Distinct(_) => Err(Error::internal("a DISTINCT the optimizer did not turn into a grouping")),
@@ -559,10 +607,16 @@ impl Compiler<'_> {
 impl Compiler<'_> {
     /// A stateful node of `spec` over `inputs` (each with the schema of its rows).
     fn stateful(&mut self, spec: StatefulSpec, inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>) -> Node {
-        let unique_key = spec.unique_key();
+        let unique_keys = spec.unique_keys();
         self.stateful.push(spec);
         let (inputs, schemas) = inputs.into_iter().map(|(n, s)| (n, Arc::new(s))).unzip();
-        Node::Stateful { inputs, input_schemas: schemas, index: self.stateful.len() - 1, steps: Vec::new(), unique_key }
+        Node::Stateful {
+            inputs,
+            input_schemas: schemas,
+            index: self.stateful.len() - 1,
+            steps: Vec::new(),
+            unique_keys,
+        }
     }
 }
 
@@ -571,19 +625,22 @@ impl Compiler<'_> {
 fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option<usize> {
     let (qualifier, field) = input.qualified_field(column);
     exprs.iter().position(|e| {
-        let mut e = e;
-        loop {
-            match e {
-                Expr::Alias(a) => e = &a.expr,
-                Expr::Cast(c) => e = &c.expr,
-                Expr::TryCast(c) => e = &c.expr,
-                Expr::Column(c) => {
-                    return c.name == *field.name() && (c.relation.is_none() || c.relation.as_ref() == qualifier)
-                }
-                _ => return false,
-            }
-        }
+        column_of(e)
+            .is_some_and(|c| c.name == *field.name() && (c.relation.is_none() || c.relation.as_ref() == qualifier))
     })
+}
+
+/// The column an expression is, perhaps renamed or cast.
+fn column_of(mut e: &Expr) -> Option<&Column> {
+    loop {
+        match e {
+            Expr::Alias(a) => e = &a.expr,
+            Expr::Cast(c) => e = &c.expr,
+            Expr::TryCast(c) => e = &c.expr,
+            Expr::Column(c) => return Some(c),
+            _ => return None,
+        }
+    }
 }
 
 /// Arrow's `DataType` equality also compares field names of nested types; sinks only care that

@@ -2,11 +2,11 @@
 //! (inserts, updates, deletes, updates that move a row to another group) feed two tables; a
 //! family of queries (GROUP BY with every supported function, HAVING, DISTINCT, UNION, global
 //! aggregates, aggregates over aggregates and over UNION ALL; inner and outer joins with residual
-//! predicates, multi-way joins, joins over and under GROUP BYs) runs over them batch by batch, as a
-//! job runs them. At every checkpoint boundary the result materialized from the query's changelog
-//! must equal what DataFusion computes for the same SQL over the tables as they stand. At some
-//! boundaries the query's state is snapshotted and the run goes on in a fresh operator restored
-//! from it, as after a crash.
+//! predicates, multi-way joins, joins over and under GROUP BYs, EXISTS, IN and NOT EXISTS) runs
+//! over them batch by batch, as a job runs them. At every checkpoint boundary the result
+//! materialized from the query's changelog must equal what DataFusion computes for the same SQL
+//! over the tables as they stand. At some boundaries the query's state is snapshotted and the run
+//! goes on in a fresh operator restored from it, as after a crash.
 //!
 //! Seeds are printed; `STATEFUL_SEEDS=n` runs n seeds (default 4), `STATEFUL_SEED=s` one seed.
 
@@ -61,6 +61,11 @@ const QUERIES: &[(&str, bool)] = &[
     // A GROUP BY over a join, a join of a GROUP BY with a table.
     ("SELECT t1.g, COUNT(*), SUM(t2.v), MAX(t2.s) FROM t1 JOIN t2 ON t1.s = t2.s GROUP BY t1.g", false),
     ("SELECT t1.id, c.n, c.m FROM t1 LEFT JOIN (SELECT g, COUNT(*) AS n, MAX(v) AS m FROM t2 GROUP BY g) c ON t1.g = c.g", false),
+    // Semi and anti joins: EXISTS, IN, NOT EXISTS.
+    ("SELECT id, g FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.g = t1.g AND t2.v > t1.v)", false),
+    ("SELECT id, s FROM t1 WHERE s IN (SELECT s FROM t2 WHERE v > 50)", false),
+    ("SELECT id FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.g = t1.g)", false),
+    ("SELECT g, COUNT(*) FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.s = t1.s AND t2.v < t1.v) GROUP BY g", false),
 ];
 
 const TABLES: [&str; 2] = ["t1", "t2"];

@@ -1,10 +1,14 @@
-//! A regular (non-windowed) join of two changelogs, `INNER`, `LEFT`, `RIGHT` or `FULL OUTER`, as
-//! Flink's streaming join: each side keeps its rows, by join key, as a multiset; a row arriving on
-//! one side (`+I`/`+U` adds it, `-U`/`-D` retracts it) is matched against the rows the other side
-//! holds under the same key that pass the residual (non-equi) predicate, and the joined rows are
-//! added or retracted with it. An outer side's row without a match comes out padded with NULLs;
-//! when its first match arrives the padded row is retracted (`-D`), and when its last match goes
-//! it is added again (`+I`).
+//! A regular (non-windowed) join of two changelogs, as Flink's streaming join: each side keeps
+//! its rows, by join key, as a multiset; a row arriving on one side (`+I`/`+U` adds it, `-U`/`-D`
+//! retracts it) is matched against the rows the other side holds under the same key that pass the
+//! residual (non-equi) predicate, and what it joins with is added or retracted with it.
+//!
+//! `INNER`, `LEFT`, `RIGHT` and `FULL OUTER` joins give pairs of rows. An outer side's row without
+//! a match comes out padded with NULLs; when its first match arrives the padded row is retracted
+//! (`-D`), and when its last match goes it is added again (`+I`). Semi and anti joins (what
+//! DataFusion makes of `EXISTS`, `IN (sub-query)`, `NOT EXISTS`) give the rows of one side that
+//! have a match (that have none), each as often as the side holds it: a row appears with its
+//! first match and goes with its last (the other way round for an anti join).
 //!
 //! Every change comes out as `+I` (an addition) or `-D` (a retraction), never as `-U`/`+U`: an
 //! update of an input row retracts its joined rows and adds the new ones, which need not pair up
@@ -13,9 +17,9 @@
 //!
 //! Join keys follow SQL: a NULL key matches nothing (`=`), unless the join compares with
 //! `IS NOT DISTINCT FROM`. A row whose key can match nothing needs no state: it comes out padded
-//! on an outer side and not at all on an inner one. A join without any equality keeps every row
-//! under one key and pairs each arriving row with all of the other side's rows (Flink's
-//! nested-loop join), which is as expensive as it sounds.
+//! on an outer side (by itself on an anti join's side) and not at all otherwise. A join without
+//! any equality keeps every row under one key and pairs each arriving row with all of the other
+//! side's rows (Flink's nested-loop join), which is as expensive as it sounds.
 //!
 //! State: every row each side holds, with its multiplicity and its number of matches (the other
 //! side's rows it joins with, counted with theirs), written whole at a checkpoint after any change,
@@ -41,9 +45,20 @@ use crate::error::{Error, Result};
 /// Input 0 of a join is its left side, input 1 its right side.
 const SIDES: [usize; 2] = [0, 1];
 
-/// A planned join: per side, its key expressions and whether it is outer (kept, padded, when
-/// nothing matches); the residual predicate over a pair; its output, the left columns then the
-/// right ones.
+/// What a join gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Pairs of rows, the left columns then the right ones (`[INNER|LEFT|RIGHT|FULL] JOIN`); an
+    /// outer side's rows without a match come out by themselves, padded with NULLs.
+    Pairs { outer: [bool; 2] },
+    /// The rows of side `side` (0 left, 1 right) that have a match — a semi join, which
+    /// DataFusion makes of `EXISTS` and `IN (sub-query)` — or, `anti`, that have none
+    /// (`NOT EXISTS`); each row as often as the side holds it, however many matches it has.
+    Filter { side: usize, anti: bool },
+}
+
+/// A planned join: per side, its key expressions; the residual predicate over a pair; what it
+/// gives.
 #[derive(Debug)]
 pub struct JoinSpec {
     /// Per side, the equi-join key expressions over that side's rows; pairwise of one type.
@@ -53,8 +68,10 @@ pub struct JoinSpec {
     nulls_match: bool,
     /// The non-equi part of the join condition, over a pair's columns (left's, then right's).
     filter: Option<Arc<dyn PhysicalExpr>>,
-    outer: [bool; 2],
+    kind: JoinKind,
     inputs: [SchemaRef; 2],
+    /// A pair's columns: the left side's, then the right side's.
+    pair_schema: SchemaRef,
     output_schema: SchemaRef,
     /// The output's columns that are unique keys of it, smallest first.
     unique_keys: Vec<Vec<usize>>,
@@ -67,8 +84,7 @@ pub struct JoinParts {
     pub key_types: Vec<DataType>,
     pub nulls_match: bool,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
-    pub left_outer: bool,
-    pub right_outer: bool,
+    pub kind: JoinKind,
     pub left: SchemaRef,
     pub right: SchemaRef,
     pub output_schema: SchemaRef,
@@ -77,7 +93,12 @@ pub struct JoinParts {
 
 impl JoinSpec {
     pub fn new(parts: JoinParts) -> Result<Self> {
-        let width = parts.left.fields().len() + parts.right.fields().len();
+        let pair_schema = Arc::new(Schema::new([parts.left.fields().to_vec(), parts.right.fields().to_vec()].concat()));
+        let width = match parts.kind {
+            JoinKind::Pairs { .. } => pair_schema.fields().len(),
+            JoinKind::Filter { side: 0, .. } => parts.left.fields().len(),
+            JoinKind::Filter { .. } => parts.right.fields().len(),
+        };
         if parts.output_schema.fields().len() != width
             || parts.left_keys.len() != parts.key_types.len()
             || parts.right_keys.len() != parts.key_types.len()
@@ -89,8 +110,9 @@ impl JoinSpec {
             key_types: parts.key_types,
             nulls_match: parts.nulls_match,
             filter: parts.filter,
-            outer: [parts.left_outer, parts.right_outer],
+            kind: parts.kind,
             inputs: [parts.left, parts.right],
+            pair_schema,
             output_schema: parts.output_schema,
             unique_keys: parts.unique_keys,
         })
@@ -100,9 +122,20 @@ impl JoinSpec {
         &self.output_schema
     }
 
-    /// Whether neither side is outer.
-    pub fn is_inner(&self) -> bool {
-        self.outer == [false, false]
+    /// Whether a row only ever comes out when rows arrive (nothing is padded, nothing shows for
+    /// want of a match): an inner or semi join.
+    pub fn only_adds(&self) -> bool {
+        matches!(self.kind, JoinKind::Pairs { outer: [false, false] } | JoinKind::Filter { anti: false, .. })
+    }
+
+    /// Whether a row of side `side` with `matches` matches comes out by itself: padded, for an
+    /// outer side without a match; as it is, for the side a semi (anti) join keeps, with (without)
+    /// a match.
+    fn alone(&self, side: usize, matches: i64) -> bool {
+        match self.kind {
+            JoinKind::Pairs { outer } => outer[side] && matches == 0,
+            JoinKind::Filter { side: kept, anti } => side == kept && (matches == 0) == anti,
+        }
     }
 
     pub fn unique_keys(&self) -> &[Vec<usize>] {
@@ -203,36 +236,28 @@ impl Join {
             if matchable[row] {
                 self.hold(side, key(row), this, kind.is_addition(), total)?;
             }
-            if matches.is_empty() {
-                if self.spec.outer[side] {
-                    out.push(
-                        if kind.is_addition() { RowKind::Insert } else { RowKind::Delete },
-                        side,
-                        Some(this),
-                        None,
-                        1,
-                    );
-                }
-                continue;
+            let (change, sign) = if kind.is_addition() { (RowKind::Insert, 1) } else { (RowKind::Delete, -1) };
+            if self.spec.alone(side, total) {
+                out.push(change, side, Some(this), None, 1);
             }
+            // Each matching row gains or loses a match: it may stop or start coming out by itself
+            // (its padded row, or itself in a semi or anti join), around the pairs the match
+            // adds or retracts.
             for (that, n) in matches {
                 let held = self.state[other]
                     .get_mut(key(row))
                     .and_then(|bucket| bucket.get_mut(that))
                     .ok_or_else(|| Error::internal("a join matched a row its other side no longer holds"))?;
-                let padded = self.spec.outer[other];
-                if kind.is_addition() {
-                    if padded && held.matches == 0 {
-                        out.push(RowKind::Delete, other, Some(that), None, *n);
-                    }
-                    held.matches += 1;
-                    out.push(RowKind::Insert, side, Some(this), Some(that), *n);
-                } else {
-                    out.push(RowKind::Delete, side, Some(this), Some(that), *n);
-                    held.matches -= 1;
-                    if padded && held.matches == 0 {
-                        out.push(RowKind::Insert, other, Some(that), None, *n);
-                    }
+                let (before, after) = (held.matches, held.matches + sign);
+                held.matches = after;
+                if self.spec.alone(other, before) && !self.spec.alone(other, after) {
+                    out.push(RowKind::Delete, other, Some(that), None, *n);
+                }
+                if matches!(self.spec.kind, JoinKind::Pairs { .. }) {
+                    out.push(change, side, Some(this), Some(that), *n);
+                }
+                if !self.spec.alone(other, before) && self.spec.alone(other, after) {
+                    out.push(RowKind::Insert, other, Some(that), None, *n);
                 }
             }
         }
@@ -290,7 +315,7 @@ impl Join {
         }
         let columns = pairs.columns(&self.rows, &self.spec.inputs)?;
         let options = RecordBatchOptions::new().with_row_count(Some(pairs.len));
-        let pairs = RecordBatch::try_new_with_options(self.spec.output_schema.clone(), columns, &options)?;
+        let pairs = RecordBatch::try_new_with_options(self.spec.pair_schema.clone(), columns, &options)?;
         let passes = filter.evaluate(&pairs)?.into_array(pairs.num_rows())?;
         let passes = passes.as_boolean_opt().ok_or_else(|| {
             Error::internal(format!("a join condition gave {} instead of booleans", passes.data_type()))
@@ -446,7 +471,12 @@ impl Output {
     }
 
     fn finish(self, join: &Join) -> Result<ChangeBatch> {
-        let columns = self.parts.columns(&join.rows, &join.spec.inputs)?;
+        let mut columns = self.parts.columns(&join.rows, &join.spec.inputs)?;
+        if let JoinKind::Filter { side, .. } = join.spec.kind {
+            // Only the kept side's columns.
+            let left = join.spec.inputs[0].fields().len();
+            columns = if side == 0 { columns[..left].to_vec() } else { columns[left..].to_vec() };
+        }
         let options = RecordBatchOptions::new().with_row_count(Some(self.kinds.len()));
         let rows = RecordBatch::try_new_with_options(join.spec.output_schema.clone(), columns, &options)?;
         ChangeBatch::from_kinds(rows, &self.kinds)
@@ -521,17 +551,26 @@ mod tests {
             schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || other_outer)).collect()
         };
         let fields = [padded(&left, outer[1]), padded(&right, outer[0])].concat();
+        join_of(JoinKind::Pairs { outer }, Arc::new(Schema::new(fields)))
+    }
+
+    /// The orders that have a customer (`anti`: that have none).
+    fn semi(anti: bool) -> Join {
+        join_of(JoinKind::Filter { side: 0, anti }, schemas()[0].clone())
+    }
+
+    fn join_of(kind: JoinKind, output_schema: SchemaRef) -> Join {
+        let [left, right] = schemas();
         let spec = JoinSpec::new(JoinParts {
             left_keys: vec![col("customer", &left).unwrap()],
             right_keys: vec![col("id", &right).unwrap()],
             key_types: vec![DataType::Int64],
             nulls_match: false,
             filter: None,
-            left_outer: outer[0],
-            right_outer: outer[1],
+            kind,
             left,
             right,
-            output_schema: Arc::new(Schema::new(fields)),
+            output_schema,
             unique_keys: vec![vec![0]],
         })
         .unwrap();
@@ -607,6 +646,26 @@ mod tests {
     }
 
     #[test]
+    fn a_semi_join_shows_a_row_from_its_first_match_to_its_last_and_an_anti_join_the_other_way_round() {
+        for anti in [false, true] {
+            let mut j = semi(anti);
+            let (first_match, last_gone) = if anti { ("-D", "+I") } else { ("+I", "-D") };
+            let expect = |kind: &str, rows: &[&str]| rows.iter().map(|r| format!("{kind}[{r}]\n")).collect::<String>();
+            let twice = orders(&[(Insert, 1, Some(10)), (Insert, 1, Some(10)), (Insert, 2, None)]);
+            let without = if anti { "+I[1, 10]\n+I[1, 10]\n+I[2, null]\n" } else { "" };
+            assert_eq!(run(&mut j, 0, twice), without, "anti: {anti}");
+            // The first match shows (hides) the order, as often as it is there; a second changes nothing.
+            assert_eq!(
+                run(&mut j, 1, customers(&[(Insert, Some(10), "ann")])),
+                expect(first_match, &["1, 10", "1, 10"])
+            );
+            assert_eq!(run(&mut j, 1, customers(&[(Insert, Some(10), "bob")])), "");
+            assert_eq!(run(&mut j, 1, customers(&[(Delete, Some(10), "ann")])), "");
+            assert_eq!(run(&mut j, 1, customers(&[(Delete, Some(10), "bob")])), expect(last_gone, &["1, 10", "1, 10"]));
+        }
+    }
+
+    #[test]
     fn a_restored_state_continues_exactly_as_the_original() {
         let mut j = join([true, true]);
         run(&mut j, 0, orders(&[(Insert, 1, Some(10)), (Insert, 1, Some(10)), (Insert, 2, Some(11))]));
@@ -630,8 +689,7 @@ mod tests {
             key_types: vec![DataType::Int64],
             nulls_match: false,
             filter: None,
-            left_outer: false,
-            right_outer: false,
+            kind: JoinKind::Pairs { outer: [false, false] },
             left: left.clone(),
             right: left.clone(),
             output_schema: Arc::new(Schema::new([left.fields().to_vec(), left.fields().to_vec()].concat())),

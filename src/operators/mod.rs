@@ -24,7 +24,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
-pub use join::{Join, JoinParts, JoinSpec};
+pub use join::{Join, JoinKind, JoinParts, JoinSpec};
 pub use query::QueryOperator;
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
@@ -37,7 +37,8 @@ use crate::error::{Error, Result};
 pub enum StatefulSpec {
     /// GROUP BY, `SELECT DISTINCT`, `UNION`: one input.
     Aggregate(Arc<AggregateSpec>),
-    /// `[INNER|LEFT|RIGHT|FULL] JOIN`: two inputs, the left and the right side.
+    /// `[INNER|LEFT|RIGHT|FULL] JOIN`, and the semi and anti joins of `EXISTS` and `IN`: two
+    /// inputs, the left and the right side.
     Join(Arc<JoinSpec>),
 }
 
@@ -66,8 +67,9 @@ impl StatefulSpec {
                 ChangelogMode::InsertOnly
             }
             StatefulSpec::Aggregate(_) => ChangelogMode::All,
-            // Pairs of rows that are only ever added; an outer join retracts its padded rows.
-            StatefulSpec::Join(spec) if spec.is_inner() && inputs.iter().all(|m| m.is_insert_only()) => {
+            // Rows that are only ever added; an outer join retracts its padded rows, an anti join
+            // the rows a match arrives for.
+            StatefulSpec::Join(spec) if spec.only_adds() && inputs.iter().all(|m| m.is_insert_only()) => {
                 ChangelogMode::InsertOnly
             }
             StatefulSpec::Join(_) => ChangelogMode::All,

@@ -1,7 +1,9 @@
 //! A logical `Join` planned into a [`JoinSpec`]: its equi-join keys compiled against each side,
 //! its residual predicate against the pair, and the unique keys of its result derived from its
-//! inputs' as Flink derives them (`FlinkRelMdUniqueKeys`). Inner and outer joins only: the semi
-//! and anti joins DataFusion makes of `EXISTS` and `IN (sub-query)` are refused.
+//! inputs' as Flink derives them (`FlinkRelMdUniqueKeys`). Inner and outer joins, and the semi
+//! and anti joins DataFusion makes of `EXISTS`, `IN (sub-query)` and `NOT EXISTS`; `NOT IN
+//! (sub-query)`, whose NULL rules need more than an anti join, and sub-queries under `OR` are
+//! refused.
 
 use std::sync::Arc;
 
@@ -12,35 +14,41 @@ use datafusion::logical_expr::{ExprSchemable, Join as LogicalJoin};
 
 use super::column_of;
 use crate::error::{Error, Result};
-use crate::operators::{JoinParts, JoinSpec};
+use crate::operators::{JoinKind, JoinParts, JoinSpec};
 use crate::sql::types::flink_type_name;
 
-/// Which sides of the join are outer (kept, padded with NULLs, where nothing matches): left,
-/// right. Fails for the joins that are not built.
-pub fn outer_sides(join: &LogicalJoin) -> Result<[bool; 2]> {
-    match join.join_type {
-        JoinType::Inner => Ok([false, false]),
-        JoinType::Left => Ok([true, false]),
-        JoinType::Right => Ok([false, true]),
-        JoinType::Full => Ok([true, true]),
-        JoinType::LeftSemi
-        | JoinType::RightSemi
-        | JoinType::LeftAnti
-        | JoinType::RightAnti
-        | JoinType::LeftMark
-        | JoinType::RightMark => Err(Error::user(
-            "EXISTS, NOT EXISTS and [NOT] IN (sub-query) are not supported on a changelog stream yet (they are semi and \
-             anti joins); write EXISTS as a JOIN with (SELECT DISTINCT <key> FROM …), NOT EXISTS as a LEFT JOIN … WHERE \
-             <the right side's key> IS NULL",
-        )),
-    }
+/// What the join gives. Fails for the joins that are not built.
+pub fn kind(join: &LogicalJoin) -> Result<JoinKind> {
+    Ok(match join.join_type {
+        JoinType::Inner => JoinKind::Pairs { outer: [false, false] },
+        JoinType::Left => JoinKind::Pairs { outer: [true, false] },
+        JoinType::Right => JoinKind::Pairs { outer: [false, true] },
+        JoinType::Full => JoinKind::Pairs { outer: [true, true] },
+        JoinType::LeftSemi => JoinKind::Filter { side: 0, anti: false },
+        JoinType::RightSemi => JoinKind::Filter { side: 1, anti: false },
+        JoinType::LeftAnti | JoinType::RightAnti if join.null_aware => {
+            return Err(Error::user(
+                "NOT IN (sub-query) is not supported on a changelog stream: one NULL in the sub-query's result would \
+                 empty the whole result, and bring it back when that row goes; write NOT EXISTS (SELECT … WHERE \
+                 <column> = <value>), which treats NULLs as not matching",
+            ))
+        }
+        JoinType::LeftAnti => JoinKind::Filter { side: 0, anti: true },
+        JoinType::RightAnti => JoinKind::Filter { side: 1, anti: true },
+        JoinType::LeftMark | JoinType::RightMark => {
+            return Err(Error::user(
+                "EXISTS or IN (sub-query) combined with OR (or under NOT other than NOT EXISTS) is not supported on a \
+                 changelog stream; use it as a condition of its own in the WHERE clause (… AND EXISTS (…))",
+            ))
+        }
+    })
 }
 
-/// Plans `join`, whose sides are outer as `outer` says and have the unique keys `input_keys`.
+/// Plans `join`, which gives what `kind` says, over sides with the unique keys `input_keys`.
 pub fn compile(
     state: &SessionState,
     join: &LogicalJoin,
-    outer: [bool; 2],
+    kind: JoinKind,
     input_keys: [&[Vec<usize>]; 2],
 ) -> Result<JoinSpec> {
     let schemas: [&DFSchema; 2] = [join.left.schema(), join.right.schema()];
@@ -75,7 +83,9 @@ pub fn compile(
         }
         key_types.push(types[0].clone());
     }
-    let filter = join.filter.as_ref().map(|f| state.create_physical_expr(f.clone(), &join.schema)).transpose()?;
+    // Over a pair's columns, which a semi or anti join's output does not have.
+    let pair = schemas[0].join(schemas[1])?;
+    let filter = join.filter.as_ref().map(|f| state.create_physical_expr(f.clone(), &pair)).transpose()?;
     let [left_keys, right_keys] = keys;
     let left_width = schemas[0].fields().len();
     JoinSpec::new(JoinParts {
@@ -84,16 +94,19 @@ pub fn compile(
         key_types,
         nulls_match: join.null_equality == NullEquality::NullEqualsNull,
         filter,
-        left_outer: outer[0],
-        right_outer: outer[1],
+        kind,
         left: Arc::new(schemas[0].as_arrow().clone()),
         right: Arc::new(schemas[1].as_arrow().clone()),
         output_schema: Arc::new(join.schema.as_arrow().clone()),
-        unique_keys: unique_keys(outer, input_keys, &key_columns, left_width),
+        unique_keys: match kind {
+            JoinKind::Pairs { outer } => unique_keys(outer, input_keys, &key_columns, left_width),
+            // Some of the side's rows, as they are.
+            JoinKind::Filter { side, .. } => input_keys[side].to_vec(),
+        },
     })
 }
 
-/// The unique keys of a join's result (columns of the left side, then of the right), as Flink's
+/// The unique keys of a join's pairs (columns of the left side, then of the right), as Flink's
 /// `FlinkRelMdUniqueKeys` gives them: a unique key of the left side together with one of the
 /// right is one of the result; and when a side's equi-key columns hold one of its unique keys,
 /// each row of the other side meets at most one of its rows, so a unique key of the other side

@@ -8,9 +8,9 @@
 //! by the stateless steps over its result (HAVING, the select list); its state lives in an operator
 //! the runtime instantiates from the spec, one per node. A regular join is a stateful node with
 //! two inputs, its left and right side. The planner follows each node's unique keys (a table's
-//! PRIMARY KEY, a GROUP BY's key, a join's), which a keyed sink needs. Semi and anti joins
-//! (`EXISTS`, `IN (sub-query)`), OVER windows and LIMIT over an updating result are not built
-//! yet: such queries are rejected at planning with a clear error.
+//! PRIMARY KEY, a GROUP BY's key, a join's), which a keyed sink needs. `NOT IN (sub-query)`, OVER
+//! windows and LIMIT over an updating result are not built yet: such queries are rejected at
+//! planning with a clear error.
 
 mod aggregate;
 mod insert;
@@ -573,7 +573,7 @@ impl Compiler<'_> {
                 Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())]))
             }
             LogicalPlan::Join(logical) => {
-                let outer = join::outer_sides(logical)?;
+                let kind = join::kind(logical)?;
                 let mut sides = Vec::with_capacity(2);
                 for input in [&logical.left, &logical.right] {
                     let mut below = None;
@@ -587,7 +587,7 @@ impl Compiler<'_> {
                     sides.push((node, input.schema().as_arrow().clone()));
                 }
                 let keys = [sides[0].0.unique_keys(), sides[1].0.unique_keys()];
-                let spec = join::compile(self.state, logical, outer, keys)?;
+                let spec = join::compile(self.state, logical, kind, keys)?;
                 Ok(self.stateful(StatefulSpec::Join(Arc::new(spec)), sides))
             }
             LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),

@@ -61,6 +61,11 @@ const QUERIES: &[(&str, bool)] = &[
     // A GROUP BY over a join, a join of a GROUP BY with a table.
     ("SELECT t1.g, COUNT(*), SUM(t2.v), MAX(t2.s) FROM t1 JOIN t2 ON t1.s = t2.s GROUP BY t1.g", false),
     ("SELECT t1.id, c.n, c.m FROM t1 LEFT JOIN (SELECT g, COUNT(*) AS n, MAX(v) AS m FROM t2 GROUP BY g) c ON t1.g = c.g", false),
+    // A correlated scalar sub-query (a LEFT JOIN with a GROUP BY), cross joins, a join in WHERE.
+    ("SELECT id, (SELECT COUNT(*) FROM t2 WHERE t2.g = t1.g) FROM t1", false),
+    ("SELECT id, v FROM t1 CROSS JOIN (SELECT AVG(v) AS a FROM t2) s WHERE v > s.a", false),
+    ("SELECT t1.id, t2.id FROM t1 CROSS JOIN t2 WHERE t1.v + t2.v = 100", false),
+    ("SELECT t1.id, t2.id FROM t1, t2 WHERE t1.g = t2.g AND t1.s = 'a'", false),
     // Semi and anti joins: EXISTS, IN, NOT EXISTS.
     ("SELECT id, g FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.g = t1.g AND t2.v > t1.v)", false),
     ("SELECT id, s FROM t1 WHERE s IN (SELECT s FROM t2 WHERE v > 50)", false),

@@ -476,12 +476,14 @@ impl Compiler<'_> {
             }
             LogicalPlan::Filter(filter) => {
                 let mut node = self.node(&filter.input, limit)?;
+                refuse_sub_query(&filter.predicate)?;
                 let predicate = self.state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
                 node.push_step(&Step::Filter(predicate));
                 Ok(node)
             }
             LogicalPlan::Projection(projection) => {
                 let mut node = self.node(&projection.input, limit)?;
+                projection.expr.iter().try_for_each(refuse_sub_query)?;
                 let exprs = projection
                     .expr
                     .iter()
@@ -618,6 +620,20 @@ impl Compiler<'_> {
             unique_keys,
         }
     }
+}
+
+/// Sub-queries the optimizer turned into joins are gone from expressions; one that is left (not
+/// correlated with the outer query) would be run once by DataFusion, not kept current.
+fn refuse_sub_query(e: &Expr) -> Result<()> {
+    let sub_query = e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_))))?;
+    if sub_query {
+        return Err(Error::user(
+            "a sub-query that does not refer to the outer query's columns (`v > (SELECT AVG(v) FROM t2)`) is not \
+             supported on a changelog stream; join its result instead: … CROSS JOIN (SELECT AVG(v) AS a FROM t2) s \
+             WHERE v > s.a",
+        ));
+    }
+    Ok(())
 }
 
 /// Where column `column` of a projection's input is in its output: an output that is the column

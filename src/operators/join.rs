@@ -118,10 +118,6 @@ impl JoinSpec {
         })
     }
 
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
-    }
-
     /// Whether a row only ever comes out when rows arrive (nothing is padded, nothing shows for
     /// want of a match): an inner or semi join.
     pub fn only_adds(&self) -> bool {

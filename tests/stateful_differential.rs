@@ -66,6 +66,8 @@ const QUERIES: &[(&str, bool)] = &[
     ("SELECT id, v FROM t1 CROSS JOIN (SELECT AVG(v) AS a FROM t2) s WHERE v > s.a", false),
     ("SELECT t1.id, t2.id FROM t1 CROSS JOIN t2 WHERE t1.v + t2.v = 100", false),
     ("SELECT t1.id, t2.id FROM t1, t2 WHERE t1.g = t2.g AND t1.s = 'a'", false),
+    // A join over a UNION ALL that reads one of the join's tables again.
+    ("SELECT u.id, u.g, t2.id FROM (SELECT id, g FROM t1 UNION ALL SELECT id, g FROM t2) u JOIN t2 ON u.g = t2.g", false),
     // Semi and anti joins: EXISTS, IN, NOT EXISTS.
     ("SELECT id, g FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.g = t1.g AND t2.v > t1.v)", false),
     ("SELECT id, s FROM t1 WHERE s IN (SELECT s FROM t2 WHERE v > 50)", false),

@@ -204,18 +204,27 @@ fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
     }
 }
 
-/// A fresh operator for the query, holding the state `from` has now.
-fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator) -> QueryOperator {
+/// A fresh operator for the query, holding the state `from` has now. `stored` keeps each
+/// stateful operator's last snapshot, as a checkpoint store keeps its file: an operator whose
+/// state did not change since it was stored (or restored) says `Unchanged`.
+fn restored(
+    query: &Arc<CompiledQuery>,
+    from: &mut QueryOperator,
+    stored: &mut Vec<Option<RecordBatch>>,
+) -> QueryOperator {
     let mut fresh = QueryOperator::new(query.clone()).unwrap();
-    let states: Vec<RecordBatch> = from
-        .stateful_operators()
-        .map(|op| match op.snapshot().unwrap() {
-            Some(OperatorSnapshot::Changed(state)) => state,
-            other => panic!("a stateful operator whose state changed gave {other:?}"),
-        })
-        .collect();
-    for (op, state) in fresh.stateful_operators().zip(states) {
-        op.restore(state).unwrap();
+    for (i, op) in from.stateful_operators().enumerate() {
+        if i == stored.len() {
+            stored.push(None);
+        }
+        match op.snapshot().unwrap() {
+            Some(OperatorSnapshot::Changed(state)) => stored[i] = Some(state),
+            Some(OperatorSnapshot::Unchanged) if stored[i].is_some() => {}
+            other => panic!("a stateful operator without a stored state gave {other:?}"),
+        }
+    }
+    for (op, state) in fresh.stateful_operators().zip(stored.iter()) {
+        op.restore(state.clone().unwrap()).unwrap();
     }
     fresh
 }
@@ -223,6 +232,7 @@ fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator) -> QueryOperat
 async fn run_seed(seed: u64) {
     let queries: Vec<Arc<CompiledQuery>> = futures::future::join_all(QUERIES.iter().map(|(sql, _)| compile(sql))).await;
     let mut operators: Vec<QueryOperator> = queries.iter().map(|q| QueryOperator::new(q.clone()).unwrap()).collect();
+    let mut stored: Vec<Vec<Option<RecordBatch>>> = vec![Vec::new(); QUERIES.len()];
     let mut results: Vec<Vec<String>> = vec![Vec::new(); QUERIES.len()];
     let mut tables = [Table { rows: BTreeMap::new(), next_id: 1 }, Table { rows: BTreeMap::new(), next_id: 1 }];
     let mut rng = Rng(seed);
@@ -252,8 +262,8 @@ async fn run_seed(seed: u64) {
             }
             if rng.below(3) == 0 {
                 restores += 1;
-                for (query, op) in queries.iter().zip(&mut operators) {
-                    *op = restored(query, op);
+                for ((query, op), stored) in queries.iter().zip(&mut operators).zip(&mut stored) {
+                    *op = restored(query, op, stored);
                 }
             }
         }

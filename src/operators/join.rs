@@ -153,9 +153,36 @@ impl JoinSpec {
         }
         fields.push(Field::new("count", DataType::Int64, false));
         fields.push(Field::new("matches", DataType::Int64, false));
-        Arc::new(Schema::new(fields))
+        Arc::new(Schema::new_with_metadata(fields, HashMap::from([(CONDITION.to_string(), self.condition())])))
+    }
+
+    /// What the join gives and on what condition, as text, stored with its state: a job whose
+    /// join changed to another over columns of the same types must not resume with state whose
+    /// match counts were made by the old one.
+    fn condition(&self) -> String {
+        let list = |e: &[Arc<dyn PhysicalExpr>]| e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
+        let kind = match self.kind {
+            JoinKind::Pairs { outer: [false, false] } => "INNER JOIN",
+            JoinKind::Pairs { outer: [true, false] } => "LEFT JOIN",
+            JoinKind::Pairs { outer: [false, true] } => "RIGHT JOIN",
+            JoinKind::Pairs { .. } => "FULL JOIN",
+            JoinKind::Filter { side: 0, anti: false } => "LEFT SEMI JOIN",
+            JoinKind::Filter { side: 0, anti: true } => "LEFT ANTI JOIN",
+            JoinKind::Filter { anti: false, .. } => "RIGHT SEMI JOIN",
+            JoinKind::Filter { .. } => "RIGHT ANTI JOIN",
+        };
+        format!(
+            "{kind} ON ({}) = ({}){}{}",
+            list(&self.keys[0]),
+            list(&self.keys[1]),
+            if self.nulls_match { " (NULLs match)" } else { "" },
+            self.filter.as_ref().map(|f| format!(" AND {f}")).unwrap_or_default()
+        )
     }
 }
+
+/// The key of the state schema's metadata that holds [`JoinSpec::condition`].
+const CONDITION: &str = "join";
 
 /// One row a side holds: how many times, and how many of the other side's rows it joins with.
 #[derive(Debug, Clone, Copy)]
@@ -511,6 +538,15 @@ impl Operator for Join {
 
     fn restore(&mut self, state: RecordBatch) -> Result<()> {
         check_state_schema(&self.name, "JOIN", &state, &self.spec.state_schema())?;
+        let condition = self.spec.condition();
+        let stored = state.schema().metadata().get(CONDITION).cloned().unwrap_or_default();
+        if stored != condition {
+            return Err(Error::user(format!(
+                "the checkpoint's state of `{}` is of the join {stored} where this query's is {condition}: the job's \
+                 JOIN changed since the checkpoint; start over with --fresh",
+                self.name
+            )));
+        }
         self.load(&state)?;
         self.changed = false;
         Ok(())
@@ -678,6 +714,10 @@ mod tests {
         assert_eq!(run(&mut restored, 0, next.clone()), run(&mut j, 0, next));
 
         let Some(OperatorSnapshot::Changed(state)) = j.snapshot().unwrap() else { panic!("no state") };
+        // Another join over columns of the same types.
+        let err = join([true, false]).restore(state.clone()).unwrap_err().to_string();
+        assert!(err.contains("FULL JOIN ON (customer@1) = (id@0) where this query's is LEFT JOIN"), "{err}");
+        assert!(err.contains("--fresh"), "{err}");
         let [left, _] = schemas();
         let other = JoinSpec::new(JoinParts {
             left_keys: vec![col("id", &left).unwrap()],

@@ -335,9 +335,17 @@ impl Session {
             spec.options.iter().filter(|o| crate::sql::table::is_secret_key(&o.key)).map(|o| o.value.clone()),
         );
         let table: Arc<dyn ConnectorTable> = Arc::from(open_table(spec)?);
+        let primary_key = spec
+            .primary_key
+            .iter()
+            .map(|k| spec.columns.iter().position(|c| c.name == *k))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                Error::internal(format!("table `{}` has a PRIMARY KEY column it does not have", spec.name))
+            })?;
         self.ctx.register_table(
             TableReference::bare(spec.name.as_str()),
-            ChangelogTableProvider::new(&spec.name, spec.schema()),
+            ChangelogTableProvider::new(&spec.name, spec.schema(), primary_key),
         )?;
         self.tables.insert(spec.name.clone(), CatalogEntry { spec: spec.clone(), table });
         Ok(Outcome::Info("Execute statement succeeded.".into()))

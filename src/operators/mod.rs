@@ -14,6 +14,7 @@
 //! followed by its `+U`.
 
 mod aggregate;
+mod join;
 mod query;
 mod rank;
 mod truncate;
@@ -24,6 +25,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
+pub use join::{Join, JoinKind, JoinParts, JoinSpec};
 pub use query::QueryOperator;
 pub use rank::{Rank, RankSpec};
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
@@ -39,6 +41,9 @@ pub enum StatefulSpec {
     Aggregate(Arc<AggregateSpec>),
     /// Flink's deduplication and Top-N (`ROW_NUMBER() OVER …` filtered to `rn <= N`): one input.
     Rank(Arc<RankSpec>),
+    /// `[INNER|LEFT|RIGHT|FULL] JOIN`, and the semi and anti joins of `EXISTS` and `IN`: two
+    /// inputs, the left and the right side.
+    Join(Arc<JoinSpec>),
 }
 
 impl StatefulSpec {
@@ -47,6 +52,7 @@ impl StatefulSpec {
         match self {
             StatefulSpec::Aggregate(_) => "GROUP BY",
             StatefulSpec::Rank(_) => "ROW_NUMBER",
+            StatefulSpec::Join(_) => "JOIN",
         }
     }
 
@@ -56,6 +62,7 @@ impl StatefulSpec {
         Ok(match self {
             StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone(), ttl)?),
             StatefulSpec::Rank(spec) => Box::new(Rank::new(name, spec.clone())?),
+            StatefulSpec::Join(spec) => Box::new(Join::new(name, spec.clone())?),
         })
     }
 
@@ -63,7 +70,7 @@ impl StatefulSpec {
     pub fn expires(&self) -> bool {
         match self {
             StatefulSpec::Aggregate(_) => true,
-            StatefulSpec::Rank(_) => false,
+            StatefulSpec::Rank(_) | StatefulSpec::Join(_) => false,
         }
     }
 
@@ -79,14 +86,21 @@ impl StatefulSpec {
             // no time attributes), so a later row can outrank the one shown, which is then
             // retracted — Flink's Rank over a regular column (AppendOnlyTopNFunction) does the same.
             StatefulSpec::Rank(_) => ChangelogMode::All,
+            // Rows that are only ever added; an outer join retracts its padded rows, an anti join
+            // the rows a match arrives for.
+            StatefulSpec::Join(spec) if spec.only_adds() && inputs.iter().all(|m| m.is_insert_only()) => {
+                ChangelogMode::InsertOnly
+            }
+            StatefulSpec::Join(_) => ChangelogMode::All,
         }
     }
 
-    /// The result's columns that are a unique key of it, if it has one.
-    pub fn unique_key(&self) -> Option<Vec<usize>> {
+    /// The sets of the result's columns that are each a unique key of it, smallest first.
+    pub fn unique_keys(&self) -> Vec<Vec<usize>> {
         match self {
-            StatefulSpec::Aggregate(spec) => Some((0..spec.key_len()).collect()),
-            StatefulSpec::Rank(spec) => spec.unique_key(),
+            StatefulSpec::Aggregate(spec) => vec![(0..spec.key_len()).collect()],
+            StatefulSpec::Rank(spec) => spec.unique_key().into_iter().collect(),
+            StatefulSpec::Join(spec) => spec.unique_keys().to_vec(),
         }
     }
 
@@ -95,6 +109,7 @@ impl StatefulSpec {
         match self {
             StatefulSpec::Aggregate(_) => "GROUP BY columns",
             StatefulSpec::Rank(spec) => spec.key_columns(),
+            StatefulSpec::Join(_) => "joined tables' PRIMARY KEY columns",
         }
     }
 }

@@ -125,26 +125,25 @@ pub async fn plan_insert(state: &SessionState, insert: &ast::Insert, target: Sin
     Ok(PlannedInsert { sink_table: spec.name.clone(), query, sink_schema: spec.persisted_schema() })
 }
 
-/// A keyed sink takes an updating result by its PRIMARY KEY: every update and delete of a GROUP
-/// BY's result must land on the one sink row of its group (of a Top-N's, on the row of its
-/// partition and number), so the result's unique key (the group key; the partition key, and the
-/// row number when N > 1) must be among the sink's key columns. Flink inserts an upsert
-/// materializer where it is not (`table.exec.sink.upsert-materialize`); that is not built here,
-/// so such a job is refused.
+/// A keyed sink takes an updating result by its PRIMARY KEY: every update and delete of the
+/// result must land on the one sink row it changes, so one of the result's unique keys (a GROUP
+/// BY's key; a join's; a Top-N's partition key, and the row number when N > 1) must be among the
+/// sink's key columns. Flink inserts an upsert materializer where none is
+/// (`table.exec.sink.upsert-materialize`); that is not built here, so such a job is refused.
 pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
     if !query.is_stateful() || sink.primary_key.is_empty() {
         return Ok(());
     }
     let columns: Vec<&str> = sink.persisted_columns().map(|c| c.name.as_str()).collect();
+    let in_sink_key = |i: &usize| columns.get(*i).is_some_and(|c| sink.primary_key.iter().any(|k| k == c));
+    let unique = query.unique_keys();
+    if unique.iter().any(|key| key.iter().all(in_sink_key)) {
+        return Ok(());
+    }
     let key = sink.primary_key.join(", ");
-    match query.unique_key() {
-        Some(unique)
-            if unique.iter().all(|i| columns.get(*i).is_some_and(|c| sink.primary_key.iter().any(|k| k == c))) =>
-        {
-            Ok(())
-        }
-        Some(unique) => {
-            let names: Vec<&str> = unique.iter().filter_map(|i| columns.get(*i).copied()).collect();
+    match unique.first() {
+        Some(smallest) => {
+            let names: Vec<&str> = smallest.iter().filter_map(|i| columns.get(*i).copied()).collect();
             Err(Error::user(format!(
                 "sink `{}` has PRIMARY KEY ({key}) but the query's result is keyed by ({}), its {}: each update would \
                  land on the wrong row. Declare PRIMARY KEY ({}) NOT ENFORCED on the sink (Flink's upsert \
@@ -156,11 +155,12 @@ pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
             )))
         }
         None => Err(Error::user(format!(
-            "sink `{}` has PRIMARY KEY ({key}) but the query's result has no key it covers: select its {} as they are \
-             (not computed over) into the sink's key columns (Flink's upsert materializer, \
-             'table.exec.sink.upsert-materialize', is not built yet)",
-            sink.name,
-            query.key_columns()
+            "sink `{}` has PRIMARY KEY ({key}) but the query's result has no key it covers: select the result's key as \
+             it is (not computed over) into the sink's key columns — every GROUP BY column; for a join, the PRIMARY \
+             KEYs of both sides, or the left side's alone where the join looks rows up by the right side's PRIMARY \
+             KEY; for a Top-N, the PARTITION BY columns, with the row number when N > 1 (Flink's upsert \
+             materializer, 'table.exec.sink.upsert-materialize', is not built yet)",
+            sink.name
         ))),
     }
 }

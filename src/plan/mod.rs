@@ -4,14 +4,17 @@
 //! through and applying the changelog rules for filters. `UNION ALL` makes one branch per
 //! `SELECT`; each branch reads one input table and the branches' results are merged in arrival
 //! order. A stateful node — a GROUP BY (also `SELECT DISTINCT` and `UNION`, which the optimizer
-//! plans as groupings), Flink's deduplication and Top-N (a filter on a `ROW_NUMBER()` window) —
-//! becomes a [`StatefulSpec`] over the rows of the nodes under it, followed by the stateless steps
-//! over its result (HAVING, the select list); its state lives in an operator the runtime
-//! instantiates from the spec, one per node. Joins, other OVER windows and LIMIT over an updating
-//! result are not built yet: such queries are rejected at planning with a clear error.
+//! plans as groupings), Flink's deduplication and Top-N (a filter on a `ROW_NUMBER()` window), a
+//! regular join (two inputs, its left and right side) — becomes a [`StatefulSpec`] over the rows
+//! of the nodes under it, followed by the stateless steps over its result (HAVING, the select
+//! list); its state lives in an operator the runtime instantiates from the spec, one per node. The
+//! planner follows each node's unique keys (a table's PRIMARY KEY, a GROUP BY's key, a join's, a
+//! Top-N's), which a keyed sink needs. `NOT IN (sub-query)`, other OVER windows and LIMIT over an
+//! updating result are not built yet: such queries are rejected at planning with a clear error.
 
 mod aggregate;
 mod insert;
+mod join;
 mod rank;
 mod table;
 
@@ -52,6 +55,9 @@ struct Branch {
     steps: Vec<Step>,
     /// `LIMIT n` inside this branch of a union: the branch is done after n rows.
     limit: Option<usize>,
+    /// Sets of the branch's columns that are each a unique key of its rows (its table's PRIMARY
+    /// KEY, as far as the steps keep it).
+    unique_keys: Vec<Vec<usize>>,
 }
 
 /// A query as a tree: stateless branches over the inputs at the leaves, stateful operators (a
@@ -68,10 +74,10 @@ enum Node {
         input_schemas: Vec<SchemaRef>,
         index: usize,
         steps: Vec<Step>,
-        /// The result's columns that are a unique key of it (a GROUP BY's key, as far as the
-        /// steps keep it); `None` when there is none or the steps dropped or computed over one of
-        /// its columns.
-        unique_key: Option<Vec<usize>>,
+        /// Sets of the result's columns that are each a unique key of it (a GROUP BY's key, a
+        /// join's, as far as the steps keep them), smallest first; empty when there is none or
+        /// the steps dropped or computed over a column of each.
+        unique_keys: Vec<Vec<usize>>,
     },
     /// A `UNION ALL` with a stateful branch.
     Union(Vec<Node>),
@@ -83,6 +89,29 @@ impl Node {
             Node::Branches(branches) => branches.iter_mut().for_each(|b| b.steps.push(step.clone())),
             Node::Stateful { steps, .. } => steps.push(step.clone()),
             Node::Union(children) => children.iter_mut().for_each(|c| c.push_step(step)),
+        }
+    }
+
+    /// The unique keys of the node's rows: a single branch's, a stateful node's; none for a
+    /// union, whose branches may give the same row.
+    fn unique_keys(&self) -> &[Vec<usize>] {
+        match self {
+            Node::Branches(branches) if branches.len() == 1 => &branches[0].unique_keys,
+            Node::Stateful { unique_keys, .. } => unique_keys,
+            _ => &[],
+        }
+    }
+
+    /// Follows the unique keys through a step that moves or drops columns: `position` is where
+    /// an input column ends up, if it is kept as it is. A key with a column not kept is lost.
+    fn map_unique_keys(&mut self, position: impl Fn(usize) -> Option<usize>) {
+        let map = |keys: &mut Vec<Vec<usize>>| {
+            *keys = keys.drain(..).filter_map(|key| key.iter().map(|c| position(*c)).collect()).collect();
+        };
+        match self {
+            Node::Branches(branches) => branches.iter_mut().for_each(|b| map(&mut b.unique_keys)),
+            Node::Stateful { unique_keys, .. } => map(unique_keys),
+            Node::Union(_) => {}
         }
     }
 
@@ -279,12 +308,9 @@ impl CompiledQuery {
         self.root.changelog(self, modes)
     }
 
-    /// The result's columns that are a unique key of it, for a stateful query.
-    pub fn unique_key(&self) -> Option<&[usize]> {
-        match &self.root {
-            Node::Stateful { unique_key, .. } => unique_key.as_deref(),
-            _ => None,
-        }
+    /// Sets of the result's columns that are each a unique key of it, smallest first.
+    pub fn unique_keys(&self) -> &[Vec<usize>] {
+        self.root.unique_keys()
     }
 
     /// What the result's unique key is made of, for messages ("GROUP BY columns").
@@ -447,7 +473,19 @@ impl Compiler<'_> {
                 if let Some(fetch) = scan.fetch {
                     *limit = Some(limit.map_or(fetch, |l| l.min(fetch)));
                 }
-                Ok(Node::Branches(vec![Branch { input, steps, limit: None }]))
+                let primary_key = datafusion::datasource::source_as_provider(&scan.source)?
+                    .downcast_ref::<ChangelogTableProvider>()
+                    .and_then(|t| t.primary_key().map(<[usize]>::to_vec));
+                let mut node = Node::Branches(vec![Branch {
+                    input,
+                    steps,
+                    limit: None,
+                    unique_keys: primary_key.into_iter().collect(),
+                }]);
+                if let Some(projection) = &scan.projection {
+                    node.map_unique_keys(|c| projection.iter().position(|p| *p == c));
+                }
+                Ok(node)
             }
             LogicalPlan::Filter(filter) => {
                 if let Some(top_n) = rank::recognise(filter)? {
@@ -455,6 +493,7 @@ impl Compiler<'_> {
                     return self.top_n(top_n, true);
                 }
                 let mut node = self.node(&filter.input, limit)?;
+                refuse_sub_query(&filter.predicate)?;
                 let predicate = self.state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
                 node.push_step(&Step::Filter(predicate));
                 Ok(node)
@@ -554,8 +593,23 @@ impl Compiler<'_> {
                 let spec = StatefulSpec::Aggregate(Arc::new(aggregate::compile(self.state, aggregate)?));
                 Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())]))
             }
-            LogicalPlan::Join(_) => {
-                Err(Error::user("joins are not supported yet: an INSERT reads its tables through UNION ALL only"))
+            LogicalPlan::Join(logical) => {
+                let kind = join::kind(logical)?;
+                let mut sides = Vec::with_capacity(2);
+                for input in [&logical.left, &logical.right] {
+                    let mut below = None;
+                    let node = self.node(input, &mut below)?;
+                    if below.is_some() || node.has_limit() {
+                        return Err(Error::user(
+                            "a LIMIT under a JOIN is not supported on a changelog stream: which rows it keeps would \
+                             change as rows are retracted",
+                        ));
+                    }
+                    sides.push((node, input.schema().as_arrow().clone()));
+                }
+                let keys = [sides[0].0.unique_keys(), sides[1].0.unique_keys()];
+                let spec = join::compile(self.state, logical, kind, keys)?;
+                Ok(self.stateful(StatefulSpec::Join(Arc::new(spec)), sides))
             }
             LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
             LogicalPlan::Distinct(_) => Err(Error::internal("a DISTINCT the optimizer did not turn into a grouping")),
@@ -572,17 +626,14 @@ impl Compiler<'_> {
 impl Compiler<'_> {
     /// Adds a projection's step to `node`, following the node's unique key through it.
     fn project(&self, node: &mut Node, projection: &Projection) -> Result<()> {
+        projection.expr.iter().try_for_each(refuse_sub_query)?;
         let exprs = projection
             .expr
             .iter()
             .map(|e| self.state.create_physical_expr(e.clone(), projection.input.schema()))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         let schema = Arc::new(projection.schema.as_arrow().clone());
-        if let Node::Stateful { unique_key, .. } = node {
-            *unique_key = unique_key.take().and_then(|key| {
-                key.iter().map(|k| projected_position(&projection.expr, projection.input.schema(), *k)).collect()
-            });
-        }
+        node.map_unique_keys(|c| projected_position(&projection.expr, projection.input.schema(), c));
         node.push_step(&Step::Project(exprs, schema));
         Ok(())
     }
@@ -614,28 +665,50 @@ impl Compiler<'_> {
 
     /// A stateful node of `spec` over `inputs` (each with the schema of its rows).
     fn stateful(&mut self, spec: StatefulSpec, inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>) -> Node {
-        let unique_key = spec.unique_key();
+        let unique_keys = spec.unique_keys();
         self.stateful.push(spec);
         let (inputs, schemas) = inputs.into_iter().map(|(n, s)| (n, Arc::new(s))).unzip();
-        Node::Stateful { inputs, input_schemas: schemas, index: self.stateful.len() - 1, steps: Vec::new(), unique_key }
+        Node::Stateful {
+            inputs,
+            input_schemas: schemas,
+            index: self.stateful.len() - 1,
+            steps: Vec::new(),
+            unique_keys,
+        }
     }
+}
+
+/// Sub-queries the optimizer turned into joins are gone from expressions; one that is left (not
+/// correlated with the outer query) would be run once by DataFusion, not kept current.
+fn refuse_sub_query(e: &Expr) -> Result<()> {
+    let sub_query = e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_))))?;
+    if sub_query {
+        return Err(Error::user(
+            "a sub-query that does not refer to the outer query's columns (`v > (SELECT AVG(v) FROM t2)`) is not \
+             supported on a changelog stream; join its result instead: … CROSS JOIN (SELECT AVG(v) AS a FROM t2) s \
+             WHERE v > s.a",
+        ));
+    }
+    Ok(())
 }
 
 /// Where column `column` of a projection's input is in its output: an output that is the column
 /// itself, perhaps renamed or cast (the casts a plan adds cannot merge two values into one).
 fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option<usize> {
-    exprs.iter().position(|e| {
-        let mut e = e;
-        loop {
-            match e {
-                Expr::Alias(a) => e = &a.expr,
-                Expr::Cast(c) => e = &c.expr,
-                Expr::TryCast(c) => e = &c.expr,
-                Expr::Column(c) => return is_column(c, input, column),
-                _ => return false,
-            }
+    exprs.iter().position(|e| column_of(e).is_some_and(|c| is_column(c, input, column)))
+}
+
+/// The column an expression is, perhaps renamed or cast.
+fn column_of(mut e: &Expr) -> Option<&Column> {
+    loop {
+        match e {
+            Expr::Alias(a) => e = &a.expr,
+            Expr::Cast(c) => e = &c.expr,
+            Expr::TryCast(c) => e = &c.expr,
+            Expr::Column(c) => return Some(c),
+            _ => return None,
         }
-    })
+    }
 }
 
 /// Whether `c`, in an expression over `schema`, is its column `index`.

@@ -499,8 +499,8 @@ fn restore_operators(ctx: &Context, states: &[InputState], operators: &mut [Vec<
     Ok(())
 }
 
-/// Gives the query's stateful operators (its GROUP BYs, Top-Ns) the state the resumed checkpoint
-/// stored.
+/// Gives the query's stateful operators (its GROUP BYs, Top-Ns and joins) the state the resumed
+/// checkpoint stored.
 fn restore_query(ctx: &Context, query: &mut QueryOperator) -> Result<()> {
     let Some(restored) = ctx.restored.as_ref() else { return Ok(()) };
     for op in query.stateful_operators() {
@@ -508,8 +508,9 @@ fn restore_query(ctx: &Context, query: &mut QueryOperator) -> Result<()> {
         let Some(file) = restored.operators.iter().find(|o| o.operator == name) else {
             return Err(Error::user(format!(
                 "the checkpoint to resume `{}` from holds no state for `{name}`: the job's query keeps state it did not \
-                 keep when the checkpoint was taken (a GROUP BY, DISTINCT, UNION or ROW_NUMBER() Top-N was added). \
-                 Start the job with --fresh so its sources read their tables again, or restore the previous job file",
+                 keep when the checkpoint was taken (a GROUP BY, DISTINCT, UNION, JOIN or ROW_NUMBER() Top-N was \
+                 added). Start the job with --fresh so its sources read their tables again, or restore the previous \
+                 job file",
                 ctx.spec.name
             )));
         };

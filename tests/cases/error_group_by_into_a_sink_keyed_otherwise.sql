@@ -1,5 +1,5 @@
 -- exit: 1
--- stderr: sink `per_customer` has PRIMARY KEY (region) but the query's result is keyed by (customer), its GROUP BY columns
+-- stderr: sink `per_customer` has PRIMARY KEY (region) but the query's result is keyed by (customer), its GROUP BY columns: each update would land on the wrong row
 CREATE TABLE orders (id BIGINT, customer INT, region INT, amount INT, PRIMARY KEY (id) NOT ENFORCED)
     WITH ('connector' = 'datagen', 'changelog-mode' = 'all', 'number-of-rows' = '5');
 CREATE TABLE per_customer (customer INT, region INT, total BIGINT, PRIMARY KEY (region) NOT ENFORCED)

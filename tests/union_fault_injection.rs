@@ -11,16 +11,19 @@
 //! into a jdbc sink on PostgreSQL keyed by `(region, id)`. Both sources start with the same ids,
 //! so a row that lands under the wrong region, or one source's delete applied to the other's
 //! row, shows up as a difference. Beside it, in the same job (a statement set, so the same
-//! checkpoints and kills), a GROUP BY keeps per-bucket figures of the MariaDB table current:
+//! checkpoints and kills), a join and a GROUP BY keep per-tier figures of the MariaDB orders
+//! current, each order joined to the customer its `v` points at:
 //!
 //! ```sql
-//! INSERT INTO eu_buckets
-//! SELECT v % 10, COUNT(*), SUM(v), MIN(id), MAX(id) FROM orders_eu_agg GROUP BY v % 10
+//! INSERT INTO eu_tiers
+//! SELECT c.tier, COUNT(*), SUM(o.v), MIN(o.id), MAX(o.id)
+//! FROM orders_eu_agg o JOIN customers_eu c ON o.v % 100 = c.id GROUP BY c.tier
 //! ```
 //!
-//! into a sink keyed by the bucket: its state (every id of every bucket, for MIN and MAX
-//! under retractions) is checkpointed and restored across the kills, and at the end the sink must
-//! equal the same query run directly on MariaDB.
+//! into a sink keyed by the tier. Between kills customers change tier, come and go, so the join
+//! retracts and re-emits rows from both sides. Its state (both sides' rows) and the GROUP BY's
+//! (every id of every tier, for MIN and MAX under retractions) are checkpointed and restored across
+//! the kills, and at the end the sink must equal the same query run directly on MariaDB.
 //!
 //! Every seed SIGKILLs the job five times and restarts it from its state directory each time:
 //! soon after start, a few checkpoints in (the snapshots are small chunks, so this is usually
@@ -30,7 +33,7 @@
 //! input has reached the checkpoint and the sink has prepared, but the record is not stored. At
 //! the end, with both writers done and the job caught up and stopped gracefully (SIGTERM, exit
 //! 0), the sink must equal the union of the two source tables row for row: nothing lost, nothing
-//! doubled, nothing left over from a key that moved; and the GROUP BY's sink the query's answer.
+//! doubled, nothing left over from a key that moved; and the join and GROUP BY's sink the query's answer.
 //!
 //! This is a smaller sibling of `tests/cdc_fault_injection.rs` (20,000 rows per source, five
 //! kills per seed) so that it adds minutes, not tens of minutes, to the suite; that file covers
@@ -63,8 +66,12 @@ const CHECKPOINT_INTERVAL: &str = "100ms";
 const SERVER_IDS: &str = "5721-5725";
 /// `server-id` range of the GROUP BY's mysql-cdc source.
 const AGGREGATE_SERVER_IDS: &str = "5730-5733";
-/// The GROUP BY, as the job runs it over `orders_eu_agg` and as MariaDB answers it over `orders`.
-const BUCKETS: &str = "SELECT v % 10 AS bucket, COUNT(*) AS n, SUM(v) AS total, MIN(id) AS lo, MAX(id) AS hi";
+/// `server-id` range of the customers' mysql-cdc source.
+const CUSTOMER_SERVER_IDS: &str = "5734-5737";
+/// The join and GROUP BY, as the job runs it over `orders_eu_agg` and `customers_eu` and as
+/// MariaDB answers it over `orders` and `customers`.
+const TIERS: &str = "SELECT c.tier AS tier, COUNT(*) AS n, SUM(o.v) AS total, MIN(o.id) AS lo, MAX(o.id) AS hi";
+const TIERS_GROUP: &str = "o JOIN {customers} c ON o.v % 100 = c.id GROUP BY c.tier";
 const DEADLINE: Duration = Duration::from_secs(180);
 
 /// (region, id) → (v, note): the sink, or the union of the sources.
@@ -177,10 +184,15 @@ fn describe(inputs: &[InputPhase]) -> String {
     inputs.iter().map(|i| i.text.as_str()).collect::<Vec<_>>().join("; ")
 }
 
-/// Every input (the union's two and the GROUP BY's one) is past its snapshot.
+/// Every input (the union's two and the join's two) is past its snapshot.
 fn all_streaming(record: &Value) -> bool {
     let inputs = inputs_of(record);
-    inputs.len() == 3 && inputs.iter().all(|i| i.streaming)
+    inputs.len() == 4 && inputs.iter().all(|i| i.streaming)
+}
+
+/// The join's query over `orders` and `customers` as named in the job or on MariaDB.
+fn tiers(orders: &str, customers: &str) -> String {
+    format!("{TIERS} FROM {orders} {}", TIERS_GROUP.replace("{customers}", customers))
 }
 
 /// Sources, sink and job file of one seed.
@@ -204,7 +216,9 @@ impl Scenario {
         let full_identity = (seed >> 1).is_multiple_of(2);
         eu.exec(&format!(
             "CREATE TABLE orders (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64) NOT NULL) CHARACTER SET utf8mb4;
-             INSERT INTO orders SELECT seq, seq * 7 % 1000, CONCAT('row-', seq) FROM seq_1_to_{ROWS};"
+             INSERT INTO orders SELECT seq, seq * 7 % 1000, CONCAT('row-', seq) FROM seq_1_to_{ROWS};
+             CREATE TABLE customers (id BIGINT PRIMARY KEY, tier VARCHAR(8) NOT NULL);
+             INSERT INTO customers SELECT seq, ELT(seq % 3 + 1, 'gold', 'silver', 'bronze') FROM seq_0_to_99;"
         ));
         us.exec(&format!(
             "CREATE TABLE orders (id bigint PRIMARY KEY, v bigint NOT NULL, note varchar(64) NOT NULL);
@@ -216,13 +230,13 @@ impl Scenario {
         ));
         sink.exec(
             "CREATE TABLE all_orders (region varchar(2), id bigint, v bigint, note varchar(64), PRIMARY KEY (region, id));
-             CREATE TABLE eu_buckets (bucket bigint PRIMARY KEY, n bigint, total bigint, lo bigint, hi bigint)",
+             CREATE TABLE eu_tiers (tier varchar(8) PRIMARY KEY, n bigint, total bigint, lo bigint, hi bigint)",
         );
-        let login = |db: &Database| {
+        let login_to = |db: &Database, table: &str| {
             let c = db.connection();
             format!(
                 "'hostname' = '{}', 'port' = '{}', 'username' = '{}', 'password' = '{}', 'database-name' = '{}', \
-                 'table-name' = 'orders', 'scan.incremental.snapshot.chunk.size' = '{CHUNK_SIZE}'",
+                 'table-name' = '{table}', 'scan.incremental.snapshot.chunk.size' = '{CHUNK_SIZE}'",
                 c.host,
                 c.port,
                 c.user,
@@ -230,6 +244,7 @@ impl Scenario {
                 db.name()
             )
         };
+        let login = |db: &Database| login_to(db, "orders");
         let slot = format!("s_{}", us.name()).to_lowercase();
         let offsets = if offsets_table { ", 'sink.offsets-table' = 'cdc_sql_offsets'" } else { "" };
         let dir = tempfile::tempdir().unwrap();
@@ -247,19 +262,23 @@ CREATE TABLE all_orders (region STRING, id BIGINT, v BIGINT, note STRING, PRIMAR
   'username' = '{POSTGRES_SUPERUSER}', 'password' = '{POSTGRES_PASSWORD}',
   'sink.buffer-flush.max-rows' = '500'{offsets});
 CREATE TABLE orders_eu_agg ({columns}) WITH ('connector' = 'mysql-cdc', {eu_login}, 'server-id' = '{AGGREGATE_SERVER_IDS}');
-CREATE TABLE eu_buckets (bucket BIGINT, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, PRIMARY KEY (bucket) NOT ENFORCED)
-  WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'eu_buckets',
+CREATE TABLE customers_eu (id BIGINT, tier STRING, PRIMARY KEY (id) NOT ENFORCED)
+  WITH ('connector' = 'mysql-cdc', {customers_login}, 'server-id' = '{CUSTOMER_SERVER_IDS}');
+CREATE TABLE eu_tiers (tier STRING, n BIGINT, total BIGINT, lo BIGINT, hi BIGINT, PRIMARY KEY (tier) NOT ENFORCED)
+  WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'eu_tiers',
   'username' = '{POSTGRES_SUPERUSER}', 'password' = '{POSTGRES_PASSWORD}', 'sink.buffer-flush.max-rows' = '500');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO all_orders
 SELECT 'eu' AS region, id, v, note FROM orders_eu
 UNION ALL
 SELECT 'us' AS region, id, v, note FROM orders_us;
-INSERT INTO eu_buckets {BUCKETS} FROM orders_eu_agg GROUP BY v % 10;
+INSERT INTO eu_tiers {tiers};
 END;
 ",
             state = state.display(),
             eu_login = login(&eu),
+            customers_login = login_to(&eu, "customers"),
+            tiers = tiers("orders_eu_agg", "customers_eu"),
             us_login = login(&us),
             url = sink.jdbc_url(),
         );
@@ -365,6 +384,16 @@ END;
         // nothing stored.
         let (mut snapshot, mut stream, mut nothing) = (0, 0, 0);
         for (i, kill) in plan.iter().enumerate() {
+            // Customers change tier, go and come back: the join's other side moves too.
+            let k = i as u64 + seed % 5;
+            self.eu.exec(&format!(
+                "UPDATE customers SET tier = ELT((id + {k}) % 3 + 1, 'gold', 'silver', 'bronze') WHERE id % 5 = {};
+                 DELETE FROM customers WHERE id = {};
+                 INSERT INTO customers VALUES ({}, 'silver') ON DUPLICATE KEY UPDATE tier = 'gold'",
+                k % 5,
+                k * 7 % 100,
+                (k * 13 + 3) % 100
+            ));
             let mut job = JobProcess::spawn(&self.job);
             let what = self.kill(*kill, &mut job, seed);
             let elapsed = job.started.elapsed().as_secs_f64();
@@ -411,7 +440,7 @@ END;
             .into_iter()
             .flat_map(|(region, table)| table.into_iter().map(move |(id, row)| ((region.to_string(), id), row)))
             .collect();
-        let buckets = read_buckets(&self.eu, &format!("{BUCKETS} FROM orders GROUP BY v % 10"));
+        let buckets = read_buckets(&self.eu, &tiers("orders", "customers"));
         self.converge(seed, &expected, &buckets);
         drop_slot(&self.us, &self.slot);
     }
@@ -421,7 +450,7 @@ END;
     fn converge(&self, seed: u64, expected: &Union, buckets: &[Vec<String>]) {
         let mut job = JobProcess::spawn(&self.job);
         let deadline = Instant::now() + DEADLINE;
-        let sink_buckets = || read_buckets(&self.sink, "SELECT bucket, n, total, lo, hi FROM eu_buckets");
+        let sink_buckets = || read_buckets(&self.sink, "SELECT tier, n, total, lo, hi FROM eu_tiers");
         while read_sink(&self.sink) != *expected || sink_buckets() != buckets {
             job.assert_running(seed);
             if Instant::now() > deadline {
@@ -445,11 +474,11 @@ END;
         );
         assert!(
             sink_buckets() == buckets,
-            "FAULT_SEED={seed}: after the final stop the GROUP BY's sink differs from MariaDB's answer:\n{buckets:?}\n{:?}",
+            "FAULT_SEED={seed}: after the final stop the join and GROUP BY's sink differs from MariaDB's answer:\n{buckets:?}\n{:?}",
             sink_buckets()
         );
         eprintln!(
-            "[union] FAULT_SEED={seed}: the sink equals the union of the sources ({} rows), the GROUP BY's sink \
+            "[union] FAULT_SEED={seed}: the sink equals the union of the sources ({} rows), the join and GROUP BY's sink \
              MariaDB's answer ({} groups)",
             expected.len(),
             buckets.len()

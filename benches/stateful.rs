@@ -10,8 +10,15 @@
 //! state (snapshot into Arrow, written as an Arrow IPC file: ms and bytes) and the cost of one
 //! later change (µs); for DataFusion: the same GROUP BY as a batch query over the same 10M rows,
 //! and over the table they leave, with its peak RSS (reset in between through
-//! `/proc/self/clear_refs`). `cargo bench --bench group_by` (release); `GROUP_BY_ROWS` and
-//! `GROUP_BY_KEYS` change the sizes.
+//! `/proc/self/clear_refs`).
+//!
+//! Then a two-table join, `SELECT l.id, l.v, r.name FROM l JOIN r ON l.k = r.id`, over 1M rows
+//! per side (the right side first, then the left side's rows each finding one match): rows/s,
+//! CPU µs per row, the state's bytes per row held (as its checkpoint file) and peak RSS. No
+//! reference runs for the join: a batch hash join answers a different question (no state kept).
+//!
+//! `cargo bench --bench stateful` (release); `GROUP_BY_ROWS`, `GROUP_BY_KEYS` and `JOIN_ROWS`
+//! change the sizes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +34,20 @@ use datafusion::datasource::MemTable;
 
 const QUERY: &str = "SELECT g, COUNT(*), SUM(v), MIN(v), MAX(v) FROM src GROUP BY g";
 const BATCH: usize = 8192;
+
+const JOIN: &str = "SELECT l.id, l.v, r.name FROM l JOIN r ON l.k = r.id";
+
+fn join_job() -> String {
+    format!(
+        "CREATE TABLE l (id BIGINT, k BIGINT, v BIGINT, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ('connector' = 'datagen', 'changelog-mode' = 'all', 'number-of-rows' = '1');
+         CREATE TABLE r (id BIGINT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ('connector' = 'datagen', 'changelog-mode' = 'all', 'number-of-rows' = '1');
+         CREATE TABLE out (id BIGINT, v BIGINT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ('connector' = 'blackhole');
+         INSERT INTO out {JOIN};"
+    )
+}
 
 fn job() -> String {
     format!(
@@ -121,6 +142,107 @@ fn changelog(rows: usize, keys: u64) -> (Vec<ChangeBatch>, Vec<(i64, i64, i64)>)
     (batches, alive)
 }
 
+/// The query of the job's INSERT, planned as a job plans it.
+fn plan(rt: &tokio::runtime::Runtime, job: &str) -> Arc<cdc_sql::plan::CompiledQuery> {
+    rt.block_on(async {
+        let mut session = Session::new();
+        let mut query = None;
+        for stmt in parse_script("bench", job, &|_| None).unwrap() {
+            if let Outcome::Job(mut job) = session.execute(&stmt).await.unwrap() {
+                query = Some(job.pipelines.remove(0).query);
+            }
+        }
+        query.expect("the INSERT planned a pipeline")
+    })
+}
+
+/// The state of the query's stateful operators, written as the runtime writes it: ms and bytes.
+fn checkpoint(op: &mut QueryOperator) -> (usize, f64, u64) {
+    let started = Instant::now();
+    let states: Vec<RecordBatch> = op
+        .stateful_operators()
+        .map(|s| match s.snapshot().unwrap() {
+            Some(OperatorSnapshot::Changed(state)) => state,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let mut bytes = 0;
+    for state in &states {
+        let path = std::env::temp_dir().join(format!("cdc-sql-stateful-bench-{}.arrow", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = FileWriter::try_new(file, &state.schema()).unwrap();
+        writer.write(state).unwrap();
+        writer.finish().unwrap();
+        writer.into_inner().unwrap().sync_all().unwrap();
+        bytes += std::fs::metadata(&path).unwrap().len();
+        let _ = std::fs::remove_file(&path);
+    }
+    (states.iter().map(RecordBatch::num_rows).sum(), started.elapsed().as_secs_f64() * 1e3, bytes)
+}
+
+fn join(rt: &tokio::runtime::Runtime, rows: usize) {
+    let query = plan(rt, &join_job());
+    let (l, r) =
+        (query.inputs.iter().position(|t| t == "l").unwrap(), query.inputs.iter().position(|t| t == "r").unwrap());
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let right: Vec<ChangeBatch> = (0..rows)
+        .step_by(BATCH)
+        .map(|start| {
+            let ids: Vec<i64> = (start..(start + BATCH).min(rows)).map(|i| i as i64).collect();
+            let names =
+                datafusion::arrow::array::StringArray::from_iter_values(ids.iter().map(|i| format!("customer-{i}")));
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("name", DataType::Utf8, false),
+            ]));
+            ChangeBatch::inserts(
+                RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), Arc::new(names)]).unwrap(),
+            )
+        })
+        .collect();
+    let left: Vec<ChangeBatch> = (0..rows)
+        .step_by(BATCH)
+        .map(|start| {
+            let n = (start + BATCH).min(rows) - start;
+            let ids = Int64Array::from_iter_values((start..start + n).map(|i| i as i64));
+            let ks = Int64Array::from_iter_values((0..n).map(|_| rng.below(rows as u64) as i64));
+            let vs = Int64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as i64));
+            ChangeBatch::inserts(
+                RecordBatch::try_new(schema(), vec![Arc::new(ids), Arc::new(ks), Arc::new(vs)]).unwrap(),
+            )
+        })
+        .collect();
+    reset_peak_rss();
+    let base = peak_rss_mib();
+    let mut op = QueryOperator::new(query).unwrap();
+    let (cpu0, started) = (cpu(), Instant::now());
+    let mut emitted = 0;
+    for (input, b) in right.iter().map(|b| (r, b)).chain(left.iter().map(|b| (l, b))) {
+        let mut out = Vec::new();
+        op.process(input, Event::changes(b.clone()), &mut out).unwrap();
+        for e in out {
+            if let Event::Changes { changes, .. } = e {
+                emitted += changes.num_rows();
+            }
+        }
+    }
+    let (wall, cpu_used) = (started.elapsed(), cpu() - cpu0);
+    let peak = peak_rss_mib();
+    let (held, ms, bytes) = checkpoint(&mut op);
+    println!(
+        "JOIN, {rows} rows per side: {:.2} s, {:.0} rows/s, {:.2} CPU µs/row, {emitted} rows out, peak RSS {:.0} MiB \
+         ({:.0} MiB with the input batches only); state {held} rows as a {:.1} MiB checkpoint file ({:.0} bytes per \
+         row held), written in {ms:.0} ms",
+        wall.as_secs_f64(),
+        (2 * rows) as f64 / wall.as_secs_f64(),
+        cpu_used.as_secs_f64() * 1e6 / (2 * rows) as f64,
+        peak,
+        base,
+        bytes as f64 / 1048576.0,
+        bytes as f64 / held.max(1) as f64,
+    );
+}
+
 /// User + system CPU time of this process.
 fn cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -150,16 +272,7 @@ fn main() {
     let rows: usize = std::env::var("GROUP_BY_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let keys: u64 = std::env::var("GROUP_BY_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let query = rt.block_on(async {
-        let mut session = Session::new();
-        let mut query = None;
-        for stmt in parse_script("bench", &job(), &|_| None).unwrap() {
-            if let Outcome::Job(mut job) = session.execute(&stmt).await.unwrap() {
-                query = Some(job.pipelines.remove(0).query);
-            }
-        }
-        query.expect("the INSERT planned a pipeline")
-    });
+    let query = plan(&rt, &job());
     let (batches, alive) = changelog(rows, keys);
     let input_rows: usize = batches.iter().map(ChangeBatch::num_rows).sum();
     let count =
@@ -199,38 +312,14 @@ fn main() {
     );
 
     // A checkpoint: the state as Arrow, written as the runtime writes it (one IPC file).
-    let started = Instant::now();
-    let state = op
-        .stateful_operators()
-        .map(|s| match s.snapshot().unwrap() {
-            Some(OperatorSnapshot::Changed(state)) => state,
-            other => panic!("{other:?}"),
-        })
-        .next()
-        .unwrap();
-    let snapshot = started.elapsed();
-    let path = std::env::temp_dir().join(format!("cdc-sql-group-by-bench-{}.arrow", std::process::id()));
-    let started = Instant::now();
-    {
-        let file = std::fs::File::create(&path).unwrap();
-        let mut writer = FileWriter::try_new(file, &state.schema()).unwrap();
-        writer.write(&state).unwrap();
-        writer.finish().unwrap();
-        writer.into_inner().unwrap().sync_all().unwrap();
-    }
-    let write = started.elapsed();
-    let bytes = std::fs::metadata(&path).unwrap().len();
-    let _ = std::fs::remove_file(&path);
+    let (groups, ms, bytes) = checkpoint(&mut op);
     let started = Instant::now();
     let unchanged = op.stateful_operators().map(|s| s.snapshot().unwrap()).count();
     println!(
-        "checkpoint of {} groups: snapshot {:.0} ms + Arrow IPC write and fsync {:.0} ms, {:.1} MiB ({:.0} bytes per \
+        "checkpoint of {groups} groups: snapshot, Arrow IPC write and fsync {ms:.0} ms, {:.1} MiB ({:.0} bytes per \
          group); unchanged state: {:.3} ms for {unchanged} operator",
-        state.num_rows(),
-        snapshot.as_secs_f64() * 1e3,
-        write.as_secs_f64() * 1e3,
         bytes as f64 / 1048576.0,
-        bytes as f64 / state.num_rows() as f64,
+        bytes as f64 / groups as f64,
         started.elapsed().as_secs_f64() * 1e3
     );
 
@@ -297,4 +386,6 @@ fn main() {
             peak_rss_mib()
         );
     }
+    let join_rows: usize = std::env::var("JOIN_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    join(&rt, join_rows);
 }

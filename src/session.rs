@@ -60,7 +60,7 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ("table.exec.mini-batch.size", "a GROUP BY always works per source batch ('datafusion.execution.batch_size' rows)"),
     (
         "table.exec.sink.upsert-materialize",
-        "no upsert materializer is built: a keyed sink must be keyed by the query's GROUP BY columns",
+        "no upsert materializer is built: a keyed sink's PRIMARY KEY must hold one of the query's unique keys",
     ),
 ];
 

@@ -237,6 +237,16 @@ async fn oracle(sql: &str, tables: &[Table]) -> Vec<String> {
 
 /// Applies a changelog to a materialized result (rows as `+I[…]` lines).
 fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
+    // The changelog contract: a `-U` is immediately followed by its `+U`, and a `+U` comes only so.
+    for i in 0..changes.num_rows() {
+        let pairs_next = i + 1 < changes.num_rows() && changes.kind(i + 1) == RowKind::UpdateAfter;
+        let paired_before = i > 0 && changes.kind(i - 1) == RowKind::UpdateBefore;
+        match changes.kind(i) {
+            RowKind::UpdateBefore => assert!(pairs_next, "{context}: a -U without its +U at row {i}"),
+            RowKind::UpdateAfter => assert!(paired_before, "{context}: a +U without its -U at row {i}"),
+            _ => {}
+        }
+    }
     for line in format_rows(changes, "").unwrap().lines() {
         let (kind, row) = line.split_at(2);
         let row = format!("+I{row}");

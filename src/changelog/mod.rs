@@ -21,6 +21,7 @@ pub use compact::{compact_by_key, KeyedChanges};
 pub use display::format_rows;
 pub use event::{Event, SchemaChange, SourceColumn, TableId, Truncation};
 pub use filter::{filter_changes, Retractions};
+pub(crate) use partition::fnv1a64;
 pub use partition::KeyPartitioner;
 
 use crate::error::{Error, Result};

@@ -164,7 +164,9 @@ fn key_hash(key: &[u8]) -> u64 {
     fmix64(fnv1a64(key))
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: a hash pinned by its definition (unlike std's), for what must stay the same
+/// across releases.
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes.iter().fold(OFFSET_BASIS, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))

@@ -258,12 +258,18 @@ impl Accumulator {
     /// Adds (`sign` 1) or takes away (`sign` -1) one value; `encoded` is the value's row encoding
     /// where the call keeps values, `value` what a sum adds.
     /// `lenient`: a value to take away that is not there is ignored (it expired).
-    fn update(&mut self, sign: i64, value: Value, encoded: Option<&[u8]>, lenient: bool) {
+    fn update(&mut self, sign: i64, value: Value, encoded: Option<&[u8]>, lenient: bool) -> Result<()> {
         match self {
             Accumulator::Count(n) => *n += sign,
             Accumulator::Exact { sum, n } => {
                 if let Value::Exact(v) = value {
-                    *sum += sign as i128 * v;
+                    // Only 38-digit decimals come near: the sum is past any result type's range.
+                    *sum = sum.checked_add(sign as i128 * v).ok_or_else(|| {
+                        Error::user(
+                            "a SUM or AVG of DECIMAL values went past 38 digits; CAST the argument to DOUBLE, or to \
+                             a DECIMAL with fewer digits after the point",
+                        )
+                    })?;
                     *n += sign;
                 }
             }
@@ -281,20 +287,21 @@ impl Accumulator {
                 }
             }
             Accumulator::Distinct { seen, inner } => {
-                let Some(bytes) = encoded else { return };
+                let Some(bytes) = encoded else { return Ok(()) };
                 let before = seen.get(bytes).copied().unwrap_or(0);
                 if lenient && sign < 0 && before == 0 {
-                    return;
+                    return Ok(());
                 }
                 multiset_update(seen, bytes, sign);
                 let after = before + sign;
                 if before <= 0 && after > 0 {
-                    inner.update(1, value, encoded, lenient);
+                    inner.update(1, value, encoded, lenient)?;
                 } else if before > 0 && after <= 0 {
-                    inner.update(-1, value, encoded, lenient);
+                    inner.update(-1, value, encoded, lenient)?;
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -447,7 +454,7 @@ impl Aggregate {
             for (accumulator, argument) in group.accumulators.iter_mut().zip(&arguments) {
                 if let Some(value) = argument.value(row) {
                     let encoded = argument.encoded.as_ref().map(|r| r.row(row).data());
-                    accumulator.update(sign, value, encoded, expiring);
+                    accumulator.update(sign, value, encoded, expiring)?;
                 }
             }
         }
@@ -642,7 +649,7 @@ impl Aggregate {
                                 Accumulator::Distinct { seen, inner } => {
                                     multiset_update(seen, bytes, count);
                                     if let Some(value) = sums.value(e) {
-                                        inner.update(1, value, Some(bytes), false);
+                                        inner.update(1, value, Some(bytes), false)?;
                                     }
                                 }
                                 _ => return Err(Error::internal("a call that keeps values has no multiset")),

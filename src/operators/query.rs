@@ -23,8 +23,8 @@ impl QueryOperator {
         let stateful = query
             .stateful()
             .iter()
-            .enumerate()
-            .map(|(i, spec)| spec.instantiate(format!("query {} {}", spec.construct(), i + 1), query.state_ttl))
+            .zip(query.state_names())
+            .map(|(spec, name)| spec.instantiate(name, query.state_ttl))
             .collect::<Result<_>>()?;
         Ok(QueryOperator { query, limits, stateful })
     }

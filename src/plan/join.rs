@@ -77,7 +77,7 @@ pub fn compile(
         }
         for (side, e) in [left, right].into_iter().enumerate() {
             keys[side].push(state.create_physical_expr(e.clone(), schemas[side])?);
-            if let Some(c) = column_of(e).and_then(|c| schemas[side].index_of_column(c).ok()) {
+            if let Some(c) = column_of(e, schemas[side]).and_then(|c| schemas[side].index_of_column(c).ok()) {
                 key_columns[side].push(c);
             }
         }

@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, Projection, SkipType};
+use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, Projection, SkipType};
 use datafusion::physical_expr::PhysicalExpr;
 
 pub use insert::{check_sink_key, insert_target, plan_insert, PlannedInsert, SinkTarget};
@@ -229,6 +229,8 @@ pub struct CompiledQuery {
     root: Node,
     /// The query's stateful operators, in the order of the plan (their state's names follow it).
     stateful: Vec<StatefulSpec>,
+    /// Per stateful operator, a fingerprint of the computation its state belongs to.
+    fingerprints: Vec<u64>,
     /// Schema of the batches [`CompiledQuery::apply`] returns.
     pub output_schema: SchemaRef,
     /// `LIMIT n` over the whole result: the query is done after n rows.
@@ -258,7 +260,7 @@ impl CompiledQuery {
     /// Compiles an optimized logical plan. Fails for plans that read no table or need what is
     /// not built.
     pub fn compile(state: &SessionState, plan: &LogicalPlan) -> Result<Self> {
-        let mut compiler = Compiler { state, inputs: Vec::new(), stateful: Vec::new() };
+        let mut compiler = Compiler { state, inputs: Vec::new(), stateful: Vec::new(), fingerprints: Vec::new() };
         let mut limit = None;
         let root = compiler.node(plan, &mut limit)?;
         if limit.is_some() && !matches!(root, Node::Branches(_)) {
@@ -273,6 +275,7 @@ impl CompiledQuery {
             inputs: compiler.inputs,
             root,
             stateful: compiler.stateful,
+            fingerprints: compiler.fingerprints,
             output_schema: Arc::new(plan.schema().as_arrow().clone()),
             limit,
             retractions,
@@ -291,6 +294,18 @@ impl CompiledQuery {
     /// ([`StatefulSpec::instantiate`]).
     pub fn stateful(&self) -> &[StatefulSpec] {
         &self.stateful
+    }
+
+    /// The names of the stateful operators' state in checkpoints: the construct, its place in the
+    /// plan and a fingerprint of the computation (`query GROUP BY 1 (4f2a…)`), so that a job file
+    /// whose stateful node, or anything under it, changed does not take the old state for its own.
+    pub fn state_names(&self) -> Vec<String> {
+        self.stateful
+            .iter()
+            .zip(&self.fingerprints)
+            .enumerate()
+            .map(|(i, (spec, fingerprint))| format!("query {} {} ({fingerprint:016x})", spec.construct(), i + 1))
+            .collect()
     }
 
     /// Whether the query keeps state (a GROUP BY, `SELECT DISTINCT`, `UNION`).
@@ -451,6 +466,7 @@ struct Compiler<'a> {
     state: &'a SessionState,
     inputs: Vec<String>,
     stateful: Vec<StatefulSpec>,
+    fingerprints: Vec<u64>,
 }
 
 impl Compiler<'_> {
@@ -577,6 +593,12 @@ impl Compiler<'_> {
                         })
                         .collect();
                     Ok(Node::Branches(branches))
+                } else if children.iter().any(Node::has_limit) {
+                    // The branches' limits are counted where the query's root is branches only.
+                    Err(Error::user(
+                        "a LIMIT inside one branch of a UNION ALL whose other branches keep state (a GROUP BY, JOIN or \
+                         Top-N) is not supported on a changelog stream",
+                    ))
                 } else {
                     Ok(Node::Union(children))
                 }
@@ -591,7 +613,7 @@ impl Compiler<'_> {
                     ));
                 }
                 let spec = StatefulSpec::Aggregate(Arc::new(aggregate::compile(self.state, aggregate)?));
-                Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())]))
+                Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())], plan))
             }
             LogicalPlan::Join(logical) => {
                 let kind = join::kind(logical)?;
@@ -609,7 +631,7 @@ impl Compiler<'_> {
                 }
                 let keys = [sides[0].0.unique_keys(), sides[1].0.unique_keys()];
                 let spec = join::compile(self.state, logical, kind, keys)?;
-                Ok(self.stateful(StatefulSpec::Join(Arc::new(spec)), sides))
+                Ok(self.stateful(StatefulSpec::Join(Arc::new(spec)), sides, plan))
             }
             LogicalPlan::Sort(_) => Err(Error::user("ORDER BY is not supported on a changelog stream")),
             LogicalPlan::Distinct(_) => Err(Error::internal("a DISTINCT the optimizer did not turn into a grouping")),
@@ -651,7 +673,8 @@ impl Compiler<'_> {
             ));
         }
         let spec = StatefulSpec::Rank(Arc::new(top_n.compile(self.state, numbered)?));
-        let mut node = self.stateful(spec, vec![(input, top_n.window.input.schema().as_arrow().clone())]);
+        let what = LogicalPlan::Filter(top_n.filter.clone());
+        let mut node = self.stateful(spec, vec![(input, top_n.window.input.schema().as_arrow().clone())], &what);
         for plan in top_n.between.iter().rev() {
             if let LogicalPlan::Projection(projection) = plan {
                 self.project(&mut node, projection)?;
@@ -664,9 +687,19 @@ impl Compiler<'_> {
     }
 
     /// A stateful node of `spec` over `inputs` (each with the schema of its rows).
-    fn stateful(&mut self, spec: StatefulSpec, inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>) -> Node {
+    /// A stateful node of `spec` over `inputs` (each with the schema of its rows), planned from
+    /// `plan`: its text (the node and everything under it) is fingerprinted into the name of the
+    /// node's state, so that a checkpoint's state is only restored into the same computation.
+    fn stateful(
+        &mut self,
+        spec: StatefulSpec,
+        inputs: Vec<(Node, datafusion::arrow::datatypes::Schema)>,
+        plan: &LogicalPlan,
+    ) -> Node {
         let unique_keys = spec.unique_keys();
+        let fingerprint = crate::changelog::fnv1a64(plan.display_indent_schema().to_string().as_bytes());
         self.stateful.push(spec);
+        self.fingerprints.push(fingerprint);
         let (inputs, schemas) = inputs.into_iter().map(|(n, s)| (n, Arc::new(s))).unzip();
         Node::Stateful {
             inputs,
@@ -695,16 +728,24 @@ fn refuse_sub_query(e: &Expr) -> Result<()> {
 /// Where column `column` of a projection's input is in its output: an output that is the column
 /// itself, perhaps renamed or cast (the casts a plan adds cannot merge two values into one).
 fn projected_position(exprs: &[Expr], input: &DFSchema, column: usize) -> Option<usize> {
-    exprs.iter().position(|e| column_of(e).is_some_and(|c| is_column(c, input, column)))
+    exprs.iter().position(|e| column_of(e, input).is_some_and(|c| is_column(c, input, column)))
 }
 
-/// The column an expression is, perhaps renamed or cast.
-fn column_of(mut e: &Expr) -> Option<&Column> {
+/// The column an expression over `schema` is, perhaps renamed or cast to a type that keeps its
+/// values apart: a cast that could turn two values into one (`CAST(price AS INT)`, `CAST(ts AS
+/// DATE)`, a `TRY_CAST` that makes failures NULL) is not the column any more, for unique keys.
+fn column_of<'a>(mut e: &'a Expr, schema: &DFSchema) -> Option<&'a Column> {
     loop {
         match e {
             Expr::Alias(a) => e = &a.expr,
-            Expr::Cast(c) => e = &c.expr,
-            Expr::TryCast(c) => e = &c.expr,
+            Expr::Cast(c) => {
+                let from = c.expr.get_type(schema).ok()?;
+                if !crate::sql::types::implicit_cast_allowed(&from, c.field.data_type()) {
+                    return None;
+                }
+                e = &c.expr;
+            }
+            Expr::TryCast(c) if c.expr.get_type(schema).ok()? == *c.field.data_type() => e = &c.expr,
             Expr::Column(c) => return Some(c),
             _ => return None,
         }

@@ -508,9 +508,9 @@ fn restore_query(ctx: &Context, query: &mut QueryOperator) -> Result<()> {
         let Some(file) = restored.operators.iter().find(|o| o.operator == name) else {
             return Err(Error::user(format!(
                 "the checkpoint to resume `{}` from holds no state for `{name}`: the job's query keeps state it did not \
-                 keep when the checkpoint was taken (a GROUP BY, DISTINCT, UNION, JOIN or ROW_NUMBER() Top-N was \
-                 added). Start the job with --fresh so its sources read their tables again, or restore the previous \
-                 job file",
+                 keep when the checkpoint was taken, or keeps it for another computation (a GROUP BY, DISTINCT, \
+                 UNION, JOIN or ROW_NUMBER() Top-N was added, or it or what feeds it changed). Start the job with \
+                 --fresh so its sources read their tables again, or restore the previous job file",
                 ctx.spec.name
             )));
         };

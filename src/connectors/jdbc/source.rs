@@ -161,6 +161,16 @@ impl Source for JdbcSource {
                 )));
             }
             self.done = stored.done.into_owned();
+            // A range is read again from its start; rows of it delivered before the checkpoint
+            // are in the state of a stateful query already.
+            if resume_from.as_ref().is_some_and(|r| r.stateful) && self.done.len() < self.ranges.len() {
+                return Err(Error::user(format!(
+                    "jdbc table `{}` cannot resume its interrupted scan under a stateful query (GROUP BY, DISTINCT, \
+                     UNION, JOIN, Top-N): its unfinished ranges are read again from their start, and rows the \
+                     checkpoint's state already holds would be counted twice. Start the job over with --fresh",
+                    self.config.name
+                )));
+            }
         }
         let todo: VecDeque<usize> = (0..self.ranges.len()).filter(|i| !self.done.contains(i)).collect();
         let snapshot = if self.config.endpoint.dialect == Dialect::Postgres && todo.len() > 1 {

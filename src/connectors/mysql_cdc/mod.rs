@@ -582,6 +582,15 @@ impl MySqlCdcSource {
         from: &ResumeFrom,
     ) -> Result<()> {
         let p = MySqlPosition::from_position(&from.position, &self.config.table)?;
+        if p.legacy_snapshot && from.stateful {
+            return Err(Error::user(format!(
+                "mysql-cdc table `{}` cannot resume its interrupted legacy snapshot ('scan.incremental.snapshot.enabled' \
+                 = 'false') under a stateful query (GROUP BY, DISTINCT, UNION, JOIN, Top-N): it is read again from the \
+                 start, and rows the checkpoint's state already holds would be counted twice. Start the job over with \
+                 --fresh, or use the incremental snapshot, which resumes exactly",
+                self.config.table
+            )));
+        }
         if p.legacy_snapshot {
             tracing::warn!(table = %self.config.table, "the legacy snapshot was interrupted; it cannot continue where it stopped, so it is read again from the start (keyed sinks overwrite the rows they have; others receive them twice)");
             return self.start_fresh(conn, tables).await;

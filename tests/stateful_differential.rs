@@ -235,6 +235,22 @@ async fn oracle(sql: &str, tables: &[Table]) -> Vec<String> {
     lines
 }
 
+/// Applies a changelog as a keyed sink does, by the query's smallest unique key (columns of the
+/// rows' text, which the test data keeps free of commas): an addition writes its key's row, a
+/// retraction deletes its key's row. A wrongly derived key puts two rows on one key, which the
+/// comparison with the oracle then shows.
+fn upsert(sink: &mut BTreeMap<Vec<String>, String>, key: &[usize], changes: &ChangeBatch) {
+    for line in format_rows(changes, "").unwrap().lines() {
+        let (kind, row) = line.split_at(2);
+        let columns: Vec<&str> = row.trim_start_matches('[').trim_end_matches(']').split(", ").collect();
+        let k: Vec<String> = key.iter().map(|i| columns[*i].to_string()).collect();
+        match kind {
+            "+I" | "+U" => sink.insert(k, format!("+I{row}")),
+            _ => sink.remove(&k),
+        };
+    }
+}
+
 /// Applies a changelog to a materialized result (rows as `+I[…]` lines).
 fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
     // The changelog contract: a `-U` is immediately followed by its `+U`, and a `+U` comes only so.
@@ -286,6 +302,9 @@ async fn run_seed(seed: u64) {
     let queries: Vec<Arc<CompiledQuery>> = futures::future::join_all(QUERIES.iter().map(|(sql, _)| compile(sql))).await;
     let mut operators: Vec<QueryOperator> = queries.iter().map(|q| QueryOperator::new(q.clone()).unwrap()).collect();
     let mut results: Vec<Vec<String>> = vec![Vec::new(); QUERIES.len()];
+    // The results as keyed sinks hold them, for the queries that have a unique key.
+    let keys: Vec<Option<Vec<usize>>> = queries.iter().map(|q| q.unique_keys().first().cloned()).collect();
+    let mut keyed: Vec<BTreeMap<Vec<String>, String>> = vec![BTreeMap::new(); QUERIES.len()];
     let mut stored: Vec<Vec<RecordBatch>> = vec![Vec::new(); QUERIES.len()];
     let mut tables = [Table { rows: BTreeMap::new(), next_id: 1 }, Table { rows: BTreeMap::new(), next_id: 1 }];
     let mut rng = Rng(seed);
@@ -300,6 +319,9 @@ async fn run_seed(seed: u64) {
             for event in out {
                 let Event::Changes { changes, .. } = event else { panic!("query {q} gave {event:?}") };
                 materialize(result, &changes, &format!("seed {seed} step {step} query {}", QUERIES[q].0));
+                if let Some(key) = &keys[q] {
+                    upsert(&mut keyed[q], key, &changes);
+                }
             }
         }
         if step % 5 == 4 {
@@ -312,6 +334,15 @@ async fn run_seed(seed: u64) {
                 let mut actual = result.clone();
                 actual.sort();
                 assert_eq!(actual, expected, "seed {seed}, after step {step}: {sql}");
+                if keys[q].is_some() {
+                    let mut by_key: Vec<String> = keyed[q].values().cloned().collect();
+                    by_key.sort();
+                    assert_eq!(
+                        by_key, expected,
+                        "seed {seed}, after step {step}, as a sink keyed by {:?}: {sql}",
+                        keys[q]
+                    );
+                }
             }
             if rng.below(3) == 0 {
                 restores += 1;

@@ -424,22 +424,23 @@ impl Aggregate {
         let keys = if key_columns.is_empty() { None } else { Some(self.keys.convert_columns(&key_columns)?) };
         let arguments = self.evaluate_arguments(rows)?;
 
-        // The groups touched, in the order first touched, with their result before the batch.
-        let mut touched: Vec<(Box<[u8]>, Option<Results>)> = Vec::new();
-        let mut seen: HashMap<Box<[u8]>, ()> = HashMap::default();
+        // The groups touched, in the order first touched, with their result before the batch; keys
+        // are borrowed from the batch's rows.
+        let mut touched: Vec<(&[u8], Option<Results>)> = Vec::new();
+        let mut seen: datafusion::common::HashSet<&[u8]> = Default::default();
+        let expiring = self.ttl.is_some();
         for row in 0..n {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
-            if !seen.contains_key(key) {
-                let before = match self.groups.get(key) {
-                    Some(g) if g.rows > 0 => Some(self.results(g)?),
+            let existing = self.groups.get_mut(key);
+            if seen.insert(key) {
+                let before = match &existing {
+                    Some(g) if g.rows > 0 => Some(results(&self.spec.calls, g)?),
                     _ => None,
                 };
-                seen.insert(key.into(), ());
-                touched.push((key.into(), before));
+                touched.push((key, before));
             }
             let sign = if batch.kind(row).is_addition() { 1 } else { -1 };
-            let expiring = self.ttl.is_some();
-            let group = match self.groups.get_mut(key) {
+            let group = match existing {
                 // Under a TTL the row it retracts may have expired with its group: ignored.
                 Some(g) if expiring && sign < 0 && g.rows == 0 => continue,
                 Some(g) => g,
@@ -464,7 +465,7 @@ impl Aggregate {
         let mut out_values: Vec<Results> = Vec::new();
         let mut kinds = Vec::new();
         let mut emptied = Vec::new();
-        for (key, before) in &touched {
+        for (key, before) in touched {
             // Not there: only retractions of an expired group touched it, all ignored.
             let Some(group) = self.groups.get(key) else { continue };
             if group.rows < 0 {
@@ -474,7 +475,7 @@ impl Aggregate {
                     group.rows
                 )));
             }
-            let after = if group.rows > 0 { Some(self.results(group)?) } else { None };
+            let after = if group.rows > 0 { Some(results(&self.spec.calls, group)?) } else { None };
             match (before, after) {
                 (None, Some(new)) => {
                     out_keys.push(key);
@@ -483,12 +484,12 @@ impl Aggregate {
                 }
                 (Some(old), None) => {
                     out_keys.push(key);
-                    out_values.push(old.clone());
+                    out_values.push(old);
                     kinds.push(RowKind::Delete);
                 }
-                (Some(old), Some(new)) if *old != new => {
-                    out_keys.extend([&key[..], &key[..]]);
-                    out_values.extend([old.clone(), new]);
+                (Some(old), Some(new)) if old != new => {
+                    out_keys.extend([key, key]);
+                    out_values.extend([old, new]);
                     kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
                 }
                 _ => {}
@@ -540,11 +541,6 @@ impl Aggregate {
                 Ok(Argument { values, filter, encoded, sum: call.sum })
             })
             .collect()
-    }
-
-    /// The group's result columns (one per call).
-    fn results(&self, group: &Group) -> Result<Results> {
-        self.spec.calls.iter().zip(&group.accumulators).map(|(call, acc)| result(call, acc)).collect()
     }
 
     fn output(&self, keys: &[&[u8]], values: Vec<Results>, kinds: &[RowKind]) -> Result<ChangeBatch> {
@@ -762,6 +758,11 @@ impl Argument {
             SumKind::Float => Value::Float(values.as_primitive::<Float64Type>().value(row)),
         })
     }
+}
+
+/// A group's result columns (one per call).
+fn results(calls: &[AggregateCall], group: &Group) -> Result<Results> {
+    calls.iter().zip(&group.accumulators).map(|(call, acc)| result(call, acc)).collect()
 }
 
 /// What a call's accumulator gives as its result.

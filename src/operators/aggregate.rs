@@ -237,13 +237,17 @@ enum Accumulator {
     },
     /// Each value (in the value type's row encoding, which sorts as the values do) and how many
     /// times it is there.
-    Values(BTreeMap<Box<[u8]>, i64>),
+    Values(BTreeMap<Bytes, i64>),
     /// The distinct values with their multiplicities; `inner` sees each distinct value once.
     Distinct {
-        seen: BTreeMap<Box<[u8]>, i64>,
+        seen: BTreeMap<Bytes, i64>,
         inner: Box<Accumulator>,
     },
 }
+
+/// A key or value in its row encoding: inline up to 16 bytes (an integer, a short string), so
+/// that groups and MIN/MAX values of such types cost no allocation of their own.
+type Bytes = smallvec::SmallVec<[u8; 16]>;
 
 /// One value of an argument, as a sum takes it (MIN, MAX and DISTINCT take its row encoding).
 #[derive(Clone, Copy)]
@@ -305,7 +309,7 @@ impl Accumulator {
     }
 }
 
-fn multiset_update(values: &mut BTreeMap<Box<[u8]>, i64>, bytes: &[u8], sign: i64) {
+fn multiset_update(values: &mut BTreeMap<Bytes, i64>, bytes: &[u8], sign: i64) {
     match values.get_mut(bytes) {
         Some(n) => {
             *n += sign;
@@ -314,7 +318,7 @@ fn multiset_update(values: &mut BTreeMap<Box<[u8]>, i64>, bytes: &[u8], sign: i6
             }
         }
         None => {
-            values.insert(bytes.into(), sign);
+            values.insert(Bytes::from_slice(bytes), sign);
         }
     }
 }
@@ -333,7 +337,7 @@ enum Cell {
     /// Unscaled, at the result's scale.
     Decimal(i128),
     /// A MIN/MAX value in its row encoding.
-    Encoded(Box<[u8]>),
+    Encoded(Bytes),
 }
 
 /// A group: how many rows it holds now, when a change last touched it (ms since the epoch), and
@@ -352,7 +356,7 @@ pub struct Aggregate {
     keys: RowConverter,
     /// Per call that keeps values, the converter of its value type.
     values: Vec<Option<RowConverter>>,
-    groups: HashMap<Box<[u8]>, Group>,
+    groups: HashMap<Bytes, Group>,
     /// Whether the groups changed since the last snapshot or restore.
     changed: bool,
     /// How long an untouched group is kept (ms); `None`: for ever.
@@ -447,7 +451,7 @@ impl Aggregate {
                 None if expiring && sign < 0 => continue,
                 None => {
                     let accumulators = self.spec.calls.iter().map(AggregateCall::new_accumulator).collect();
-                    self.groups.entry(key.into()).or_insert(Group { rows: 0, touched: now, accumulators })
+                    self.groups.entry(Bytes::from_slice(key)).or_insert(Group { rows: 0, touched: now, accumulators })
                 }
             };
             group.rows += sign;
@@ -563,7 +567,7 @@ impl Aggregate {
 
     fn state(&self) -> Result<RecordBatch> {
         let schema = self.spec.state_schema();
-        let mut groups: Vec<(&Box<[u8]>, &Group)> = self.groups.iter().collect();
+        let mut groups: Vec<(&Bytes, &Group)> = self.groups.iter().collect();
         groups.sort_by(|a, b| a.0.cmp(b.0));
         let mut columns: Vec<ArrayRef> = if self.spec.group.is_empty() {
             Vec::new()
@@ -682,7 +686,7 @@ impl Aggregate {
         self.groups = groups
             .into_iter()
             .enumerate()
-            .map(|(i, g)| (keys.as_ref().map_or(Box::from(&[][..]), |k| Box::from(k.row(i).data())), g))
+            .map(|(i, g)| (keys.as_ref().map_or_else(Bytes::new, |k| Bytes::from_slice(k.row(i).data())), g))
             .collect();
         Ok(())
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use cdc_sql::changelog::{format_rows, ChangeBatch, Event, RowKind};
 use cdc_sql::operators::{Operator, OperatorSnapshot, QueryOperator};
 use cdc_sql::plan::{ChangelogTableProvider, CompiledQuery};
+use cdc_sql::runtime::CheckpointStore;
 use cdc_sql::session::planning_context;
 use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -284,10 +285,22 @@ fn materialize(result: &mut Vec<String>, changes: &ChangeBatch, context: &str) {
 /// change since it gave it (or was restored from it) says so, and the stored one is restored.
 fn restored(query: &Arc<CompiledQuery>, from: &mut QueryOperator, stored: &mut Vec<RecordBatch>) -> QueryOperator {
     let mut fresh = QueryOperator::new(query.clone()).unwrap();
+    let names = query.state_names();
     for (i, op) in from.stateful_operators().enumerate() {
         match op.snapshot().unwrap() {
-            Some(OperatorSnapshot::Changed(state)) if i < stored.len() => stored[i] = state,
-            Some(OperatorSnapshot::Changed(state)) => stored.push(state),
+            Some(OperatorSnapshot::Changed(state)) => {
+                // Through a state file, as a checkpoint stores it: its schema's metadata (a join's
+                // condition), lists and decimals must come back as they went.
+                let dir = tempfile::tempdir().unwrap();
+                let store = CheckpointStore::open(dir.path().to_path_buf(), 1).unwrap();
+                let file = store.write_state(1, 0, &names[i], &state).unwrap();
+                let state = CheckpointStore::read_state(dir.path(), &file).unwrap();
+                if i < stored.len() {
+                    stored[i] = state;
+                } else {
+                    stored.push(state);
+                }
+            }
             Some(OperatorSnapshot::Unchanged) if i < stored.len() => {}
             other => panic!("stateful operator {i} gave {other:?} with {} states stored", stored.len()),
         }

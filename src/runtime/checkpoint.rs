@@ -288,8 +288,7 @@ impl CheckpointStore {
             operator.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         // FNV-1a of the operator's own name: two names the sanitising maps together (`a b`,
         // `a_b`) still get files of their own.
-        let hash =
-            operator.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let hash = crate::changelog::fnv1a64(operator.as_bytes());
         let name = format!("chk-{checkpoint_id}-p{pipeline}-{safe}-{:08x}.arrow", hash as u32);
         write_atomically(&dir.join(&name), |file| {
             let mut writer = FileWriter::try_new(file, &state.schema())?;

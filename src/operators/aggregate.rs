@@ -38,8 +38,8 @@ use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{check_state_schema, Operator, OperatorSnapshot};
-use crate::changelog::{ChangeBatch, Event, RowKind};
+use super::StatefulNode;
+use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
 /// An aggregate function of a GROUP BY.
@@ -166,10 +166,6 @@ impl AggregateSpec {
             return Err(Error::internal("an aggregate's schema does not match its keys and calls"));
         }
         Ok(AggregateSpec { group, calls, output_schema })
-    }
-
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
     }
 
     /// The number of key columns, which lead the output.
@@ -884,38 +880,33 @@ fn column<'a>(
     })
 }
 
-impl Operator for Aggregate {
-    fn name(&self) -> &str {
+impl StatefulNode for Aggregate {
+    fn node_name(&self) -> &str {
         &self.name
     }
 
-    fn process(&mut self, _input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
-        match event {
-            Event::Changes { changes, .. } => {
-                let result = self.apply(&changes)?;
-                if !result.is_empty() {
-                    out.push(Event::changes(result));
-                }
-            }
-            other => out.push(other),
-        }
-        Ok(())
+    fn construct(&self) -> &'static str {
+        "GROUP BY"
     }
 
-    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
-        if !self.changed {
-            return Ok(Some(OperatorSnapshot::Unchanged));
-        }
-        let state = self.state()?;
-        self.changed = false;
-        Ok(Some(OperatorSnapshot::Changed(state)))
+    fn apply_input(&mut self, _input: usize, changes: &ChangeBatch) -> Result<ChangeBatch> {
+        self.apply(changes)
     }
 
-    fn restore(&mut self, state: RecordBatch) -> Result<()> {
-        check_state_schema(&self.name, "GROUP BY", &state, &self.spec.state_schema())?;
-        self.load(&state)?;
-        self.changed = false;
-        Ok(())
+    fn changed(&mut self) -> &mut bool {
+        &mut self.changed
+    }
+
+    fn state_schema(&self) -> SchemaRef {
+        self.spec.state_schema()
+    }
+
+    fn state_batch(&self) -> Result<RecordBatch> {
+        self.state()
+    }
+
+    fn load_state(&mut self, state: &RecordBatch) -> Result<()> {
+        self.load(state)
     }
 }
 
@@ -923,6 +914,7 @@ impl Operator for Aggregate {
 mod tests {
     use super::*;
     use crate::changelog::format_rows;
+    use crate::operators::{Operator, OperatorSnapshot};
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::physical_expr::expressions::{col, lit};
     use RowKind::*;

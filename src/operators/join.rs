@@ -38,8 +38,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Int8Type, Schema,
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{check_state_schema, Operator, OperatorSnapshot};
-use crate::changelog::{ChangeBatch, Event, RowKind};
+use super::StatefulNode;
+use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
 /// Input 0 of a join is its left side, input 1 its right side.
@@ -506,38 +506,35 @@ impl Output {
     }
 }
 
-impl Operator for Join {
-    fn name(&self) -> &str {
+impl StatefulNode for Join {
+    fn node_name(&self) -> &str {
         &self.name
     }
 
-    fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
+    fn construct(&self) -> &'static str {
+        "JOIN"
+    }
+
+    fn apply_input(&mut self, input: usize, changes: &ChangeBatch) -> Result<ChangeBatch> {
         if input > 1 {
             return Err(Error::internal(format!("a join has two inputs, not input {input}")));
         }
-        match event {
-            Event::Changes { changes, .. } => {
-                let result = self.apply(input, &changes)?;
-                if !result.is_empty() {
-                    out.push(Event::changes(result));
-                }
-            }
-            other => out.push(other),
-        }
-        Ok(())
+        self.apply(input, changes)
     }
 
-    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
-        if !self.changed {
-            return Ok(Some(OperatorSnapshot::Unchanged));
-        }
-        let state = self.state()?;
-        self.changed = false;
-        Ok(Some(OperatorSnapshot::Changed(state)))
+    fn changed(&mut self) -> &mut bool {
+        &mut self.changed
     }
 
-    fn restore(&mut self, state: RecordBatch) -> Result<()> {
-        check_state_schema(&self.name, "JOIN", &state, &self.spec.state_schema())?;
+    fn state_schema(&self) -> SchemaRef {
+        self.spec.state_schema()
+    }
+
+    fn state_batch(&self) -> Result<RecordBatch> {
+        self.state()
+    }
+
+    fn load_state(&mut self, state: &RecordBatch) -> Result<()> {
         let condition = self.spec.condition();
         let stored = state.schema().metadata().get(CONDITION).cloned().unwrap_or_default();
         if stored != condition {
@@ -547,9 +544,7 @@ impl Operator for Join {
                 self.name
             )));
         }
-        self.load(&state)?;
-        self.changed = false;
-        Ok(())
+        self.load(state)
     }
 }
 
@@ -557,6 +552,7 @@ impl Operator for Join {
 mod tests {
     use super::*;
     use crate::changelog::format_rows;
+    use crate::operators::{Operator, OperatorSnapshot};
     use datafusion::arrow::array::StringArray;
     use datafusion::physical_expr::expressions::col;
     use RowKind::*;

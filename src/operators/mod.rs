@@ -22,15 +22,16 @@ mod truncate;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
 pub use join::{Join, JoinKind, JoinParts, JoinSpec};
 pub use query::QueryOperator;
 pub use rank::{Rank, RankSpec};
+
 pub use truncate::{CapturedTableState, TruncateAsDeletes};
 
-use crate::changelog::{ChangelogMode, Event};
+use crate::changelog::{ChangeBatch, ChangelogMode, Event};
 use crate::error::{Error, Result};
 
 /// A stateful node of a query, as planned; the runtime makes the operator that runs it and keeps
@@ -111,6 +112,67 @@ impl StatefulSpec {
             StatefulSpec::Rank(spec) => spec.key_columns(),
             StatefulSpec::Join(_) => "joined tables' PRIMARY KEY columns",
         }
+    }
+}
+
+/// A state-keeping node of a query (GROUP BY, join, Top-N). The [`Operator`] around it is one,
+/// shared: changes of an input in, changes of the result out; a snapshot only when the state
+/// changed since the last one; a restore only of state with the columns this node keeps.
+pub trait StatefulNode: Send {
+    /// Names its state in checkpoints.
+    fn node_name(&self) -> &str;
+
+    /// The SQL construct, for messages.
+    fn construct(&self) -> &'static str;
+
+    /// The changes of the result for a batch of changes of input `input`.
+    fn apply_input(&mut self, input: usize, changes: &ChangeBatch) -> Result<ChangeBatch>;
+
+    /// Whether the state changed since the last snapshot or restore.
+    fn changed(&mut self) -> &mut bool;
+
+    /// The columns of [`StatefulNode::state_batch`].
+    fn state_schema(&self) -> SchemaRef;
+
+    /// The whole state, as one Arrow batch.
+    fn state_batch(&self) -> Result<RecordBatch>;
+
+    /// Takes back a state of [`StatefulNode::state_schema`]'s columns.
+    fn load_state(&mut self, state: &RecordBatch) -> Result<()>;
+}
+
+impl<T: StatefulNode> Operator for T {
+    fn name(&self) -> &str {
+        self.node_name()
+    }
+
+    fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
+        match event {
+            Event::Changes { changes, .. } => {
+                let result = self.apply_input(input, &changes)?;
+                if !result.is_empty() {
+                    out.push(Event::changes(result));
+                }
+            }
+            other => out.push(other),
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
+        if !*self.changed() {
+            return Ok(Some(OperatorSnapshot::Unchanged));
+        }
+        let state = self.state_batch()?;
+        *self.changed() = false;
+        Ok(Some(OperatorSnapshot::Changed(state)))
+    }
+
+    fn restore(&mut self, state: RecordBatch) -> Result<()> {
+        check_state_schema(self.node_name(), self.construct(), &state, &self.state_schema())?;
+        self.load_state(&state)?;
+        *self.changed() = false;
+        Ok(())
     }
 }
 

@@ -38,8 +38,8 @@ use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{check_state_schema, Operator, OperatorSnapshot};
-use crate::changelog::{ChangeBatch, Event, RowKind};
+use super::StatefulNode;
+use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 
 /// A planned deduplication or Top-N: over rows of `input_schema`, per partition, the first `limit`
@@ -410,38 +410,33 @@ fn unmatched(rows: &[Box<[u8]>], other: &[Box<[u8]>]) -> Vec<usize> {
         .collect()
 }
 
-impl Operator for Rank {
-    fn name(&self) -> &str {
+impl StatefulNode for Rank {
+    fn node_name(&self) -> &str {
         &self.name
     }
 
-    fn process(&mut self, _input: usize, event: Event, out: &mut Vec<Event>) -> Result<()> {
-        match event {
-            Event::Changes { changes, .. } => {
-                let result = self.apply(&changes)?;
-                if !result.is_empty() {
-                    out.push(Event::changes(result));
-                }
-            }
-            other => out.push(other),
-        }
-        Ok(())
+    fn construct(&self) -> &'static str {
+        "ROW_NUMBER() OVER …"
     }
 
-    fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {
-        if !self.changed {
-            return Ok(Some(OperatorSnapshot::Unchanged));
-        }
-        let state = self.state()?;
-        self.changed = false;
-        Ok(Some(OperatorSnapshot::Changed(state)))
+    fn apply_input(&mut self, _input: usize, changes: &ChangeBatch) -> Result<ChangeBatch> {
+        self.apply(changes)
     }
 
-    fn restore(&mut self, state: RecordBatch) -> Result<()> {
-        check_state_schema(&self.name, "ROW_NUMBER() OVER …", &state, &self.spec.state_schema())?;
-        self.load(&state)?;
-        self.changed = false;
-        Ok(())
+    fn changed(&mut self) -> &mut bool {
+        &mut self.changed
+    }
+
+    fn state_schema(&self) -> SchemaRef {
+        self.spec.state_schema()
+    }
+
+    fn state_batch(&self) -> Result<RecordBatch> {
+        self.state()
+    }
+
+    fn load_state(&mut self, state: &RecordBatch) -> Result<()> {
+        self.load(state)
     }
 }
 
@@ -449,6 +444,7 @@ impl Operator for Rank {
 mod tests {
     use super::*;
     use crate::changelog::format_rows;
+    use crate::operators::{Operator, OperatorSnapshot};
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::physical_expr::expressions::col;
     use RowKind::*;

@@ -6,7 +6,7 @@
 
 mod blackhole;
 /// Date arithmetic shared by the connectors that convert dates per value (not a connector).
-mod calendar;
+pub(crate) mod calendar;
 mod datagen;
 pub mod doris;
 /// FLOAT/DOUBLE values into DECIMAL columns, as Flink converts them (not a connector).

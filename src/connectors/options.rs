@@ -110,6 +110,16 @@ impl ConnectorOptions {
         }
     }
 
+    /// Consumes `key`, a Flink option accepted so job files run unchanged although it changes
+    /// nothing here, warning with `why` when the table sets it. Returns whether it was set.
+    pub fn no_effect(&mut self, key: &str, why: &str) -> bool {
+        let set = self.string(key).is_some();
+        if set {
+            tracing::warn!(table = %self.table, "'{key}' has no effect in cdc-sql: {why}");
+        }
+        set
+    }
+
     /// Consumes every key starting with `prefix` (e.g. `sink.properties.`), returned without the
     /// prefix, for connectors that pass such keys through to the server.
     pub fn prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {

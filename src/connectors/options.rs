@@ -128,6 +128,11 @@ impl ConnectorOptions {
         keys.into_iter().filter_map(|k| self.remaining.remove(&k).map(|v| (k[prefix.len()..].to_string(), v))).collect()
     }
 
+    /// Every key read so far (set or not), as a connector's or format's documentation lists them.
+    pub fn known_keys(&self) -> &[String] {
+        &self.known
+    }
+
     /// Fails if any option was not consumed, naming it and the nearest key the connector knows.
     pub fn finish(self) -> Result<()> {
         let Some((key, _)) = self.remaining.iter().next() else {

@@ -27,8 +27,20 @@ use crate::changelog::RowKind;
 use crate::error::{Error, Result};
 
 /// Canal's event types that change no rows.
-const NON_ROW_TYPES: &[&str] =
-    &["CREATE", "ALTER", "ERASE", "QUERY", "TRUNCATE", "RENAME", "CINDEX", "DINDEX", "GTID", "XACOMMIT", "XAROLLBACK", "MHEARTBEAT"];
+const NON_ROW_TYPES: &[&str] = &[
+    "CREATE",
+    "ALTER",
+    "ERASE",
+    "QUERY",
+    "TRUNCATE",
+    "RENAME",
+    "CINDEX",
+    "DINDEX",
+    "GTID",
+    "XACOMMIT",
+    "XAROLLBACK",
+    "MHEARTBEAT",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Meta {
@@ -150,7 +162,9 @@ impl CanalDecoder {
             Token::Null => return p.null(),
             Token::Array => {}
             other => {
-                return Err(DecodeError::new(format!("expected an array of rows, found {}", other.describe())).in_field(name))
+                return Err(
+                    DecodeError::new(format!("expected an array of rows, found {}", other.describe())).in_field(name)
+                )
             }
         }
         p.begin_array()?;
@@ -309,7 +323,8 @@ impl CanalDecoder {
             let field = meta.field();
             match header.spans.iter().rev().find(|(f, _)| *f == field) {
                 Some((_, at)) => {
-                    let enc = if matches!(meta, Meta::IngestionTimestamp | Meta::EventTimestamp) { &ms } else { &PLAIN };
+                    let enc =
+                        if matches!(meta, Meta::IngestionTimestamp | Meta::EventTimestamp) { &ms } else { &PLAIN };
                     read_value(&mut Parser::at(bytes, *at), column, enc, &self.cx).map_err(|e| e.in_field(field))?
                 }
                 None => column.push_null().map_err(DecodeError::new)?,

@@ -95,8 +95,7 @@ pub(crate) struct DebeziumDecoder {
     picks: Vec<(usize, usize)>,
     schema_include: bool,
     cx: Cx,
-    /// The last schema's bytes and what it says about the columns.
-    schema_cache: Option<(Vec<u8>, Enc)>,
+    schema_cache: SchemaCache,
     /// No schema: every column plain.
     plain: Enc,
 }
@@ -118,7 +117,7 @@ impl DebeziumDecoder {
             })
             .collect::<Result<_>>()?;
         let mut cx = cx(options);
-        cx.numeric_temporals = true;
+        cx.debezium = true;
         cx.fail_on_missing_field = false;
         Ok(DebeziumDecoder {
             plain: Enc::Fields(vec![Enc::Plain; names.len()]),
@@ -130,7 +129,7 @@ impl DebeziumDecoder {
             picks: Vec::new(),
             schema_include: options.schema_include,
             cx,
-            schema_cache: None,
+            schema_cache: SchemaCache::default(),
         })
     }
 
@@ -191,7 +190,8 @@ impl DebeziumDecoder {
             read_payload(&mut p, &self.names, &mut self.sets, self.messages, enc, &self.cx, &mut spans)
                 .map_err(|e| e.in_field("payload"))?
         } else {
-            let outcome = read_payload(&mut p, &self.names, &mut self.sets, self.messages, &self.plain, &self.cx, &mut spans)?;
+            let outcome =
+                read_payload(&mut p, &self.names, &mut self.sets, self.messages, &self.plain, &self.cx, &mut spans)?;
             p.finish()?;
             outcome
         };
@@ -281,7 +281,8 @@ impl DebeziumDecoder {
             };
             match at {
                 Some(at) => {
-                    let enc = if matches!(meta, Meta::IngestionTimestamp | Meta::SourceTimestamp) { &ms } else { &PLAIN };
+                    let enc =
+                        if matches!(meta, Meta::IngestionTimestamp | Meta::SourceTimestamp) { &ms } else { &PLAIN };
                     read_value(&mut Parser::at(bytes, at), column, enc, &cx).map_err(|e| e.in_field(key))?
                 }
                 None => column.push_null().map_err(DecodeError::new)?,
@@ -465,22 +466,32 @@ fn find_key(bytes: &[u8], at: usize, key: &str) -> std::result::Result<Option<us
     }
 }
 
+/// The last schema's bytes and what it says about the columns.
+#[derive(Default)]
+struct SchemaCache {
+    bytes: Vec<u8>,
+    enc: Option<Enc>,
+    /// How many schemas were interpreted (each distinct one once in a row).
+    interpreted: usize,
+}
+
 /// What the message's schema says about the columns: the cached answer when its bytes are
 /// those of the previous message's schema.
 fn encoding<'c>(
-    cache: &'c mut Option<(Vec<u8>, Enc)>,
+    cache: &'c mut SchemaCache,
     names: &Names,
     types: &[DataType],
     schema: &[u8],
 ) -> std::result::Result<&'c Enc, DecodeError> {
-    if !cache.as_ref().is_some_and(|(bytes, _)| bytes.as_slice() == schema) {
+    if cache.enc.is_none() || cache.bytes != schema {
+        cache.enc = None;
         let enc = interpret(schema, names, types).map_err(|e| e.in_field("schema"))?;
-        *cache = Some((schema.to_vec(), enc));
+        cache.bytes.clear();
+        cache.bytes.extend_from_slice(schema);
+        cache.interpreted += 1;
+        cache.enc = Some(enc);
     }
-    match cache {
-        Some((_, enc)) => Ok(enc),
-        None => Err(DecodeError::new("internal: schema cache is empty")),
-    }
+    cache.enc.as_ref().ok_or_else(|| DecodeError::new("internal: schema cache is empty"))
 }
 
 /// Kafka Connect's schema of the envelope → the encoding of each column's values.
@@ -579,7 +590,11 @@ impl Decoder for DebeziumDecoder {
         let after = finish_all(after)?;
         let mut out = Vec::with_capacity(before.len() + self.meta.len());
         for (b, a) in before.iter().zip(after) {
-            out.push(if inserts_only && a.len() == picks.len() { a } else { interleave(&[b.as_ref(), a.as_ref()], &picks)? });
+            out.push(if inserts_only && a.len() == picks.len() {
+                a
+            } else {
+                interleave(&[b.as_ref(), a.as_ref()], &picks)?
+            });
         }
         let one_per_message = picks.iter().enumerate().all(|(i, (_, m))| *m == i);
         let indices = UInt32Array::from_iter_values(picks.iter().map(|(_, m)| *m as u32));
@@ -642,5 +657,37 @@ impl Encoder for DebeziumEncoder {
             out.push_from(row, start);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn an_identical_schema_is_interpreted_once() {
+        let columns = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+        let options = JsonOptions { schema_include: true, ..JsonOptions::default() };
+        let mut d = DebeziumDecoder::new(&columns, &[], &options).unwrap();
+        let schema = |name: &str| {
+            format!(
+                r#"{{"type":"struct","fields":[{{"type":"struct","field":"after","fields":[{{"type":"int32","name":"{name}","field":"d"}}]}}]}}"#
+            )
+        };
+        let message = |schema: &str| format!(r#"{{"schema":{schema},"payload":{{"op":"c","after":{{"d":1}}}}}}"#);
+        let days = message(&schema("io.debezium.time.Date"));
+        let mut kinds = Vec::new();
+        for m in [&days, &days, &days] {
+            d.decode(Some(m.as_bytes()), &mut kinds).unwrap();
+        }
+        assert_eq!(d.schema_cache.interpreted, 1);
+        d.decode(Some(message(&schema("org.apache.kafka.connect.data.Date")).as_bytes()), &mut kinds).unwrap();
+        d.decode(Some(days.as_bytes()), &mut kinds).unwrap();
+        assert_eq!(d.schema_cache.interpreted, 3);
+        assert_eq!(d.finish().unwrap()[0].len(), 5);
     }
 }

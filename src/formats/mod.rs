@@ -57,7 +57,8 @@ pub enum FormatKind {
 }
 
 impl FormatKind {
-    pub const ALL: [FormatKind; 4] = [FormatKind::Json, FormatKind::DebeziumJson, FormatKind::CanalJson, FormatKind::Raw];
+    pub const ALL: [FormatKind; 4] =
+        [FormatKind::Json, FormatKind::DebeziumJson, FormatKind::CanalJson, FormatKind::Raw];
 
     /// The name used in `'format' = '…'`.
     pub fn name(self) -> &'static str {
@@ -151,7 +152,10 @@ fn ltz3() -> DataType {
 fn map_of(value: DataType) -> DataType {
     let entries = Field::new(
         "entries",
-        DataType::Struct(Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", value, true)])),
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", value, true),
+        ])),
         false,
     );
     DataType::Map(std::sync::Arc::new(entries), false)
@@ -207,7 +211,11 @@ impl Format {
             FormatKind::Raw => {
                 if let Some(v) = options.string(&key("charset")) {
                     raw.charset = raw::Charset::parse(&v).ok_or_else(|| {
-                        options.invalid(&key("charset"), &v, "a charset cdc-sql implements: UTF-8, US-ASCII or ISO-8859-1")
+                        options.invalid(
+                            &key("charset"),
+                            &v,
+                            "a charset cdc-sql implements: UTF-8, US-ASCII or ISO-8859-1",
+                        )
                     })?;
                 }
                 if let Some(v) = options.choice(&key("endianness"), &["big-endian", "little-endian"])? {

@@ -102,7 +102,9 @@ impl RawDecoder {
         let pushed = match self.column.data_type() {
             DataType::Utf8 => {
                 let text = match self.options.charset {
-                    Charset::Utf8 => std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed).map_err(|e| e.valid_up_to()),
+                    Charset::Utf8 => {
+                        std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed).map_err(|e| e.valid_up_to())
+                    }
                     Charset::Ascii => match bytes.iter().position(|b| !b.is_ascii()) {
                         None => Ok(std::borrow::Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default())),
                         Some(at) => Err(at),

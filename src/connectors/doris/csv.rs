@@ -28,8 +28,8 @@ use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::encode::is_scalar;
-use crate::formats::json::write::{unit_scale, write_date, write_scaled, write_time_of_day, Fraction};
 use crate::error::{Error, Result};
+use crate::formats::json::write::{unit_scale, write_date, write_scaled, write_time_of_day, Fraction};
 use crate::sql::types::flink_type_name;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -586,7 +586,13 @@ impl<'a> Cell<'a> {
             Value::Time(values, unit) => {
                 let (per_second, digits) = unit_scale(*unit);
                 let value = values[row];
-                write_time_of_day(out, value.div_euclid(per_second), value.rem_euclid(per_second), digits, Fraction::Fixed);
+                write_time_of_day(
+                    out,
+                    value.div_euclid(per_second),
+                    value.rem_euclid(per_second),
+                    digits,
+                    Fraction::Fixed,
+                );
             }
             Value::Timestamp(values, unit) => {
                 let (per_second, digits) = unit_scale(*unit);
@@ -594,7 +600,13 @@ impl<'a> Cell<'a> {
                 let seconds = value.div_euclid(per_second);
                 write_date(out, seconds.div_euclid(86_400));
                 out.push(b' ');
-                write_time_of_day(out, seconds.rem_euclid(86_400), value.rem_euclid(per_second), digits, Fraction::Fixed);
+                write_time_of_day(
+                    out,
+                    seconds.rem_euclid(86_400),
+                    value.rem_euclid(per_second),
+                    digits,
+                    Fraction::Fixed,
+                );
             }
         }
     }

@@ -109,10 +109,9 @@ impl Column {
             DataType::Decimal128(_, _) => Data::I128(Vec::new()),
             DataType::Decimal256(_, _) => Data::I256(Vec::new()),
             DataType::Utf8 | DataType::Binary => Data::Bytes { offsets: vec![0], bytes: Vec::new() },
-            DataType::List(item) => Data::List {
-                offsets: vec![0],
-                item: Box::new(Column::new(item.data_type(), item.is_nullable())?),
-            },
+            DataType::List(item) => {
+                Data::List { offsets: vec![0], item: Box::new(Column::new(item.data_type(), item.is_nullable())?) }
+            }
             DataType::Map(entries, _) => match entries.data_type() {
                 DataType::Struct(kv) if kv.len() == 2 => Data::Map {
                     offsets: vec![0],
@@ -369,8 +368,12 @@ impl Column {
             Data::F64(v) => builder.add_buffer(Buffer::from_vec(take(v))),
             Data::I128(v) => builder.add_buffer(Buffer::from_vec(take(v))),
             Data::I256(v) => builder.add_buffer(Buffer::from_vec(take(v))),
-            Data::Bytes { offsets, bytes } => builder.add_buffer(offsets_buffer(offsets)).add_buffer(Buffer::from_vec(take(bytes))),
-            Data::List { offsets, item } => builder.add_buffer(offsets_buffer(offsets)).add_child_data(item.finish_data()?),
+            Data::Bytes { offsets, bytes } => {
+                builder.add_buffer(offsets_buffer(offsets)).add_buffer(Buffer::from_vec(take(bytes)))
+            }
+            Data::List { offsets, item } => {
+                builder.add_buffer(offsets_buffer(offsets)).add_child_data(item.finish_data()?)
+            }
             Data::Map { offsets, keys, values } => {
                 let DataType::Map(entries, _) = &self.data_type else {
                     return Err(Error::internal("map column without a map type"));
@@ -401,9 +404,8 @@ pub(crate) fn columns_of(fields: &[Arc<Field>]) -> Result<Vec<Column>> {
     fields
         .iter()
         .map(|f| {
-            Column::new(f.data_type(), true).map_err(|e| {
-                e.context(format!("column `{}` ({})", f.name(), flink_type_name(f.data_type())))
-            })
+            Column::new(f.data_type(), true)
+                .map_err(|e| e.context(format!("column `{}` ({})", f.name(), flink_type_name(f.data_type()))))
         })
         .collect()
 }

@@ -64,9 +64,10 @@ pub(crate) struct Cx {
     pub ignore_parse_errors: bool,
     /// A field absent from an object fails the message instead of being NULL.
     pub fail_on_missing_field: bool,
-    /// Debezium: a number in a DATE / TIME / TIMESTAMP column whose schema does not say otherwise
-    /// counts days / µs since midnight / ms (precision ≤ 3) or µs since the epoch.
-    pub numeric_temporals: bool,
+    /// Debezium's defaults: a number in a DATE / TIME / TIMESTAMP column whose schema does not
+    /// say otherwise counts days / µs since midnight / ms (precision ≤ 3) or µs since the epoch,
+    /// and a DECIMAL given as base64 text gets a hint about Debezium's `precise` mode.
+    pub debezium: bool,
 }
 
 /// Which fields an object held.
@@ -109,7 +110,9 @@ pub(crate) fn read_fields(
             continue;
         }
         if cx.fail_on_missing_field {
-            return Err(DecodeError::new("missing from the message (fail-on-missing-field is set)").in_field(names.name(i)));
+            return Err(
+                DecodeError::new("missing from the message (fail-on-missing-field is set)").in_field(names.name(i))
+            );
         }
         column.push_null().map_err(|e| DecodeError::new(e).in_field(names.name(i)))?;
     }
@@ -189,8 +192,7 @@ fn mismatch(p: &mut Parser<'_>, column: &mut Column, token: Token, cx: &Cx) -> R
         Data::List { .. } => "an array",
         _ => "a number, string or boolean",
     };
-    let message =
-        format!("expected {wanted} for {}, found {}", flink_type_name(column.data_type()), token.describe());
+    let message = format!("expected {wanted} for {}, found {}", flink_type_name(column.data_type()), token.describe());
     if cx.ignore_parse_errors {
         column.push_null().map_err(DecodeError::new)
     } else {
@@ -273,7 +275,7 @@ pub(crate) fn scalar_text(column: &mut Column, text: &str, bare: bool, enc: &Enc
         },
         DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
             let (precision, scale) = (*precision, *scale);
-            decimal(text, bare, enc, precision, scale).and_then(|v| column.push_decimal(v))
+            decimal(text, bare, enc, precision, scale, cx.debezium).and_then(|v| column.push_decimal(v))
         }
         DataType::Utf8 => column.push_bytes(text.as_bytes()),
         DataType::Binary => {
@@ -322,6 +324,7 @@ fn decimal(
     enc: &Enc,
     precision: u8,
     scale: i8,
+    debezium: bool,
 ) -> Result<datafusion::arrow::datatypes::i256, String> {
     if let (Enc::DecimalBytes(source_scale), false) = (enc, bare) {
         let bytes = BASE64.decode(text.trim()).map_err(|e| format!("not base64 text ({e})"))?;
@@ -330,7 +333,7 @@ fn decimal(
     }
     match DecimalText::parse(text) {
         Some(d) => Ok(d.unscaled(precision, scale)?.0),
-        None if !bare && BASE64.decode(text.trim()).is_ok() => Err(
+        None if debezium && !bare && BASE64.decode(text.trim()).is_ok_and(|b| !b.is_empty()) => Err(
             "not a decimal number; it looks like Debezium's base64 bytes (decimal.handling.mode=precise), whose scale only the message's schema gives: \
              set 'debezium-json.schema-include' = 'true' with schemas enabled in Kafka Connect, or use decimal.handling.mode=string"
                 .into(),
@@ -344,7 +347,7 @@ fn decimal(
 fn numeric_temporal(target: &DataType, text: &str, enc: &Enc, cx: &Cx) -> Result<i64, String> {
     let meaning = match enc {
         Enc::EpochDays | Enc::Epoch(_) | Enc::TimeOfDay(_) => enc.clone(),
-        _ if cx.numeric_temporals => match target {
+        _ if cx.debezium => match target {
             DataType::Date32 => Enc::EpochDays,
             DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, _) => Enc::Epoch(TimeUnit::Millisecond),
             DataType::Timestamp(_, _) => Enc::Epoch(TimeUnit::Microsecond),
@@ -365,9 +368,7 @@ fn numeric_temporal(target: &DataType, text: &str, enc: &Enc, cx: &Cx) -> Result
         (DataType::Date32, Enc::EpochDays) => Ok(n),
         (DataType::Date32, Enc::Epoch(u)) => Ok(n.div_euclid(86_400 * unit_per_second(u))),
         (DataType::Timestamp(to, _), Enc::Epoch(from)) => convert_units(n, from, *to).ok_or_else(range),
-        (DataType::Timestamp(to, _), Enc::EpochDays) => {
-            n.checked_mul(86_400 * unit_per_second(*to)).ok_or_else(range)
-        }
+        (DataType::Timestamp(to, _), Enc::EpochDays) => n.checked_mul(86_400 * unit_per_second(*to)).ok_or_else(range),
         (DataType::Time32(to) | DataType::Time64(to), Enc::TimeOfDay(from) | Enc::Epoch(from)) => {
             let v = convert_units(n, from, *to).ok_or_else(range)?;
             Ok(v.rem_euclid(86_400 * unit_per_second(*to)))
@@ -397,7 +398,8 @@ fn variable_scale_decimal(p: &mut Parser<'_>, column: &mut Column) -> Result<Res
         first = false;
         match (field, p.peek()?) {
             (0, Token::Number) => {
-                source_scale = Some(parse_integer(p.number()?).and_then(|s| i64::try_from(s).map_err(|e| e.to_string())))
+                source_scale =
+                    Some(parse_integer(p.number()?).and_then(|s| i64::try_from(s).map_err(|e| e.to_string())))
             }
             (1, Token::String) => {
                 value = Some(BASE64.decode(p.string()?.trim()).map_err(|e| format!("value is not base64 ({e})")))

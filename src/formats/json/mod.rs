@@ -53,7 +53,7 @@ pub(crate) fn cx(options: &JsonOptions) -> Cx {
     Cx {
         ignore_parse_errors: options.ignore_parse_errors,
         fail_on_missing_field: options.fail_on_missing_field,
-        numeric_temporals: false,
+        debezium: false,
     }
 }
 

@@ -66,7 +66,8 @@ impl<'a> Parser<'a> {
             Some(_) => format!("`{}`", excerpt(&self.src[self.pos..], 24)),
         };
         let start = self.pos.saturating_sub(24);
-        let before = if self.pos > 0 { format!(" after `{}`", excerpt(&self.src[start..self.pos], 24)) } else { String::new() };
+        let before =
+            if self.pos > 0 { format!(" after `{}`", excerpt(&self.src[start..self.pos], 24)) } else { String::new() };
         DecodeError::new(format!("malformed JSON at byte {}: expected {expected}, found {found}{before}", self.pos))
     }
 
@@ -254,7 +255,9 @@ impl<'a> Parser<'a> {
                             let high = self.hex4()?;
                             let code = if (0xD800..0xDC00).contains(&high) {
                                 if self.src.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                                    return Err(self.error("the low surrogate `\\uDC00`–`\\uDFFF` after a high surrogate"));
+                                    return Err(
+                                        self.error("the low surrogate `\\uDC00`–`\\uDFFF` after a high surrogate")
+                                    );
                                 }
                                 self.pos += 2;
                                 let low = self.hex4()?;

@@ -314,13 +314,7 @@ impl<'a> Writer<'a> {
                 out.push(b'"');
                 let (per_second, digits) = unit_scale(*unit);
                 let value = values[row];
-                write_time_of_day(
-                    out,
-                    value.div_euclid(per_second),
-                    value.rem_euclid(per_second),
-                    digits,
-                    *fraction,
-                );
+                write_time_of_day(out, value.div_euclid(per_second), value.rem_euclid(per_second), digits, *fraction);
                 out.push(b'"');
             }
             Writer::Timestamp(_, values, unit, separator, fraction, suffix) => {

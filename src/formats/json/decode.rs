@@ -168,8 +168,7 @@ pub(crate) fn read_value(p: &mut Parser<'_>, column: &mut Column, enc: &Enc, cx:
             p.begin_object()?;
             let mut first = true;
             let mut key = String::new();
-            loop {
-                let Some(k) = p.next_key(first)? else { break };
+            while let Some(k) = p.next_key(first)? {
                 first = false;
                 key.clear();
                 key.push_str(k);

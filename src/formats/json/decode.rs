@@ -142,7 +142,7 @@ pub(crate) fn read_value(p: &mut Parser<'_>, column: &mut Column, enc: &Enc, cx:
     match (shape, token) {
         (Shape::Struct, Token::Object) => {
             let row = column.len();
-            let Data::Struct { fields, children } = &mut column.data else { unreachable!() };
+            let Data::Struct { fields, children } = &mut column.data else { return Err(shape_changed()) };
             read_fields(p, fields, children, row, enc, cx)?;
             column.end_struct();
             Ok(())
@@ -152,7 +152,7 @@ pub(crate) fn read_value(p: &mut Parser<'_>, column: &mut Column, enc: &Enc, cx:
                 Enc::Items(e) => e,
                 _ => &PLAIN,
             };
-            let Data::List { item, .. } = &mut column.data else { unreachable!() };
+            let Data::List { item, .. } = &mut column.data else { return Err(shape_changed()) };
             p.begin_array()?;
             let mut first = true;
             let mut i = 0;
@@ -164,7 +164,7 @@ pub(crate) fn read_value(p: &mut Parser<'_>, column: &mut Column, enc: &Enc, cx:
             column.end_nested().map_err(DecodeError::new)
         }
         (Shape::Map, Token::Object) => {
-            let Data::Map { keys, values, .. } = &mut column.data else { unreachable!() };
+            let Data::Map { keys, values, .. } = &mut column.data else { return Err(shape_changed()) };
             p.begin_object()?;
             let mut first = true;
             let mut key = String::new();
@@ -420,4 +420,8 @@ fn variable_scale_decimal(p: &mut Parser<'_>, column: &mut Column) -> Result<Res
         Ok(v) => column.push_decimal(v).map_err(|e| shown(&e)),
         Err(e) => Err(shown(&e)),
     })
+}
+
+fn shape_changed() -> DecodeError {
+    DecodeError::new("internal error (a bug in cdc-sql, please report it): a column changed its shape while decoding")
 }

@@ -167,8 +167,7 @@ impl DebeziumDecoder {
                         spans.schema = Some((start, p.pos()));
                     }
                     RootKey::Payload => {
-                        p.peek()?;
-                        payload = Some(p.pos());
+                        payload = if p.peek()? == Token::Null { None } else { Some(p.pos()) };
                         p.skip()?;
                     }
                     _ => p.skip()?,
@@ -176,6 +175,10 @@ impl DebeziumDecoder {
             }
             p.finish()?;
             let Some(payload) = payload else {
+                if root_keys.payload {
+                    // `{"schema": null, "payload": null}`: a tombstone with the envelope around it.
+                    return Ok(0);
+                }
                 return Err(DecodeError::new(if root_keys.envelope {
                     "the message has no \"payload\" but holds \"op\"/\"before\"/\"after\" itself: it was written without a schema; set 'debezium-json.schema-include' = 'false'"
                 } else {

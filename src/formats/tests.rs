@@ -739,6 +739,7 @@ fn debezium_unknown_or_missing_ops_are_errors_with_hints() {
     let with_schema = CUSTOMERS.replace("'debezium-json'", "'debezium-json', 'debezium-json.schema-include' = 'true'");
     let out = decode_one(&with_schema, r#"{"op": "c", "after": {"id": 1}}"#);
     assert!(out.contains("set 'debezium-json.schema-include' = 'false'"), "{out}");
+    assert_eq!(decode_one(&with_schema, r#"{"schema": null, "payload": null}"#), "", "an enveloped tombstone");
 }
 
 #[test]

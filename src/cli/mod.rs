@@ -111,6 +111,9 @@ pub struct Runner {
 #[derive(Clone, Default)]
 pub struct StopSignal {
     current: Arc<Mutex<Option<CancellationToken>>>,
+    /// A SIGTERM that came while no job was armed (e.g. while a job was still starting): the
+    /// next job stops at once instead of the request being lost.
+    terminate_pending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StopSignal {
@@ -125,14 +128,18 @@ impl StopSignal {
         let handle = signal.clone();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    Some(()) = interrupt.recv() => {},
-                    Some(()) = terminate.recv() => {},
+                let terminating = tokio::select! {
+                    Some(()) = interrupt.recv() => false,
+                    Some(()) = terminate.recv() => true,
                     else => return,
-                }
+                };
                 if let Ok(current) = handle.current.lock() {
-                    if let Some(token) = current.as_ref() {
-                        token.cancel();
+                    match current.as_ref() {
+                        Some(token) => token.cancel(),
+                        None if terminating => {
+                            handle.terminate_pending.store(true, std::sync::atomic::Ordering::SeqCst)
+                        }
+                        None => {}
                     }
                 }
             }
@@ -140,10 +147,24 @@ impl StopSignal {
         Ok(signal)
     }
 
+    /// A signal came: stop the armed job, or remember a SIGTERM for the next one.
+    fn deliver(&self, terminating: bool) {
+        if let Ok(current) = self.current.lock() {
+            match current.as_ref() {
+                Some(token) => token.cancel(),
+                None if terminating => self.terminate_pending.store(true, std::sync::atomic::Ordering::SeqCst),
+                None => {}
+            }
+        }
+    }
+
     /// A token cancelled by the next signal.
     pub fn arm(&self) -> CancellationToken {
         let token = CancellationToken::new();
         if let Ok(mut current) = self.current.lock() {
+            if self.terminate_pending.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                token.cancel();
+            }
             *current = Some(token.clone());
         }
         token
@@ -364,4 +385,25 @@ async fn run_query(query: QueryJob, runner: &Runner) -> Result<()> {
         .map(|b| if only_inserts { Ok(b.rows().clone()) } else { b.to_display_batch() })
         .collect::<Result<Vec<_>>>()?;
     print_table(&tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopSignal;
+
+    /// A SIGTERM that arrives while a job is still starting (before it is armed) stops that job
+    /// once it is armed, instead of being lost; a Ctrl-C at an idle shell does not carry over.
+    #[test]
+    fn a_sigterm_before_the_job_is_armed_stops_it() {
+        let signal = StopSignal::default();
+        signal.deliver(true);
+        assert!(signal.arm().is_cancelled());
+        signal.disarm();
+        assert!(!signal.arm().is_cancelled(), "remembered once only");
+        signal.disarm();
+        signal.deliver(false);
+        assert!(!signal.arm().is_cancelled());
+        signal.deliver(false);
+        assert!(signal.current.lock().unwrap().as_ref().unwrap().is_cancelled());
+    }
 }

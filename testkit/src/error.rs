@@ -63,6 +63,18 @@ pub enum Error {
         package: &'static str,
     },
 
+    /// A tool that does not come from a Debian package could not be found (the Kafka-compatible
+    /// broker and the independent Kafka client of the kafka tests).
+    #[error("{tool} not found (looked in: {searched}); {install}")]
+    MissingTool {
+        /// What is missing.
+        tool: String,
+        /// Where it was looked for.
+        searched: String,
+        /// How to get it.
+        install: String,
+    },
+
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -10,6 +10,8 @@
 //!   the [`MariaDb`] page for details.
 //! * **PostgreSQL**: `wal_level=logical`, replication slots and WAL senders, a `cdc_user` with
 //!   `LOGIN REPLICATION`; see [`Postgres`].
+//! * **Kafka**: a Kafka-compatible broker (Tansu) with in-memory storage, and an independent
+//!   client to produce and read records; see [`kafka()`] and [`Kafka`].
 //!
 //! # Using it from a test
 //!
@@ -76,6 +78,7 @@
 mod bins;
 mod client;
 mod error;
+mod kafka;
 mod mariadb;
 mod postgres;
 mod process;
@@ -85,6 +88,7 @@ pub use client::{
     POSTGRES_PASSWORD, POSTGRES_SUPERUSER,
 };
 pub use error::{Error, Result, ServerKind};
+pub use kafka::{kafka, Consumed, Kafka, Record, KAFKA_PYTHONPATH_ENV, TANSU_ENV};
 pub use mariadb::{MariaDb, MariaDbConfig, MARIADB_BIN_DIR_ENV};
 pub use postgres::{PgAuth, Postgres, PostgresConfig, POSTGRES_BIN_DIR_ENV};
 pub use process::{cleanup_stale, running_server, stop_server, temp_root, RunningServer, StaleCleanup};

@@ -13,6 +13,7 @@ pub mod doris;
 mod float_decimal;
 mod iotdb;
 mod jdbc;
+mod kafka;
 mod mysql_cdc;
 /// Bulk-read sessions with MySQL/MariaDB shared by mysql-cdc and jdbc (not a connector).
 mod mysql_session;
@@ -41,6 +42,8 @@ static CONNECTORS: &[&dyn Connector] = &[
     &doris::Doris,
     &iotdb::Iotdb,
     &jdbc::Jdbc,
+    &kafka::Kafka,
+    &kafka::UpsertKafka,
     &mysql_cdc::MySqlCdc,
     &postgres_cdc::PostgresCdc,
 ];
@@ -350,6 +353,8 @@ pub struct SourceProgress {
     /// Changes produced so far, and how many there will be in all when a bounded source knows.
     pub events: Option<u64>,
     pub events_total: Option<u64>,
+    /// Records skipped because they did not parse (a format's `ignore-parse-errors`).
+    pub skipped: Option<u64>,
 }
 
 /// Progress of an initial snapshot (Flink CDC's `numTablesSnapshotted`, `numTablesRemaining`,

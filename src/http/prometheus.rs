@@ -121,6 +121,14 @@ pub fn render(job: &JobMetrics) -> String {
     );
     e.per_pipeline(
         job,
+        "sourceRecordsSkipped",
+        "counter",
+        "Records the source skipped because they did not parse (a format's 'ignore-parse-errors').",
+        source,
+        |p| p.progress().and_then(|s| s.skipped),
+    );
+    e.per_pipeline(
+        job,
         "replicationSlotLagBytes",
         "gauge",
         "WAL bytes the PostgreSQL replication slot retains.",

@@ -96,6 +96,7 @@ fn combine(parts: &[(String, SourceProgress)]) -> Option<SourceProgress> {
                 events: sum(|p| p.events),
                 // A total only when every input knows its own.
                 events_total: all().map(|p| p.events_total).sum::<Option<u64>>(),
+                skipped: sum(|p| p.skipped),
             })
         }
     }

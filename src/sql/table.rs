@@ -44,7 +44,7 @@ pub struct TableSpec {
 /// Option keys whose values are secrets: never shown in logs, errors or SHOW CREATE TABLE.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credential"].iter().any(|s| k.contains(s))
+    ["password", "secret", "token", "credential", "jaas"].iter().any(|s| k.contains(s))
 }
 
 pub const MASK: &str = "******";

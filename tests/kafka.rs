@@ -289,8 +289,9 @@ INSERT INTO dst SELECT id, note FROM src;
     assert_eq!(sink.query_one("SELECT COUNT(DISTINCT id) FROM events"), produced.to_string());
 }
 
-/// CDC source → upsert-kafka → kafka source (upsert) → PostgreSQL: the second job's table ends
-/// equal to the source table, deletes travel as tombstones.
+/// CDC source → upsert-kafka (buffering the last change per key) → kafka source (upsert) →
+/// PostgreSQL: the second job's table ends equal to the source table, deletes travel as
+/// tombstones, and each key stays in one partition.
 #[test]
 fn upsert_kafka_round_trip_from_postgres_cdc_back_to_postgres() {
     let broker = kafka();
@@ -313,7 +314,8 @@ CREATE TABLE src (id BIGINT, v BIGINT, note STRING, PRIMARY KEY (id) NOT ENFORCE
   'database-name' = '{}', 'schema-name' = 'public', 'table-name' = 't', 'slot.name' = '{slot}');
 CREATE TABLE topic (id BIGINT, v BIGINT, note STRING, PRIMARY KEY (id) NOT ENFORCED) WITH (
   'connector' = 'upsert-kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{}',
-  'key.format' = 'json', 'value.format' = 'json');
+  'key.format' = 'json', 'value.format' = 'json',
+  'sink.buffer-flush.max-rows' = '64', 'sink.buffer-flush.interval' = '1s');
 INSERT INTO topic SELECT * FROM src;
 ",
         dir.path().join("state1").display(),
@@ -537,5 +539,53 @@ INSERT INTO dst SELECT * FROM src;
     expected.insert(2, (2, "b".into()));
     expected.insert(3, (3, "c".into()));
     wait_equal(&sink, "t", &expected, &mut [&mut job]);
+    job.stop_gracefully(0);
+}
+
+/// The body of `GET /metrics` on `port`.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// /metrics shows what the source read, the records it skipped under 'ignore-parse-errors', and
+/// each partition's next offset.
+#[test]
+fn metrics_show_events_skipped_records_and_partition_offsets() {
+    let broker = kafka();
+    let topic = broker.create_topic("metrics", 1);
+    broker.produce_values(&topic, &["{\"id\":1}", "not json", "{\"id\":3}"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',
+  'properties.bootstrap.servers' = '{}', 'scan.startup.mode' = 'earliest-offset', 'format' = 'json',
+  'json.ignore-parse-errors' = 'true');
+CREATE TABLE out (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT * FROM src;
+",
+        broker.bootstrap()
+    );
+    let address = format!("127.0.0.1:{port}");
+    let mut job = JobProcess::spawn_with(&job_file(dir.path(), "job.sql", &sql), &[("CDC_SQL_HTTP_ADDR", &address)]);
+    let deadline = Instant::now() + DEADLINE;
+    let wanted = [
+        "cdc_sql_sourceEvents{job=\"job\",pipeline=\"INSERT INTO out\",table=\"src\"} 2".to_string(),
+        "cdc_sql_sourceRecordsSkipped{job=\"job\",pipeline=\"INSERT INTO out\",table=\"src\"} 1".to_string(),
+        format!("position=\"{topic}[0]=3\""),
+    ];
+    loop {
+        let metrics = scrape(port);
+        if wanted.iter().all(|w| metrics.contains(w.as_str())) {
+            break;
+        }
+        job.assert_running(0);
+        assert!(Instant::now() < deadline, "metrics never showed {wanted:?}:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     job.stop_gracefully(0);
 }

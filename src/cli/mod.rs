@@ -133,15 +133,7 @@ impl StopSignal {
                     Some(()) = terminate.recv() => true,
                     else => return,
                 };
-                if let Ok(current) = handle.current.lock() {
-                    match current.as_ref() {
-                        Some(token) => token.cancel(),
-                        None if terminating => {
-                            handle.terminate_pending.store(true, std::sync::atomic::Ordering::SeqCst)
-                        }
-                        None => {}
-                    }
-                }
+                handle.deliver(terminating);
             }
         });
         Ok(signal)

@@ -252,10 +252,16 @@ pub struct JobProcess {
 
 impl JobProcess {
     pub fn spawn(job_file: &Path) -> JobProcess {
+        JobProcess::spawn_with(job_file, &[])
+    }
+
+    /// With extra environment variables (e.g. `CDC_SQL_HTTP_ADDR` to know the REST port).
+    pub fn spawn_with(job_file: &Path, env: &[(&str, &str)]) -> JobProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cdc-sql"))
             .arg("-f")
             .arg(job_file)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -338,6 +344,16 @@ impl JobProcess {
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .filter(|name| name.starts_with(".chk-") && name.ends_with(".json.tmp"))
             .collect()
+    }
+}
+
+/// A test that fails must not leave its job running (and holding its ports and slots).
+impl Drop for JobProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

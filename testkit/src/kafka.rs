@@ -143,10 +143,6 @@ else:
     c = Consumer({"bootstrap.servers": servers, "group.id": "cdc-sql-testkit-reader", "enable.auto.commit": False,
                   "enable.partition.eof": True})
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {}
-    for p in parts:
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        ends[p] = hi
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     eof, out = set(), []
     while len(eof) < len(parts):

@@ -36,6 +36,13 @@ pub(crate) fn client_config(config: &Config, defaults: &[(&str, &str)]) -> Clien
 
 /// A client error as ours: what failed and where, classified by who must act.
 pub(crate) fn kafka_error(config: &Config, what: &str, e: KafkaError) -> Error {
+    if let KafkaError::ClientConfig(_, description, key, _) = &e {
+        // The error's own text quotes the value, which may be a password.
+        return Error::user(format!(
+            "{what}: property '{key}' of table `{}` is not accepted by the Kafka client (librdkafka): {description}",
+            config.table
+        ));
+    }
     let message = format!("{what} (Kafka at {}, table `{}`): {e}", config.servers, config.table);
     match e.rdkafka_error_code() {
         Some(
@@ -71,10 +78,12 @@ pub(crate) fn log_client(table: &str, level: RDKafkaLogLevel, facility: &str, me
 }
 
 pub(crate) fn log_client_error(table: &str, error: &KafkaError, reason: &str) {
-    let end_of_partition = matches!(error, KafkaError::PartitionEOF(_))
-        || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF);
-    if !end_of_partition {
-        tracing::warn!(table, "Kafka client: {error}: {reason}");
+    match error.rdkafka_error_code() {
+        _ if matches!(error, KafkaError::PartitionEOF(_)) => {}
+        Some(RDKafkaErrorCode::PartitionEOF) => {}
+        // Idle connections closed by the broker: librdkafka reconnects when it needs to.
+        Some(RDKafkaErrorCode::BrokerTransportFailure) => tracing::debug!(table, "Kafka client: {error}: {reason}"),
+        _ => tracing::warn!(table, "Kafka client: {error}: {reason}"),
     }
 }
 
@@ -93,7 +102,13 @@ impl ClientContext for Logged {
     }
 }
 
-impl ConsumerContext for Logged {}
+impl ConsumerContext for Logged {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(table = %self.table, "could not commit offsets to the consumer group (for monitoring only): {e}");
+        }
+    }
+}
 
 pub(crate) type KafkaConsumer = BaseConsumer<Logged>;
 
@@ -128,7 +143,24 @@ pub(crate) fn partitions(config: &Config, consumer: &KafkaConsumer) -> Result<BT
                 let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
                     return Err(missing_topic(config, topic));
                 };
-                if t.error().is_some() || t.partitions().is_empty() {
+                if let Some(e) = t.error() {
+                    let code = RDKafkaErrorCode::from(e);
+                    if code == RDKafkaErrorCode::TopicAuthorizationFailed {
+                        return Err(Error::user(format!(
+                            "the Kafka brokers at {} do not let table `{}` describe topic '{topic}' ({code}); grant \
+                             the job's principal DESCRIBE and READ (or WRITE) on it",
+                            config.servers, config.table
+                        )));
+                    }
+                    if code != RDKafkaErrorCode::UnknownTopicOrPartition && code != RDKafkaErrorCode::UnknownTopic {
+                        return Err(Error::external(format!(
+                            "the Kafka brokers at {} answer for topic '{topic}' of table `{}`: {code}",
+                            config.servers, config.table
+                        )));
+                    }
+                    return Err(missing_topic(config, topic));
+                }
+                if t.partitions().is_empty() {
                     return Err(missing_topic(config, topic));
                 }
                 found.insert(topic.clone(), t.partitions().iter().map(|p| p.id()).collect());
@@ -139,7 +171,9 @@ pub(crate) fn partitions(config: &Config, consumer: &KafkaConsumer) -> Result<BT
                 .fetch_metadata(None, LOOKUP_TIMEOUT)
                 .map_err(|e| kafka_error(config, "cannot reach the Kafka brokers", e))?;
             for t in metadata.topics() {
-                if re.is_match(t.name()) && t.error().is_none() && !t.partitions().is_empty() {
+                // Kafka's own topics (`__consumer_offsets`, …) are never a table's, as in Flink.
+                let internal = t.name().starts_with("__");
+                if !internal && re.is_match(t.name()) && t.error().is_none() && !t.partitions().is_empty() {
                     found.insert(t.name().to_string(), t.partitions().iter().map(|p| p.id()).collect());
                 }
             }

@@ -125,6 +125,9 @@ pub(crate) struct Config {
     pub partitioner: Partitioner,
     pub buffer_max_rows: usize,
     pub buffer_interval: Option<Duration>,
+    /// Why the table cannot be written (a read-only metadata column that is not VIRTUAL), for
+    /// when a query writes it: a table only read may declare such columns.
+    pub write_problem: Option<String>,
 }
 
 /// Java client properties with no librdkafka equivalent that Flink jobs commonly carry.
@@ -201,6 +204,27 @@ fn translate_jaas(o: &ConnectorOptions, value: &str) -> Result<Vec<(String, Stri
     }
 }
 
+/// Checks every pass-through property against librdkafka before anything connects; an error
+/// names the key, never the value (it may be a password).
+fn validate_properties(spec: &TableSpec, properties: &[(String, String)]) -> Result<()> {
+    for (key, value) in properties {
+        let mut one = rdkafka::config::ClientConfig::new();
+        one.set(key, value);
+        if let Err(e) = one.create_native_config() {
+            let why = match &e {
+                rdkafka::error::KafkaError::ClientConfig(_, description, _, _) => description.clone(),
+                _ => "not accepted".to_string(),
+            };
+            return Err(Error::user(format!(
+                "'properties.{key}' of table `{}` is not a setting the Kafka client (librdkafka) accepts: {why}. Most \
+                 Java client settings have the same name there; see docs/connectors/kafka.md",
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     pub fn parse(spec: &TableSpec, o: &mut ConnectorOptions, flavor: Flavor) -> Result<Config> {
         let connector = o.connector().to_string();
@@ -223,10 +247,19 @@ impl Config {
                 return Err(o.invalid(&format!("properties.{key}"), &value, &format!("no value: {why}")));
             } else if key == "sasl.jaas.config" {
                 properties.extend(translate_jaas(o, &value)?);
+            } else if key.starts_with("ssl.")
+                || (key == "security.protocol" && value.to_ascii_lowercase().contains("ssl"))
+            {
+                return Err(Error::user(format!(
+                    "'properties.{key}' of table `{}` asks for TLS, which this build's Kafka client (librdkafka \
+                     without OpenSSL) does not offer; use a PLAINTEXT or SASL_PLAINTEXT listener",
+                    spec.name
+                )));
             } else {
                 properties.push((key, value));
             }
         }
+        validate_properties(spec, &properties)?;
 
         let topic = o.string("topic");
         let pattern = o.string("topic-pattern");
@@ -331,6 +364,12 @@ impl Config {
                 StopAt::Specific(parse_specific(o, "scan.bounded.specific-offsets", &text)?)
             }
         };
+        if matches!(stop, StopAt::Specific(_)) && !matches!(&topics, Topics::List(l) if l.len() == 1) {
+            return Err(Error::user(format!(
+                "table `{}`: 'scan.bounded.specific-offsets' names partitions of one topic; set 'topic' to one name",
+                spec.name
+            )));
+        }
         // Flink's default since 1.x: discover new partitions every 5 minutes; '0' turns it off.
         let discovery = match o.duration("scan.topic-partition-discovery.interval")? {
             Some(d) if d.is_zero() => None,
@@ -456,6 +495,7 @@ impl Config {
         let mut value_fields = Vec::new();
         let mut value_columns = Vec::new();
         let mut format_metadata = Vec::new();
+        let mut write_problem = None;
         for (i, column) in spec.columns.iter().enumerate() {
             if let Some(m) = &column.metadata {
                 let meta = match m.key.strip_prefix("value.") {
@@ -474,6 +514,9 @@ impl Config {
                             )));
                         };
                         check_metadata_type(spec, &column.name, &m.key, &column.data_type, &data_type())?;
+                        if !m.is_virtual {
+                            write_problem.get_or_insert_with(|| read_only_written(spec, &column.name, &m.key));
+                        }
                         format_metadata.push(format_key.to_string());
                         Meta::Format(format_metadata.len() - 1)
                     }
@@ -482,11 +525,7 @@ impl Config {
                             .ok_or_else(|| Error::internal(format!("metadata key '{}' passed the registry", m.key)))?;
                         check_metadata_type(spec, &column.name, &m.key, &column.data_type, &meta.data_type())?;
                         if !m.is_virtual && !meta.writable() {
-                            return Err(Error::user(format!(
-                                "metadata column `{}` of table `{}` reads '{}', which a Kafka sink cannot write; declare \
-                                 it VIRTUAL (`{} … METADATA FROM '{}' VIRTUAL`)",
-                                column.name, spec.name, m.key, column.name, m.key
-                            )));
+                            write_problem.get_or_insert_with(|| read_only_written(spec, &column.name, &m.key));
                         }
                         meta
                     }
@@ -506,6 +545,21 @@ impl Config {
                     value_fields.push(Field::new(&column.name, column.data_type.clone(), true));
                     value_columns.push(i);
                 }
+            }
+        }
+        if flavor == Flavor::Upsert {
+            if let Some(column) = spec
+                .columns
+                .iter()
+                .enumerate()
+                .find(|(i, c)| !c.nullable && c.metadata.is_none() && !key_columns.contains(i))
+                .map(|(_, c)| c)
+            {
+                return Err(Error::user(format!(
+                    "column `{}` of upsert-kafka table `{}` is NOT NULL, but a tombstone (a delete) carries only the key: \
+                     declare the column nullable",
+                    column.name, spec.name
+                )));
             }
         }
         if fields_include == "EXCEPT_KEY" && key_columns.is_empty() {
@@ -544,6 +598,13 @@ impl Config {
                 ))
             }
         };
+        if partitioner == Partitioner::RoundRobin && key_format.is_some() {
+            return Err(Error::user(format!(
+                "table `{}`: 'sink.partitioner' = 'round-robin' spreads records without regard to their key (as in Flink, \
+                 it only works without key fields), so one key's changes could be read out of order; use 'default'",
+                spec.name
+            )));
+        }
         if flavor == Flavor::Upsert && partitioner != Partitioner::Default {
             return Err(Error::user(format!(
                 "table `{}`: connector 'upsert-kafka' partitions by key so each key's changes stay in order; remove \
@@ -594,6 +655,7 @@ impl Config {
             partitioner,
             buffer_max_rows,
             buffer_interval,
+            write_problem,
         })
     }
 
@@ -639,6 +701,14 @@ impl Config {
     pub fn value_kind(&self) -> FormatKind {
         self.value_format.kind()
     }
+}
+
+fn read_only_written(spec: &TableSpec, column: &str, key: &str) -> String {
+    format!(
+        "metadata column `{column}` of table `{}` reads '{key}', which a Kafka sink cannot write; declare it VIRTUAL \
+         (`{column} … METADATA FROM '{key}' VIRTUAL`) to write into the table",
+        spec.name
+    )
 }
 
 fn check_metadata_type(
@@ -786,9 +856,31 @@ mod tests {
         assert!(e.contains("did you mean 'scan.startup.specific-offsets'"), "{e}");
     }
 
+    /// A read-only metadata column that is not VIRTUAL may be read, but not written.
     #[test]
-    fn a_read_only_metadata_column_must_be_virtual() {
-        let e = error("id BIGINT, off BIGINT METADATA FROM 'offset'", BASE);
+    fn a_read_only_metadata_column_must_be_virtual_to_write() {
+        let table = open("id BIGINT, off BIGINT METADATA FROM 'offset'", BASE).unwrap();
+        assert!(table.source(&crate::connectors::SourceContext { batch_size: 10 }).is_ok());
+        let e = table.sink(crate::changelog::ChangelogMode::InsertOnly).err().expect("refused").to_string();
         assert!(e.contains("declare it VIRTUAL"), "{e}");
+    }
+
+    #[test]
+    fn an_upsert_kafka_value_column_may_not_be_not_null() {
+        let e = error(
+            "id BIGINT, v STRING NOT NULL, PRIMARY KEY (id) NOT ENFORCED",
+            "'connector' = 'upsert-kafka', 'topic' = 'o', 'properties.bootstrap.servers' = 'k:9092', \
+             'key.format' = 'json', 'value.format' = 'json'",
+        );
+        assert!(e.contains("`v`") && e.contains("tombstone"), "{e}");
+    }
+
+    /// A property librdkafka refuses is a user error naming the key, never the value.
+    #[test]
+    fn a_bad_client_property_names_its_key_not_its_value() {
+        let e = error("id BIGINT", &format!("{BASE}, 'properties.sasl.secret.thing' = 'hunter2'"));
+        assert!(e.contains("'properties.sasl.secret.thing'") && !e.contains("hunter2"), "{e}");
+        let e = error("id BIGINT", &format!("{BASE}, 'properties.ssl.truststore.password' = 'hunter2'"));
+        assert!(e.contains("TLS") && !e.contains("hunter2"), "{e}");
     }
 }

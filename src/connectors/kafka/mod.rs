@@ -21,6 +21,7 @@
 //! partitioner classes are Java and refused; `sink.buffer-flush.interval` is checked when rows
 //! arrive and at checkpoints, not on an idle stream.
 
+mod batch;
 mod client;
 mod config;
 mod metadata;
@@ -110,6 +111,9 @@ impl ConnectorTable for KafkaTable {
 
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {
         let config = &self.config;
+        if let Some(problem) = &config.write_problem {
+            return Err(Error::user(problem.clone()));
+        }
         if config.flavor == Flavor::Kafka
             && !input.is_insert_only()
             && matches!(config.value_kind(), FormatKind::Json | FormatKind::Raw)

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
-use datafusion::arrow::datatypes::{DataType, TimestampMillisecondType};
+use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -35,7 +35,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Collects the first failed delivery: librdkafka reports deliveries on its own thread.
 struct Deliveries {
     table: String,
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<(String, Option<RDKafkaErrorCode>)>>,
 }
 
 impl ClientContext for Deliveries {
@@ -55,10 +55,34 @@ impl ProducerContext for Deliveries {
         if let Err((e, message)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             if failed.is_none() {
-                *failed =
-                    Some(format!("a record for {}[{}] was not delivered: {e}", message.topic(), message.partition()));
+                let what = format!("a record for {}[{}] was not delivered: {e}", message.topic(), message.partition());
+                *failed = Some((what, e.rdkafka_error_code()));
             }
         }
+    }
+}
+
+/// The record timestamp and headers columns of a batch being written.
+struct WrittenMeta {
+    timestamps: Option<TimestampMillisecondArray>,
+    headers: Option<MapArray>,
+}
+
+impl WrittenMeta {
+    fn at(&self, row: usize) -> (Option<i64>, Option<OwnedHeaders>) {
+        let timestamp = self.timestamps.as_ref().and_then(|t| t.is_valid(row).then(|| t.value(row)));
+        let headers = self.headers.as_ref().filter(|m| m.is_valid(row)).map(|map| {
+            let entries = map.value(row);
+            let keys = entries.column(0).as_string::<i32>();
+            let values = entries.column(1).as_binary::<i32>();
+            let mut headers = OwnedHeaders::new_with_capacity(keys.len());
+            for i in 0..keys.len() {
+                let value = values.is_valid(i).then(|| values.value(i));
+                headers = headers.insert(Header { key: keys.value(i), value });
+            }
+            headers
+        });
+        (timestamp, headers)
     }
 }
 
@@ -125,13 +149,20 @@ impl KafkaSink {
     fn check_deliveries(&self) -> Result<()> {
         let producer = self.producer()?;
         let failed = producer.context().failed.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match failed {
-            Some(message) => Err(Error::external(format!(
-                "table `{}`: {message} (Kafka at {})",
-                self.config.table, self.config.servers
-            ))),
-            None => Ok(()),
-        }
+        let Some((what, code)) = failed else { return Ok(()) };
+        let message = format!("table `{}`: {what} (Kafka at {})", self.config.table, self.config.servers);
+        // A record the brokers refuse for what it is fails again on every retry: the user acts.
+        Err(match code {
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::UnknownTopicOrPartition,
+            ) => Error::user(message),
+            _ => Error::external(message),
+        })
     }
 
     /// The written batch's columns of `declared` columns, as one batch.
@@ -156,41 +187,18 @@ impl KafkaSink {
         self.config.columns.iter().position(|c| *c == ColumnFrom::Meta(meta)).and_then(|d| self.written[d])
     }
 
-    /// Timestamps and headers of each row from the writable metadata columns.
-    fn row_meta(&self, batch: &RecordBatch, row: usize) -> Result<(Option<i64>, Option<OwnedHeaders>)> {
-        let timestamp = match self.meta_column(Meta::Timestamp) {
+    /// The writable metadata columns of a batch, prepared once for its rows.
+    fn written_meta(&self, batch: &RecordBatch) -> Result<WrittenMeta> {
+        let timestamps = match self.meta_column(Meta::Timestamp) {
             Some(c) => {
-                let column = batch.column(c);
-                let millis = datafusion::arrow::compute::cast(
-                    column,
-                    &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into())),
-                )
-                .map_err(|e| Error::internal(format!("timestamp metadata: {e}")))?;
-                let millis = millis.as_primitive::<TimestampMillisecondType>();
-                millis.is_valid(row).then(|| millis.value(row))
+                let millis = cast(batch.column(c), &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
+                    .map_err(|e| Error::internal(format!("timestamp metadata: {e}")))?;
+                Some(millis.as_primitive::<TimestampMillisecondType>().clone())
             }
             None => None,
         };
-        let headers = match self.meta_column(Meta::Headers) {
-            Some(c) => {
-                let map = batch.column(c).as_map();
-                if map.is_valid(row) {
-                    let entries = map.value(row);
-                    let keys = entries.column(0).as_string::<i32>();
-                    let values = entries.column(1).as_binary::<i32>();
-                    let mut headers = OwnedHeaders::new_with_capacity(keys.len());
-                    for i in 0..keys.len() {
-                        let value = values.is_valid(i).then(|| values.value(i));
-                        headers = headers.insert(Header { key: keys.value(i), value });
-                    }
-                    Some(headers)
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
-        Ok((timestamp, headers))
+        let headers = self.meta_column(Meta::Headers).map(|c| batch.column(c).as_map().clone());
+        Ok(WrittenMeta { timestamps, headers })
     }
 
     async fn produce(&mut self, record: Record) -> Result<()> {
@@ -198,8 +206,9 @@ impl KafkaSink {
             Partitioner::Default => None,
             Partitioner::Fixed => Some(0),
             Partitioner::RoundRobin => {
+                let partition = self.round_robin;
                 self.round_robin = (self.round_robin + 1) % self.partitions.max(1);
-                Some(self.round_robin)
+                Some(partition)
             }
         };
         let producer = self.producer()?.clone();
@@ -270,14 +279,23 @@ impl KafkaSink {
         for (i, bytes) in self.messages.iter() {
             values[upserts[i as usize] as usize] = bytes.map(<[u8]>::to_vec);
         }
+        let meta = self.written_meta(rows)?;
         for row in 0..rows.num_rows() {
             let kind = batch.kind(row);
             if kind == RowKind::UpdateBefore {
-                continue;
+                // An update within its key writes the new row only; one that moves the key also
+                // deletes the old key (DESIGN §3), or readers keep it for ever.
+                let next_same_key = row + 1 < rows.num_rows()
+                    && batch.kind(row + 1) == RowKind::UpdateAfter
+                    && keys[row] == keys[row + 1];
+                if next_same_key {
+                    continue;
+                }
             }
             let key = keys[row].take().ok_or_else(|| Error::internal("upsert-kafka row without a key"))?;
-            let (timestamp, headers) = self.row_meta(rows, row)?;
-            let record = Record { value: values[row].take(), key: Some(key.clone()), timestamp, headers };
+            let (timestamp, headers) = meta.at(row);
+            let value = if kind.is_addition() { values[row].take() } else { None };
+            let record = Record { value, key: Some(key.clone()), timestamp, headers };
             if self.config.buffer_max_rows == 0 {
                 self.produce(record).await?;
                 continue;
@@ -317,8 +335,9 @@ impl KafkaSink {
         }
         let planned: Vec<(u32, Option<Vec<u8>>)> =
             self.messages.iter().map(|(row, bytes)| (row, bytes.map(<[u8]>::to_vec))).collect();
+        let meta = self.written_meta(rows)?;
         for (row, value) in planned {
-            let (timestamp, headers) = self.row_meta(rows, row as usize)?;
+            let (timestamp, headers) = meta.at(row as usize);
             let key = keys[row as usize].clone();
             self.produce(Record { key, value, timestamp, headers }).await?;
         }

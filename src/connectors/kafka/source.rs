@@ -3,13 +3,11 @@
 //! and hands a batch over as soon as nothing more is waiting (or it is full). The async side only
 //! passes batches on and sends offset commits back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, UInt32Array};
-use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -18,21 +16,19 @@ use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{BatchBuilder, Finished, Record};
 use super::client::{self, kafka_error, KafkaConsumer};
-use super::config::{ColumnFrom, Config, Flavor, OffsetReset, StartAt, StopAt};
-use super::metadata::{Meta, MetaBuilders, RecordMeta};
+use super::config::{Config, OffsetReset, StartAt, StopAt, Topics};
+use super::metadata::RecordMeta;
 use super::position::KafkaPosition;
-use crate::changelog::{ChangeBatch, RowKind};
+use crate::changelog::ChangeBatch;
 use crate::connectors::{Position, ResumeFrom, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
-use crate::formats::Decoder;
 
 /// An idle source still hands over its position this often, so checkpoints move on.
 const IDLE_BATCH_EVERY: Duration = Duration::from_secs(1);
 /// How long one poll waits when the batch under construction is empty.
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// Bytes of a record that does not parse quoted in the error.
-const EXCERPT_BYTES: usize = 64;
 
 enum Read {
     Batch { changes: Option<ChangeBatch>, position: KafkaPosition, newest_ms: Option<i64>, skipped: u64 },
@@ -174,14 +170,28 @@ impl Source for KafkaSource {
     }
 }
 
+/// Where a bounded read ends in one partition.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    /// The offset it stops before.
+    offset: i64,
+    /// The end was already in the partition at start: reaching the partition's end (an
+    /// end-of-partition event) then means every record before it was read, even where the last
+    /// offsets are transaction markers that give no record.
+    present_at_start: bool,
+}
+
 /// The thread's side: the consumer, where each partition stands, and the batch being built.
 struct Reader {
     config: Arc<Config>,
     consumer: KafkaConsumer,
     batch_size: usize,
+    /// The next offset of every partition read, or to be read again once it is found (a topic
+    /// of a pattern that a restart could not see for a moment).
     position: KafkaPosition,
-    /// Bounded reads: the offset each partition stops before; partitions done are removed.
-    stop: Option<BTreeMap<(String, i32), i64>>,
+    assigned: BTreeSet<(String, i32)>,
+    /// Bounded reads: where each partition ends; partitions done are removed.
+    stop: Option<BTreeMap<(String, i32), End>>,
     builder: BatchBuilder,
     next_discovery: Option<Instant>,
 }
@@ -199,8 +209,7 @@ impl Reader {
                 config.topics_text
             );
         }
-        let mut position = KafkaPosition::default();
-        let starts = match &resume {
+        let (mut position, starts) = match resume {
             Some(resumed) => {
                 let mut starts = BTreeMap::new();
                 for (t, p) in &partitions {
@@ -211,9 +220,10 @@ impl Reader {
                     };
                     starts.insert((t.clone(), *p), offset);
                 }
-                starts
+                // Partitions of the checkpoint not found now keep their offsets for discovery.
+                (resumed, starts)
             }
-            None => fresh_starts(&config, &consumer, &partitions)?,
+            None => (KafkaPosition::default(), fresh_starts(&config, &consumer, &partitions)?),
         };
         for ((t, p), offset) in &starts {
             position.set(t, *p, *offset);
@@ -229,9 +239,19 @@ impl Reader {
         }
         consumer.assign(&tpl).map_err(|e| kafka_error(&config, "cannot assign partitions", e))?;
         let builder = BatchBuilder::new(&config)?;
-        let next_discovery = config.discovery.map(|d| Instant::now() + d);
-        let mut reader = Reader { config, consumer, batch_size, position, stop, builder, next_discovery };
-        reader.finish_reached_partitions();
+        // A bounded read reads the partitions it found at start (as Flink's does).
+        let next_discovery = config.discovery.filter(|_| stop.is_none()).map(|d| Instant::now() + d);
+        let mut reader = Reader {
+            config,
+            consumer,
+            batch_size,
+            position,
+            assigned: starts.into_keys().collect(),
+            stop,
+            builder,
+            next_discovery,
+        };
+        reader.finish_reached_partitions(None);
         Ok(reader)
     }
 
@@ -252,7 +272,7 @@ impl Reader {
                 }
             }
             if self.stop.as_ref().is_some_and(BTreeMap::is_empty) {
-                if self.builder.rows() > 0 || self.builder.skipped > 0 {
+                if self.builder.records() > 0 {
                     self.send(reads)?;
                 }
                 let _ = reads.blocking_send(Ok(Read::End));
@@ -262,27 +282,33 @@ impl Reader {
                 self.discover()?;
             }
             let wait = if self.builder.rows() > 0 { Duration::ZERO } else { POLL_WAIT };
-            match self.consumer.poll(wait) {
+            let nothing_waiting = match self.consumer.poll(wait) {
                 Some(Ok(message)) => {
-                    let check =
-                        Self::take(&self.config, &mut self.builder, &mut self.position, self.stop.as_ref(), &message)?;
+                    let reached =
+                        Self::take(&mut self.builder, &self.config, &mut self.position, self.stop.as_ref(), &message)?;
                     drop(message);
-                    if check {
-                        self.finish_reached_partitions();
+                    if reached {
+                        self.finish_reached_partitions(None);
                     }
-                    if self.builder.rows() >= self.batch_size {
-                        self.send(reads)?;
-                        last_sent = Instant::now();
-                    }
+                    false
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => self.finish_reached_partitions(),
-                Some(Err(e)) => self.consumer_error(e)?,
-                None => {
-                    if self.builder.rows() > 0 || last_sent.elapsed() >= IDLE_BATCH_EVERY {
-                        self.send(reads)?;
-                        last_sent = Instant::now();
-                    }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    self.finish_reached_partitions(Some(p));
+                    false
                 }
+                Some(Err(e)) => {
+                    self.consumer_error(e)?;
+                    false
+                }
+                None => true,
+            };
+            // Hand over as soon as nothing more is waiting, when full, and at least every
+            // second even while records give no rows (a filtered canal topic), so checkpoints
+            // and the position move on.
+            let full = self.builder.rows() >= self.batch_size || self.builder.records() >= self.batch_size;
+            if full || (nothing_waiting && self.builder.rows() > 0) || last_sent.elapsed() >= IDLE_BATCH_EVERY {
+                self.send(reads)?;
+                last_sent = Instant::now();
             }
             if reads.is_closed() {
                 return Ok(());
@@ -290,43 +316,64 @@ impl Reader {
         }
     }
 
-    /// Takes one record into the batch; returns whether a bounded read should check which
-    /// partitions are done. A free function of the fields: the message borrows the consumer.
+    /// Takes one record into the batch; returns whether it was the last before a bounded end.
+    /// A free function of the fields: the message borrows the consumer.
     fn take(
-        config: &Config,
         builder: &mut BatchBuilder,
+        config: &Config,
         position: &mut KafkaPosition,
-        stop: Option<&BTreeMap<(String, i32), i64>>,
+        stop: Option<&BTreeMap<(String, i32), End>>,
         message: &BorrowedMessage<'_>,
     ) -> Result<bool> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let mut last = false;
         if let Some(stop) = stop {
             match stop.get(&(topic.to_string(), partition)) {
                 // Already done: a record past the end of a bounded read.
                 None => return Ok(false),
-                Some(&end) if offset >= end => return Ok(true),
-                Some(_) => {}
+                Some(end) if offset >= end.offset => return Ok(true),
+                Some(end) => last = offset + 1 >= end.offset,
             }
         }
-        builder.add(config, message)?;
+        let timestamp = match message.timestamp() {
+            Timestamp::CreateTime(ms) => Some((ms, "CreateTime")),
+            Timestamp::LogAppendTime(ms) => Some((ms, "LogAppendTime")),
+            Timestamp::NotAvailable => None,
+        };
+        let headers = match (builder.needs_headers(), message.headers()) {
+            (true, Some(h)) => h.iter().map(|h| (h.key, h.value)).collect(),
+            _ => Vec::new(),
+        };
+        // SAFETY: the message pointer is valid for the borrow of `message`; the call only reads it.
+        let epoch = unsafe { rdkafka::bindings::rd_kafka_message_leader_epoch(message.ptr()) };
+        let record = Record {
+            meta: RecordMeta {
+                topic,
+                partition,
+                offset,
+                timestamp,
+                headers,
+                leader_epoch: (epoch >= 0).then_some(epoch),
+            },
+            key: message.key(),
+            value: message.payload(),
+        };
+        builder.add(config, &record)?;
         position.set(topic, partition, offset + 1);
-        Ok(stop.is_some())
+        Ok(last)
     }
 
-    /// Bounded reads: drops (and pauses) every partition whose next offset reached its end.
-    fn finish_reached_partitions(&mut self) {
+    /// Bounded reads: drops (and pauses) every partition whose next offset reached its end, and
+    /// with `eof`, the partition of that number that reached the end of what the brokers hold
+    /// (end-of-partition events name no topic: only a table of one topic can tell which).
+    fn finish_reached_partitions(&mut self, eof: Option<i32>) {
         let Some(stop) = &mut self.stop else { return };
-        let fetch_positions = self.consumer.position().ok();
+        let single_topic = matches!(&self.config.topics, Topics::List(list) if list.len() == 1);
         let mut done = Vec::new();
         for ((t, p), end) in stop.iter() {
             let next = self.position.get(t, *p).unwrap_or(0);
-            // The consumer's own position (last consumed + 1, or the end a partition-EOF reported)
-            // stands past control records of transactions, which give no record.
-            let fetched = fetch_positions.as_ref().and_then(|tpl| match tpl.find_partition(t, *p)?.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-            if next >= *end || fetched.is_some_and(|f| f >= *end) {
+            let at_end = eof == Some(*p) && single_topic && end.present_at_start;
+            if next >= end.offset || at_end {
                 done.push((t.clone(), *p));
             }
         }
@@ -339,7 +386,7 @@ impl Reader {
     }
 
     fn send(&mut self, reads: &mpsc::Sender<Result<Read>>) -> Result<()> {
-        let (changes, newest_ms, skipped) = self.builder.finish(&self.config)?;
+        let Finished { changes, newest_ms, skipped } = self.builder.finish(&self.config)?;
         reads
             .blocking_send(Ok(Read::Batch { changes, position: self.position.clone(), newest_ms, skipped }))
             .map_err(|_| Error::internal("kafka source dropped while reading"))
@@ -353,13 +400,14 @@ impl Reader {
             }
         }
         // Committed offsets only inform monitoring tools (and 'group-offsets' starts): a commit
-        // that fails is reported, never fatal.
+        // that fails is reported (by the consumer context), never fatal.
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::warn!("table `{}`: could not commit offsets to the consumer group: {e}", self.config.table);
         }
     }
 
-    /// New partitions (and, for a pattern, new topics) are read from their beginning.
+    /// Partitions not read yet — new ones (and, for a pattern, new topics) from their beginning,
+    /// ones of the checkpoint that were not found at start from their checkpointed offset.
     fn discover(&mut self) -> Result<()> {
         self.next_discovery = self.config.discovery.map(|d| Instant::now() + d);
         let topics = match client::partitions(&self.config, &self.consumer) {
@@ -370,21 +418,39 @@ impl Reader {
             }
         };
         let mut tpl = TopicPartitionList::new();
+        let mut found = Vec::new();
         for (t, partitions) in &topics {
             for p in partitions {
-                if self.position.get(t, *p).is_none() {
-                    let low = client::watermarks(&self.config, &self.consumer, t, *p)?.0;
-                    tracing::info!("table `{}`: reading new partition {t}[{p}] from offset {low}", self.config.table);
-                    self.position.set(t, *p, low);
-                    tpl.add_partition_offset(t, *p, Offset::Offset(low))
-                        .map_err(|e| kafka_error(&self.config, "cannot assign a new partition", e))?;
+                if self.assigned.contains(&(t.clone(), *p)) {
+                    continue;
                 }
+                let offset = match self.position.get(t, *p) {
+                    Some(o) => o,
+                    None => match client::watermarks(&self.config, &self.consumer, t, *p) {
+                        Ok((low, _)) => low,
+                        Err(e) => {
+                            tracing::warn!(
+                                "table `{}`: cannot read the offsets of new partition {t}[{p}], trying again later: {e}",
+                                self.config.table
+                            );
+                            continue;
+                        }
+                    },
+                };
+                tracing::info!("table `{}`: reading partition {t}[{p}] from offset {offset}", self.config.table);
+                tpl.add_partition_offset(t, *p, Offset::Offset(offset))
+                    .map_err(|e| kafka_error(&self.config, "cannot assign a new partition", e))?;
+                found.push((t.clone(), *p, offset));
             }
         }
         if tpl.count() > 0 {
             self.consumer
                 .incremental_assign(&tpl)
                 .map_err(|e| kafka_error(&self.config, "cannot assign a new partition", e))?;
+            for (t, p, offset) in found {
+                self.position.set(&t, p, offset);
+                self.assigned.insert((t, p));
+            }
         }
         Ok(())
     }
@@ -473,7 +539,7 @@ fn stop_offsets(
     consumer: &KafkaConsumer,
     partitions: &[(String, i32)],
     stop: &StopAt,
-) -> Result<BTreeMap<(String, i32), i64>> {
+) -> Result<BTreeMap<(String, i32), End>> {
     let committed = match stop {
         StopAt::GroupOffsets => client::committed(config, consumer, partitions)?,
         _ => BTreeMap::new(),
@@ -494,248 +560,7 @@ fn stop_offsets(
             // Partitions without an end of their own are read to the end present at start.
             StopAt::Specific(offsets) => offsets.get(p).copied().unwrap_or(high),
         };
-        ends.insert(key, end);
+        ends.insert(key, End { offset: end, present_at_start: end <= high });
     }
     Ok(ends)
-}
-
-/// The batch under construction: value rows from the value decoder, key rows from the key
-/// decoder (one per record), the record's metadata (one per record), and which record and
-/// which value row each output row comes from.
-struct BatchBuilder {
-    value: Box<dyn Decoder>,
-    key: Option<Box<dyn Decoder>>,
-    meta: MetaBuilders,
-    /// Record metadata columns, in `config.columns` order of `Meta` (not `Meta::Format`).
-    meta_order: Vec<Meta>,
-    kinds: Vec<RowKind>,
-    /// Per output row: its record; its row of the value decoder's output (`None`: a tombstone's
-    /// delete, whose value columns are NULL).
-    row_record: Vec<u32>,
-    row_value: Vec<Option<u32>>,
-    /// Per record: its row of the key decoder's output.
-    record_key: Vec<u32>,
-    key_rows: u32,
-    value_rows: u32,
-    records: u32,
-    newest_ms: Option<i64>,
-    skipped: u64,
-}
-
-impl BatchBuilder {
-    fn new(config: &Config) -> Result<Self> {
-        let value = config.value_format.decoder(config.value_schema.clone(), &config.format_metadata)?;
-        let needs_key = config.columns.iter().any(|c| matches!(c, ColumnFrom::Key(_)));
-        let key = match (&config.key_format, needs_key) {
-            (Some(f), true) => Some(f.decoder(config.key_schema.clone(), &[])?),
-            _ => None,
-        };
-        let mut wanted = Vec::new();
-        let mut meta_order = Vec::new();
-        for (i, c) in config.columns.iter().enumerate() {
-            if let ColumnFrom::Meta(m) = c {
-                if !matches!(m, Meta::Format(_)) {
-                    wanted.push((*m, config.schema.field(i).data_type().clone()));
-                    meta_order.push(*m);
-                }
-            }
-        }
-        Ok(BatchBuilder {
-            value,
-            key,
-            meta: MetaBuilders::new(wanted),
-            meta_order,
-            kinds: Vec::new(),
-            row_record: Vec::new(),
-            row_value: Vec::new(),
-            record_key: Vec::new(),
-            key_rows: 0,
-            value_rows: 0,
-            records: 0,
-            newest_ms: None,
-            skipped: 0,
-        })
-    }
-
-    fn rows(&self) -> usize {
-        self.kinds.len()
-    }
-
-    fn add(&mut self, config: &Config, message: &BorrowedMessage<'_>) -> Result<()> {
-        let excerpt_of = |bytes: Option<&[u8]>| match bytes {
-            None => "null".to_string(),
-            Some(b) => {
-                let shown = &b[..b.len().min(EXCERPT_BYTES)];
-                let more = if b.len() > EXCERPT_BYTES { "…" } else { "" };
-                format!("{:?}{more}", String::from_utf8_lossy(shown))
-            }
-        };
-        let where_ = || format!("{}[{}] offset {}", message.topic(), message.partition(), message.offset());
-        // The key first: when the value then fails, the key row is left unreferenced.
-        let key_row = match (&mut self.key, &config.key_format) {
-            (Some(decoder), Some(format)) => {
-                let mut kinds = Vec::with_capacity(1);
-                match decoder.decode(message.key(), &mut kinds) {
-                    Ok(1) => {
-                        self.key_rows += 1;
-                        Some(self.key_rows - 1)
-                    }
-                    Ok(n) => {
-                        return self.bad_record(
-                            config,
-                            format.ignore_parse_errors(),
-                            format!("its key holds {n} rows, not one: {}", excerpt_of(message.key())),
-                            where_(),
-                        )
-                    }
-                    Err(e) => {
-                        return self.bad_record(
-                            config,
-                            format.ignore_parse_errors(),
-                            format!(
-                                "its key does not parse as '{}' ({e}): {}",
-                                format.name(),
-                                excerpt_of(message.key())
-                            ),
-                            where_(),
-                        )
-                    }
-                }
-            }
-            _ => None,
-        };
-        let before = self.kinds.len();
-        if config.flavor == Flavor::Upsert && message.payload().is_none() {
-            // A tombstone: the key's row is deleted; only its key columns are known.
-            self.kinds.push(RowKind::Delete);
-            self.row_value.push(None);
-        } else {
-            match self.value.decode(message.payload(), &mut self.kinds) {
-                Ok(n) => {
-                    for _ in 0..n {
-                        self.row_value.push(Some(self.value_rows));
-                        self.value_rows += 1;
-                    }
-                }
-                Err(e) => {
-                    self.kinds.truncate(before);
-                    return self.bad_record(
-                        config,
-                        config.value_format.ignore_parse_errors(),
-                        format!(
-                            "its value does not parse as '{}' ({e}): {}",
-                            config.value_format.name(),
-                            excerpt_of(message.payload())
-                        ),
-                        where_(),
-                    );
-                }
-            }
-        }
-        let rows = self.kinds.len() - before;
-        let timestamp = match message.timestamp() {
-            Timestamp::CreateTime(ms) => Some((ms, "CreateTime")),
-            Timestamp::LogAppendTime(ms) => Some((ms, "LogAppendTime")),
-            Timestamp::NotAvailable => None,
-        };
-        if let Some((ms, _)) = timestamp {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
-        if !self.meta_order.is_empty() {
-            let headers = match (self.meta.needs_headers(), message.headers()) {
-                (true, Some(h)) => h.iter().map(|h| (h.key, h.value)).collect(),
-                _ => Vec::new(),
-            };
-            // SAFETY: the message pointer is valid for the borrow of `message`; the call only reads it.
-            let epoch = unsafe { rdkafka::bindings::rd_kafka_message_leader_epoch(message.ptr()) };
-            self.meta.append(&RecordMeta {
-                topic: message.topic(),
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp,
-                headers,
-                leader_epoch: (epoch >= 0).then_some(epoch),
-            })?;
-        }
-        for _ in 0..rows {
-            self.row_record.push(self.records);
-        }
-        if let Some(k) = key_row {
-            self.record_key.push(k);
-        }
-        self.records += 1;
-        Ok(())
-    }
-
-    fn bad_record(&mut self, config: &Config, ignore: bool, what: String, where_: String) -> Result<()> {
-        if ignore {
-            self.skipped += 1;
-            return Ok(());
-        }
-        Err(Error::user(format!(
-            "table `{}`: the record at {where_} cannot be read: {what}. Fix the producer, or set the format's \
-             'ignore-parse-errors' option to skip such records (they are counted in /metrics)",
-            config.table
-        )))
-    }
-
-    /// The batch of everything added since the last call (`None` when nothing was), the newest
-    /// record timestamp, and how many records were skipped.
-    fn finish(&mut self, config: &Config) -> Result<(Option<ChangeBatch>, Option<i64>, u64)> {
-        let skipped = std::mem::take(&mut self.skipped);
-        let newest = self.newest_ms.take();
-        let rows = self.kinds.len();
-        // The decoders may hold rows no output row references (a key whose value failed).
-        let value_arrays = self.value.finish()?;
-        let key_arrays = match &mut self.key {
-            Some(k) => k.finish()?,
-            None => Vec::new(),
-        };
-        let meta_arrays = if self.meta_order.is_empty() { Vec::new() } else { self.meta.finish()? };
-        let records = std::mem::take(&mut self.records);
-        let row_record = std::mem::take(&mut self.row_record);
-        let row_value = std::mem::take(&mut self.row_value);
-        let record_key = std::mem::take(&mut self.record_key);
-        let kinds = std::mem::take(&mut self.kinds);
-        let value_rows = std::mem::take(&mut self.value_rows);
-        self.key_rows = 0;
-        if rows == 0 {
-            return Ok((None, newest, skipped));
-        }
-        let by_value = (value_rows as usize != rows || row_value.iter().any(Option::is_none))
-            .then(|| UInt32Array::from(row_value.clone()));
-        let by_record = (records as usize != rows).then(|| UInt32Array::from(row_record.clone()));
-        let key_index = (!record_key.is_empty())
-            .then(|| UInt32Array::from(row_record.iter().map(|&r| record_key[r as usize]).collect::<Vec<u32>>()));
-        let pick = |array: &ArrayRef, index: Option<&UInt32Array>| -> Result<ArrayRef> {
-            match index {
-                Some(i) => take(array.as_ref(), i, None).map_err(|e| Error::internal(format!("kafka batch: {e}"))),
-                None => Ok(array.clone()),
-            }
-        };
-        let mut columns = Vec::with_capacity(config.columns.len());
-        let mut meta_i = 0;
-        let physical = config.value_schema.fields().len();
-        for from in &config.columns {
-            let array = match from {
-                ColumnFrom::Value(v) => pick(&value_arrays[*v], by_value.as_ref())?,
-                ColumnFrom::Key(k) => pick(&key_arrays[*k], key_index.as_ref())?,
-                ColumnFrom::Meta(Meta::Format(f)) => pick(&value_arrays[physical + f], by_value.as_ref())?,
-                ColumnFrom::Meta(_) => {
-                    meta_i += 1;
-                    pick(&meta_arrays[meta_i - 1], by_record.as_ref())?
-                }
-            };
-            columns.push(array);
-        }
-        let batch = RecordBatch::try_new(config.schema.clone(), columns).map_err(|e| {
-            Error::user(format!(
-                "table `{}`: a record gives NULL for a NOT NULL column, or a value of another type ({e}); declare the \
-                 column nullable or fix the producer",
-                config.table
-            ))
-        })?;
-        debug_assert_eq!(batch.num_rows(), rows);
-        Ok((Some(ChangeBatch::from_kinds(batch, &kinds)?), newest, skipped))
-    }
 }

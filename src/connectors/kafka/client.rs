@@ -117,7 +117,18 @@ pub(crate) type KafkaConsumer = BaseConsumer<Logged>;
 pub(crate) fn consumer(config: &Config) -> Result<KafkaConsumer> {
     let mut client = client_config(
         config,
-        &[("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"), ("enable.partition.eof", "true")],
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            // An offset the brokers no longer hold (retention) must stop the read, not move it
+            // to the partition's end (librdkafka's default) and lose what lay between.
+            ("auto.offset.reset", "error"),
+            // librdkafka pauses fetching for a second once its queue reaches its thresholds; a
+            // source that decodes while the queue refills then idles most of that second. The
+            // queue stays bounded by those thresholds all the same.
+            ("fetch.queue.backoff.ms", "10"),
+        ],
     );
     if let Some(group) = &config.group {
         client.set("group.id", group);

@@ -573,12 +573,15 @@ impl Config {
         // Sink.
         let semantic = o.choice("sink.semantic", &["none", "at-least-once", "exactly-once"])?;
         let guarantee = o.choice("sink.delivery-guarantee", &["none", "at-least-once", "exactly-once"])?;
+        // The refusal names the key the table set ('sink.semantic' is the older name).
+        let guarantee_key =
+            if semantic.is_some() && guarantee.is_none() { "sink.semantic" } else { "sink.delivery-guarantee" };
         let delivery =
             match guarantee.or(semantic).unwrap_or("at-least-once") {
                 "none" => Delivery::None,
                 "at-least-once" => Delivery::AtLeastOnce,
                 _ => return Err(o.invalid(
-                    "sink.delivery-guarantee",
+                    guarantee_key,
                     "exactly-once",
                     "'at-least-once' or 'none': Kafka transactions are not offered by this sink yet (a restart can \
                      repeat what the last checkpoint did not cover; an upsert-kafka topic converges on the latest row \

@@ -449,13 +449,24 @@ impl MySqlCdcSource {
         let State::Streaming(run) = &mut self.state else { return Err(Error::internal("streaming state expected")) };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         let mut events = Vec::new();
+        // Committed changes are in hand: they leave as soon as no further event is already
+        // waiting on the socket. Under load one always is, and batches still fill.
+        let mut committed_changes = false;
         loop {
             let now = tokio::time::Instant::now();
             let open = run.reader.in_transaction();
             if now >= deadline && !open {
                 break;
             }
-            let wait = if open { Duration::from_secs(5) } else { deadline - now };
+            let wait = if open {
+                Duration::from_secs(5)
+            } else if committed_changes {
+                // A zero timeout still polls the stream once: an event already read or waiting
+                // in the socket is taken, nothing is waited for.
+                Duration::ZERO
+            } else {
+                deadline - now
+            };
             let filter: &dyn RowFilter = match &run.snapshot {
                 Some(s) => &s.filter,
                 None => &KeepAll,
@@ -474,6 +485,7 @@ impl MySqlCdcSource {
                 None if open => {}
                 None => break,
                 Some(stream::Step::Commit) if run.builder.len() >= self.batch_size => break,
+                Some(stream::Step::Commit) => committed_changes = run.builder.len() > 0 || !events.is_empty(),
                 Some(_) => {}
             }
         }

@@ -35,9 +35,6 @@ use crate::error::{Error, Result};
 
 /// How long an idle stream waits before handing the runtime an empty batch with its position.
 const IDLE_RETURN: Duration = Duration::from_secs(1);
-/// How long committed changes wait for more to join their batch once the stream goes quiet:
-/// under load events arrive microseconds apart and batches fill; a lone change leaves at once.
-const LINGER: Duration = Duration::from_millis(10);
 /// How long a batch may wait for the commit of the transaction it holds part of.
 const OPEN_TRANSACTION_RETURN: Duration = Duration::from_secs(5);
 /// Unconfirmed WAL the slot holds back before a warning (at most once a minute).
@@ -551,7 +548,6 @@ impl Streaming {
     async fn next_batch(&mut self, batch_size: usize) -> Result<SourceBatch> {
         let state = &mut self.state;
         let started = Instant::now();
-        let mut last_event = started;
         state.leading.append(&mut state.deferred);
         loop {
             if !state.deferred.is_empty() {
@@ -563,21 +559,15 @@ impl Streaming {
             }
             if let Some(message) = self.wal.next_buffered()? {
                 state.on_wal(message)?;
-                if !state.in_transaction {
-                    last_event = Instant::now();
-                }
                 continue;
             }
-            let deadline = if state.in_transaction {
-                started + OPEN_TRANSACTION_RETURN
-            } else if !state.builder.is_empty() {
-                (last_event + LINGER).min(started + IDLE_RETURN)
-            } else {
-                started + IDLE_RETURN
-            };
+            let deadline = if state.in_transaction { started + OPEN_TRANSACTION_RETURN } else { started + IDLE_RETURN };
             // Under load more of the stream has already arrived: read it without arming a timer.
             match self.wal.fill().now_or_never() {
                 Some(read) => read?,
+                // Committed changes and nothing more waiting: they leave now rather than wait
+                // for company. Under load more is always waiting, and batches still fill.
+                None if !state.in_transaction && !(state.builder.is_empty() && state.leading.is_empty()) => break,
                 None => match tokio::time::timeout_at(deadline, self.wal.fill()).await {
                     Err(_) => break,
                     Ok(read) => read?,

@@ -18,7 +18,8 @@
 //!
 //! Limits: BYTES, TIME, ARRAY, MAP and ROW columns are rejected (CAST them); BIGINT UNSIGNED above
 //! 2^63-1 is an error; timestamps that the chosen `time-precision` would truncate are errors;
-//! `sink.buffer-flush.interval` is checked when batches arrive (checkpoints always flush). Writes
+//! every batch is written when it arrives (`sink.buffer-flush.*` are never waited for; both `0`:
+//! at checkpoints only, as in Flink), and checkpoints flush. Writes
 //! are idempotent, so replays after a restart give the same data (at-least-once = exactly-once).
 
 mod encode;
@@ -34,7 +35,6 @@ use datafusion::arrow::array::{Array, Int8Array};
 use datafusion::arrow::compute::{concat, concat_batches};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use tokio::time::Instant;
 
 use encode::{iotdb_type, is_time_type, json_string, time_of, DecimalMapping, Precision, ValueWriter};
 use path::{describe_row, is_template_type, quote_node, DeviceTemplate};
@@ -91,8 +91,8 @@ struct Config {
     measurements: Vec<Measurement>,
     key_columns: Vec<usize>,
     decimals: DecimalMapping,
-    max_rows: usize,
-    interval: Duration,
+    /// `sink.buffer-flush.max-rows` and `.interval` both `0`: flush at checkpoints only.
+    checkpoints_only: bool,
     max_retries: u32,
     delete_mode: DeleteMode,
 }
@@ -182,11 +182,11 @@ impl Config {
             "text" => DecimalMapping::Text,
             _ => DecimalMapping::Double,
         };
-        let max_rows = o.parse::<usize>("sink.buffer-flush.max-rows", "a positive whole number")?.unwrap_or(10_000);
-        if max_rows == 0 {
-            return Err(o.invalid("sink.buffer-flush.max-rows", "0", "a positive whole number"));
-        }
+        // Flushes never wait for these (see the module header); Flink's `0` for both turns the
+        // flush triggers off, leaving checkpoints.
+        let max_rows = o.parse::<usize>("sink.buffer-flush.max-rows", "a whole number of rows")?.unwrap_or(10_000);
         let interval = o.duration("sink.buffer-flush.interval")?.unwrap_or(Duration::from_secs(1));
+        let checkpoints_only = max_rows == 0 && interval.is_zero();
         let max_retries = o.parse::<u32>("sink.max-retries", "a whole number")?.unwrap_or(3);
         let delete_mode = match o.choice("sink.delete-mode", &["delete", "ignore"])?.unwrap_or("delete") {
             "ignore" => DeleteMode::Ignore,
@@ -341,8 +341,7 @@ impl Config {
             measurements,
             key_columns,
             decimals,
-            max_rows,
-            interval,
+            checkpoints_only,
             max_retries,
             delete_mode,
         })
@@ -361,8 +360,6 @@ impl ConnectorTable for IotdbTable {
             url: 0,
             changelog: !input.is_insert_only(),
             buffer: Vec::new(),
-            buffered_rows: 0,
-            first_buffered: None,
         })))
     }
 }
@@ -375,8 +372,6 @@ struct IotdbSink {
     /// The input may update and delete: NULLs then have to clear old values.
     changelog: bool,
     buffer: Vec<ChangeBatch>,
-    buffered_rows: usize,
-    first_buffered: Option<Instant>,
 }
 
 /// One point to delete: the tree-model device path or the table-model tag values, and its time.
@@ -453,12 +448,10 @@ impl IotdbSink {
     }
 
     async fn flush(&mut self) -> Result<()> {
-        self.first_buffered = None;
         if self.buffer.is_empty() {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.buffer);
-        self.buffered_rows = 0;
         let rows = concat_batches(&self.config.schema, batches.iter().map(|b| b.rows()))?;
         let kinds: Vec<&dyn Array> = batches.iter().map(|b| b.kinds() as &dyn Array).collect();
         let kinds = concat(&kinds)?;
@@ -779,10 +772,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[async_trait]
 impl Sink for IotdbSink {
     async fn write(&mut self, _table: &TableId, batch: ChangeBatch) -> Result<()> {
-        self.buffered_rows += batch.num_rows();
         self.buffer.push(batch);
-        let started = *self.first_buffered.get_or_insert_with(Instant::now);
-        if self.buffered_rows >= self.config.max_rows || started.elapsed() >= self.config.interval {
+        // The sink is free whenever the pipeline hands it a batch: write it now rather than wait
+        // for company. Under load the source fills its batches meanwhile, so requests grow.
+        if !self.config.checkpoints_only {
             self.flush().await?;
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! The jdbc sink. Batches go to a writer task that owns the connection, so encoding and writing
-//! overlap with the pipeline reading and transforming the next batches. The task buffers changes
-//! and flushes when `sink.buffer-flush.max-rows` rows are buffered (everything queued then goes
-//! into the same flush), when `sink.buffer-flush.interval` has passed since the first buffered
-//! row, and on every checkpoint (`prepare`). A flush compacts its changes by key (the last change
+//! overlap with the pipeline reading and transforming the next batches. The task flushes as soon
+//! as it is free and has changes, taking everything queued into one flush, and on every
+//! checkpoint (`prepare`); with `sink.buffer-flush.max-rows` and `.interval` both `0` it flushes
+//! at checkpoints only, as in Flink. A flush compacts its changes by key (the last change
 //! of a key wins; a key change deletes the old key) and applies them in one transaction, retried
 //! with backoff on connection loss, deadlocks and serialization failures; the buffer is kept
 //! until the transaction commits, so a retry never loses or duplicates a change.
@@ -192,30 +192,14 @@ impl Sink for JdbcSink {
 }
 
 async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, config: Arc<JdbcConfig>) -> Result<()> {
+    // Flink's `max-rows = 0` with `interval = 0`: flushes happen at checkpoints only.
+    let checkpoints_only = config.sink.max_rows == usize::MAX && config.sink.interval.is_none();
     let mut pending: Vec<ChangeBatch> = Vec::new();
-    let mut rows = 0usize;
-    let mut due: Option<Instant> = None;
     let mut stashed: Option<Command> = None;
     loop {
         let command = match stashed.take() {
             Some(c) => Some(c),
-            None => {
-                let timer = async {
-                    match due {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    c = commands.recv() => c,
-                    _ = timer => {
-                        flush(&mut writer, &config, &mut pending, None).await?;
-                        rows = 0;
-                        due = None;
-                        continue;
-                    }
-                }
-            }
+            None => commands.recv().await,
         };
         match command {
             None => {
@@ -227,31 +211,25 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
                 return Ok(());
             }
             Some(Command::Write(batch)) => {
-                rows += batch.num_rows();
                 pending.push(batch);
-                if due.is_none() {
-                    due = config.sink.interval.map(|d| Instant::now() + d);
-                }
-                if rows >= config.sink.max_rows {
-                    // Whatever else is already queued joins this flush: bigger transactions under load.
-                    while let Ok(c) = commands.try_recv() {
-                        match c {
-                            Command::Write(b) => pending.push(b),
-                            flush_command => {
-                                stashed = Some(flush_command);
-                                break;
-                            }
+                // The writer is free: whatever is already queued joins this flush, and it goes
+                // now. Changes never wait for company; under load the queue fills while a flush
+                // runs, so flushes grow with the load (bigger transactions, same semantics).
+                while let Ok(c) = commands.try_recv() {
+                    match c {
+                        Command::Write(b) => pending.push(b),
+                        flush_command => {
+                            stashed = Some(flush_command);
+                            break;
                         }
                     }
+                }
+                if !checkpoints_only && stashed.is_none() {
                     flush(&mut writer, &config, &mut pending, None).await?;
-                    rows = 0;
-                    due = None;
                 }
             }
             Some(Command::Flush { offset, reply }) => {
                 let result = flush(&mut writer, &config, &mut pending, offset.as_ref()).await;
-                rows = 0;
-                due = None;
                 match result {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));

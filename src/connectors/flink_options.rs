@@ -68,6 +68,21 @@ fn setups() -> Vec<Setup> {
                 ("scan.startup.timestamp-millis", &[("scan.startup.mode", "timestamp")]),
             ],
         },
+        Setup {
+            connector: "postgres-cdc",
+            base: &[
+                ("hostname", "postgres"),
+                ("username", "postgres"),
+                ("password", "postgres"),
+                ("database-name", "postgres"),
+                ("schema-name", "public"),
+                ("table-name", "shipments"),
+                ("slot.name", "flink"),
+            ],
+            columns: id_v(),
+            primary_key: &["id"],
+            companions: &[],
+        },
     ]
 }
 

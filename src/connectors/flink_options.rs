@@ -83,6 +83,47 @@ fn setups() -> Vec<Setup> {
             primary_key: &["id"],
             companions: &[],
         },
+        Setup {
+            connector: "jdbc",
+            base: &[("url", "jdbc:postgresql://postgres:5432/shop"), ("table-name", "orders")],
+            columns: id_v(),
+            primary_key: &["id"],
+            companions: &[
+                ("password", &[("username", "writer")]),
+                (
+                    "scan.partition.column",
+                    &[
+                        ("scan.partition.num", "4"),
+                        ("scan.partition.lower-bound", "0"),
+                        ("scan.partition.upper-bound", "999"),
+                    ],
+                ),
+                (
+                    "scan.partition.num",
+                    &[
+                        ("scan.partition.column", "id"),
+                        ("scan.partition.lower-bound", "0"),
+                        ("scan.partition.upper-bound", "999"),
+                    ],
+                ),
+                (
+                    "scan.partition.lower-bound",
+                    &[
+                        ("scan.partition.column", "id"),
+                        ("scan.partition.num", "4"),
+                        ("scan.partition.upper-bound", "999"),
+                    ],
+                ),
+                (
+                    "scan.partition.upper-bound",
+                    &[
+                        ("scan.partition.column", "id"),
+                        ("scan.partition.num", "4"),
+                        ("scan.partition.lower-bound", "0"),
+                    ],
+                ),
+            ],
+        },
     ]
 }
 

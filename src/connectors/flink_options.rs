@@ -124,6 +124,19 @@ fn setups() -> Vec<Setup> {
                 ),
             ],
         },
+        Setup {
+            connector: "doris",
+            base: &[("fenodes", "doris-fe:8030"), ("table.identifier", "db.orders"), ("username", "root")],
+            columns: id_v(),
+            primary_key: &["id"],
+            companions: &[
+                ("benodes", &[("auto-redirect", "false")]),
+                ("auto-redirect", &[("benodes", "doris-be:8040")]),
+                ("sink.buffer-flush.max-rows", &[("sink.enable.batch-mode", "true")]),
+                ("sink.buffer-flush.max-bytes", &[("sink.enable.batch-mode", "true")]),
+                ("sink.buffer-flush.interval", &[("sink.enable.batch-mode", "true")]),
+            ],
+        },
     ]
 }
 

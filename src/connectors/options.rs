@@ -105,6 +105,17 @@ impl ConnectorOptions {
         }
     }
 
+    /// Flink's memory size syntax (`MemorySize`): bytes, or a number with a unit of 1024s —
+    /// `'104857600'`, `'100mb'`, `'10 MB'`, `'1g'`.
+    pub fn memory_size(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => parse_memory_size(&v).map(Some).ok_or_else(|| {
+                self.invalid(key, &v, "a size in bytes, or with a unit such as '10mb', '512kb' or '1g'")
+            }),
+        }
+    }
+
     /// One of `choices`, compared without case; returned as listed in `choices`.
     pub fn choice(&mut self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>> {
         match self.string(key) {
@@ -230,6 +241,23 @@ impl ConnectorOptions {
     }
 }
 
+/// Flink's memory size syntax: a whole number and an optional unit (default bytes), 1024-based.
+pub fn parse_memory_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
 /// Flink's duration syntax: a number and an optional unit (default milliseconds).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
@@ -334,6 +362,17 @@ mod tests {
         let mut o = ConnectorOptions::new(&spec(&[("connector", "x"), ("mode", "true")])).unwrap();
         let err = o.refused_unless("mode", &["false"], "true would drop rows").unwrap_err().to_string();
         assert!(err.contains("'mode' = 'true'") && err.ends_with("true would drop rows"), "{err}");
+    }
+
+    #[test]
+    fn memory_sizes_follow_flink() {
+        assert_eq!(parse_memory_size("104857600"), Some(104_857_600));
+        assert_eq!(parse_memory_size("100mb"), Some(100 << 20));
+        assert_eq!(parse_memory_size("10 MB"), Some(10 << 20));
+        assert_eq!(parse_memory_size("1g"), Some(1 << 30));
+        assert_eq!(parse_memory_size("512kb"), Some(512 << 10));
+        assert_eq!(parse_memory_size("1.5g"), None);
+        assert_eq!(parse_memory_size("10 parsecs"), None);
     }
 
     #[test]

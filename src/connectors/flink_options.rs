@@ -27,6 +27,9 @@ struct Row {
     status: Status,
 }
 
+/// A companion value that removes a base option instead of setting it.
+const UNSET: &str = "(unset)";
+
 /// What one connector's rows are tried on.
 struct Setup {
     connector: &'static str,
@@ -137,6 +140,14 @@ fn setups() -> Vec<Setup> {
                 ("sink.buffer-flush.interval", &[("sink.enable.batch-mode", "true")]),
             ],
         },
+        Setup {
+            connector: "iotdb",
+            base: &[("url", "http://iotdb:18080"), ("device", "root.sg.d1")],
+            columns: vec![("Time_", DataType::Int64), ("temperature", DataType::Float64)],
+            primary_key: &[],
+            // 'nodeUrls' is an alias of 'url': one of the two.
+            companions: &[("nodeUrls", &[("url", UNSET)])],
+        },
     ]
 }
 
@@ -172,7 +183,9 @@ fn open(setup: &Setup, extra: &[(String, String)]) -> Opened {
     let mut options: Vec<(String, String)> = vec![("connector".into(), setup.connector.into())];
     for (k, v) in setup.base.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(extra.iter().cloned()) {
         options.retain(|(key, _)| *key != k);
-        options.push((k, v));
+        if v != UNSET {
+            options.push((k, v));
+        }
     }
     let spec = spec(setup, &options);
     let connector = CONNECTORS.iter().find(|c| c.name() == setup.connector).expect("a registered connector");

@@ -62,6 +62,20 @@ const NO_EFFECT: &[(&str, &str)] = &[
         "table.exec.sink.upsert-materialize",
         "no upsert materializer is built: a keyed sink's PRIMARY KEY must hold one of the query's unique keys",
     ),
+    // Checkpoint settings Flink CDC's job files and quickstarts carry.
+    (
+        "execution.checkpointing.checkpoints-after-tasks-finish.enabled",
+        "a pipeline whose bounded source is done takes its final checkpoint as it ends (see docs/checkpoints.md)",
+    ),
+    (
+        "execution.checkpointing.externalized-checkpoint-retention",
+        "checkpoint records stay in the state directory after the job stops or fails ('state.checkpoints.num-retained' \
+         of them)",
+    ),
+    (
+        "execution.checkpointing.max-concurrent-checkpoints",
+        "a pipeline takes its checkpoints one at a time, between two batches",
+    ),
 ];
 
 /// Flink keys whose meaning cdc-sql reads under another (Flink's other) name: ignoring them with

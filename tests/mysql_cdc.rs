@@ -403,6 +403,36 @@ fn regex_over_databases_and_tables_with_metadata_columns() {
     );
 }
 
+/// Flink CDC's `scan.read-changelog-as-append-only.enabled`: every change is an insert whose
+/// `row_kind` says what it was, so a sink without a key keeps every version (soft deletes); a
+/// Flink CDC option without effect here is named in a warning and the job runs.
+#[test]
+fn read_as_append_only_every_change_is_an_insert_naming_its_kind() {
+    let db = cdc_sql_testkit::mariadb().create_database("append");
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1, 'a')");
+    let sql = format!(
+        "CREATE TABLE src (kind STRING METADATA FROM 'row_kind' VIRTUAL, id INT, v STRING, PRIMARY KEY (id) NOT ENFORCED) \
+         WITH ({}, 'database-name' = '{}', 'table-name' = 't', 'server-id' = '5630', \
+               'scan.read-changelog-as-append-only.enabled' = 'true', \
+               'scan.incremental.close-idle-reader.enabled' = 'true');\n\
+         CREATE TABLE out (kind STRING, id INT, v STRING) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT kind, id, v FROM src;\n",
+        with_options(&db, ""),
+        db.name()
+    );
+    let mut job = Job::start(&sql);
+    job.wait_lines(1);
+    db.exec("UPDATE t SET v = 'b' WHERE id = 1; DELETE FROM t WHERE id = 1");
+    job.wait_lines(4);
+    let stderr = job.stderr.lock().unwrap().clone();
+    let lines = job.stop();
+    assert_eq!(lines, ["+I[+I, 1, a]", "+I[-U, 1, a]", "+I[+U, 1, b]", "+I[-D, 1, b]"]);
+    assert!(
+        stderr.contains("'scan.incremental.close-idle-reader.enabled' has no effect in cdc-sql: snapshot readers end"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn snapshot_mode_ends_the_job() {
     let db = cdc_sql_testkit::mariadb().create_database("bounded");

@@ -1012,6 +1012,79 @@ fn wal_is_confirmed_only_by_checkpoints_and_restart_resumes_from_it() {
     drop_slot(&db, &slot);
 }
 
+/// Flink CDC's `scan.lsn-commit.checkpoints-num-delay`: the slot confirms the LSN of the
+/// checkpoint that many checkpoints before the newest, so the WAL after an older checkpoint is
+/// kept; a restart from the newest one still resumes exactly after it.
+#[test]
+fn the_slot_confirms_checkpoints_the_given_number_of_checkpoints_late() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_lsn_delay");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (0, 'z');
+         CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
+    let slot = slot_of(&db);
+    let delayed = [("scan.lsn-commit.checkpoints-num-delay", "1")];
+    let state = tempfile::tempdir().unwrap();
+    let settings = |interval: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '{interval}';\nSET 'state.checkpoints.dir' = '{}';",
+            state.path().display()
+        )
+    };
+
+    // One checkpoint while streaming (the final one at the stop): nothing is confirmed yet.
+    let mut job = spawn(&job_sql(&db, "t", KV, &delayed, &settings("1h")));
+    job.wait_lines(1);
+    let start = confirmed_lsn(&db, &slot);
+    db.exec("INSERT INTO t VALUES (1, 'a')");
+    let after_insert = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
+    job.wait_lines(2);
+    let (code, lines, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines, ["+I[0, z]", "+I[1, a]"]);
+    assert_eq!(
+        confirmed_lsn(&db, &slot),
+        start,
+        "the stop's checkpoint is the newest: not confirmed with a delay of 1"
+    );
+
+    // Resumed from that checkpoint: nothing is read twice although the slot is behind it, and
+    // later checkpoints confirm it.
+    let mut job = spawn(&job_sql(&db, "t", KV, &delayed, &settings("300ms")));
+    db.exec("INSERT INTO t VALUES (2, 'b')");
+    let after_second = lsn(&db.query_one("SELECT pg_current_wal_insert_lsn()"));
+    job.wait_lines(1);
+    poll("the slot to confirm the first run's checkpoint", || {
+        (confirmed_lsn(&db, &slot) >= after_insert).then_some(())
+    });
+    poll("the slot to confirm the second insert", || (confirmed_lsn(&db, &slot) >= after_second).then_some(()));
+    let (code, lines, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines, ["+I[2, b]"]);
+    drop_slot(&db, &slot);
+}
+
+/// Flink CDC's `scan.read-changelog-as-append-only.enabled`: every change is an insert whose
+/// `row_kind` says what it was (soft deletes downstream).
+#[test]
+fn read_as_append_only_every_change_is_an_insert_naming_its_kind() {
+    let db = cdc_sql_testkit::postgres().create_database("pg_append_only");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); ALTER TABLE t REPLICA IDENTITY FULL;
+         INSERT INTO t VALUES (1, 'a'); CREATE PUBLICATION dbz_publication FOR TABLE t;",
+    );
+    let columns =
+        "  kind STRING METADATA FROM 'row_kind' VIRTUAL,\n  id INT,\n  v STRING,\n  PRIMARY KEY (id) NOT ENFORCED";
+    let mut job = spawn(&job_sql(&db, "t", columns, &[("scan.read-changelog-as-append-only.enabled", "true")], ""));
+    job.wait_lines(1);
+    db.exec("UPDATE t SET v = 'b' WHERE id = 1; DELETE FROM t WHERE id = 1;");
+    job.wait_lines(4);
+    let (code, lines, stderr) = job.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines, ["+I[+I, 1, a]", "+I[-U, 1, a]", "+I[+U, 1, b]", "+I[-D, 1, b]"]);
+    drop_slot(&db, &slot_of(&db));
+}
+
 /// Applies a printed changelog of `[id, v]` rows as a keyed sink would (upserts and deletes by
 /// key), for runs that may deliver a change twice.
 fn upsert(state: &mut BTreeMap<i64, String>, line: &str) {

@@ -4,11 +4,16 @@
 //! including its checkpoint protocol: sources tag every batch with a resumable [`Position`] and
 //! learn which positions are durable; sinks prepare, commit and recover.
 
+/// `scan.read-changelog-as-append-only.enabled` of the CDC sources (not a connector).
+mod append_only;
 mod blackhole;
 /// Date arithmetic shared by the connectors that convert dates per value (not a connector).
 pub(crate) mod calendar;
 mod datagen;
 pub mod doris;
+/// The connector pages' tables of Flink options, checked against the code.
+#[cfg(test)]
+mod flink_options;
 /// FLOAT/DOUBLE values into DECIMAL columns, as Flink converts them (not a connector).
 mod float_decimal;
 mod iotdb;

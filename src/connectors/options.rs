@@ -15,6 +15,8 @@ pub struct ConnectorOptions {
     connector: String,
     remaining: BTreeMap<String, String>,
     known: Vec<String>,
+    /// Keys the table set that have no effect here, with the warning given for each.
+    warned: Vec<(String, String)>,
 }
 
 impl ConnectorOptions {
@@ -28,7 +30,13 @@ impl ConnectorOptions {
                 spec.name
             )));
         };
-        Ok(ConnectorOptions { table: spec.name.clone(), connector, remaining, known: vec!["connector".into()] })
+        Ok(ConnectorOptions {
+            table: spec.name.clone(),
+            connector,
+            remaining,
+            known: vec!["connector".into()],
+            warned: Vec::new(),
+        })
     }
 
     pub fn connector(&self) -> &str {
@@ -97,6 +105,17 @@ impl ConnectorOptions {
         }
     }
 
+    /// Flink's memory size syntax (`MemorySize`): bytes, or a number with a unit of 1024s —
+    /// `'104857600'`, `'100mb'`, `'10 MB'`, `'1g'`.
+    pub fn memory_size(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(v) => parse_memory_size(&v).map(Some).ok_or_else(|| {
+                self.invalid(key, &v, "a size in bytes, or with a unit such as '10mb', '512kb' or '1g'")
+            }),
+        }
+    }
+
     /// One of `choices`, compared without case; returned as listed in `choices`.
     pub fn choice(&mut self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>> {
         match self.string(key) {
@@ -115,9 +134,62 @@ impl ConnectorOptions {
     pub fn no_effect(&mut self, key: &str, why: &str) -> bool {
         let set = self.string(key).is_some();
         if set {
-            tracing::warn!(table = %self.table, "'{key}' has no effect in cdc-sql: {why}");
+            let warning = format!("'{key}' has no effect in cdc-sql: {why}");
+            tracing::warn!(table = %self.table, "{warning}");
+            self.warned.push((key.to_string(), warning));
         }
         set
+    }
+
+    /// Consumes `key`, a Flink option cdc-sql does not offer because ignoring it would change
+    /// what the job delivers or guarantees: setting it fails, saying `why` (and what to do).
+    pub fn refused(&mut self, key: &str, why: &str) -> Result<()> {
+        self.refused_unless(key, &[], why).map(|_| ())
+    }
+
+    /// Consumes `key`, accepting only the values in `accepted` (compared without case; what
+    /// cdc-sql does anyway, typically Flink's default) and refusing any other with `why`.
+    pub fn refused_unless(&mut self, key: &str, accepted: &[&str], why: &str) -> Result<Option<String>> {
+        match self.string(key) {
+            Some(v) if !accepted.iter().any(|a| a.eq_ignore_ascii_case(v.trim())) => Err(self.refusal(key, &v, why)),
+            other => Ok(other),
+        }
+    }
+
+    /// Consumes every key starting with `prefix` that is still unread (so read the ones of the
+    /// family cdc-sql understands first) and refuses the first with `why` — or, when it is a
+    /// near miss of a key read before, as a typo of that key.
+    pub fn refused_prefix(&mut self, prefix: &str, why: &str) -> Result<()> {
+        let Some(key) = self.remaining.keys().find(|k| k.starts_with(prefix)).cloned() else {
+            self.known.push(format!("{prefix}*"));
+            return Ok(());
+        };
+        // Within the family, compare what follows the prefix: 'jdbc.properties.serverTimezone'
+        // is no typo of 'jdbc.properties.useUnicode', 'debezium.slot.drop.on.stp' is one.
+        let rest = &key[prefix.len()..];
+        let typo = self.known.iter().filter_map(|k| k.strip_prefix(prefix)).any(|known| {
+            !known.ends_with('*') && strsim::levenshtein(known, rest) <= (known.len().max(rest.len()) / 3).max(2)
+        });
+        if typo {
+            return self.unsupported(&key);
+        }
+        let value = self.remaining.get(&key).cloned().unwrap_or_default();
+        self.prefixed(prefix);
+        Err(self.refusal(&key, &value, why))
+    }
+
+    fn refusal(&self, key: &str, value: &str, why: &str) -> Error {
+        Error::user(format!(
+            "option '{key}' = '{}' of table `{}` (connector '{}') is not supported by cdc-sql: {why}",
+            Self::shown(key, value),
+            self.table,
+            self.connector
+        ))
+    }
+
+    /// The Flink options the table set that have no effect here, each with its warning.
+    pub fn warned(&self) -> &[(String, String)] {
+        &self.warned
     }
 
     /// Consumes every key starting with `prefix` (e.g. `sink.properties.`), returned without the
@@ -135,19 +207,29 @@ impl ConnectorOptions {
 
     /// Fails if any option was not consumed, naming it and the nearest key the connector knows.
     pub fn finish(self) -> Result<()> {
-        let Some((key, _)) = self.remaining.iter().next() else {
-            return Ok(());
-        };
+        match self.remaining.keys().next() {
+            Some(key) => self.unsupported(&key.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The known key `key` is most likely a typo of, if any.
+    fn nearest_known(&self, key: &str) -> Option<String> {
+        self.known
+            .iter()
+            .filter(|k| !k.ends_with('*'))
+            .map(|k| (strsim::levenshtein(k, key), k))
+            .min()
+            .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).max(2))
+            .map(|(_, k)| k.clone())
+    }
+
+    fn unsupported(&self, key: &str) -> Result<()> {
         let mut known = self.known.clone();
         known.sort();
         known.dedup();
-        let nearest = known
-            .iter()
-            .map(|k| (strsim::levenshtein(k, key), k))
-            .min()
-            .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).max(2));
-        let hint = match nearest {
-            Some((_, k)) => format!(" (did you mean '{k}'?)"),
+        let hint = match self.nearest_known(key) {
+            Some(k) => format!(" (did you mean '{k}'?)"),
             None => String::new(),
         };
         Err(Error::user(format!(
@@ -157,6 +239,23 @@ impl ConnectorOptions {
             known.join(", ")
         )))
     }
+}
+
+/// Flink's memory size syntax: a whole number and an optional unit (default bytes), 1024-based.
+pub fn parse_memory_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
 }
 
 /// Flink's duration syntax: a number and an optional unit (default milliseconds).
@@ -234,6 +333,46 @@ mod tests {
         assert_eq!(props, vec![("format".into(), "json".into()), ("max_filter_ratio".into(), "0.1".into())]);
         let err = o.finish().unwrap_err().to_string();
         assert!(err.contains("unsupported option 'sink.propertie.typo'"), "{err}");
+    }
+
+    #[test]
+    fn no_effect_warns_and_refusals_say_why() {
+        let mut o = ConnectorOptions::new(&spec(&[
+            ("connector", "x"),
+            ("idle", "true"),
+            ("mode", "FALSE"),
+            ("debezium.a", "1"),
+            ("debezium.known", "2"),
+        ]))
+        .unwrap();
+        assert!(o.no_effect("idle", "nothing idles"));
+        assert!(!o.no_effect("unset", "never warned"));
+        assert_eq!(o.warned(), [("idle".to_string(), "'idle' has no effect in cdc-sql: nothing idles".to_string())]);
+        assert_eq!(o.refused_unless("mode", &["false"], "true would drop rows").unwrap().as_deref(), Some("FALSE"));
+        o.refused("absent", "never set").unwrap();
+        assert_eq!(o.string("debezium.known").as_deref(), Some("2"));
+        let err = o.refused_prefix("debezium.", "Debezium is not embedded").unwrap_err().to_string();
+        assert!(
+            err.contains("option 'debezium.a' = '1' of table `t`")
+                && err.ends_with("not supported by cdc-sql: Debezium is not embedded"),
+            "{err}"
+        );
+        assert!(o.known_keys().iter().any(|k| k == "debezium.*"));
+        o.finish().unwrap();
+        let mut o = ConnectorOptions::new(&spec(&[("connector", "x"), ("mode", "true")])).unwrap();
+        let err = o.refused_unless("mode", &["false"], "true would drop rows").unwrap_err().to_string();
+        assert!(err.contains("'mode' = 'true'") && err.ends_with("true would drop rows"), "{err}");
+    }
+
+    #[test]
+    fn memory_sizes_follow_flink() {
+        assert_eq!(parse_memory_size("104857600"), Some(104_857_600));
+        assert_eq!(parse_memory_size("100mb"), Some(100 << 20));
+        assert_eq!(parse_memory_size("10 MB"), Some(10 << 20));
+        assert_eq!(parse_memory_size("1g"), Some(1 << 30));
+        assert_eq!(parse_memory_size("512kb"), Some(512 << 10));
+        assert_eq!(parse_memory_size("1.5g"), None);
+        assert_eq!(parse_memory_size("10 parsecs"), None);
     }
 
     #[test]

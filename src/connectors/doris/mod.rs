@@ -92,6 +92,8 @@ struct DorisConfig {
     flush_max_bytes: usize,
     flush_interval: Duration,
     max_retries: u32,
+    /// `doris.request.connect.timeout`: the most connecting to an FE or BE may take.
+    connect_timeout: Duration,
     schema: SchemaRef,
     key_columns: Vec<usize>,
 }
@@ -166,7 +168,15 @@ impl DorisConfig {
             ));
         }
         let enable_2pc = o.bool("sink.enable-2pc")?;
-        let batch_mode = o.bool("sink.enable.batch-mode")?.unwrap_or(false);
+        // The Flink connector's `sink.write-mode` = `stream_load_batch` is its batch mode.
+        let write_mode = o.refused_unless(
+            "sink.write-mode",
+            &["stream_load", "stream_load_batch"],
+            "the sink loads with Stream Load ('stream_load', or 'stream_load_batch' for batch mode); COPY INTO is not \
+             offered",
+        )?;
+        let batch_mode = o.bool("sink.enable.batch-mode")?.unwrap_or(false)
+            || write_mode.is_some_and(|m| m.trim().eq_ignore_ascii_case("stream_load_batch"));
         if batch_mode && enable_2pc == Some(true) {
             return Err(Error::user(format!(
                 "table `{}`: 'sink.enable.batch-mode' = 'true' is at-least-once and cannot use two-phase commit; remove 'sink.enable-2pc' = 'true' or batch mode",
@@ -177,7 +187,7 @@ impl DorisConfig {
         let enable_delete = o.bool("sink.enable-delete")?.unwrap_or(true);
         let ignore_update_before = o.bool("sink.ignore.update-before")?.unwrap_or(true);
         let max_rows = o.parse::<usize>("sink.buffer-flush.max-rows", "a positive whole number")?;
-        let max_bytes = o.parse::<usize>("sink.buffer-flush.max-bytes", "a positive whole number of bytes")?;
+        let max_bytes = o.memory_size("sink.buffer-flush.max-bytes")?.map(|b| usize::try_from(b).unwrap_or(usize::MAX));
         let interval = o.duration("sink.buffer-flush.interval")?;
         if !batch_mode && (max_rows.is_some() || max_bytes.is_some() || interval.is_some()) {
             return Err(Error::user(format!(
@@ -192,12 +202,93 @@ impl DorisConfig {
             return Err(o.invalid("sink.buffer-flush.max-bytes", "0", "a positive whole number of bytes"));
         }
         let max_retries = o.parse::<u32>("sink.max-retries", "a whole number")?.unwrap_or(3);
-        if o.bool("doris.enable.tls")? == Some(true) {
-            return Err(Error::user(format!(
-                "table `{}`: 'doris.enable.tls' = 'true' is not supported yet (the doris sink speaks plain HTTP); reach Doris over a trusted network or a TLS-terminating proxy",
-                spec.name
-            )));
+        let connect_timeout = o.duration("doris.request.connect.timeout")?.unwrap_or(Duration::from_secs(10));
+        if connect_timeout.is_zero() {
+            return Err(o.invalid("doris.request.connect.timeout", "0", "a positive duration such as '30s'"));
         }
+        o.refused_unless(
+            "doris.enable.tls",
+            &["false"],
+            "TLS is not supported yet (the doris sink speaks plain HTTP); reach Doris over a trusted network or a \
+             TLS-terminating proxy",
+        )?;
+        o.refused_unless(
+            "sink.ignore.commit-error",
+            &["false"],
+            "a commit that fails would lose the checkpoint's rows without a word; such a failure stops the job \
+             instead (if the transaction cannot be recovered, start afresh with --fresh)",
+        )?;
+        // Flink options that change nothing here.
+        for key in
+            ["doris.tls.ca-certificate-path", "doris.tls.skip-hostname-verification", "doris.tls.excluded-protocols"]
+        {
+            o.no_effect(
+                key,
+                "TLS is not offered ('doris.enable.tls' = 'true' is refused), so there is nothing to configure",
+            );
+        }
+        o.no_effect(
+            "jdbc-url",
+            "the Flink connector uses it for reads, lookups and schema changes; the sink here loads over HTTP only",
+        );
+        o.no_effect("doris.request.retries", "the sink retries loads and 2PC requests as 'sink.max-retries' says");
+        o.no_effect(
+            "doris.request.read.timeout",
+            "a load may take as long as Doris needs to apply it (up to 10 minutes), other requests up to 60 s; those \
+             limits are not configurable",
+        );
+        for key in [
+            "doris.filter.query",
+            "doris.read.field",
+            "doris.request.tablet.size",
+            "doris.request.query.timeout",
+            "doris.deserialize.arrow.async",
+            "doris.deserialize.queue.size",
+            "doris.batch.size",
+            "doris.exec.mem.limit",
+            "doris.thrift.max.message.size",
+            "source.use-old-api",
+            "source.use-flight-sql",
+            "source.flight-sql-port",
+            "source.scan.mode",
+            "source.scan.timestamp",
+            "source.binlog.increment-type",
+            "source.binlog.poll-interval",
+            "source.binlog.offset-table",
+            "source.binlog.consumer-id",
+        ] {
+            o.no_effect(
+                key,
+                "the doris connector is a sink here: reading a Doris table is refused, so read options have nothing to \
+                 configure",
+            );
+        }
+        for key in [
+            "lookup.cache.max-rows",
+            "lookup.cache.ttl",
+            "lookup.max-retries",
+            "lookup.jdbc.async",
+            "lookup.jdbc.read.batch.size",
+            "lookup.jdbc.read.batch.queue-size",
+            "lookup.jdbc.read.thread-size",
+        ] {
+            o.no_effect(key, super::jdbc::LOOKUP);
+        }
+        o.no_effect("sink.check-interval", "a failed load is seen in its reply; no checker thread is needed");
+        for key in ["sink.buffer-size", "sink.buffer-count"] {
+            o.no_effect(key, "each load is sent from the encoded rows at once; there are no fixed buffers to size");
+        }
+        o.no_effect(
+            "sink.flush.queue-size",
+            "how many loads wait to be sent is the sink's own matter; it changes nothing in what is written",
+        );
+        o.no_effect(
+            "sink.use-cache",
+            "after a failure the job resumes from its last checkpoint and the source reads the rows again, so no copy \
+             is kept in memory",
+        );
+        o.no_effect("sink.parallelism", "each sink is written by one writer, in changelog order");
+        o.no_effect("sink.http-utf8-charset", "header values (Stream Load properties) are always sent as UTF-8");
         let mut properties = Vec::new();
         for (key, value) in o.prefixed("sink.properties.") {
             let lower = key.to_ascii_lowercase();
@@ -244,6 +335,7 @@ impl DorisConfig {
             flush_max_bytes: max_bytes.unwrap_or(100 * 1024 * 1024),
             flush_interval: interval.unwrap_or(Duration::from_secs(10)),
             max_retries,
+            connect_timeout,
             schema,
             key_columns,
         })
@@ -423,6 +515,8 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Sends loads and 2PC operations to the nodes of one table, following FE redirects.
 struct Loader {
+    /// 'doris.request.connect.timeout'.
+    connect_timeout: Duration,
     nodes: Vec<(String, u16)>,
     next_node: usize,
     database: String,
@@ -453,6 +547,7 @@ impl Loader {
         }
         load_headers.push(("columns".to_string(), columns_header(config, with_delete_sign)));
         Loader {
+            connect_timeout: config.connect_timeout,
             nodes,
             next_node: 0,
             database: config.database.clone(),
@@ -460,6 +555,11 @@ impl Loader {
             authorization: protocol::basic_auth(&config.username, &config.password),
             load_headers,
         }
+    }
+
+    /// `base` with the table's connect timeout.
+    fn timeouts(&self, base: Timeouts) -> Timeouts {
+        Timeouts { connect: self.connect_timeout, ..base }
     }
 
     /// Sends `method path` to the nodes in turn until one answers, following redirects.
@@ -526,8 +626,10 @@ impl Loader {
         if two_phase {
             headers.push(("two_phase_commit".to_string(), "true".to_string()));
         }
-        let response =
-            self.request(&path, &headers, body, true, LOAD_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
+        let response = self
+            .request(&path, &headers, body, true, self.timeouts(LOAD_TIMEOUTS))
+            .await
+            .map_err(LoadTrouble::Unreachable)?;
         if response.status != 200 {
             return Err(LoadTrouble::Http(
                 response.status,
@@ -552,8 +654,10 @@ impl Loader {
             Some(id) => headers.push(("txn_id".to_string(), id.to_string())),
             None => headers.push(("label".to_string(), label.to_string())),
         }
-        let response =
-            self.request(&path, &headers, b"", false, CONTROL_TIMEOUTS).await.map_err(LoadTrouble::Unreachable)?;
+        let response = self
+            .request(&path, &headers, b"", false, self.timeouts(CONTROL_TIMEOUTS))
+            .await
+            .map_err(LoadTrouble::Unreachable)?;
         if response.status != 200 {
             return Err(LoadTrouble::Http(
                 response.status,
@@ -570,7 +674,7 @@ impl Loader {
             Err(e) => return format!("(error log {url} not readable: {e})"),
         };
         let request = Request { method: "GET", headers: &[], body: b"", expect_continue: false };
-        match http::send(&target, &request, CONTROL_TIMEOUTS).await {
+        match http::send(&target, &request, self.timeouts(CONTROL_TIMEOUTS)).await {
             Ok(r) if r.status == 200 => protocol::error_log_excerpt(&r.body, 3),
             Ok(r) => format!("(error log {} answered HTTP {})", target.display(), r.status),
             Err(e) => format!("(error log {} not readable: {e})", target.display()),
@@ -1058,5 +1162,60 @@ impl Sink for DorisSink {
         };
         let txn_id = state.get("txn_id").and_then(|t| t.as_i64());
         self.finish_txn(txn_id, &label, TxnOperation::Commit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{ColumnSpec, TableOption};
+    use datafusion::arrow::datatypes::DataType;
+
+    fn parse(extra: &[(&str, &str)]) -> Result<DorisConfig> {
+        let options = [("connector", "doris"), ("fenodes", "fe:8030"), ("table.identifier", "db.t"), ("username", "u")];
+        let spec = TableSpec {
+            name: "t".into(),
+            columns: vec![ColumnSpec {
+                name: "id".into(),
+                data_type: DataType::Int64,
+                nullable: false,
+                type_text: "BIGINT".into(),
+                metadata: None,
+                comment: None,
+            }],
+            primary_key: vec!["id".into()],
+            options: options
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
+                .collect(),
+            comment: None,
+        };
+        let mut o = ConnectorOptions::new(&spec)?;
+        let config = DorisConfig::parse(&spec, &mut o)?;
+        o.finish()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_connect_timeout_applies_to_every_request() {
+        let loader = Loader::new(&parse(&[]).unwrap(), false);
+        assert_eq!(loader.timeouts(LOAD_TIMEOUTS).connect, Duration::from_secs(10));
+        let loader = Loader::new(&parse(&[("doris.request.connect.timeout", "30s")]).unwrap(), false);
+        for (base, timeouts) in
+            [(LOAD_TIMEOUTS, loader.timeouts(LOAD_TIMEOUTS)), (CONTROL_TIMEOUTS, loader.timeouts(CONTROL_TIMEOUTS))]
+        {
+            assert_eq!((timeouts.connect, timeouts.total), (Duration::from_secs(30), base.total));
+        }
+        assert!(parse(&[("doris.request.connect.timeout", "0")]).is_err());
+    }
+
+    #[test]
+    fn write_mode_stream_load_batch_is_batch_mode_and_copy_is_refused() {
+        assert!(!parse(&[("sink.write-mode", "stream_load")]).unwrap().batch_mode);
+        let c = parse(&[("sink.write-mode", "STREAM_LOAD_BATCH"), ("sink.buffer-flush.max-rows", "10")]).unwrap();
+        assert!(c.batch_mode && !c.exactly_once && c.flush_max_rows == 10);
+        let err = parse(&[("sink.write-mode", "copy")]).err().unwrap().to_string();
+        assert!(err.contains("'sink.write-mode' = 'copy'") && err.contains("COPY INTO is not offered"), "{err}");
     }
 }

@@ -178,6 +178,25 @@ impl Config {
             _ => Precision::Millis,
         };
         let aligned = o.bool("aligned")?;
+        // The Flink IoTDB connector's read and lookup options change nothing in a sink.
+        for key in [
+            "mode",
+            "cdc.port",
+            "cdc.task.name",
+            "cdc.pattern",
+            "cdc.mode",
+            "sql",
+            "scan.bounded.lower-bound",
+            "scan.bounded.upper-bound",
+        ] {
+            o.no_effect(
+                key,
+                "the iotdb connector is a sink here: reading IoTDB is refused, so read options have nothing to configure",
+            );
+        }
+        for key in ["lookup.cache.max-rows", "lookup.cache.ttl-sec"] {
+            o.no_effect(key, super::jdbc::LOOKUP);
+        }
         let decimals = match o.choice("decimal-mapping", &["double", "text"])?.unwrap_or("double") {
             "text" => DecimalMapping::Text,
             _ => DecimalMapping::Double,

@@ -84,6 +84,10 @@ pub(crate) struct JdbcConfig {
     pub retry_timeout: Duration,
 }
 
+/// Why lookup options change nothing, shared with the doris connector.
+pub(crate) const LOOKUP: &str =
+    "lookup joins (FOR SYSTEM_TIME AS OF) are not offered, so a table's lookup options have nothing to configure";
+
 impl JdbcConfig {
     fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
         let url = o.required("url")?;
@@ -165,9 +169,34 @@ impl JdbcConfig {
                 )))
             }
         };
-        let fetch_size = o.parse::<usize>("scan.fetch-size", "a positive whole number of rows")?;
-        if fetch_size == Some(0) {
-            return Err(o.invalid("scan.fetch-size", "0", "a positive whole number of rows"));
+        // Flink's default is 0: no hint, the session's batch size.
+        let fetch_size = o.parse::<usize>("scan.fetch-size", "a whole number of rows")?.filter(|n| *n > 0);
+
+        // Flink options that change nothing here.
+        o.no_effect("compatible-mode", "the SQL dialect follows the URL (jdbc:postgresql, jdbc:mysql, jdbc:mariadb)");
+        o.no_effect(
+            "scan.auto-commit",
+            "the scan streams each partition's rows in one statement without a client-side cursor, so auto-commit \
+             changes nothing in what it reads",
+        );
+        o.no_effect(
+            "filter.handling.policy",
+            "filters are never pushed to the database: the scan reads every row of its ranges and the query filters \
+             them, with the same result",
+        );
+        o.no_effect("sink.parallelism", "each sink is written by one writer, in changelog order");
+        for key in [
+            "lookup.cache",
+            "lookup.partial-cache.max-rows",
+            "lookup.partial-cache.expire-after-write",
+            "lookup.partial-cache.expire-after-access",
+            "lookup.partial-cache.cache-missing-key",
+            "lookup.max-retries",
+            "lookup.cache.max-rows",
+            "lookup.cache.ttl",
+            "lookup.cache.caching-missing-key",
+        ] {
+            o.no_effect(key, LOOKUP);
         }
 
         for column in &spec.columns {

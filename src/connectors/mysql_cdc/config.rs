@@ -88,7 +88,33 @@ pub struct MySqlCdcConfig {
     pub ssl_mode: SslMode,
     /// Parallel snapshot readers (`scan.incremental.snapshot.parallelism`, ours).
     pub snapshot_parallelism: usize,
+    /// Every change arrives as `+I`, its kind kept in the `row_kind` metadata column
+    /// (`scan.read-changelog-as-append-only.enabled`).
+    pub append_only: bool,
 }
+
+/// What Flink CDC's start options that cdc-sql does not offer would need.
+const NO_SKIP: &str =
+    "a start position here is a transaction boundary (a binlog file and position, or a GTID set) and \
+                       skipping events or rows after it is not offered; give the position after what is to be skipped";
+
+/// Refused `scan.newly-added-table.enabled` = `true`, shared with postgres-cdc.
+pub(crate) const NO_NEWLY_ADDED_TABLES: &str = "a checkpoint resumes only the tables it was taken with (a changed \
+     'database-name', 'schema-name' or 'table-name' is refused on resume); to capture added tables start the job \
+     afresh (--fresh) or run another job for them";
+
+/// Why Flink CDC's incremental-snapshot tuning changes nothing here, shared with postgres-cdc.
+pub(crate) const CLOSE_IDLE_READERS: &str =
+    "snapshot readers end as soon as the snapshot is done, and checkpoints go on without them";
+pub(crate) const CHUNK_ORDER: &str = "the order in which snapshot chunks are read changes nothing in what is delivered";
+pub(crate) const CHUNK_META: &str =
+    "chunk metadata is not shipped between tasks: one process plans and reads the whole snapshot";
+pub(crate) const NO_POOL: &str =
+    "there is no connection pool: each snapshot reader and the change reader hold one connection each";
+
+/// Refused `debezium.*` properties, shared with postgres-cdc.
+pub(crate) const DEBEZIUM: &str = "cdc-sql does not embed Debezium, so its properties have no meaning here; the \
+     connector's page lists the Debezium properties it reads and what each Flink CDC option does";
 
 /// A whole-string match, as Flink CDC (Java `Pattern.matches`) does.
 fn anchored(o: &ConnectorOptions, key: &str, text: &str) -> Result<Regex> {
@@ -256,11 +282,62 @@ impl MySqlCdcConfig {
                 )));
             }
         }
+        // Flink CDC options that change nothing here, or that are refused because ignoring them
+        // would change what the job delivers.
+        for key in ["scan.startup.specific-offset.skip-events", "scan.startup.specific-offset.skip-rows"] {
+            o.refused(key, NO_SKIP)?;
+        }
+        o.no_effect(
+            "debezium.min.row.count.to.stream.result",
+            "no table is read into memory whole: the incremental snapshot reads chunks of \
+             'scan.incremental.snapshot.chunk.size' rows and the legacy snapshot streams its rows",
+        );
+        o.no_effect("connection.pool.size", NO_POOL);
+        o.no_effect("scan.incremental.close-idle-reader.enabled", CLOSE_IDLE_READERS);
+        o.no_effect(
+            "scan.parse.online.schema.changes.enabled",
+            "any DDL naming a captured table (the RENAME of gh-ost and pt-osc too) makes it be described again, so a \
+             table swapped in by those tools is read by its new columns either way",
+        );
+        o.no_effect("scan.incremental.snapshot.unbounded-chunk-first.enabled", CHUNK_ORDER);
+        o.no_effect(
+            "scan.incremental.snapshot.backfill.skip",
+            "snapshot chunks are always reconciled with the binlog, which delivers each change once; skipping that \
+             would only allow duplicates",
+        );
+        o.no_effect("chunk-meta.group.size", CHUNK_META);
+        for key in ["chunk-key.even-distribution.factor.upper-bound", "chunk-key.even-distribution.factor.lower-bound"]
+        {
+            o.no_effect(
+                key,
+                "chunk boundaries change nothing in what is delivered; an integer chunk key is split evenly when its \
+                 span is below twice the table's estimated row count, by the key's index otherwise",
+            );
+        }
+        o.refused_unless("scan.newly-added-table.enabled", &["false"], NO_NEWLY_ADDED_TABLES)?;
+        o.refused_unless(
+            "use.legacy.json.format",
+            &["true"],
+            "MySQL's binary JSON in the binlog is printed compactly, as Flink CDC's legacy format; the spacing of the \
+             server's JSON text is not reproduced",
+        )?;
+        o.refused_unless(
+            "debezium.binary.handling.mode",
+            &["none"],
+            "binary columns are read as bytes: declare them BYTES and convert them in the query, e.g. \
+             encode(c, 'base64') or encode(c, 'hex')",
+        )?;
+        o.refused_prefix("debezium.", DEBEZIUM)?;
+        let append_only = o.bool("scan.read-changelog-as-append-only.enabled")?.unwrap_or(false);
+
         let connect_timeout = o.duration("connect.timeout")?.unwrap_or(Duration::from_secs(30));
         let connect_max_retries = o.parse::<u32>("connect.max-retries", "a whole number")?.unwrap_or(3);
         let heartbeat_interval = o.duration("heartbeat.interval")?.unwrap_or(Duration::from_secs(30));
         if heartbeat_interval.is_zero() {
             return Err(o.invalid("heartbeat.interval", "0", "a positive duration such as '30s'"));
+        }
+        for key in ["jdbc.properties.useUnicode", "jdbc.properties.characterEncoding"] {
+            o.no_effect(key, "text is decoded by each column's own character set, not by MySQL Connector/J settings");
         }
         let use_ssl = o.bool("jdbc.properties.useSSL")?;
         let ssl_mode = match o.string("jdbc.properties.sslMode") {
@@ -291,6 +368,11 @@ impl MySqlCdcConfig {
                 mode
             }
         };
+        o.refused_prefix(
+            "jdbc.properties.",
+            "cdc-sql does not use MySQL Connector/J: of its URL properties it reads useSSL and sslMode (and accepts \
+             useUnicode and characterEncoding without effect)",
+        )?;
         Ok(MySqlCdcConfig {
             table: spec.name.clone(),
             hostname,
@@ -313,6 +395,7 @@ impl MySqlCdcConfig {
             heartbeat_interval,
             ssl_mode,
             snapshot_parallelism,
+            append_only,
         })
     }
 
@@ -510,8 +593,9 @@ mod tests {
     fn unsupported_and_invalid_options_are_rejected() {
         let err = parse(&[("scan.snapshot.fetch.size", "0")]).unwrap_err().to_string();
         assert!(err.contains("'scan.snapshot.fetch.size' = '0'"), "{err}");
-        let err = parse(&[("jdbc.properties.useUnicode", "true")]).unwrap_err().to_string();
-        assert!(err.contains("unsupported option 'jdbc.properties.useUnicode'"), "{err}");
+        let err = parse(&[("jdbc.properties.serverTimezone", "UTC")]).unwrap_err().to_string();
+        assert!(err.contains("'jdbc.properties.serverTimezone' = 'UTC'") && err.contains("Connector/J"), "{err}");
+        parse(&[("jdbc.properties.useUnicode", "true")]).unwrap();
         let err = parse(&[("password", "x"), ("port", "99999")]).unwrap_err().to_string();
         assert!(err.contains("'port' = '99999'"), "{err}");
         assert_eq!(parse(&[("jdbc.properties.sslMode", "required")]).unwrap().ssl_mode, SslMode::Required);

@@ -56,6 +56,8 @@ mod server;
 mod snapshot;
 mod stream;
 
+/// Flink CDC option texts postgres-cdc shares.
+pub(crate) use config::{CHUNK_META, CHUNK_ORDER, CLOSE_IDLE_READERS, DEBEZIUM, NO_NEWLY_ADDED_TABLES, NO_POOL};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,7 +113,7 @@ struct MySqlCdcTable {
 
 impl ConnectorTable for MySqlCdcTable {
     fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
-        Ok(Some(Box::new(MySqlCdcSource {
+        let source: Box<dyn Source> = Box::new(MySqlCdcSource {
             config: self.config.clone(),
             spec: self.spec.clone(),
             schema: self.spec.schema(),
@@ -119,11 +121,12 @@ impl ConnectorTable for MySqlCdcTable {
             state: State::NotStarted,
             events: 0,
             snapshot_done: None,
-        })))
+        });
+        Ok(Some(if self.config.append_only { Box::new(super::append_only::AppendOnly(source)) } else { source }))
     }
 
     fn source_changelog_mode(&self) -> ChangelogMode {
-        if self.config.startup == StartupMode::Snapshot {
+        if self.config.startup == StartupMode::Snapshot || self.config.append_only {
             ChangelogMode::InsertOnly
         } else {
             ChangelogMode::All

@@ -100,10 +100,40 @@ pub fn db_error(config: &Config, doing: &str, code: &str, message: &str) -> Erro
     }
 }
 
+/// Runs `attempt` (a whole connection: TCP, startup, authentication) within 'connect.timeout',
+/// and again up to 'connect.max-retries' times, with growing pauses, when it failed for a reason
+/// that may pass; a user error (wrong password, unknown database) is returned at once.
+pub async fn with_connect_retries<T, F, Fut>(config: &Config, doing: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut retries = 0;
+    loop {
+        let error = match tokio::time::timeout(config.connect_timeout, attempt()).await {
+            Ok(Ok(connected)) => return Ok(connected),
+            Ok(Err(e)) => e,
+            Err(_) => Error::external(format!(
+                "{doing} to {} timed out after {:?} ('connect.timeout')",
+                config.where_(),
+                config.connect_timeout
+            )),
+        };
+        if error.kind() == crate::error::ErrorKind::User || retries >= config.connect_max_retries {
+            return Err(error);
+        }
+        retries += 1;
+        tracing::warn!(table = %config.table, "{error}; retry {retries} of {} ('connect.max-retries')", config.connect_max_retries);
+        tokio::time::sleep(std::time::Duration::from_millis(200 << retries.min(5))).await;
+    }
+}
+
 /// Connects an ordinary session.
 pub async fn connect(config: &Config) -> Result<Client> {
-    let (client, connection) =
-        config.pg_config().connect(tokio_postgres::NoTls).await.map_err(|e| pg_error(config, "connecting", e))?;
+    let (client, connection) = with_connect_retries(config, "connecting", || async {
+        config.pg_config().connect(tokio_postgres::NoTls).await.map_err(|e| pg_error(config, "connecting", e))
+    })
+    .await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres-cdc session ended");

@@ -46,6 +46,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use regex::Regex;
 
+use super::mysql_cdc;
 use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext, SourceIdentity};
 use crate::changelog::{ChangelogMode, Retractions};
 use crate::error::{Error, Result};
@@ -127,6 +128,16 @@ pub(crate) struct Config {
     pub truncate: TruncateMode,
     /// `debezium.slot.drop.on.stop`: drop the slot once the job stopped gracefully.
     pub drop_slot_on_stop: bool,
+    /// `connect.timeout`: the most one connection (TCP, startup and authentication) may take.
+    pub connect_timeout: Duration,
+    /// `connect.max-retries`: further attempts of a connection that failed for a reason that
+    /// may pass (never for a user error such as a wrong password).
+    pub connect_max_retries: u32,
+    /// `scan.lsn-commit.checkpoints-num-delay`: the slot confirms the position of the checkpoint
+    /// this many checkpoints before the newest, so older checkpoints stay resumable.
+    pub lsn_commit_delay: usize,
+    /// `scan.read-changelog-as-append-only.enabled`: every change arrives as `+I`.
+    pub append_only: bool,
     /// How long a start waits for another session to let go of the slot: Debezium's
     /// `slot.max.retries` × `slot.retry.delay.ms`.
     pub slot_wait: Duration,
@@ -152,7 +163,6 @@ impl Config {
         let schema_text = o.required("schema-name")?;
         let table_text = o.required("table-name")?;
         let slot = o.required("slot.name")?;
-        let plugin = o.string("decoding.plugin.name").unwrap_or_else(|| "pgoutput".to_string());
         let changelog = o.choice("changelog-mode", &["all", "upsert"])?.unwrap_or("all");
         let startup = match o
             .choice("scan.startup.mode", &["initial", "latest-offset", "committed-offset", "snapshot"])?
@@ -185,13 +195,75 @@ impl Config {
         let slot_retry_delay =
             o.parse::<u64>("debezium.slot.retry.delay.ms", "a whole number of milliseconds")?.unwrap_or(10_000);
 
-        if plugin.trim() != "pgoutput" {
-            return Err(o.invalid(
-                "decoding.plugin.name",
-                &plugin,
-                "'pgoutput' (PostgreSQL's built-in plugin; decoderbufs and wal2json are not supported)",
-            ));
+        let connect_timeout = o.duration("connect.timeout")?.unwrap_or(Duration::from_secs(30));
+        if connect_timeout.is_zero() {
+            return Err(o.invalid("connect.timeout", "0", "a positive duration such as '30s'"));
         }
+        let connect_max_retries = o.parse::<u32>("connect.max-retries", "a whole number")?.unwrap_or(3);
+        let lsn_commit_delay =
+            o.parse::<usize>("scan.lsn-commit.checkpoints-num-delay", "a whole number of checkpoints")?.unwrap_or(0);
+        let append_only = o.bool("scan.read-changelog-as-append-only.enabled")?.unwrap_or(false);
+        if append_only && truncate == TruncateMode::Delete {
+            return Err(Error::user(format!(
+                "table `{}`: 'truncate.mode' = 'delete' turns a TRUNCATE into deletes, which \
+                 'scan.read-changelog-as-append-only.enabled' = 'true' cannot deliver; keep one of the two",
+                spec.name
+            )));
+        }
+        // Flink CDC options that change nothing here, or that are refused because ignoring them
+        // would change what the job delivers.
+        o.no_effect(
+            "scan.incremental.snapshot.enabled",
+            "the snapshot is always read in parallel chunks under the slot's exported snapshot: consistent, without \
+             locks or backfill, whatever this says",
+        );
+        o.no_effect("scan.incremental.close-idle-reader.enabled", mysql_cdc::CLOSE_IDLE_READERS);
+        o.no_effect("scan.incremental.snapshot.unbounded-chunk-first.enabled", mysql_cdc::CHUNK_ORDER);
+        o.no_effect(
+            "scan.incremental.snapshot.backfill.skip",
+            "the snapshot needs no backfill: every chunk is read under the slot's exported snapshot, and streaming \
+             starts exactly where it ends",
+        );
+        o.no_effect("chunk-meta.group.size", mysql_cdc::CHUNK_META);
+        let chunks = "chunks are ranges of heap blocks (ctid) on PostgreSQL 14 and later, of the table's single \
+                      integer key before; how they are cut changes nothing in what is delivered";
+        for key in [
+            "scan.incremental.snapshot.chunk.key-column",
+            "chunk-key.even-distribution.factor.upper-bound",
+            "chunk-key.even-distribution.factor.lower-bound",
+        ] {
+            o.no_effect(key, chunks);
+        }
+        o.no_effect(
+            "scan.snapshot.fetch.size",
+            "the snapshot reads each chunk with COPY, which has no fetch size; its batches hold up to \
+             'datafusion.execution.batch_size' rows",
+        );
+        o.no_effect("connection.pool.size", mysql_cdc::NO_POOL);
+        o.refused(
+            "connect.pool.size",
+            "Flink CDC's postgres-cdc does not read it either (its page misnames the option): use \
+             'connection.pool.size'",
+        )?;
+        o.refused_unless("scan.newly-added-table.enabled", &["false"], mysql_cdc::NO_NEWLY_ADDED_TABLES)?;
+        o.refused_unless(
+            "scan.include-partitioned-tables.enabled",
+            &["false"],
+            "partitioned tables are not read through their root here: match their partitions with 'table-name' \
+             (e.g. 'orders_.*')",
+        )?;
+        let overrides = "the snapshot reads whole tables; to skip the existing rows start with 'scan.startup.mode' = \
+                         'latest-offset', to leave rows out filter them in the query";
+        o.refused("debezium.snapshot.select.statement.overrides", overrides)?;
+        o.refused_prefix("debezium.snapshot.select.statement.overrides.", overrides)?;
+        o.refused_prefix("debezium.", mysql_cdc::DEBEZIUM)?;
+
+        o.refused_unless(
+            "decoding.plugin.name",
+            &["pgoutput"],
+            "only PostgreSQL's built-in 'pgoutput' plugin (PostgreSQL 10 and later) is read, not decoderbufs or \
+             wal2json; the changes are the same: set 'decoding.plugin.name' = 'pgoutput'",
+        )?;
         if chunk_size == 0 {
             return Err(o.invalid("scan.incremental.snapshot.chunk.size", "0", "a positive whole number"));
         }
@@ -293,6 +365,10 @@ impl Config {
             publication_mode,
             truncate,
             drop_slot_on_stop,
+            connect_timeout,
+            connect_max_retries,
+            lsn_commit_delay,
+            append_only,
             slot_wait: Duration::from_millis(slot_retry_delay.saturating_mul(u64::from(slot_retries))),
             schema: spec.schema(),
             sources: Arc::new(sources),
@@ -315,7 +391,7 @@ impl Config {
             .dbname(&self.database)
             .application_name("cdc-sql")
             .options(session_options())
-            .connect_timeout(Duration::from_secs(30));
+            .connect_timeout(self.connect_timeout);
         c
     }
 
@@ -363,17 +439,19 @@ struct PostgresCdcTable {
 #[async_trait]
 impl ConnectorTable for PostgresCdcTable {
     fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
-        Ok(Some(Box::new(stream::PostgresCdcSource::new(
+        let source: Box<dyn Source> = Box::new(stream::PostgresCdcSource::new(
             self.config.clone(),
             ctx.batch_size.max(1),
             self.left_behind.clone(),
-        ))))
+        ));
+        Ok(Some(if self.config.append_only { Box::new(super::append_only::AppendOnly(source)) } else { source }))
     }
 
     /// Under any identity but FULL, deletes and old rows of updates carry only the key; which
-    /// identity each captured table has is known only when the job starts.
+    /// identity each captured table has is known only when the job starts. (Read as append-only,
+    /// there are no retractions: those rows arrive as inserts, as in Flink CDC.)
     fn source_retractions(&self) -> Retractions {
-        if self.config.is_bounded() {
+        if self.config.is_bounded() || self.config.append_only {
             Retractions::WholeRows
         } else {
             Retractions::MaybeKeyOnly
@@ -419,7 +497,7 @@ impl ConnectorTable for PostgresCdcTable {
     }
 
     fn source_changelog_mode(&self) -> ChangelogMode {
-        if self.config.is_bounded() {
+        if self.config.is_bounded() || self.config.append_only {
             ChangelogMode::InsertOnly
         } else {
             self.config.changelog_mode
@@ -497,6 +575,61 @@ pub(super) mod tests {
         assert_eq!(c.publication_mode, publication::AutoCreate::AllTables, "Debezium's default");
         assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
         assert_eq!(c.physical.len(), 1);
+    }
+
+    /// A server that accepts connections and never answers: each attempt is cut at
+    /// 'connect.timeout', and 'connect.max-retries' more are made, for ordinary sessions and our
+    /// own (snapshot, replication) alike.
+    #[tokio::test]
+    async fn connections_are_cut_at_connect_timeout_and_retried_connect_max_retries_times() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let config = Arc::new(
+            parse(
+                &[
+                    ("hostname", "127.0.0.1"),
+                    ("port", &port),
+                    ("connect.timeout", "200ms"),
+                    ("connect.max-retries", "2"),
+                ],
+                &[],
+            )
+            .unwrap(),
+        );
+        let attempts = |listener: &std::net::TcpListener| {
+            let mut n = 0;
+            while listener.accept().is_ok() {
+                n += 1;
+            }
+            n
+        };
+        let err = checks::connect(&config).await.err().unwrap().to_string();
+        assert!(
+            err.contains("connecting to u@127.0.0.1:") && err.contains("timed out after 200ms ('connect.timeout')")
+        );
+        assert_eq!(attempts(&listener), 3);
+        let err = session::Session::connect(config.clone(), session::Purpose::Replication).await.err().unwrap();
+        assert!(err.to_string().contains("connecting the replication session to u@127.0.0.1"), "{err}");
+        assert_eq!(attempts(&listener), 3);
+        let once = Arc::new(
+            parse(
+                &[
+                    ("hostname", "127.0.0.1"),
+                    ("port", &port),
+                    ("connect.timeout", "100ms"),
+                    ("connect.max-retries", "0"),
+                ],
+                &[],
+            )
+            .unwrap(),
+        );
+        assert!(checks::connect(&once).await.is_err());
+        assert_eq!(attempts(&listener), 1);
+        assert_eq!(
+            parse(&[], &[]).map(|c| (c.connect_timeout, c.connect_max_retries)).unwrap(),
+            (Duration::from_secs(30), 3)
+        );
     }
 
     #[test]

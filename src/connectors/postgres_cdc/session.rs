@@ -12,7 +12,6 @@
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres_protocol::authentication::md5_hash;
@@ -25,7 +24,6 @@ use super::{session_options, Config};
 use crate::error::{Error, Result};
 
 const READ_BUFFER: usize = 256 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
@@ -112,12 +110,18 @@ pub(super) struct CopyBoth {
 }
 
 impl Session {
-    /// Connects and authenticates; the session is ready for queries.
+    /// Connects and authenticates within 'connect.timeout', retrying as 'connect.max-retries'
+    /// says; the session is ready for queries.
     pub async fn connect(config: Arc<Config>, purpose: Purpose) -> Result<Session> {
         let doing = match purpose {
             Purpose::Snapshot => "connecting for the snapshot",
             Purpose::Replication => "connecting the replication session",
         };
+        super::checks::with_connect_retries(&config, doing, || Session::connect_once(config.clone(), purpose, doing))
+            .await
+    }
+
+    async fn connect_once(config: Arc<Config>, purpose: Purpose, doing: Doing<'static>) -> Result<Session> {
         let failed = |e: std::io::Error| Error::external(format!("{doing} to {}: {e}", config.where_()));
         let connecting = async {
             Ok::<(Box<dyn Stream>, Option<RawFd>), std::io::Error>(if config.host.starts_with('/') {
@@ -130,10 +134,7 @@ impl Session {
                 (Box::new(tcp), Some(fd))
             })
         };
-        let (stream, tcp) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| Error::external(format!("{doing} to {} timed out", config.where_())))?
-            .map_err(failed)?;
+        let (stream, tcp) = connecting.await.map_err(failed)?;
         let options = session_options();
         let mut parameters = vec![
             ("user", config.user.as_str()),

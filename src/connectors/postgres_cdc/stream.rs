@@ -9,7 +9,7 @@
 //!   or an earlier batch. Resuming asks the server to start there, and the slot's confirmed LSN
 //!   is raised to it only by [`Source::acknowledge`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,29 @@ pub struct PostgresCdcSource {
     left_behind: Arc<AtomicBool>,
     /// The snapshot this run read, once it is done (still reported while streaming).
     snapshot_done: Option<SnapshotProgress>,
+    /// Checkpointed LSNs the slot does not confirm yet ('scan.lsn-commit.checkpoints-num-delay').
+    delayed: DelayedAcks,
+}
+
+/// Flink CDC's `scan.lsn-commit.checkpoints-num-delay`: of the LSNs of completed checkpoints,
+/// the one `delay` checkpoints before the newest is the one to confirm, so that the WAL after an
+/// older retained checkpoint stays on the server and that checkpoint stays resumable.
+#[derive(Debug, Default)]
+struct DelayedAcks {
+    delay: usize,
+    pending: VecDeque<u64>,
+}
+
+impl DelayedAcks {
+    /// The LSN of a newly completed checkpoint; returns the one to confirm now, if any.
+    fn completed(&mut self, lsn: u64) -> Option<u64> {
+        self.pending.push_back(lsn);
+        if self.pending.len() > self.delay {
+            self.pending.pop_front()
+        } else {
+            None
+        }
+    }
 }
 
 enum Phase {
@@ -85,7 +108,8 @@ struct SnapshotRun {
 
 impl PostgresCdcSource {
     pub fn new(config: Arc<Config>, batch_size: usize, left_behind: Arc<AtomicBool>) -> Self {
-        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted, left_behind, snapshot_done: None }
+        let delayed = DelayedAcks { delay: config.lsn_commit_delay, pending: VecDeque::new() };
+        PostgresCdcSource { config, batch_size, phase: Phase::NotStarted, left_behind, snapshot_done: None, delayed }
     }
 }
 
@@ -434,6 +458,7 @@ impl Source for PostgresCdcSource {
                 return Err(Error::internal(format!("postgres-cdc acknowledged a position it did not write: {e}")))
             }
         };
+        let Some(lsn) = self.delayed.completed(lsn) else { return Ok(()) };
         if lsn > stream.state.acked {
             stream.wal.acknowledge(lsn);
             stream.state.acked = lsn;
@@ -567,7 +592,7 @@ impl Streaming {
                 Some(read) => read?,
                 // Committed changes and nothing more waiting: they leave now rather than wait
                 // for company. Under load more is always waiting, and batches still fill.
-                None if !state.in_transaction && !(state.builder.is_empty() && state.leading.is_empty()) => break,
+                None if !(state.in_transaction || state.builder.is_empty() && state.leading.is_empty()) => break,
                 None => match tokio::time::timeout_at(deadline, self.wal.fill()).await {
                     Err(_) => break,
                     Ok(read) => read?,
@@ -876,6 +901,15 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slot_confirms_the_checkpoint_delay_checkpoints_before_the_newest() {
+        let mut now = DelayedAcks::default();
+        assert_eq!((now.completed(10), now.completed(20)), (Some(10), Some(20)));
+        let mut delayed = DelayedAcks { delay: 2, ..DelayedAcks::default() };
+        let confirmed: Vec<Option<u64>> = [10, 20, 20, 30, 40].into_iter().map(|l| delayed.completed(l)).collect();
+        assert_eq!(confirmed, [None, None, Some(10), Some(20), Some(20)]);
+    }
 
     #[test]
     fn snapshot_progress_counts_tables_whose_chunks_are_all_read() {

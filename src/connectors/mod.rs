@@ -33,6 +33,8 @@ mod spatial;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 
+#[doc(hidden)]
+pub use mysql_cdc::decode_stored_text;
 pub use options::ConnectorOptions;
 
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};

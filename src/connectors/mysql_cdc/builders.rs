@@ -671,7 +671,7 @@ mod tests {
         let a = b.finish().unwrap();
         assert_eq!((a.as_string::<i32>().value(0), a.as_string::<i32>().value(1)), ("a,c", "b"));
         let mut s = source("varchar(10)");
-        s.charset = super::super::charset::Charset::Latin1;
+        s.charset = super::super::charset::Charset::of(Some("latin1"));
         let mut b = ColumnBuilder::new("c", &DataType::Utf8, 1).unwrap();
         b.append(Cell::Bytes(&[0x63, 0x61, 0x66, 0xe9, 0x80]), &s, &Tz::UTC).unwrap();
         assert_eq!(b.finish().unwrap().as_string::<i32>().value(0), "café€");

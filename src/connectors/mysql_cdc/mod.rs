@@ -46,6 +46,7 @@ mod binary_text;
 mod builders;
 mod cell;
 mod charset;
+mod charset_tables;
 mod config;
 mod legacy;
 mod position;
@@ -56,6 +57,8 @@ mod server;
 mod snapshot;
 mod stream;
 
+#[doc(hidden)]
+pub use charset::decode_stored_text;
 /// Flink CDC option texts postgres-cdc shares.
 pub(crate) use config::{CHUNK_META, CHUNK_ORDER, CLOSE_IDLE_READERS, DEBEZIUM, NO_NEWLY_ADDED_TABLES, NO_POOL};
 use std::collections::VecDeque;

@@ -1965,22 +1965,187 @@ fn a_float_too_large_for_its_decimal_stops_the_job_naming_column_and_value() {
 /// Character data arrives as stored: UTF-16 columns are decoded, and a character set mysql-cdc
 /// does not decode is read only where a value is plain ASCII — its other values stop the job
 /// rather than be read as UTF-8 (GBK's `系统` is valid UTF-8 for `ϵͳ`).
+/// Columns in legacy character sets, written by a utf8mb4 client (the server converts), with
+/// the Unicode text each must read as.
+const CHARSET_TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY,
+    g VARCHAR(40) CHARACTER SET gbk, b VARCHAR(40) CHARACTER SET big5, s VARCHAR(40) CHARACTER SET sjis,
+    k VARCHAR(40) CHARACTER SET euckr, c VARCHAR(40) CHARACTER SET cp1250, r VARCHAR(40) CHARACTER SET koi8r,
+    e VARCHAR(40) CHARACTER SET greek, l VARCHAR(40) CHARACTER SET latin2, u VARCHAR(40) CHARACTER SET utf16,
+    a VARCHAR(40) CHARACTER SET cp852)";
+const CHARSET_COLUMNS: &str =
+    "id INT, g STRING, b STRING, s STRING, k STRING, c STRING, r STRING, e STRING, l STRING, u STRING, a STRING";
+const CHARSET_ROWS: [[&str; 10]; 2] = [
+    [
+        "中文字符集",
+        "中文資料庫",
+        "日本語ﾃｷｽﾄ〜",
+        "한국어 텍스트",
+        "Zażółć gęślą jaźń",
+        "Съешь же ещё",
+        "Καλημέρα κόσμε",
+        "Łódź, Kraków",
+        "a✓😀",
+        "ascii",
+    ],
+    ["系统", "繁體中文", "ｶﾀｶﾅとかな", "안녕하세요", "Żółw", "Привет", "Ελληνικά", "Gdańsk", "ü", "plain"],
+];
+
+fn charset_insert(id: usize) -> String {
+    let values: Vec<String> = CHARSET_ROWS[id - 1].iter().map(|v| format!("'{v}'")).collect();
+    format!("SET NAMES utf8mb4; INSERT INTO t VALUES ({id}, {})", values.join(", "))
+}
+
+fn charset_line(kind: &str, id: usize) -> String {
+    format!("{kind}[{id}, {}]", CHARSET_ROWS[id - 1].join(", "))
+}
+
 #[test]
 fn text_in_other_character_sets_is_decoded_or_refused_never_misread() {
     let db = cdc_sql_testkit::mariadb().create_database("charsets");
-    db.exec(
-        "CREATE TABLE t (id INT PRIMARY KEY, g VARCHAR(10) CHARACTER SET gbk, u VARCHAR(10) CHARACTER SET utf16);
-         INSERT INTO t VALUES (1, 'plain', 'a✓😀');",
-    );
-    let columns = "id INT, g STRING, u STRING";
-    let sql = job_with_sink(&db, columns, "id", columns, ", 'server-id' = '5582'");
+    db.exec(&format!("{CHARSET_TABLE}; {}", charset_insert(1)));
+    // The server converted the text into each set: check its stored bytes are that set's.
+    assert_eq!(db.query_one("SELECT HEX(g) FROM t WHERE id = 1"), "D6D0CEC4D7D6B7FBBCAF");
+    let sql = job_with_sink(&db, CHARSET_COLUMNS, "id", CHARSET_COLUMNS, ", 'server-id' = '5582'");
     let mut job = Job::start(&sql);
-    job.wait_lines(1);
-    db.exec("INSERT INTO t VALUES (2, 'ascii', 'ü')");
-    assert_eq!(job.wait_lines(2), ["+I[1, plain, a✓😀]", "+I[2, ascii, ü]"]);
-    db.exec("INSERT INTO t VALUES (3, '系统', 'x')");
+    // The snapshot (the binary protocol of our own session), then binlog rows.
+    assert_eq!(job.wait_lines(1), [charset_line("+I", 1)]);
+    db.exec(&charset_insert(2));
+    db.exec("UPDATE t SET a = 'still ascii' WHERE id = 1");
+    let lines = job.wait_lines(4);
+    assert_eq!(lines[1], charset_line("+I", 2));
+    assert_eq!(lines[2], charset_line("-U", 1));
+    assert_eq!(lines[3], charset_line("+U", 1).replace("ascii]", "still ascii]"));
+    // Bytes gbk allows (A1 40) but the server has no character for (it converts them to '?'):
+    // refused, naming the column, never read as what another table says.
+    db.exec("INSERT INTO t (id, g) VALUES (3, _binary 0xA140)");
+    assert_eq!(db.query_one("SELECT HEX(CONVERT(g USING utf8mb4)) FROM t WHERE id = 3"), "3F");
     let (code, lines, stderr) = job.wait_exit();
     assert_ne!(code, 0);
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(stderr.contains("character set gbk") && stderr.contains("`g`"), "{stderr}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        stderr.contains("column `g`") && stderr.contains("A1 40") && stderr.contains("character set gbk"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn legacy_snapshot_and_jdbc_scan_read_other_character_sets_as_the_snapshot_does() {
+    let db = cdc_sql_testkit::mariadb().create_database("charsets_scan");
+    db.exec(&format!("{CHARSET_TABLE}; {}; {}", charset_insert(1), charset_insert(2)));
+    let expected = vec![charset_line("+I", 1), charset_line("+I", 2)];
+    let legacy = job_with_sink(
+        &db,
+        CHARSET_COLUMNS,
+        "id",
+        CHARSET_COLUMNS,
+        ", 'scan.startup.mode' = 'snapshot', 'scan.incremental.snapshot.enabled' = 'false'",
+    );
+    let (code, mut lines, stderr) = Job::start(&legacy).wait_exit();
+    assert_eq!(code, 0, "{stderr}");
+    lines.sort();
+    assert_eq!(lines, expected, "the legacy snapshot");
+    // The jdbc scan reads in utf8mb4: the server converts.
+    let c = db.connection();
+    let jdbc = format!(
+        "CREATE TABLE src ({CHARSET_COLUMNS}) WITH ('connector' = 'jdbc', 'url' = '{}', 'table-name' = 't', \
+         'username' = '{}', 'password' = '{}');\n\
+         CREATE TABLE out ({CHARSET_COLUMNS}) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT * FROM src;\n",
+        db.jdbc_url(),
+        c.user,
+        c.password
+    );
+    let (code, mut lines, stderr) = Job::start(&jdbc).wait_exit();
+    assert_eq!(code, 0, "{stderr}");
+    lines.sort();
+    assert_eq!(lines, expected, "the jdbc scan");
+}
+
+#[test]
+fn a_set_without_a_faithful_decoder_is_refused_naming_the_column_and_the_fix() {
+    let db = cdc_sql_testkit::mariadb().create_database("charsets_refused");
+    db.exec(&format!("{CHARSET_TABLE}; {}; UPDATE t SET a = 'čš' WHERE id = 1", charset_insert(1)));
+    let sql = job_with_sink(&db, CHARSET_COLUMNS, "id", CHARSET_COLUMNS, ", 'server-id' = '6301'");
+    let (code, lines, stderr) = Job::start(&sql).wait_exit();
+    assert_ne!(code, 0);
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(
+        stderr.contains("column `a`") && stderr.contains("character set cp852") && stderr.contains("utf8mb4"),
+        "{stderr}"
+    );
+}
+
+/// Whether the server's conversion of `input` failed: it gave NULL, U+FFFD, or more `?` than
+/// `input` holds.
+fn server_failed(input: &[u8], converted: Option<&str>) -> Option<String> {
+    let hex = converted?;
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let text = String::from_utf8(bytes).unwrap();
+    let questions = |b: &[u8]| b.iter().filter(|c| **c == b'?').count();
+    (questions(text.as_bytes()) <= questions(input) && !text.contains('\u{fffd}')).then_some(text)
+}
+
+/// Every character of every set mysql-cdc decodes (each byte of the single-byte sets; each byte
+/// from 0x80, each two-byte sequence led by one, and each `8F`-led three-byte sequence of the
+/// multi-byte ones) reads as the server
+/// converts it to utf8mb4, or is refused where the server has no character: never as another
+/// character, and never refused where the server reads one.
+#[test]
+fn every_character_reads_as_the_server_converts_it() {
+    let db = cdc_sql_testkit::mariadb().create_database("charset_tables");
+    let single = [
+        "latin1", "latin2", "latin5", "latin7", "cp1250", "cp1251", "cp1256", "cp1257", "koi8r", "koi8u", "greek",
+        "hebrew", "tis620", "cp866", "macroman", "ascii",
+    ];
+    let multi = ["big5", "gbk", "gb2312", "sjis", "cp932", "euckr", "ujis", "eucjpms"];
+    let mut queries: Vec<(&str, String)> = Vec::new();
+    for set in single {
+        queries.push((
+            set,
+            format!("SELECT HEX(CHAR(seq)), HEX(CONVERT(CHAR(seq USING {set}) USING utf8mb4)) FROM seq_0_to_255"),
+        ));
+    }
+    for set in multi {
+        queries.push((
+            set,
+            format!("SELECT HEX(CHAR(seq)), HEX(CONVERT(CHAR(seq USING {set}) USING utf8mb4)) FROM seq_128_to_255"),
+        ));
+        let two = "UNHEX(HEX(seq))";
+        queries.push((
+            set,
+            format!(
+                "SELECT HEX({two}), HEX(CONVERT(CAST({two} AS CHAR CHARACTER SET {set}) USING utf8mb4)) \
+                 FROM seq_32768_to_65535"
+            ),
+        ));
+        if set == "ujis" || set == "eucjpms" {
+            let three = "UNHEX(CONCAT('8F', HEX(seq)))";
+            queries.push((
+                set,
+                format!(
+                    "SELECT HEX({three}), HEX(CONVERT(CAST({three} AS CHAR CHARACTER SET {set}) USING utf8mb4)) \
+                     FROM seq_41377_to_65278"
+                ),
+            ));
+        }
+    }
+    let (mut misread, mut refused, mut compared) = (Vec::new(), Vec::new(), 0);
+    for (set, sql) in queries {
+        for row in db.query_opt(&sql) {
+            let hex = row[0].clone().unwrap();
+            let input: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let server = server_failed(&input, row[1].as_deref());
+            compared += 1;
+            match (cdc_sql::connectors::decode_stored_text(set, &input), server) {
+                (Ok(ours), Some(server)) if ours == server => {}
+                (Err(_), None) => {}
+                (Ok(ours), server) => misread.push(format!("{set} {hex}: {ours:?}, the server {server:?}")),
+                (Err(why), Some(server)) => refused.push(format!("{set} {hex}: the server reads {server:?}; {why}")),
+            }
+        }
+    }
+    assert!(compared > 300_000, "{compared}");
+    assert!(misread.is_empty(), "{} misread, e.g. {:#?}", misread.len(), &misread[..misread.len().min(20)]);
+    assert!(refused.is_empty(), "{} refused, e.g. {:#?}", refused.len(), &refused[..refused.len().min(20)]);
 }

@@ -59,10 +59,10 @@ impl LegacySnapshot {
         config: Arc<MySqlCdcConfig>,
         spec: Arc<TableSpec>,
         tables: Vec<Arc<CapturedTable>>,
-        mariadb: bool,
+        version: server::ServerVersion,
     ) -> Result<Self> {
         let mut conn = server::connect(&config).await?;
-        let opened = open_transaction(&config, &mut conn, mariadb).await;
+        let opened = open_transaction(&config, &mut conn, version).await;
         let (start, gtid) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -115,14 +115,18 @@ impl LegacySnapshot {
 }
 
 /// Starts the snapshot transaction; its exact binlog position and GTID position.
-async fn open_transaction(config: &MySqlCdcConfig, conn: &mut Conn, mariadb: bool) -> Result<(BinlogPos, GtidState)> {
+async fn open_transaction(
+    config: &MySqlCdcConfig,
+    conn: &mut Conn,
+    version: server::ServerVersion,
+) -> Result<(BinlogPos, GtidState)> {
     prepare_session(config, conn).await?;
     // A slow job holds the result stream unread for a while; the server must not give up on it
     // after its default 60 s.
     conn.query_drop("SET SESSION net_write_timeout = 3600")
         .await
         .map_err(|e| server_error(config, "preparing the snapshot session", e))?;
-    if mariadb {
+    if version.mariadb {
         let start = server::consistent_snapshot_position(config, conn).await?;
         let gtid = server::mariadb_gtid_at(config, conn, &start).await?;
         return Ok((start, gtid));
@@ -138,7 +142,7 @@ async fn open_transaction(config: &MySqlCdcConfig, conn: &mut Conn, mariadb: boo
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             .await
             .map_err(|e| server_error(config, "starting a consistent snapshot", e))?;
-        server::current_position(config, conn).await
+        server::current_position(config, conn, version).await
     }
     .await;
     conn.query_drop("UNLOCK TABLES").await.map_err(|e| server_error(config, "releasing the global read lock", e))?;

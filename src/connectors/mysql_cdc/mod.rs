@@ -282,7 +282,7 @@ impl MySqlCdcSource {
         chunks: Vec<Chunk>,
         start: BinlogPos,
         gtid: GtidState,
-        mariadb: bool,
+        version: server::ServerVersion,
         stream_chunks_from_start: bool,
     ) -> Result<()> {
         let parallelism = self.config.snapshot_parallelism;
@@ -300,7 +300,8 @@ impl MySqlCdcSource {
             spec: self.spec.clone(),
             tables,
             pool,
-            mariadb,
+            mariadb: version.mariadb,
+            version,
             backfill_locks: (0..locks).map(|_| tokio::sync::Mutex::new(())).collect(),
             own_sessions: std::sync::atomic::AtomicBool::new(true),
             idle_sessions: std::sync::Mutex::new(Vec::new()),
@@ -506,10 +507,11 @@ impl MySqlCdcSource {
     }
 
     async fn start_fresh(&mut self, conn: &mut mysql_async::Conn, tables: Vec<Arc<CapturedTable>>) -> Result<()> {
-        let mariadb = server::is_mariadb(&self.config, conn).await?;
+        let version = server::server_version(&self.config, conn).await?;
+        let mariadb = version.mariadb;
         if self.config.startup.snapshots() && !self.config.incremental {
             let snapshot =
-                LegacySnapshot::begin(self.config.clone(), self.spec.clone(), tables.clone(), mariadb).await?;
+                LegacySnapshot::begin(self.config.clone(), self.spec.clone(), tables.clone(), version).await?;
             self.state = State::Legacy(Box::new(LegacyRun { snapshot, tables }));
             return Ok(());
         }
@@ -522,7 +524,7 @@ impl MySqlCdcSource {
                         .map_err(|e| server::server_error(&self.config, "ending a snapshot transaction", e))?;
                     start
                 } else {
-                    server::current_position(&self.config, conn).await?
+                    server::current_position(&self.config, conn, version).await?
                 };
                 let gtid = if mariadb {
                     server::mariadb_gtid_at(&self.config, conn, &start).await?
@@ -533,7 +535,7 @@ impl MySqlCdcSource {
                 for (i, t) in tables.iter().enumerate() {
                     chunks.extend(snapshot::plan_chunks(&self.config, conn, i, t).await?);
                 }
-                return self.begin_snapshot(tables, chunks, start, gtid, mariadb, false).await;
+                return self.begin_snapshot(tables, chunks, start, gtid, version, false).await;
             }
             StartupMode::SpecificGtid(g) => {
                 let gtid = GtidState::parse(&g).ok_or_else(|| {
@@ -544,7 +546,7 @@ impl MySqlCdcSource {
                 })?;
                 return self.begin_streaming(tables, StreamStart::MariaDbGtid(g), gtid, None, None).await;
             }
-            StartupMode::LatestOffset => (server::current_position(&self.config, conn).await?, None),
+            StartupMode::LatestOffset => (server::current_position(&self.config, conn, version).await?, None),
             StartupMode::EarliestOffset => (server::earliest_position(&self.config, conn).await?, None),
             StartupMode::SpecificFile { file, pos } => (BinlogPos { file, pos }, None),
             StartupMode::Timestamp { millis } => {
@@ -621,7 +623,7 @@ impl MySqlCdcSource {
         }
         let gtid = p.gtid.into_owned();
         let skip_before = p.skip_before_second;
-        if p.snapshot.is_none() && !gtid.is_empty() && server::is_mariadb(&self.config, conn).await? {
+        if p.snapshot.is_none() && !gtid.is_empty() && server::server_version(&self.config, conn).await?.mariadb {
             // A GTID names the same transaction on every server of a replication topology and
             // in renamed binlog files; file and offset do not. (Chunk watermarks during a
             // snapshot are file offsets, so those positions stay on file and offset.)
@@ -662,12 +664,12 @@ impl MySqlCdcSource {
                     self.config.table
                 )));
             }
-            let mariadb = server::is_mariadb(&self.config, conn).await?;
+            let version = server::server_version(&self.config, conn).await?;
             // After a graceful stop no unfinished chunk was delivered: read them exactly. So too
             // under a stateful query, whose state holds only what the position covers: a chunk's
             // changes streamed from the snapshot's start would count its rows twice (what a killed
             // run delivered past the checkpoint its sink may keep, see docs/connectors/mysql-cdc.md).
-            self.begin_snapshot(ordered, chunks, binlog, gtid, mariadb, !from.exact && !from.stateful).await
+            self.begin_snapshot(ordered, chunks, binlog, gtid, version, !from.exact && !from.stateful).await
         } else if self.config.startup == StartupMode::Snapshot {
             self.snapshot_done = Some(ChunkCounts::new(&chunks, ordered.len()).progress(true));
             self.state = State::Done;

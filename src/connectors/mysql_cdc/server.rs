@@ -189,19 +189,23 @@ pub async fn query_strings<S: Statements + ?Sized>(
     conn.strings(config, sql, doing).await
 }
 
-/// `SHOW MASTER STATUS`: where the binlog ends now.
-pub async fn current_position<S: Statements + ?Sized>(config: &MySqlCdcConfig, conn: &mut S) -> Result<BinlogPos> {
-    let rows =
-        query_strings(config, conn, "SHOW MASTER STATUS", "reading the binlog position (SHOW MASTER STATUS)").await?;
+/// Where the binlog ends now (`SHOW MASTER STATUS`, or `SHOW BINARY LOG STATUS` on MySQL 8.2+).
+pub async fn current_position<S: Statements + ?Sized>(
+    config: &MySqlCdcConfig,
+    conn: &mut S,
+    server: ServerVersion,
+) -> Result<BinlogPos> {
+    let statement = server.binlog_status_statement();
+    let rows = query_strings(config, conn, statement, &format!("reading the binlog position ({statement})")).await?;
     let row = rows.first().ok_or_else(|| {
         Error::user(format!(
-            "{}: SHOW MASTER STATUS returned nothing: the binary log is off; start the server with log_bin",
+            "{}: {statement} returned nothing: the binary log is off; start the server with log_bin",
             where_(config)
         ))
     })?;
     match (row.first().cloned().flatten(), row.get(1).cloned().flatten().and_then(|p| p.parse().ok())) {
         (Some(file), Some(pos)) => Ok(BinlogPos { file, pos }),
-        _ => Err(Error::internal("SHOW MASTER STATUS returned no file and position")),
+        _ => Err(Error::internal(format!("{statement} returned no file and position"))),
     }
 }
 
@@ -235,12 +239,42 @@ pub async fn mariadb_gtid_at(config: &MySqlCdcConfig, conn: &mut Conn, pos: &Bin
     Ok(rows.first().and_then(|r| r.first().cloned().flatten()).and_then(|g| GtidState::parse(&g)).unwrap_or_default())
 }
 
-pub async fn is_mariadb(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<bool> {
+/// The server's kind and version (`SELECT VERSION()`).
+pub async fn server_version(config: &MySqlCdcConfig, conn: &mut Conn) -> Result<ServerVersion> {
     let rows = query_strings(config, conn, "SELECT VERSION()", "reading the server version").await?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("mariadb")))
+    Ok(ServerVersion::parse(&rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default()))
+}
+
+/// MySQL or MariaDB, and which version: the statements that read binlog state were renamed in
+/// MySQL 8.x (`SHOW MASTER STATUS` became `SHOW BINARY LOG STATUS` in 8.2.0 and was removed in
+/// 8.4.0); MariaDB keeps the old names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerVersion {
+    pub mariadb: bool,
+    /// Major, minor, patch; zeros where the text has none.
+    pub version: (u32, u32, u32),
+}
+
+impl ServerVersion {
+    /// From `SELECT VERSION()` (`8.4.0`, `5.7.44-log`, `10.11.6-MariaDB-0+deb12u1`) or the
+    /// handshake's version, where MariaDB puts `5.5.5-` in front for old clients.
+    pub fn parse(text: &str) -> ServerVersion {
+        let mariadb = text.to_ascii_lowercase().contains("mariadb");
+        let text = if mariadb { text.strip_prefix("5.5.5-").unwrap_or(text) } else { text };
+        let digits = text.split(|c: char| !c.is_ascii_digit() && c != '.').next().unwrap_or_default();
+        let mut parts = digits.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        ServerVersion { mariadb, version: (next(), next(), next()) }
+    }
+
+    /// The statement that shows the binlog file and position being written.
+    pub fn binlog_status_statement(&self) -> &'static str {
+        if !self.mariadb && self.version >= (8, 2, 0) {
+            "SHOW BINARY LOG STATUS"
+        } else {
+            "SHOW MASTER STATUS"
+        }
+    }
 }
 
 /// The checks Flink CDC makes before reading, each with the fix in its message.
@@ -482,6 +516,35 @@ pub async fn discover_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Version strings as the MySQL and MariaDB documentation shows them, and the statement each
+    /// server accepts (MySQL 8.2.0 added SHOW BINARY LOG STATUS, 8.4.0 removed SHOW MASTER STATUS).
+    #[test]
+    fn the_binlog_status_statement_follows_the_server_version() {
+        let cases = [
+            ("5.7.44", false, (5, 7, 44), "SHOW MASTER STATUS"),
+            ("5.7.44-log", false, (5, 7, 44), "SHOW MASTER STATUS"),
+            ("8.0.36", false, (8, 0, 36), "SHOW MASTER STATUS"),
+            ("8.0.36-28", false, (8, 0, 36), "SHOW MASTER STATUS"),
+            ("8.1.0", false, (8, 1, 0), "SHOW MASTER STATUS"),
+            ("8.2.0", false, (8, 2, 0), "SHOW BINARY LOG STATUS"),
+            ("8.4.0", false, (8, 4, 0), "SHOW BINARY LOG STATUS"),
+            ("8.4.3-commercial", false, (8, 4, 3), "SHOW BINARY LOG STATUS"),
+            ("9.1.0", false, (9, 1, 0), "SHOW BINARY LOG STATUS"),
+            ("10.11.6-MariaDB", true, (10, 11, 6), "SHOW MASTER STATUS"),
+            ("10.11.19-MariaDB-0+deb12u1", true, (10, 11, 19), "SHOW MASTER STATUS"),
+            ("11.4.3-MariaDB-log", true, (11, 4, 3), "SHOW MASTER STATUS"),
+            // MariaDB's handshake version for clients that expect a 5.x server.
+            ("5.5.5-10.11.6-MariaDB", true, (10, 11, 6), "SHOW MASTER STATUS"),
+            ("5.5.5-11.4.3-MariaDB-ubu2404", true, (11, 4, 3), "SHOW MASTER STATUS"),
+        ];
+        for (text, mariadb, version, statement) in cases {
+            let v = ServerVersion::parse(text);
+            assert_eq!((v.mariadb, v.version, v.binlog_status_statement()), (mariadb, version, statement), "{text}");
+        }
+        // Text with no version: the statement every server but MySQL 8.4+ accepts.
+        assert_eq!(ServerVersion::parse("").binlog_status_statement(), "SHOW MASTER STATUS");
+    }
 
     #[test]
     fn positions_order_across_files() {

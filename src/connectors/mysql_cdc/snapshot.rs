@@ -22,7 +22,7 @@ use mysql_async::Conn;
 use super::config::MySqlCdcConfig;
 use super::rows::ChangeBuilder;
 use super::schema::CapturedTable;
-use super::server::{current_position, query_strings, server_error, BinlogPos, Statements};
+use super::server::{current_position, query_strings, server_error, BinlogPos, ServerVersion, Statements};
 use super::stream::{BinlogReader, GtidState, RowFilter, StreamStart};
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::connectors::mysql_session::{Opened, RowSession};
@@ -180,6 +180,8 @@ pub struct ChunkContext {
     pub pool: mysql_async::Pool,
     /// MariaDB gives each chunk's exact binlog position; MySQL needs the watermark backfill.
     pub mariadb: bool,
+    /// The server's version, for the statements MySQL renamed.
+    pub version: ServerVersion,
     /// One lock per backfill server id: two dumps with one server id would cut each other off.
     pub backfill_locks: Vec<tokio::sync::Mutex<()>>,
     /// Chunks are read over [`RowSession`]s until one cannot be opened (TLS, another
@@ -361,7 +363,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
             let position = if ctx.mariadb {
                 super::server::consistent_snapshot_position(config, session.statements()).await?
             } else {
-                current_position(config, session.statements()).await?
+                current_position(config, session.statements(), ctx.version).await?
             };
             OpenSnapshot { id: NEXT_SNAPSHOT_ID.fetch_add(1, Ordering::Relaxed), position, began }
         }
@@ -394,7 +396,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         }
         low.clone()
     } else {
-        current_position(config, session.statements()).await?
+        current_position(config, session.statements(), ctx.version).await?
     };
     if let ChunkSession::Own(session) = session {
         // One timer per transaction: it finds the session by the transaction's id, however often

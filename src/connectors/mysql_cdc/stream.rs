@@ -172,9 +172,11 @@ impl BinlogReader {
         gtid: GtidState,
     ) -> Result<Self> {
         let mut conn = super::server::connect(&config).await?;
-        let mariadb = super::server::is_mariadb(&config, &mut conn).await?;
+        let mariadb = super::server::server_version(&config, &mut conn).await?.mariadb;
         let period_ns = config.heartbeat_interval.as_nanos().min(u32::MAX as u128 * 1_000_000);
-        let mut setup = vec![format!("SET @master_heartbeat_period = {period_ns}")];
+        // MySQL 8.0.26+ reads the variable's new name first; MariaDB and older MySQL the old one.
+        let mut setup =
+            vec![format!("SET @master_heartbeat_period = {period_ns}, @source_heartbeat_period = {period_ns}")];
         if mariadb {
             // Without capability 4 the server hides its GTID events behind "BEGIN" queries.
             setup.push("SET @mariadb_slave_capability = 4".into());

@@ -113,7 +113,11 @@ pub async fn ensure_publication(
     from: StreamFrom,
 ) -> Result<()> {
     for _ in 0..ATTEMPTS {
-        let published = read(config, client).await?;
+        let published = match read(config, client).await? {
+            Read::Changing => continue,
+            Read::Found(published) => Some(published),
+            Read::Absent => None,
+        };
         let Some(change) = plan(config, published.as_ref(), tables, from)? else { return Ok(()) };
         let (sql, done) = match &change {
             Change::Create { all_tables: true, sql } => (sql, "created it FOR ALL TABLES".to_string()),
@@ -146,7 +150,15 @@ pub async fn ensure_publication(
     )))
 }
 
-async fn read(config: &Config, client: &Client) -> Result<Option<Published>> {
+/// What reading the publication found.
+enum Read {
+    Absent,
+    Found(Published),
+    /// Another session changed it between the two queries of one read.
+    Changing,
+}
+
+async fn read(config: &Config, client: &Client) -> Result<Read> {
     let row = client
         .query_opt(
             "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1",
@@ -154,18 +166,30 @@ async fn read(config: &Config, client: &Client) -> Result<Option<Published>> {
         )
         .await
         .map_err(|e| pg_error(config, "reading publications", e))?;
-    let Some(row) = row else { return Ok(None) };
-    let tables = client
+    let Some(row) = row else { return Ok(Read::Absent) };
+    let tables = match client
         .query(
             "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
             &[&config.publication],
         )
         .await
-        .map_err(|e| pg_error(config, "reading publication tables", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    Ok(Some(Published { all_tables: row.get(0), kinds: [row.get(1), row.get(2), row.get(3), row.get(4)], tables }))
+    {
+        Ok(rows) => rows,
+        // Seen with five jobs starting together: the row was just read, yet the view's catalog
+        // lookup by name says the publication does not exist. Another session is changing it:
+        // a lost race like the others, read again.
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {
+            tracing::debug!(table = %config.table, error = %e, "publication '{}' changed between two reads; reading it again", config.publication);
+            return Ok(Read::Changing);
+        }
+        Err(e) => return Err(pg_error(config, "reading publication tables", e)),
+    };
+    let tables = tables.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(Read::Found(Published {
+        all_tables: row.get(0),
+        kinds: [row.get(1), row.get(2), row.get(3), row.get(4)],
+        tables,
+    }))
 }
 
 /// The change `published` (`None`: it does not exist) needs, if any, or why the job cannot go on.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use datafusion::common::{Column, SchemaError};
 use datafusion::error::DataFusionError;
 
 /// Where in a job file something is.
@@ -90,7 +91,8 @@ impl Error {
 
 impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
-        match e.find_root() {
+        let root = e.find_root();
+        match root {
             DataFusionError::Internal(m) => Error::Internal(m.clone()),
             DataFusionError::IoError(io) => Error::External(io.to_string()),
             DataFusionError::ResourcesExhausted(m) => Error::External(m.clone()),
@@ -99,9 +101,38 @@ impl From<DataFusionError> for Error {
             | DataFusionError::NotImplemented(m)
             | DataFusionError::Configuration(m) => Error::User(m.clone()),
             DataFusionError::ArrowError(a, _) => Error::User(a.to_string()),
+            DataFusionError::SchemaError(schema, _) => match schema.as_ref() {
+                SchemaError::FieldNotFound { field, valid_fields } => {
+                    Error::User(column_not_found(field, valid_fields))
+                }
+                _ => Error::User(root.strip_backtrace()),
+            },
             other => Error::User(other.strip_backtrace()),
         }
     }
+}
+
+/// DataFusion's message suggests double quotes and a setting; a Flink user writes backticks, and
+/// identifiers are matched exactly, as in Flink.
+fn column_not_found(field: &Column, valid: &[Column]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for c in valid {
+        if !names.contains(&c.name.as_str()) {
+            names.push(&c.name);
+        }
+    }
+    let hint = match names.iter().find(|n| n.eq_ignore_ascii_case(&field.name)) {
+        Some(same) => format!(
+            " Identifiers are case-sensitive, as in Flink: write `{same}` (a column declared `{}` would be a different one).",
+            field.name
+        ),
+        None => match names.iter().map(|n| (strsim::levenshtein(n, &field.name), n)).min() {
+            Some((d, n)) if d <= (n.len().max(field.name.len()) / 3).max(2) => format!(" Did you mean `{n}`?"),
+            _ => String::new(),
+        },
+    };
+    let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("column `{}` not found.{hint} Columns here: {}", field.name, listed.join(", "))
 }
 
 impl From<datafusion::arrow::error::ArrowError> for Error {

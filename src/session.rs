@@ -331,7 +331,22 @@ impl Session {
         } else {
             format!("tables: {}", known.join(", "))
         };
-        Error::user(format!("table `{name}` does not exist ({hint})"))
+        let case = match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(same) => format!(". Identifiers are case-sensitive, as in Flink: write `{same}`"),
+            None => String::new(),
+        };
+        Error::user(format!("table `{name}` does not exist ({hint}){case}"))
+    }
+
+    /// DataFusion names a table a query reads but no CREATE TABLE declared by its full path
+    /// (`table 'datafusion.public.orders' not found`): say it as for any other unknown table.
+    fn explain_unknown_table(&self, e: Error) -> Error {
+        let Error::User(message) = &e else { return e };
+        let name = message.strip_prefix("table 'datafusion.public.").and_then(|rest| rest.strip_suffix("' not found"));
+        match name {
+            Some(name) => self.unknown_table(name),
+            None => e,
+        }
     }
 
     fn create_table(&mut self, spec: &TableSpec, if_not_exists: bool) -> Result<Outcome> {
@@ -584,7 +599,9 @@ impl Session {
     async fn plan_pipeline(&self, insert: &ast::Insert, taken: &[String]) -> Result<PipelineSpec> {
         let sink_name = insert_target(insert)?;
         let target = self.entry(&sink_name)?;
-        let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec }).await?;
+        let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec })
+            .await
+            .map_err(|e| self.explain_unknown_table(e))?;
         planned.query.state_ttl = self.state_ttl();
         if let Some(ttl) = planned.query.state_ttl {
             for spec in planned.query.stateful().iter().filter(|s| !s.expires()) {
@@ -624,7 +641,10 @@ impl Session {
 
     async fn query(&self, stmt: &ast::Statement) -> Result<Outcome> {
         let state = self.state();
-        let plan = state.statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await
+            .map_err(|e| self.explain_unknown_table(e.into()))?;
         if !reads_a_table(&plan) {
             let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
             return Ok(Outcome::Table(batches));

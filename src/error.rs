@@ -112,6 +112,17 @@ impl From<DataFusionError> for Error {
     }
 }
 
+/// The candidate `name` is most likely a misspelling of: within a third of the longer name's
+/// length in edits (at least 2).
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(c, name), c))
+        .min()
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
+        .map(|(_, c)| c)
+}
+
 /// DataFusion's message suggests double quotes and a setting; a Flink user writes backticks, and
 /// identifiers are matched exactly, as in Flink.
 fn column_not_found(field: &Column, valid: &[Column]) -> String {
@@ -126,9 +137,9 @@ fn column_not_found(field: &Column, valid: &[Column]) -> String {
             " Identifiers are case-sensitive, as in Flink: write `{same}` (a column declared `{}` would be a different one).",
             field.name
         ),
-        None => match names.iter().map(|n| (strsim::levenshtein(n, &field.name), n)).min() {
-            Some((d, n)) if d <= (n.len().max(field.name.len()) / 3).max(2) => format!(" Did you mean `{n}`?"),
-            _ => String::new(),
+        None => match nearest(&field.name, names.iter().copied()) {
+            Some(n) => format!(" Did you mean `{n}`?"),
+            None => String::new(),
         },
     };
     let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();

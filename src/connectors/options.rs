@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{nearest, Error, Result};
 use crate::sql::table::{is_secret_key, MASK};
 use crate::sql::TableSpec;
 
@@ -167,10 +167,8 @@ impl ConnectorOptions {
         // Within the family, compare what follows the prefix: 'jdbc.properties.serverTimezone'
         // is no typo of 'jdbc.properties.useUnicode', 'debezium.slot.drop.on.stp' is one.
         let rest = &key[prefix.len()..];
-        let typo = self.known.iter().filter_map(|k| k.strip_prefix(prefix)).any(|known| {
-            !known.ends_with('*') && strsim::levenshtein(known, rest) <= (known.len().max(rest.len()) / 3).max(2)
-        });
-        if typo {
+        let family = self.known.iter().filter_map(|k| k.strip_prefix(prefix)).filter(|k| !k.ends_with('*'));
+        if nearest(rest, family).is_some() {
             return self.unsupported(&key);
         }
         let value = self.remaining.get(&key).cloned().unwrap_or_default();
@@ -215,13 +213,7 @@ impl ConnectorOptions {
 
     /// The known key `key` is most likely a typo of, if any.
     fn nearest_known(&self, key: &str) -> Option<String> {
-        self.known
-            .iter()
-            .filter(|k| !k.ends_with('*'))
-            .map(|k| (strsim::levenshtein(k, key), k))
-            .min()
-            .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).max(2))
-            .map(|(_, k)| k.clone())
+        nearest(key, self.known.iter().map(String::as_str).filter(|k| !k.ends_with('*'))).map(str::to_string)
     }
 
     fn unsupported(&self, key: &str) -> Result<()> {
@@ -241,13 +233,19 @@ impl ConnectorOptions {
     }
 }
 
-/// Flink's memory size syntax: a whole number and an optional unit (default bytes), 1024-based.
-pub fn parse_memory_size(text: &str) -> Option<u64> {
+/// A whole number and the unit after it (lowercase, maybe empty), as Flink writes sizes and
+/// durations: `'100mb'`, `'10 s'`.
+fn number_and_unit(text: &str) -> Option<(u64, String)> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((num.parse().ok()?, unit.trim().to_ascii_lowercase()))
+}
+
+/// Flink's memory size syntax: a whole number and an optional unit (default bytes), 1024-based.
+pub fn parse_memory_size(text: &str) -> Option<u64> {
+    let (n, unit) = number_and_unit(text)?;
+    let shift = match unit.as_str() {
         "" | "b" | "bytes" => 0,
         "k" | "kb" | "kibibytes" => 10,
         "m" | "mb" | "mebibytes" => 20,
@@ -260,11 +258,8 @@ pub fn parse_memory_size(text: &str) -> Option<u64> {
 
 /// Flink's duration syntax: a number and an optional unit (default milliseconds).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(text)?;
+    let ms = match unit.as_str() {
         "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
         "s" | "sec" | "secs" | "second" | "seconds" => n.checked_mul(1_000)?,
         "m" | "min" | "minute" | "minutes" => n.checked_mul(60_000)?,

@@ -53,8 +53,9 @@ pub(crate) enum DeleteMode {
 
 #[derive(Debug)]
 pub(crate) struct SinkOptions {
-    pub max_rows: usize,
-    pub interval: Option<Duration>,
+    /// `sink.buffer-flush.max-rows` and `.interval` both `0`: flush at checkpoints only (the
+    /// writer otherwise flushes whenever it is free, see sink.rs).
+    pub checkpoints_only: bool,
     pub max_retries: u32,
     pub delete_mode: DeleteMode,
     pub auto_create: bool,
@@ -225,9 +226,7 @@ impl JdbcConfig {
             schema: spec.schema(),
             key,
             sink: SinkOptions {
-                // As in Flink, 0 turns size-triggered flushes off.
-                max_rows: if max_rows == 0 { usize::MAX } else { max_rows },
-                interval: Some(interval).filter(|d| !d.is_zero()),
+                checkpoints_only: max_rows == 0 && interval.is_zero(),
                 max_retries,
                 delete_mode,
                 auto_create,

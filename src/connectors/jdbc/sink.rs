@@ -192,8 +192,7 @@ impl Sink for JdbcSink {
 }
 
 async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, config: Arc<JdbcConfig>) -> Result<()> {
-    // Flink's `max-rows = 0` with `interval = 0`: flushes happen at checkpoints only.
-    let checkpoints_only = config.sink.max_rows == usize::MAX && config.sink.interval.is_none();
+    let checkpoints_only = config.sink.checkpoints_only;
     let mut pending: Vec<ChangeBatch> = Vec::new();
     let mut stashed: Option<Command> = None;
     loop {

@@ -137,6 +137,7 @@ fn sink_spec(emulator: &DorisEmulator, extra: &[(&str, &str)]) -> TableSpec {
             .map(|(k, v)| TableOption { key: k.into(), written: v.clone(), value: v })
             .collect(),
         comment: None,
+        computed: Vec::new(),
     }
 }
 

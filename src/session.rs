@@ -18,11 +18,15 @@ use crate::changelog::{ChangelogMode, Retractions};
 use crate::connectors::options::parse_duration;
 use crate::connectors::{open_table, ConnectorTable, Sink, SourceContext, SourceIdentity};
 use crate::error::{Error, Result};
+use crate::operators::ComputedColumns;
 use crate::plan::{
-    check_sink_key, insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery, SinkTarget,
+    check_sink_key, computed_columns, insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery,
+    LookupTableProvider, SinkTarget,
 };
 use crate::runtime::{restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
-use crate::sql::{LocatedStatement, Statement, TableSpec};
+use crate::sql::temporal::LookupName;
+use crate::sql::types::flink_type_name;
+use crate::sql::{Declared, LocatedStatement, Statement, TableSpec};
 
 const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
 const CHECKPOINT_MODE: &str = "execution.checkpointing.mode";
@@ -94,6 +98,8 @@ const TYPO_DISTANCE: usize = 2;
 struct CatalogEntry {
     spec: TableSpec,
     table: Arc<dyn ConnectorTable>,
+    /// The table as queried, when it declares computed columns.
+    computed: Option<Arc<ComputedColumns>>,
 }
 
 /// What executing a statement produced.
@@ -272,7 +278,10 @@ impl Session {
                 let schema = Arc::new(Schema::new(vec![Field::new("table name", DataType::Utf8, false)]));
                 Ok(Outcome::Table(vec![RecordBatch::try_new(schema, vec![Arc::new(names)])?]))
             }
-            Statement::Describe { name } => Ok(Outcome::Table(vec![describe(&self.entry(name)?.spec)?])),
+            Statement::Describe { name } => {
+                let entry = self.entry(name)?;
+                Ok(Outcome::Table(vec![describe(&entry.spec, entry.computed.as_deref())?]))
+            }
             Statement::ShowCreateTable { name } => Ok(Outcome::Text(self.entry(name)?.spec.show_create())),
             Statement::Insert(stmt) => {
                 let ast::Statement::Insert(insert) = stmt.as_ref() else {
@@ -349,6 +358,66 @@ impl Session {
         }
     }
 
+    /// Makes the lookup sides a statement names (`dim FOR SYSTEM_TIME AS OF s.proc`, see
+    /// `sql::temporal`) known to the planner, once the table can be looked up and the time
+    /// attribute is a processing-time column of a table the statement reads.
+    fn register_lookups(&self, statement: &impl ast::Visit) -> Result<()> {
+        let mut relations = Relations(Vec::new());
+        let _ = statement.visit(&mut relations);
+        for (name, _) in &relations.0 {
+            let Some(lookup) = LookupName::parse(name) else { continue };
+            let entry = self.entry(&lookup.table)?;
+            let connector = entry.spec.connector().unwrap_or("?");
+            let Some(table) = entry.table.lookup() else {
+                return Err(Error::user(format!(
+                    "table `{}` (connector '{connector}') cannot be looked up: FOR SYSTEM_TIME AS OF needs a table \
+                     whose connector finds rows by key ('jdbc')",
+                    lookup.table
+                )));
+            };
+            if !entry.spec.computed.is_empty() {
+                return Err(Error::user(format!(
+                    "table `{}` declares computed columns, which a looked-up table cannot have: compute them in the \
+                     query instead",
+                    lookup.table
+                )));
+            }
+            self.check_time_attribute(&lookup, &relations.0)?;
+            let schema = entry.spec.schema();
+            let primary_key = entry.spec.primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect();
+            let reference = TableReference::bare(name.as_str());
+            self.ctx.deregister_table(reference.clone())?;
+            self.ctx.register_table(reference, LookupTableProvider::new(&lookup.table, schema, primary_key, table))?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless the column `FOR SYSTEM_TIME AS OF` names is a processing-time column
+    /// (`proc AS PROCTIME()`) of a table read by the statement (`relations`: names and aliases).
+    fn check_time_attribute(&self, lookup: &LookupName, relations: &[(String, Option<String>)]) -> Result<()> {
+        let (qualifier, column) = match lookup.time.as_slice() {
+            [column] => (None, column),
+            [qualifier, column] => (Some(qualifier), column),
+            _ => (None, &lookup.time[lookup.time.len() - 1]),
+        };
+        let proctime = relations.iter().filter(|(name, alias)| {
+            LookupName::parse(name).is_none()
+                && qualifier.is_none_or(|q| alias.as_ref().unwrap_or(name) == q)
+                && self.tables.get(name).is_some_and(|e| {
+                    e.spec.computed.iter().any(|c| c.name == *column && crate::sql::temporal::is_proctime(&c.expr))
+                })
+        });
+        if proctime.count() > 0 {
+            return Ok(());
+        }
+        Err(Error::user(format!(
+            "FOR SYSTEM_TIME AS OF {}: `{column}` is not a processing-time column of the table joined from; declare \
+             `{column} AS PROCTIME()` in its CREATE TABLE. Lookup joins are processing-time joins: event-time temporal \
+             joins (AS OF a time column of the row, against a versioned table) are not supported",
+            lookup.time.join(".")
+        )))
+    }
+
     fn create_table(&mut self, spec: &TableSpec, if_not_exists: bool) -> Result<Outcome> {
         if self.tables.contains_key(&spec.name) {
             if if_not_exists {
@@ -364,19 +433,17 @@ impl Session {
             spec.options.iter().filter(|o| crate::sql::table::is_secret_key(&o.key)).map(|o| o.value.clone()),
         );
         let table: Arc<dyn ConnectorTable> = Arc::from(open_table(spec)?);
-        let primary_key = spec
-            .primary_key
-            .iter()
-            .map(|k| spec.columns.iter().position(|c| c.name == *k))
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| {
-                Error::internal(format!("table `{}` has a PRIMARY KEY column it does not have", spec.name))
-            })?;
+        let computed = computed_columns(&self.state(), spec)?;
+        let schema = computed.as_ref().map_or_else(|| spec.schema(), |c| c.schema.clone());
+        let primary_key =
+            spec.primary_key.iter().map(|k| schema.index_of(k).ok()).collect::<Option<Vec<usize>>>().ok_or_else(
+                || Error::internal(format!("table `{}` has a PRIMARY KEY column it does not have", spec.name)),
+            )?;
         self.ctx.register_table(
             TableReference::bare(spec.name.as_str()),
-            ChangelogTableProvider::new(&spec.name, spec.schema(), primary_key),
+            ChangelogTableProvider::new(&spec.name, schema, primary_key),
         )?;
-        self.tables.insert(spec.name.clone(), CatalogEntry { spec: spec.clone(), table });
+        self.tables.insert(spec.name.clone(), CatalogEntry { spec: spec.clone(), table, computed });
         Ok(Outcome::Info("Execute statement succeeded.".into()))
     }
 
@@ -572,6 +639,7 @@ impl Session {
                 identity,
                 open_source: factory,
                 slot: entry.table.replication_slot(),
+                computed: entry.computed.clone(),
             },
             changelog: entry.table.source_changelog_mode(),
             retractions: entry.table.source_retractions(),
@@ -599,12 +667,13 @@ impl Session {
     async fn plan_pipeline(&self, insert: &ast::Insert, taken: &[String]) -> Result<PipelineSpec> {
         let sink_name = insert_target(insert)?;
         let target = self.entry(&sink_name)?;
+        self.register_lookups(insert)?;
         let mut planned = plan_insert(&self.state(), insert, SinkTarget { spec: &target.spec })
             .await
             .map_err(|e| self.explain_unknown_table(e))?;
         planned.query.state_ttl = self.state_ttl();
         if let Some(ttl) = planned.query.state_ttl {
-            for spec in planned.query.stateful().iter().filter(|s| !s.expires()) {
+            for spec in planned.query.stateful().iter().filter(|s| s.keeps_state() && !s.expires()) {
                 tracing::warn!(
                     "'{STATE_TTL}' = {ttl:?} applies to GROUP BY state only: the state of the {} in the INSERT INTO \
                      {sink_name} does not expire",
@@ -640,6 +709,7 @@ impl Session {
     }
 
     async fn query(&self, stmt: &ast::Statement) -> Result<Outcome> {
+        self.register_lookups(stmt)?;
         let state = self.state();
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -661,6 +731,22 @@ impl Session {
             ..self.job_config()?
         };
         Ok(Outcome::Query(Box::new(QueryJob { inputs, query, bounded, changelog, config })))
+    }
+}
+
+/// The tables a statement reads, by name (the last part) and alias.
+struct Relations(Vec<(String, Option<String>)>);
+
+impl ast::Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &ast::TableFactor) -> std::ops::ControlFlow<()> {
+        if let ast::TableFactor::Table { name, alias, .. } = factor {
+            let last =
+                name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_else(|| name.to_string());
+            self.0.push((last, alias.as_ref().map(|a| a.name.value.clone())));
+        }
+        std::ops::ControlFlow::Continue(())
     }
 }
 
@@ -718,24 +804,44 @@ fn key_value_batch(entries: &BTreeMap<String, String>) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(values)])?)
 }
 
-fn describe(spec: &TableSpec) -> Result<RecordBatch> {
-    let text =
-        |f: &dyn Fn(&crate::sql::ColumnSpec) -> String| StringArray::from_iter_values(spec.columns.iter().map(f));
-    let names = text(&|c| c.name.clone());
-    let types = text(&|c| c.type_text.clone());
-    let nulls = text(&|c| if c.nullable { "TRUE" } else { "FALSE" }.to_string());
-    let keys = text(&|c| {
-        if spec.primary_key.contains(&c.name) {
-            format!("PRI({})", spec.primary_key.join(", "))
-        } else {
-            String::new()
-        }
+/// `DESCRIBE`: one row per declared column; a computed column's type is as planned (`queried`).
+fn describe(spec: &TableSpec, queried: Option<&ComputedColumns>) -> Result<RecordBatch> {
+    let declared = spec.declared();
+    let text = |f: &dyn Fn(usize, Declared) -> String| {
+        StringArray::from_iter_values(declared.iter().enumerate().map(|(i, d)| f(i, *d)))
+    };
+    let names = text(&|_, d| match d {
+        Declared::Column(c) => c.name.clone(),
+        Declared::Computed(c) => c.name.clone(),
     });
-    let extras = text(&|c| match &c.metadata {
-        Some(m) => format!("METADATA FROM '{}'{}", m.key, if m.is_virtual { " VIRTUAL" } else { "" }),
-        None => String::new(),
+    let types = text(&|i, d| match (d, queried) {
+        (Declared::Column(c), _) => c.type_text.clone(),
+        (Declared::Computed(_), Some(q)) => flink_type_name(q.schema.field(i).data_type()),
+        (Declared::Computed(_), None) => String::new(),
     });
-    let comments = text(&|c| c.comment.clone().unwrap_or_default());
+    let nulls = text(&|i, d| {
+        let nullable = match (d, queried) {
+            (Declared::Column(c), _) => c.nullable,
+            (Declared::Computed(_), Some(q)) => q.schema.field(i).is_nullable(),
+            (Declared::Computed(_), None) => true,
+        };
+        if nullable { "TRUE" } else { "FALSE" }.to_string()
+    });
+    let keys = text(&|_, d| match d {
+        Declared::Column(c) if spec.primary_key.contains(&c.name) => format!("PRI({})", spec.primary_key.join(", ")),
+        _ => String::new(),
+    });
+    let extras = text(&|_, d| match d {
+        Declared::Column(c) => match &c.metadata {
+            Some(m) => format!("METADATA FROM '{}'{}", m.key, if m.is_virtual { " VIRTUAL" } else { "" }),
+            None => String::new(),
+        },
+        Declared::Computed(c) => format!("AS {}", c.expr),
+    });
+    let comments = text(&|_, d| match d {
+        Declared::Column(c) => c.comment.clone().unwrap_or_default(),
+        Declared::Computed(c) => c.comment.clone().unwrap_or_default(),
+    });
     let schema = Arc::new(Schema::new(
         ["name", "type", "null", "key", "extras", "comment"]
             .iter()

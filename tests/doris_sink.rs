@@ -70,6 +70,7 @@ fn sink_spec(emulator: &DorisEmulator, keyed: bool, extra: &[(&str, &str)]) -> T
         primary_key: if keyed { vec!["id".into()] } else { vec![] },
         options: options.into_iter().map(|(key, value)| TableOption { key, written: value.clone(), value }).collect(),
         comment: None,
+        computed: Vec::new(),
     }
 }
 

@@ -457,6 +457,7 @@ async fn checkpoints_commit_the_source_position_with_the_data() {
                 })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         };
         let table = cdc_sql::connectors::open_table(&spec).unwrap();
         let mut sink = table.sink(cdc_sql::changelog::ChangelogMode::InsertOnly).unwrap().unwrap();

@@ -1534,6 +1534,7 @@ mod library {
                 .map(|(k, v)| TableOption { key: k.into(), value: v.clone(), written: v })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         }
     }
 

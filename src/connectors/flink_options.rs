@@ -92,6 +92,20 @@ fn setups() -> Vec<Setup> {
             columns: id_v(),
             primary_key: &["id"],
             companions: &[
+                ("lookup.cache", &[("lookup.partial-cache.max-rows", "10000")]),
+                ("lookup.partial-cache.max-rows", &[("lookup.cache", "PARTIAL")]),
+                ("lookup.partial-cache.expire-after-write", &[("lookup.cache", "PARTIAL")]),
+                ("lookup.partial-cache.expire-after-access", &[("lookup.cache", "PARTIAL")]),
+                (
+                    "lookup.partial-cache.cache-missing-key",
+                    &[("lookup.cache", "PARTIAL"), ("lookup.partial-cache.max-rows", "10")],
+                ),
+                ("lookup.cache.max-rows", &[("lookup.cache.ttl", "10s")]),
+                ("lookup.cache.ttl", &[("lookup.cache.max-rows", "10000")]),
+                (
+                    "lookup.cache.caching-missing-key",
+                    &[("lookup.cache.max-rows", "10000"), ("lookup.cache.ttl", "10s")],
+                ),
                 ("password", &[("username", "writer")]),
                 (
                     "scan.partition.column",
@@ -172,6 +186,7 @@ fn spec(setup: &Setup, options: &[(String, String)]) -> TableSpec {
             .map(|(k, v)| TableOption { key: k.clone(), value: v.clone(), written: v.clone() })
             .collect(),
         comment: None,
+        computed: Vec::new(),
     }
 }
 

@@ -19,6 +19,8 @@ mod float_decimal;
 mod iotdb;
 mod jdbc;
 mod kafka;
+/// Finding rows by key for lookup joins, and Flink's lookup options (not a connector).
+pub mod lookup;
 mod mysql_cdc;
 /// Bulk-read sessions with MySQL/MariaDB shared by mysql-cdc and jdbc (not a connector).
 mod mysql_session;
@@ -33,6 +35,7 @@ mod spatial;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 
+pub use lookup::{Lookup, LookupTable};
 #[doc(hidden)]
 pub use mysql_cdc::decode_stored_text;
 pub use options::ConnectorOptions;
@@ -170,6 +173,11 @@ pub trait ConnectorTable: Send + Sync {
     /// could be told to do instead, as sentences for the user; `None` (the default) for sinks
     /// that also write on their own. Planning refuses such a sink in a job that takes none.
     fn sink_needs_checkpoints(&self) -> Option<String> {
+        None
+    }
+
+    /// How the table is looked up by key for lookup joins, or `None` if the connector cannot.
+    fn lookup(&self) -> Option<LookupTable> {
         None
     }
 

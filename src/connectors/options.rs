@@ -285,6 +285,7 @@ mod tests {
                 .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         }
     }
 

@@ -105,6 +105,7 @@ fn options(opts: &[(&str, &str)]) -> ConnectorOptions {
             .map(|(k, v)| crate::sql::TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
             .collect(),
         comment: None,
+        computed: Vec::new(),
     };
     ConnectorOptions::new(&spec).unwrap()
 }

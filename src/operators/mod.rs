@@ -14,7 +14,9 @@
 //! followed by its `+U`.
 
 mod aggregate;
+mod computed;
 mod join;
+mod lookup;
 mod query;
 mod rank;
 mod truncate;
@@ -25,7 +27,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 
 pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
+pub use computed::{ColumnSource, ComputeColumns, ComputedColumns};
 pub use join::{Join, JoinKind, JoinParts, JoinSpec};
+pub use lookup::{LookupCounters, LookupJoin, LookupSpec};
 pub use query::QueryOperator;
 pub use rank::{Rank, RankSpec};
 
@@ -45,6 +49,9 @@ pub enum StatefulSpec {
     /// `[INNER|LEFT|RIGHT|FULL] JOIN`, and the semi and anti joins of `EXISTS` and `IN`: two
     /// inputs, the left and the right side.
     Join(Arc<JoinSpec>),
+    /// `JOIN dim FOR SYSTEM_TIME AS OF s.proc`: one input, the left side; the right side is looked
+    /// up, and nothing is kept but a cache.
+    Lookup(Arc<LookupSpec>),
 }
 
 impl StatefulSpec {
@@ -54,7 +61,13 @@ impl StatefulSpec {
             StatefulSpec::Aggregate(_) => "GROUP BY",
             StatefulSpec::Rank(_) => "ROW_NUMBER",
             StatefulSpec::Join(_) => "JOIN",
+            StatefulSpec::Lookup(_) => "LOOKUP JOIN",
         }
+    }
+
+    /// Whether its operator keeps state that checkpoints hold.
+    pub fn keeps_state(&self) -> bool {
+        !matches!(self, StatefulSpec::Lookup(_))
     }
 
     /// An operator that runs the node from empty state; `name` names its state in checkpoints,
@@ -64,6 +77,7 @@ impl StatefulSpec {
             StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone(), ttl)?),
             StatefulSpec::Rank(spec) => Box::new(Rank::new(name, spec.clone())?),
             StatefulSpec::Join(spec) => Box::new(Join::new(name, spec.clone())?),
+            StatefulSpec::Lookup(spec) => Box::new(LookupJoin::new(name, spec.clone())?),
         })
     }
 
@@ -71,7 +85,7 @@ impl StatefulSpec {
     pub fn expires(&self) -> bool {
         match self {
             StatefulSpec::Aggregate(_) => true,
-            StatefulSpec::Rank(_) | StatefulSpec::Join(_) => false,
+            StatefulSpec::Rank(_) | StatefulSpec::Join(_) | StatefulSpec::Lookup(_) => false,
         }
     }
 
@@ -93,6 +107,8 @@ impl StatefulSpec {
                 ChangelogMode::InsertOnly
             }
             StatefulSpec::Join(_) => ChangelogMode::All,
+            // Each change keeps its kind.
+            StatefulSpec::Lookup(_) => inputs.first().copied().unwrap_or(ChangelogMode::InsertOnly),
         }
     }
 
@@ -102,6 +118,7 @@ impl StatefulSpec {
             StatefulSpec::Aggregate(spec) => vec![(0..spec.key_len()).collect()],
             StatefulSpec::Rank(spec) => spec.unique_key().into_iter().collect(),
             StatefulSpec::Join(spec) => spec.unique_keys().to_vec(),
+            StatefulSpec::Lookup(spec) => spec.unique_keys.clone(),
         }
     }
 
@@ -111,6 +128,7 @@ impl StatefulSpec {
             StatefulSpec::Aggregate(_) => "GROUP BY columns",
             StatefulSpec::Rank(spec) => spec.key_columns(),
             StatefulSpec::Join(_) => "joined tables' PRIMARY KEY columns",
+            StatefulSpec::Lookup(_) => "the PRIMARY KEY columns of the table joined from",
         }
     }
 }
@@ -212,6 +230,11 @@ pub trait Operator: Send {
 
     /// Takes one event of input `input`, adds the events it emits to `out`.
     fn process(&mut self, input: usize, event: Event, out: &mut Vec<Event>) -> Result<()>;
+
+    /// Whether the operator keeps state that checkpoints hold (and a resumed job needs back).
+    fn keeps_state(&self) -> bool {
+        true
+    }
 
     /// The state for a checkpoint; `None` for an operator that keeps none.
     fn snapshot(&mut self) -> Result<Option<OperatorSnapshot>> {

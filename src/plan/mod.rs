@@ -15,6 +15,7 @@
 mod aggregate;
 mod insert;
 mod join;
+mod lookup;
 mod rank;
 mod table;
 
@@ -29,7 +30,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, Proj
 use datafusion::physical_expr::PhysicalExpr;
 
 pub use insert::{check_sink_key, insert_target, plan_insert, PlannedInsert, SinkTarget};
-pub use table::ChangelogTableProvider;
+pub use table::{computed_columns, ChangelogTableProvider, LookupTableProvider};
 
 use crate::changelog::{filter_changes, ChangeBatch, ChangelogMode, Event, Retractions};
 use crate::error::{Error, Result};
@@ -44,6 +45,33 @@ enum Step {
     /// The same columns under the schema of the `UNION ALL` the branch feeds (its first branch's
     /// names, nullable where any branch is).
     Rename(SchemaRef),
+}
+
+/// Stateless steps over rows that are no changelog: those a lookup join finds in its table.
+#[derive(Debug)]
+pub struct RowSteps {
+    steps: Vec<Step>,
+    schema: SchemaRef,
+}
+
+impl RowSteps {
+    fn new(steps: Vec<Step>, schema: SchemaRef) -> Self {
+        RowSteps { steps, schema }
+    }
+
+    /// The rows the steps give, of [`RowSteps::schema`].
+    pub fn apply(&self, rows: &RecordBatch) -> Result<RecordBatch> {
+        let out = run_steps(&self.steps, &ChangeBatch::inserts(rows.clone()), Retractions::WholeRows)?;
+        // The steps stop at the first empty result, which still has the columns of that point.
+        if out.is_empty() {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        Ok(out.rows().clone())
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
 }
 
 /// One `SELECT … FROM table` of a query: the steps that turn a batch of the table into rows of the
@@ -308,9 +336,9 @@ impl CompiledQuery {
             .collect()
     }
 
-    /// Whether the query keeps state (a GROUP BY, `SELECT DISTINCT`, `UNION`).
+    /// Whether the query keeps state (a GROUP BY, `SELECT DISTINCT`, `UNION`, a join, a Top-N).
     pub fn is_stateful(&self) -> bool {
-        !self.stateful.is_empty()
+        self.stateful.iter().any(StatefulSpec::keeps_state)
     }
 
     /// The changelog of the query's result, given each input's changelog: the most general of the
@@ -473,6 +501,13 @@ impl Compiler<'_> {
     /// The node of `plan`; `limit` collects a limit over all of its rows.
     fn node(&mut self, plan: &LogicalPlan, limit: &mut Option<usize>) -> Result<Node> {
         match plan {
+            LogicalPlan::TableScan(scan) if lookup::lookup_side(plan).is_some() => Err(Error::user(format!(
+                "`{}` FOR SYSTEM_TIME AS OF is looked up by a JOIN: write … JOIN {} FOR SYSTEM_TIME AS OF s.proc ON \
+                 s.k = {}.id, with the looked-up table on the right",
+                scan.table_name.table(),
+                scan.table_name.table(),
+                scan.table_name.table()
+            ))),
             LogicalPlan::TableScan(scan) => {
                 if !scan.filters.is_empty() {
                     return Err(Error::internal("filters were pushed into a changelog table scan"));
@@ -614,6 +649,24 @@ impl Compiler<'_> {
                 }
                 let spec = StatefulSpec::Aggregate(Arc::new(aggregate::compile(self.state, aggregate)?));
                 Ok(self.stateful(spec, vec![(input, aggregate.input.schema().as_arrow().clone())], plan))
+            }
+            LogicalPlan::Join(logical) if lookup::lookup_side(&logical.left).is_some() => Err(Error::user(
+                "the table after FOR SYSTEM_TIME AS OF must be on the right of its JOIN, as in Flink: FROM s JOIN dim \
+                 FOR SYSTEM_TIME AS OF s.proc ON …",
+            )),
+            LogicalPlan::Join(logical) if lookup::lookup_side(&logical.right).is_some() => {
+                let provider =
+                    lookup::lookup_side(&logical.right).ok_or_else(|| Error::internal("lookup side lost"))?;
+                let mut below = None;
+                let left = self.node(&logical.left, &mut below)?;
+                if below.is_some() || left.has_limit() {
+                    return Err(Error::user(
+                        "a LIMIT under a lookup join is not supported on a changelog stream; put it over the whole query",
+                    ));
+                }
+                let spec = lookup::compile(self.state, logical, provider, left.unique_keys())?;
+                let input = (left, logical.left.schema().as_arrow().clone());
+                Ok(self.stateful(StatefulSpec::Lookup(Arc::new(spec)), vec![input], plan))
             }
             LogicalPlan::Join(logical) => {
                 let kind = join::kind(logical)?;

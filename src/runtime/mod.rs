@@ -36,7 +36,7 @@ pub use restart::{RestartStrategy, RestartTracker};
 
 use crate::connectors::{ReplicationSlot, Sink, Source, SourceIdentity};
 use crate::error::{Error, ErrorKind, Result};
-use crate::operators::OperatorSnapshot;
+use crate::operators::{ComputedColumns, OperatorSnapshot};
 use crate::plan::CompiledQuery;
 
 pub type SourceFactory = Arc<dyn Fn() -> Result<Box<dyn Source>> + Send + Sync>;
@@ -52,6 +52,8 @@ pub struct InputSpec {
     pub open_source: SourceFactory,
     /// The replication slot the source holds for the job, shown to the user.
     pub slot: Option<ReplicationSlot>,
+    /// The table's computed columns, added to every batch its source reads.
+    pub computed: Option<Arc<ComputedColumns>>,
 }
 
 /// Inputs → query → sink, able to open fresh connectors for every (re)start.

@@ -17,7 +17,7 @@ use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch, Event, TableId};
 use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
-use crate::operators::{Operator, QueryOperator, TruncateAsDeletes};
+use crate::operators::{ComputeColumns, Operator, QueryOperator, TruncateAsDeletes};
 
 pub(super) struct Context {
     /// The job's name, under which exactly-once sinks store positions with their data.
@@ -203,6 +203,9 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
             }
             ops.push(Box::new(truncating));
         }
+        if let Some(computed) = &input.computed {
+            ops.push(Box::new(ComputeColumns::new(computed.clone())));
+        }
         sources.push(source);
         operators.push(ops);
     }
@@ -213,7 +216,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
     // The operators' state is that of the checkpoint's positions: a newer position the sink
     // stored would skip changes it lacks. Repeating changes a keyed sink already took is
     // harmless, and a source that deletes on truncation only feeds keyed sinks.
-    let stateful = operators.iter().any(|ops| !ops.is_empty()) || spec.query.is_stateful();
+    let stateful = operators.iter().flatten().any(|op| op.keeps_state()) || spec.query.is_stateful();
     if ctx.trust_sink_position && !stateful {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
@@ -478,7 +481,7 @@ fn restore_operators(ctx: &Context, states: &[InputState], operators: &mut [Vec<
         if state.position.is_none() {
             continue;
         }
-        for op in ops.iter_mut() {
+        for op in ops.iter_mut().filter(|op| op.keeps_state()) {
             let name = operator_name(&state.table, op.as_ref());
             if let Some(file) = restored.operators.iter().find(|o| o.operator == name) {
                 let path = ctx.restored_from.as_deref().ok_or_else(|| {
@@ -503,7 +506,7 @@ fn restore_operators(ctx: &Context, states: &[InputState], operators: &mut [Vec<
 /// checkpoint stored.
 fn restore_query(ctx: &Context, query: &mut QueryOperator) -> Result<()> {
     let Some(restored) = ctx.restored.as_ref() else { return Ok(()) };
-    for op in query.stateful_operators() {
+    for op in query.stateful_operators().filter(|op| op.keeps_state()) {
         let name = op.name().to_string();
         let Some(file) = restored.operators.iter().find(|o| o.operator == name) else {
             return Err(Error::user(format!(

@@ -4,7 +4,8 @@ pub mod env;
 pub mod parser;
 pub mod split;
 pub mod table;
+pub mod temporal;
 pub mod types;
 
 pub use parser::{parse_script, parse_statement, LocatedStatement, Statement};
-pub use table::{ColumnSpec, MetadataColumn, TableOption, TableSpec};
+pub use table::{ColumnSpec, ComputedColumn, Declared, MetadataColumn, TableOption, TableSpec};

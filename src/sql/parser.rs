@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::env::substitute;
 use super::split::{line_col, padded, split, RawStatement};
-use super::table::{ColumnSpec, MetadataColumn, TableOption, TableSpec};
+use super::table::{ColumnSpec, ComputedColumn, MetadataColumn, TableOption, TableSpec};
 use super::types::{list_of, time_unit_for_precision, UTC};
 use crate::error::{Error, Location, Result};
 
@@ -89,6 +89,9 @@ pub fn parse_statement(
         .map_err(|e| parser_error(source, ParserError::TokenizerError(e.to_string()), &location))?;
     // Flink's JSON_OBJECT(KEY k VALUE v) is not something sqlparser reads.
     cdc_sql_udfs::syntax::rewrite_tokens(&mut tokens);
+    super::temporal::rewrite_tokens(&mut tokens).map_err(|(message, line, column)| {
+        Error::user(message).at(Location { source: source.to_string(), line: line as usize, column: column as usize })
+    })?;
     let parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut p = StatementParser { p: parser, source, env, location: location.clone(), pending_gt: 0 };
     let statement = p.statement()?;
@@ -409,6 +412,7 @@ impl StatementParser<'_> {
         self.expect_token(&Token::LParen)?;
 
         let mut columns: Vec<ColumnSpec> = Vec::new();
+        let mut computed: Vec<ComputedColumn> = Vec::new();
         let mut primary_key: Option<(Vec<String>, TokenWithSpan)> = None;
         loop {
             let tok = self.p.peek_token();
@@ -432,9 +436,15 @@ impl StatementParser<'_> {
                     return Err(self.error_at(&tok, "a table has at most one PRIMARY KEY"));
                 }
                 primary_key = Some((cols.into_iter().map(|i| i.value).collect(), tok));
+            } else if self.peek_nth_word(1).as_deref() == Some("AS") {
+                let column = self.computed_column(columns.len() + computed.len())?;
+                if columns.iter().any(|c| c.name == column.name) || computed.iter().any(|c| c.name == column.name) {
+                    return Err(self.error_at(&tok, format!("column `{}` is declared twice", column.name)));
+                }
+                computed.push(column);
             } else {
                 let (column, inline_pk) = self.column()?;
-                if columns.iter().any(|c| c.name == column.name) {
+                if columns.iter().any(|c| c.name == column.name) || computed.iter().any(|c| c.name == column.name) {
                     return Err(self.error_at(&tok, format!("column `{}` is declared twice", column.name)));
                 }
                 if inline_pk {
@@ -458,6 +468,12 @@ impl StatementParser<'_> {
         let mut pk = Vec::new();
         if let Some((cols, tok)) = primary_key {
             for c in &cols {
+                if computed.iter().any(|x| &x.name == c) {
+                    return Err(self.error_at(
+                        &tok,
+                        format!("PRIMARY KEY column `{c}` is a computed column; keys must be physical columns"),
+                    ));
+                }
                 let Some(col) = columns.iter_mut().find(|x| &x.name == c) else {
                     return Err(self.error_at(&tok, format!("PRIMARY KEY column `{c}` is not a column of `{name}`")));
                 };
@@ -496,7 +512,7 @@ impl StatementParser<'_> {
             );
         }
         Ok(Statement::CreateTable {
-            spec: TableSpec { name, columns, primary_key: pk, options, comment },
+            spec: TableSpec { name, columns, primary_key: pk, options, comment, computed },
             if_not_exists,
         })
     }
@@ -553,16 +569,21 @@ impl StatementParser<'_> {
         }
     }
 
+    /// `name AS expression [COMMENT '…']`, the `position`th declared column.
+    fn computed_column(&mut self, position: usize) -> Result<ComputedColumn> {
+        let name = self.identifier()?;
+        self.expect("AS")?;
+        let expr = self.p.parse_expr().map_err(|e| self.syntax(e))?;
+        let mut comment = None;
+        if self.eat("COMMENT") {
+            comment = Some(self.string_literal("the column comment")?);
+        }
+        Ok(ComputedColumn { name, expr, position, comment })
+    }
+
     /// `name TYPE [NOT NULL] [METADATA [FROM 'key'] [VIRTUAL]] [PRIMARY KEY NOT ENFORCED] [COMMENT '…']`.
     fn column(&mut self) -> Result<(ColumnSpec, bool)> {
         let name = self.identifier()?;
-        let tok = self.p.peek_token();
-        if self.eat("AS") {
-            return Err(self.error_at(
-                &tok,
-                format!("computed column `{name}` is not supported yet: compute it in the INSERT's SELECT instead"),
-            ));
-        }
         let (data_type, type_text, nullable) = self.data_type()?;
         let mut metadata = None;
         if self.eat("METADATA") {

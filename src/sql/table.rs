@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast;
 
 /// `col TYPE METADATA [FROM 'key'] [VIRTUAL]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,25 @@ pub struct ColumnSpec {
     pub comment: Option<String>,
 }
 
+/// `name AS expression [COMMENT '…']`: Flink's computed column, evaluated for every row the table's
+/// source reads (`proc AS PROCTIME()`, `total AS price * qty`). A source never reads it and an
+/// INSERT never writes it; its expression may use the table's other columns, not computed ones.
+#[derive(Debug, Clone)]
+pub struct ComputedColumn {
+    pub name: String,
+    pub expr: ast::Expr,
+    /// Its place among all declared columns, computed ones included.
+    pub position: usize,
+    pub comment: Option<String>,
+}
+
+/// A declared column: read by the source or computed from those.
+#[derive(Debug, Clone, Copy)]
+pub enum Declared<'a> {
+    Column(&'a ColumnSpec),
+    Computed(&'a ComputedColumn),
+}
+
 /// One WITH option: its value after `${VAR}` substitution and as written in the job file.
 #[derive(Debug, Clone)]
 pub struct TableOption {
@@ -39,6 +59,8 @@ pub struct TableSpec {
     pub primary_key: Vec<String>,
     pub options: Vec<TableOption>,
     pub comment: Option<String>,
+    /// Computed columns, each with its place among `columns`.
+    pub computed: Vec<ComputedColumn>,
 }
 
 /// Option keys whose values are secrets: never shown in logs, errors or SHOW CREATE TABLE.
@@ -55,6 +77,15 @@ impl TableSpec {
         Arc::new(Schema::new(
             self.columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable)).collect::<Vec<_>>(),
         ))
+    }
+
+    /// Every column in declared order, computed ones at their places.
+    pub fn declared(&self) -> Vec<Declared<'_>> {
+        let mut all: Vec<Declared<'_>> = self.columns.iter().map(Declared::Column).collect();
+        for c in &self.computed {
+            all.insert(c.position.min(all.len()), Declared::Computed(c));
+        }
+        all
     }
 
     /// The columns an INSERT writes: all but VIRTUAL metadata columns.
@@ -80,9 +111,19 @@ impl TableSpec {
     /// references shown as written rather than resolved.
     pub fn show_create(&self) -> String {
         let mut lines: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| {
+            .declared()
+            .into_iter()
+            .map(|d| {
+                let c = match d {
+                    Declared::Column(c) => c,
+                    Declared::Computed(c) => {
+                        let mut s = format!("  `{}` AS {}", c.name, c.expr);
+                        if let Some(comment) = &c.comment {
+                            s.push_str(&format!(" COMMENT {}", quote(comment)));
+                        }
+                        return s;
+                    }
+                };
                 let mut s = format!("  `{}` {}", c.name, c.type_text);
                 if !c.nullable {
                     s.push_str(" NOT NULL");

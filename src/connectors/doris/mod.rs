@@ -272,7 +272,7 @@ impl DorisConfig {
             "lookup.jdbc.read.batch.queue-size",
             "lookup.jdbc.read.thread-size",
         ] {
-            o.no_effect(key, super::jdbc::LOOKUP);
+            o.no_effect(key, super::lookup::NOT_OFFERED);
         }
         o.no_effect("sink.check-interval", "a failed load is seen in its reply; no checker thread is needed");
         for key in ["sink.buffer-size", "sink.buffer-count"] {
@@ -1190,6 +1190,7 @@ mod tests {
                 .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         };
         let mut o = ConnectorOptions::new(&spec)?;
         let config = DorisConfig::parse(&spec, &mut o)?;

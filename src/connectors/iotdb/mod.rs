@@ -195,7 +195,7 @@ impl Config {
             );
         }
         for key in ["lookup.cache.max-rows", "lookup.cache.ttl-sec"] {
-            o.no_effect(key, super::jdbc::LOOKUP);
+            o.no_effect(key, super::lookup::NOT_OFFERED);
         }
         let decimals = match o.choice("decimal-mapping", &["double", "text"])?.unwrap_or("double") {
             "text" => DecimalMapping::Text,
@@ -831,6 +831,7 @@ mod tests {
                 .map(|(k, v)| TableOption { key: k.into(), value: v.into(), written: v.into() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         }
     }
 

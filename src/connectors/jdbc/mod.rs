@@ -10,13 +10,17 @@
 //! falling back to `mysql_async` for logins those cannot do). Every flush is one transaction,
 //! retried on connection loss, deadlocks and serialization failures.
 //!
-//! Limits: no TLS (URL parameters other than `sslmode=disable` / `useSSL=false` are refused); no
-//! lookup joins; ARRAY/MAP/ROW columns are not supported; partitioned scans need an integer
+//! Lookup joins (`FOR SYSTEM_TIME AS OF`) read rows by key with one `SELECT … WHERE key IN (…)`
+//! per batch (`lookup.rs`).
+//!
+//! Limits: no TLS (URL parameters other than `sslmode=disable` / `useSSL=false` are refused);
+//! ARRAY/MAP/ROW columns are not supported; partitioned scans need an integer
 //! partition column; on MySQL/MariaDB each range is its own transaction (PostgreSQL ranges share
 //! one exported snapshot); a resumed scan re-reads the ranges that were not finished.
 
 mod columns;
 mod dialect;
+mod lookup;
 mod mysqltext;
 mod pgwire;
 mod sink;
@@ -27,6 +31,7 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
+use super::lookup::{Lookup, LookupOptions, LookupTable};
 use super::{Connector, ConnectorOptions, ConnectorTable, Sink, Source, SourceContext, SourceIdentity};
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
@@ -83,11 +88,8 @@ pub(crate) struct JdbcConfig {
     pub partitioning: Option<Partitioning>,
     pub fetch_size: Option<usize>,
     pub retry_timeout: Duration,
+    pub lookup: LookupOptions,
 }
-
-/// Why lookup options change nothing, shared with the doris connector.
-pub(crate) const LOOKUP: &str =
-    "lookup joins (FOR SYSTEM_TIME AS OF) are not offered, so a table's lookup options have nothing to configure";
 
 impl JdbcConfig {
     fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
@@ -186,19 +188,7 @@ impl JdbcConfig {
              them, with the same result",
         );
         o.no_effect("sink.parallelism", "each sink is written by one writer, in changelog order");
-        for key in [
-            "lookup.cache",
-            "lookup.partial-cache.max-rows",
-            "lookup.partial-cache.expire-after-write",
-            "lookup.partial-cache.expire-after-access",
-            "lookup.partial-cache.cache-missing-key",
-            "lookup.max-retries",
-            "lookup.cache.max-rows",
-            "lookup.cache.ttl",
-            "lookup.cache.caching-missing-key",
-        ] {
-            o.no_effect(key, LOOKUP);
-        }
+        let lookup = LookupOptions::parse(o)?;
 
         for column in &spec.columns {
             if !columns::is_supported(&column.data_type) || dialect.column_type(&column.data_type, false).is_none() {
@@ -235,6 +225,7 @@ impl JdbcConfig {
             partitioning,
             fetch_size,
             retry_timeout,
+            lookup,
         })
     }
 
@@ -277,6 +268,14 @@ impl ConnectorTable for JdbcTable {
 
     fn source_identity(&self) -> Option<SourceIdentity> {
         Some(self.config.source_identity())
+    }
+
+    fn lookup(&self) -> Option<LookupTable> {
+        let config = self.config.clone();
+        Some(LookupTable {
+            open: Arc::new(move || Ok(Box::new(lookup::JdbcLookup::new(config.clone())) as Box<dyn Lookup>)),
+            options: self.config.lookup.clone(),
+        })
     }
 
     fn sink(&self, input: ChangelogMode) -> Result<Option<Box<dyn Sink>>> {

@@ -21,6 +21,11 @@ use crate::connectors::mysql_session::wire::column_type;
 use crate::connectors::spatial;
 use crate::error::{Error, Result};
 
+/// The session mode every statement with literals of [`write_literal`] runs in: a backslash in a
+/// string is itself, and a value that does not fit fails instead of being cut.
+pub const SQL_MODE: &str =
+    "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES', 'NO_BACKSLASH_ESCAPES')";
+
 /// The select-list expression the scan reads a column of declared type `dt` from a source column
 /// of `kind` with. BOOLEAN reads `<> 0` so BIT(1) (a raw byte on the text protocol) and
 /// TINYINT(1) both arrive as 0/1. A FLOAT read as a number reads as a DOUBLE (`* 1e0`, exact):

@@ -3,6 +3,8 @@
 //! STDOUT (FORMAT binary)` tuples are decoded into Arrow builders (the scan). Each Arrow type has
 //! one wire type; the SQL around it casts to and from the real column types.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, Decimal256Array, Float32Array, Float64Array,
@@ -128,6 +130,26 @@ pub fn source_kinds(columns: &[tokio_postgres::Column]) -> Result<Vec<SourceKind
             _ => Ok(SourceKind::Other),
         })
         .collect()
+}
+
+/// Appends the SQL literal of `array[row]` to `out`, for a session with
+/// `standard_conforming_strings` on and in UTC: MySQL's literal text (see
+/// [`super::mysqltext::write_literal`]: quoted strings with quotes doubled, bare numbers, quoted
+/// dates and times) except booleans and bytes, whose literals differ.
+pub fn write_literal(out: &mut String, array: &ArrayRef, row: usize, column: &str) -> Result<()> {
+    match array.data_type() {
+        _ if array.is_null(row) => out.push_str("NULL"),
+        DataType::Boolean => out.push_str(if array.as_boolean().value(row) { "TRUE" } else { "FALSE" }),
+        DataType::Binary => {
+            out.push_str("'\\x");
+            for b in array.as_binary::<i32>().value(row) {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push_str("'::bytea");
+        }
+        _ => super::mysqltext::write_literal(out, array, row, column)?,
+    }
+    Ok(())
 }
 
 pub fn put_header(buf: &mut BytesMut) {

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
 use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
-use super::mysqltext::write_literal;
+use super::mysqltext::{self, write_literal};
 use super::pgwire::{put_header, put_trailer, TupleWriter, Wire};
 use super::{DeleteMode, JdbcConfig};
 use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId};
@@ -763,9 +763,7 @@ impl MyWriter {
     async fn connect(config: &JdbcConfig) -> Result<MyWriter> {
         use mysql_async::prelude::Queryable;
         let d = Dialect::MySql;
-        let strict =
-            "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES', 'NO_BACKSLASH_ESCAPES')";
-        let mut conn = connect_mysql(&config.endpoint, config.retry_timeout, &[strict]).await?;
+        let mut conn = connect_mysql(&config.endpoint, config.retry_timeout, &[mysqltext::SQL_MODE]).await?;
         let what = format!("preparing {}", config.describe_target());
         let schema = config.table.schema.clone();
         let columns_sql = "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
@@ -996,6 +994,7 @@ mod tests {
                 .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         };
         let mut o = crate::connectors::ConnectorOptions::new(&spec).unwrap();
         let config = JdbcConfig::parse(&spec, &mut o).unwrap();

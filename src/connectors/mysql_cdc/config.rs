@@ -458,6 +458,7 @@ mod tests {
                 .map(|(k, v)| TableOption { key: k.to_string(), value: v.to_string(), written: v.to_string() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         };
         let mut o = ConnectorOptions::new(&spec)?;
         let config = MySqlCdcConfig::parse(&spec, &mut o)?;

@@ -202,6 +202,7 @@ mod tests {
             primary_key: vec!["id".into()],
             options: vec![],
             comment: None,
+            computed: Vec::new(),
         }
     }
 

@@ -324,6 +324,7 @@ mod tests {
             primary_key: vec![],
             options: vec![],
             comment: None,
+            computed: Vec::new(),
         };
         let columns = vec![
             SourceColumn::for_tests("id", "int"),

@@ -550,6 +550,7 @@ pub(super) mod tests {
                 .map(|(k, v)| TableOption { key: k.into(), value: v.into(), written: v.into() })
                 .collect(),
             comment: None,
+            computed: Vec::new(),
         }
     }
 

@@ -120,6 +120,8 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
             .udf(),
         Func::new("current_date", volatile(vec![vec![]]), Returns::Fixed(DataType::Date32), current_date).udf(),
         Func::new("current_row_timestamp", volatile(vec![vec![]]), Returns::Fixed(ltz3()), current_row_timestamp).udf(),
+        // A processing-time attribute is the instant a row is processed: the same clock.
+        Func::new("proctime", volatile(vec![vec![]]), Returns::Fixed(ltz3()), current_row_timestamp).udf(),
         Func::new("extract", sig::args(vec![s(), temporal()]), Returns::Fixed(DataType::Int64), extract)
             .check(|lits| unit_literal(lits.first(), Unit::EXTRACT).map(|_| ()))
             .udf(),
@@ -857,6 +859,7 @@ mod tests {
             ("SELECT CURRENT_TIME", "current_time()"),
             ("SELECT CURRENT_DATE", "current_date()"),
             ("SELECT CURRENT_ROW_TIMESTAMP()", "current_row_timestamp()"),
+            ("SELECT PROCTIME()", "proctime()"),
             ("SELECT UNIX_TIMESTAMP()", "unix_timestamp()"),
         ] {
             let plan = ctx.sql(sql).await?.into_optimized_plan()?.display_indent().to_string();

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use crate::operators::LookupCounters;
 use crate::runtime::metrics::{JobMetrics, JobState, PipelineMetrics};
 
 fn escape(value: &str) -> String {
@@ -48,6 +49,35 @@ impl Exposition {
         self.family(name, kind, help);
         for (pipeline, table, v) in values {
             self.sample(name, &[("pipeline", &pipeline), ("table", &table)], v);
+        }
+    }
+}
+
+/// The lookup joins' cache counters, named as Flink's lookup cache metrics (FLIP-221), one sample
+/// per looked-up table of each pipeline.
+fn lookups(e: &mut Exposition, job: &JobMetrics) {
+    type Count = fn(&LookupCounters) -> &std::sync::atomic::AtomicU64;
+    let families: [(&str, &str, Count); 3] = [
+        ("lookupHitCount", "Keys a lookup join found in its cache.", |c| &c.hits),
+        ("lookupMissCount", "Keys a lookup join looked up in the table.", |c| &c.misses),
+        ("lookupQueryCount", "Queries lookup joins sent to their tables (one per batch with misses).", |c| &c.queries),
+    ];
+    for (name, help, count) in families {
+        let samples: Vec<(String, String, u64)> = job
+            .pipelines
+            .iter()
+            .flat_map(|p| {
+                p.lookups()
+                    .into_iter()
+                    .map(move |c| (p.name.clone(), c.table.clone(), count(&c).load(Ordering::Relaxed)))
+            })
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        e.family(name, "counter", help);
+        for (pipeline, table, value) in samples {
+            e.sample(name, &[("pipeline", &pipeline), ("table", &table)], value);
         }
     }
 }
@@ -135,6 +165,7 @@ pub fn render(job: &JobMetrics) -> String {
         source,
         |p| p.progress().and_then(|s| s.slot_lag_bytes),
     );
+    lookups(&mut e, job);
     e.per_pipeline(job, "isSnapshotting", "gauge", "1 while the source reads its initial snapshot.", source, |p| {
         p.progress().and_then(|s| s.snapshot).map(|s| u64::from(!s.finished))
     });
@@ -218,5 +249,21 @@ mod tests {
         assert!(text.contains("cdc_sql_currentFetchEventTimeLag{") && text.contains("cdc_sql_numTablesRemaining{"));
         assert!(text.contains(r#"position="mysql-bin.000001:4""#));
         assert!(!text.contains("currentEmitEventTimeLag"), "unknown lag must not be reported: {text}");
+        assert!(!text.contains("lookupHitCount"), "a job without lookup joins reports no lookups: {text}");
+    }
+
+    #[test]
+    fn lookup_counters_are_reported_per_looked_up_table() {
+        let job = JobMetrics::new("j", &[("INSERT INTO s".into(), vec!["src".into()], "s".into())]);
+        let counters = std::sync::Arc::new(LookupCounters::new("plans"));
+        counters.hits.store(90, Ordering::Relaxed);
+        counters.misses.store(10, Ordering::Relaxed);
+        counters.queries.store(2, Ordering::Relaxed);
+        job.pipelines[0].add_lookup(counters);
+        let text = render(&job);
+        for (name, value) in [("lookupHitCount", 90), ("lookupMissCount", 10), ("lookupQueryCount", 2)] {
+            let line = format!(r#"cdc_sql_{name}{{job="j",pipeline="INSERT INTO s",table="plans"}} {value}"#);
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
     }
 }

@@ -336,6 +336,17 @@ impl CompiledQuery {
             .collect()
     }
 
+    /// What the query's lookup joins count, for the job's metrics.
+    pub fn lookup_counters(&self) -> Vec<Arc<crate::operators::LookupCounters>> {
+        self.stateful
+            .iter()
+            .filter_map(|s| match s {
+                StatefulSpec::Lookup(spec) => Some(spec.counters.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether the query keeps state (a GROUP BY, `SELECT DISTINCT`, `UNION`, a join, a Top-N).
     pub fn is_stateful(&self) -> bool {
         self.stateful.iter().any(StatefulSpec::keeps_state)

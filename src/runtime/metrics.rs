@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::connectors::{ReplicationSlot, SnapshotProgress, SourceProgress};
 use crate::error::Error;
+use crate::operators::LookupCounters;
 
 /// Checkpoints kept for `/jobs/{id}/checkpoints` (Flink's `web.checkpoints.history` default).
 const CHECKPOINT_HISTORY: usize = 10;
@@ -124,6 +125,8 @@ pub struct PipelineMetrics {
     /// What each input's source last told of its progress.
     progress: Mutex<Vec<Option<SourceProgress>>>,
     slots: Mutex<Vec<ReplicationSlot>>,
+    /// What the pipeline's lookup joins did.
+    lookups: Mutex<Vec<Arc<LookupCounters>>>,
 }
 
 impl PipelineMetrics {
@@ -144,6 +147,7 @@ impl PipelineMetrics {
             inputs: inputs.to_vec(),
             progress: Mutex::new(vec![None; inputs.len()]),
             slots: Mutex::new(Vec::new()),
+            lookups: Mutex::new(Vec::new()),
         }
     }
 
@@ -152,6 +156,18 @@ impl PipelineMetrics {
         if let Ok(mut slots) = self.slots.lock() {
             slots.push(slot);
         }
+    }
+
+    /// Counts the lookups of one of the pipeline's lookup joins.
+    pub fn add_lookup(&self, counters: Arc<LookupCounters>) {
+        if let Ok(mut lookups) = self.lookups.lock() {
+            lookups.push(counters);
+        }
+    }
+
+    /// The counters of the pipeline's lookup joins.
+    pub fn lookups(&self) -> Vec<Arc<LookupCounters>> {
+        self.lookups.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The replication slots the pipeline's sources hold.

@@ -134,6 +134,9 @@ impl Job {
             for slot in spec.slots() {
                 pipeline.add_slot(slot.clone());
             }
+            for counters in spec.query.lookup_counters() {
+                pipeline.add_lookup(counters);
+            }
         }
         metrics
     }

@@ -1071,7 +1071,7 @@ impl DorisSink {
     fn encode(&mut self, batch: &ChangeBatch) -> Result<()> {
         let rows = batch.rows();
         if !self.config.key_columns.is_empty() && !batch.all_inserts() {
-            let compacted = compact_by_key(batch, &self.config.key_columns)?;
+            let compacted = compact_by_key(batch, &self.config.key_columns, None)?;
             self.encoder.encode_all(&compacted.upserts, false, &mut self.buffer)?;
             self.buffered_rows += compacted.upserts.num_rows();
             if self.with_delete_sign {

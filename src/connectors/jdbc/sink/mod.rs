@@ -3,7 +3,8 @@
 //! as it is free and has changes, taking everything queued into one flush, and on every
 //! checkpoint (`prepare`); with `sink.buffer-flush.max-rows` and `.interval` both `0` it flushes
 //! at checkpoints only, as in Flink. A flush compacts its changes by key (the last change
-//! of a key wins; a key change deletes the old key) and applies them in one transaction, retried
+//! of a key wins, or with `sink.version-column` the newest version; a key change deletes the old
+//! key) and applies them in one transaction, retried
 //! with backoff on connection loss, deadlocks and serialization failures; the buffer is kept
 //! until the transaction commits, so a retry never loses or duplicates a change.
 //!
@@ -27,7 +28,7 @@ use tokio::time::Instant;
 
 use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
 use super::{DeleteMode, JdbcConfig};
-use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId};
+use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId, Ties, Versioned};
 use crate::connectors::{Position, PreparedCommit, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use mysql::MyWriter;
@@ -274,7 +275,7 @@ impl Changes {
     pub(super) fn compacted(&self) -> Result<std::borrow::Cow<'_, Changes>> {
         Ok(match self {
             Changes::Inserts { rows, key } => {
-                let compacted = compact_by_key(&ChangeBatch::inserts(rows.clone()), key)?;
+                let compacted = compact_by_key(&ChangeBatch::inserts(rows.clone()), key, None)?;
                 std::borrow::Cow::Owned(Changes::Keyed { upserts: compacted.upserts, deletes: compacted.deletes })
             }
             other => std::borrow::Cow::Borrowed(other),
@@ -302,10 +303,14 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
         let keep = BooleanArray::from_iter((0..batch.num_rows()).map(|i| Some(batch.kind(i).is_addition())));
         return Ok(Changes::Append(filter_record_batch(batch.rows(), &keep)?));
     }
-    if batch.kinds().values().iter().all(|k| *k == RowKind::Insert as i8) {
+    // With a version guard even inserts are compacted (by version) and merged: only the merge
+    // checks versions and tombstones.
+    let versioned = config.sink.guard.as_ref().map(|g| Versioned { column: g.column, ties: Ties::DeleteWins });
+    if versioned.is_none() && batch.kinds().values().iter().all(|k| *k == RowKind::Insert as i8) {
         return Ok(Changes::Inserts { rows: batch.rows().clone(), key: config.key.clone() });
     }
-    let compacted = compact_by_key(&batch, &config.key)?;
+    let compacted =
+        compact_by_key(&batch, &config.key, versioned).map_err(|e| e.context(format!("table `{}`", config.name)))?;
     let deletes = match config.sink.delete_mode {
         DeleteMode::Delete => compacted.deletes,
         DeleteMode::Ignore => compacted.deletes.slice(0, 0),
@@ -486,5 +491,49 @@ mod tests {
         let names = upserts.column(1).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
         let last_of_1 = (0..upserts.num_rows()).find(|&i| ids(upserts)[i] == 1).unwrap();
         assert_eq!(names.value(last_of_1), "c");
+    }
+
+    /// A flush under `'sink.version-column'`: per key the newest change survives, inserts included
+    /// (they are merged, never copied straight into the target), a delete beating an upsert of
+    /// its version.
+    #[test]
+    fn a_guarded_flush_keeps_the_newest_change_of_each_key() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use RowKind::*;
+        let sql = "CREATE TABLE t (id BIGINT, v BIGINT, name STRING, PRIMARY KEY (id) NOT ENFORCED) WITH (\
+                   'connector' = 'jdbc', 'url' = 'jdbc:postgresql://h/db', 'table-name' = 't', 'sink.version-column' = 'v');";
+        let statement = crate::sql::parse_script("test", sql, &|_| None).unwrap().remove(0).statement;
+        let crate::sql::Statement::CreateTable { spec, .. } = statement else { panic!("not a CREATE TABLE") };
+        let config = JdbcConfig::parse(&spec, &mut crate::connectors::ConnectorOptions::new(&spec).unwrap()).unwrap();
+        let guard = config.sink.guard.as_ref().unwrap();
+        assert_eq!((guard.column, guard.tombstones.display()), (1, "t__cdc_sql_deleted".to_string()));
+        let changes = |rows: &[(RowKind, i64, i64, &str)]| {
+            let batch = RecordBatch::try_new(
+                config.schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+                ],
+            )
+            .unwrap();
+            ChangeBatch::from_kinds(batch, &rows.iter().map(|r| r.0).collect::<Vec<_>>()).unwrap()
+        };
+        let ids_and_names = |b: &RecordBatch| -> Vec<(i64, String)> {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let names = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+            (0..b.num_rows()).map(|i| (ids.value(i), names.value(i).to_string())).collect()
+        };
+        let inserts = vec![changes(&[(Insert, 1, 5, "new"), (Insert, 2, 1, "x")]), changes(&[(Insert, 1, 4, "late")])];
+        let Changes::Keyed { upserts, deletes } = net_changes(&config, &inserts).unwrap() else { panic!("merged") };
+        assert_eq!(ids_and_names(&upserts), [(1, "new".to_string()), (2, "x".to_string())]);
+        assert_eq!(deletes.num_rows(), 0);
+        let mixed = vec![
+            changes(&[(Delete, 1, 5, "new"), (Insert, 1, 5, "new"), (Insert, 2, 3, "c")]),
+            changes(&[(Delete, 2, 2, "b")]),
+        ];
+        let Changes::Keyed { upserts, deletes } = net_changes(&config, &mixed).unwrap() else { panic!("merged") };
+        assert_eq!(ids_and_names(&upserts), [(2, "c".to_string())]);
+        assert_eq!(ids_and_names(&deletes), [(1, "new".to_string())]);
     }
 }

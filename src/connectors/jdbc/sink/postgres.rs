@@ -54,9 +54,9 @@ impl PgWriter {
         let mut stage_defs = Vec::new();
         let mut columns = Vec::new();
         let mut values = Vec::new();
-        let mut conditions = Vec::new();
+        let mut target_types = Vec::new();
         let mut direct = true;
-        for (i, field) in config.schema.fields().iter().enumerate() {
+        for field in config.schema.fields() {
             let Some((_, target_type)) = present.iter().find(|(n, _)| n == field.name()) else {
                 return Err(missing_column(config, field.name(), &names));
             };
@@ -66,12 +66,15 @@ impl PgWriter {
             stage_defs.push(format!("{q} {}", wire.sql_type()));
             direct &= copies_directly(wire, target_type);
             columns.push(q.clone());
-            let value = staged_value(&format!("s.{q}"), wire, target_type);
-            if config.key.contains(&i) {
-                conditions.push(format!("t.{q} = {value}"));
-            }
-            values.push(value);
+            values.push(staged_value(&format!("s.{q}"), wire, target_type));
+            target_types.push(target_type.clone());
         }
+        // `alias.key = staged key AND …`: the rows of `alias` with a staged row's key.
+        let same_key = |alias: &str| {
+            let parts: Vec<String> =
+                config.key.iter().map(|i| format!("{alias}.{} = {}", columns[*i], values[*i])).collect();
+            parts.join(" AND ")
+        };
         let stage_columns = columns.join(", ");
         client
             .batch_execute(&format!(
@@ -99,17 +102,62 @@ impl PgWriter {
             } else {
                 format!("DO UPDATE SET {}", updates.join(", "))
             };
-            (
-                format!(
-                    "DELETE FROM {target} AS t USING {PG_STAGE} AS s WHERE s.{DELETE_FLAG} AND {};",
-                    conditions.join(" AND ")
+            let t_key = same_key("t");
+            match &config.sink.guard {
+                None => (
+                    format!("DELETE FROM {target} AS t USING {PG_STAGE} AS s WHERE s.{DELETE_FLAG} AND {t_key};"),
+                    format!(
+                        "INSERT INTO {target} ({stage_columns}) SELECT {} FROM {PG_STAGE} AS s WHERE NOT s.{DELETE_FLAG} ON CONFLICT ({}) {on_conflict};",
+                        values.join(", "),
+                        keys.join(", ")
+                    ),
                 ),
-                format!(
-                    "INSERT INTO {target} ({stage_columns}) SELECT {} FROM {PG_STAGE} AS s WHERE NOT s.{DELETE_FLAG} ON CONFLICT ({}) {on_conflict};",
-                    values.join(", "),
-                    keys.join(", ")
-                ),
-            )
+                Some(guard) => {
+                    // See docs/connectors/jdbc.md, *Version guard*: a delete removes a row whose
+                    // version is not newer and leaves a tombstone where no newer row stays; an
+                    // upsert applies over an older row and where no tombstone is as new, and
+                    // clears older tombstones of its key.
+                    let tombstones = guard.tombstones.quoted(d);
+                    let v = &columns[guard.column];
+                    let staged_v = &values[guard.column];
+                    let g_key = same_key("g");
+                    let key_values: Vec<&str> = config.key.iter().map(|i| values[*i].as_str()).collect();
+                    let defs: Vec<String> = config
+                        .key
+                        .iter()
+                        .chain([&guard.column])
+                        .map(|i| format!("{} {} NOT NULL", columns[*i], target_types[*i]))
+                        .collect();
+                    client
+                        .batch_execute(&format!(
+                            "CREATE TABLE IF NOT EXISTS {tombstones} ({}, PRIMARY KEY ({}))",
+                            defs.join(", "),
+                            keys.join(", ")
+                        ))
+                        .await
+                        .map_err(|e| {
+                            pg_error(&e, &format!("creating tombstone table {}", guard.tombstones.display()))
+                        })?;
+                    (
+                        format!(
+                            "DELETE FROM {target} AS t USING {PG_STAGE} AS s WHERE s.{DELETE_FLAG} AND {t_key} AND t.{v} <= {staged_v}; \
+                             INSERT INTO {tombstones} AS g ({keys}, {v}) SELECT {key_values}, {staged_v} FROM {PG_STAGE} AS s \
+                             WHERE s.{DELETE_FLAG} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {t_key}) \
+                             ON CONFLICT ({keys}) DO UPDATE SET {v} = EXCLUDED.{v} WHERE g.{v} < EXCLUDED.{v};",
+                            keys = keys.join(", "),
+                            key_values = key_values.join(", "),
+                        ),
+                        format!(
+                            "INSERT INTO {target} AS t ({stage_columns}) SELECT {} FROM {PG_STAGE} AS s WHERE NOT s.{DELETE_FLAG} \
+                             AND NOT EXISTS (SELECT 1 FROM {tombstones} AS g WHERE {g_key} AND g.{v} >= {staged_v}) \
+                             ON CONFLICT ({}) {on_conflict} WHERE t.{v} <= EXCLUDED.{v}; \
+                             DELETE FROM {tombstones} AS g USING {PG_STAGE} AS s WHERE NOT s.{DELETE_FLAG} AND {g_key} AND g.{v} < {staged_v};",
+                            values.join(", "),
+                            keys.join(", ")
+                        ),
+                    )
+                }
+            }
         };
         let offsets_sql = match &config.sink.offsets_table {
             None => None,

@@ -237,6 +237,7 @@ fn send(rows: usize, data: &[RecordBatch], name: &'static str, extra: &[(&str, &
                 col("score", ColumnType::Double, true),
             ],
             model: Model::Duplicate,
+            sequence: None,
         }],
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -151,7 +151,8 @@ fn main() {
 
     // Flink's JDBC lookup function: one prepared query per row, synchronously.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for (name, cached) in [("per-row lookup (Flink JDBC), no cache", false), ("per-row lookup (Flink JDBC), cache of all keys", true)]
+    for (name, cached) in
+        [("per-row lookup (Flink JDBC), no cache", false), ("per-row lookup (Flink JDBC), cache of all keys", true)]
     {
         let before = settled_queries(&db);
         let (wall, found) = rt.block_on(per_row(&db, cached));

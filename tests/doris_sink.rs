@@ -14,10 +14,10 @@ use cdc_sql::changelog::{ChangeBatch, ChangelogMode, RowKind};
 use cdc_sql::connectors::{open_table, PreparedCommit, Sink, SourceContext};
 use cdc_sql::sql::{ColumnSpec, TableOption, TableSpec};
 use cdc_sql::ErrorKind;
-use datafusion::arrow::array::{Array, Decimal128Array, Int32Array, StringArray};
+use datafusion::arrow::array::{Array, Decimal128Array, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use emulator::{col, ColumnType, DorisEmulator, Model, TableDef, TxnState};
+use emulator::{col, ColumnType, DorisEmulator, Model, Sequence, TableDef, TxnState};
 use serde_json::{json, Map, Value};
 
 const USER: &str = "loader";
@@ -33,6 +33,7 @@ fn orders_table(model: Model) -> TableDef {
             col("amount", ColumnType::Decimal(10, 2), true),
         ],
         model,
+        sequence: None,
     }
 }
 
@@ -441,6 +442,7 @@ async fn unknown_table_and_column_mismatch_are_user_errors() {
                 name: "narrow".into(),
                 columns: vec![col("id", ColumnType::Int, false), col("name", ColumnType::Varchar(None), true)],
                 model: Model::UniqueKey(vec!["id".into()]),
+                sequence: None,
             },
         ],
     );
@@ -579,6 +581,213 @@ async fn stream_load_properties_become_headers() {
     assert_eq!(ids_in(&emulator), vec![1], "the bad row is filtered, within the allowed ratio");
 }
 
+// ---- the sequence column ('sink.version-column') -------------------------------------------
+
+/// One change of a key (an update is its `-U`/`+U` pair): versions 1, 2, 3 carry payloads a, b, c.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Insert(i64),
+    Update(i64, i64),
+    Delete(i64),
+}
+
+/// Each key's changes in delivery order: in order, and with older changes after newer ones.
+const SEQUENCE_SCENARIOS: &[&[Event]] = {
+    use Event::*;
+    &[
+        &[Insert(1)],
+        &[Insert(1), Update(1, 2)],
+        &[Insert(1), Delete(1)],
+        &[Insert(1), Update(1, 2), Delete(2)],
+        &[Update(1, 2), Insert(1)],
+        &[Insert(1), Update(1, 3), Update(1, 2)],
+        &[Delete(1), Insert(1)],
+        &[Insert(1), Delete(2), Update(1, 2)],
+        &[Insert(3), Delete(3), Insert(1)],
+        &[Insert(1), Delete(1), Insert(2)],
+        &[Insert(1), Delete(3), Update(1, 2)],
+    ]
+};
+
+fn payload(version: i64) -> String {
+    ((b'a' + (version - 1) as u8) as char).to_string()
+}
+
+/// What Doris keeps of each key, from the events alone: the change with the greatest sequence,
+/// the later one between equal sequences (a delete and an upsert alike).
+fn newest_by_sequence() -> BTreeMap<i64, Map<String, Value>> {
+    let mut table = BTreeMap::new();
+    for (key, events) in SEQUENCE_SCENARIOS.iter().enumerate() {
+        let key = key as i64 + 1;
+        let mut winner: Option<(i64, bool)> = None;
+        for event in *events {
+            let candidate = match *event {
+                Event::Insert(v) | Event::Update(_, v) => (v, false),
+                Event::Delete(v) => (v, true),
+            };
+            if winner.is_none_or(|(v, _)| candidate.0 >= v) {
+                winner = Some(candidate);
+            }
+        }
+        if let Some((v, false)) = winner {
+            table.insert(key, json!({"id": key, "v": v, "payload": payload(v)}).as_object().unwrap().clone());
+        }
+    }
+    table
+}
+
+/// The rows of `events` (key, event) in one batch.
+fn sequence_batch(events: &[(i64, Event)]) -> ChangeBatch {
+    let rows: Vec<(RowKind, i64, i64)> = events
+        .iter()
+        .flat_map(|(key, event)| match *event {
+            Event::Insert(v) => vec![(Insert, *key, v)],
+            Event::Update(old, new) => vec![(UpdateBefore, *key, old), (UpdateAfter, *key, new)],
+            Event::Delete(v) => vec![(Delete, *key, v)],
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Int64, true),
+        Field::new("payload", DataType::Utf8, true),
+    ]));
+    let rb = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| payload(r.2)))),
+        ],
+    )
+    .unwrap();
+    ChangeBatch::from_kinds(rb, &rows.iter().map(|r| r.0).collect::<Vec<_>>()).unwrap()
+}
+
+fn sequence_table(sequence: Option<Sequence>) -> TableDef {
+    TableDef {
+        database: "shop".into(),
+        name: "versions".into(),
+        columns: vec![
+            col("id", ColumnType::BigInt, false),
+            col("v", ColumnType::BigInt, true),
+            col("payload", ColumnType::Varchar(None), true),
+        ],
+        model: Model::UniqueKey(vec!["id".into()]),
+        sequence,
+    }
+}
+
+fn sequence_spec(emulator: &DorisEmulator, option: (&str, &str)) -> TableSpec {
+    let options = [
+        ("connector", "doris".to_string()),
+        ("fenodes", emulator.fe_address()),
+        ("table.identifier", "shop.versions".into()),
+        ("username", USER.into()),
+        ("password", PASSWORD.into()),
+        // At-least-once: every load has a label of its own, so a replay loads again.
+        ("sink.enable-2pc", "false".into()),
+        (option.0, option.1.into()),
+    ];
+    TableSpec {
+        name: "versions_sink".into(),
+        columns: vec![
+            column("id", DataType::Int64, false, "BIGINT"),
+            column("v", DataType::Int64, true, "BIGINT"),
+            column("payload", DataType::Utf8, true, "STRING"),
+        ],
+        primary_key: vec!["id".into()],
+        options: options
+            .into_iter()
+            .map(|(key, value)| TableOption { key: key.into(), written: value.clone(), value })
+            .collect(),
+        comment: None,
+        computed: Vec::new(),
+    }
+}
+
+/// Every scenario's events, interleaved across keys: each event its own batch and load, or all
+/// in one batch (compacted by the sink) and one load.
+async fn deliver_sequenced(spec: &TableSpec, one_load: bool) {
+    let mut sink = open_sink(spec, ChangelogMode::All);
+    sink.open().await.unwrap();
+    sink.recover(vec![]).await.unwrap();
+    let mut events = Vec::new();
+    for i in 0..SEQUENCE_SCENARIOS.iter().map(|e| e.len()).max().unwrap() {
+        for (key, scenario) in SEQUENCE_SCENARIOS.iter().enumerate() {
+            events.extend(scenario.get(i).map(|event| (key as i64 + 1, *event)));
+        }
+    }
+    let mut checkpoint = 0;
+    if one_load {
+        sink.write(&None, sequence_batch(&events)).await.unwrap();
+    } else {
+        for event in events {
+            sink.write(&None, sequence_batch(&[event])).await.unwrap();
+            checkpoint += 1;
+            let prepared = sink.prepare(checkpoint).await.unwrap();
+            sink.commit(prepared).await.unwrap();
+        }
+    }
+    let prepared = sink.prepare(checkpoint + 1).await.unwrap();
+    sink.commit(prepared).await.unwrap();
+    sink.close().await.unwrap();
+}
+
+/// The sequence column orders every key's rows, in any delivery order and on a replay: with
+/// the table's own mapped column named by 'sink.version-column', and with a hidden one filled
+/// from the `function_column.sequence_col` header the option sends or a Flink job sets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sequence_column_keeps_the_newest_row_of_every_key_in_any_order_and_on_replay() {
+    let setups = [
+        (Sequence::Column("v".into()), ("sink.version-column", "v")),
+        (Sequence::Hidden, ("sink.version-column", "v")),
+        (Sequence::Hidden, ("sink.properties.function_column.sequence_col", "v")),
+    ];
+    for (sequence, option) in setups {
+        for one_load in [false, true] {
+            let what = format!("{sequence:?}, {option:?}, one load: {one_load}");
+            let emulator = DorisEmulator::start(USER, PASSWORD, vec![sequence_table(Some(sequence.clone()))]);
+            let spec = sequence_spec(&emulator, option);
+            deliver_sequenced(&spec, one_load).await;
+            let rows = |emulator: &DorisEmulator| -> BTreeMap<i64, Map<String, Value>> {
+                emulator.rows("shop", "versions").into_iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect()
+            };
+            assert_eq!(rows(&emulator), newest_by_sequence(), "{what}");
+            deliver_sequenced(&spec, !one_load).await;
+            assert_eq!(rows(&emulator), newest_by_sequence(), "{what}, replayed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sequence_column_must_exist_in_doris_and_rows_need_a_version() {
+    let emulator = DorisEmulator::start(USER, PASSWORD, vec![sequence_table(None)]);
+    for (option, expected) in [
+        (("sink.version-column", "id"), "a column that is not part of the PRIMARY KEY"),
+        (("sink.version-column", "payload"), "a column of an integer, DATE or TIMESTAMP type"),
+        (("sink.properties.function_column.sequence_col", "nope"), "one of the table's written columns"),
+    ] {
+        let err = open_table(&sequence_spec(&emulator, option)).err().expect("refused").to_string();
+        assert!(err.contains(option.0) && err.contains(expected), "{option:?}: {err}");
+    }
+    let spec = sequence_spec(&emulator, ("sink.version-column", "v"));
+    let mut sink = open_sink(&spec, ChangelogMode::All);
+    sink.write(&None, sequence_batch(&[(1, Event::Insert(1))])).await.unwrap();
+    let err = sink.prepare(1).await.unwrap_err().to_string();
+    assert!(err.contains("There is no sequence column in the table versions"), "{err}");
+
+    let emulator = DorisEmulator::start(USER, PASSWORD, vec![sequence_table(Some(Sequence::Hidden))]);
+    let mut sink = open_sink(&sequence_spec(&emulator, ("sink.version-column", "v")), ChangelogMode::All);
+    let mut no_version = sequence_batch(&[(7, Event::Insert(1))]);
+    let rows = no_version.rows().clone();
+    let columns =
+        vec![rows.column(0).clone(), Arc::new(Int64Array::from(vec![None::<i64>])) as _, rows.column(2).clone()];
+    no_version = ChangeBatch::from_kinds(RecordBatch::try_new(rows.schema(), columns).unwrap(), &[Insert]).unwrap();
+    let err = sink.write(&None, no_version).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::User);
+    assert!(err.to_string().contains("key id = 7") && err.to_string().contains("`v`"), "{err}");
+}
+
 // ---- through the binary -------------------------------------------------------------------
 
 fn job_file(dir: &tempfile::TempDir, sql: &str) -> std::path::PathBuf {
@@ -674,6 +883,7 @@ fn emulator_for_jobs() -> DorisEmulator {
                 col("amount", ColumnType::Decimal(10, 2), true),
             ],
             model: Model::UniqueKey(vec!["id".into()]),
+            sequence: None,
         }],
     )
 }

@@ -5,8 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
 
+use cdc_sql::changelog::{ChangeBatch, RowKind};
 use cdc_sql_testkit::{Database, MARIADB_ROOT_PASSWORD, MARIADB_ROOT_USER, POSTGRES_PASSWORD, POSTGRES_SUPERUSER};
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 
 struct Run {
     code: i32,
@@ -668,4 +673,260 @@ fn scans_convert_floats_and_spatial_values_as_the_cdc_sources_do() {
         scan_lines(columns, &with_reader(&pg, "ft")),
         ["+I[1, 0.500, 123.45650000000000000, 1.100000000000]", "+I[2, -0.001, 0.30000000000000004, null]"]
     );
+}
+
+// ---- the version guard ('sink.version-column') ----
+
+/// One change of a key as the sink receives it (an update is its `-U`/`+U` pair, in one batch):
+/// versions 1, 2, 3 carry the payloads a, b, c.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Insert(i64),
+    Update(i64, i64),
+    Delete(i64),
+}
+
+/// A key's changes in the order they are delivered.
+struct Scenario {
+    name: &'static str,
+    events: &'static [Event],
+}
+
+const SCENARIOS: &[Scenario] = {
+    use Event::*;
+    &[
+        Scenario { name: "create", events: &[Insert(1)] },
+        Scenario { name: "create, update", events: &[Insert(1), Update(1, 2)] },
+        Scenario { name: "create, delete", events: &[Insert(1), Delete(1)] },
+        Scenario { name: "create, update, delete", events: &[Insert(1), Update(1, 2), Delete(2)] },
+        Scenario { name: "create, update, update", events: &[Insert(1), Update(1, 2), Update(2, 3)] },
+        // Out of order: an older change arrives after a newer one.
+        Scenario { name: "update before its create", events: &[Update(1, 2), Insert(1)] },
+        Scenario { name: "a newer update before an older one", events: &[Insert(1), Update(1, 3), Update(1, 2)] },
+        Scenario { name: "delete before its create", events: &[Delete(1), Insert(1)] },
+        Scenario { name: "delete before the update it deletes", events: &[Insert(1), Delete(2), Update(1, 2)] },
+        Scenario { name: "delete, then an older insert", events: &[Insert(3), Delete(3), Insert(1)] },
+        Scenario { name: "delete, then an older update", events: &[Insert(2), Delete(2), Update(1, 1)] },
+        Scenario { name: "delete, then a newer create", events: &[Insert(1), Delete(1), Insert(2)] },
+        Scenario { name: "update after a newer delete", events: &[Insert(1), Delete(3), Update(1, 2)] },
+    ]
+};
+
+fn payload(version: i64) -> String {
+    ((b'a' + (version - 1) as u8) as char).to_string()
+}
+
+/// What the table must hold for each key: the change with the newest version wins, a delete
+/// winning against an upsert of the same version; computed from the events alone.
+fn newest_per_key() -> BTreeMap<i64, Option<String>> {
+    SCENARIOS
+        .iter()
+        .enumerate()
+        .map(|(key, s)| {
+            let mut winner: Option<(i64, bool)> = None;
+            for event in s.events {
+                let (version, delete) = match *event {
+                    Event::Insert(v) | Event::Update(_, v) => (v, false),
+                    Event::Delete(v) => (v, true),
+                };
+                if winner.is_none_or(|w| (version, delete) >= w) {
+                    winner = Some((version, delete));
+                }
+            }
+            let state = winner.and_then(|(v, delete)| (!delete).then(|| payload(v)));
+            (key as i64 + 1, state)
+        })
+        .collect()
+}
+
+/// The batch of one event of `key`, with the version column as BIGINT or TIMESTAMP(6).
+fn event_batch(key: i64, event: Event, timestamps: bool) -> ChangeBatch {
+    use RowKind::*;
+    let rows: Vec<(RowKind, i64)> = match event {
+        Event::Insert(v) => vec![(Insert, v)],
+        Event::Update(old, new) => vec![(UpdateBefore, old), (UpdateAfter, new)],
+        Event::Delete(v) => vec![(Delete, v)],
+    };
+    let versions: ArrayRef = if timestamps {
+        // Version n is n hours after 2024-01-01.
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|(_, v)| 1_704_067_200_000_000 + v * 3_600_000_000),
+        ))
+    } else {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, v)| *v)))
+    };
+    let version_type = versions.data_type().clone();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", version_type, true),
+        Field::new("payload", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| key))),
+            versions,
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, v)| payload(*v)))),
+        ],
+    )
+    .unwrap();
+    ChangeBatch::from_kinds(batch, &rows.iter().map(|r| r.0).collect::<Vec<_>>()).unwrap()
+}
+
+/// The keyed jdbc sink of `db`'s table `t` with `'sink.version-column' = 'v'`, flushing only
+/// when told (so a test decides which changes share a flush).
+async fn guarded_sink(db: &Database, timestamps: bool) -> Box<dyn cdc_sql::connectors::Sink> {
+    let version_type = if timestamps { "TIMESTAMP(6)" } else { "BIGINT" };
+    let sql = format!(
+        "CREATE TABLE t (id BIGINT, v {version_type}, payload STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ({},
+           'sink.version-column' = 'v', 'sink.buffer-flush.max-rows' = '0', 'sink.buffer-flush.interval' = '0');",
+        with_admin(db, "t")
+    );
+    let statement = cdc_sql::sql::parse_script("test", &sql, &|_| None).unwrap().remove(0).statement;
+    let cdc_sql::sql::Statement::CreateTable { spec, .. } = statement else { panic!("not a CREATE TABLE") };
+    let table = cdc_sql::connectors::open_table(&spec).unwrap();
+    let mut sink = table.sink(cdc_sql::changelog::ChangelogMode::All).unwrap().unwrap();
+    sink.open().await.unwrap();
+    sink
+}
+
+/// Delivers every scenario's events to a fresh sink: each event its own flush, or all in one.
+async fn deliver(db: &Database, timestamps: bool, one_flush: bool) {
+    let mut sink = guarded_sink(db, timestamps).await;
+    let mut checkpoint = 0;
+    let longest = SCENARIOS.iter().map(|s| s.events.len()).max().unwrap();
+    // Keys interleave: event i of every key, then event i + 1.
+    for i in 0..longest {
+        for (key, scenario) in SCENARIOS.iter().enumerate() {
+            if let Some(event) = scenario.events.get(i) {
+                sink.write(&None, event_batch(key as i64 + 1, *event, timestamps)).await.unwrap();
+                if !one_flush {
+                    checkpoint += 1;
+                    sink.prepare(checkpoint).await.unwrap();
+                }
+            }
+        }
+    }
+    sink.prepare(checkpoint + 1).await.unwrap();
+    sink.close().await.unwrap();
+}
+
+fn assert_newest(db: &Database, what: &str) {
+    let actual: BTreeMap<i64, String> =
+        db.query("SELECT id, payload FROM t").into_iter().map(|r| (r[0].parse().unwrap(), r[1].clone())).collect();
+    for ((key, expected), scenario) in newest_per_key().into_iter().zip(SCENARIOS) {
+        assert_eq!(actual.get(&key), expected.as_ref(), "{what}: key {key} ({}: {:?})", scenario.name, scenario.events);
+    }
+    assert_eq!(actual.len(), newest_per_key().values().flatten().count(), "{what}: {actual:?}");
+    // A tombstone only stands where no row is.
+    let tombstones = db.query("SELECT id FROM t__cdc_sql_deleted");
+    for key in &tombstones {
+        assert!(!actual.contains_key(&key[0].parse::<i64>().unwrap()), "{what}: tombstone of a live key {key:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_guard_keeps_the_newest_change_of_every_key_in_any_order_and_on_replay() {
+    let pg_table = |v: &str| format!("CREATE TABLE t (id bigint PRIMARY KEY, v {v} NOT NULL, payload text)");
+    let my_table = |v: &str| format!("CREATE TABLE t (id BIGINT PRIMARY KEY, v {v} NOT NULL, payload VARCHAR(20))");
+    for timestamps in [false, true] {
+        for one_flush in [false, true] {
+            let name =
+                format!("guard_{}_{}", if timestamps { "ts" } else { "int" }, if one_flush { "one" } else { "each" });
+            let pg = cdc_sql_testkit::postgres().create_database(&name);
+            pg.exec(&pg_table(if timestamps { "timestamp(6)" } else { "bigint" }));
+            let my = cdc_sql_testkit::mariadb().create_database(&name);
+            my.exec(&my_table(if timestamps { "DATETIME(6)" } else { "BIGINT" }));
+            for db in [&pg, &my] {
+                let what = format!("{:?} {name}", db.kind());
+                deliver(db, timestamps, one_flush).await;
+                assert_newest(db, &what);
+                // A replay of everything from the start changes nothing.
+                let before = db.query("SELECT id, v, payload FROM t ORDER BY id");
+                deliver(db, timestamps, !one_flush).await;
+                assert_eq!(db.query("SELECT id, v, payload FROM t ORDER BY id"), before, "{what}: replay");
+                assert_newest(db, &format!("{what}, replayed"));
+            }
+        }
+    }
+}
+
+/// The final table a changelog leaves under the version guard, computed from the changelog
+/// alone: per key, the change with the greatest version `v` (field `version_at`), a delete
+/// winning against an upsert of the same version, the later change between equals otherwise.
+fn newest_state(printed: &str, version_at: usize) -> BTreeMap<String, Vec<String>> {
+    let changes: Vec<(&str, Vec<String>)> = printed
+        .lines()
+        .filter_map(|line| line.split_once('['))
+        .map(|(kind, rest)| (kind.trim(), rest.trim_end_matches(']').split(", ").map(String::from).collect()))
+        .collect();
+    // Per key: the rank (version, is a delete) of the winning change and the row it leaves.
+    type Winner = ((i64, bool), Option<Vec<String>>);
+    let mut newest: BTreeMap<String, Winner> = BTreeMap::new();
+    for (i, (kind, fields)) in changes.iter().enumerate() {
+        let delete = match *kind {
+            "+I" | "+U" => false,
+            "-D" => true,
+            // An update's before image, followed by its after image of the same key.
+            "-U" if changes.get(i + 1).is_some_and(|(k, f)| *k == "+U" && f[0] == fields[0]) => continue,
+            "-U" => true,
+            other => panic!("unexpected row kind {other}"),
+        };
+        let rank = (fields[version_at].parse::<i64>().unwrap(), delete);
+        let row = (!delete).then(|| fields.clone());
+        match newest.get_mut(&fields[0]) {
+            Some(current) if current.0 > rank => {}
+            Some(current) => *current = (rank, row),
+            None => {
+                newest.insert(fields[0].clone(), (rank, row));
+            }
+        }
+    }
+    assert!(changes.len() > 1000, "the changelog should be long: {} changes", changes.len());
+    newest.into_iter().filter_map(|(key, (_, row))| row.map(|r| (key, r))).collect()
+}
+
+/// A datagen changelog whose versions are random, so that most changes of a key arrive out of
+/// version order, through the real binary into both databases; then the same job again from
+/// the start (a replay), which must leave both tables as they are.
+#[test]
+fn version_guard_applies_a_random_changelog_and_a_replay_by_version() {
+    let gen = "CREATE TABLE gen (id BIGINT, v INT, payload STRING, PRIMARY KEY (id) NOT ENFORCED) WITH (
+        'connector' = 'datagen', 'changelog-mode' = 'all', 'changelog.key-space' = '40', 'number-of-rows' = '3000',
+        'seed' = '23', 'rows-per-second' = '1000000', 'fields.v.min' = '0', 'fields.v.max' = '100000',
+        'fields.payload.length' = '6')";
+    let printed = ok(run_job(&format!(
+        "{gen}; CREATE TABLE out (id BIGINT, v INT, payload STRING) WITH ('connector' = 'print');
+         INSERT INTO out SELECT * FROM gen;"
+    )))
+    .stdout;
+    let expected = newest_state(&printed, 1);
+    let last_wins = expected_state(&printed, |f| f[0].clone());
+    assert_ne!(expected, last_wins, "the changelog should have changes out of version order");
+
+    let pg = cdc_sql_testkit::postgres().create_database("guard_gen_pg");
+    pg.exec("CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, payload text)");
+    let my = cdc_sql_testkit::mariadb().create_database("guard_gen_my");
+    my.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL, payload VARCHAR(20))");
+    let job = format!(
+        "{gen};
+         CREATE TABLE pg_t (id BIGINT, v INT, payload STRING, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ({}, 'sink.version-column' = 'v');
+         CREATE TABLE my_t (id BIGINT, v INT, payload STRING, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ({}, 'sink.version-column' = 'v');
+         EXECUTE STATEMENT SET BEGIN
+           INSERT INTO pg_t SELECT * FROM gen;
+           INSERT INTO my_t SELECT * FROM gen;
+         END;",
+        with_admin(&pg, "t"),
+        with_admin(&my, "t")
+    );
+    let as_state = |rows: Vec<Vec<String>>| -> BTreeMap<String, Vec<String>> {
+        rows.into_iter().map(|r| (r[0].clone(), r)).collect()
+    };
+    for round in ["first run", "replay"] {
+        ok(run_job(&job));
+        assert_eq!(as_state(pg.query("SELECT id, v, payload FROM t")), expected, "PostgreSQL, {round}");
+        assert_eq!(as_state(my.query("SELECT id, v, payload FROM t")), expected, "MariaDB, {round}");
+    }
 }

@@ -17,7 +17,7 @@ use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 
-pub use compact::{compact_by_key, KeyedChanges};
+pub use compact::{check_versions, compact_by_key, KeyedChanges, Ties, Versioned};
 pub use display::format_rows;
 pub use event::{Event, SchemaChange, SourceColumn, TableId, Truncation};
 pub use filter::{filter_changes, Retractions};

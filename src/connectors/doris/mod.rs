@@ -8,7 +8,9 @@
 //! default is CSV), encoded straight from Arrow, with `columns` naming our columns, ending with `__DORIS_DELETE_SIGN__` when the
 //! input has deletes (as the Flink connector does; Doris ignores `hidden_columns` next to
 //! `columns`). On a keyed table each batch is first compacted by key, so `-U` only becomes a
-//! delete when the key changed. Every reply is HTTP 200 JSON ([`protocol`]).
+//! delete when the key changed; with a sequence column (`sink.version-column`, sent as the
+//! `function_column.sequence_col` header) the compaction keeps the row Doris would keep. Every
+//! reply is HTTP 200 JSON ([`protocol`]).
 //!
 //! Exactly-once (default, `sink.enable-2pc`): one load per checkpoint labelled
 //! `{prefix}_{db}_{table}_{checkpoint}` with `two_phase_commit: true`, precommitted in `prepare`
@@ -35,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::json;
 
@@ -45,7 +47,7 @@ use http::{HttpError, Request, Target, Timeouts};
 use protocol::{ExistingJob, LoadFailure, LoadReply, LoadResponse, LoadStatus, TwoPcOutcome, TxnOperation};
 
 use super::{Connector, ConnectorOptions, ConnectorTable, PreparedCommit, Sink};
-use crate::changelog::{compact_by_key, ChangeBatch, ChangelogMode, RowKind, TableId};
+use crate::changelog::{check_versions, compact_by_key, ChangeBatch, ChangelogMode, RowKind, TableId, Ties, Versioned};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -96,6 +98,10 @@ struct DorisConfig {
     connect_timeout: Duration,
     schema: SchemaRef,
     key_columns: Vec<usize>,
+    /// The sequence column (`sink.version-column` or the Stream Load property
+    /// `function_column.sequence_col`): Doris keeps the row with the greatest value of a key, and
+    /// the sink's compaction must keep that row too.
+    version_column: Option<usize>,
 }
 
 fn parse_nodes(options: &ConnectorOptions, key: &str, value: &str) -> Result<Vec<(String, u16)>> {
@@ -289,6 +295,7 @@ impl DorisConfig {
         );
         o.no_effect("sink.parallelism", "each sink is written by one writer, in changelog order");
         o.no_effect("sink.http-utf8-charset", "header values (Stream Load properties) are always sent as UTF-8");
+        let version_option = o.string("sink.version-column");
         let mut properties = Vec::new();
         for (key, value) in o.prefixed("sink.properties.") {
             let lower = key.to_ascii_lowercase();
@@ -314,6 +321,7 @@ impl DorisConfig {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let version_column = sequence_column(o, spec, &schema, &key_columns, version_option, &mut properties)?;
         // Checked now so a job with an unwritable column fails before it starts.
         Encoder::new(&format, &schema, &key_columns, false)?;
         Ok(DorisConfig {
@@ -338,12 +346,61 @@ impl DorisConfig {
             connect_timeout,
             schema,
             key_columns,
+            version_column,
         })
     }
 
     fn qualified(&self) -> String {
         format!("{}.{}", self.database, self.table)
     }
+}
+
+/// The sequence column named by `sink.version-column` (sent as the Stream Load header
+/// `function_column.sequence_col`) or by that header as a `sink.properties.*` option: a written,
+/// non-key column of a type Doris accepts for sequences (integers, DATE, DATETIME).
+fn sequence_column(
+    o: &ConnectorOptions,
+    spec: &TableSpec,
+    schema: &SchemaRef,
+    key_columns: &[usize],
+    version_option: Option<String>,
+    properties: &mut Vec<(String, String)>,
+) -> Result<Option<usize>> {
+    const HEADER: &str = "function_column.sequence_col";
+    let header = properties.iter().find(|(k, _)| k == HEADER).map(|(_, v)| v.clone());
+    let (key, column) = match (version_option, header) {
+        (None, None) => return Ok(None),
+        (Some(option), Some(header)) if option != header => {
+            return Err(Error::user(format!(
+                "table `{}`: 'sink.version-column' = '{option}' and 'sink.properties.{HEADER}' = '{header}' name different sequence columns; keep one of them",
+                spec.name
+            )))
+        }
+        (Some(option), None) => {
+            properties.push((HEADER.to_string(), option.clone()));
+            ("sink.version-column".to_string(), option)
+        }
+        (_, Some(header)) => (format!("sink.properties.{HEADER}"), header),
+    };
+    if key_columns.is_empty() {
+        return Err(Error::user(format!(
+            "table `{}`: '{key}' orders the rows of a key by a Doris sequence column, which only UNIQUE KEY tables have, but the table has no PRIMARY KEY; declare PRIMARY KEY (…) NOT ENFORCED on `{}` (the Doris table's unique key) or remove '{key}'",
+            spec.name, spec.name
+        )));
+    }
+    let index = schema.index_of(&column).map_err(|_| o.invalid(&key, &column, "one of the table's written columns"))?;
+    if key_columns.contains(&index) {
+        return Err(o.invalid(&key, &column, "a column that is not part of the PRIMARY KEY"));
+    }
+    let data_type = schema.field(index).data_type();
+    if !(data_type.is_integer() || matches!(data_type, DataType::Date32 | DataType::Timestamp(..))) {
+        return Err(o.invalid(
+            &key,
+            &column,
+            "a column of an integer, DATE or TIMESTAMP type (the types Doris accepts for a sequence column)",
+        ));
+    }
+    Ok(Some(index))
 }
 
 /// The body format of the loads.
@@ -1070,8 +1127,14 @@ impl DorisSink {
 
     fn encode(&mut self, batch: &ChangeBatch) -> Result<()> {
         let rows = batch.rows();
+        // Doris keeps the row with the greatest sequence of a key, the later one between equals
+        // (within a load and across loads), so compaction keeps the same row.
+        let versioned = self.config.version_column.map(|column| Versioned { column, ties: Ties::LaterWins });
+        if let Some(v) = &versioned {
+            check_versions(rows, &self.config.key_columns, v.column)?;
+        }
         if !self.config.key_columns.is_empty() && !batch.all_inserts() {
-            let compacted = compact_by_key(batch, &self.config.key_columns)?;
+            let compacted = compact_by_key(batch, &self.config.key_columns, versioned)?;
             self.encoder.encode_all(&compacted.upserts, false, &mut self.buffer)?;
             self.buffered_rows += compacted.upserts.num_rows();
             if self.with_delete_sign {

@@ -480,7 +480,7 @@ impl IotdbSink {
             .ok_or_else(|| Error::internal("row kinds are not Int8"))?
             .clone();
         let changes = ChangeBatch::new(rows, kinds)?;
-        let compacted = compact_by_key(&changes, &self.config.key_columns)?;
+        let compacted = compact_by_key(&changes, &self.config.key_columns, None)?;
 
         let mut deletes = Vec::new();
         if self.config.delete_mode == DeleteMode::Delete {

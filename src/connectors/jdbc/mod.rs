@@ -8,7 +8,9 @@
 //! `mysql_async`'s text protocol (multi-row `INSERT … ON DUPLICATE KEY UPDATE` and
 //! `DELETE … WHERE key IN (…)`; the scan streams `SELECT` rows over `connectors::mysql_session`,
 //! falling back to `mysql_async` for logins those cannot do). Every flush is one transaction,
-//! retried on connection loss, deadlocks and serialization failures.
+//! retried on connection loss, deadlocks and serialization failures. With `sink.version-column`
+//! both writers make every upsert and delete conditional on the version and keep deletes as
+//! tombstones in a table of their own (the version guard).
 //!
 //! Lookup joins (`FOR SYSTEM_TIME AS OF`) read rows by key with one `SELECT … WHERE key IN (…)`
 //! per batch (`lookup.rs`).
@@ -29,7 +31,7 @@ mod source;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 
 use super::lookup::{Lookup, LookupOptions, LookupTable};
 use super::{Connector, ConnectorOptions, ConnectorTable, Sink, Source, SourceContext, SourceIdentity};
@@ -65,7 +67,21 @@ pub(crate) struct SinkOptions {
     pub delete_mode: DeleteMode,
     pub auto_create: bool,
     pub offsets_table: Option<TableName>,
+    /// `sink.version-column`: upserts and deletes apply only over older versions.
+    pub guard: Option<VersionGuard>,
 }
+
+/// The version guard of a keyed sink (see `docs/connectors/jdbc.md`, *Version guard*).
+#[derive(Debug)]
+pub(crate) struct VersionGuard {
+    /// Index of the version column (declared, not in the key, orderable).
+    pub column: usize,
+    /// Where deletes leave their tombstones: the key columns and the delete's version.
+    pub tombstones: TableName,
+}
+
+/// The longest identifier PostgreSQL keeps (it cuts longer ones; MySQL allows 64).
+const MAX_IDENTIFIER: usize = 63;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Partitioning {
@@ -139,6 +155,9 @@ impl JdbcConfig {
             ),
         };
 
+        let version_column = o.string("sink.version-column");
+        let tombstone_table = o.string("sink.tombstone-table");
+
         let column_index = |name: &str| spec.columns.iter().position(|c| c.name == name);
         let partition_column = o.string("scan.partition.column");
         let partition_num = o.parse::<u32>("scan.partition.num", "a positive whole number")?;
@@ -209,6 +228,19 @@ impl JdbcConfig {
             })
             .collect::<Result<Vec<_>>>()?;
 
+        let guard = match (version_column, tombstone_table) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(Error::user(format!(
+                    "table `{}`: 'sink.tombstone-table' is where the version guard keeps deletes, but 'sink.version-column' is not set; set it or remove 'sink.tombstone-table'",
+                    spec.name
+                )))
+            }
+            (Some(column), tombstones) => {
+                Some(parse_guard(spec, o, &table, &key, &column, tombstones)?)
+            }
+        };
+
         Ok(JdbcConfig {
             name: spec.name.clone(),
             endpoint,
@@ -221,6 +253,7 @@ impl JdbcConfig {
                 delete_mode,
                 auto_create,
                 offsets_table,
+                guard,
             },
             partitioning,
             fetch_size,
@@ -255,6 +288,66 @@ impl JdbcConfig {
     pub fn describe_target(&self) -> String {
         format!("table {} of {}", self.table.display(), self.endpoint.describe())
     }
+}
+
+/// Checks `'sink.version-column' = column` (and `'sink.tombstone-table'`) against the table.
+fn parse_guard(
+    spec: &TableSpec,
+    o: &ConnectorOptions,
+    table: &TableName,
+    key: &[usize],
+    column: &str,
+    tombstones: Option<String>,
+) -> Result<VersionGuard> {
+    if key.is_empty() {
+        return Err(Error::user(format!(
+            "table `{}`: 'sink.version-column' makes upserts and deletes of a key conditional on its version, but the table has no PRIMARY KEY; declare PRIMARY KEY (…) NOT ENFORCED on `{}` (the target's primary key or a unique index) or remove 'sink.version-column'",
+            spec.name, spec.name
+        )));
+    }
+    let index = spec
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| o.invalid("sink.version-column", column, "one of the table's declared columns"))?;
+    if key.contains(&index) {
+        return Err(o.invalid("sink.version-column", column, "a column that is not part of the PRIMARY KEY"));
+    }
+    if !is_orderable_version(&spec.columns[index].data_type) {
+        return Err(o.invalid(
+            "sink.version-column",
+            column,
+            &format!(
+                "a column of an integer, DECIMAL, DATE or TIMESTAMP type (`{column}` is {})",
+                spec.columns[index].type_text
+            ),
+        ));
+    }
+    let tombstones = match tombstones {
+        Some(t) => {
+            TableName::parse(&t).ok_or_else(|| o.invalid("sink.tombstone-table", &t, "`table` or `schema.table`"))?
+        }
+        None => {
+            let name = format!("{}__cdc_sql_deleted", table.table);
+            if name.len() > MAX_IDENTIFIER {
+                return Err(Error::user(format!(
+                    "table `{}`: the version guard's tombstone table would be named `{name}`, longer than the {MAX_IDENTIFIER} characters databases keep; name a shorter one with 'sink.tombstone-table'",
+                    spec.name
+                )));
+            }
+            TableName { schema: table.schema.clone(), table: name }
+        }
+    };
+    Ok(VersionGuard { column: index, tombstones })
+}
+
+/// Types whose values both databases order as the versions they stand for.
+fn is_orderable_version(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Date32 | DataType::Timestamp(..)
+        )
 }
 
 struct JdbcTable {

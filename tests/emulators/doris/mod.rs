@@ -5,7 +5,8 @@
 //! `Expect: 100-continue` on loads, and answers `307` with a BE URL carrying the credentials,
 //! without reading the body. BE: parses JSON lines against declared table columns, rejects bad
 //! rows (`[DATA_QUALITY_ERROR]` with an ErrorURL whose log quotes them), applies UNIQUE KEY
-//! upserts and `__DORIS_DELETE_SIGN__` deletes, keeps labels and transactions
+//! upserts and `__DORIS_DELETE_SIGN__` deletes (ordered by a sequence column where the table has
+//! one), keeps labels and transactions
 //! (PREPARE → PRECOMMITTED → VISIBLE / ABORTED) with Doris' reply texts, and serves 2PC
 //! commit/abort. Faults: publish timeout, `-235` too many versions, a commit applied but its reply
 //! lost, commits held (to kill a client between prepare and commit), and a dead BE.
@@ -64,6 +65,23 @@ pub struct TableDef {
     pub name: String,
     pub columns: Vec<Column>,
     pub model: Model,
+    /// A UNIQUE KEY table's sequence column (Doris' `function_column.*` table properties).
+    pub sequence: Option<Sequence>,
+}
+
+/// How a UNIQUE KEY table orders the loads of a key (Doris' sequence column manual): a row
+/// replaces the stored row of its key only if its sequence value is greater than or equal to the
+/// stored one, within a load and across loads; a delete (`__DORIS_DELETE_SIGN__` = 1) is such a
+/// row too, so it deletes only a row whose sequence is not greater, and the deleted key keeps its
+/// sequence: a later row with a smaller one does not bring the key back.
+#[derive(Debug, Clone)]
+pub enum Sequence {
+    /// `"function_column.sequence_col" = 'column'`: the column's value is the sequence; a load
+    /// must load that column, and a `function_column.sequence_col` header changes nothing.
+    Column(String),
+    /// `"function_column.sequence_type" = '…'`: a hidden column each load fills from the loaded
+    /// column its `function_column.sequence_col` header names (a load without it fails).
+    Hidden,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,13 +99,25 @@ pub struct Txn {
     pub table: String,
     pub label: String,
     pub state: TxnState,
-    rows: Vec<(Vec<Value>, bool)>,
+    rows: Vec<LoadedRow>,
+}
+
+/// A loaded row: its values, its delete sign and its sequence value (tables with one).
+type LoadedRow = (Vec<Value>, bool, Option<Value>);
+
+/// A UNIQUE KEY table's row: values, sequence value, and whether it is deleted (kept only on
+/// tables with a sequence, where the deleted key's sequence still orders later loads).
+#[derive(Debug, Clone)]
+struct Stored {
+    values: Vec<Value>,
+    sequence: Option<Value>,
+    deleted: bool,
 }
 
 struct Table {
     def: TableDef,
     /// Unique key tables: rows by the JSON text of their key.
-    unique: BTreeMap<String, Vec<Value>>,
+    unique: BTreeMap<String, Stored>,
     duplicate: Vec<Vec<Value>>,
 }
 
@@ -186,14 +216,17 @@ impl DorisEmulator {
             t.def.columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.clone())).collect()
         };
         match t.def.model {
-            Model::UniqueKey(_) => t.unique.values().map(to_object).collect(),
+            Model::UniqueKey(_) => t.unique.values().filter(|r| !r.deleted).map(|r| to_object(&r.values)).collect(),
             Model::Duplicate => t.duplicate.iter().map(to_object).collect(),
         }
     }
 
     pub fn row_count(&self, database: &str, table: &str) -> usize {
         let state = self.lock();
-        state.tables.get(&(database.to_string(), table.to_string())).map_or(0, |t| t.unique.len() + t.duplicate.len())
+        state
+            .tables
+            .get(&(database.to_string(), table.to_string()))
+            .map_or(0, |t| t.unique.values().filter(|r| !r.deleted).count() + t.duplicate.len())
     }
 
     pub fn txns(&self) -> Vec<Txn> {
@@ -452,6 +485,7 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
     let label = header(&req, "label").map(str::to_string);
     let columns_header = header(&req, "columns").map(str::to_string);
     let hidden = header(&req, "hidden_columns").map(str::to_string);
+    let sequence_header = header(&req, "function_column.sequence_col").map(|s| s.trim().to_string());
     let by_line = header(&req, "read_json_by_line").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let format = header(&req, "format").unwrap_or("csv").to_ascii_lowercase();
     let csv_settings = CsvSettings::from_headers(&req);
@@ -584,11 +618,38 @@ async fn stream_load(state_lock: &Mutex<State>, req: Request<Incoming>) -> Respo
         }
     }
     let with_delete_sign = columns.iter().any(|c| c == DELETE_SIGN);
+    // Which column's value is each row's sequence, checked as Doris' FE does before reading rows
+    // (its messages): a table whose properties map the sequence to a column uses that column
+    // whatever the header says; a hidden one needs the header.
+    let missing =
+        format!("errCode = 2, detailMessage = Table {table} has sequence column, need to specify the sequence column");
+    let sequence_name = match (&def.sequence, &sequence_header) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            let message = format!("errCode = 2, detailMessage = There is no sequence column in the table {table}");
+            return fail(state, txn, message, json!({}));
+        }
+        (Some(Sequence::Hidden), None) => return fail(state, txn, missing, json!({})),
+        (Some(Sequence::Hidden), Some(name)) | (Some(Sequence::Column(name)), _) => Some(name.clone()),
+    };
+    let sequence_column = match sequence_name {
+        None => None,
+        Some(name) if columns.contains(&name) => def.columns.iter().position(|c| c.name == name),
+        Some(_) => return fail(state, txn, missing, json!({})),
+    };
     let mut filtered = Vec::new();
     let mut total = 0u64;
     let mut take = |line: &[u8], parsed: Result<(Vec<Value>, bool), String>| {
         total += 1;
-        match parsed {
+        let with_sequence = parsed.and_then(|(row, delete)| match sequence_column {
+            None => Ok((row, delete, None)),
+            Some(i) if row[i].is_null() => Err(format!("the sequence column {} is NULL", def.columns[i].name)),
+            Some(i) => {
+                let sequence = row[i].clone();
+                Ok((row, delete, Some(sequence)))
+            }
+        });
+        match with_sequence {
             Ok(row) => txn.rows.push(row),
             Err(reason) => filtered.push(format!("Reason: {reason}. src line [{}]; ", String::from_utf8_lossy(line))),
         }
@@ -806,18 +867,36 @@ fn apply(state: &mut State, txn: &mut Txn) {
         }
         Model::Duplicate => Vec::new(),
     };
-    for (row, delete) in txn.rows.drain(..) {
+    for (row, delete, sequence) in txn.rows.drain(..) {
         match table.def.model {
             Model::UniqueKey(_) => {
                 let key = Value::Array(key_indices.iter().map(|i| row[*i].clone()).collect()).to_string();
-                if delete {
+                if let Some(sequence) = sequence {
+                    let older = table
+                        .unique
+                        .get(&key)
+                        .and_then(|stored| stored.sequence.as_ref())
+                        .is_some_and(|stored| compare_sequences(&sequence, stored).is_lt());
+                    if !older {
+                        table.unique.insert(key, Stored { values: row, sequence: Some(sequence), deleted: delete });
+                    }
+                } else if delete {
                     table.unique.remove(&key);
                 } else {
-                    table.unique.insert(key, row);
+                    table.unique.insert(key, Stored { values: row, sequence: None, deleted: false });
                 }
             }
             Model::Duplicate => table.duplicate.push(row),
         }
+    }
+}
+
+/// Orders two sequence values of one column: integers by value, DATE/DATETIME texts (fixed
+/// width up to the fraction) as text.
+fn compare_sequences(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_i64(), b.as_i64()) {
+        (Some(a), Some(b)) => a.cmp(&b),
+        _ => a.as_str().unwrap_or_default().cmp(b.as_str().unwrap_or_default()),
     }
 }
 

@@ -23,7 +23,9 @@ use crate::plan::{
     check_sink_key, computed_columns, insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery,
     LookupTableProvider, SinkTarget,
 };
-use crate::runtime::{restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory};
+use crate::runtime::{
+    dead_letters, restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory,
+};
 use crate::sql::temporal::LookupName;
 use crate::sql::types::flink_type_name;
 use crate::sql::{Declared, LocatedStatement, Statement, TableSpec};
@@ -33,6 +35,8 @@ const CHECKPOINT_MODE: &str = "execution.checkpointing.mode";
 const CHECKPOINT_DIR: &str = "state.checkpoints.dir";
 const CHECKPOINTS_RETAINED: &str = "state.checkpoints.num-retained";
 const PIPELINE_NAME: &str = "pipeline.name";
+/// cdc-sql's own: where rows the job cannot process go (see [`crate::runtime::dead_letters`]).
+const DEAD_LETTER_PATH: &str = dead_letters::PATH_KEY;
 /// Flink's REST keys (`rest.bind-*` are the server-side spellings): where the job serves HTTP.
 const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
 const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
@@ -229,6 +233,7 @@ impl Session {
             retained_checkpoints,
             restart,
             rest_address: self.rest_address()?,
+            dead_letter_path: self.settings.get(DEAD_LETTER_PATH).map(|v| dead_letters::check_path(v)).transpose()?,
         })
     }
 
@@ -517,6 +522,7 @@ impl Session {
             CHECKPOINTS_RETAINED,
             LOCAL_TIME_ZONE,
             STATE_TTL,
+            DEAD_LETTER_PATH,
         ]
         .contains(&key)
             && !restart::KEYS.contains(&key)
@@ -532,6 +538,7 @@ impl Session {
                 PIPELINE_NAME,
                 RUNTIME_MODE,
                 STATE_TTL,
+                DEAD_LETTER_PATH,
             ];
             known.extend(restart::KEYS);
             known.extend(REST_ADDRESS_KEYS);

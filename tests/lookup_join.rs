@@ -204,3 +204,69 @@ async fn lookup_joins_into_postgres_and_mariadb_equal_datafusions_batch_join() {
         assert_eq!(got, expected, "{run}");
     }
 }
+
+/// `'lookup.missing-key' = 'error'`: a change whose key the looked-up table lacks stops the job,
+/// naming the key; with a dead-letter file it goes there with its position and the other changes
+/// are joined as usual. A LEFT JOIN, which keeps such changes, refuses the option.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_key_is_an_error_or_a_dead_letter() {
+    let my = cdc_sql_testkit::mariadb().create_database("missing_src");
+    let pg = cdc_sql_testkit::postgres().create_database("missing_dim");
+    my.exec(
+        "CREATE TABLE events (id INT PRIMARY KEY, user_id INT);
+         INSERT INTO events SELECT seq, seq % 12 + 1 FROM seq_1_to_60;",
+    );
+    pg.exec(
+        "CREATE TABLE users (id int PRIMARY KEY, name text);
+         INSERT INTO users SELECT i, 'user ' || i FROM generate_series(1, 12) i WHERE i NOT IN (4, 7);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let job = |set: &str, join: &str, sink: &str| {
+        format!(
+            "{set}
+             CREATE TABLE events (id INT, user_id INT, proc AS PROCTIME(), PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+             CREATE TABLE users (id INT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ({}, 'lookup.missing-key' = 'error');
+             CREATE TABLE sink (id INT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ({}, 'sink.auto-create-table' = 'true');
+             INSERT INTO sink SELECT e.id, u.name FROM events AS e
+               {join} users FOR SYSTEM_TIME AS OF e.proc AS u ON e.user_id = u.id;",
+            with(&my, "events"),
+            with(&pg, "users"),
+            with(&pg, sink)
+        )
+    };
+
+    let (code, output) = run_job(&job("", "JOIN", "stopped"));
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("`users` has no row for id = 4") || output.contains("`users` has no row for id = 7"),
+        "{output}"
+    );
+    assert!(output.contains("dead-letter.path"), "the message says how to go on: {output}");
+
+    let (code, output) = run_job(&job("", "LEFT JOIN", "padded"));
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("is for INNER lookup joins"), "{output}");
+
+    let (code, output) = run_job(&job(&format!("SET 'dead-letter.path' = '{}';", dead.display()), "JOIN", "lettered"));
+    assert_eq!(code, 0, "{output}");
+    let joined: Vec<String> =
+        pg.query("SELECT id FROM lettered ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    let (missing, found): (Vec<i32>, Vec<i32>) = (1..=60).partition(|id| [4, 7].contains(&(id % 12 + 1)));
+    assert_eq!(joined, found.iter().map(|i| i.to_string()).collect::<Vec<_>>(), "the other keys are joined");
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(&dead).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut ids: Vec<i64> = letters.iter().map(|l| l["row"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, missing.iter().map(|i| *i as i64).collect::<Vec<_>>());
+    for letter in &letters {
+        let user = letter["row"]["user_id"].as_i64().unwrap();
+        assert_eq!(letter["stage"], "lookup", "{letter}");
+        assert_eq!(letter["table"], "users", "{letter}");
+        assert_eq!(letter["row_kind"], "+I", "{letter}");
+        assert!(letter["error"].as_str().unwrap().contains(&format!("has no row for id = {user}")), "{letter}");
+        assert!(!letter["position"].is_null(), "{letter}");
+    }
+}

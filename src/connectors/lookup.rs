@@ -51,7 +51,22 @@ pub struct LookupOptions {
     /// `lookup.max-retries`: a lookup failing for a reason outside the job (the database went
     /// away) is tried again this many times, reconnecting, before the job fails.
     pub max_retries: u32,
+    /// `lookup.missing-key` (cdc-sql's own): what an INNER lookup join does with a change whose
+    /// key the table has no row for.
+    pub missing_key: MissingKey,
 }
+
+/// What an INNER lookup join does with a change whose key the table has no row for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingKey {
+    /// Nothing comes out for it: Flink's INNER JOIN.
+    Drop,
+    /// It is an error: the change goes to the dead letters, or stops the job without them.
+    Error,
+}
+
+/// The option choosing [`MissingKey`].
+pub const MISSING_KEY: &str = "lookup.missing-key";
 
 /// Flink's `PARTIAL` cache: what is kept, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +86,10 @@ impl LookupOptions {
     /// Reads the lookup options of a table's WITH clause.
     pub fn parse(o: &mut ConnectorOptions) -> Result<LookupOptions> {
         let max_retries = o.parse::<u32>("lookup.max-retries", "a whole number")?.unwrap_or(MAX_RETRIES);
+        let missing_key = match o.choice(MISSING_KEY, &["drop", "error"])? {
+            Some("error") => MissingKey::Error,
+            _ => MissingKey::Drop,
+        };
         let mode = o.choice("lookup.cache", &["NONE", "PARTIAL", "FULL"])?;
         let max_rows = o.parse::<usize>("lookup.partial-cache.max-rows", "a whole number of rows")?;
         let after_write = o.duration("lookup.partial-cache.expire-after-write")?;
@@ -127,7 +146,7 @@ impl LookupOptions {
                     None
                 }
             };
-        Ok(LookupOptions { cache, max_retries })
+        Ok(LookupOptions { cache, max_retries, missing_key })
     }
 }
 
@@ -147,7 +166,9 @@ mod tests {
 
     #[test]
     fn the_cache_is_off_unless_partial_or_both_legacy_options_say_otherwise() {
-        assert_eq!(options("").unwrap(), LookupOptions { cache: None, max_retries: 3 });
+        assert_eq!(options("").unwrap(), LookupOptions { cache: None, max_retries: 3, missing_key: MissingKey::Drop });
+        assert_eq!(options(", 'lookup.missing-key' = 'ERROR'").unwrap().missing_key, MissingKey::Error);
+        assert!(options(", 'lookup.missing-key' = 'fail'").unwrap_err().to_string().contains("one of drop, error"));
         let partial = options(
             ", 'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '100', \
              'lookup.partial-cache.expire-after-write' = '10s', 'lookup.max-retries' = '0'",
@@ -163,6 +184,7 @@ mod tests {
                     cache_missing_key: true,
                 }),
                 max_retries: 0,
+                missing_key: MissingKey::Drop,
             }
         );
         let legacy = options(", 'lookup.cache.max-rows' = '5', 'lookup.cache.ttl' = '1 min'").unwrap();

@@ -42,6 +42,7 @@ pub use options::ConnectorOptions;
 
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};
 use crate::error::{Error, Result};
+use crate::runtime::DeadLetters;
 use crate::sql::TableSpec;
 
 /// Every connector, by the name used in `'connector' = '…'`.
@@ -394,6 +395,15 @@ pub struct PreparedCommit {
 
 #[async_trait]
 pub trait Sink: Send {
+    /// Where rows the sink's system refuses for good (a value its column cannot hold) may go
+    /// instead of stopping the job; called once, before `open`. A sink that can tell the refused
+    /// rows from the rest sends them there ([`DeadLetters::reject`]) when it is enabled, and before
+    /// committing a source position with its data makes them durable ([`DeadLetters::sync`]). By
+    /// default a sink cannot, and a refusal stops the job.
+    fn set_dead_letters(&mut self, dead_letters: DeadLetters) {
+        let _ = dead_letters;
+    }
+
     /// Connects. After a restart, `recover` is called next.
     async fn open(&mut self) -> Result<()> {
         Ok(())

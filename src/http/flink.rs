@@ -157,6 +157,8 @@ pub fn job(job: &JobMetrics) -> Value {
                     "read-records-complete": true,
                     "write-records": p.records_written.load(Ordering::Relaxed),
                     "write-records-complete": true,
+                    // Not in Flink's schema: rows set aside (see docs/operations.md, *Dead letters*).
+                    "dead-letters": p.dead_letters.load(Ordering::Relaxed),
                 },
             });
             // Not in Flink's schema (extra fields do not disturb its clients): what the job's

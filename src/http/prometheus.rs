@@ -127,6 +127,14 @@ pub fn render(job: &JobMetrics) -> String {
     );
     e.per_pipeline(
         job,
+        "numDeadLetters",
+        "counter",
+        "Rows set aside in the dead-letter file ('dead-letter.path') instead of stopping the job.",
+        sink,
+        |p| Some(p.dead_letters.load(Ordering::Relaxed)),
+    );
+    e.per_pipeline(
+        job,
         "currentFetchEventTimeLag",
         "gauge",
         "Milliseconds between a change's commit in the source and its fetch, where the source knows.",
@@ -227,6 +235,7 @@ mod tests {
     fn every_sample_line_is_well_formed_and_labelled() {
         let job = JobMetrics::new("job \"q\"", &[("INSERT INTO s".into(), vec!["src".into()], "s".into())]);
         job.pipelines[0].records_read.store(5, Ordering::Relaxed);
+        job.pipelines[0].dead_letters.store(3, Ordering::Relaxed);
         job.pipelines[0].set_progress(
             0,
             Some(SourceProgress {
@@ -237,6 +246,7 @@ mod tests {
             }),
         );
         let text = render(&job);
+        assert!(text.lines().any(|l| l.contains("numDeadLetters{") && l.ends_with(" 3")), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

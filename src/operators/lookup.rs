@@ -27,9 +27,10 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::Operator;
 use crate::changelog::{ChangeBatch, Event, RowKind};
-use crate::connectors::lookup::{CacheOptions, Lookup, LookupTable};
+use crate::connectors::lookup::{CacheOptions, Lookup, LookupTable, MissingKey, MISSING_KEY};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::RowSteps;
+use crate::runtime::{DeadLetters, Stage};
 
 /// A lookup join as planned.
 #[derive(Debug)]
@@ -142,14 +143,15 @@ pub struct LookupJoin {
     /// Rows of the lookup key, as the table's columns hold them.
     keys: RowConverter,
     keys_schema: SchemaRef,
+    dead_letters: DeadLetters,
 }
 
 impl LookupJoin {
-    pub fn new(name: String, spec: Arc<LookupSpec>) -> Result<Self> {
+    pub fn new(name: String, spec: Arc<LookupSpec>, dead_letters: DeadLetters) -> Result<Self> {
         let keys = RowConverter::new(spec.key_fields.iter().map(|f| SortField::new(f.data_type().clone())).collect())?;
         let keys_schema = Arc::new(Schema::new(spec.key_fields.clone()));
         let cache = spec.lookup.options.cache.clone().map(|options| Cache { options, entries: HashMap::new() });
-        Ok(LookupJoin { name, spec, client: None, cache, keys, keys_schema })
+        Ok(LookupJoin { name, spec, client: None, cache, keys, keys_schema, dead_letters })
     }
 
     /// `values` (one array per key column, as the other side gives them) as the table's key
@@ -260,6 +262,9 @@ impl LookupJoin {
                 groups[g] = Some(rows);
             }
         }
+        if spec.lookup.options.missing_key == MissingKey::Error {
+            self.reject_missing(changes, &keys, &group_of, &groups)?;
+        }
         // All right rows met, one batch; per group, where its rows start in it.
         let right_schema = spec.right.schema().clone();
         let mut starts = Vec::with_capacity(groups.len());
@@ -333,6 +338,57 @@ impl LookupJoin {
         }));
         let out = self.pairs(rows, &right_all, &out_left, &out_right)?;
         ChangeBatch::new(out, kinds)
+    }
+
+    /// With `'lookup.missing-key' = 'error'`: each change whose key the table has no row for (a
+    /// NULL key included, which no row has) goes to the dead letters, naming its key, or stops the
+    /// job without them. It gives no output either way, as in an INNER join.
+    fn reject_missing(
+        &self,
+        changes: &ChangeBatch,
+        keys: &[ArrayRef],
+        group_of: &[Option<usize>],
+        groups: &[Option<RecordBatch>],
+    ) -> Result<()> {
+        let table = &self.spec.table;
+        let position = self.dead_letters.position();
+        for (row, group) in group_of.iter().enumerate() {
+            if group.and_then(|g| groups[g].as_ref()).is_some_and(|rows| rows.num_rows() > 0) {
+                continue;
+            }
+            let key: Vec<String> = self
+                .spec
+                .key_fields
+                .iter()
+                .zip(keys)
+                .map(|(field, values)| {
+                    let value = datafusion::arrow::util::display::array_value_to_string(values, row)
+                        .unwrap_or_else(|_| "?".into());
+                    let value = if values.is_null(row) { "NULL".to_string() } else { value };
+                    format!("{} = {value}", field.name())
+                })
+                .collect();
+            let mut message = format!(
+                "lookup join of `{table}`: `{table}` has no row for {} ('{MISSING_KEY}' = 'error')",
+                key.join(", ")
+            );
+            if !self.dead_letters.enabled() {
+                message.push_str(&format!(
+                    "; set '{}' to send such changes to a dead-letter file and go on, or '{MISSING_KEY}' = 'drop' to skip them",
+                    crate::runtime::dead_letters::PATH_KEY
+                ));
+            }
+            let one = changes.take(&[row as u32], vec![changes.kind(row).code()])?;
+            self.dead_letters.reject(
+                Stage::Lookup,
+                table,
+                one.rows(),
+                &[changes.kind(row)],
+                Error::user(message),
+                position.as_ref(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Rows of the join's output: left row `left[i]` with right row `right[i]` (NULLs for none).

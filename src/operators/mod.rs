@@ -71,13 +71,18 @@ impl StatefulSpec {
     }
 
     /// An operator that runs the node from empty state; `name` names its state in checkpoints,
-    /// `ttl` is Flink's `table.exec.state.ttl`.
-    pub fn instantiate(&self, name: String, ttl: Option<std::time::Duration>) -> Result<Box<dyn Operator>> {
+    /// `ttl` is Flink's `table.exec.state.ttl`; rows it cannot process go to `dead_letters`.
+    pub fn instantiate(
+        &self,
+        name: String,
+        ttl: Option<std::time::Duration>,
+        dead_letters: &crate::runtime::DeadLetters,
+    ) -> Result<Box<dyn Operator>> {
         Ok(match self {
             StatefulSpec::Aggregate(spec) => Box::new(Aggregate::new(name, spec.clone(), ttl)?),
             StatefulSpec::Rank(spec) => Box::new(Rank::new(name, spec.clone())?),
             StatefulSpec::Join(spec) => Box::new(Join::new(name, spec.clone())?),
-            StatefulSpec::Lookup(spec) => Box::new(LookupJoin::new(name, spec.clone())?),
+            StatefulSpec::Lookup(spec) => Box::new(LookupJoin::new(name, spec.clone(), dead_letters.clone())?),
         })
     }
 

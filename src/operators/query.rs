@@ -9,6 +9,7 @@ use super::Operator;
 use crate::changelog::Event;
 use crate::error::{Error, Result};
 use crate::plan::{CompiledQuery, Limits};
+use crate::runtime::DeadLetters;
 
 pub struct QueryOperator {
     query: Arc<CompiledQuery>,
@@ -18,13 +19,19 @@ pub struct QueryOperator {
 }
 
 impl QueryOperator {
+    /// The query's operators; a row they cannot process stops them with its error.
     pub fn new(query: Arc<CompiledQuery>) -> Result<Self> {
+        Self::with_dead_letters(query, &DeadLetters::none())
+    }
+
+    /// The query's operators, setting rows they cannot process aside through `dead_letters`.
+    pub fn with_dead_letters(query: Arc<CompiledQuery>, dead_letters: &DeadLetters) -> Result<Self> {
         let limits = query.limits();
         let stateful = query
             .stateful()
             .iter()
             .zip(query.state_names())
-            .map(|(spec, name)| spec.instantiate(name, query.state_ttl))
+            .map(|(spec, name)| spec.instantiate(name, query.state_ttl, dead_letters))
             .collect::<Result<_>>()?;
         Ok(QueryOperator { query, limits, stateful })
     }

@@ -16,6 +16,7 @@ use datafusion::logical_expr::{Join as LogicalJoin, LogicalPlan};
 
 use super::table::LookupTableProvider;
 use super::{column_of, refuse_sub_query, RowSteps, Step};
+use crate::connectors::lookup::{MissingKey, MISSING_KEY};
 use crate::error::{Error, Result};
 use crate::operators::{LookupCounters, LookupSpec};
 
@@ -53,6 +54,12 @@ pub fn compile(
             )))
         }
     };
+    if outer && provider.lookup.options.missing_key == MissingKey::Error {
+        return Err(Error::user(format!(
+            "'{MISSING_KEY}' = 'error' of `{table}` is for INNER lookup joins: this LEFT JOIN keeps a change whose key \
+             `{table}` lacks, with NULLs for its columns. Use JOIN to make a missing key an error, or remove the option"
+        )));
+    }
     if join.null_equality == NullEquality::NullEqualsNull {
         return Err(Error::user(format!(
             "a lookup join of `{table}` cannot match NULL keys (IS NOT DISTINCT FROM): a database lookup never finds \

@@ -117,6 +117,8 @@ pub struct PipelineMetrics {
     pub bytes_written: AtomicU64,
     pub batches: AtomicU64,
     pub errors: AtomicU64,
+    /// Rows set aside as dead letters (see [`super::dead_letters`]).
+    pub dead_letters: AtomicU64,
     /// Milliseconds from the newest change's event time to its hand-over to the sink; -1 unknown.
     pub emit_lag_ms: AtomicI64,
     pub finished: AtomicBool,
@@ -142,6 +144,7 @@ impl PipelineMetrics {
             bytes_written: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
             emit_lag_ms: AtomicI64::new(-1),
             finished: AtomicBool::new(false),
             inputs: inputs.to_vec(),

@@ -17,6 +17,7 @@
 //! allows; problems the user must fix stop it at once.
 
 pub mod checkpoint;
+pub mod dead_letters;
 pub mod metrics;
 mod pipeline;
 pub mod restart;
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::{CheckpointRecord, CheckpointStore, InputState, PipelineState};
+pub use dead_letters::{DeadLetters, Stage};
 pub use metrics::{JobMetrics, JobState};
 pub use restart::{RestartStrategy, RestartTracker};
 
@@ -98,6 +100,8 @@ pub struct JobConfig {
     pub restart: RestartStrategy,
     /// `host:port` for the REST API from `SET 'rest.address'` / `'rest.port'`; `None` when unset.
     pub rest_address: Option<String>,
+    /// Where rows the job cannot process go (`SET 'dead-letter.path'`); `None`: they stop it.
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 pub struct Job {
@@ -228,12 +232,25 @@ async fn run_observed(
             _ => *record = not_exact(record),
         }
     }
+    let dead_letters = match &config.dead_letter_path {
+        Some(path) => Some(dead_letters::DeadLetterFile::open(path)?),
+        None => None,
+    };
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
     let mut trust_sink_position = resume != Resume::Fresh;
     loop {
         metrics.set_state(JobState::Running);
-        let result = attempt(job, restored.clone(), store.as_ref(), stop.clone(), metrics, trust_sink_position).await;
+        let result = attempt(
+            job,
+            restored.clone(),
+            store.as_ref(),
+            stop.clone(),
+            metrics,
+            trust_sink_position,
+            dead_letters.clone(),
+        )
+        .await;
         trust_sink_position = true;
         if let Err(e) = &result {
             metrics.record_exception(e);
@@ -334,6 +351,7 @@ async fn attempt(
     stop: CancellationToken,
     metrics: &Arc<JobMetrics>,
     trust_sink_position: bool,
+    dead_letters: Option<Arc<dead_letters::DeadLetterFile>>,
 ) -> Result<(Vec<PipelineReport>, Vec<Box<dyn Source>>)> {
     let n = job.pipelines.len();
     let (restored, restored_from) = restored.unzip();
@@ -362,6 +380,9 @@ async fn attempt(
     for (index, spec) in job.pipelines.iter().enumerate() {
         let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
         triggers.push(trigger_tx);
+        let pipeline_metrics = metrics.pipelines.get(index).cloned().unwrap_or_else(|| {
+            Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.input_tables(), &spec.sink_table))
+        });
         let ctx = pipeline::Context {
             job: job.config.name.clone(),
             stores_checkpoints: store.is_some(),
@@ -374,9 +395,8 @@ async fn attempt(
             reports: report_tx.clone(),
             stored: stored_rx.clone(),
             stop: run_stop.clone(),
-            metrics: metrics.pipelines.get(index).cloned().unwrap_or_else(|| {
-                Arc::new(metrics::PipelineMetrics::new(&spec.name, &spec.input_tables(), &spec.sink_table))
-            }),
+            dead_letters: DeadLetters::new(dead_letters.clone(), &job.config.name, pipeline_metrics.clone()),
+            metrics: pipeline_metrics,
         };
         tasks.spawn(pipeline::run(ctx));
     }

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{CheckpointStore, InputState};
+use super::dead_letters::DeadLetters;
 use super::metrics::{now_ms, PipelineMetrics};
 use super::{PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch, Event, TableId};
@@ -37,6 +38,8 @@ pub(super) struct Context {
     pub stored: watch::Receiver<u64>,
     pub stop: CancellationToken,
     pub metrics: Arc<PipelineMetrics>,
+    /// Where the sink and the query's operators set aside rows they cannot process.
+    pub dead_letters: DeadLetters,
 }
 
 /// A batch read by input `.0`, with the event time of its newest change when the source knows it.
@@ -166,6 +169,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
     }
 
     let mut sink = (spec.open_sink)()?;
+    sink.set_dead_letters(ctx.dead_letters.clone());
     sink.open().await?;
     let pending: Vec<PreparedCommit> = ctx
         .restored
@@ -210,7 +214,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
         operators.push(ops);
     }
     restore_operators(&ctx, &states, &mut operators)?;
-    let mut query = QueryOperator::new(spec.query.clone())?;
+    let mut query = QueryOperator::with_dead_letters(spec.query.clone(), &ctx.dead_letters)?;
     restore_query(&ctx, &mut query)?;
 
     // The operators' state is that of the checkpoint's positions: a newer position the sink
@@ -380,6 +384,7 @@ async fn process(
         events = out;
     }
     input.state.position = Some(batch.position);
+    ctx.dead_letters.set_position(progress.staged_position());
     let metrics = &ctx.metrics;
     metrics.batches.fetch_add(1, Ordering::Relaxed);
     let mut read = 0;
@@ -544,6 +549,8 @@ async fn checkpoint(
         sink.stage_position(&ctx.job, &spec.name, &position);
     }
     let prepared = sink.prepare(id).await?;
+    // The record about to be stored covers the rows set aside so far: they must be on disk first.
+    ctx.dead_letters.sync()?;
     let mut operators = Vec::new();
     for (name, op) in progress.stateful_operators() {
         if let Some(snapshot) = op.snapshot()? {

@@ -930,3 +930,71 @@ fn version_guard_applies_a_random_changelog_and_a_replay_by_version() {
         assert_eq!(as_state(my.query("SELECT id, v, payload FROM t")), expected, "MariaDB, {round}");
     }
 }
+
+/// Rows the database refuses for good (a NULL into NOT NULL, a value too long, an integer out of
+/// range) among good ones: with a dead-letter file the good rows land, committed with the
+/// source position, and each bad one is a line with its error and position; without it the job
+/// stops with the database's error and nothing of the flush stays.
+fn refused_rows_go_to_the_dead_letters(db: &Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let gen = "CREATE TABLE gen (id INT) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence',
+        'fields.id.start' = '1', 'fields.id.end' = '20')";
+    let job = |set: &str, table: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '1h'; {set}
+             {gen};
+             CREATE TABLE dst (id INT, name STRING, n BIGINT, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ({}, 'sink.offsets-table' = 'cdc_offsets');
+             INSERT INTO dst SELECT id,
+               CASE WHEN id = 5 THEN CAST(NULL AS STRING) WHEN id = 9 THEN 'toolong' ELSE 'ok' END,
+               CASE WHEN id = 13 THEN CAST(3000000000 AS BIGINT) ELSE CAST(id AS BIGINT) END FROM gen;",
+            with_admin(db, table)
+        )
+    };
+    db.exec("CREATE TABLE plain (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n INT)");
+    let run = run_job(&job("", "plain"));
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("table `dst`: writing"), "{}", run.stderr);
+    assert_eq!(db.query_one("SELECT count(*) FROM plain"), "0");
+
+    db.exec("CREATE TABLE lettered (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n INT)");
+    ok(run_job(&job(&format!("SET 'dead-letter.path' = '{}';", dead.display()), "lettered")));
+    let landed: Vec<String> =
+        db.query("SELECT id FROM lettered ORDER BY id").into_iter().map(|r| r[0].clone()).collect();
+    let expected: Vec<String> = (1..=20).filter(|i| ![5, 9, 13].contains(i)).map(|i| i.to_string()).collect();
+    assert_eq!(landed, expected);
+    assert_eq!(db.query_one("SELECT count(*) FROM cdc_offsets"), "1", "the position is committed with the data");
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(&dead).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_id = |id: i64| {
+        letters.iter().find(|l| l["row"]["id"] == id).unwrap_or_else(|| panic!("no dead letter for {id}: {letters:?}"))
+    };
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let (null, long, overflow) = match db.kind() {
+        cdc_sql_testkit::ServerKind::Postgres => ("23502", "22001", "22003"),
+        cdc_sql_testkit::ServerKind::MariaDb => ("error 1048", "error 1406", "error 1264"),
+    };
+    for (id, says) in [(5, null), (9, long), (13, overflow)] {
+        let letter = by_id(id);
+        assert_eq!(letter["stage"], "sink", "{letter}");
+        assert_eq!(letter["table"], "dst", "{letter}");
+        assert_eq!(letter["pipeline"], "INSERT INTO dst", "{letter}");
+        assert_eq!(letter["row_kind"], "+U", "{letter}");
+        assert!(letter["error"].as_str().unwrap().contains(says), "{id}: {letter}");
+        assert!(!letter["position"].is_null(), "{letter}");
+        assert!(!letter["error"].as_str().unwrap().contains(POSTGRES_PASSWORD), "{letter}");
+    }
+    assert_eq!(by_id(9)["row"]["name"], "toolong");
+    assert_eq!(by_id(13)["row"]["n"], 3000000000i64);
+}
+
+#[test]
+fn postgres_refused_rows_go_to_the_dead_letters() {
+    refused_rows_go_to_the_dead_letters(&cdc_sql_testkit::postgres().create_database("dead_pg"));
+}
+
+#[test]
+fn mariadb_refused_rows_go_to_the_dead_letters() {
+    refused_rows_go_to_the_dead_letters(&cdc_sql_testkit::mariadb().create_database("dead_my"));
+}

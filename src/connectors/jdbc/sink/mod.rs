@@ -8,6 +8,11 @@
 //! with backoff on connection loss, deadlocks and serialization failures; the buffer is kept
 //! until the transaction commits, so a retry never loses or duplicates a change.
 //!
+//! Permanent rejections: when a flush fails with an error the user must act on (a NOT NULL
+//! violation, a value too long or out of range) and the job has a dead-letter destination, the
+//! flush is applied again row by row in one transaction, each row under a savepoint; the rows the
+//! database refuses go to the dead letters, the rest commit (with the offsets row) as usual.
+//!
 //! Exactly-once hook: when `sink.offsets-table` is set and the runtime hands the checkpoint's
 //! source position over with [`Sink::stage_position`], `prepare` commits that position in the
 //! offsets table in the same transaction as the data, and [`Sink::stored_position`] reads it back.
@@ -31,6 +36,7 @@ use super::{DeleteMode, JdbcConfig};
 use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId, Ties, Versioned};
 use crate::connectors::{Position, PreparedCommit, Sink};
 use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::{DeadLetters, Stage};
 use mysql::MyWriter;
 use postgres::PgWriter;
 
@@ -44,8 +50,12 @@ pub(super) struct OffsetRow {
 }
 
 enum Command {
-    Write(ChangeBatch),
-    Flush { offset: Option<OffsetRow>, reply: oneshot::Sender<Result<()>> },
+    /// Changes, with the input position that covers them (for their dead letters).
+    Write(ChangeBatch, Option<Position>),
+    Flush {
+        offset: Option<OffsetRow>,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 pub struct JdbcSink {
@@ -53,11 +63,12 @@ pub struct JdbcSink {
     commands: Option<mpsc::Sender<Command>>,
     task: Option<JoinHandle<Result<()>>>,
     staged: Option<(String, String, Position)>,
+    dead_letters: Option<DeadLetters>,
 }
 
 impl JdbcSink {
     pub fn new(config: Arc<JdbcConfig>) -> Self {
-        JdbcSink { config, commands: None, task: None, staged: None }
+        JdbcSink { config, commands: None, task: None, staged: None, dead_letters: None }
     }
 
     /// The writer task's error once it has stopped.
@@ -85,11 +96,15 @@ fn copy_error(e: &Error) -> Error {
 
 #[async_trait]
 impl Sink for JdbcSink {
+    fn set_dead_letters(&mut self, dead_letters: DeadLetters) {
+        self.dead_letters = Some(dead_letters).filter(DeadLetters::enabled);
+    }
+
     async fn open(&mut self) -> Result<()> {
         let writer = Writer::connect(&self.config).await?;
         let (tx, rx) = mpsc::channel(4);
         self.commands = Some(tx);
-        self.task = Some(tokio::spawn(run_writer(writer, rx, self.config.clone())));
+        self.task = Some(tokio::spawn(run_writer(writer, rx, self.config.clone(), self.dead_letters.clone())));
         Ok(())
     }
 
@@ -97,7 +112,8 @@ impl Sink for JdbcSink {
         let Some(tx) = &self.commands else {
             return Err(Error::internal("jdbc sink written before open"));
         };
-        if tx.send(Command::Write(batch)).await.is_err() {
+        let position = self.dead_letters.as_ref().and_then(DeadLetters::position);
+        if tx.send(Command::Write(batch, position)).await.is_err() {
             self.commands = None;
             return Err(self.task_error().await);
         }
@@ -192,9 +208,33 @@ impl Sink for JdbcSink {
     }
 }
 
-async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, config: Arc<JdbcConfig>) -> Result<()> {
+/// The changes written since the last flush, and the input position that covers them.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<ChangeBatch>,
+    position: Option<Position>,
+}
+
+impl Pending {
+    fn push(&mut self, batch: ChangeBatch, position: Option<Position>) {
+        self.batches.push(batch);
+        self.position = position.or(self.position.take());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+}
+
+async fn run_writer(
+    mut writer: Writer,
+    mut commands: mpsc::Receiver<Command>,
+    config: Arc<JdbcConfig>,
+    dead_letters: Option<DeadLetters>,
+) -> Result<()> {
     let checkpoints_only = config.sink.checkpoints_only;
-    let mut pending: Vec<ChangeBatch> = Vec::new();
+    let dead = dead_letters.as_ref();
+    let mut pending = Pending::default();
     let mut stashed: Option<Command> = None;
     loop {
         let command = match stashed.take() {
@@ -205,19 +245,19 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
             None => {
                 // Closed without a final checkpoint (the job failed elsewhere): keep what we have.
                 if !pending.is_empty() {
-                    flush(&mut writer, &config, &mut pending, None).await?;
+                    flush(&mut writer, &config, &mut pending, None, dead).await?;
                 }
                 writer.close().await;
                 return Ok(());
             }
-            Some(Command::Write(batch)) => {
-                pending.push(batch);
+            Some(Command::Write(batch, position)) => {
+                pending.push(batch, position);
                 // The writer is free: whatever is already queued joins this flush, and it goes
                 // now. Changes never wait for company; under load the queue fills while a flush
                 // runs, so flushes grow with the load (bigger transactions, same semantics).
                 while let Ok(c) = commands.try_recv() {
                     match c {
-                        Command::Write(b) => pending.push(b),
+                        Command::Write(b, position) => pending.push(b, position),
                         flush_command => {
                             stashed = Some(flush_command);
                             break;
@@ -225,11 +265,11 @@ async fn run_writer(mut writer: Writer, mut commands: mpsc::Receiver<Command>, c
                     }
                 }
                 if !checkpoints_only && stashed.is_none() {
-                    flush(&mut writer, &config, &mut pending, None).await?;
+                    flush(&mut writer, &config, &mut pending, None, dead).await?;
                 }
             }
             Some(Command::Flush { offset, reply }) => {
-                let result = flush(&mut writer, &config, &mut pending, offset.as_ref()).await;
+                let result = flush(&mut writer, &config, &mut pending, offset.as_ref(), dead).await;
                 match result {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
@@ -268,6 +308,36 @@ impl Changes {
         match self {
             Changes::Keyed { upserts, deletes } => upserts.num_rows() + deletes.num_rows(),
             Changes::Inserts { rows, .. } | Changes::Append(rows) => rows.num_rows(),
+        }
+    }
+
+    /// These changes one row at a time (compacted), each with the kind of change it is: `-D` for
+    /// a delete, `+U` for an upsert, `+I` for a row of an append table.
+    fn singles(&self) -> Result<Vec<(Changes, RowKind)>> {
+        let compacted = self.compacted()?;
+        let one = |rows: &RecordBatch, i: usize| rows.slice(i, 1);
+        Ok(match &*compacted {
+            Changes::Keyed { upserts, deletes } => {
+                let none = upserts.slice(0, 0);
+                let deletes = (0..deletes.num_rows())
+                    .map(|i| (Changes::Keyed { upserts: none.clone(), deletes: one(deletes, i) }, RowKind::Delete));
+                let upserts = (0..upserts.num_rows()).map(|i| {
+                    (Changes::Keyed { upserts: one(upserts, i), deletes: none.clone() }, RowKind::UpdateAfter)
+                });
+                deletes.chain(upserts).collect()
+            }
+            Changes::Append(rows) | Changes::Inserts { rows, .. } => {
+                (0..rows.num_rows()).map(|i| (Changes::Append(one(rows, i)), RowKind::Insert)).collect()
+            }
+        })
+    }
+
+    /// The one row of a [`Changes::singles`] part.
+    fn row(&self) -> &RecordBatch {
+        match self {
+            Changes::Keyed { upserts, deletes } if upserts.num_rows() == 0 => deletes,
+            Changes::Keyed { upserts, .. } => upserts,
+            Changes::Append(rows) | Changes::Inserts { rows, .. } => rows,
         }
     }
 
@@ -321,14 +391,15 @@ fn net_changes(config: &JdbcConfig, pending: &[ChangeBatch]) -> Result<Changes> 
 async fn flush(
     writer: &mut Writer,
     config: &JdbcConfig,
-    pending: &mut Vec<ChangeBatch>,
+    pending: &mut Pending,
     offset: Option<&OffsetRow>,
+    dead_letters: Option<&DeadLetters>,
 ) -> Result<()> {
     if pending.is_empty() && offset.is_none() {
         return Ok(());
     }
     let started = Instant::now();
-    let changes = net_changes(config, pending)?;
+    let changes = net_changes(config, &pending.batches)?;
     // Only PostgreSQL can take inserts uncompacted: compact once, not on every retry.
     let changes = match writer {
         Writer::MySql(_) => changes.compacted()?.into_owned(),
@@ -336,13 +407,19 @@ async fn flush(
     };
     let prepared_in = started.elapsed();
     let mut attempt = 0u32;
+    // Once the database refused the flush for good, it goes row by row (and stays so on retries).
+    let mut isolating = false;
     loop {
-        let result = match writer {
-            Writer::Postgres(w) => w.apply(&changes, offset).await,
-            Writer::MySql(w) => w.apply(&changes, offset).await,
+        let result = match (isolating, dead_letters) {
+            (true, Some(dead)) => isolate(writer, config, &changes, offset, dead, pending.position.as_ref()).await,
+            _ => writer.apply(&changes, offset).await,
         };
         match result {
             Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::User && !isolating && dead_letters.is_some() => {
+                tracing::warn!(table = %config.name, error = %e, changes = changes.len(), "jdbc flush refused; applying its changes row by row to find the rows to set aside");
+                isolating = true;
+            }
             Err(e) if e.kind() == ErrorKind::External && attempt < config.sink.max_retries => {
                 attempt += 1;
                 let backoff = Duration::from_secs(attempt as u64);
@@ -372,8 +449,42 @@ async fn flush(
         total_ms = started.elapsed().as_millis() as u64,
         "jdbc flush committed"
     );
-    pending.clear();
+    pending.batches.clear();
     Ok(())
+}
+
+/// Applies `changes` one row at a time in one transaction, each under a savepoint: a row the
+/// database refuses for good is rolled back alone and goes to `dead_letters`, noting `position`
+/// (which covers every change of the flush); the rest commits with the offsets row. The dead
+/// letters are durable before the commit, which may store the position that skips their rows.
+async fn isolate(
+    writer: &mut Writer,
+    config: &JdbcConfig,
+    changes: &Changes,
+    offset: Option<&OffsetRow>,
+    dead_letters: &DeadLetters,
+    position: Option<&Position>,
+) -> Result<()> {
+    writer.begin().await?;
+    let result = async {
+        let mut refused = Vec::new();
+        for (one, kind) in changes.singles()? {
+            if let Some(e) = writer.apply_row(&one).await? {
+                refused.push((one, kind, e));
+            }
+        }
+        for (one, kind, e) in refused {
+            let e = e.context(format!("table `{}`: writing to {}", config.name, config.describe_target()));
+            dead_letters.reject(Stage::Sink, &config.name, one.row(), &[kind], e, position)?;
+        }
+        dead_letters.sync()?;
+        writer.commit(offset).await
+    }
+    .await;
+    if result.is_err() {
+        writer.rollback().await;
+    }
+    result
 }
 
 enum Writer {
@@ -386,6 +497,64 @@ impl Writer {
         match config.endpoint.dialect {
             Dialect::Postgres => Ok(Writer::Postgres(PgWriter::connect(config).await?)),
             Dialect::MySql => Ok(Writer::MySql(MyWriter::connect(config).await?)),
+        }
+    }
+
+    /// Applies `changes` in one transaction of their own, with the offsets row.
+    async fn apply(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
+        match self {
+            Writer::Postgres(w) => w.apply(changes, offset).await,
+            Writer::MySql(w) => w.apply(changes, offset).await,
+        }
+    }
+
+    async fn begin(&mut self) -> Result<()> {
+        match self {
+            Writer::Postgres(w) => w.execute("BEGIN", "starting a transaction").await,
+            Writer::MySql(w) => w.execute("START TRANSACTION", "starting a transaction").await,
+        }
+    }
+
+    /// Applies one row's change inside the open transaction under a savepoint: `Some(error)`
+    /// when the database refused it for good (the row is rolled back, the transaction goes on);
+    /// an `Err` for anything else, which ends the transaction.
+    async fn apply_row(&mut self, one: &Changes) -> Result<Option<Error>> {
+        let applied = match self {
+            Writer::Postgres(w) => {
+                w.execute("SAVEPOINT cdc_sql_row", "isolating a row").await?;
+                // The staging table keeps its rows until the commit: the next row starts afresh.
+                w.merge(one).await.map(|()| postgres::ROW_APPLIED)
+            }
+            Writer::MySql(w) => {
+                w.execute("SAVEPOINT cdc_sql_row", "isolating a row").await?;
+                w.merge(one).await.map(|()| "RELEASE SAVEPOINT cdc_sql_row")
+            }
+        };
+        let (sql, refused) = match applied {
+            Ok(release) => (release, None),
+            Err(e) if e.kind() == ErrorKind::User => ("ROLLBACK TO SAVEPOINT cdc_sql_row", Some(e)),
+            Err(e) => return Err(e),
+        };
+        match self {
+            Writer::Postgres(w) => w.execute(sql, "isolating a row").await?,
+            Writer::MySql(w) => w.execute(sql, "isolating a row").await?,
+        }
+        Ok(refused)
+    }
+
+    /// Stores the offsets row and commits the open transaction.
+    async fn commit(&mut self, offset: Option<&OffsetRow>) -> Result<()> {
+        match self {
+            Writer::Postgres(w) => w.commit(offset).await,
+            Writer::MySql(w) => w.commit(offset).await,
+        }
+    }
+
+    /// Rolls the open transaction back, when the connection still stands.
+    async fn rollback(&mut self) {
+        match self {
+            Writer::Postgres(w) => w.rollback().await,
+            Writer::MySql(w) => w.rollback().await,
         }
     }
 

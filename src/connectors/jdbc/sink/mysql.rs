@@ -195,13 +195,26 @@ impl MyWriter {
     }
 
     pub(super) async fn apply(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
-        use mysql_async::prelude::Queryable;
-        self.conn.query_drop("START TRANSACTION").await.map_err(|e| mysql_error(&e, "starting a transaction"))?;
-        let result = self.apply_in_transaction(changes, offset).await;
+        self.execute("START TRANSACTION", "starting a transaction").await?;
+        let result = async {
+            self.merge(changes).await?;
+            self.commit(offset).await
+        }
+        .await;
         if result.is_err() {
-            let _ = self.conn.query_drop("ROLLBACK").await;
+            self.rollback().await;
         }
         result
+    }
+
+    pub(super) async fn execute(&mut self, sql: &str, what: &str) -> Result<()> {
+        use mysql_async::prelude::Queryable;
+        self.conn.query_drop(sql).await.map_err(|e| mysql_error(&e, what))
+    }
+
+    pub(super) async fn rollback(&mut self) {
+        use mysql_async::prelude::Queryable;
+        let _ = self.conn.query_drop("ROLLBACK").await;
     }
 
     /// `key = value, …` of row `row`, for error messages.
@@ -264,8 +277,8 @@ impl MyWriter {
         Ok(())
     }
 
-    async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
-        use mysql_async::prelude::Queryable;
+    /// Applies `changes` inside the open transaction.
+    pub(super) async fn merge(&mut self, changes: &Changes) -> Result<()> {
         let changes = changes.compacted()?;
         let (upserts, deletes) = match &*changes {
             Changes::Keyed { upserts, deletes } => (upserts, Some(deletes).filter(|d| d.num_rows() > 0)),
@@ -320,6 +333,12 @@ impl MyWriter {
                 self.run_rows(upserts, (&prefix, &suffix), ",", piece).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Stores the offsets row and commits the open transaction.
+    pub(super) async fn commit(&mut self, offset: Option<&OffsetRow>) -> Result<()> {
+        use mysql_async::prelude::Queryable;
         if let (Some(table), Some(o)) = (&self.offsets_table, offset) {
             let sql = format!(
                 "INSERT INTO {table} (job, pipeline, checkpoint_id, position) VALUES ({}, {}, {}, {}) \

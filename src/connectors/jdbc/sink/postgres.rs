@@ -26,6 +26,9 @@ pub(super) struct PgWriter {
 }
 
 const PG_STAGE: &str = "cdc_sql_stage";
+/// Ends a row applied under the savepoint `cdc_sql_row`: the staging table keeps its rows until
+/// the commit, so the next row starts from an empty one.
+pub(super) const ROW_APPLIED: &str = "DELETE FROM cdc_sql_stage; RELEASE SAVEPOINT cdc_sql_row";
 const DELETE_FLAG: &str = "__cdc_sql_delete";
 
 impl PgWriter {
@@ -202,18 +205,33 @@ impl PgWriter {
     }
 
     pub(super) async fn apply(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
-        self.client.batch_execute("BEGIN").await.map_err(|e| pg_error(&e, "starting a transaction"))?;
+        self.execute("BEGIN", "starting a transaction").await?;
         let result = self.apply_in_transaction(changes, offset).await;
-        if result.is_err() && !self.client.is_closed() {
-            let _ = self.client.batch_execute("ROLLBACK").await;
+        if result.is_err() {
+            self.rollback().await;
         }
         result
     }
 
-    async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
-        if self.copied_into_target(changes).await? {
-            return self.commit(offset).await;
+    pub(super) async fn execute(&mut self, sql: &str, what: &str) -> Result<()> {
+        self.client.batch_execute(sql).await.map_err(|e| pg_error(&e, what))
+    }
+
+    pub(super) async fn rollback(&mut self) {
+        if !self.client.is_closed() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
         }
+    }
+
+    async fn apply_in_transaction(&mut self, changes: &Changes, offset: Option<&OffsetRow>) -> Result<()> {
+        if !self.copied_into_target(changes).await? {
+            self.merge(changes).await?;
+        }
+        self.commit(offset).await
+    }
+
+    /// Stages `changes` and merges them into the target, inside the open transaction.
+    pub(super) async fn merge(&mut self, changes: &Changes) -> Result<()> {
         let changes = changes.compacted()?;
         let (upserts, deletes) = match &*changes {
             Changes::Keyed { upserts, deletes } => (upserts, Some(deletes)),
@@ -234,8 +252,7 @@ impl PgWriter {
         if upserts.num_rows() > 0 {
             sql.push_str(&self.upsert_sql);
         }
-        self.client.batch_execute(&sql).await.map_err(|e| pg_error(&e, "applying the changes"))?;
-        self.commit(offset).await
+        self.client.batch_execute(&sql).await.map_err(|e| pg_error(&e, "applying the changes"))
     }
 
     /// Bulk loaders' fast path: rows that are all new go by one binary COPY straight into the
@@ -279,7 +296,7 @@ impl PgWriter {
         }
     }
 
-    async fn commit(&mut self, offset: Option<&OffsetRow>) -> Result<()> {
+    pub(super) async fn commit(&mut self, offset: Option<&OffsetRow>) -> Result<()> {
         let mut sql = String::new();
         if let (Some(template), Some(o)) = (&self.offsets_sql, offset) {
             sql.push_str(

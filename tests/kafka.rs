@@ -399,6 +399,22 @@ INSERT INTO out SELECT * FROM src;
     assert!(output.status.success(), "{}", text(&output));
     assert!(printed.contains("+I[1, a]") && printed.contains("+I[3, c]"), "{printed}");
     assert!(!printed.contains("+I[2"), "{printed}");
+
+    // With a dead-letter file (and no 'ignore-parse-errors') it is set aside with its bytes.
+    let dead = dir.path().join("dead.jsonl");
+    let set = format!("SET 'dead-letter.path' = '{}';\n", dead.display());
+    let output = run(&job_file(dir.path(), "lettered.sql", &format!("{set}{}", job(""))));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(printed.contains("+I[1, a]") && printed.contains("+I[3, c]"), "{printed}");
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(&dead).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["stage"], "format");
+    assert_eq!(letters[0]["table"], "src");
+    assert_eq!(letters[0]["row"]["offset"], 1);
+    assert_eq!(letters[0]["row"]["value"], "{\"id\":2,\"note\":");
+    assert!(!letters[0]["position"].is_null(), "{}", letters[0]);
 }
 
 /// A topic that does not exist and brokers that cannot be reached are clear errors, and a

@@ -318,6 +318,13 @@ pub trait Source: Send {
         None
     }
 
+    /// Where records that do not parse may go instead of stopping the job (when the table's
+    /// format does not skip them with 'ignore-parse-errors'); called once, before `start`. By
+    /// default a source has no such records to set aside.
+    fn set_dead_letters(&mut self, dead_letters: DeadLetters) {
+        let _ = dead_letters;
+    }
+
     /// The next batch; `None` when a bounded source is done. Unbounded sources return at least
     /// every few seconds (an empty batch carrying the current position when idle) so the runtime
     /// can checkpoint and acknowledge.

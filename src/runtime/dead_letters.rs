@@ -1,10 +1,12 @@
 //! Dead letters: rows a job cannot process — a value the sink's database refuses for good, a
-//! lookup that finds no row where the job says a miss is an error — set aside with why and where
+//! lookup that finds no row where the job says a miss is an error, a source record that does not
+//! parse — set aside with why and where
 //! they came from, so the job goes on (`SET 'dead-letter.path'`, see docs/operations.md, *Dead
 //! letters*). Without a destination a rejection stops the job with its error, as before.
 //!
 //! The seam is one handle per pipeline, [`DeadLetters`], which the runtime hands to the pipeline's
-//! sink ([`crate::connectors::Sink::set_dead_letters`]) and to its query's operators. Whoever
+//! sources and sink (`set_dead_letters` of [`crate::connectors::Source`] and
+//! [`crate::connectors::Sink`]) and to its query's operators. Whoever
 //! rejects a row calls [`DeadLetters::reject`]; the handle renders the row as JSON, stamps it with
 //! the pipeline, the input position and the time, counts it in the pipeline's metrics and appends
 //! one JSON line to the job's file. The file is flushed and fsynced ([`DeadLetters::sync`]) before
@@ -35,6 +37,8 @@ pub enum Stage {
     Sink,
     /// A lookup join found no row for the change's key ('lookup.missing-key' = 'error').
     Lookup,
+    /// A source's record did not parse in its table's format.
+    Format,
 }
 
 impl Stage {
@@ -42,6 +46,7 @@ impl Stage {
         match self {
             Stage::Sink => "sink",
             Stage::Lookup => "lookup",
+            Stage::Format => "format",
         }
     }
 }
@@ -155,17 +160,48 @@ impl DeadLetters {
             .encoder(rows.schema())
             .and_then(|mut encoder| encoder.encode(rows, kinds, &mut messages))
             .map_err(|e| e.context(format!("rendering a row of `{table}` for the dead-letter file")))?;
-        let text = crate::secrets::redact(&error.to_string());
-        let time = chrono::DateTime::from_timestamp_millis(now_ms())
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default();
-        let mut lines = Vec::new();
+        let mut letters = Vec::with_capacity(messages.len());
         for (at, bytes) in messages.iter() {
             let row: serde_json::Value = match bytes {
                 Some(b) => serde_json::from_slice(b)
                     .map_err(|e| Error::internal(format!("the json format wrote a row that does not parse: {e}")))?,
                 None => serde_json::Value::Null,
             };
+            letters.push((kinds.get(at as usize).copied(), row));
+        }
+        self.append(file, stage, table, &error, position, letters)
+    }
+
+    /// Sets aside a record of `table` that gave no row (it did not parse), described by `record`
+    /// as JSON; without a destination returns `error`.
+    pub fn reject_record(
+        &self,
+        stage: Stage,
+        table: &str,
+        record: serde_json::Value,
+        error: Error,
+        position: Option<&Position>,
+    ) -> Result<()> {
+        let Some(file) = &self.file else { return Err(error) };
+        self.append(file, stage, table, &error, position, vec![(None, record)])
+    }
+
+    /// Appends one line per letter, counting them.
+    fn append(
+        &self,
+        file: &DeadLetterFile,
+        stage: Stage,
+        table: &str,
+        error: &Error,
+        position: Option<&Position>,
+        letters: Vec<(Option<RowKind>, serde_json::Value)>,
+    ) -> Result<()> {
+        let text = crate::secrets::redact(&error.to_string());
+        let time = chrono::DateTime::from_timestamp_millis(now_ms())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        let mut lines = Vec::new();
+        for (kind, row) in &letters {
             let letter = serde_json::json!({
                 "job": self.job,
                 "pipeline": self.pipeline.name,
@@ -173,7 +209,7 @@ impl DeadLetters {
                 "table": table,
                 "error": text,
                 "position": position,
-                "row_kind": kinds.get(at as usize).map(|k| k.short()),
+                "row_kind": kind.map(RowKind::short),
                 "row": row,
                 "time": time,
             });
@@ -182,8 +218,8 @@ impl DeadLetters {
             lines.push(b'\n');
         }
         file.append(&lines)?;
-        self.pipeline.dead_letters.fetch_add(messages.len() as u64, Ordering::Relaxed);
-        tracing::warn!(pipeline = %self.pipeline.name, stage = stage.as_str(), table, rows = messages.len(), error = %text, "rows sent to the dead-letter file");
+        self.pipeline.dead_letters.fetch_add(letters.len() as u64, Ordering::Relaxed);
+        tracing::warn!(pipeline = %self.pipeline.name, stage = stage.as_str(), table, rows = letters.len(), error = %text, "rows sent to the dead-letter file");
         Ok(())
     }
 

@@ -197,7 +197,10 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
     let mut sources: Vec<Option<Box<dyn Source>>> = Vec::with_capacity(states.len());
     let mut operators: Vec<Vec<Box<dyn Operator>>> = Vec::with_capacity(states.len());
     for (input, state) in spec.inputs.iter().zip(&states) {
-        let source = if state.finished { None } else { Some((input.open_source)()?) };
+        let mut source = if state.finished { None } else { Some((input.open_source)()?) };
+        if let Some(source) = source.as_mut() {
+            source.set_dead_letters(ctx.dead_letters.clone());
+        }
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         if let Some((key, source)) = source.as_ref().and_then(|s| s.captured_row_key().map(|k| (k, s))) {
             let mut truncating = TruncateAsDeletes::new("truncate-as-deletes", source.schema(), key)?;
@@ -384,7 +387,9 @@ async fn process(
         events = out;
     }
     input.state.position = Some(batch.position);
-    ctx.dead_letters.set_position(progress.staged_position());
+    if ctx.dead_letters.enabled() {
+        ctx.dead_letters.set_position(progress.staged_position());
+    }
     let metrics = &ctx.metrics;
     metrics.batches.fetch_add(1, Ordering::Relaxed);
     let mut read = 0;

@@ -9,9 +9,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::config::{ColumnFrom, Config, Flavor};
 use super::metadata::{Meta, MetaBuilders, RecordMeta};
+use super::position::KafkaPosition;
 use crate::changelog::{ChangeBatch, RowKind};
 use crate::error::{Error, Result};
 use crate::formats::Decoder;
+use crate::runtime::{DeadLetters, Stage};
 
 /// Bytes of a record that does not parse quoted in the error.
 const EXCERPT_BYTES: usize = 64;
@@ -41,6 +43,20 @@ pub(crate) struct BatchBuilder {
     records: u32,
     newest_ms: Option<i64>,
     skipped: u64,
+    /// Records sent to the dead letters since the last `finish`.
+    set_aside: u64,
+    /// Where a record that does not parse goes when its format does not skip it.
+    dead_letters: Option<DeadLetters>,
+}
+
+/// A record that gave no rows, and why.
+struct BadRecord<'r, 'a> {
+    record: &'r Record<'a>,
+    /// The source's position before the record.
+    position: &'r KafkaPosition,
+    what: String,
+    /// `topic[partition] offset n`, for the message.
+    where_: String,
 }
 
 /// What [`BatchBuilder::finish`] hands over.
@@ -68,7 +84,7 @@ fn unless_identity(index: Vec<Option<u32>>) -> Option<UInt32Array> {
 }
 
 impl BatchBuilder {
-    pub fn new(config: &Config) -> Result<Self> {
+    pub fn new(config: &Config, dead_letters: Option<DeadLetters>) -> Result<Self> {
         let value = config.value_format.decoder(config.value_schema.clone(), &config.format_metadata)?;
         let needs_key = config.columns.iter().any(|c| matches!(c, ColumnFrom::Key(_)));
         let key = match (&config.key_format, needs_key) {
@@ -97,6 +113,8 @@ impl BatchBuilder {
             records: 0,
             newest_ms: None,
             skipped: 0,
+            set_aside: 0,
+            dead_letters,
         })
     }
 
@@ -105,18 +123,20 @@ impl BatchBuilder {
         self.kinds.len()
     }
 
-    /// Records so far, whether they gave rows or not (and skipped ones).
+    /// Records so far, whether they gave rows or not (and skipped or set aside ones).
     pub fn records(&self) -> usize {
-        self.records as usize + self.skipped as usize
+        self.records as usize + (self.skipped + self.set_aside) as usize
     }
 
     pub fn needs_headers(&self) -> bool {
         self.meta.needs_headers()
     }
 
-    pub fn add(&mut self, config: &Config, record: &Record<'_>) -> Result<()> {
+    /// Adds `record`, read at `position` (the source's position before it).
+    pub fn add(&mut self, config: &Config, record: &Record<'_>, position: &KafkaPosition) -> Result<()> {
         let m = &record.meta;
         let where_ = || format!("{}[{}] offset {}", m.topic, m.partition, m.offset);
+        let bad = |what: String| BadRecord { record, position, what, where_: where_() };
         // The key first: when the value then fails, the key's rows are left unreferenced.
         let key_row = match (&mut self.key, &config.key_format) {
             (Some(decoder), Some(format)) => {
@@ -131,16 +151,18 @@ impl BatchBuilder {
                         return self.bad_record(
                             config,
                             format.ignore_parse_errors(),
-                            format!("its key holds {n} rows, not one: {}", excerpt(record.key)),
-                            where_(),
+                            bad(format!("its key holds {n} rows, not one: {}", excerpt(record.key))),
                         )
                     }
                     Err(e) => {
                         return self.bad_record(
                             config,
                             format.ignore_parse_errors(),
-                            format!("its key does not parse as '{}' ({e}): {}", format.name(), excerpt(record.key)),
-                            where_(),
+                            bad(format!(
+                                "its key does not parse as '{}' ({e}): {}",
+                                format.name(),
+                                excerpt(record.key)
+                            )),
                         )
                     }
                 }
@@ -165,12 +187,11 @@ impl BatchBuilder {
                     return self.bad_record(
                         config,
                         config.value_format.ignore_parse_errors(),
-                        format!(
+                        bad(format!(
                             "its value does not parse as '{}' ({e}): {}",
                             config.value_format.name(),
                             excerpt(record.value)
-                        ),
-                        where_(),
+                        )),
                     );
                 }
             }
@@ -191,21 +212,44 @@ impl BatchBuilder {
         Ok(())
     }
 
-    fn bad_record(&mut self, config: &Config, ignore: bool, what: String, where_: String) -> Result<()> {
+    /// A record that gives no rows: skipped under the format's 'ignore-parse-errors', else set
+    /// aside in the dead letters (its bytes as text, and the position after it) or the error that
+    /// stops the job.
+    fn bad_record(&mut self, config: &Config, ignore: bool, bad: BadRecord<'_, '_>) -> Result<()> {
         if ignore {
             self.skipped += 1;
             return Ok(());
         }
-        Err(Error::user(format!(
-            "table `{}`: the record at {where_} cannot be read: {what}. Fix the producer, or set the format's \
-             'ignore-parse-errors' option to skip such records (they are counted in /metrics)",
-            config.table
-        )))
+        let BadRecord { record, position, what, where_ } = bad;
+        let hint = if self.dead_letters.is_some() {
+            ""
+        } else {
+            ". Fix the producer, set the format's 'ignore-parse-errors' option to skip such records (they are \
+             counted in /metrics), or SET 'dead-letter.path' to set them aside"
+        };
+        let error =
+            Error::user(format!("table `{}`: the record at {where_} cannot be read: {what}{hint}", config.table));
+        let Some(dead_letters) = &self.dead_letters else { return Err(error) };
+        let m = &record.meta;
+        let mut after = position.clone();
+        after.set(m.topic, m.partition, m.offset + 1);
+        let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
+        let described = serde_json::json!({
+            "topic": m.topic,
+            "partition": m.partition,
+            "offset": m.offset,
+            "key": text(record.key),
+            "value": text(record.value),
+        });
+        dead_letters.reject_record(Stage::Format, &config.table, described, error, Some(&after.to_position()))?;
+        self.set_aside += 1;
+        Ok(())
     }
 
     /// Everything added since the last call.
     pub fn finish(&mut self, config: &Config) -> Result<Finished> {
         let skipped = std::mem::take(&mut self.skipped);
+        self.set_aside = 0;
         let newest_ms = self.newest_ms.take();
         // The decoders may hold rows no output row references (a key whose value failed).
         let value_arrays = self.value.finish()?;
@@ -309,10 +353,20 @@ mod tests {
             "'connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'k:1', \
              'scan.startup.mode' = 'earliest-offset', 'format' = 'debezium-json'",
         );
-        let mut b = BatchBuilder::new(&c).unwrap();
-        b.add(&c, &record(10, None, Some(r#"{"before":{"id":1,"v":"a"},"after":null,"op":"d"}"#))).unwrap();
-        b.add(&c, &record(11, None, None)).unwrap();
-        b.add(&c, &record(12, None, Some(r#"{"before":{"id":2,"v":"b"},"after":{"id":2,"v":"c"},"op":"u"}"#))).unwrap();
+        let mut b = BatchBuilder::new(&c, None).unwrap();
+        b.add(
+            &c,
+            &record(10, None, Some(r#"{"before":{"id":1,"v":"a"},"after":null,"op":"d"}"#)),
+            &KafkaPosition::default(),
+        )
+        .unwrap();
+        b.add(&c, &record(11, None, None), &KafkaPosition::default()).unwrap();
+        b.add(
+            &c,
+            &record(12, None, Some(r#"{"before":{"id":2,"v":"b"},"after":{"id":2,"v":"c"},"op":"u"}"#)),
+            &KafkaPosition::default(),
+        )
+        .unwrap();
         let done = b.finish(&c).unwrap();
         assert_eq!(shown(&done.changes.unwrap()), vec!["-D[1, a, 10]", "-U[2, b, 12]", "+U[2, c, 12]"]);
         assert_eq!(done.newest_ms, Some(1_012));
@@ -327,13 +381,50 @@ mod tests {
             "'connector' = 'upsert-kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'k:1', \
              'key.format' = 'json', 'key.json.ignore-parse-errors' = 'true', 'value.format' = 'json'",
         );
-        let mut b = BatchBuilder::new(&c).unwrap();
-        b.add(&c, &record(0, Some(r#"[{"id":7},{"id":8}]"#), Some(r#"{"id":7,"v":"x"}"#))).unwrap();
-        b.add(&c, &record(1, Some(r#"{"id":1}"#), Some(r#"{"id":1,"v":"a"}"#))).unwrap();
-        b.add(&c, &record(2, Some(r#"{"id":2}"#), None)).unwrap();
+        let mut b = BatchBuilder::new(&c, None).unwrap();
+        b.add(&c, &record(0, Some(r#"[{"id":7},{"id":8}]"#), Some(r#"{"id":7,"v":"x"}"#)), &KafkaPosition::default())
+            .unwrap();
+        b.add(&c, &record(1, Some(r#"{"id":1}"#), Some(r#"{"id":1,"v":"a"}"#)), &KafkaPosition::default()).unwrap();
+        b.add(&c, &record(2, Some(r#"{"id":2}"#), None), &KafkaPosition::default()).unwrap();
         let done = b.finish(&c).unwrap();
         assert_eq!(done.skipped, 1);
         assert_eq!(shown(&done.changes.unwrap()), vec!["+I[1, a]", "-D[2, null]"]);
+    }
+
+    /// With a dead-letter destination a record that does not parse is set aside, with its bytes
+    /// and the position after it, and the records around it give their rows.
+    #[test]
+    fn a_bad_record_goes_to_the_dead_letters_when_there_are_some() {
+        use crate::runtime::dead_letters::DeadLetterFile;
+        use crate::runtime::metrics::PipelineMetrics;
+        let c = config(
+            "id BIGINT",
+            "'connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'k:1', \
+             'scan.startup.mode' = 'earliest-offset', 'format' = 'json'",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.jsonl");
+        let metrics = std::sync::Arc::new(PipelineMetrics::new("p", &["t".into()], "out"));
+        let dead = DeadLetters::new(Some(DeadLetterFile::open(&path).unwrap()), "job", metrics);
+        let mut b = BatchBuilder::new(&c, Some(dead.clone())).unwrap();
+        let mut at = KafkaPosition::default();
+        for (offset, value) in [(4, r#"{"id":4}"#), (5, r#"{"id":"#), (6, r#"{"id":6}"#)] {
+            b.add(&c, &record(offset, None, Some(value)), &at).unwrap();
+            at.set("t", 0, offset + 1);
+        }
+        assert_eq!(b.records(), 3);
+        let done = b.finish(&c).unwrap();
+        assert_eq!((shown(&done.changes.unwrap()), done.skipped), (vec!["+I[4]".to_string(), "+I[6]".to_string()], 0));
+        dead.sync().unwrap();
+        let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(letter["stage"], "format");
+        assert_eq!(
+            letter["row"],
+            serde_json::json!({"topic": "t", "partition": 0, "offset": 5, "key": null, "value": "{\"id\":"})
+        );
+        assert_eq!(letter["position"], serde_json::json!({"kafka": {"next": {"t": {"0": 6}}}}));
+        assert!(letter["error"].as_str().unwrap().contains("t[0] offset 5 cannot be read"), "{letter}");
+        assert!(letter["row_kind"].is_null());
     }
 
     /// A value that does not parse stops the read, saying where and showing the bytes.
@@ -344,8 +435,8 @@ mod tests {
             "'connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'k:1', \
              'scan.startup.mode' = 'earliest-offset', 'format' = 'json'",
         );
-        let mut b = BatchBuilder::new(&c).unwrap();
-        let e = b.add(&c, &record(5, None, Some(r#"{"id":"#))).unwrap_err().to_string();
+        let mut b = BatchBuilder::new(&c, None).unwrap();
+        let e = b.add(&c, &record(5, None, Some(r#"{"id":"#)), &KafkaPosition::default()).unwrap_err().to_string();
         assert!(e.contains("t[0] offset 5") && e.contains(r#"{\"id\":"#), "{e}");
         assert!(b.finish(&c).unwrap().changes.is_none());
     }

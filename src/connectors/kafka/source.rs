@@ -24,6 +24,7 @@ use super::position::KafkaPosition;
 use crate::changelog::ChangeBatch;
 use crate::connectors::{Position, ResumeFrom, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
+use crate::runtime::DeadLetters;
 
 /// An idle source still hands over its position this often, so checkpoints move on.
 const IDLE_BATCH_EVERY: Duration = Duration::from_secs(1);
@@ -48,6 +49,8 @@ pub(crate) struct KafkaSource {
     progress: SourceProgress,
     skipped: u64,
     events: u64,
+    /// Where records that do not parse go, when the job has a dead-letter destination.
+    dead_letters: Option<DeadLetters>,
 }
 
 impl KafkaSource {
@@ -61,6 +64,7 @@ impl KafkaSource {
             progress: SourceProgress::default(),
             skipped: 0,
             events: 0,
+            dead_letters: None,
         }
     }
 }
@@ -75,6 +79,10 @@ impl Source for KafkaSource {
         self.config.is_bounded()
     }
 
+    fn set_dead_letters(&mut self, dead_letters: DeadLetters) {
+        self.dead_letters = Some(dead_letters).filter(DeadLetters::enabled);
+    }
+
     async fn start(&mut self, resume_from: Option<ResumeFrom>) -> Result<()> {
         let resume = resume_from.map(|r| KafkaPosition::from_position(&r.position)).transpose()?;
         let (reads_tx, reads) = mpsc::channel(2);
@@ -82,10 +90,11 @@ impl Source for KafkaSource {
         let (started_tx, started) = oneshot::channel();
         let config = self.config.clone();
         let batch_size = self.batch_size;
+        let dead_letters = self.dead_letters.clone();
         std::thread::Builder::new()
             .name(format!("kafka {}", config.table))
             .spawn(move || {
-                let reader = match Reader::open(config, batch_size, resume) {
+                let reader = match Reader::open(config, batch_size, resume, dead_letters) {
                     Ok(reader) => {
                         let _ = started_tx.send(Ok(reader.position.clone()));
                         reader
@@ -197,7 +206,12 @@ struct Reader {
 }
 
 impl Reader {
-    fn open(config: Arc<Config>, batch_size: usize, resume: Option<KafkaPosition>) -> Result<Reader> {
+    fn open(
+        config: Arc<Config>,
+        batch_size: usize,
+        resume: Option<KafkaPosition>,
+        dead_letters: Option<DeadLetters>,
+    ) -> Result<Reader> {
         let consumer = client::consumer(&config)?;
         let topics = client::partitions(&config, &consumer)?;
         let partitions: Vec<(String, i32)> =
@@ -238,7 +252,7 @@ impl Reader {
                 .map_err(|e| kafka_error(&config, "cannot assign partitions", e))?;
         }
         consumer.assign(&tpl).map_err(|e| kafka_error(&config, "cannot assign partitions", e))?;
-        let builder = BatchBuilder::new(&config)?;
+        let builder = BatchBuilder::new(&config, dead_letters)?;
         // A bounded read reads the partitions it found at start (as Flink's does).
         let next_discovery = config.discovery.filter(|_| stop.is_none()).map(|d| Instant::now() + d);
         let mut reader = Reader {
@@ -358,7 +372,7 @@ impl Reader {
             key: message.key(),
             value: message.payload(),
         };
-        builder.add(config, &record)?;
+        builder.add(config, &record, position)?;
         position.set(topic, partition, offset + 1);
         Ok(last)
     }

@@ -76,7 +76,8 @@ pub fn check_path(value: &str) -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct DeadLetterFile {
     path: PathBuf,
-    out: Mutex<BufWriter<File>>,
+    /// The file, and whether lines were appended since it was last made durable.
+    out: Mutex<(BufWriter<File>, bool)>,
 }
 
 impl DeadLetterFile {
@@ -85,7 +86,7 @@ impl DeadLetterFile {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
             Error::user(format!("cannot open the dead-letter file `{}` ('{PATH_KEY}'): {e}", path.display()))
         })?;
-        Ok(Arc::new(DeadLetterFile { path: path.to_path_buf(), out: Mutex::new(BufWriter::new(file)) }))
+        Ok(Arc::new(DeadLetterFile { path: path.to_path_buf(), out: Mutex::new((BufWriter::new(file), false)) }))
     }
 
     fn io_error(&self, e: std::io::Error) -> Error {
@@ -94,13 +95,20 @@ impl DeadLetterFile {
 
     fn append(&self, lines: &[u8]) -> Result<()> {
         let mut out = self.out.lock().map_err(|_| Error::internal("the dead-letter file's lock is poisoned"))?;
-        out.write_all(lines).map_err(|e| self.io_error(e))
+        out.1 = true;
+        out.0.write_all(lines).map_err(|e| self.io_error(e))
     }
 
+    /// Flushes and fsyncs what was appended since the last time (nothing to do when nothing was).
     fn sync(&self) -> Result<()> {
         let mut out = self.out.lock().map_err(|_| Error::internal("the dead-letter file's lock is poisoned"))?;
-        out.flush().map_err(|e| self.io_error(e))?;
-        out.get_ref().sync_data().map_err(|e| self.io_error(e))
+        if !out.1 {
+            return Ok(());
+        }
+        out.0.flush().map_err(|e| self.io_error(e))?;
+        out.0.get_ref().sync_data().map_err(|e| self.io_error(e))?;
+        out.1 = false;
+        Ok(())
     }
 }
 

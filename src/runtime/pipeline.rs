@@ -553,8 +553,11 @@ async fn checkpoint(
     if let Some(position) = progress.staged_position() {
         sink.stage_position(&ctx.job, &spec.name, &position);
     }
+    // What the sources and operators set aside must be on disk before the sink's prepare, which
+    // may commit the position after their rows with its data (jdbc 'sink.offsets-table'); what the
+    // sink sets aside while preparing, before the record that covers it is stored.
+    ctx.dead_letters.sync()?;
     let prepared = sink.prepare(id).await?;
-    // The record about to be stored covers the rows set aside so far: they must be on disk first.
     ctx.dead_letters.sync()?;
     let mut operators = Vec::new();
     for (name, op) in progress.stateful_operators() {

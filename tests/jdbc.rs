@@ -987,6 +987,27 @@ fn refused_rows_go_to_the_dead_letters(db: &Database) {
     }
     assert_eq!(by_id(9)["row"]["name"], "toolong");
     assert_eq!(by_id(13)["row"]["n"], 3000000000i64);
+
+    // A refusal that is not about a row's values (here a trigger denying every insert as a
+    // missing privilege would) meets every row alike: the job stops rather than set all aside.
+    db.exec("CREATE TABLE denied (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n INT)");
+    match db.kind() {
+        cdc_sql_testkit::ServerKind::Postgres => db.exec(
+            "CREATE FUNCTION deny() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               RAISE EXCEPTION 'denied by trigger' USING ERRCODE = '42501'; END $$;
+             CREATE TRIGGER deny BEFORE INSERT ON denied FOR EACH ROW EXECUTE FUNCTION deny();",
+        ),
+        cdc_sql_testkit::ServerKind::MariaDb => db.exec(
+            "CREATE TRIGGER deny BEFORE INSERT ON denied FOR EACH ROW
+               SIGNAL SQLSTATE '42000' SET MESSAGE_TEXT = 'denied by trigger'",
+        ),
+    }
+    // A job of its own name: the previous one's position in the offsets table says it is done.
+    let set = format!("SET 'pipeline.name' = 'denied'; SET 'dead-letter.path' = '{}';", dead.display());
+    let run = run_job(&job(&set, "denied"));
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("denied by trigger"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&dead).unwrap().lines().count(), 3, "nothing more was set aside");
 }
 
 #[test]

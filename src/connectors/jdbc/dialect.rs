@@ -8,7 +8,7 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 use crate::connectors::mysql_session::{Login, Opened, RowSession};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -355,9 +355,48 @@ pub fn mysql_error(e: &mysql_async::Error, what: &str) -> Error {
     }
 }
 
+/// MySQL/MariaDB errors about one row's value that the server reports under the generic SQLSTATE
+/// HY000: incorrect value for a column (1366), a CHECK constraint violated (MySQL 3819, MariaDB
+/// 4025 reports 23000).
+const MYSQL_ROW_ERRORS: [u16; 2] = [1366, 3819];
+
+/// Whether `error`, from [`pg_error`] or [`mysql_error`] while writing one row, is the server
+/// refusing that row's values for good — a data exception (SQLSTATE class 22: too long, out of
+/// range, invalid text for the type) or an integrity constraint violation (class 23: NOT NULL,
+/// CHECK, foreign key, unique) — rather than something about the table or the session (a
+/// missing column or privilege), which no other row would escape. Reads the SQLSTATE and error
+/// code that those two functions put last in their messages (the errors about a table or session
+/// quote no row values that could look like one).
+pub fn refuses_the_row(error: &Error) -> bool {
+    if error.kind() != ErrorKind::User {
+        return false;
+    }
+    let text = error.to_string();
+    let state = text.rsplit_once("SQLSTATE ").map(|(_, rest)| rest.get(..5).unwrap_or(rest));
+    let mysql_code = text
+        .rsplit_once("(error ")
+        .and_then(|(_, rest)| rest.split(',').next())
+        .and_then(|code| code.trim().parse::<u16>().ok());
+    state.is_some_and(|s| s.starts_with("22") || s.starts_with("23"))
+        || mysql_code.is_some_and(|c| MYSQL_ROW_ERRORS.contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_about_a_rows_values_refuse_the_row() {
+        let refused = |m: &str| refuses_the_row(&Error::user(m));
+        assert!(refused("applying the changes: value too long for type character varying(5) (SQLSTATE 22001)"));
+        assert!(refused("applying the changes: null value in column \"name\" (SQLSTATE 23502); column `name`"));
+        assert!(refused("applying the changes: Data too long for column 'name' at row 1 (error 1406, SQLSTATE 22001)"));
+        assert!(refused("applying the changes: Check constraint 'c' is violated. (error 3819, SQLSTATE HY000)"));
+        assert!(!refused("applying the changes: permission denied for table t (SQLSTATE 42501)"));
+        assert!(!refused("applying the changes: Unknown column 'x' in 'field list' (error 1054, SQLSTATE 42S22)"));
+        assert!(!refused("column `f` holds NaN, which MySQL/MariaDB cannot store; filter it out or map it with CASE"));
+        assert!(!refuses_the_row(&Error::external("applying the changes: deadlock detected (SQLSTATE 40P01)")));
+    }
 
     #[test]
     fn jdbc_urls_parse() {

@@ -8,10 +8,11 @@
 //! with backoff on connection loss, deadlocks and serialization failures; the buffer is kept
 //! until the transaction commits, so a retry never loses or duplicates a change.
 //!
-//! Permanent rejections: when a flush fails with an error the user must act on (a NOT NULL
-//! violation, a value too long or out of range) and the job has a dead-letter destination, the
-//! flush is applied again row by row in one transaction, each row under a savepoint; the rows the
-//! database refuses go to the dead letters, the rest commit (with the offsets row) as usual.
+//! Permanent rejections: when a flush fails with an error the user must act on and the job has a
+//! dead-letter destination, the flush is applied again row by row in one transaction, each row
+//! under a savepoint; the rows whose values the database refuses (a NOT NULL violation, a value
+//! too long or out of range) go to the dead letters, the rest commit (with the offsets row) as
+//! usual. Any other refusal (a missing privilege) still stops the job.
 //!
 //! Exactly-once hook: when `sink.offsets-table` is set and the runtime hands the checkpoint's
 //! source position over with [`Sink::stage_position`], `prepare` commits that position in the
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, Dialect};
+use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, refuses_the_row, Dialect};
 use super::{DeleteMode, JdbcConfig};
 use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId, Ties, Versioned};
 use crate::connectors::{Position, PreparedCommit, Sink};
@@ -516,8 +517,9 @@ impl Writer {
     }
 
     /// Applies one row's change inside the open transaction under a savepoint: `Some(error)`
-    /// when the database refused it for good (the row is rolled back, the transaction goes on);
-    /// an `Err` for anything else, which ends the transaction.
+    /// when the database refused the row's values for good (the row is rolled back, the
+    /// transaction goes on); an `Err` for anything else — also a refusal no row would escape (a
+    /// missing privilege or column), which must stop the job rather than set every row aside.
     async fn apply_row(&mut self, one: &Changes) -> Result<Option<Error>> {
         let applied = match self {
             Writer::Postgres(w) => {
@@ -532,7 +534,7 @@ impl Writer {
         };
         let (sql, refused) = match applied {
             Ok(release) => (release, None),
-            Err(e) if e.kind() == ErrorKind::User => ("ROLLBACK TO SAVEPOINT cdc_sql_row", Some(e)),
+            Err(e) if refuses_the_row(&e) => ("ROLLBACK TO SAVEPOINT cdc_sql_row", Some(e)),
             Err(e) => return Err(e),
         };
         match self {

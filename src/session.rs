@@ -37,6 +37,7 @@ const CHECKPOINTS_RETAINED: &str = "state.checkpoints.num-retained";
 const PIPELINE_NAME: &str = "pipeline.name";
 /// cdc-sql's own: where rows the job cannot process go (see [`crate::runtime::dead_letters`]).
 const DEAD_LETTER_PATH: &str = dead_letters::PATH_KEY;
+const DEAD_LETTER_TABLE: &str = dead_letters::TABLE_KEY;
 /// Flink's REST keys (`rest.bind-*` are the server-side spellings): where the job serves HTTP.
 const REST_ADDRESS_KEYS: &[&str] = &["rest.bind-address", "rest.address"];
 const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
@@ -233,8 +234,53 @@ impl Session {
             retained_checkpoints,
             restart,
             rest_address: self.rest_address()?,
-            dead_letter_path: self.settings.get(DEAD_LETTER_PATH).map(|v| dead_letters::check_path(v)).transpose()?,
+            dead_letters: self.dead_letter_file()?,
         })
+    }
+
+    /// The dead-letter file `SET 'dead-letter.path'` names, refusing a table named as well.
+    fn dead_letter_file(&self) -> Result<Option<dead_letters::Target>> {
+        let path = self.settings.get(DEAD_LETTER_PATH);
+        if path.is_some() && self.settings.contains_key(DEAD_LETTER_TABLE) {
+            return Err(Error::user(format!(
+                "'{DEAD_LETTER_PATH}' and '{DEAD_LETTER_TABLE}' are both set; a job has one dead-letter destination: \
+                 RESET one of them"
+            )));
+        }
+        Ok(path.map(|v| dead_letters::check_path(v)).transpose()?.map(dead_letters::Target::File))
+    }
+
+    /// A job of `pipelines` under the session's configuration. The dead-letter table is looked up
+    /// now, not at SET: it may be declared after the SET, as long as it is before the INSERT.
+    fn job(&self, pipelines: Vec<PipelineSpec>) -> Result<Job> {
+        let mut config = self.job_config()?;
+        if let Some(name) = self.settings.get(DEAD_LETTER_TABLE) {
+            let entry = self.tables.get(name).ok_or_else(|| {
+                Error::user(format!(
+                    "'{DEAD_LETTER_TABLE}' = '{name}' names no declared table; declare it with CREATE TABLE before \
+                     the INSERT (see docs/operations.md, Dead letters)"
+                ))
+            })?;
+            dead_letters::check_table(&entry.spec)?;
+            let table = entry.table.clone();
+            let mode = ChangelogMode::InsertOnly;
+            let _: Box<dyn Sink> =
+                table.sink(mode)?.ok_or_else(|| Error::internal("a jdbc table cannot be written"))?;
+            let schema = Arc::new(Schema::new(
+                entry
+                    .spec
+                    .columns
+                    .iter()
+                    .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                    .collect::<Vec<_>>(),
+            ));
+            config.dead_letters = Some(dead_letters::Target::Table(Arc::new(dead_letters::TableTarget {
+                name: name.clone(),
+                open: Arc::new(move || table.sink(mode)?.ok_or_else(|| Error::internal("sink stopped being writable"))),
+                schema,
+            })));
+        }
+        Ok(Job { config, pipelines })
     }
 
     fn rest_address(&self) -> Result<Option<String>> {
@@ -299,7 +345,7 @@ impl Session {
                     set.push(pipeline);
                     return Ok(Outcome::Info("Add SQL update statement to the statement set.".into()));
                 }
-                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines: vec![pipeline] }))
+                Ok(Outcome::Job(self.job(vec![pipeline])?))
             }
             Statement::StatementSet(inserts) => {
                 let mut pipelines = Vec::with_capacity(inserts.len());
@@ -313,7 +359,7 @@ impl Session {
                     let taken: Vec<String> = pipelines.iter().map(|p: &PipelineSpec| p.name.clone()).collect();
                     pipelines.push(self.plan_pipeline(i, &taken).await.map_err(|e| e.at(insert.location.clone()))?);
                 }
-                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
+                Ok(Outcome::Job(self.job(pipelines)?))
             }
             Statement::BeginStatementSet => {
                 self.statement_set = Some(Vec::new());
@@ -326,7 +372,7 @@ impl Session {
                 if pipelines.is_empty() {
                     return Ok(Outcome::Info("Empty statement set: nothing to run.".into()));
                 }
-                Ok(Outcome::Job(Job { config: self.job_config()?, pipelines }))
+                Ok(Outcome::Job(self.job(pipelines)?))
             }
             Statement::Query(stmt) => self.query(stmt).await,
             Statement::Help => Ok(Outcome::Text(help())),
@@ -523,6 +569,7 @@ impl Session {
             LOCAL_TIME_ZONE,
             STATE_TTL,
             DEAD_LETTER_PATH,
+            DEAD_LETTER_TABLE,
         ]
         .contains(&key)
             && !restart::KEYS.contains(&key)
@@ -539,6 +586,7 @@ impl Session {
                 RUNTIME_MODE,
                 STATE_TTL,
                 DEAD_LETTER_PATH,
+                DEAD_LETTER_TABLE,
             ];
             known.extend(restart::KEYS);
             known.extend(REST_ADDRESS_KEYS);

@@ -1019,3 +1019,33 @@ fn postgres_refused_rows_go_to_the_dead_letters() {
 fn mariadb_refused_rows_go_to_the_dead_letters() {
     refused_rows_go_to_the_dead_letters(&cdc_sql_testkit::mariadb().create_database("dead_my"));
 }
+
+/// The same into a dead-letter table: a declared jdbc table (here created from the declaration)
+/// gets one row per refused row, committed with the rest of the job's checkpoint.
+#[test]
+fn refused_rows_go_to_a_dead_letter_table() {
+    let pg = cdc_sql_testkit::postgres().create_database("dead_table_pg");
+    pg.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL)");
+    ok(run_job(&format!(
+        "SET 'execution.checkpointing.interval' = '1h';
+         SET 'dead-letter.table' = 'dlq';
+         CREATE TABLE gen (id INT) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence',
+           'fields.id.start' = '1', 'fields.id.end' = '10');
+         CREATE TABLE dlq (job STRING, pipeline STRING, stage STRING, table_name STRING, error STRING,
+           position STRING, row_kind STRING, row_json STRING, created_at TIMESTAMP_LTZ(3))
+           WITH ({}, 'sink.auto-create-table' = 'true');
+         CREATE TABLE dst (id INT, name STRING, PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+         INSERT INTO dst SELECT id, CASE WHEN id IN (3, 7) THEN 'toolong' ELSE 'ok' END FROM gen;",
+        with_admin(&pg, "dead_letters"),
+        with_admin(&pg, "t")
+    )));
+    assert_eq!(pg.query_one("SELECT count(*) FROM t"), "8");
+    let letters = pg.query(
+        "SELECT pipeline, stage, table_name, row_kind, row_json::jsonb ->> 'id', error LIKE '%22001%',
+           position IS NOT NULL, created_at > now() - interval '1 hour' FROM dead_letters ORDER BY 5",
+    );
+    let expected = |id: &str| {
+        ["INSERT INTO dst", "sink", "dst", "+U", id, "t", "t", "t"].iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(letters, [expected("3"), expected("7")]);
+}

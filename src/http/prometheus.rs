@@ -129,7 +129,7 @@ pub fn render(job: &JobMetrics) -> String {
         job,
         "numDeadLetters",
         "counter",
-        "Rows set aside in the dead-letter file ('dead-letter.path') instead of stopping the job.",
+        "Rows set aside as dead letters ('dead-letter.path' or 'dead-letter.table') instead of stopping the job.",
         sink,
         |p| Some(p.dead_letters.load(Ordering::Relaxed)),
     );

@@ -374,8 +374,9 @@ impl LookupJoin {
             );
             if !self.dead_letters.enabled() {
                 message.push_str(&format!(
-                    "; set '{}' to send such changes to a dead-letter file and go on, or '{MISSING_KEY}' = 'drop' to skip them",
-                    crate::runtime::dead_letters::PATH_KEY
+                    "; set '{}' (or '{}') to set such changes aside and go on, or '{MISSING_KEY}' = 'drop' to skip them",
+                    crate::runtime::dead_letters::PATH_KEY,
+                    crate::runtime::dead_letters::TABLE_KEY
                 ));
             }
             let one = changes.take(&[row as u32], vec![changes.kind(row).code()])?;

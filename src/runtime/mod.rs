@@ -100,8 +100,9 @@ pub struct JobConfig {
     pub restart: RestartStrategy,
     /// `host:port` for the REST API from `SET 'rest.address'` / `'rest.port'`; `None` when unset.
     pub rest_address: Option<String>,
-    /// Where rows the job cannot process go (`SET 'dead-letter.path'`); `None`: they stop it.
-    pub dead_letter_path: Option<PathBuf>,
+    /// Where rows the job cannot process go (`SET 'dead-letter.path'` or `'dead-letter.table'`);
+    /// `None`: they stop it.
+    pub dead_letters: Option<dead_letters::Target>,
 }
 
 pub struct Job {
@@ -232,25 +233,12 @@ async fn run_observed(
             _ => *record = not_exact(record),
         }
     }
-    let dead_letters = match &config.dead_letter_path {
-        Some(path) => Some(dead_letters::DeadLetterFile::open(path)?),
-        None => None,
-    };
     tracing::info!(job = %config.name, pipelines = job.pipelines.len(), "job started");
     let mut restarts = RestartTracker::new(config.restart.clone());
     let mut trust_sink_position = resume != Resume::Fresh;
     loop {
         metrics.set_state(JobState::Running);
-        let result = attempt(
-            job,
-            restored.clone(),
-            store.as_ref(),
-            stop.clone(),
-            metrics,
-            trust_sink_position,
-            dead_letters.clone(),
-        )
-        .await;
+        let result = attempt(job, restored.clone(), store.as_ref(), stop.clone(), metrics, trust_sink_position).await;
         trust_sink_position = true;
         if let Err(e) = &result {
             metrics.record_exception(e);
@@ -351,8 +339,13 @@ async fn attempt(
     stop: CancellationToken,
     metrics: &Arc<JobMetrics>,
     trust_sink_position: bool,
-    dead_letters: Option<Arc<dead_letters::DeadLetterFile>>,
 ) -> Result<(Vec<PipelineReport>, Vec<Box<dyn Source>>)> {
+    // Opened for each run: a table whose writer failed (its server went away) starts afresh after
+    // the restart, which processes again what its lost letters came from.
+    let dead_letters = match &job.config.dead_letters {
+        Some(target) => Some(dead_letters::Destination::open(target).await?),
+        None => None,
+    };
     let n = job.pipelines.len();
     let (restored, restored_from) = restored.unzip();
     let mut states: Vec<Option<PipelineState>> = match &restored {

@@ -556,9 +556,9 @@ async fn checkpoint(
     // What the sources and operators set aside must be on disk before the sink's prepare, which
     // may commit the position after their rows with its data (jdbc 'sink.offsets-table'); what the
     // sink sets aside while preparing, before the record that covers it is stored.
-    ctx.dead_letters.sync()?;
+    ctx.dead_letters.sync().await?;
     let prepared = sink.prepare(id).await?;
-    ctx.dead_letters.sync()?;
+    ctx.dead_letters.sync().await?;
     let mut operators = Vec::new();
     for (name, op) in progress.stateful_operators() {
         if let Some(snapshot) = op.snapshot()? {

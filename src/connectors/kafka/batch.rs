@@ -225,7 +225,7 @@ impl BatchBuilder {
             ""
         } else {
             ". Fix the producer, set the format's 'ignore-parse-errors' option to skip such records (they are \
-             counted in /metrics), or SET 'dead-letter.path' to set them aside"
+             counted in /metrics), or SET 'dead-letter.path' (or 'dead-letter.table') to set them aside"
         };
         let error =
             Error::user(format!("table `{}`: the record at {where_} cannot be read: {what}{hint}", config.table));
@@ -393,9 +393,9 @@ mod tests {
 
     /// With a dead-letter destination a record that does not parse is set aside, with its bytes
     /// and the position after it, and the records around it give their rows.
-    #[test]
-    fn a_bad_record_goes_to_the_dead_letters_when_there_are_some() {
-        use crate::runtime::dead_letters::DeadLetterFile;
+    #[tokio::test]
+    async fn a_bad_record_goes_to_the_dead_letters_when_there_are_some() {
+        use crate::runtime::dead_letters::{Destination, Target};
         use crate::runtime::metrics::PipelineMetrics;
         let c = config(
             "id BIGINT",
@@ -405,7 +405,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dead.jsonl");
         let metrics = std::sync::Arc::new(PipelineMetrics::new("p", &["t".into()], "out"));
-        let dead = DeadLetters::new(Some(DeadLetterFile::open(&path).unwrap()), "job", metrics);
+        let destination = Destination::open(&Target::File(path.clone())).await.unwrap();
+        let dead = DeadLetters::new(Some(destination), "job", metrics);
         let mut b = BatchBuilder::new(&c, Some(dead.clone())).unwrap();
         let mut at = KafkaPosition::default();
         for (offset, value) in [(4, r#"{"id":4}"#), (5, r#"{"id":"#), (6, r#"{"id":6}"#)] {
@@ -415,7 +416,7 @@ mod tests {
         assert_eq!(b.records(), 3);
         let done = b.finish(&c).unwrap();
         assert_eq!((shown(&done.changes.unwrap()), done.skipped), (vec!["+I[4]".to_string(), "+I[6]".to_string()], 0));
-        dead.sync().unwrap();
+        dead.sync().await.unwrap();
         let letter: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(letter["stage"], "format");
         assert_eq!(

@@ -478,7 +478,7 @@ async fn isolate(
             let e = e.context(format!("table `{}`: writing to {}", config.name, config.describe_target()));
             dead_letters.reject(Stage::Sink, &config.name, one.row(), &[kind], e, position)?;
         }
-        dead_letters.sync()?;
+        dead_letters.sync().await?;
         writer.commit(offset).await
     }
     .await;

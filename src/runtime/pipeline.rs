@@ -38,7 +38,7 @@ pub(super) struct Context {
     pub stored: watch::Receiver<u64>,
     pub stop: CancellationToken,
     pub metrics: Arc<PipelineMetrics>,
-    /// Where the sink and the query's operators set aside rows they cannot process.
+    /// Where the sources, the sink and the query's operators set aside rows they cannot process.
     pub dead_letters: DeadLetters,
 }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::changelog::{ChangeBatch, TableId};
+use crate::changelog::{ChangeBatch, SchemaChange, TableId};
 use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
 
@@ -66,6 +66,26 @@ impl Sink for RoutedSink {
             sink.write(&None, batch.clone()).await.map_err(|e| e.context(format!("sink table `{name}`")))?;
         }
         Ok(())
+    }
+
+    /// Pipelines do not follow schema changes yet (`schema.change.behavior: exception`): the
+    /// pipeline stops before the first change of the table's new shape is written.
+    async fn apply_schema_change(&mut self, _sink: &str, change: &SchemaChange) -> Result<()> {
+        let id = change.table.as_deref().unwrap_or("?");
+        let targets: Vec<&str> = self
+            .routes
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|i| self.sinks[*i].0.as_str())
+            .collect();
+        Err(Error::user(format!(
+            "the columns of source table `{id}` changed ({}); pipelines do not follow schema changes yet \
+             (schema.change.behavior: exception), so the pipeline stopped before writing any change of the new \
+             shape. Change sink table `{}` to match and start the pipeline again with --fresh",
+            change.describe(),
+            targets.join("`, `")
+        )))
     }
 
     async fn prepare(&mut self, checkpoint_id: u64) -> Result<PreparedCommit> {

@@ -217,6 +217,21 @@ impl Job {
         self.child.wait().unwrap();
     }
 
+    /// Waits for the job to end on its own: (exit code, output).
+    fn wait_exit(mut self) -> (i32, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status.code().unwrap_or(-1), self.output());
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!("the job did not end:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn stop(mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let status = self.child.wait().unwrap();
@@ -357,6 +372,26 @@ fn a_mariadb_database_syncs_into_postgres_through_kills_and_restarts() {
          WHERE i.indrelid = 'app.order_items'::regclass AND i.indisprimary",
     );
     assert_eq!(key, "order_id,line", "{output}");
+
+    // A changed allowlist does not resume the checkpoint of another one.
+    let db = src.name();
+    let narrower = definition.replace("tables.exclude: ", &format!("tables.exclude: {db}.small, "));
+    let (code, output) = Job::start(dir.path(), &narrower, 4).wait_exit();
+    assert!(code == 1 && output.contains("--fresh"), "{output}");
+
+    // A change of a table's columns stops the pipeline before a row of the new shape is written.
+    let mut job = Job::start(dir.path(), &definition, 5);
+    src.exec("UPDATE small SET label = 'before' WHERE id = 1");
+    wait_equal(&src, &dst, &mut job);
+    src.exec("ALTER TABLE small ADD COLUMN extra INT; INSERT INTO small VALUES (101, 'after', 1, 7);");
+    let (code, output) = job.wait_exit();
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(&format!("the columns of source table `{db}.small` changed (added `extra` int"))
+            && output.contains("pipelines do not follow schema changes yet"),
+        "{output}"
+    );
+    assert_eq!(dst.query_one("SELECT count(*) FROM app.small WHERE label = 'after'"), "0");
 }
 
 /// Definitions that cannot run stop before anything is read, each error at its line.

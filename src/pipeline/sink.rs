@@ -72,13 +72,7 @@ impl Sink for RoutedSink {
     /// pipeline stops before the first change of the table's new shape is written.
     async fn apply_schema_change(&mut self, _sink: &str, change: &SchemaChange) -> Result<()> {
         let id = change.table.as_deref().unwrap_or("?");
-        let targets: Vec<&str> = self
-            .routes
-            .get(id)
-            .into_iter()
-            .flatten()
-            .map(|i| self.sinks[*i].0.as_str())
-            .collect();
+        let targets: Vec<&str> = self.routes.get(id).into_iter().flatten().map(|i| self.sinks[*i].0.as_str()).collect();
         Err(Error::user(format!(
             "the columns of source table `{id}` changed ({}); pipelines do not follow schema changes yet \
              (schema.change.behavior: exception), so the pipeline stopped before writing any change of the new \

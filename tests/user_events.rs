@@ -12,7 +12,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdc_sql_testkit::{kafka, Record, POSTGRES_PASSWORD, POSTGRES_SUPERUSER};
@@ -138,86 +141,241 @@ fn expected_row(user: &User, ts: i64) -> Vec<String> {
     ]
 }
 
-#[test]
-fn the_user_events_example_applies_every_key_exactly_once_and_in_order_across_sigkills() {
-    let broker = kafka();
-    let topic = broker.create_topic("user_events", 2);
-    let plans = cdc_sql_testkit::postgres().create_database("plans");
-    plans.exec(&format!(
-        "CREATE TABLE plans (id int PRIMARY KEY, name text NOT NULL, monthly_price numeric(10,2) NOT NULL);
-         INSERT INTO plans VALUES {};",
-        PLANS
-            .iter()
-            .map(|(id, n, p)| format!("({id}, '{}', {p})", n.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    let users = cdc_sql_testkit::mariadb().create_database("users");
-    users.exec(
-        "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), plan_name VARCHAR(50),
-           monthly_price DECIMAL(10,2), updated_at DATETIME(3))",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/user_events_enriched.sql");
-    let state = dir.path().join("state").display().to_string();
-    let bootstrap = broker.bootstrap();
-    let users_login = users.admin_connection();
-    let env = [
-        ("CHECKPOINT_DIR", state.as_str()),
-        ("USER_EVENTS_TOPIC", topic.as_str()),
-        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
-        ("PLANS_URL", &plans.jdbc_url()),
-        ("PLANS_USER", POSTGRES_SUPERUSER),
-        ("PLANS_PASSWORD", POSTGRES_PASSWORD),
-        ("USERS_URL", &users.jdbc_url()),
-        ("USERS_USER", &users_login.user),
-        ("USERS_PASSWORD", &users_login.password),
-    ];
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+/// The example's servers and the environment that points it at them.
+struct Setup {
+    topic: String,
+    users: cdc_sql_testkit::Database,
+    _plans: cdc_sql_testkit::Database,
+    _dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
 
-    let mut rng = Rng(0x05E);
-    let mut expected: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    let mut job = JobProcess::spawn_with(&example, &env);
-    for round in 0..3i64 {
+impl Setup {
+    fn new(name: &str) -> Setup {
+        let broker = kafka();
+        let topic = broker.create_topic(name, 2);
+        let plans = cdc_sql_testkit::postgres().create_database("plans");
+        let values: Vec<String> =
+            PLANS.iter().map(|(id, n, p)| format!("({id}, '{}', {p})", n.replace('\'', "''"))).collect();
+        plans.exec(&format!(
+            "CREATE TABLE plans (id int PRIMARY KEY, name text NOT NULL, monthly_price numeric(10,2) NOT NULL);
+             INSERT INTO plans VALUES {};",
+            values.join(", ")
+        ));
+        let users = cdc_sql_testkit::mariadb().create_database("users");
+        users.exec(
+            "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), plan_name VARCHAR(50),
+               monthly_price DECIMAL(10,2), updated_at DATETIME(3))",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let login = users.admin_connection().clone();
+        let env = vec![
+            ("CHECKPOINT_DIR", dir.path().join("state").display().to_string()),
+            ("USER_EVENTS_TOPIC", topic.clone()),
+            ("KAFKA_BOOTSTRAP", broker.bootstrap()),
+            ("PLANS_URL", plans.jdbc_url()),
+            ("PLANS_USER", POSTGRES_SUPERUSER.to_string()),
+            ("PLANS_PASSWORD", POSTGRES_PASSWORD.to_string()),
+            ("USERS_URL", users.jdbc_url()),
+            ("USERS_USER", login.user.clone()),
+            ("USERS_PASSWORD", login.password.clone()),
+        ];
+        Setup { topic, users, _plans: plans, _dir: dir, env }
+    }
+
+    /// The example as shipped, with `extra` environment too.
+    fn spawn(&self, extra: &[(&str, &str)]) -> JobProcess {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/user_events_enriched.sql");
+        let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(extra);
+        JobProcess::spawn_with(&example, &env)
+    }
+
+    /// Events for keys `ids`, each key following a random script; what they leave goes into
+    /// `expected`.
+    fn produce(&self, rng: &mut Rng, ids: std::ops::RangeInclusive<i64>, expected: &mut BTreeMap<i64, Vec<String>>) {
         let mut records = Vec::new();
-        for id in round * 120 + 1..=round * 120 + 120 {
+        for id in ids {
             let script = SCRIPTS[rng.below(SCRIPTS.len() as u64) as usize];
-            let (events, state) = events(&mut rng, id, script);
+            let (events, state) = events(rng, id, script);
             records.extend(events);
             if let Some((user, ts)) = state {
                 expected.insert(id, expected_row(&user, ts));
             }
         }
-        broker.produce(&topic, &records);
+        kafka().produce(&self.topic, &records);
+    }
+
+    /// Waits until `users` equals `expected`, failing with the first differences.
+    fn wait_equal(&self, expected: &BTreeMap<i64, Vec<String>>, job: &mut JobProcess) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let actual = read_users(&self.users);
+            if &actual == expected {
+                return;
+            }
+            job.assert_running(0);
+            if Instant::now() > deadline {
+                let differ: Vec<String> = expected
+                    .keys()
+                    .chain(actual.keys())
+                    .filter(|k| expected.get(k) != actual.get(k))
+                    .take(10)
+                    .map(|k| format!("id {k}: expected {:?}, got {:?}", expected.get(k), actual.get(k)))
+                    .collect();
+                panic!("users did not converge:\n{}\n{}", differ.join("\n"), job.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn the_user_events_example_applies_every_key_exactly_once_and_in_order_across_sigkills() {
+    let setup = Setup::new("user_events");
+    let mut rng = Rng(0x05E);
+    let mut expected = BTreeMap::new();
+    let mut job = setup.spawn(&[]);
+    for round in 0..3i64 {
+        setup.produce(&mut rng, round * 120 + 1..=round * 120 + 120, &mut expected);
         std::thread::sleep(rng.millis(200, 900));
         job.assert_running(0);
         if round < 2 {
             job.sigkill();
-            job = JobProcess::spawn_with(&example, &env);
+            job = setup.spawn(&[]);
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let actual = read_users(&users);
-        if actual == expected {
-            break;
-        }
-        job.assert_running(0);
-        if Instant::now() > deadline {
-            let differ: Vec<String> = expected
-                .keys()
-                .chain(actual.keys())
-                .filter(|k| expected.get(k) != actual.get(k))
-                .take(10)
-                .map(|k| format!("id {k}: expected {:?}, got {:?}", expected.get(k), actual.get(k)))
-                .collect();
-            panic!("users did not converge:\n{}\n{}", differ.join("\n"), job.log_tail());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    setup.wait_equal(&expected, &mut job);
     job.stop_gracefully(0);
-    // Every script ran, and some keys went through each kind of late event.
+    // Every kind of script ran: some keys are gone, some have an unknown plan.
     assert!(expected.len() > 150 && expected.len() < 300, "{} users", expected.len());
     assert!(expected.values().any(|r| r[2] == "NULL"), "an unknown plan was exercised");
+}
+
+/// `GET path` on the job's REST port: the body, or nothing while the port does not answer.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// A TCP proxy to a server that can be taken down (connections refused, open ones cut) and
+/// brought back on the same port: the database going away, as the job sees it.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: (String, u16)) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (flag, streams) = (up.clone(), open.clone());
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            loop {
+                match (&listener, flag.load(Ordering::SeqCst)) {
+                    (Some(l), true) => {
+                        l.set_nonblocking(true).unwrap();
+                        match l.accept() {
+                            Ok((client, _)) => {
+                                client.set_nonblocking(false).unwrap();
+                                let Ok(server) = TcpStream::connect((target.0.as_str(), target.1)) else { continue };
+                                for (from, to) in [(&client, &server), (&server, &client)] {
+                                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                                    std::thread::spawn(move || {
+                                        let _ = std::io::copy(&mut from, &mut to);
+                                        let _ = to.shutdown(Shutdown::Both);
+                                    });
+                                }
+                                streams.lock().unwrap().extend([client, server]);
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        }
+                    }
+                    // Down: nothing listens, every open connection is cut.
+                    (Some(_), false) => {
+                        listener = None;
+                        for s in streams.lock().unwrap().drain(..) {
+                            let _ = s.shutdown(Shutdown::Both);
+                        }
+                    }
+                    (None, true) => listener = TcpListener::bind(("127.0.0.1", port)).ok(),
+                    (None, false) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { port, up, open }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            // Wait until the cut happened, so that the outage has begun when this returns.
+            while !self.open.lock().unwrap().is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// The target database goes away for longer than the sink's connection retries last (the example
+/// with 'connection.max-retry-timeout' and 'sink.max-retries' shortened from 60 s and 3 so that
+/// the test is short): the job fails, the restart strategy restarts it, REST shows RESTARTING with
+/// the cause, and once the database is back the table converges on every event.
+#[test]
+fn the_user_events_example_converges_after_the_target_database_went_away() {
+    let setup = Setup::new("user_events_outage");
+    let login = setup.users.admin_connection().clone();
+    let proxy = Proxy::start((login.host.clone(), login.port));
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/user_events_enriched.sql"))
+            .unwrap();
+    let shortened = example.replace(
+        "'sink.offsets-table' = 'cdc_offsets',",
+        "'sink.offsets-table' = 'cdc_offsets', 'connection.max-retry-timeout' = '1s', 'sink.max-retries' = '1',",
+    );
+    assert_ne!(shortened, example, "the example's sink options moved");
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("user_events_outage.sql");
+    std::fs::write(&job_file, shortened).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let url = format!("jdbc:mysql://127.0.0.1:{}/{}", proxy.port, setup.users.name());
+    let mut env: Vec<(&str, &str)> =
+        setup.env.iter().filter(|(k, _)| *k != "USERS_URL").map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([("USERS_URL", url.as_str()), ("CDC_SQL_HTTP_ADDR", address.as_str())]);
+    let mut job = JobProcess::spawn_with(&job_file, &env);
+    let mut rng = Rng(0x0A7);
+    let mut expected = BTreeMap::new();
+    setup.produce(&mut rng, 1..=60, &mut expected);
+    setup.wait_equal(&expected, &mut job);
+
+    // The outage: new events arrive while the database cannot be reached.
+    proxy.set_up(false);
+    setup.produce(&mut rng, 61..=120, &mut expected);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exceptions = loop {
+        let overview = get(port, "/jobs/overview");
+        if overview.contains("\"RESTARTING\"") {
+            let jid = overview.split("\"jid\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+            break get(port, &format!("/jobs/{jid}/exceptions"));
+        }
+        job.assert_running(0);
+        assert!(Instant::now() < deadline, "the job never showed RESTARTING:\n{}", job.log_tail());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exceptions.contains("root-exception") && exceptions.contains("users"), "the cause: {exceptions}");
+    assert!(!exceptions.contains(&login.password) || login.password.is_empty(), "a secret in: {exceptions}");
+    std::thread::sleep(Duration::from_secs(2));
+    proxy.set_up(true);
+    setup.produce(&mut rng, 121..=180, &mut expected);
+    setup.wait_equal(&expected, &mut job);
+    job.stop_gracefully(0);
 }

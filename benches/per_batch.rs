@@ -57,7 +57,7 @@ fn main() {
         let mut query = None;
         for stmt in parse_script("bench", JOB, &|_| None).unwrap() {
             if let Outcome::Job(mut job) = session.execute(&stmt).await.unwrap() {
-                query = Some(job.pipelines.remove(0).query);
+                query = job.pipelines.remove(0).dataflow.query().cloned();
             }
         }
         query.unwrap()

@@ -149,7 +149,7 @@ fn plan(rt: &tokio::runtime::Runtime, job: &str) -> Arc<cdc_sql::plan::CompiledQ
         let mut query = None;
         for stmt in parse_script("bench", job, &|_| None).unwrap() {
             if let Outcome::Job(mut job) = session.execute(&stmt).await.unwrap() {
-                query = Some(job.pipelines.remove(0).query);
+                query = job.pipelines.remove(0).dataflow.query().cloned();
             }
         }
         query.expect("the INSERT planned a pipeline")

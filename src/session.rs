@@ -24,7 +24,8 @@ use crate::plan::{
     LookupTableProvider, SinkTarget,
 };
 use crate::runtime::{
-    dead_letters, restart, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory, SourceFactory,
+    dead_letters, restart, Dataflow, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory,
+    SourceFactory,
 };
 use crate::sql::temporal::LookupName;
 use crate::sql::types::flink_type_name;
@@ -132,6 +133,16 @@ pub struct QueryJob {
     pub bounded: bool,
     pub changelog: ChangelogMode,
     pub config: JobConfig,
+}
+
+/// The settings that shape a job rather than its queries (checkpoints, restarts, the REST
+/// API): a pipeline definition's `pipeline` block takes them too.
+pub fn job_setting_keys() -> Vec<&'static str> {
+    let mut keys = vec![CHECKPOINT_INTERVAL, CHECKPOINT_DIR, CHECKPOINTS_RETAINED];
+    keys.extend(restart::KEYS);
+    keys.extend(REST_ADDRESS_KEYS);
+    keys.extend(REST_PORT_KEYS);
+    keys
 }
 
 pub struct Session {
@@ -529,7 +540,8 @@ impl Session {
         lines
     }
 
-    fn set(&mut self, key: &str, value: &str) -> Result<Outcome> {
+    /// `SET 'key' = 'value'`; also a pipeline definition's job settings.
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<Outcome> {
         if key.starts_with("datafusion.") {
             self.ctx.state_ref().write().config_mut().options_mut().set(key, value)?;
         } else if key == CHECKPOINT_INTERVAL && parse_duration(value).is_none_or(|d| d.is_zero()) {
@@ -658,8 +670,13 @@ impl Session {
         self.settings.get(STATE_TTL).and_then(|v| parse_duration(v)).filter(|d| !d.is_zero())
     }
 
+    /// Preferred rows per batch (`datafusion.execution.batch_size`).
+    pub(crate) fn batch_size(&self) -> usize {
+        self.state().config().batch_size()
+    }
+
     fn source_context(&self) -> SourceContext {
-        SourceContext { batch_size: self.state().config().batch_size() }
+        SourceContext { batch_size: self.batch_size() }
     }
 
     /// How to read the table, and what planning needs to know of its source.
@@ -757,9 +774,8 @@ impl Session {
             sink: format!("{sink_name} ({sink_connector})"),
             inputs,
             open_sink,
-            query: Arc::new(planned.query),
+            dataflow: Dataflow::Query { query: Arc::new(planned.query), sink_schema: planned.sink_schema },
             sink_table: sink_name,
-            sink_schema: planned.sink_schema,
         })
     }
 
@@ -778,11 +794,13 @@ impl Session {
         let mut query = CompiledQuery::compile(&state, &plan)?;
         query.state_ttl = self.state_ttl();
         let (inputs, changelog, bounded) = self.query_inputs(&mut query)?;
-        // A preview stores nothing and never restarts.
+        // A preview stores nothing (dead letters neither: a row it cannot process stops it) and
+        // never restarts.
         let config = JobConfig {
             state_dir: None,
             checkpoint_interval: None,
             restart: RestartStrategy::None,
+            dead_letters: None,
             ..self.job_config()?
         };
         Ok(Outcome::Query(Box::new(QueryJob { inputs, query, bounded, changelog, config })))

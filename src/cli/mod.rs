@@ -1,4 +1,5 @@
-//! The command line: `-f job.sql` and `-e "…"` run statements, no arguments opens the REPL.
+//! The command line: `-f job.sql` and `-e "…"` run statements, `-f sync.yaml` a Flink CDC pipeline
+//! definition, no arguments opens the REPL.
 //! Statements of a job file are all parsed before anything runs; INSERTs are planned as they come
 //! and run together at the end as one job (as a statement set), until their sources end or the
 //! process is asked to stop (Ctrl-C, SIGTERM), which finishes with a final checkpoint.
@@ -21,7 +22,7 @@ use crate::connectors::options::parse_duration;
 use crate::connectors::{PreparedCommit, Sink};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
-use crate::runtime::{self, Job, PipelineSpec, Resume};
+use crate::runtime::{self, Dataflow, Job, PipelineSpec, Resume};
 use crate::session::{Outcome, QueryJob, Session};
 use crate::sql::parse_script;
 
@@ -206,7 +207,17 @@ pub async fn run(args: Args) -> Result<()> {
         run_script(&mut session, &init.display().to_string(), &read_file(init)?, &runner).await?;
     }
     if let Some(file) = &args.file {
-        return run_script(&mut session, &file.display().to_string(), &read_file(file)?, &runner).await;
+        let text = read_file(file)?;
+        if crate::pipeline::is_pipeline(file, &text) {
+            if args.init.is_some() {
+                return Err(Error::user(format!(
+                    "{} is a pipeline definition: -i runs SQL before a SQL job file and has nothing to prepare for it",
+                    file.display()
+                )));
+            }
+            return run_pipeline(&mut session, &file.display().to_string(), &text, &runner).await;
+        }
+        return run_script(&mut session, &file.display().to_string(), &text, &runner).await;
     }
     if let Some(sql) = &args.execute {
         return run_script(&mut session, "<command line>", sql, &runner).await;
@@ -241,6 +252,14 @@ pub async fn run_script(session: &mut Session, source: &str, script: &str, runne
         run_job(job, runner).await?;
     }
     Ok(())
+}
+
+/// Runs a Flink CDC pipeline definition (docs/pipeline.md): all of it is read and checked, and
+/// every sink table made ready, before the job starts.
+pub async fn run_pipeline(session: &mut Session, source: &str, text: &str, runner: &Runner) -> Result<()> {
+    let definition = crate::pipeline::parse(source, text, &env_lookup, &crate::session::job_setting_keys())?;
+    let job = crate::pipeline::plan(&definition, session).await?;
+    run_job(job, runner).await
 }
 
 pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
@@ -357,9 +376,8 @@ async fn run_query(query: QueryJob, runner: &Runner) -> Result<()> {
         open_sink: Arc::new(
             move || Ok(Box::new(ConsoleSink { stream, collected: sink_rows.clone() }) as Box<dyn Sink>),
         ),
-        query: Arc::new(query.query),
+        dataflow: Dataflow::Query { query: Arc::new(query.query), sink_schema: schema },
         sink_table: "query result".into(),
-        sink_schema: schema,
     };
     let pipelines = [pipeline];
     announce_slots(&pipelines);

@@ -29,6 +29,8 @@ pub mod options;
 mod pg_copy;
 mod postgres_cdc;
 mod print;
+/// Which tables a CDC source captures: the SQL connectors' patterns and Flink CDC's (not a connector).
+pub mod selection;
 /// Spatial values: WKB, MySQL's stored form, Flink CDC's JSON text (not a connector).
 mod spatial;
 
@@ -38,6 +40,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 pub use lookup::{Lookup, LookupTable};
 #[doc(hidden)]
 pub use mysql_cdc::decode_stored_text;
+/// A pipeline definition's MySQL source (see `crate::pipeline`).
+pub(crate) use mysql_cdc::{DescribedTable, MySqlTables};
 pub use options::ConnectorOptions;
 
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};

@@ -9,7 +9,9 @@
 //! `SELECT DISTINCT` and `UNION` are groupings without aggregate functions.
 //!
 //! Functions: `COUNT(*)`, `COUNT(x)`, `SUM`, `AVG`, `MIN`, `MAX`, each also `DISTINCT`, and a
-//! `FILTER (WHERE …)`. Result types are DataFusion's (what the planner typed them as): SUM of
+//! `FILTER (WHERE …)`; `FIRST_VALUE`, `LAST_VALUE` and `LISTAGG` (with `FILTER`), which keep the
+//! group's non-NULL values in arrival order (a retraction takes away the earliest equal value, as
+//! Flink's retracting versions do). Result types are DataFusion's (what the planner typed them as): SUM of
 //! integers is BIGINT, AVG of integers DOUBLE, AVG of DECIMAL(p, s) DECIMAL(p + 4, s + 4)
 //! truncated. MIN and MAX keep every value of the group with its multiplicity, so a retracted
 //! extreme gives way to the next one; a DISTINCT aggregate keeps its distinct values likewise.
@@ -22,7 +24,7 @@
 //! row or value to take back is ignored rather than refused, as in Flink: results of groups that
 //! expired and came back may be wrong, which is the documented price of a TTL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -50,9 +52,35 @@ pub enum AggregateFunction {
     Avg,
     Min,
     Max,
+    /// `FIRST_VALUE(x)`: the earliest non-NULL value still in the group.
+    First,
+    /// `LAST_VALUE(x)`: the latest non-NULL value still in the group.
+    Last,
+    /// `LISTAGG(x, sep)` (planned as DataFusion's `string_agg`): the group's non-NULL values in
+    /// arrival order, joined.
+    ListAgg,
 }
 
 impl AggregateFunction {
+    /// Whether its result depends on the order values arrived in.
+    fn is_ordered(self) -> bool {
+        matches!(self, AggregateFunction::First | AggregateFunction::Last | AggregateFunction::ListAgg)
+    }
+
+    /// Its name in Flink SQL, for messages.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            AggregateFunction::Count => "COUNT",
+            AggregateFunction::Sum => "SUM",
+            AggregateFunction::Avg => "AVG",
+            AggregateFunction::Min => "MIN",
+            AggregateFunction::Max => "MAX",
+            AggregateFunction::First => "FIRST_VALUE",
+            AggregateFunction::Last => "LAST_VALUE",
+            AggregateFunction::ListAgg => "LISTAGG",
+        }
+    }
+
     /// The function DataFusion's planner named `name`, if it is one we keep with retractions.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name.to_ascii_lowercase().as_str() {
@@ -61,6 +89,9 @@ impl AggregateFunction {
             "avg" | "mean" => AggregateFunction::Avg,
             "min" => AggregateFunction::Min,
             "max" => AggregateFunction::Max,
+            "first_value" => AggregateFunction::First,
+            "last_value" => AggregateFunction::Last,
+            "string_agg" => AggregateFunction::ListAgg,
             _ => return None,
         })
     }
@@ -80,6 +111,8 @@ pub struct AggregateCall {
     sum: SumKind,
     /// The argument's type after that cast: the type of the values MIN/MAX/DISTINCT keep.
     value_type: DataType,
+    /// LISTAGG's separator.
+    separator: String,
 }
 
 /// How a SUM or AVG adds its values up.
@@ -108,13 +141,24 @@ impl AggregateCall {
         filter: Option<Arc<dyn PhysicalExpr>>,
         output: DataType,
     ) -> Result<Self> {
+        if distinct && function.is_ordered() {
+            return Err(Error::user(format!(
+                "{}(DISTINCT …) is not supported over a changelog; deduplicate in a sub-query (SELECT DISTINCT …) first",
+                function.sql_name()
+            )));
+        }
         let unsupported = |what: &str| {
             Error::user(format!("{function:?}({what}) over a changelog is not supported: its result type is {output}"))
         };
         let argument_type = argument.as_ref().map(|(_, t)| t.clone());
         let (sum, value_type) = match (function, &output) {
             (AggregateFunction::Count, _) => (SumKind::None, argument_type.clone().unwrap_or(DataType::Null)),
-            (AggregateFunction::Min | AggregateFunction::Max, out) => (SumKind::None, out.clone()),
+            (
+                AggregateFunction::Min | AggregateFunction::Max | AggregateFunction::First | AggregateFunction::Last,
+                out,
+            ) => (SumKind::None, out.clone()),
+            // The values are kept as the strings they are joined as.
+            (AggregateFunction::ListAgg, _) => (SumKind::None, DataType::Utf8),
             (AggregateFunction::Sum, DataType::Int64) => (SumKind::Signed, DataType::Int64),
             (AggregateFunction::Sum, DataType::UInt64) => (SumKind::Unsigned, DataType::UInt64),
             (AggregateFunction::Sum | AggregateFunction::Avg, DataType::Float64) => (SumKind::Float, DataType::Float64),
@@ -128,18 +172,36 @@ impl AggregateCall {
         if function != AggregateFunction::Count && argument.is_none() {
             return Err(Error::internal(format!("{function:?} planned without an argument")));
         }
-        Ok(AggregateCall { function, argument: argument.map(|(e, _)| e), distinct, filter, output, sum, value_type })
+        Ok(AggregateCall {
+            function,
+            argument: argument.map(|(e, _)| e),
+            distinct,
+            filter,
+            output,
+            sum,
+            value_type,
+            separator: ",".into(),
+        })
+    }
+
+    /// LISTAGG's separator (`,` unless told).
+    pub fn with_separator(mut self, separator: String) -> Self {
+        self.separator = separator;
+        self
     }
 
     /// Whether the call keeps the values it saw (MIN, MAX and DISTINCT calls).
     fn keeps_values(&self) -> bool {
-        self.distinct || matches!(self.function, AggregateFunction::Min | AggregateFunction::Max)
+        self.distinct
+            || self.function.is_ordered()
+            || matches!(self.function, AggregateFunction::Min | AggregateFunction::Max)
     }
 
     fn new_accumulator(&self) -> Accumulator {
         let plain = match (self.function, self.sum) {
             (AggregateFunction::Count, _) => Accumulator::Count(0),
             (AggregateFunction::Min | AggregateFunction::Max, _) => Accumulator::Values(BTreeMap::new()),
+            (f, _) if f.is_ordered() => Accumulator::Sequence(VecDeque::new()),
             (_, SumKind::Float) => Accumulator::Float { sum: 0.0, n: 0 },
             (_, _) => Accumulator::Exact { sum: 0, n: 0 },
         };
@@ -239,6 +301,9 @@ enum Accumulator {
         seen: BTreeMap<Bytes, i64>,
         inner: Box<Accumulator>,
     },
+    /// Values in arrival order (FIRST_VALUE, LAST_VALUE, LISTAGG); a retraction takes away the
+    /// earliest equal value, as Flink's retracting LISTAGG and FIRST_VALUE do.
+    Sequence(VecDeque<Bytes>),
 }
 
 /// A key or value in its row encoding: inline up to 16 bytes (an integer, a short string), so
@@ -284,6 +349,17 @@ impl Accumulator {
                     if !(lenient && sign < 0 && !values.contains_key(bytes)) {
                         multiset_update(values, bytes, sign);
                     }
+                }
+            }
+            Accumulator::Sequence(values) => {
+                if let Some(bytes) = encoded {
+                    if sign > 0 {
+                        values.push_back(Bytes::from_slice(bytes));
+                    } else if let Some(at) = values.iter().position(|v| v.as_slice() == bytes) {
+                        values.remove(at);
+                    }
+                    // A value to take away that is not there expired with its group (under a TTL);
+                    // otherwise the group's row count, checked after the batch, reports it.
                 }
             }
             Accumulator::Distinct { seen, inner } => {
@@ -332,8 +408,10 @@ enum Cell {
     Float(f64),
     /// Unscaled, at the result's scale.
     Decimal(i128),
-    /// A MIN/MAX value in its row encoding.
+    /// A MIN/MAX/FIRST_VALUE/LAST_VALUE value in its row encoding.
     Encoded(Bytes),
+    /// LISTAGG's values in their row encoding, in order.
+    Sequence(Vec<Bytes>),
 }
 
 /// A group: how many rows it holds now, when a change last touched it (ms since the epoch), and
@@ -642,6 +720,9 @@ impl Aggregate {
                             let count = counts.value(e);
                             match &mut acc {
                                 Accumulator::Values(values) => multiset_update(values, bytes, count),
+                                Accumulator::Sequence(values) => {
+                                    values.extend((0..count).map(|_| Bytes::from_slice(bytes)))
+                                }
                                 Accumulator::Distinct { seen, inner } => {
                                     multiset_update(seen, bytes, count);
                                     if let Some(value) = sums.value(e) {
@@ -699,13 +780,21 @@ fn multisets_to_list<'a>(
     let mut encoded: Vec<&[u8]> = Vec::new();
     let mut counts: Vec<i64> = Vec::new();
     for acc in accs {
-        let values = match acc {
-            Accumulator::Values(v) | Accumulator::Distinct { seen: v, .. } => v,
+        match acc {
+            Accumulator::Values(v) | Accumulator::Distinct { seen: v, .. } => {
+                for (bytes, count) in v {
+                    encoded.push(bytes);
+                    counts.push(*count);
+                }
+            }
+            // In order, one entry per value.
+            Accumulator::Sequence(values) => {
+                for bytes in values {
+                    encoded.push(bytes);
+                    counts.push(1);
+                }
+            }
             _ => return Err(Error::internal("a call that keeps values has no multiset")),
-        };
-        for (bytes, count) in values {
-            encoded.push(bytes);
-            counts.push(*count);
         }
         offsets.push(encoded.len() as i32);
     }
@@ -770,6 +859,12 @@ fn result(call: &AggregateCall, acc: &Accumulator) -> Result<Cell> {
     match acc {
         Accumulator::Count(n) => Ok(Cell::Int(*n)),
         Accumulator::Distinct { inner, .. } => result(call, inner),
+        Accumulator::Sequence(values) => Ok(match call.function {
+            AggregateFunction::First => values.front().map_or(Cell::Null, |b| Cell::Encoded(b.clone())),
+            AggregateFunction::Last => values.back().map_or(Cell::Null, |b| Cell::Encoded(b.clone())),
+            _ if values.is_empty() => Cell::Null,
+            _ => Cell::Sequence(values.iter().cloned().collect()),
+        }),
         Accumulator::Values(values) => {
             let extreme =
                 if call.function == AggregateFunction::Min { values.keys().next() } else { values.keys().next_back() };
@@ -819,7 +914,42 @@ fn column<'a>(
 ) -> Result<ArrayRef> {
     let unexpected =
         |cell: &Cell| Error::internal(format!("a {:?} result of type {} was {cell:?}", call.function, call.output));
-    if call.function == AggregateFunction::Min || call.function == AggregateFunction::Max {
+    if call.function == AggregateFunction::ListAgg {
+        let converter = converter.ok_or_else(|| Error::internal("LISTAGG without a value converter"))?;
+        let parser = converter.parser();
+        let cells: Vec<&Cell> = cells.collect();
+        let mut encoded = Vec::new();
+        for cell in &cells {
+            match cell {
+                Cell::Sequence(values) => encoded.extend(values.iter().map(|b| parser.parse(b))),
+                Cell::Null => {}
+                other => return Err(unexpected(other)),
+            }
+        }
+        let decoded = if encoded.is_empty() {
+            None
+        } else {
+            Some(converter.convert_rows(encoded)?.remove(0).as_string::<i32>().clone())
+        };
+        let mut next = 0;
+        let joined: datafusion::arrow::array::StringArray = cells
+            .iter()
+            .map(|cell| match cell {
+                Cell::Sequence(values) => {
+                    let strings =
+                        decoded.as_ref().map(|d| (next..next + values.len()).map(|i| d.value(i)).collect::<Vec<_>>());
+                    next += values.len();
+                    strings.map(|s| s.join(&call.separator))
+                }
+                _ => None,
+            })
+            .collect();
+        return Ok(Arc::new(joined));
+    }
+    if matches!(
+        call.function,
+        AggregateFunction::Min | AggregateFunction::Max | AggregateFunction::First | AggregateFunction::Last
+    ) {
         let converter = converter.ok_or_else(|| Error::internal("MIN/MAX without a value converter"))?;
         let parser = converter.parser();
         // NULL (an empty group of values) in the same encoding, decoded with the rest.
@@ -987,6 +1117,55 @@ mod tests {
         assert_eq!(out, "-U[1, 3, 17, 3, 9, 2, 5.666666666666667]\n+U[1, 2, 14, 5, 9, 1, 7.0]\n");
         let out = run(&mut agg, &[(UpdateBefore, 1, Some(9), "a"), (UpdateAfter, 1, Some(1), "a")]);
         assert_eq!(out, "-U[1, 2, 14, 5, 9, 1, 7.0]\n+U[1, 2, 6, 1, 5, 1, 3.0]\n");
+    }
+
+    /// `g, FIRST_VALUE(s), LAST_VALUE(v), LISTAGG(s, '|')` grouped by `g`.
+    fn ordered() -> Aggregate {
+        let schema = input_schema();
+        let s = || Some((col("s", &schema).unwrap(), DataType::Utf8));
+        let calls = vec![
+            AggregateCall::new(AggregateFunction::First, s(), false, None, DataType::Utf8).unwrap(),
+            AggregateCall::new(
+                AggregateFunction::Last,
+                Some((col("v", &schema).unwrap(), DataType::Int64)),
+                false,
+                None,
+                DataType::Int64,
+            )
+            .unwrap(),
+            AggregateCall::new(AggregateFunction::ListAgg, s(), false, None, DataType::Utf8)
+                .unwrap()
+                .with_separator("|".into()),
+        ];
+        let fields = vec![
+            Field::new("g", DataType::Int64, true),
+            Field::new("first", DataType::Utf8, true),
+            Field::new("last", DataType::Int64, true),
+            Field::new("list", DataType::Utf8, true),
+        ];
+        let spec = AggregateSpec::new(vec![col("g", &schema).unwrap()], calls, Arc::new(Schema::new(fields))).unwrap();
+        Aggregate::new("ordered".into(), Arc::new(spec), None).unwrap()
+    }
+
+    #[test]
+    fn first_last_and_listagg_follow_arrival_order_and_retractions_take_the_earliest_equal_value() {
+        let mut agg = ordered();
+        let out = run(&mut agg, &[(Insert, 1, Some(5), "a"), (Insert, 1, None, "b"), (Insert, 1, Some(7), "a")]);
+        // A NULL value is skipped: LAST_VALUE(v) is 7, the last non-NULL one.
+        assert_eq!(out, "+I[1, a, 7, a|b|a]\n");
+        // The first `a` goes; the later one stays, so the list keeps its order.
+        let out = run(&mut agg, &[(Delete, 1, Some(5), "a")]);
+        assert_eq!(out, "-U[1, a, 7, a|b|a]\n+U[1, b, 7, b|a]\n");
+        // An update's new row arrives last.
+        let out = run(&mut agg, &[(UpdateBefore, 1, None, "b"), (UpdateAfter, 1, Some(2), "c")]);
+        assert_eq!(out, "-U[1, b, 7, b|a]\n+U[1, a, 2, a|c]\n");
+        let Some(OperatorSnapshot::Changed(state)) = agg.snapshot().unwrap() else { panic!("no state") };
+        let mut restored = ordered();
+        restored.restore(state).unwrap();
+        let next = [(Insert, 1, Some(1), "d"), (Delete, 1, Some(7), "a")];
+        assert_eq!(run(&mut restored, &next), "-U[1, a, 2, a|c]\n+U[1, c, 1, c|d]\n");
+        assert_eq!(run(&mut agg, &next), "-U[1, a, 2, a|c]\n+U[1, c, 1, c|d]\n");
+        assert_eq!(run(&mut agg, &[(Delete, 1, Some(2), "c"), (Delete, 1, Some(1), "d")]), "-D[1, c, 1, c|d]\n");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn compile(state: &SessionState, aggregate: &LogicalAggregate) -> Result<Agg
         let Some(function) = AggregateFunction::from_name(name) else {
             return Err(Error::user(format!(
                 "aggregate function {} is not supported over a changelog yet; supported: COUNT, SUM, AVG, MIN, MAX \
-                 (each also with DISTINCT and FILTER)",
+                 (each also with DISTINCT and FILTER), FIRST_VALUE, LAST_VALUE, LISTAGG",
                 name.to_uppercase()
             )));
         };
@@ -45,9 +45,25 @@ pub fn compile(state: &SessionState, aggregate: &LogicalAggregate) -> Result<Agg
                 name.to_uppercase()
             )));
         }
+        if params.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::RespectNulls) {
+            return Err(Error::user(format!(
+                "{}(…) RESPECT NULLS is not supported over a changelog: NULL values are skipped, as in Flink",
+                function.sql_name()
+            )));
+        }
+        let mut separator = None;
         let argument = match params.args.as_slice() {
             [] => None,
             [arg] => Some((state.create_physical_expr(arg.clone(), input)?, arg.get_type(input)?)),
+            [arg, sep] if function == AggregateFunction::ListAgg => {
+                let Expr::Literal(value, _) = sep else {
+                    return Err(Error::user(format!(
+                        "LISTAGG's separator must be a constant string over a changelog, not {sep}"
+                    )));
+                };
+                separator = Some(if value.is_null() { String::new() } else { value.to_string() });
+                Some((state.create_physical_expr(arg.clone(), input)?, arg.get_type(input)?))
+            }
             _ => {
                 return Err(Error::user(format!(
                     "{} with {} arguments is not supported over a changelog",
@@ -58,7 +74,11 @@ pub fn compile(state: &SessionState, aggregate: &LogicalAggregate) -> Result<Agg
         };
         let filter = params.filter.as_ref().map(|f| state.create_physical_expr((**f).clone(), input)).transpose()?;
         let output = schema.field(group.len() + i).data_type().clone();
-        calls.push(AggregateCall::new(function, argument, params.distinct, filter, output)?);
+        let call = AggregateCall::new(function, argument, params.distinct, filter, output)?;
+        calls.push(match separator {
+            Some(separator) => call.with_separator(separator),
+            None => call,
+        });
     }
     AggregateSpec::new(group, calls, std::sync::Arc::new(schema.clone()))
 }

@@ -106,6 +106,9 @@ enum Node {
         /// join's, as far as the steps keep them), smallest first; empty when there is none or
         /// the steps dropped or computed over a column of each.
         unique_keys: Vec<Vec<usize>>,
+        /// The operator passes its input's retractions on as they are (a LEFT lookup join), so
+        /// the steps after it treat them as the input's; otherwise they carry whole old rows.
+        passes_retractions: bool,
     },
     /// A `UNION ALL` with a stateful branch.
     Union(Vec<Node>),
@@ -170,7 +173,7 @@ impl Node {
                     }
                 }
             }
-            Node::Stateful { inputs, input_schemas, index, steps, .. } => {
+            Node::Stateful { inputs, input_schemas, index, steps, passes_retractions, .. } => {
                 for (side, (child, schema)) in inputs.iter().zip(input_schemas).enumerate() {
                     let mut below = Vec::new();
                     child.run(input, batch, retractions, stateful, &mut below)?;
@@ -189,8 +192,10 @@ impl Node {
                                 "a query's stateful operator gave an event other than changes",
                             ));
                         };
-                        // What a stateful operator gives carries whole old rows.
-                        let out = run_steps(steps, &changes, Retractions::WholeRows)?;
+                        // What a stateful operator gives carries whole old rows, unless it passes
+                        // its input's on.
+                        let carried = if *passes_retractions { retractions } else { Retractions::WholeRows };
+                        let out = run_steps(steps, &changes, carried)?;
                         if !out.is_empty() {
                             parts.push(out);
                         }
@@ -215,17 +220,28 @@ impl Node {
                 let modes = children.iter().map(|c| c.changelog(query, modes)).collect::<Result<Vec<_>>>()?;
                 Ok(merged_changelog(modes.into_iter()))
             }
-            Node::Stateful { inputs, index, .. } => {
+            Node::Stateful { inputs, index, passes_retractions, .. } => {
                 let spec = &query.stateful[*index];
                 let below = inputs.iter().map(|c| c.changelog(query, modes)).collect::<Result<Vec<_>>>()?;
                 let mut read = Vec::new();
                 self.inputs(&mut read);
+                // A LEFT lookup join keeps a retraction's key whatever it finds: key-only
+                // retractions pass through it to a keyed sink.
+                if *passes_retractions {
+                    read.clear();
+                }
                 for i in read {
                     if modes[i] == ChangelogMode::Upsert || query.retractions[i] == Retractions::MaybeKeyOnly {
+                        let lookup = if matches!(spec, StatefulSpec::Lookup(_)) {
+                            "; or make it a LEFT JOIN, which passes a retraction on with its key whatever the \
+                             lookup finds (an INNER JOIN would drop the ones whose lookup key is unknown)"
+                        } else {
+                            ""
+                        };
                         return Err(Error::user(format!(
                             "{} over table `{}` needs the whole old row of every update and delete, which its \
                              source does not send (an upsert changelog, or retractions with the key only); for \
-                             postgres-cdc set REPLICA IDENTITY FULL on the table and 'changelog-mode' = 'all'",
+                             postgres-cdc set REPLICA IDENTITY FULL on the table and 'changelog-mode' = 'all'{lookup}",
                             spec.construct(),
                             query.inputs[i]
                         )));
@@ -761,6 +777,7 @@ impl Compiler<'_> {
         plan: &LogicalPlan,
     ) -> Node {
         let unique_keys = spec.unique_keys();
+        let passes_retractions = matches!(&spec, StatefulSpec::Lookup(l) if l.outer);
         let fingerprint = crate::changelog::fnv1a64(plan.display_indent_schema().to_string().as_bytes());
         self.stateful.push(spec);
         self.fingerprints.push(fingerprint);
@@ -771,6 +788,7 @@ impl Compiler<'_> {
             index: self.stateful.len() - 1,
             steps: Vec::new(),
             unique_keys,
+            passes_retractions,
         }
     }
 }

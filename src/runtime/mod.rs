@@ -58,6 +58,31 @@ pub struct InputSpec {
     pub computed: Option<Arc<ComputedColumns>>,
 }
 
+/// What a pipeline makes of its inputs' changes before they reach its sink.
+#[derive(Clone)]
+pub enum Dataflow {
+    /// An INSERT's query: its rows are of the sink's one table, handed over in `sink_schema`.
+    Query { query: Arc<CompiledQuery>, sink_schema: SchemaRef },
+    /// A pipeline definition's tables: each table's changes go to the sink as they are, under the
+    /// table's id and in its own columns, for the sink to route.
+    Tables,
+}
+
+impl Dataflow {
+    /// The query, if there is one.
+    pub fn query(&self) -> Option<&Arc<CompiledQuery>> {
+        match self {
+            Dataflow::Query { query, .. } => Some(query),
+            Dataflow::Tables => None,
+        }
+    }
+
+    /// Whether operators keep state of what they were given (a GROUP BY, a join).
+    pub fn is_stateful(&self) -> bool {
+        self.query().is_some_and(|q| q.is_stateful())
+    }
+}
+
 /// Inputs → query → sink, able to open fresh connectors for every (re)start.
 #[derive(Clone)]
 pub struct PipelineSpec {
@@ -71,11 +96,9 @@ pub struct PipelineSpec {
     /// The tables the query reads, in the order of [`CompiledQuery::inputs`].
     pub inputs: Vec<InputSpec>,
     pub open_sink: SinkFactory,
-    pub query: Arc<CompiledQuery>,
+    pub dataflow: Dataflow,
     /// Name of the sink table, for messages.
     pub sink_table: String,
-    /// The sink's columns: batches are handed over with exactly this schema.
-    pub sink_schema: SchemaRef,
 }
 
 impl PipelineSpec {
@@ -139,7 +162,7 @@ impl Job {
             for slot in spec.slots() {
                 pipeline.add_slot(slot.clone());
             }
-            for counters in spec.query.lookup_counters() {
+            for counters in spec.dataflow.query().map(|q| q.lookup_counters()).unwrap_or_default() {
                 pipeline.add_lookup(counters);
             }
         }
@@ -688,7 +711,7 @@ mod tests {
         let mut job = planned.unwrap();
         job.config.state_dir = None;
         for ((pipeline, calls), fail_from) in job.pipelines.iter_mut().zip(calls).zip(sink_fails_from) {
-            let schema = pipeline.sink_schema.clone();
+            let Dataflow::Query { sink_schema: schema, .. } = pipeline.dataflow.clone() else { panic!("an INSERT") };
             let calls = calls.clone();
             pipeline.inputs[0].open_source = Arc::new(move || {
                 Ok(Box::new(Counted { schema: schema.clone(), calls: calls.clone(), end_after: None })
@@ -744,7 +767,9 @@ mod tests {
         let mut job = job(&calls, &[usize::MAX, usize::MAX]).await;
         job.config.state_dir = Some(dir.path().to_path_buf());
         job.config.retained_checkpoints = 10;
-        let schema = job.pipelines[0].sink_schema.clone();
+        let Dataflow::Query { sink_schema: schema, .. } = job.pipelines[0].dataflow.clone() else {
+            panic!("an INSERT")
+        };
         let ending = calls[0].clone();
         job.pipelines[0].inputs[0].open_source = Arc::new(move || {
             Ok(Box::new(Counted { schema: schema.clone(), calls: ending.clone(), end_after: Some(3) })

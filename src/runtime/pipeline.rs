@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::checkpoint::{CheckpointStore, InputState};
 use super::dead_letters::DeadLetters;
 use super::metrics::{now_ms, PipelineMetrics};
-use super::{PipelineReport, PipelineSpec, PipelineState, Report};
+use super::{Dataflow, PipelineReport, PipelineSpec, PipelineState, Report};
 use crate::changelog::{format_rows, ChangeBatch, Event, TableId};
 use crate::connectors::{Position, PreparedCommit, ResumeFrom, Sink, Source, SourceBatch};
 use crate::error::{Error, Result};
@@ -117,7 +117,8 @@ struct Input {
 struct Progress {
     report: PipelineReport,
     inputs: Vec<Input>,
-    query: QueryOperator,
+    /// The INSERT's query; none for a pipeline definition's tables, which pass as they are.
+    query: Option<QueryOperator>,
     /// Set once the pipeline asked for its final checkpoint: `true` when it is done (every input
     /// finished, or its LIMIT reached), `false` when it was asked to stop.
     ending: Option<bool>,
@@ -133,15 +134,20 @@ impl Progress {
                 .iter_mut()
                 .map(move |op| (operator_name(table, op.as_ref()), op.as_mut() as &mut dyn Operator))
         });
-        let query = self.query.stateful_operators().map(|op| (op.name().to_string(), op));
+        let query = self.query.iter_mut().flat_map(|q| q.stateful_operators()).map(|op| (op.name().to_string(), op));
         per_input.chain(query)
     }
 
     /// Nothing more can reach the sink: every input finished or is no longer wanted by the
     /// query (its LIMITs are reached).
     fn done(&self) -> bool {
-        self.query.exhausted()
-            || self.inputs.iter().enumerate().all(|(i, input)| input.state.finished || !self.query.wants(i))
+        self.query.as_ref().is_some_and(|q| q.exhausted())
+            || self.inputs.iter().enumerate().all(|(i, input)| input.state.finished || !self.wants(i))
+    }
+
+    /// Whether input `index` can still contribute rows.
+    fn wants(&self, index: usize) -> bool {
+        self.query.as_ref().is_none_or(|q| q.wants(index))
     }
 
     /// The position to stage with a sink's data: the one input's own position (as before inputs
@@ -217,13 +223,19 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
         operators.push(ops);
     }
     restore_operators(&ctx, &states, &mut operators)?;
-    let mut query = QueryOperator::with_dead_letters(spec.query.clone(), &ctx.dead_letters)?;
-    restore_query(&ctx, &mut query)?;
+    let query = match &spec.dataflow {
+        Dataflow::Query { query, .. } => {
+            let mut query = QueryOperator::with_dead_letters(query.clone(), &ctx.dead_letters)?;
+            restore_query(&ctx, &mut query)?;
+            Some(query)
+        }
+        Dataflow::Tables => None,
+    };
 
     // The operators' state is that of the checkpoint's positions: a newer position the sink
     // stored would skip changes it lacks. Repeating changes a keyed sink already took is
     // harmless, and a source that deletes on truncation only feeds keyed sinks.
-    let stateful = operators.iter().flatten().any(|op| op.keeps_state()) || spec.query.is_stateful();
+    let stateful = operators.iter().flatten().any(|op| op.keeps_state()) || spec.dataflow.is_stateful();
     if ctx.trust_sink_position && !stateful {
         // Committed together with the data, so at least as new as the checkpoint record, which
         // is written after the sink prepared.
@@ -260,7 +272,7 @@ async fn drive(mut ctx: Context) -> Result<(PipelineReport, Vec<Box<dyn Source>>
                 exact,
                 // Turning truncations into deletes takes repeated rows as they are; a GROUP BY
                 // would count them again.
-                stateful: spec.query.is_stateful(),
+                stateful: spec.dataflow.is_stateful(),
             });
             source.start(resume).await?;
             if input.state.position.is_none() {
@@ -402,7 +414,10 @@ async fn process(
             }
             _ => {}
         }
-        progress.query.process(index, event, &mut results)?;
+        match progress.query.as_mut() {
+            Some(query) => query.process(index, event, &mut results)?,
+            None => results.push(event),
+        }
     }
     progress.report.rows_read += read;
     metrics.records_read.fetch_add(read, Ordering::Relaxed);
@@ -436,7 +451,7 @@ async fn process(
         metrics.emit_lag_ms.store((now_ms() - t).max(0), Ordering::Relaxed);
     }
     // An input no branch wants any more (its LIMIT is reached) is read no further.
-    if !progress.query.wants(index) && !progress.inputs[index].state.finished {
+    if !progress.wants(index) && !progress.inputs[index].state.finished {
         progress.inputs[index].reader_stop.cancel();
     }
     Ok(())
@@ -456,9 +471,14 @@ async fn write(
     }
     let out = match <[ChangeBatch; 1]>::try_from(parts) {
         Ok([one]) => one,
-        Err(parts) => ChangeBatch::concat(&spec.query.output_schema, &parts)?,
+        // A run of one table's changes: all in that table's columns.
+        Err(parts) => ChangeBatch::concat(parts[0].rows().schema_ref(), &parts)?,
     };
-    let out = conform(out, &spec.sink_schema, &spec.sink_table)?;
+    let out = match &spec.dataflow {
+        Dataflow::Query { sink_schema, .. } => conform(out, sink_schema, &spec.sink_table)?,
+        // The sink routes each table to its own table, and checks its columns there.
+        Dataflow::Tables => out,
+    };
     let written = out.num_rows() as u64;
     let bytes = out.rows().get_array_memory_size() as u64;
     progress.report.rows_written += written;

@@ -62,7 +62,7 @@ pub(super) fn check(record: &mut CheckpointRecord, pipelines: &[PipelineSpec]) -
                 input.finished = false;
                 // A LIMIT that ended the pipeline is not counted across runs: only a pipeline its
                 // finished inputs ended is taken up again.
-                if !spec.query.has_limit() {
+                if !spec.dataflow.query().is_some_and(|q| q.has_limit()) {
                     state.finished = false;
                 }
             }

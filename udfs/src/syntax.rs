@@ -17,6 +17,7 @@
 //! | `MAP[k1, v1, k2, v2]` | `map(make_array(k1, k2), make_array(v1, v2))` |
 //! | `ARRAY_SORT(a, asc [, nulls_first])` | `array_sort(a, 'ASC' \| 'DESC', 'NULLS FIRST' \| 'NULLS LAST')` |
 //! | `ARRAY_SLICE(a, start)` | `array_slice(a, start, -1)` |
+//! | `LISTAGG(s [, sep])` | `string_agg(s, sep)`, `sep` `','` by default (an aggregate: DISTINCT and FILTER kept) |
 //!
 //! `KEY … VALUE …` and `MAP[…]` are not something sqlparser reads, so they are first rewritten at
 //! the token level ([`rewrite_tokens`]: `KEY` dropped, `VALUE` made a comma, `MAP[…]` made a call
@@ -51,6 +52,7 @@ pub const REWRITTEN: &[&str] = &[
     "MAP",
     "ARRAY_SORT",
     "ARRAY_SLICE",
+    "LISTAGG",
 ];
 
 /// The call `MAP[…]` becomes at the token level, rewritten into DataFusion's `map` later.
@@ -348,6 +350,17 @@ fn rewrite(expr: &mut Expr) -> Result<(), SyntaxError> {
                         right: Box::new(Expr::Nested(Box::new(b))),
                     })
                 }
+                // An aggregate: the call keeps its DISTINCT and FILTER.
+                "LISTAGG" => {
+                    let mut agg = f.clone();
+                    agg.name = ObjectName::from(vec![Ident::new("string_agg")]);
+                    if let FunctionArguments::List(list) = &mut agg.args {
+                        if list.args.len() == 1 {
+                            list.args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(string(","))));
+                        }
+                    }
+                    Some(Expr::Function(agg))
+                }
                 "SUBSTR" | "SUBSTRING" => {
                     let args = plain_args(f).unwrap_or_default();
                     Some(call("substr", args))
@@ -523,6 +536,11 @@ mod tests {
                 "SELECT array_sort(a, 'DESC', 'NULLS LAST'), array_sort(a, 'ASC', 'NULLS LAST'), ARRAY_SORT(a)",
             ),
             ("SELECT ARRAY_SLICE(a, 2)", "SELECT array_slice(a, 2, -1)"),
+            ("SELECT LISTAGG(s) FROM t", "SELECT string_agg(s, ',') FROM t"),
+            (
+                "SELECT LISTAGG(DISTINCT s, '; ') FILTER (WHERE s <> '') FROM t",
+                "SELECT string_agg(DISTINCT s, '; ') FILTER (WHERE s <> '') FROM t",
+            ),
             ("SELECT JSON_VALUE(j, '$.a' RETURNING INT)", "SELECT TRY_CAST(json_value(j, '$.a') AS INT)"),
             ("SELECT f(a, b) FROM t WHERE IF(a, b, c)", "SELECT f(a, b) FROM t WHERE CASE WHEN a THEN b ELSE c END"),
         ];

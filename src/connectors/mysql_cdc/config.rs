@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use regex::Regex;
 
+use crate::connectors::selection::{TablePattern, TableSelection};
 use crate::connectors::{ConnectorOptions, SourceIdentity};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
@@ -67,10 +68,8 @@ pub struct MySqlCdcConfig {
     pub port: u16,
     pub username: String,
     pub password: String,
-    pub database_pattern: Regex,
-    pub table_pattern: Regex,
-    pub database_text: String,
-    pub table_text: String,
+    /// The captured tables: 'database-name' and 'table-name', or a pipeline source's `tables`.
+    pub tables: TableSelection,
     /// Inclusive range; the binlog reader uses the first id, chunk backfills the following ones.
     pub server_ids: (u32, u32),
     pub server_time_zone: Tz,
@@ -155,15 +154,29 @@ pub fn parse_time_zone(text: &str) -> Option<Tz> {
 }
 
 impl MySqlCdcConfig {
-    pub fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
+    /// Reads the options of a table declared `spec`. `tables` is a pipeline source's own
+    /// selection; without it the tables are 'database-name' and 'table-name'.
+    pub fn parse(spec: &TableSpec, o: &mut ConnectorOptions, tables: Option<TableSelection>) -> Result<Self> {
         let hostname = o.required("hostname")?;
         let port = o.parse::<u16>("port", "a TCP port number")?.unwrap_or(3306);
         let username = o.required("username")?;
         let password = o.required("password")?;
-        let database_text = o.required("database-name")?;
-        let table_text = o.required("table-name")?;
-        let database_pattern = anchored(o, "database-name", &database_text)?;
-        let table_pattern = anchored(o, "table-name", &table_text)?;
+        let tables = match tables {
+            Some(tables) => tables,
+            None => {
+                let database_text = o.required("database-name")?;
+                let table_text = o.required("table-name")?;
+                let levels =
+                    vec![anchored(o, "database-name", &database_text)?, anchored(o, "table-name", &table_text)?];
+                let whole = anchored(o, "table-name", &format!("(?:{database_text})\\.(?:{table_text})"))?;
+                let text = format!("{database_text}.{table_text}");
+                let written = format!(
+                    "'database-name' = '{database_text}' and 'table-name' = '{table_text}' (both are regular expressions \
+                     matched against whole names)"
+                );
+                TableSelection::single(TablePattern::of_levels(levels, whole, text.clone()), text, written)
+            }
+        };
         let server_ids = match o.string("server-id") {
             Some(text) => parse_server_ids(o, &text)?,
             // Flink CDC picks a random id in 5400–6400 when none is given.
@@ -379,10 +392,7 @@ impl MySqlCdcConfig {
             port,
             username,
             password,
-            database_pattern,
-            table_pattern,
-            database_text,
-            table_text,
+            tables,
             server_ids,
             server_time_zone,
             startup,
@@ -424,13 +434,13 @@ impl MySqlCdcConfig {
         SourceIdentity {
             connector: "mysql-cdc".into(),
             location: format!("{}:{}", self.hostname, self.port),
-            tables: format!("{}.{}", self.database_text, self.table_text),
+            tables: self.tables.text().to_string(),
             startup_mode: self.startup.describe(),
         }
     }
 
     pub fn matches(&self, database: &str, table: &str) -> bool {
-        self.database_pattern.is_match(database) && self.table_pattern.is_match(table)
+        self.tables.matches(&[database, table])
     }
 }
 
@@ -461,7 +471,7 @@ mod tests {
             computed: Vec::new(),
         };
         let mut o = ConnectorOptions::new(&spec)?;
-        let config = MySqlCdcConfig::parse(&spec, &mut o)?;
+        let config = MySqlCdcConfig::parse(&spec, &mut o, None)?;
         o.finish()?;
         Ok(config)
     }

@@ -48,7 +48,9 @@ mod cell;
 mod charset;
 mod charset_tables;
 mod config;
+mod discovered;
 mod legacy;
+mod pipeline;
 mod position;
 mod progress;
 mod rows;
@@ -61,6 +63,7 @@ mod stream;
 pub use charset::decode_stored_text;
 /// Flink CDC option texts postgres-cdc shares.
 pub(crate) use config::{CHUNK_META, CHUNK_ORDER, CLOSE_IDLE_READERS, DEBEZIUM, NO_NEWLY_ADDED_TABLES, NO_POOL};
+pub(crate) use pipeline::{DescribedTable, MySqlTables};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,8 +85,8 @@ use config::{MySqlCdcConfig, StartupMode};
 use legacy::LegacySnapshot;
 use position::{ChunkList, MySqlPosition};
 use progress::ChunkCounts;
-use rows::ChangeBuilder;
-use schema::CapturedTable;
+use rows::{ChangeBuilder, TableChanges};
+use schema::{CapturedTable, Declared};
 use server::BinlogPos;
 use snapshot::{Chunk, ChunkContext, SnapshotFilter};
 use stream::{BinlogReader, GtidState, KeepAll, RowFilter, StreamStart};
@@ -100,7 +103,7 @@ impl Connector for MySqlCdc {
     }
 
     fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>> {
-        let config = MySqlCdcConfig::parse(spec, options)?;
+        let config = MySqlCdcConfig::parse(spec, options, None)?;
         for column in &spec.columns {
             // Fail at planning time rather than at the first row.
             builders::ColumnBuilder::new(&column.name, &column.data_type, 0)?;
@@ -118,7 +121,7 @@ impl ConnectorTable for MySqlCdcTable {
     fn source(&self, ctx: &SourceContext) -> Result<Option<Box<dyn Source>>> {
         let source: Box<dyn Source> = Box::new(MySqlCdcSource {
             config: self.config.clone(),
-            spec: self.spec.clone(),
+            declared: Declared::Table(self.spec.clone()),
             schema: self.spec.schema(),
             batch_size: ctx.batch_size.max(1),
             state: State::NotStarted,
@@ -211,7 +214,7 @@ struct StreamRun {
     reader: BinlogReader,
     /// Chunks whose rows the snapshot already delivered, while the stream is before their watermarks.
     snapshot: Option<StreamedSnapshot>,
-    builder: ChangeBuilder,
+    changes: TableChanges,
 }
 
 struct StreamedSnapshot {
@@ -235,7 +238,8 @@ enum State {
 
 struct MySqlCdcSource {
     config: Arc<MySqlCdcConfig>,
-    spec: Arc<TableSpec>,
+    declared: Declared,
+    /// The declared table's columns; none when each table is read into its own.
     schema: SchemaRef,
     batch_size: usize,
     state: State,
@@ -297,7 +301,7 @@ impl MySqlCdcSource {
         let names = table_names(&tables);
         let ctx = Arc::new(ChunkContext {
             config: self.config.clone(),
-            spec: self.spec.clone(),
+            declared: self.declared.clone(),
             tables,
             pool,
             mariadb: version.mariadb,
@@ -333,7 +337,7 @@ impl MySqlCdcSource {
     ) -> Result<()> {
         let mut reader = BinlogReader::open(
             self.config.clone(),
-            self.spec.clone(),
+            self.declared.clone(),
             &tables,
             start,
             self.config.binlog_server_id(),
@@ -348,13 +352,21 @@ impl MySqlCdcSource {
             let filter = SnapshotFilter::new(&tables, &chunks)?;
             Some(StreamedSnapshot { names: table_names(&tables), chunks: ChunkList::new(chunks), filter })
         });
-        let builder = ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, self.batch_size)?;
-        self.state = State::Streaming(Box::new(StreamRun { reader, snapshot, builder }));
+        let changes = TableChanges::new(self.config.server_time_zone, self.batch_size);
+        self.state = State::Streaming(Box::new(StreamRun { reader, snapshot, changes }));
         Ok(())
     }
 
-    fn empty_batch(&self) -> Result<ChangeBatch> {
-        ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, 0)?.finish()
+    /// A batch of no changes at `position`: for a declared table an empty batch of its columns,
+    /// as its readers expect one; otherwise no event at all, there being no one set of columns.
+    fn no_changes(&self, position: Position) -> Result<SourceBatch> {
+        match &self.declared {
+            Declared::Table(_) => {
+                let empty = ChangeBuilder::new(self.schema.clone(), self.config.server_time_zone, 0)?.finish()?;
+                Ok(SourceBatch::new(empty, position))
+            }
+            Declared::PerTable(_) => Ok(SourceBatch { events: Vec::new(), position }),
+        }
     }
 
     async fn next_snapshot_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -370,18 +382,22 @@ impl MySqlCdcSource {
         }
         if let Some(pieces) = run.emitting.as_mut() {
             let changes = pieces.take(&mut run.chunks);
+            let table = run.ctx.tables[pieces.original.table].id.clone();
             if pieces.finished() {
                 run.counts.chunk_done(pieces.original.table);
                 run.emitting = None;
             }
-            return Ok(Some(SourceBatch::new(changes, snapshot_position(run))));
+            return Ok(Some(SourceBatch {
+                events: vec![Event::Changes { table, changes }],
+                position: snapshot_position(run),
+            }));
         }
         match run.running.join_next().await {
             Some(joined) => {
                 let (index, result) = joined.map_err(|e| Error::internal(format!("snapshot reader failed: {e}")))?;
                 let (batch, high) = result?;
                 let high = if run.stream_chunks_from_start { run.start.clone() } else { high };
-                let table = &run.ctx.tables[run.chunks[index].table];
+                let table = run.ctx.tables[run.chunks[index].table].clone();
                 let split = match table.declared_chunk_key() {
                     Some(key) if batch.num_rows() > fetch => snapshot::split_by_key(batch.rows(), key, fetch)?,
                     _ => None,
@@ -411,7 +427,8 @@ impl MySqlCdcSource {
                         batch
                     }
                 };
-                Ok(Some(SourceBatch::new(changes, snapshot_position(run))))
+                let events = vec![Event::Changes { table: table.id.clone(), changes }];
+                Ok(Some(SourceBatch { events, position: snapshot_position(run) }))
             }
             None => {
                 // Every chunk is read.
@@ -426,7 +443,7 @@ impl MySqlCdcSource {
                 let chunks = run.chunks.to_vec();
                 let (start, gtid) = (run.start.clone(), run.gtid.clone());
                 self.begin_streaming(tables, StreamStart::File(start), gtid, Some(chunks), None).await?;
-                Ok(Some(SourceBatch::new(self.empty_batch()?, position)))
+                self.no_changes(position).map(Some)
             }
         }
     }
@@ -444,12 +461,12 @@ impl MySqlCdcSource {
             // The last position says the snapshot is complete (no legacy marker): where it was
             // taken, from which a streaming run of the same tables continues without a gap.
             self.state = State::Done;
-            return Ok(Some(SourceBatch::new(self.empty_batch()?, MySqlPosition::at(&start, &gtid).to_position())));
+            return self.no_changes(MySqlPosition::at(&start, &gtid).to_position()).map(Some);
         }
         tracing::info!(table = %self.config.table, %start, "legacy snapshot done; streaming the binlog from its position");
         let position = MySqlPosition::at(&start, &gtid).to_position();
         self.begin_streaming(tables, StreamStart::File(start), gtid, None, None).await?;
-        Ok(Some(SourceBatch::new(self.empty_batch()?, position)))
+        self.no_changes(position).map(Some)
     }
 
     async fn next_stream_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -478,40 +495,40 @@ impl MySqlCdcSource {
                 Some(s) => &s.filter,
                 None => &KeepAll,
             };
-            let step = run.reader.next(wait, &mut run.builder, filter).await?;
+            let step = run.reader.next(wait, &mut run.changes, filter).await?;
             let schema_changes = run.reader.take_schema_changes();
             if !schema_changes.is_empty() {
                 // The rows read so far are of the tables' old shape: they go first.
-                let before = run.builder.finish()?;
-                if !before.is_empty() {
-                    events.push(Event::changes(before));
-                }
+                events.extend(run.changes.take()?);
                 events.extend(schema_changes.into_iter().map(Event::SchemaChanged));
             }
             match step {
                 None if open => {}
                 None => break,
-                Some(stream::Step::Commit) if run.builder.len() >= self.batch_size => break,
-                Some(stream::Step::Commit) => committed_changes = run.builder.len() > 0 || !events.is_empty(),
+                Some(stream::Step::Commit) if run.changes.len() >= self.batch_size => break,
+                Some(stream::Step::Commit) => committed_changes = run.changes.len() > 0 || !events.is_empty(),
                 Some(_) => {}
             }
         }
         if run.snapshot.as_ref().is_some_and(|s| run.reader.committed >= s.filter.max_high) {
             run.snapshot = None;
         }
-        let changes = run.builder.finish()?;
-        if events.is_empty() || !changes.is_empty() {
-            events.push(Event::changes(changes));
+        events.extend(run.changes.take()?);
+        let position = stream_position(run);
+        if events.is_empty() {
+            return self.no_changes(position).map(Some);
         }
-        Ok(Some(SourceBatch { events, position: stream_position(run) }))
+        Ok(Some(SourceBatch { events, position }))
     }
 
     async fn start_fresh(&mut self, conn: &mut mysql_async::Conn, tables: Vec<Arc<CapturedTable>>) -> Result<()> {
         let version = server::server_version(&self.config, conn).await?;
         let mariadb = version.mariadb;
         if self.config.startup.snapshots() && !self.config.incremental {
-            let snapshot =
-                LegacySnapshot::begin(self.config.clone(), self.spec.clone(), tables.clone(), version).await?;
+            let Declared::Table(spec) = &self.declared else {
+                return Err(Error::internal("a source of tables in their own columns reached the legacy snapshot"));
+            };
+            let snapshot = LegacySnapshot::begin(self.config.clone(), spec.clone(), tables.clone(), version).await?;
             self.state = State::Legacy(Box::new(LegacyRun { snapshot, tables }));
             return Ok(());
         }
@@ -707,7 +724,7 @@ impl Source for MySqlCdcSource {
         let mut conn = server::connect(&self.config).await?;
         let result = async {
             server::check_server(&self.config, &mut conn).await?;
-            let tables = server::discover_tables(&self.config, &self.spec, &mut conn).await?;
+            let tables = server::discover_tables(&self.config, &self.declared, &mut conn).await?;
             match &resume_from {
                 Some(p) => self.resume(&mut conn, tables, p).await,
                 None => self.start_fresh(&mut conn, tables).await,

@@ -10,8 +10,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::builders::ColumnBuilder;
 use super::cell::{read_binary_cell, read_binlog_cell, read_text_cell, Cell};
 use super::schema::{CapturedTable, Fill, SourceColumn};
-use crate::changelog::{ChangeBatch, RowKind};
+use crate::changelog::{ChangeBatch, Event, RowKind, TableId};
 use crate::error::{Error, Result};
+use crate::sql::TableSpec;
 
 /// A column of a table map event: binlog type and metadata (see [`super::cell::read_binlog_cell`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +162,7 @@ impl ChangeBuilder {
         self.append_metadata(table, RowKind::Insert, 0)
     }
 
+    /// The rows collected so far as one batch; the builder is empty and ready again after it.
     pub fn finish(&mut self) -> Result<ChangeBatch> {
         let columns = self.builders.iter_mut().map(|b| b.finish()).collect::<Result<Vec<_>>>()?;
         let rows = RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| {
@@ -170,6 +172,67 @@ impl ChangeBuilder {
         })?;
         let kinds = std::mem::take(&mut self.kinds);
         ChangeBatch::from_kinds(rows, &kinds)
+    }
+}
+
+/// Binlog rows of the captured tables in the order read: each run of rows of one table (in one
+/// shape) becomes one `Changes` event of that table, in its columns. The tables of a source of
+/// one declared table share its columns and carry no id, so their rows stay one run.
+pub struct TableChanges {
+    tz: Tz,
+    capacity: usize,
+    /// The table rows are being collected for: its columns, its id and its builder.
+    current: Option<(Arc<TableSpec>, TableId, ChangeBuilder)>,
+    events: Vec<Event>,
+    rows: usize,
+}
+
+impl TableChanges {
+    pub fn new(tz: Tz, capacity: usize) -> Self {
+        TableChanges { tz, capacity, current: None, events: Vec::new(), rows: 0 }
+    }
+
+    /// Rows collected since the last [`TableChanges::take`].
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// [`ChangeBuilder::append_binlog_row`] into `table`'s run.
+    pub fn append_binlog_row(
+        &mut self,
+        table: &CapturedTable,
+        columns: &[ColumnMeta],
+        buf: &[u8],
+        at: &mut usize,
+        kind: RowKind,
+        op_ts_millis: i64,
+    ) -> Result<()> {
+        let same = matches!(&self.current, Some((spec, id, _)) if Arc::ptr_eq(spec, &table.spec) && *id == table.id);
+        if !same {
+            self.end_run()?;
+            let builder = ChangeBuilder::new(table.spec.schema(), self.tz, self.capacity)?;
+            self.current = Some((table.spec.clone(), table.id.clone(), builder));
+        }
+        let Some((_, _, builder)) = self.current.as_mut() else {
+            return Err(Error::internal("no run of rows to append to"));
+        };
+        builder.append_binlog_row(table, columns, buf, at, kind, op_ts_millis)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn end_run(&mut self) -> Result<()> {
+        if let Some((_, id, builder)) = self.current.as_mut().filter(|(_, _, b)| b.len() > 0) {
+            self.events.push(Event::Changes { table: id.clone(), changes: builder.finish()? });
+        }
+        Ok(())
+    }
+
+    /// The changes collected so far, in order, one event per run.
+    pub fn take(&mut self) -> Result<Vec<Event>> {
+        self.end_run()?;
+        self.rows = 0;
+        Ok(std::mem::take(&mut self.events))
     }
 }
 
@@ -210,8 +273,16 @@ mod tests {
     fn binlog_and_snapshot_rows_fill_the_same_columns() {
         let spec = spec();
         let columns = vec![SourceColumn::for_tests("id", "int"), SourceColumn::for_tests("name", "varchar(10)")];
-        let table =
-            CapturedTable::new(&spec, "db".into(), "users".into(), columns, &["id".into()], None, true).unwrap();
+        let table = CapturedTable::new(
+            &super::super::schema::Declared::Table(Arc::new(spec.clone())),
+            "db".into(),
+            "users".into(),
+            columns,
+            &["id".into()],
+            None,
+            true,
+        )
+        .unwrap();
         let mut b = ChangeBuilder::new(spec.schema(), Tz::UTC, 4).unwrap();
         let metas = [ColumnMeta { column_type: t::LONG, meta: 0 }, ColumnMeta { column_type: t::VARCHAR, meta: 40 }];
         // Row 1: id = -2, name = 'ab'; row 2: id = 7, name NULL.
@@ -231,8 +302,16 @@ mod tests {
     fn mariadb_inet6_reads_as_text_from_the_binlog_as_in_snapshots() {
         let spec = spec();
         let columns = vec![SourceColumn::for_tests("id", "int"), SourceColumn::for_tests("name", "inet6")];
-        let table =
-            CapturedTable::new(&spec, "db".into(), "hosts".into(), columns, &["id".into()], None, true).unwrap();
+        let table = CapturedTable::new(
+            &super::super::schema::Declared::Table(Arc::new(spec.clone())),
+            "db".into(),
+            "hosts".into(),
+            columns,
+            &["id".into()],
+            None,
+            true,
+        )
+        .unwrap();
         let mut b = ChangeBuilder::new(spec.schema(), Tz::UTC, 2).unwrap();
         // INET6 is a STRING(16) of the binary charset in the table map; `1::` arrives as 00 01.
         let metas = [ColumnMeta { column_type: t::LONG, meta: 0 }, ColumnMeta { column_type: t::STRING, meta: 0xfe10 }];

@@ -1,9 +1,13 @@
 //! The captured tables as MySQL describes them (`information_schema`), and how their columns map
 //! onto the declared columns of the Flink table.
 
+use std::sync::Arc;
+
 use super::binary_text::BinaryText;
 use super::cell::TextKind;
 use super::charset::Charset;
+use super::discovered::{self, TypeChoices};
+use crate::changelog::TableId;
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -32,6 +36,8 @@ pub struct SourceColumn {
     /// How its values read in snapshot rows: in the text protocol, and those the binary protocol
     /// sends as text.
     pub text_kind: TextKind,
+    /// `IS_NULLABLE`: the column may hold NULL.
+    pub nullable: bool,
 }
 
 impl SourceColumn {
@@ -62,6 +68,7 @@ impl SourceColumn {
             float_as_double: data_type == "float" && column_type.contains(','),
             binary_text: BinaryText::of(&data_type),
             text_kind: TextKind::of(&data_type),
+            nullable: true,
             data_type,
             column_type: column_type.to_string(),
         }
@@ -165,9 +172,24 @@ pub enum Fill {
     RowKind,
 }
 
+/// Which columns the captured tables are read into.
+#[derive(Debug, Clone)]
+pub enum Declared {
+    /// A Flink table's declared columns: every captured table is read into them, as that one
+    /// table (its changes carry no table id).
+    Table(Arc<TableSpec>),
+    /// Each table into its own columns as the server describes them (a pipeline definition's
+    /// source); its changes carry its id, `database.table`.
+    PerTable(TypeChoices),
+}
+
 /// A captured MySQL table.
 #[derive(Debug, Clone)]
 pub struct CapturedTable {
+    /// The columns its rows are read into: one shared declaration, or its own.
+    pub spec: Arc<TableSpec>,
+    /// What its changes are tagged with.
+    pub id: TableId,
     pub database: String,
     pub table: String,
     pub columns: Vec<SourceColumn>,
@@ -188,8 +210,9 @@ impl CapturedTable {
     /// Maps the declared columns onto this table's columns. `mysql_primary_key` lists its primary
     /// key columns in key order. The incremental snapshot needs a chunk key (the first primary key
     /// column or `chunk_key_option`) to split and reconcile the table; the legacy one needs none.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        spec: &TableSpec,
+        declared: &Declared,
         database: String,
         table: String,
         columns: Vec<SourceColumn>,
@@ -197,6 +220,21 @@ impl CapturedTable {
         chunk_key_option: Option<&str>,
         incremental: bool,
     ) -> Result<Self> {
+        let (spec, id) = match declared {
+            Declared::Table(spec) => (spec.clone(), None),
+            // Its key splits the snapshot, matches the binlog to it and keys the sink's table.
+            Declared::PerTable(_) if mysql_primary_key.is_empty() => {
+                return Err(Error::user(format!(
+                    "MySQL table `{database}`.`{table}` has no primary key, which a pipeline source needs (to read it \
+                     in chunks, match its changes and key the table it is written to); add a primary key to it, or \
+                     leave it out with `tables.exclude: {database}.{table}`"
+                )))
+            }
+            Declared::PerTable(choices) => (
+                Arc::new(discovered::table_spec(&database, &table, &columns, mysql_primary_key, *choices)?),
+                Some(Arc::from(format!("{database}.{table}"))),
+            ),
+        };
         let position = |name: &str| columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
         let mut fills = Vec::with_capacity(spec.columns.len());
         for column in &spec.columns {
@@ -222,7 +260,16 @@ impl CapturedTable {
         if !incremental {
             // One consistent read at one binlog position: nothing is split or matched by key, so
             // keyless tables work (their changes are whole row images).
-            return Ok(CapturedTable { database, table, columns, fills, chunk_key: None, key_columns: Vec::new() });
+            return Ok(CapturedTable {
+                spec,
+                id,
+                database,
+                table,
+                columns,
+                fills,
+                chunk_key: None,
+                key_columns: Vec::new(),
+            });
         }
         let chunk_key = match chunk_key_option {
             Some(name) => Some(position(name).ok_or_else(|| {
@@ -258,7 +305,7 @@ impl CapturedTable {
                 spec.name, columns[chunk_key].name
             )));
         }
-        Ok(CapturedTable { database, table, columns, fills, chunk_key: Some(chunk_key), key_columns })
+        Ok(CapturedTable { spec, id, database, table, columns, fills, chunk_key: Some(chunk_key), key_columns })
     }
 
     /// The declared column holding an integer chunk key, by which a chunk's rows can be cut
@@ -331,7 +378,9 @@ mod tests {
             SourceColumn::for_tests("s", "set('a','b')"),
             SourceColumn::for_tests("f", "float"),
         ];
-        let table = CapturedTable::new(&spec, "db".into(), "t".into(), columns, &["id".into()], None, false).unwrap();
+        let declared = Declared::Table(Arc::new(spec));
+        let table =
+            CapturedTable::new(&declared, "db".into(), "t".into(), columns, &["id".into()], None, false).unwrap();
         assert_eq!(table.select_list(), "`id`, CAST(`s` AS UNSIGNED), `f`");
         assert_eq!(table.text_select_list(), "`id`, CAST(`s` AS UNSIGNED), `f` * 1e0");
         assert!(SourceColumn::for_tests("w", "float(10,3)").float_as_double);

@@ -9,11 +9,10 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use super::config::{MySqlCdcConfig, SslMode};
-use super::schema::{CapturedTable, SourceColumn};
+use super::schema::{CapturedTable, Declared, SourceColumn};
 use super::stream::GtidState;
 use crate::connectors::mysql_session::{Login, RowSession};
 use crate::error::{Error, Result};
-use crate::sql::TableSpec;
 
 /// A binlog file and byte offset; ordered as the server writes them. Stored in positions as
 /// `{"file": …, "pos": …}`.
@@ -427,14 +426,14 @@ fn quote(s: &str) -> String {
 /// Describes one table from `information_schema`.
 pub async fn describe_table(
     config: &MySqlCdcConfig,
-    spec: &TableSpec,
+    declared: &Declared,
     conn: &mut Conn,
     database: &str,
     table: &str,
 ) -> Result<CapturedTable> {
     let sql = format!(
-        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, CHARACTER_OCTET_LENGTH, DATETIME_PRECISION \
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, CHARACTER_OCTET_LENGTH, DATETIME_PRECISION, \
+         IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
         quote(database),
         quote(table)
     );
@@ -443,14 +442,16 @@ pub async fn describe_table(
         .into_iter()
         .map(|r| {
             let get = |i: usize| r.get(i).cloned().flatten();
-            SourceColumn::new(
+            let mut column = SourceColumn::new(
                 get(0).unwrap_or_default(),
                 &get(1).unwrap_or_default(),
                 &get(2).unwrap_or_default(),
                 get(3).as_deref(),
                 get(4).and_then(|v| v.parse().ok()),
                 get(5).and_then(|v| v.parse().ok()),
-            )
+            );
+            column.nullable = get(6).is_none_or(|n| n.eq_ignore_ascii_case("YES"));
+            column
         })
         .collect();
     if columns.is_empty() {
@@ -471,7 +472,7 @@ pub async fn describe_table(
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
     CapturedTable::new(
-        spec,
+        declared,
         database.to_string(),
         table.to_string(),
         columns,
@@ -484,7 +485,7 @@ pub async fn describe_table(
 /// Every base table matching 'database-name' and 'table-name'.
 pub async fn discover_tables(
     config: &MySqlCdcConfig,
-    spec: &TableSpec,
+    declared: &Declared,
     conn: &mut Conn,
 ) -> Result<Vec<Arc<CapturedTable>>> {
     let rows = query_strings(
@@ -499,15 +500,14 @@ pub async fn discover_tables(
     for row in rows {
         let (Some(db), Some(t)) = (row.first().cloned().flatten(), row.get(1).cloned().flatten()) else { continue };
         if config.matches(&db, &t) {
-            tables.push(Arc::new(describe_table(config, spec, conn, &db, &t).await?));
+            tables.push(Arc::new(describe_table(config, declared, conn, &db, &t).await?));
         }
     }
     if tables.is_empty() {
         return Err(Error::user(format!(
-            "{}: no table matches 'database-name' = '{}' and 'table-name' = '{}' (both are regular expressions matched against whole names); check the names and that the user may SELECT the tables",
+            "{}: no table matches {}; check the names and that the user may SELECT the tables",
             where_(config),
-            config.database_text,
-            config.table_text
+            config.tables.written()
         )));
     }
     Ok(tables)

@@ -20,14 +20,13 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use super::config::MySqlCdcConfig;
-use super::rows::ChangeBuilder;
-use super::schema::CapturedTable;
+use super::rows::{ChangeBuilder, TableChanges};
+use super::schema::{CapturedTable, Declared};
 use super::server::{current_position, query_strings, server_error, BinlogPos, ServerVersion, Statements};
 use super::stream::{BinlogReader, GtidState, RowFilter, StreamStart};
-use crate::changelog::{ChangeBatch, RowKind};
+use crate::changelog::{ChangeBatch, Event, RowKind};
 use crate::connectors::mysql_session::{Opened, RowSession};
 use crate::error::{Error, Result};
-use crate::sql::TableSpec;
 
 /// One key range of one table; `high` is set once the chunk has been read and reconciled. Stored
 /// in positions as an array (see `super::position`).
@@ -175,7 +174,8 @@ impl RowFilter for SnapshotFilter {
 /// What a chunk reader needs, shared by the parallel readers.
 pub struct ChunkContext {
     pub config: Arc<MySqlCdcConfig>,
-    pub spec: Arc<TableSpec>,
+    /// What the captured tables are read into, for the backfills' binlog readers.
+    pub declared: Declared,
     pub tables: Vec<Arc<CapturedTable>>,
     pub pool: mysql_async::Pool,
     /// MariaDB gives each chunk's exact binlog position; MySQL needs the watermark backfill.
@@ -386,7 +386,7 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     // Room for a whole chunk up front: growing the builders by doubling copied each chunk's
     // strings several times.
     let capacity = config.chunk_size.min(16_384) as usize;
-    let mut builder = ChangeBuilder::new(ctx.spec.schema(), config.server_time_zone, capacity)?;
+    let mut builder = ChangeBuilder::new(table.spec.schema(), config.server_time_zone, capacity)?;
     session.read(config, &filter, table, &mut builder).await?;
     // Only own sessions are kept between chunks; a pooled one goes back to the pool.
     let keep_open = ctx.mariadb && matches!(session, ChunkSession::Own(_)) && snapshot.began.elapsed() < SNAPSHOT_REUSE;
@@ -412,13 +412,13 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
     if high == low {
         return Ok((snapshot, high));
     }
-    let mut changes = ChangeBuilder::new(ctx.spec.schema(), config.server_time_zone, 64)?;
+    let mut changes = TableChanges::new(config.server_time_zone, 64);
     {
         let slot = reader % ctx.backfill_locks.len();
         let _lock = ctx.backfill_locks[slot].lock().await;
         let mut stream = BinlogReader::open(
             config.clone(),
-            ctx.spec.clone(),
+            ctx.declared.clone(),
             &ctx.tables,
             StreamStart::File(low.clone()),
             config.backfill_server_id(slot),
@@ -439,7 +439,16 @@ pub async fn read_chunk(ctx: Arc<ChunkContext>, chunk: Chunk, reader: usize) -> 
         stream.close().await;
         result?;
     }
-    let changes = changes.finish()?;
+    // The filter keeps this chunk's table's rows only, read in its current columns.
+    let parts = changes
+        .take()?
+        .into_iter()
+        .map(|event| match event {
+            Event::Changes { changes, .. } => Ok(changes),
+            _ => Err(Error::internal("a backfill collected an event other than changes")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let changes = ChangeBatch::concat(snapshot.rows().schema_ref(), &parts)?;
     tracing::debug!(table = %table.qualified(), lo = ?chunk.lo, hi = ?chunk.hi, %low, %high, backfill = changes.num_rows(), "chunk backfilled");
     let merged = reconcile(snapshot.rows(), &changes, &table.key_columns)?;
     Ok((ChangeBatch::inserts(merged), high))

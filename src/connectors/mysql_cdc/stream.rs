@@ -12,12 +12,11 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use super::cell::{read_binlog_cell, real_type};
 use super::config::MySqlCdcConfig;
 use super::progress::EventTime;
-use super::rows::{ChangeBuilder, ColumnMeta};
-use super::schema::CapturedTable;
+use super::rows::{ColumnMeta, TableChanges};
+use super::schema::{CapturedTable, Declared};
 use super::server::{describe_table, server_error, BinlogPos};
 use crate::changelog::{self, RowKind, SchemaChange};
 use crate::error::{Error, Result};
-use crate::sql::TableSpec;
 
 /// Decides which binlog rows to keep (snapshot reconciliation and chunk backfills).
 pub trait RowFilter: Send + Sync {
@@ -129,7 +128,7 @@ fn described_columns(table: &CapturedTable) -> Vec<changelog::SourceColumn> {
 pub struct BinlogReader {
     stream: Option<BinlogStream>,
     config: Arc<MySqlCdcConfig>,
-    spec: Arc<TableSpec>,
+    declared: Declared,
     /// For describing tables first seen in the binlog.
     describe_conn: Option<Conn>,
     tables: HashMap<(String, String), Option<Arc<CapturedTable>>>,
@@ -164,7 +163,7 @@ impl BinlogReader {
     /// Opens a binlog stream. `non_blocking` ends the stream at the binlog's current end (backfills).
     pub async fn open(
         config: Arc<MySqlCdcConfig>,
-        spec: Arc<TableSpec>,
+        declared: Declared,
         known: &[Arc<CapturedTable>],
         start: StreamStart,
         server_id: u32,
@@ -221,7 +220,7 @@ impl BinlogReader {
         Ok(BinlogReader {
             stream: Some(stream),
             config,
-            spec,
+            declared,
             describe_conn: None,
             tables,
             table_ids: HashMap::new(),
@@ -278,7 +277,7 @@ impl BinlogReader {
     pub async fn next(
         &mut self,
         wait: Duration,
-        out: &mut ChangeBuilder,
+        out: &mut TableChanges,
         filter: &dyn RowFilter,
     ) -> Result<Option<Step>> {
         let Some(stream) = self.stream.as_mut() else { return Ok(None) };
@@ -307,7 +306,7 @@ impl BinlogReader {
         &mut self,
         event: Event,
         second: u32,
-        out: &mut ChangeBuilder,
+        out: &mut TableChanges,
         filter: &dyn RowFilter,
     ) -> Result<Option<Step>> {
         if !ends_transaction(&event) {
@@ -326,7 +325,7 @@ impl BinlogReader {
         self.handle(&event, out, filter).await
     }
 
-    async fn handle(&mut self, event: &Event, out: &mut ChangeBuilder, filter: &dyn RowFilter) -> Result<Option<Step>> {
+    async fn handle(&mut self, event: &Event, out: &mut TableChanges, filter: &dyn RowFilter) -> Result<Option<Step>> {
         let header = event.header();
         let log_pos = header.log_pos() as u64;
         let event_type = header.event_type_raw();
@@ -446,7 +445,7 @@ impl BinlogReader {
                 self.describe_conn = Some(super::server::connect(&self.config).await?);
             }
             let Some(conn) = self.describe_conn.as_mut() else { return Ok(None) };
-            let described = Arc::new(describe_table(&self.config, &self.spec, conn, &key.0, &key.1).await?);
+            let described = Arc::new(describe_table(&self.config, &self.declared, conn, &key.0, &key.1).await?);
             let after = described_columns(&described);
             // Described again after DDL: whether the DDL changed this table's columns.
             if let Some(before) = self.columns.insert(key.clone(), after.clone()).filter(|b| *b != after) {
@@ -501,7 +500,7 @@ impl BinlogReader {
         metas: &[ColumnMeta],
         op_ts: i64,
         end: &BinlogPos,
-        out: &mut ChangeBuilder,
+        out: &mut TableChanges,
         filter: &dyn RowFilter,
     ) -> Result<()> {
         let (kind, data, columns) = match rows {

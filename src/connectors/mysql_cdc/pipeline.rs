@@ -1,0 +1,113 @@
+//! The mysql-cdc reader as a pipeline definition's `type: mysql` source (docs/pipeline.md): the
+//! tables Flink CDC's `tables` / `tables.exclude` select, each read into its own columns as the
+//! server describes them, all through one binlog reader and one parallel chunked snapshot.
+
+use std::sync::Arc;
+
+use super::config::MySqlCdcConfig;
+use super::discovered::TypeChoices;
+use super::schema::Declared;
+use super::{server, MySqlCdcSource, State};
+use crate::connectors::selection::TableSelection;
+use crate::connectors::{ConnectorOptions, Source, SourceIdentity};
+use crate::error::{Error, Result};
+use crate::sql::TableSpec;
+
+/// A captured table as the source reads it: its id in the changes (`database.table`) and its
+/// columns and primary key.
+#[derive(Debug, Clone)]
+pub struct DescribedTable {
+    pub id: String,
+    pub spec: Arc<TableSpec>,
+}
+
+pub struct MySqlTables {
+    config: Arc<MySqlCdcConfig>,
+    choices: TypeChoices,
+}
+
+impl MySqlTables {
+    /// Reads the source's options, consuming each from `o`. No I/O.
+    pub fn open(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
+        let tables_text = o.required("tables")?;
+        let exclude = o.string("tables.exclude");
+        let selection = |exclude: Option<&str>| TableSelection::parse(&tables_text, exclude, 2, "database.table");
+        let invalid = |o: &ConnectorOptions, key: &str, value: &str, why: String| {
+            o.invalid(key, value, &format!("comma-separated database.table patterns: {why}"))
+        };
+        selection(None).map_err(|why| invalid(o, "tables", &tables_text, why))?;
+        let tables = selection(exclude.as_deref())
+            .map_err(|why| invalid(o, "tables.exclude", exclude.as_deref().unwrap_or_default(), why))?;
+        let choices = TypeChoices { tinyint1_as_boolean: o.bool("treat-tinyint1-as-boolean.enabled")?.unwrap_or(true) };
+        o.refused_unless(
+            "schema-change.enabled",
+            &["true"],
+            "a change of a captured table's columns is always passed on, and stops the pipeline (see docs/pipeline.md)",
+        )?;
+        o.refused_unless("include-comments.enabled", &["false"], "comments are not copied to the sink's tables")?;
+        o.refused("metadata.list", "pipeline sources offer no metadata columns yet")?;
+        o.refused_unless(
+            "scan.binlog.newly-added-table.enabled",
+            &["false"],
+            "tables created while the pipeline runs are not picked up yet; restart the pipeline with --fresh to \
+             capture them",
+        )?;
+        o.refused(
+            "scan.incremental.snapshot.chunk.key-column",
+            "a pipeline source splits each table by its primary key, and tables without one are refused (see \
+             docs/pipeline.md)",
+        )?;
+        let config = MySqlCdcConfig::parse(spec, o, Some(tables))?;
+        if !config.incremental {
+            return Err(Error::user(
+                "'scan.incremental.snapshot.enabled' = 'false' is not offered by a pipeline source: its tables are \
+                 read in chunks, each table by its primary key; remove the option",
+            ));
+        }
+        if config.append_only {
+            return Err(Error::user(
+                "'scan.read-changelog-as-append-only.enabled' is not offered by a pipeline source: the sink's tables \
+                 are kept equal to the source's; remove the option",
+            ));
+        }
+        Ok(MySqlTables { config: Arc::new(config), choices })
+    }
+
+    /// The captured tables as the server describes them now, in name order.
+    pub async fn describe(&self) -> Result<Vec<DescribedTable>> {
+        let mut conn = server::connect(&self.config).await?;
+        let result = async {
+            server::check_server(&self.config, &mut conn).await?;
+            server::discover_tables(&self.config, &Declared::PerTable(self.choices), &mut conn).await
+        }
+        .await;
+        conn.disconnect().await.ok();
+        let tables = result?;
+        tables
+            .iter()
+            .map(|t| {
+                let id =
+                    t.id.as_deref().ok_or_else(|| Error::internal("a table read into its own columns has no id"))?;
+                Ok(DescribedTable { id: id.to_string(), spec: t.spec.clone() })
+            })
+            .collect()
+    }
+
+    /// A reader of every captured table, each tagged with its id.
+    pub fn source(&self, batch_size: usize) -> Box<dyn Source> {
+        Box::new(MySqlCdcSource {
+            config: self.config.clone(),
+            declared: Declared::PerTable(self.choices),
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            batch_size: batch_size.max(1),
+            state: State::NotStarted,
+            events: 0,
+            snapshot_done: None,
+        })
+    }
+
+    /// What the reader's positions are positions in.
+    pub fn identity(&self) -> SourceIdentity {
+        self.config.source_identity()
+    }
+}

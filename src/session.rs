@@ -46,6 +46,8 @@ const REST_PORT_KEYS: &[&str] = &["rest.bind-port", "rest.port"];
 const RUNTIME_MODE: &str = "execution.runtime-mode";
 /// How long a stateful operator keeps state no change touched; 0 (Flink's default): for ever.
 const STATE_TTL: &str = "table.exec.state.ttl";
+/// Flink's choice of an upsert materializer before a keyed sink: AUTO, NONE or FORCE.
+const UPSERT_MATERIALIZE: &str = "table.exec.sink.upsert-materialize";
 /// Flink's session time zone, kept in DataFusion's: the time functions (FROM_UNIXTIME,
 /// UNIX_TIMESTAMP, LOCALTIMESTAMP, DATE_FORMAT of a TIMESTAMP_LTZ…) read it from there.
 const LOCAL_TIME_ZONE: &str = "table.local-time-zone";
@@ -68,10 +70,6 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ("table.exec.mini-batch.enabled", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
     ("table.exec.mini-batch.allow-latency", "a GROUP BY always works per source batch, as Flink's mini-batch does"),
     ("table.exec.mini-batch.size", "a GROUP BY always works per source batch ('datafusion.execution.batch_size' rows)"),
-    (
-        "table.exec.sink.upsert-materialize",
-        "no upsert materializer is built: a keyed sink's PRIMARY KEY must hold one of the query's unique keys",
-    ),
     // Checkpoint settings Flink CDC's job files and quickstarts carry.
     (
         "execution.checkpointing.checkpoints-after-tasks-finish.enabled",
@@ -548,6 +546,10 @@ impl Session {
             return Err(Error::user(format!(
                 "'{key}' = '{value}' is not a valid interval; write e.g. '5s' or '1 min'"
             )));
+        } else if key == UPSERT_MATERIALIZE
+            && !["AUTO", "NONE", "FORCE"].contains(&value.trim().to_ascii_uppercase().as_str())
+        {
+            return Err(Error::user(format!("'{key}' = '{value}' is not valid; expected AUTO, NONE or FORCE")));
         } else if key == STATE_TTL && parse_duration(value).is_none() {
             return Err(Error::user(format!(
                 "'{key}' = '{value}' is not a valid duration; write e.g. '1 h', '36 h' or '0' (no expiry)"
@@ -582,6 +584,7 @@ impl Session {
             STATE_TTL,
             DEAD_LETTER_PATH,
             DEAD_LETTER_TABLE,
+            UPSERT_MATERIALIZE,
         ]
         .contains(&key)
             && !restart::KEYS.contains(&key)
@@ -599,6 +602,7 @@ impl Session {
                 STATE_TTL,
                 DEAD_LETTER_PATH,
                 DEAD_LETTER_TABLE,
+                UPSERT_MATERIALIZE,
             ];
             known.extend(restart::KEYS);
             known.extend(REST_ADDRESS_KEYS);
@@ -753,9 +757,30 @@ impl Session {
                 );
             }
         }
-        let (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
-        if !mode.is_insert_only() {
-            check_sink_key(&target.spec, &planned.query)?;
+        let (mut inputs, mut mode, _) = self.query_inputs(&mut planned.query)?;
+        if !mode.is_insert_only() && !target.spec.primary_key.is_empty() {
+            let setting = self.settings.get(UPSERT_MATERIALIZE).map(|v| v.trim().to_ascii_uppercase());
+            let materialize = match setting.as_deref().unwrap_or("AUTO") {
+                // A query without state passes rows on with their source key (and its retractions
+                // may hold only the key, which no kept row would match).
+                "FORCE" => planned.query.is_stateful(),
+                // Flink's NONE: the user vouches that the keys fit.
+                "NONE" => {
+                    if let Err(e) = check_sink_key(&target.spec, &planned.query) {
+                        tracing::warn!("'{UPSERT_MATERIALIZE}' = 'NONE' into {sink_name}: {e}");
+                    }
+                    false
+                }
+                _ => check_sink_key(&target.spec, &planned.query).is_err(),
+            };
+            if materialize {
+                planned.query.materialize_upserts(&target.spec)?;
+                tracing::info!(
+                    "INSERT INTO {sink_name}: an upsert materializer keeps the result's rows per sink PRIMARY KEY ({})",
+                    target.spec.primary_key.join(", ")
+                );
+                (inputs, mode, _) = self.query_inputs(&mut planned.query)?;
+            }
         }
         let sink_connector = target.spec.connector().unwrap_or("?").to_string();
         // Validate the sink against this changelog now, at planning, not when the job starts.

@@ -17,6 +17,7 @@ mod aggregate;
 mod computed;
 mod join;
 mod lookup;
+mod materialize;
 mod query;
 mod rank;
 mod truncate;
@@ -30,6 +31,7 @@ pub use aggregate::{Aggregate, AggregateCall, AggregateFunction, AggregateSpec};
 pub use computed::{ColumnSource, ComputeColumns, ComputedColumns};
 pub use join::{Join, JoinKind, JoinParts, JoinSpec};
 pub use lookup::{LookupCounters, LookupJoin, LookupSpec};
+pub use materialize::{MaterializeSpec, UpsertMaterializer};
 pub use query::QueryOperator;
 pub use rank::{Rank, RankSpec};
 
@@ -52,6 +54,8 @@ pub enum StatefulSpec {
     /// `JOIN dim FOR SYSTEM_TIME AS OF s.proc`: one input, the left side; the right side is looked
     /// up, and nothing is kept but a cache.
     Lookup(Arc<LookupSpec>),
+    /// Flink's upsert materializer before a sink keyed by other columns than the result: one input.
+    Materialize(Arc<MaterializeSpec>),
 }
 
 impl StatefulSpec {
@@ -62,6 +66,7 @@ impl StatefulSpec {
             StatefulSpec::Rank(_) => "ROW_NUMBER",
             StatefulSpec::Join(_) => "JOIN",
             StatefulSpec::Lookup(_) => "LOOKUP JOIN",
+            StatefulSpec::Materialize(_) => "UPSERT MATERIALIZE",
         }
     }
 
@@ -83,6 +88,7 @@ impl StatefulSpec {
             StatefulSpec::Rank(spec) => Box::new(Rank::new(name, spec.clone())?),
             StatefulSpec::Join(spec) => Box::new(Join::new(name, spec.clone())?),
             StatefulSpec::Lookup(spec) => Box::new(LookupJoin::new(name, spec.clone(), dead_letters.clone())?),
+            StatefulSpec::Materialize(spec) => Box::new(UpsertMaterializer::new(name, spec.clone())?),
         })
     }
 
@@ -90,7 +96,9 @@ impl StatefulSpec {
     pub fn expires(&self) -> bool {
         match self {
             StatefulSpec::Aggregate(_) => true,
-            StatefulSpec::Rank(_) | StatefulSpec::Join(_) | StatefulSpec::Lookup(_) => false,
+            StatefulSpec::Rank(_) | StatefulSpec::Join(_) | StatefulSpec::Lookup(_) | StatefulSpec::Materialize(_) => {
+                false
+            }
         }
     }
 
@@ -114,6 +122,8 @@ impl StatefulSpec {
             StatefulSpec::Join(_) => ChangelogMode::All,
             // Each change keeps its kind.
             StatefulSpec::Lookup(_) => inputs.first().copied().unwrap_or(ChangelogMode::InsertOnly),
+            // The row a key shows now, replacing the one before.
+            StatefulSpec::Materialize(_) => ChangelogMode::Upsert,
         }
     }
 
@@ -124,6 +134,7 @@ impl StatefulSpec {
             StatefulSpec::Rank(spec) => spec.unique_key().into_iter().collect(),
             StatefulSpec::Join(spec) => spec.unique_keys().to_vec(),
             StatefulSpec::Lookup(spec) => spec.unique_keys.clone(),
+            StatefulSpec::Materialize(spec) => vec![spec.key.clone()],
         }
     }
 
@@ -134,6 +145,7 @@ impl StatefulSpec {
             StatefulSpec::Rank(spec) => spec.key_columns(),
             StatefulSpec::Join(_) => "joined tables' PRIMARY KEY columns",
             StatefulSpec::Lookup(_) => "the PRIMARY KEY columns of the table joined from",
+            StatefulSpec::Materialize(_) => "sink's PRIMARY KEY columns",
         }
     }
 }

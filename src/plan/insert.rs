@@ -128,8 +128,9 @@ pub async fn plan_insert(state: &SessionState, insert: &ast::Insert, target: Sin
 /// A keyed sink takes an updating result by its PRIMARY KEY: every update and delete of the
 /// result must land on the one sink row it changes, so one of the result's unique keys (a GROUP
 /// BY's key; a join's; a Top-N's partition key, and the row number when N > 1) must be among the
-/// sink's key columns. Flink inserts an upsert materializer where none is
-/// (`table.exec.sink.upsert-materialize`); that is not built here, so such a job is refused.
+/// sink's key columns. Where none is, the session puts an upsert materializer before the sink
+/// (Flink's `table.exec.sink.upsert-materialize` = AUTO), so this error is only shown (as a
+/// warning) under NONE.
 pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
     if !query.is_stateful() || sink.primary_key.is_empty() {
         return Ok(());
@@ -146,8 +147,8 @@ pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
             let names: Vec<&str> = smallest.iter().filter_map(|i| columns.get(*i).copied()).collect();
             Err(Error::user(format!(
                 "sink `{}` has PRIMARY KEY ({key}) but the query's result is keyed by ({}), its {}: each update would \
-                 land on the wrong row. Declare PRIMARY KEY ({}) NOT ENFORCED on the sink (Flink's upsert \
-                 materializer, 'table.exec.sink.upsert-materialize', is not built yet)",
+                 land on the wrong row. Declare PRIMARY KEY ({}) NOT ENFORCED on the sink, or leave \
+                 'table.exec.sink.upsert-materialize' at AUTO for an upsert materializer",
                 sink.name,
                 names.join(", "),
                 query.key_columns(),
@@ -158,8 +159,8 @@ pub fn check_sink_key(sink: &TableSpec, query: &CompiledQuery) -> Result<()> {
             "sink `{}` has PRIMARY KEY ({key}) but the query's result has no key it covers: select the result's key as \
              it is (not computed over) into the sink's key columns — every GROUP BY column; for a join, the PRIMARY \
              KEYs of both sides, or the left side's alone where the join looks rows up by the right side's PRIMARY \
-             KEY; for a Top-N, the PARTITION BY columns, with the row number when N > 1 (Flink's upsert \
-             materializer, 'table.exec.sink.upsert-materialize', is not built yet)",
+             KEY; for a Top-N, the PARTITION BY columns, with the row number when N > 1 (or leave \
+             'table.exec.sink.upsert-materialize' at AUTO for an upsert materializer)",
             sink.name
         ))),
     }

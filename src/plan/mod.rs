@@ -352,6 +352,40 @@ impl CompiledQuery {
             .collect()
     }
 
+    /// Puts Flink's upsert materializer over the result, by the PRIMARY KEY of `sink`, whose
+    /// persisted columns the result's are.
+    pub fn materialize_upserts(&mut self, sink: &crate::sql::TableSpec) -> Result<()> {
+        if self.has_limit() {
+            return Err(Error::user(
+                "a LIMIT in a query whose rows need an upsert materializer before the sink is not supported",
+            ));
+        }
+        let columns: Vec<&str> = sink.persisted_columns().map(|c| c.name.as_str()).collect();
+        let key = sink
+            .primary_key
+            .iter()
+            .map(|k| columns.iter().position(|c| c == k))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| Error::internal("a sink's PRIMARY KEY column is not one of its columns"))?;
+        let schema = self.output_schema.clone();
+        let text = format!("upsert materializer by {key:?} over {schema:?}");
+        self.stateful.push(StatefulSpec::Materialize(Arc::new(crate::operators::MaterializeSpec {
+            key: key.clone(),
+            schema: schema.clone(),
+        })));
+        self.fingerprints.push(crate::changelog::fnv1a64(text.as_bytes()));
+        let below = std::mem::replace(&mut self.root, Node::Branches(Vec::new()));
+        self.root = Node::Stateful {
+            inputs: vec![below],
+            input_schemas: vec![schema],
+            index: self.stateful.len() - 1,
+            steps: Vec::new(),
+            unique_keys: vec![key],
+            passes_retractions: false,
+        };
+        Ok(())
+    }
+
     /// What the query's lookup joins count, for the job's metrics.
     pub fn lookup_counters(&self) -> Vec<Arc<crate::operators::LookupCounters>> {
         self.stateful

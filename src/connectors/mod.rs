@@ -42,8 +42,8 @@ pub use lookup::{Lookup, LookupTable};
 pub use mysql_cdc::decode_stored_text;
 /// A pipeline definition's sources (see `crate::pipeline`).
 pub(crate) use mysql_cdc::MySqlTables;
-pub(crate) use postgres_cdc::PostgresTables;
 pub use options::ConnectorOptions;
+pub(crate) use postgres_cdc::PostgresTables;
 
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};
 use crate::error::{Error, Result};

@@ -230,7 +230,8 @@ mod tests {
 
     #[test]
     fn a_level_every_pattern_spells_out_is_its_name() {
-        let level = |tables: &str| TableSelection::parse(tables, None, 3, "database.schema.table").unwrap().literal_level(0);
+        let level =
+            |tables: &str| TableSelection::parse(tables, None, 3, "database.schema.table").unwrap().literal_level(0);
         assert_eq!(level("shop.public.\\.*, shop.sales_[0-9].orders").as_deref(), Some("shop"));
         assert_eq!(level("shop.public.a, other.public.b"), None, "two databases");
         assert_eq!(level("shop_[0-9].public.a"), None, "an expression");

@@ -297,7 +297,10 @@ mod tests {
         let mut rows = Rows::new(&Columns::PerTable, 10).unwrap();
         let row = RowContext { database: "d", schema: "s", table: "x", op_ts_millis: 0 };
         let add = |rows: &mut Rows, table: &Arc<str>, shape: &Shape, value: &[u8]| {
-            rows.builder(table, shape).unwrap().append(RowKind::Insert, &[Cell::Text(value)], &[0], &[None], &row).unwrap()
+            rows.builder(table, shape)
+                .unwrap()
+                .append(RowKind::Insert, &[Cell::Text(value)], &[0], &[None], &row)
+                .unwrap()
         };
         add(&mut rows, &ta, &a, b"1");
         add(&mut rows, &ta, &a, b"2");
@@ -310,7 +313,12 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Event::Changes { table, changes } => {
-                    format!("{}:{}:{}", table.as_deref().unwrap_or("-"), changes.rows().schema().field(0).name(), changes.num_rows())
+                    format!(
+                        "{}:{}:{}",
+                        table.as_deref().unwrap_or("-"),
+                        changes.rows().schema().field(0).name(),
+                        changes.num_rows()
+                    )
                 }
                 other => format!("{other:?}"),
             })

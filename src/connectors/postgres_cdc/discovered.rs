@@ -61,24 +61,18 @@ pub fn table_spec(schema: &str, table: &str, identity: char, columns: &[SourceCo
         if ColumnBuilder::new(&data_type, 0).is_none() {
             return Err(unreadable(&format!("which a pipeline source cannot read as {}", flink_type_name(&data_type))));
         }
-        let key = primary_key.contains(&column.name);
+        // Every change carries a key column's value; the others' only under FULL identity.
+        let not_null = primary_key.contains(&column.name) || column.not_null && identity == 'f';
         specs.push(ColumnSpec {
             name: column.name.clone(),
             type_text: flink_type_name(&data_type),
             data_type,
-            nullable: !key && !(column.not_null && identity == 'f'),
+            nullable: !not_null,
             metadata: None,
             comment: None,
         });
     }
-    Ok(TableSpec {
-        name: shown,
-        columns: specs,
-        primary_key,
-        options: Vec::new(),
-        comment: None,
-        computed: Vec::new(),
-    })
+    Ok(TableSpec { name: shown, columns: specs, primary_key, options: Vec::new(), comment: None, computed: Vec::new() })
 }
 
 #[cfg(test)]
@@ -86,7 +80,13 @@ mod tests {
     use super::*;
 
     fn column(name: &str, pg_type: &str, not_null: bool, key_position: Option<i32>) -> SourceColumn {
-        SourceColumn { name: name.into(), pg_type: pg_type.into(), is_key: key_position.is_some(), not_null, key_position }
+        SourceColumn {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            is_key: key_position.is_some(),
+            not_null,
+            key_position,
+        }
     }
 
     /// The mapping docs/pipeline.md documents for a postgres source, row by row.
@@ -122,8 +122,9 @@ mod tests {
             ("mood", "STRING"),
         ];
         for (pg, flink) in cases {
-            let spec = table_spec("s", "t", 'd', &[column("id", "integer", true, Some(1)), column("c", pg, false, None)])
-                .unwrap();
+            let spec =
+                table_spec("s", "t", 'd', &[column("id", "integer", true, Some(1)), column("c", pg, false, None)])
+                    .unwrap();
             assert_eq!(spec.columns[1].type_text, flink, "{pg}");
         }
     }
@@ -147,14 +148,21 @@ mod tests {
 
     #[test]
     fn tables_a_pipeline_cannot_key_are_refused_with_the_way_out() {
-        let error = |identity, columns: &[SourceColumn]| table_spec("s", "t", identity, columns).unwrap_err().to_string();
+        let error =
+            |identity, columns: &[SourceColumn]| table_spec("s", "t", identity, columns).unwrap_err().to_string();
         let keyless = error('f', &[column("v", "integer", false, None)]);
         assert!(keyless.contains("s.t has no primary key") && keyless.contains("tables.exclude"), "{keyless}");
         let keyed = [column("id", "integer", true, Some(1))];
         let nothing = error('n', &keyed);
-        assert!(nothing.contains("REPLICA IDENTITY NOTHING") && nothing.contains("REPLICA IDENTITY DEFAULT"), "{nothing}");
+        assert!(
+            nothing.contains("REPLICA IDENTITY NOTHING") && nothing.contains("REPLICA IDENTITY DEFAULT"),
+            "{nothing}"
+        );
         assert!(error('i', &keyed).contains("USING INDEX"));
         let postgis = error('d', &[keyed[0].clone(), column("g", "geometry(Point,4326)", false, None)]);
-        assert!(postgis.contains("`g`") && postgis.contains("PostGIS") && postgis.contains("tables.exclude"), "{postgis}");
+        assert!(
+            postgis.contains("`g`") && postgis.contains("PostGIS") && postgis.contains("tables.exclude"),
+            "{postgis}"
+        );
     }
 }

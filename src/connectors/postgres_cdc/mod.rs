@@ -213,7 +213,11 @@ impl Config {
                 let written = format!(
                     "'schema-name' = '{schema_text}' and 'table-name' = '{table_text}' (whole-name regular expressions)"
                 );
-                (database, TableSelection::single(TablePattern::of_levels(levels, whole, text.clone()), text, written), None)
+                (
+                    database,
+                    TableSelection::single(TablePattern::of_levels(levels, whole, text.clone()), text, written),
+                    None,
+                )
             }
         };
         let slot = o.required("slot.name")?;
@@ -431,12 +435,7 @@ impl Shape {
         if physical.is_empty() {
             return Err(Error::user(format!("table `{}` declares no column read from PostgreSQL", spec.name)));
         }
-        Ok(Shape {
-            schema: spec.schema(),
-            sources: Arc::new(sources),
-            physical,
-            primary_key: spec.primary_key.clone(),
-        })
+        Ok(Shape { schema: spec.schema(), sources: Arc::new(sources), physical, primary_key: spec.primary_key.clone() })
     }
 }
 
@@ -649,7 +648,10 @@ pub(super) mod tests {
         assert_eq!(c.slot_wait, Duration::from_secs(60), "Debezium's 6 retries 10 s apart");
         assert_eq!(c.publication, "dbz_publication");
         assert_eq!(c.publication_mode, publication::AutoCreate::AllTables, "Debezium's default");
-        assert!(c.tables.matches(&["d", "public", "t_1"]) && !c.tables.matches(&["d", "public", "xt_1"]), "patterns match whole names");
+        assert!(
+            c.tables.matches(&["d", "public", "t_1"]) && !c.tables.matches(&["d", "public", "xt_1"]),
+            "patterns match whole names"
+        );
         assert!(!c.tables.matches(&["d2", "public", "t_1"]), "in the one database");
         let Columns::Declared(shape) = &c.columns else { panic!("a declared table") };
         assert_eq!(shape.physical.len(), 1);

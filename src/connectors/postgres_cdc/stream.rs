@@ -265,7 +265,9 @@ impl PostgresCdcSource {
         self.stream(stream, run.tables, from)?;
         let position = stream_position(&self.config, from);
         Ok(Some(match &self.config.columns {
-            Columns::Declared(shape) => SourceBatch::new(ChangeBatch::inserts(RecordBatch::new_empty(shape.schema.clone())), position),
+            Columns::Declared(shape) => {
+                SourceBatch::new(ChangeBatch::inserts(RecordBatch::new_empty(shape.schema.clone())), position)
+            }
             // Tables read into their own columns: a batch of no table's changes.
             Columns::PerTable => SourceBatch { events: Vec::new(), position },
         }))

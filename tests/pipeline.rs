@@ -758,4 +758,25 @@ fn a_postgres_database_syncs_into_mariadb_through_kills_and_restarts() {
     let any_database = definition.replace(&format!("tables: {db}.public"), "tables: \\.*.public");
     let (code, output) = Job::start(dir.path(), &any_database, 5).wait_exit();
     assert!(code == 1 && output.contains("spelled out"), "{output}");
+
+    // A table `tables` selects, created while the pipeline runs, stops it at its first change;
+    // started again, the pipeline creates its sink table and writes all of its rows.
+    let mut job = Job::start(dir.path(), &definition, 6);
+    src.exec("UPDATE customers SET name = 'streaming' WHERE id = 2");
+    wait_equal(&src, &dst, &compared, &mut job);
+    src.exec("CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late VALUES (1, 'a'), (2, 'b');");
+    let (code, output) = job.wait_exit();
+    assert!(
+        code == 1 && output.contains("source table `public.late` was created after the pipeline started"),
+        "{output}"
+    );
+    let mut job = Job::start(dir.path(), &definition, 7);
+    let mut with_late = postgres_to_mariadb(&dst);
+    with_late.push(Compared {
+        name: "late".into(),
+        source: "SELECT id, v FROM late ORDER BY id".into(),
+        sink: format!("SELECT id, v FROM {}.late ORDER BY id", dst.name()),
+    });
+    wait_equal(&src, &dst, &with_late, &mut job);
+    job.stop();
 }

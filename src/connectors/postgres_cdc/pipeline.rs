@@ -110,3 +110,92 @@ impl TablesSource for PostgresTables {
         self.config.replication_slot()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::connectors::postgres_cdc::Columns;
+    use crate::sql::TableOption;
+
+    fn open(extra: &[(&str, &str)], readers: Option<usize>) -> Result<PostgresTables> {
+        let mut options = vec![
+            ("connector", "postgres-cdc"),
+            ("hostname", "h"),
+            ("username", "u"),
+            ("password", "secret-pw"),
+            ("tables", "shop.public.\\.*, shop.sales.orders_[0-9]+"),
+            ("slot.name", "pipe"),
+        ];
+        for (k, v) in extra {
+            options.retain(|(key, _)| key != k);
+            options.push((k, v));
+        }
+        let spec = TableSpec {
+            name: "source".into(),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            options: options
+                .into_iter()
+                .map(|(k, v)| TableOption { key: k.into(), value: v.into(), written: v.into() })
+                .collect(),
+            comment: None,
+            computed: Vec::new(),
+        };
+        let mut o = ConnectorOptions::new(&spec)?;
+        let tables = PostgresTables::open(&spec, &mut o, readers)?;
+        o.finish()?;
+        Ok(tables)
+    }
+
+    #[test]
+    fn flink_cdc_pipeline_options_are_read() {
+        let tables = open(
+            &[
+                ("tables.exclude", "shop.public.tmp_\\.*"),
+                ("heartbeat.interval", "2s"),
+                ("scan.incremental.snapshot.chunk.size", "100"),
+                ("decoding.plugin.name", "pgoutput"),
+                ("debezium.publication.name", "pipe_pub"),
+            ],
+            Some(3),
+        )
+        .unwrap();
+        let c = &tables.config;
+        assert_eq!((c.database.as_str(), c.heartbeat, c.chunk_size), ("shop", Duration::from_secs(2), 100));
+        assert_eq!((c.snapshot_readers, c.publication.as_str()), (3, "pipe_pub"));
+        assert!(matches!(c.columns, Columns::PerTable));
+        assert!(c.tables.matches(&["shop", "public", "orders"]) && c.tables.matches(&["shop", "sales", "orders_7"]));
+        assert!(!c.tables.matches(&["shop", "public", "tmp_1"]) && !c.tables.matches(&["shop", "sales", "x"]));
+        let identity = tables.identity();
+        assert_eq!(identity.tables, "shop.public.\\.*, shop.sales.orders_[0-9]+ excluding shop.public.tmp_\\.*");
+        assert_eq!(identity.startup_mode, "initial slot=pipe");
+        assert_eq!(tables.replication_slot().map(|s| s.name), Some("pipe".to_string()));
+    }
+
+    #[test]
+    fn options_a_pipeline_source_does_not_offer_are_refused_by_name() {
+        let error = |extra: &[(&str, &str)]| open(extra, None).err().map(|e| e.to_string()).unwrap_or_default();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("tables", "shop_[0-9].public.t")], "spelled out"),
+            (&[("tables", "shop.public.a, other.public.b")], "the same in every pattern"),
+            (&[("tables", "shop.t")], "database.schema.table"),
+            (&[("changelog-mode", "upsert")], "'changelog-mode'"),
+            (&[("truncate.mode", "delete")], "stops the pipeline"),
+            (&[("scan.read-changelog-as-append-only.enabled", "true")], "kept equal"),
+            (&[("schema-change.enabled", "false")], "'schema-change.enabled'"),
+            (&[("metadata.list", "op_ts")], "no metadata columns"),
+            (&[("jdbc.properties.ssl", "true")], "'jdbc.properties.ssl'"),
+            (&[("decoding.plugin.name", "wal2json")], "'pgoutput'"),
+            (&[("debezium.snapshot.mode", "never")], "'debezium.snapshot.mode'"),
+            (&[("heartbeat.interval.ms", "1s")], "did you mean 'heartbeat.interval'?"),
+            (&[("database-name", "shop")], "'database-name'"),
+        ];
+        for (extra, says) in cases {
+            let text = error(extra);
+            assert!(text.contains(says) && !text.contains("secret-pw"), "{extra:?}: {text}");
+        }
+        assert!(open(&[("truncate.mode", "fail"), ("schema-change.enabled", "true")], None).is_ok());
+    }
+}

@@ -792,6 +792,17 @@ impl StreamState {
     fn on_relation(&mut self, relation: Relation) -> Result<()> {
         let table = self.tables.iter().find(|t| t.schema == relation.namespace && t.name == relation.name).cloned();
         let Some(table) = table else {
+            // A pipeline's table must not be passed over silently (a SQL table reads what its
+            // declaration matched at the start).
+            let names = [self.config.database.as_str(), &relation.namespace, &relation.name];
+            if matches!(self.config.columns, Columns::PerTable) && self.config.tables.matches(&names) {
+                return Err(Error::user(format!(
+                    "source table `{}.{}` was created after the pipeline started, and has no sink table yet. Restart \
+                     the pipeline (without --fresh): it resumes from its last checkpoint, creates the sink table and \
+                     writes the new table's changes; or leave it out with `tables.exclude`",
+                    relation.namespace, relation.name
+                )));
+            }
             self.relations.insert(relation.id, None);
             return Ok(());
         };

@@ -8,6 +8,10 @@
 //! messages decoded by [`pgoutput`] and values decoded straight into Arrow builders by
 //! [`values`].
 //!
+//! Columns: a SQL table reads every captured table into its declared columns ([`Shape`]); a
+//! pipeline definition's `type: postgres` source ([`pipeline`]) reads each into its own, as the
+//! catalog describes it ([`discovered`]), its changes tagged `schema.table`.
+//!
 //! Publication: Debezium's `publication.name` and `publication.autocreate.mode`, settled before
 //! the slot is created (see [`publication`]), so that one job per table shares one publication.
 //!

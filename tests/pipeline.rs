@@ -1,8 +1,9 @@
 //! Pipeline definitions (`cdc-sql -f sync.yaml`) end to end against real servers (testkit): a
-//! MariaDB database of many tables of mixed types and keys into PostgreSQL through one YAML
-//! pipeline with an allowlist and a route renaming the database, under a write load, killed
-//! (SIGKILL) and restarted; the oracle is the source tables themselves, compared row for row.
-//! And the located errors of definitions that cannot run.
+//! MariaDB database of many tables of mixed types and keys into PostgreSQL, and a PostgreSQL
+//! database into MariaDB, each through one YAML pipeline with an allowlist and a route renaming
+//! the database, under a write load, killed (SIGKILL) and restarted; the oracle is the source
+//! tables themselves, compared row for row as text. And the located errors of definitions that
+//! cannot run.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +14,8 @@ use cdc_sql_testkit::{Database, POSTGRES_PASSWORD, POSTGRES_SUPERUSER};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Each table: its DDL, initial rows, and the same rows as text from MariaDB and from PostgreSQL
-/// (`{}` is the table, qualified by the caller), ordered by key.
+/// Each table: its DDL, initial rows (in the source server's SQL), and the same rows as text from
+/// MariaDB and from PostgreSQL (`{}` is the table, qualified by the caller), ordered by key.
 struct Table {
     name: &'static str,
     ddl: &'static str,
@@ -247,11 +248,31 @@ fn rows(result: Vec<Vec<Option<String>>>) -> Vec<String> {
         .collect()
 }
 
+/// A table compared: its name, and the queries of its rows as text, in key order, on the source
+/// and on the sink.
+struct Compared {
+    name: String,
+    source: String,
+    sink: String,
+}
+
+/// [`TABLES`] from MariaDB to schema `app` of PostgreSQL.
+fn mariadb_to_postgres() -> Vec<Compared> {
+    TABLES
+        .iter()
+        .map(|t| Compared {
+            name: t.name.to_string(),
+            source: t.mariadb.replace("{}", t.name),
+            sink: t.postgres.replace("{}", &format!("app.{}", t.name)),
+        })
+        .collect()
+}
+
 /// The first table whose sink rows differ from its source rows, with what differs.
-fn first_difference(src: &Database, dst: &Database) -> Option<String> {
-    for t in TABLES {
-        let source = rows(src.query_opt(&t.mariadb.replace("{}", t.name)));
-        let sink = match dst.try_query(&t.postgres.replace("{}", &format!("app.{}", t.name))) {
+fn first_difference(src: &Database, dst: &Database, tables: &[Compared]) -> Option<String> {
+    for t in tables {
+        let source = rows(src.query_opt(&t.source));
+        let sink = match dst.try_query(&t.sink) {
             Ok(r) => rows(r),
             Err(e) => return Some(format!("{}: {e}", t.name)),
         };
@@ -276,10 +297,10 @@ fn first_difference(src: &Database, dst: &Database) -> Option<String> {
 }
 
 /// Polls until every table's sink equals its source.
-fn wait_equal(src: &Database, dst: &Database, job: &mut Job) {
+fn wait_equal(src: &Database, dst: &Database, tables: &[Compared], job: &mut Job) {
     let start = Instant::now();
     loop {
-        let Some(difference) = first_difference(src, dst) else { return };
+        let Some(difference) = first_difference(src, dst, tables) else { return };
         job.check_running();
         if start.elapsed() > DEADLINE {
             panic!("the sink never caught up: {difference}\njob output:\n{}", job.output());
@@ -288,10 +309,10 @@ fn wait_equal(src: &Database, dst: &Database, job: &mut Job) {
     }
 }
 
-/// Polls until the sink's `app.orders` has rows.
-fn wait_snapshot_started(dst: &Database, job: &mut Job) {
+/// Polls until the sink table `orders` (qualified) has rows.
+fn wait_snapshot_started(dst: &Database, orders: &str, job: &mut Job) {
     let start = Instant::now();
-    while dst.try_query("SELECT 1 FROM app.orders LIMIT 1").map_or(true, |r| r.is_empty()) {
+    while dst.try_query(&format!("SELECT 1 FROM {orders} LIMIT 1")).map_or(true, |r| r.is_empty()) {
         job.check_running();
         assert!(start.elapsed() < DEADLINE, "no snapshot rows arrived:\n{}", job.output());
         std::thread::sleep(Duration::from_millis(20));
@@ -337,13 +358,14 @@ fn a_mariadb_database_syncs_into_postgres_through_kills_and_restarts() {
     dst.exec("CREATE SCHEMA app");
     let dir = tempfile::tempdir().unwrap();
     let definition = definition(&src, &dst, &dir.path().join("state"), "6500-6503");
+    let compared = mariadb_to_postgres();
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = write_load(src.clone(), stop.clone());
     let mut job = Job::start(dir.path(), &definition, 1);
     // Killed as soon as its snapshot's first rows landed (3000 orders in chunks of 250), then
     // again while it streams, under the load.
-    wait_snapshot_started(&dst, &mut job);
+    wait_snapshot_started(&dst, "app.orders", &mut job);
     job.kill();
     let mut job = Job::start(dir.path(), &definition, 2);
     std::thread::sleep(Duration::from_secs(4));
@@ -354,11 +376,11 @@ fn a_mariadb_database_syncs_into_postgres_through_kills_and_restarts() {
     stop.store(true, Ordering::SeqCst);
     let rounds = writer.join().unwrap();
     assert!(rounds > 10, "the load ran {rounds} rounds");
-    wait_equal(&src, &dst, &mut job);
+    wait_equal(&src, &dst, &compared, &mut job);
 
     // Streaming goes on after the catch-up.
     src.exec("UPDATE customers SET name = 'renamed' WHERE id = 1; DELETE FROM order_items WHERE order_id = 2;");
-    wait_equal(&src, &dst, &mut job);
+    wait_equal(&src, &dst, &compared, &mut job);
     let output = job.output();
     job.stop();
     for excluded in ["audit_log", "tmp_scratch"] {
@@ -382,7 +404,7 @@ fn a_mariadb_database_syncs_into_postgres_through_kills_and_restarts() {
     // A change of a table's columns stops the pipeline before a row of the new shape is written.
     let mut job = Job::start(dir.path(), &definition, 5);
     src.exec("UPDATE small SET label = 'before' WHERE id = 1");
-    wait_equal(&src, &dst, &mut job);
+    wait_equal(&src, &dst, &compared, &mut job);
     src.exec("ALTER TABLE small ADD COLUMN extra INT; INSERT INTO small VALUES (101, 'after', 1, 7);");
     let (code, output) = job.wait_exit();
     assert_eq!(code, 1, "{output}");
@@ -439,4 +461,322 @@ fn definitions_that_cannot_run_are_located_errors() {
         assert!(line.contains(at) && line.contains(says), "expected {at}…{says}, got:\n{stderr}");
         assert!(!line.contains(POSTGRES_PASSWORD) && !line.contains(&src.connection().password), "{line}");
     }
+}
+
+/// The PostgreSQL tables (schema `public` unless qualified), as [`TABLES`] is for MariaDB: DDL and
+/// rows in PostgreSQL's SQL, `postgres` read on the source, `mariadb` on the sink.
+const PG_TABLES: &[Table] = &[
+    Table {
+        name: "orders",
+        ddl: "id serial PRIMARY KEY, customer_id bigint NOT NULL, amount numeric(12,2), status text, \
+              created timestamp(6), paid boolean, note text",
+        fill: "INSERT INTO orders (customer_id, amount, status, created, paid, note) \
+               SELECT seq % 97, seq * 1.25, (ARRAY['new','paid','shipped'])[1 + seq % 3], \
+                      '2024-01-01'::timestamp + seq * interval '1.000001 second', seq % 2 = 1, \
+                      CASE WHEN seq % 5 = 0 THEN NULL ELSE 'note ' || seq END \
+               FROM generate_series(1, 3000) seq",
+        postgres: "SELECT id, customer_id, amount, status, to_char(created, 'YYYY-MM-DD HH24:MI:SS.US'), paid::int, note \
+                   FROM {} ORDER BY id",
+        mariadb: "SELECT id, customer_id, amount, status, DATE_FORMAT(created, '%Y-%m-%d %H:%i:%s.%f'), paid, note \
+                  FROM {} ORDER BY id",
+    },
+    Table {
+        name: "customers",
+        ddl: "id bigint PRIMARY KEY, name varchar(50) NOT NULL, email varchar(100), born date, score double precision",
+        fill: "INSERT INTO customers SELECT seq, 'customer ' || seq, 'c' || seq || '@example.com', \
+               date '1970-01-01' + seq * 37, seq * 0.5 FROM generate_series(1, 500) seq",
+        postgres: "SELECT id, name, email, born, score FROM {} ORDER BY id",
+        mariadb: "SELECT id, name, email, born, score FROM {} ORDER BY id",
+    },
+    Table {
+        name: "order_items",
+        ddl: "order_id int, line smallint, sku char(8), qty int, price numeric(10,2), PRIMARY KEY (order_id, line)",
+        fill: "INSERT INTO order_items SELECT 1 + seq / 4, seq % 4, 'SKU' || lpad((seq % 50)::text, 5, '0'), seq % 7, \
+               seq * 0.75 FROM generate_series(0, 1999) seq",
+        postgres: "SELECT order_id, line, sku, qty, price FROM {} ORDER BY order_id, line",
+        mariadb: "SELECT order_id, line, sku, qty, price FROM {} ORDER BY order_id, line",
+    },
+    Table {
+        name: "events",
+        ddl: "id bigint PRIMARY KEY, kind varchar(20), payload jsonb, at timestamptz(3)",
+        fill: "INSERT INTO events SELECT 9000000000000 + seq, 'click', jsonb_build_object('n', seq, 'tags', \
+               jsonb_build_array('a', seq)), to_timestamp(1700000000 + seq + 0.125) FROM generate_series(1, 300) seq",
+        postgres: "SELECT id, kind, payload::text, (extract(epoch FROM at) * 1000)::bigint FROM {} ORDER BY id",
+        mariadb: "SELECT id, kind, payload, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', at) DIV 1000 \
+                  FROM {} ORDER BY id",
+    },
+    Table {
+        name: "blobs",
+        ddl: "id int PRIMARY KEY, data bytea",
+        fill: "INSERT INTO blobs SELECT seq, decode(repeat(lpad(to_hex(seq % 256), 2, '0'), 1 + seq % 5), 'hex') \
+               FROM generate_series(1, 200) seq",
+        postgres: "SELECT id, upper(encode(data, 'hex')) FROM {} ORDER BY id",
+        mariadb: "SELECT id, HEX(data) FROM {} ORDER BY id",
+    },
+    Table {
+        name: "times",
+        ddl: "id int PRIMARY KEY, t time(3), d date",
+        fill: "INSERT INTO times SELECT seq, time '00:00' + seq * interval '97.5 seconds', date '2000-02-29' + seq \
+               FROM generate_series(1, 200) seq",
+        postgres: "SELECT id, to_char(t, 'HH24:MI:SS.US'), d FROM {} ORDER BY id",
+        mariadb: "SELECT id, TIME_FORMAT(t, '%H:%i:%s.%f'), d FROM {} ORDER BY id",
+    },
+    Table {
+        name: "measures",
+        ddl: "id int PRIMARY KEY, f real, big numeric(40,10), i2 smallint",
+        fill: "INSERT INTO measures SELECT seq, seq * 0.25 - 10, (repeat('9', 29) || '.' || lpad(seq::text, 10, '0'))::numeric, \
+               (seq * 100 - 20000)::smallint FROM generate_series(1, 200) seq",
+        postgres: "SELECT id, f, big, i2 FROM {} ORDER BY id",
+        mariadb: "SELECT id, f, big, i2 FROM {} ORDER BY id",
+    },
+    Table {
+        name: "moods",
+        ddl: "id uuid PRIMARY KEY, feeling mood NOT NULL, level smallint",
+        fill: "INSERT INTO moods SELECT md5(seq::text)::uuid, (enum_range(NULL::mood))[1 + seq % 3], seq \
+               FROM generate_series(1, 150) seq",
+        postgres: "SELECT id::text, feeling::text, level FROM {} ORDER BY id::text COLLATE \"C\"",
+        mariadb: "SELECT id, feeling, level FROM {} ORDER BY id COLLATE utf8mb4_bin",
+    },
+    Table {
+        name: "texts",
+        ddl: "code varchar(20) PRIMARY KEY, body text, lang char(2)",
+        fill: "INSERT INTO texts SELECT 'k' || seq, 'ünïcødé ' || repeat('x', seq) || ' ''quoted''', \
+               (ARRAY['de','fr'])[1 + seq % 2] FROM generate_series(1, 150) seq",
+        postgres: "SELECT code, body, lang FROM {} ORDER BY code COLLATE \"C\"",
+        mariadb: "SELECT code, body, lang FROM {} ORDER BY code COLLATE utf8mb4_bin",
+    },
+    Table {
+        name: "accounts",
+        ddl: "id int PRIMARY KEY, balance numeric(20,4) NOT NULL, opened timestamp(0), vip boolean",
+        fill: "INSERT INTO accounts SELECT seq, seq * 100.0001, timestamp '2020-06-01 12:00:00' + seq * interval '1 hour', \
+               seq % 3 = 0 FROM generate_series(1, 250) seq",
+        postgres: "SELECT id, balance, to_char(opened, 'YYYY-MM-DD HH24:MI:SS'), vip::int FROM {} ORDER BY id",
+        mariadb: "SELECT id, balance, DATE_FORMAT(opened, '%Y-%m-%d %H:%i:%s'), vip FROM {} ORDER BY id",
+    },
+    Table {
+        name: "sales.regions",
+        ddl: "region text, year int, total numeric(14,2), PRIMARY KEY (region, year)",
+        fill: "INSERT INTO sales.regions SELECT r, y, y * 10.5 FROM unnest(ARRAY['north','south','east']) r, \
+               generate_series(2000, 2019) y",
+        postgres: "SELECT region, year, total FROM {} ORDER BY region COLLATE \"C\", year",
+        mariadb: "SELECT region, year, total FROM {} ORDER BY region COLLATE utf8mb4_bin, year",
+    },
+];
+
+/// [`PG_TABLES`]' sink table in MariaDB database `dst`: `public`'s by their name, another schema's
+/// prefixed with it (as the definition's routes say).
+fn pg_sink_table(dst: &str, name: &str) -> String {
+    match name.strip_prefix("public.").or_else(|| (!name.contains('.')).then_some(name)) {
+        Some(table) => format!("{dst}.{table}"),
+        None => format!("{dst}.{}", name.replace('.', "_")),
+    }
+}
+
+fn postgres_to_mariadb(dst: &Database) -> Vec<Compared> {
+    PG_TABLES
+        .iter()
+        .map(|t| Compared {
+            name: t.name.to_string(),
+            source: t.postgres.replace("{}", t.name),
+            sink: t.mariadb.replace("{}", &pg_sink_table(dst.name(), t.name)),
+        })
+        .collect()
+}
+
+/// [`PG_TABLES`] in `db`, filled, with the publication the pipeline's user reads (created by an
+/// administrator, as its default mode needs a superuser to create one FOR ALL TABLES), and the
+/// tables the allowlist leaves out: a keyless one (which a pipeline source refuses) and a scratch
+/// one.
+fn create_pg_source(db: &Database) {
+    db.exec(
+        "CREATE TYPE mood AS ENUM ('happy', 'calm', 'grumpy'); CREATE SCHEMA sales; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA sales GRANT SELECT ON TABLES TO cdc_user; \
+         GRANT USAGE ON SCHEMA sales TO cdc_user;",
+    );
+    for t in PG_TABLES {
+        db.exec(&format!("CREATE TABLE {} ({}); {};", t.name, t.ddl, t.fill));
+    }
+    db.exec(
+        "CREATE TABLE audit_log (at timestamptz, what text); INSERT INTO audit_log VALUES (now(), 'kept out');
+         CREATE TABLE tmp_scratch (id int PRIMARY KEY); INSERT INTO tmp_scratch VALUES (1);
+         CREATE PUBLICATION dbz_publication FOR ALL TABLES;",
+    );
+}
+
+/// The definition: schemas `public` (but the excluded tables) and `sales` of `src`, into MariaDB
+/// database `dst`, `sales`' tables prefixed `sales_`.
+fn pg_definition(src: &Database, dst: &Database, state: &std::path::Path) -> String {
+    let c = src.connection();
+    let sink = dst.admin_connection();
+    let db = src.name();
+    format!(
+        "source:
+  type: postgres
+  name: PostgreSQL {db}
+  hostname: {host}
+  port: {port}
+  username: {user}
+  password: {password}
+  tables: {db}.public.\\.*, {db}.sales.\\.*
+  tables.exclude: {db}.public.audit_log, {db}.public.tmp_\\.*
+  slot.name: pipe_{db}
+  decoding.plugin.name: pgoutput
+  scan.incremental.snapshot.chunk.size: 250
+  heartbeat.interval: 1s
+
+route:
+  - source-table: public.\\.*
+    sink-table: {dst}.<>
+    replace-symbol: <>
+  - source-table: sales.\\.*
+    sink-table: {dst}.sales_<>
+    replace-symbol: <>
+    description: another schema, prefixed
+
+sink:
+  type: jdbc
+  url: {url}
+  username: {sink_user}
+  password: {sink_password}
+
+pipeline:
+  name: sync-{db}
+  parallelism: 2
+  execution.checkpointing.interval: 1s
+  state.checkpoints.dir: {state}
+",
+        host = c.host,
+        port = c.port,
+        user = c.user,
+        password = c.password,
+        dst = dst.name(),
+        url = sink.jdbc_url(),
+        sink_user = sink.user,
+        sink_password = sink.password,
+        state = state.display(),
+    )
+}
+
+/// Changes to several PostgreSQL tables until `stop` is set: inserts, updates (of a composite
+/// key too) and deletes, each round one transaction.
+fn pg_write_load(src: Database, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut round = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            round += 1;
+            let n = round as i64;
+            src.exec(&format!(
+                "INSERT INTO orders (customer_id, amount, status, created, paid, note)
+                   VALUES ({n}, {n}.5, 'new', '2025-01-01 00:00:00.000001', false, 'live {n}');
+                 UPDATE orders SET status = 'shipped', paid = true, amount = amount + 1 WHERE id % 97 = {m};
+                 DELETE FROM orders WHERE id = {del};
+                 INSERT INTO order_items VALUES (10000 + {n}, 1, 'LIVE0001', {n}, 1.00)
+                   ON CONFLICT (order_id, line) DO UPDATE SET qty = order_items.qty + 1;
+                 UPDATE order_items SET line = line + 10 WHERE order_id = {m} + 1 AND line < 10;
+                 DELETE FROM order_items WHERE order_id = {del} AND line = 2;
+                 UPDATE customers SET score = score + 1, email = NULL WHERE id = {cust};
+                 INSERT INTO texts VALUES ('live' || {n}, 'new text', 'en');
+                 UPDATE accounts SET balance = balance - 0.0001 WHERE id = {acc};
+                 UPDATE events SET payload = payload || jsonb_build_object('live', {n}), at = at + interval '1.5 s'
+                   WHERE id = 9000000000000 + {ev};
+                 INSERT INTO moods VALUES (md5('live' || {n})::uuid, 'grumpy', {n} % 100);
+                 UPDATE sales.regions SET total = total + 1 WHERE year = 2000 + {n} % 20;
+                 DELETE FROM blobs WHERE id = {blob};",
+                m = n % 97,
+                del = 1 + (n * 37) % 3000,
+                cust = 1 + (n * 13) % 500,
+                acc = 1 + n % 250,
+                ev = 1 + n % 300,
+                blob = 1 + n % 200,
+            ));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        round
+    })
+}
+
+#[test]
+fn a_postgres_database_syncs_into_mariadb_through_kills_and_restarts() {
+    let src = cdc_sql_testkit::postgres().create_database("pipe_pg_src");
+    create_pg_source(&src);
+    let dst = cdc_sql_testkit::mariadb().create_database("pipe_pg_dst");
+    let dir = tempfile::tempdir().unwrap();
+    let definition = pg_definition(&src, &dst, &dir.path().join("state"));
+    let compared = postgres_to_mariadb(&dst);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = pg_write_load(src.clone(), stop.clone());
+    let mut job = Job::start(dir.path(), &definition, 1);
+    // Killed as soon as its snapshot's first rows landed, then again while it streams, under
+    // the load: each restart finds the one slot the killed run held.
+    wait_snapshot_started(&dst, &pg_sink_table(dst.name(), "orders"), &mut job);
+    job.kill();
+    let mut job = Job::start(dir.path(), &definition, 2);
+    std::thread::sleep(Duration::from_secs(4));
+    job.check_running();
+    job.kill();
+    let mut job = Job::start(dir.path(), &definition, 3);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let rounds = writer.join().unwrap();
+    assert!(rounds > 10, "the load ran {rounds} rounds");
+    wait_equal(&src, &dst, &compared, &mut job);
+
+    // Streaming goes on after the catch-up.
+    src.exec("UPDATE customers SET name = 'renamed' WHERE id = 1; DELETE FROM order_items WHERE order_id = 2;");
+    wait_equal(&src, &dst, &compared, &mut job);
+    let output = job.output();
+    job.stop();
+    let slots =
+        src.query_one(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pipe_{}'", src.name()));
+    assert_eq!(slots, "1", "all tables through one slot, kept for the next run:\n{output}");
+    let tables = dst.query_one(&format!(
+        "SELECT group_concat(table_name ORDER BY BINARY table_name) FROM information_schema.tables WHERE table_schema = '{}'",
+        dst.name()
+    ));
+    assert_eq!(
+        tables, "accounts,blobs,customers,events,measures,moods,order_items,orders,sales_regions,texts,times",
+        "the allowlist's tables, routed"
+    );
+    // The sink tables were created with the source's keys, in key order.
+    let key = dst.query_one(&format!(
+        "SELECT group_concat(column_name ORDER BY seq_in_index) FROM information_schema.statistics
+         WHERE table_schema = '{}' AND table_name = 'sales_regions' AND index_name = 'PRIMARY'",
+        dst.name()
+    ));
+    assert_eq!(key, "region,year", "{output}");
+
+    // A keyless table the allowlist takes in is refused, naming the way out; so is a pattern
+    // whose database is not spelled out.
+    let db = src.name();
+    let keyless = definition.replace(&format!("{db}.public.audit_log, "), "");
+    let (code, output) = Job::start(dir.path(), &keyless, 4).wait_exit();
+    assert!(
+        code == 1 && output.contains("public.audit_log has no primary key") && output.contains("tables.exclude"),
+        "{output}"
+    );
+    let any_database = definition.replace(&format!("tables: {db}.public"), "tables: \\.*.public");
+    let (code, output) = Job::start(dir.path(), &any_database, 5).wait_exit();
+    assert!(code == 1 && output.contains("spelled out"), "{output}");
+
+    // A table `tables` selects, created while the pipeline runs, stops it at its first change;
+    // started again, the pipeline creates its sink table and writes all of its rows.
+    let mut job = Job::start(dir.path(), &definition, 6);
+    src.exec("UPDATE customers SET name = 'streaming' WHERE id = 2");
+    wait_equal(&src, &dst, &compared, &mut job);
+    src.exec("CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late VALUES (1, 'a'), (2, 'b');");
+    let (code, output) = job.wait_exit();
+    assert!(
+        code == 1 && output.contains("source table `public.late` was created after the pipeline started"),
+        "{output}"
+    );
+    let mut job = Job::start(dir.path(), &definition, 7);
+    let mut with_late = postgres_to_mariadb(&dst);
+    with_late.push(Compared {
+        name: "late".into(),
+        source: "SELECT id, v FROM late ORDER BY id".into(),
+        sink: format!("SELECT id, v FROM {}.late ORDER BY id", dst.name()),
+    });
+    wait_equal(&src, &dst, &with_late, &mut job);
+    job.stop();
 }

@@ -40,9 +40,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 pub use lookup::{Lookup, LookupTable};
 #[doc(hidden)]
 pub use mysql_cdc::decode_stored_text;
-/// A pipeline definition's MySQL source (see `crate::pipeline`).
-pub(crate) use mysql_cdc::{DescribedTable, MySqlTables};
+/// A pipeline definition's sources (see `crate::pipeline`).
+pub(crate) use mysql_cdc::MySqlTables;
 pub use options::ConnectorOptions;
+pub(crate) use postgres_cdc::PostgresTables;
 
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, Retractions, SchemaChange, TableId};
 use crate::error::{Error, Result};
@@ -120,6 +121,33 @@ pub fn open_table(spec: &TableSpec) -> Result<Box<dyn ConnectorTable>> {
 pub struct SourceContext {
     /// Preferred number of rows per batch (`datafusion.execution.batch_size`).
     pub batch_size: usize,
+}
+
+/// A captured table as a pipeline source reads it: its id in the changes (`database.table`
+/// for MySQL, `schema.table` for PostgreSQL) and its columns and primary key.
+#[derive(Debug, Clone)]
+pub struct DescribedTable {
+    pub id: String,
+    pub spec: std::sync::Arc<TableSpec>,
+}
+
+/// A source that reads many tables, each into its own columns, through one reader (a pipeline
+/// definition's `source`): its options were read when it was made, without I/O.
+#[async_trait]
+pub(crate) trait TablesSource: Send + Sync {
+    /// The captured tables as the server describes them now, in name order.
+    async fn describe(&self) -> Result<Vec<DescribedTable>>;
+
+    /// A reader of every captured table, each table's changes tagged with its id.
+    fn source(&self, batch_size: usize) -> Box<dyn Source>;
+
+    /// What the reader's positions are positions in.
+    fn identity(&self) -> SourceIdentity;
+
+    /// The replication slot the reader holds, if any.
+    fn replication_slot(&self) -> Option<ReplicationSlot> {
+        None
+    }
 }
 
 /// A replication slot a table's source holds on its server for the job, shown to the user (job

@@ -98,6 +98,14 @@ impl TablePattern {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The name level `level` spells out, when it is a plain name (letters, digits and `_`)
+    /// rather than an expression matching several.
+    fn literal(&self, level: usize) -> Option<&str> {
+        let re = self.levels.get(level)?.as_str();
+        let name = re.strip_prefix("^(?:")?.strip_suffix(")$")?;
+        (!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')).then_some(name)
+    }
 }
 
 impl TableSelection {
@@ -136,6 +144,14 @@ impl TableSelection {
     /// Whether the table named by its levels (`[database, table]`) is captured.
     pub fn matches(&self, names: &[&str]) -> bool {
         self.include.iter().any(|p| p.matches(names)) && !self.exclude.iter().any(|p| p.matches(names))
+    }
+
+    /// The one name level `level` of every included pattern spells out, if they all spell the
+    /// same plain name (a PostgreSQL source connects to one database, which its patterns name).
+    pub fn literal_level(&self, level: usize) -> Option<String> {
+        let mut names = self.include.iter().map(|p| p.literal(level));
+        let first = names.next()??;
+        names.all(|n| n == Some(first)).then(|| first.to_string())
     }
 
     /// The selection as configured, for identities.
@@ -210,6 +226,16 @@ mod tests {
             let error = TableSelection::parse(tables, None, 2, "database.table").unwrap_err();
             assert!(error.starts_with(expected), "{tables}: {error}");
         }
+    }
+
+    #[test]
+    fn a_level_every_pattern_spells_out_is_its_name() {
+        let level =
+            |tables: &str| TableSelection::parse(tables, None, 3, "database.schema.table").unwrap().literal_level(0);
+        assert_eq!(level("shop.public.\\.*, shop.sales_[0-9].orders").as_deref(), Some("shop"));
+        assert_eq!(level("shop.public.a, other.public.b"), None, "two databases");
+        assert_eq!(level("shop_[0-9].public.a"), None, "an expression");
+        assert_eq!(level("\\.*.public.a"), None);
     }
 
     #[test]

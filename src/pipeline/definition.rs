@@ -1,7 +1,7 @@
 //! A Flink CDC pipeline definition read into typed blocks, in data-flow order: `source`,
 //! `route`, `sink`, `pipeline`. Every key is checked here against what cdc-sql builds: an unknown
 //! key is an error at its line naming the nearest valid one; a Flink CDC block or value cdc-sql
-//! does not offer (`transform`, a `postgres` source, a `doris` sink, …) is refused by name,
+//! does not offer (`transform`, an `oracle` source, a `doris` sink, …) is refused by name,
 //! never read and ignored. The blocks' connector options are checked by their connectors (see
 //! [`super::plan`]).
 
@@ -14,8 +14,8 @@ use super::yaml::{self, Entry, Node, Value};
 /// The top-level blocks of Flink CDC 3.6 (`YamlPipelineDefinitionParser`).
 const BLOCKS: &[&str] = &["source", "sink", "route", "transform", "pipeline"];
 /// Source types cdc-sql reads, and Flink CDC's others, refused by name.
-const SOURCES: &[&str] = &["mysql"];
-const FLINK_SOURCES: &[&str] = &["postgres", "oracle", "db2", "mongodb", "oceanbase", "sqlserver", "tidb", "values"];
+const SOURCES: &[&str] = &["mysql", "postgres"];
+const FLINK_SOURCES: &[&str] = &["oracle", "db2", "mongodb", "oceanbase", "sqlserver", "tidb", "values"];
 const SINKS: &[&str] = &["jdbc", "print"];
 const FLINK_SINKS: &[&str] =
     &["doris", "starrocks", "kafka", "paimon", "elasticsearch", "iceberg", "maxcompute", "fluss", "hudi", "values"];
@@ -328,8 +328,8 @@ pipeline:
                 "p.yaml:5:1: the `transform` block is not supported",
             ),
             (
-                "source:\n  type: postgres\nsink:\n  type: print\n",
-                "p.yaml:2:9: source type `postgres` is not supported by cdc-sql yet; supported: mysql",
+                "source:\n  type: oracle\nsink:\n  type: print\n",
+                "p.yaml:2:9: source type `oracle` is not supported by cdc-sql yet; supported: mysql, postgres",
             ),
             (
                 "source:\n  type: mysq\nsink:\n  type: print\n",

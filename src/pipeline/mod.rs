@@ -21,7 +21,7 @@ pub use definition::{is_pipeline, parse};
 use definition::{Block, BlockOption, Definition, Route};
 
 use crate::changelog::ChangelogMode;
-use crate::connectors::{self, ConnectorOptions, ConnectorTable, MySqlTables, Sink};
+use crate::connectors::{self, ConnectorOptions, ConnectorTable, MySqlTables, PostgresTables, Sink, TablesSource};
 use crate::error::{Error, Result};
 use crate::runtime::{Dataflow, InputSpec, Job, PipelineSpec};
 use crate::session::{Outcome, Session};
@@ -44,34 +44,41 @@ fn block_option<'b>(block: &'b Block, key: &str) -> Option<&'b BlockOption> {
     block.options.iter().find(|o| o.key == key)
 }
 
-/// The source's options as the mysql-cdc connector reads them; `parallelism` of the `pipeline`
-/// block sets its snapshot readers unless it sets them itself.
-fn source_spec(def: &Definition) -> Result<TableSpec> {
-    let mut options = options(&def.source, "mysql-cdc");
-    if let Some((text, at)) = &def.settings.parallelism {
-        let readers = text.trim().parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
-            Error::user(format!("`parallelism: {text}` is not valid; expected a whole number from 1 to 64"))
-                .at(at.clone())
-        })?;
+/// The `pipeline` block's `parallelism`: the snapshot's parallel readers.
+fn parallelism(def: &Definition) -> Result<Option<usize>> {
+    let Some((text, at)) = &def.settings.parallelism else { return Ok(None) };
+    let readers = text.trim().parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
+        Error::user(format!("`parallelism: {text}` is not valid; expected a whole number from 1 to 64")).at(at.clone())
+    })?;
+    Ok(Some(readers))
+}
+
+/// The source as its SQL connector (mysql-cdc, postgres-cdc) reads its options; `parallelism`
+/// of the `pipeline` block sets its snapshot readers (for mysql, unless the source sets
+/// 'scan.incremental.snapshot.parallelism' itself).
+fn open_source(def: &Definition) -> Result<Box<dyn TablesSource>> {
+    let readers = parallelism(def)?;
+    let postgres = def.source.kind == "postgres";
+    let mut options = options(&def.source, if postgres { "postgres-cdc" } else { "mysql-cdc" });
+    if let (Some(readers), false) = (readers, postgres) {
         if block_option(&def.source, "scan.incremental.snapshot.parallelism").is_none() {
             options.push(option("scan.incremental.snapshot.parallelism", &readers.to_string()));
         }
     }
-    Ok(TableSpec {
+    let spec = TableSpec {
         name: def.source.name.clone().unwrap_or_else(|| SOURCE.to_string()),
         columns: Vec::new(),
         primary_key: Vec::new(),
         options,
         comment: None,
         computed: Vec::new(),
-    })
-}
-
-fn open_source(def: &Definition) -> Result<MySqlTables> {
-    let spec = source_spec(def)?;
+    };
     let locate = |e| def.source.locate(e);
     let mut o = ConnectorOptions::new(&spec).map_err(locate)?;
-    let tables = MySqlTables::open(&spec, &mut o).map_err(locate)?;
+    let tables: Box<dyn TablesSource> = match postgres {
+        true => Box::new(PostgresTables::open(&spec, &mut o, readers).map_err(locate)?),
+        false => Box::new(MySqlTables::open(&spec, &mut o).map_err(locate)?),
+    };
     o.finish().map_err(locate)?;
     Ok(tables)
 }
@@ -204,7 +211,8 @@ pub async fn plan(def: &Definition, session: &mut Session) -> Result<Job> {
 
     let batch_size = session.batch_size();
     let identity = source.identity();
-    let source = Arc::new(source);
+    let slot = source.replication_slot();
+    let source: Arc<dyn TablesSource> = Arc::from(source);
     let sink_name = def.sink.name.clone().unwrap_or_else(|| format!("{} sink", def.sink.kind));
     let pipeline = PipelineSpec {
         name: format!("pipeline into {sink_name}"),
@@ -213,7 +221,7 @@ pub async fn plan(def: &Definition, session: &mut Session) -> Result<Job> {
             table: SOURCE.to_string(),
             identity,
             open_source: Arc::new(move || Ok(source.source(batch_size))),
-            slot: None,
+            slot,
             computed: None,
         }],
         open_sink: Arc::new(move || {

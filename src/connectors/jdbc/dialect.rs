@@ -32,9 +32,9 @@ impl Dialect {
     }
 
     /// The column type a table created by `sink.auto-create-table` gets for an Arrow type.
-    /// `in_key`: MySQL cannot index TEXT/BLOB without a prefix length, so key columns get bounded
-    /// VARCHAR/VARBINARY (768 characters = InnoDB's 3072-byte key limit in utf8mb4).
-    pub fn column_type(self, dt: &DataType, in_key: bool) -> Option<String> {
+    /// `key_bytes`: for a key column, the bytes it may take ([`mysql_key_share`]): MySQL cannot
+    /// index TEXT/BLOB without a prefix length, so key columns get bounded VARCHAR/VARBINARY.
+    pub fn column_type(self, dt: &DataType, key_bytes: Option<u32>) -> Option<String> {
         use DataType::*;
         let frac = |u: &TimeUnit| match u {
             TimeUnit::Second => 0,
@@ -71,10 +71,15 @@ impl Dialect {
                 UInt64 => "BIGINT UNSIGNED".into(),
                 Float32 => "FLOAT".into(),
                 Float64 => "DOUBLE".into(),
-                Utf8 if in_key => "VARCHAR(768)".into(),
-                Utf8 => "LONGTEXT".into(),
-                Binary if in_key => "VARBINARY(3072)".into(),
-                Binary => "LONGBLOB".into(),
+                // Four bytes a character in utf8mb4.
+                Utf8 => match key_bytes {
+                    Some(bytes) => format!("VARCHAR({})", bytes / 4),
+                    None => "LONGTEXT".into(),
+                },
+                Binary => match key_bytes {
+                    Some(bytes) => format!("VARBINARY({bytes})"),
+                    None => "LONGBLOB".into(),
+                },
                 Decimal128(p, s) | Decimal256(p, s) if *p <= 65 && *s <= 30 => format!("DECIMAL({p},{s})"),
                 Date32 => "DATE".into(),
                 Time32(u) | Time64(u) => format!("TIME({})", frac(u)),
@@ -85,6 +90,21 @@ impl Dialect {
             },
         })
     }
+}
+
+/// InnoDB's limit on the bytes of one key.
+const MYSQL_KEY_BYTES: u32 = 3072;
+/// What a key column of a fixed-size type takes at most (DECIMAL(65,30) 30 bytes; integers,
+/// dates and times at most 8): reserved before the string and binary ones share the rest.
+const MYSQL_FIXED_KEY_BYTES: u32 = 32;
+
+/// The bytes each string or binary column of a MySQL key of `key_types` may take, so that the
+/// whole key fits InnoDB's limit: a key of one string column gets all of it (VARCHAR(768)),
+/// a composite key's string columns share what its other columns leave.
+pub fn mysql_key_share(key_types: &[&DataType]) -> u32 {
+    let variable = key_types.iter().filter(|t| matches!(t, DataType::Utf8 | DataType::Binary)).count() as u32;
+    let fixed = key_types.len() as u32 - variable;
+    MYSQL_KEY_BYTES.saturating_sub(fixed * MYSQL_FIXED_KEY_BYTES) / variable.max(1)
 }
 
 /// Where to connect, parsed from the JDBC URL plus `username`/`password`.
@@ -384,6 +404,20 @@ pub fn refuses_the_row(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// InnoDB refuses a key over 3072 bytes: a composite key's string columns share what its
+    /// other columns leave.
+    #[test]
+    fn mysql_key_columns_fit_innodbs_key_limit_together() {
+        let mysql = |dt: &DataType, types: &[&DataType]| Dialect::MySql.column_type(dt, Some(mysql_key_share(types)));
+        let (text, int, bytes) = (DataType::Utf8, DataType::Int32, DataType::Binary);
+        assert_eq!(mysql(&text, &[&text]).as_deref(), Some("VARCHAR(768)"));
+        assert_eq!(mysql(&bytes, &[&bytes]).as_deref(), Some("VARBINARY(3072)"));
+        assert_eq!(mysql(&text, &[&text, &int]).as_deref(), Some("VARCHAR(760)"));
+        assert_eq!(mysql(&text, &[&text, &bytes]).as_deref(), Some("VARCHAR(384)"));
+        assert_eq!(Dialect::MySql.column_type(&text, None).as_deref(), Some("LONGTEXT"));
+        assert_eq!(mysql(&int, &[&text, &int]).as_deref(), Some("INT"));
+    }
 
     #[test]
     fn only_errors_about_a_rows_values_refuse_the_row() {

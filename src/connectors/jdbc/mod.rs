@@ -210,7 +210,7 @@ impl JdbcConfig {
         let lookup = LookupOptions::parse(o)?;
 
         for column in &spec.columns {
-            if !columns::is_supported(&column.data_type) || dialect.column_type(&column.data_type, false).is_none() {
+            if !columns::is_supported(&column.data_type) || dialect.column_type(&column.data_type, None).is_none() {
                 return Err(Error::user(format!(
                     "column `{}` of table `{}` has type {}, which the jdbc connector does not support for {}",
                     column.name,

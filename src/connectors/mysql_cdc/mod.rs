@@ -63,7 +63,7 @@ mod stream;
 pub use charset::decode_stored_text;
 /// Flink CDC option texts postgres-cdc shares.
 pub(crate) use config::{CHUNK_META, CHUNK_ORDER, CLOSE_IDLE_READERS, DEBEZIUM, NO_NEWLY_ADDED_TABLES, NO_POOL};
-pub(crate) use pipeline::{DescribedTable, MySqlTables};
+pub(crate) use pipeline::MySqlTables;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;

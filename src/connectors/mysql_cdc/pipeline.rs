@@ -9,17 +9,9 @@ use super::discovered::TypeChoices;
 use super::schema::Declared;
 use super::{server, MySqlCdcSource, State};
 use crate::connectors::selection::TableSelection;
-use crate::connectors::{ConnectorOptions, Source, SourceIdentity};
+use crate::connectors::{ConnectorOptions, DescribedTable, Source, SourceIdentity, TablesSource};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
-
-/// A captured table as the source reads it: its id in the changes (`database.table`) and its
-/// columns and primary key.
-#[derive(Debug, Clone)]
-pub struct DescribedTable {
-    pub id: String,
-    pub spec: Arc<TableSpec>,
-}
 
 pub struct MySqlTables {
     config: Arc<MySqlCdcConfig>,
@@ -72,9 +64,11 @@ impl MySqlTables {
         }
         Ok(MySqlTables { config: Arc::new(config), choices })
     }
+}
 
-    /// The captured tables as the server describes them now, in name order.
-    pub async fn describe(&self) -> Result<Vec<DescribedTable>> {
+#[async_trait::async_trait]
+impl TablesSource for MySqlTables {
+    async fn describe(&self) -> Result<Vec<DescribedTable>> {
         let mut conn = server::connect(&self.config).await?;
         let result = async {
             server::check_server(&self.config, &mut conn).await?;
@@ -93,8 +87,7 @@ impl MySqlTables {
             .collect()
     }
 
-    /// A reader of every captured table, each tagged with its id.
-    pub fn source(&self, batch_size: usize) -> Box<dyn Source> {
+    fn source(&self, batch_size: usize) -> Box<dyn Source> {
         Box::new(MySqlCdcSource {
             config: self.config.clone(),
             declared: Declared::PerTable(self.choices),
@@ -106,8 +99,7 @@ impl MySqlTables {
         })
     }
 
-    /// What the reader's positions are positions in.
-    pub fn identity(&self) -> SourceIdentity {
+    fn identity(&self) -> SourceIdentity {
         self.config.source_identity()
     }
 }

@@ -1,5 +1,6 @@
 //! Assembles changelog batches from tuples: each declared column is either a source column
-//! (looked up by name in the captured table) or a metadata value.
+//! (looked up by name in the captured table) or a metadata value; and, for a source whose tables
+//! are read into their own columns, one batch per run of one table's rows ([`Rows`]).
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use datafusion::scalar::ScalarValue;
 
 use super::pgoutput::Cell;
 use super::values::{BinaryForm, ColumnBuilder, FloatSource};
-use crate::changelog::{ChangeBatch, RowKind};
+use super::{Columns, Shape};
+use crate::changelog::{ChangeBatch, Event, RowKind};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,5 +203,127 @@ impl ChangeBuilder {
         let rows = RecordBatch::try_new(self.schema.clone(), arrays)?;
         let kinds = Int8Array::from(std::mem::replace(&mut self.kinds, Vec::with_capacity(self.capacity)));
         ChangeBatch::new(rows, kinds)
+    }
+}
+
+/// The rows of a batch being built from the stream.
+pub enum Rows {
+    /// Every captured table's rows in the declared columns.
+    Declared(ChangeBuilder),
+    /// Each table's rows in its own columns: the runs of one table's rows finished so far (as
+    /// events tagged with the table), and the run being built with its table.
+    PerTable { capacity: usize, done: Vec<Event>, done_rows: usize, run: Option<(Arc<str>, ChangeBuilder)> },
+}
+
+impl Rows {
+    pub fn new(columns: &Columns, capacity: usize) -> Result<Rows> {
+        Ok(match columns {
+            Columns::Declared(shape) => {
+                Rows::Declared(ChangeBuilder::new(shape.schema.clone(), shape.sources.clone(), capacity)?)
+            }
+            Columns::PerTable => Rows::PerTable { capacity, done: Vec::new(), done_rows: 0, run: None },
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Declared(builder) => builder.len(),
+            Rows::PerTable { done_rows, run, .. } => done_rows + run.as_ref().map_or(0, |(_, b)| b.len()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The builder for a row of `table`, read into `shape`: per table, a new run when the
+    /// previous row was another table's, so the batch keeps the stream's order.
+    pub fn builder(&mut self, table: &Arc<str>, shape: &Shape) -> Result<&mut ChangeBuilder> {
+        match self {
+            Rows::Declared(builder) => Ok(builder),
+            Rows::PerTable { capacity, done, done_rows, run } => {
+                if run.as_ref().is_some_and(|(t, _)| t != table) {
+                    if let Some((t, mut builder)) = run.take() {
+                        *done_rows += builder.len();
+                        done.push(Event::Changes { table: Some(t), changes: builder.finish()? });
+                    }
+                }
+                let (_, builder) = match run {
+                    Some(run) => run,
+                    None => run.insert((
+                        table.clone(),
+                        ChangeBuilder::new(shape.schema.clone(), shape.sources.clone(), *capacity)?,
+                    )),
+                };
+                Ok(builder)
+            }
+        }
+    }
+
+    /// Per table, the runs of the batch as events, in order; the rows start over empty.
+    pub fn finish_runs(&mut self) -> Result<Vec<Event>> {
+        let Rows::PerTable { done, done_rows, run, .. } = self else {
+            return Err(Error::internal("the rows of a declared table were taken as runs of tables"));
+        };
+        if let Some((table, mut builder)) = run.take() {
+            done.push(Event::Changes { table: Some(table), changes: builder.finish()? });
+        }
+        *done_rows = 0;
+        Ok(std::mem::take(done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn shape(column: &str) -> Shape {
+        Shape {
+            schema: Arc::new(Schema::new(vec![Field::new(column, DataType::Int32, false)])),
+            sources: Arc::new(vec![ColumnSource::Physical { name: column.into(), index: 0 }]),
+            physical: vec![(column.into(), DataType::Int32, true)],
+            primary_key: vec![column.into()],
+        }
+    }
+
+    /// Rows of several tables become one event per run of one table's rows, each in its
+    /// table's own columns, in the order they came.
+    #[test]
+    fn rows_of_tables_read_into_their_own_columns_become_runs_in_order() {
+        let (a, b) = (shape("a_id"), shape("b_id"));
+        let (ta, tb): (Arc<str>, Arc<str>) = (Arc::from("s.a"), Arc::from("s.b"));
+        let mut rows = Rows::new(&Columns::PerTable, 10).unwrap();
+        let row = RowContext { database: "d", schema: "s", table: "x", op_ts_millis: 0 };
+        let add = |rows: &mut Rows, table: &Arc<str>, shape: &Shape, value: &[u8]| {
+            rows.builder(table, shape)
+                .unwrap()
+                .append(RowKind::Insert, &[Cell::Text(value)], &[0], &[None], &row)
+                .unwrap()
+        };
+        add(&mut rows, &ta, &a, b"1");
+        add(&mut rows, &ta, &a, b"2");
+        add(&mut rows, &tb, &b, b"3");
+        add(&mut rows, &ta, &a, b"4");
+        assert_eq!(rows.len(), 4);
+        let shown: Vec<String> = rows
+            .finish_runs()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::Changes { table, changes } => {
+                    format!(
+                        "{}:{}:{}",
+                        table.as_deref().unwrap_or("-"),
+                        changes.rows().schema().field(0).name(),
+                        changes.num_rows()
+                    )
+                }
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shown, ["s.a:a_id:2", "s.b:b_id:1", "s.a:a_id:1"]);
+        assert!(rows.is_empty() && rows.finish_runs().unwrap().is_empty());
     }
 }

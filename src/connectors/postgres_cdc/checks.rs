@@ -5,15 +5,17 @@
 
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::{Config, StartupMode};
+use super::{discovered, Columns, Config, Shape, StartupMode};
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
-use crate::sql::types::flink_type_name;
+use crate::sql::types::{flink_type_name, list_of, time_unit_for_precision, UTC};
 
 /// One source column as the catalog describes it.
 #[derive(Debug, Clone)]
@@ -23,6 +25,9 @@ pub struct SourceColumn {
     pub pg_type: String,
     /// Part of the key updates and deletes identify rows by (primary key or identity index).
     pub is_key: bool,
+    pub not_null: bool,
+    /// Its place in the primary key (1 first), if it is part of it.
+    pub key_position: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +39,8 @@ pub struct CapturedTable {
     pub columns: Vec<SourceColumn>,
     /// Estimated rows (`reltuples`), to decide whether to split the snapshot.
     pub estimated_rows: f64,
+    /// The columns its rows are read into: the declared table's, or its own.
+    pub shape: Arc<Shape>,
 }
 
 impl CapturedTable {
@@ -176,8 +183,8 @@ pub async fn check_server(config: &Config, client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// The tables `schema-name` and `table-name` match, with their columns, checked against the
-/// declared columns.
+/// The captured tables (`schema-name` and `table-name`, or a pipeline's `tables`), with their
+/// columns, checked against the columns they are read into.
 pub async fn captured_tables(config: &Config, client: &Client) -> Result<Vec<CapturedTable>> {
     let rows = client
         .query(
@@ -197,7 +204,7 @@ pub async fn captured_tables(config: &Config, client: &Client) -> Result<Vec<Cap
         let schema: String = row.get(0);
         let name: String = row.get(1);
         all.push(format!("{schema}.{name}"));
-        if !config.schema_pattern.is_match(&schema) || !config.table_pattern.is_match(&name) {
+        if !config.tables.matches(&[&config.database, &schema, &name]) {
             continue;
         }
         let oid: u32 = row.get(2);
@@ -215,15 +222,21 @@ pub async fn captured_tables(config: &Config, client: &Client) -> Result<Vec<Cap
         }
         let identity = identity.chars().next().unwrap_or('d');
         let columns = source_columns(config, client, oid, identity).await?;
-        tables.push(CapturedTable { schema, name, identity, columns, estimated_rows });
+        let shape = match &config.columns {
+            Columns::Declared(shape) => shape.clone(),
+            Columns::PerTable => {
+                let spec = discovered::table_spec(&schema, &name, identity, &columns)?;
+                Arc::new(Shape::declared(&spec)?)
+            }
+        };
+        tables.push(CapturedTable { schema, name, identity, columns, estimated_rows, shape });
     }
     if tables.is_empty() {
         let shown: Vec<&str> = all.iter().take(20).map(String::as_str).collect();
         return Err(Error::user(format!(
-            "no table of database '{}' matches 'schema-name' = '{}' and 'table-name' = '{}' (whole-name regular expressions); tables user '{}' can see: {}",
+            "no table of database '{}' matches {}; tables user '{}' can see: {}",
             config.database,
-            pattern_text(&config.schema_pattern),
-            pattern_text(&config.table_pattern),
+            config.tables.written(),
             config.user,
             if shown.is_empty() { "none".to_string() } else { shown.join(", ") }
         )));
@@ -234,25 +247,32 @@ pub async fn captured_tables(config: &Config, client: &Client) -> Result<Vec<Cap
     Ok(tables)
 }
 
-fn pattern_text(re: &regex::Regex) -> &str {
-    re.as_str().strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(re.as_str())
-}
-
 async fn source_columns(config: &Config, client: &Client, oid: u32, identity: char) -> Result<Vec<SourceColumn>> {
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    COALESCE(a.attnum = ANY(i.indkey::int2[]), false) \
+                    COALESCE(a.attnum = ANY(i.indkey::int2[]), false), a.attnotnull, \
+                    array_position(p.indkey::int2[], a.attnum) \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid \
                AND ((($2::text = 'd' OR $2::text = 'f') AND i.indisprimary) OR ($2::text = 'i' AND i.indisreplident)) \
+             LEFT JOIN pg_index p ON p.indrelid = a.attrelid AND p.indisprimary \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
             &[&oid, &identity.to_string()],
         )
         .await
         .map_err(|e| pg_error(config, "reading table columns", e))?;
-    Ok(rows.iter().map(|r| SourceColumn { name: r.get(0), pg_type: r.get(1), is_key: r.get(2) }).collect())
+    Ok(rows
+        .iter()
+        .map(|r| SourceColumn {
+            name: r.get(0),
+            pg_type: r.get(1),
+            is_key: r.get(2),
+            not_null: r.get(3),
+            key_position: r.get(4),
+        })
+        .collect())
 }
 
 /// Declared columns against one captured table.
@@ -268,7 +288,8 @@ fn check_table(config: &Config, table: &CapturedTable) -> Result<()> {
             table.qualified()
         )));
     }
-    for (name, declared, not_null) in &config.physical {
+    let shape = &table.shape;
+    for (name, declared, not_null) in &shape.physical {
         let Some(column) = table.columns.iter().find(|c| &c.name == name) else {
             let have: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
             return Err(Error::user(format!(
@@ -306,8 +327,8 @@ fn check_table(config: &Config, table: &CapturedTable) -> Result<()> {
             )));
         }
     }
-    if table.identity != 'f' && config.startup != StartupMode::Snapshot && !config.primary_key.is_empty() {
-        let mut declared: Vec<&str> = config.primary_key.iter().map(String::as_str).collect();
+    if table.identity != 'f' && config.startup != StartupMode::Snapshot && !shape.primary_key.is_empty() {
+        let mut declared: Vec<&str> = shape.primary_key.iter().map(String::as_str).collect();
         let mut source = keys.clone();
         declared.sort_unstable();
         source.sort_unstable();
@@ -316,13 +337,13 @@ fn check_table(config: &Config, table: &CapturedTable) -> Result<()> {
                 "table `{}` declares PRIMARY KEY ({}) but {t} identifies rows by ({}); declare the same key, \
                  or run ALTER TABLE {} REPLICA IDENTITY FULL",
                 config.table,
-                config.primary_key.join(", "),
+                shape.primary_key.join(", "),
                 keys.join(", "),
                 table.qualified()
             )));
         }
         for key in &keys {
-            if !config.physical.iter().any(|(n, _, _)| n == key) {
+            if !shape.physical.iter().any(|(n, _, _)| n == key) {
                 return Err(Error::user(format!(
                     "key column `{key}` of {t} is not declared in table `{}`; updates and deletes are identified by it",
                     config.table
@@ -408,12 +429,14 @@ fn type_fits(pg_type: &str, declared: &DataType) -> std::result::Result<(), Stri
     }
 }
 
-/// The faithful Flink type for a PostgreSQL type, for error messages and the docs' table.
-pub fn suggested_type(pg_type: &str) -> String {
+/// The faithful type of a PostgreSQL type (`format_type` spelling): the one that holds every
+/// value exactly, as the type table of docs/connectors/postgres-cdc.md lists it. A pipeline
+/// source reads each column into it; the SQL connector suggests it.
+pub fn faithful_type(pg_type: &str) -> DataType {
     if let Some(element) = pg_type.strip_suffix("[]") {
-        return format!("ARRAY<{}>", suggested_type(element));
+        return list_of(faithful_type(element), true);
     }
-    let precision = |default: u8| -> u8 {
+    let precision = |default: u64| -> u64 {
         pg_type
             .split_once('(')
             .and_then(|(_, rest)| rest.split(')').next())
@@ -421,23 +444,38 @@ pub fn suggested_type(pg_type: &str) -> String {
             .unwrap_or(default)
     };
     match base_type(pg_type) {
-        "smallint" => "SMALLINT".into(),
-        "integer" => "INT".into(),
-        "bigint" => "BIGINT".into(),
-        "real" => "FLOAT".into(),
-        "double" => "DOUBLE".into(),
-        "boolean" => "BOOLEAN".into(),
-        "bytea" => "BYTES".into(),
-        "date" => "DATE".into(),
+        "smallint" => DataType::Int16,
+        "integer" => DataType::Int32,
+        "bigint" => DataType::Int64,
+        "real" => DataType::Float32,
+        "double" => DataType::Float64,
+        "boolean" => DataType::Boolean,
+        "bytea" => DataType::Binary,
+        "date" => DataType::Date32,
         "numeric" => match numeric_bounds(pg_type) {
-            Some((p, s)) => format!("DECIMAL({p}, {s})"),
-            None => "STRING (unconstrained numeric: or a DECIMAL(p, s) wide enough for every value)".into(),
+            Some((p, s)) if (0..=38).contains(&s) && p <= 38 => DataType::Decimal128(p as u8, s as i8),
+            Some((p, s)) if (0..=76).contains(&s) && p <= 76 => DataType::Decimal256(p as u8, s as i8),
+            // Unconstrained (NaN and any number of digits) or beyond Arrow's decimals: its text.
+            _ => DataType::Utf8,
         },
-        "time" if pg_type.ends_with("without time zone") => format!("TIME({})", precision(6)),
-        "timestamp" if pg_type.ends_with("without time zone") => format!("TIMESTAMP({})", precision(6)),
-        "timestamp" => format!("TIMESTAMP_LTZ({})", precision(6)),
-        _ => "STRING".into(),
+        "time" if pg_type.ends_with("without time zone") => match time_unit_for_precision(precision(6)) {
+            unit @ (TimeUnit::Second | TimeUnit::Millisecond) => DataType::Time32(unit),
+            unit => DataType::Time64(unit),
+        },
+        "timestamp" if pg_type.ends_with("without time zone") => {
+            DataType::Timestamp(time_unit_for_precision(precision(6)), None)
+        }
+        "timestamp" => DataType::Timestamp(time_unit_for_precision(precision(6)), Some(UTC.into())),
+        _ => DataType::Utf8,
     }
+}
+
+/// The faithful Flink type for a PostgreSQL type, for error messages.
+pub fn suggested_type(pg_type: &str) -> String {
+    if base_type(pg_type) == "numeric" && numeric_bounds(pg_type).is_none() {
+        return "STRING (unconstrained numeric: or a DECIMAL(p, s) wide enough for every value)".into();
+    }
+    flink_type_name(&faithful_type(pg_type))
 }
 
 /// The slot as the startup mode needs it. `Ok(true)` if it exists (and may be used).

@@ -8,6 +8,10 @@
 //! messages decoded by [`pgoutput`] and values decoded straight into Arrow builders by
 //! [`values`].
 //!
+//! Columns: a SQL table reads every captured table into its declared columns ([`Shape`]); a
+//! pipeline definition's `type: postgres` source ([`pipeline`]) reads each into its own, as the
+//! catalog describes it ([`discovered`]), its changes tagged `schema.table`.
+//!
 //! Publication: Debezium's `publication.name` and `publication.autocreate.mode`, settled before
 //! the slot is created (see [`publication`]), so that one job per table shares one publication.
 //!
@@ -29,7 +33,9 @@
 
 mod changes;
 mod checks;
+mod discovered;
 mod pgoutput;
+mod pipeline;
 mod position;
 mod publication;
 mod replication;
@@ -37,6 +43,8 @@ mod session;
 mod snapshot;
 mod stream;
 mod values;
+
+pub(crate) use pipeline::PostgresTables;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,6 +55,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use regex::Regex;
 
 use super::mysql_cdc;
+use super::selection::{TablePattern, TableSelection};
 use super::{Connector, ConnectorOptions, ConnectorTable, ReplicationSlot, Source, SourceContext, SourceIdentity};
 use crate::changelog::{ChangelogMode, Retractions};
 use crate::error::{Error, Result};
@@ -80,7 +89,7 @@ impl Connector for PostgresCdc {
 
     fn open_table(&self, spec: &TableSpec, options: &mut ConnectorOptions) -> Result<Box<dyn ConnectorTable>> {
         Ok(Box::new(PostgresCdcTable {
-            config: Arc::new(Config::parse(spec, options)?),
+            config: Arc::new(Config::parse(spec, options, None)?),
             left_behind: Arc::new(AtomicBool::new(false)),
         }))
     }
@@ -111,11 +120,9 @@ pub(crate) struct Config {
     pub user: String,
     pub password: String,
     pub database: String,
-    pub schema_pattern: Regex,
-    pub table_pattern: Regex,
-    /// 'schema-name' and 'table-name' as written, for the source's identity.
-    pub schema_text: String,
-    pub table_text: String,
+    /// The captured tables, by `[database, schema, table]`: 'schema-name' and 'table-name' in
+    /// 'database-name', or a pipeline source's `tables`.
+    pub tables: TableSelection,
     pub slot: String,
     pub changelog_mode: ChangelogMode,
     pub startup: StartupMode,
@@ -141,11 +148,38 @@ pub(crate) struct Config {
     /// How long a start waits for another session to let go of the slot: Debezium's
     /// `slot.max.retries` × `slot.retry.delay.ms`.
     pub slot_wait: Duration,
+    /// Sessions reading the snapshot side by side.
+    pub snapshot_readers: usize,
+    pub columns: Columns,
+}
+
+/// The columns captured tables are read into, and the key their updates and deletes apply to.
+#[derive(Debug)]
+pub(crate) struct Shape {
     pub schema: SchemaRef,
     pub sources: Arc<Vec<ColumnSource>>,
-    /// Declared source columns: (name, declared type, NOT NULL).
+    /// Source columns: (name, type read into, NOT NULL).
     pub physical: Vec<(String, DataType, bool)>,
     pub primary_key: Vec<String>,
+}
+
+/// Which columns the captured tables are read into.
+pub(crate) enum Columns {
+    /// A Flink table's declared columns: every captured table is read into them.
+    Declared(Arc<Shape>),
+    /// Each table into its own columns as the catalog describes them (a pipeline definition's
+    /// source); its changes carry its id, `schema.table`.
+    PerTable,
+}
+
+/// A pipeline source's own reading of the options (see [`pipeline`]).
+pub(crate) struct PipelineTables {
+    /// `tables` / `tables.exclude`, three levels: database, schema, table.
+    pub tables: TableSelection,
+    /// The one database every pattern names.
+    pub database: String,
+    /// The pipeline's `parallelism`: snapshot readers.
+    pub readers: Option<usize>,
 }
 
 /// A whole-string match of a Flink CDC name pattern.
@@ -154,14 +188,42 @@ fn anchored(o: &ConnectorOptions, key: &str, pattern: &str) -> Result<Regex> {
 }
 
 impl Config {
-    fn parse(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Config> {
+    /// Reads the options of a table declared `spec`, or of a pipeline source when `pipeline` is
+    /// given (whose tables are read into their own columns).
+    fn parse(spec: &TableSpec, o: &mut ConnectorOptions, pipeline: Option<PipelineTables>) -> Result<Config> {
         let host = o.required("hostname")?;
         let port = o.parse::<u16>("port", "a TCP port number")?.unwrap_or(5432);
         let user = o.required("username")?;
         let password = o.required("password")?;
-        let database = o.required("database-name")?;
-        let schema_text = o.required("schema-name")?;
-        let table_text = o.required("table-name")?;
+        let per_table = pipeline.is_some();
+        let (database, tables, readers) = match pipeline {
+            Some(p) => (p.database, p.tables, p.readers),
+            None => {
+                let database = o.required("database-name")?;
+                let schema_text = o.required("schema-name")?;
+                let table_text = o.required("table-name")?;
+                let levels = vec![
+                    anchored(o, "database-name", &regex::escape(&database))?,
+                    anchored(o, "schema-name", &schema_text)?,
+                    anchored(o, "table-name", &table_text)?,
+                ];
+                let whole = anchored(
+                    o,
+                    "table-name",
+                    &format!("{}\\.(?:{schema_text})\\.(?:{table_text})", regex::escape(&database)),
+                )?;
+                // The identity's text, as stored in checkpoints before pipelines existed.
+                let text = format!("{schema_text}.{table_text}");
+                let written = format!(
+                    "'schema-name' = '{schema_text}' and 'table-name' = '{table_text}' (whole-name regular expressions)"
+                );
+                (
+                    database,
+                    TableSelection::single(TablePattern::of_levels(levels, whole, text.clone()), text, written),
+                    None,
+                )
+            }
+        };
         let slot = o.required("slot.name")?;
         let changelog = o.choice("changelog-mode", &["all", "upsert"])?.unwrap_or("all");
         let startup = match o
@@ -175,7 +237,10 @@ impl Config {
         };
         let chunk_size =
             o.parse::<u64>("scan.incremental.snapshot.chunk.size", "a positive whole number")?.unwrap_or(8096);
-        let heartbeat = o.duration("heartbeat.interval.ms")?.unwrap_or(Duration::from_secs(30));
+        // Flink CDC's pipeline source names it `heartbeat.interval`, its SQL connector
+        // `heartbeat.interval.ms`; both take a duration.
+        let heartbeat_key = if per_table { "heartbeat.interval" } else { "heartbeat.interval.ms" };
+        let heartbeat = o.duration(heartbeat_key)?.unwrap_or(Duration::from_secs(30));
         let named_publication = o.string("debezium.publication.name");
         let publication_mode = publication::AutoCreate::parse(
             o.choice("debezium.publication.autocreate.mode", publication::AutoCreate::CHOICES)?.unwrap_or("all_tables"),
@@ -268,7 +333,7 @@ impl Config {
             return Err(o.invalid("scan.incremental.snapshot.chunk.size", "0", "a positive whole number"));
         }
         if heartbeat.is_zero() {
-            return Err(o.invalid("heartbeat.interval.ms", "0", "a positive duration such as '30s'"));
+            return Err(o.invalid(heartbeat_key, "0", "a positive duration such as '30s'"));
         }
         let valid_slot = !slot.is_empty()
             && slot.len() <= 63
@@ -285,8 +350,6 @@ impl Config {
                 ));
             }
         }
-        let schema_pattern = anchored(o, "schema-name", &schema_text)?;
-        let table_pattern = anchored(o, "table-name", &table_text)?;
         let changelog_mode = if changelog == "all" { ChangelogMode::All } else { ChangelogMode::Upsert };
         if changelog_mode == ChangelogMode::Upsert && spec.primary_key.is_empty() {
             return Err(Error::user(format!(
@@ -303,6 +366,38 @@ impl Config {
             )));
         }
 
+        let columns = if per_table { Columns::PerTable } else { Columns::Declared(Arc::new(Shape::declared(spec)?)) };
+        Ok(Config {
+            table: spec.name.clone(),
+            host,
+            port,
+            user,
+            password,
+            database,
+            tables,
+            slot,
+            changelog_mode,
+            startup,
+            chunk_size,
+            heartbeat,
+            publication: named_publication.unwrap_or_else(|| DEFAULT_PUBLICATION.to_string()),
+            publication_mode,
+            truncate,
+            drop_slot_on_stop,
+            connect_timeout,
+            connect_max_retries,
+            lsn_commit_delay,
+            append_only,
+            slot_wait: Duration::from_millis(slot_retry_delay.saturating_mul(u64::from(slot_retries))),
+            snapshot_readers: readers.unwrap_or_else(snapshot::readers),
+            columns,
+        })
+    }
+}
+
+impl Shape {
+    /// The declared columns of a Flink table: source columns and metadata columns.
+    fn declared(spec: &TableSpec) -> Result<Shape> {
         let mut sources = Vec::with_capacity(spec.columns.len());
         let mut physical = Vec::new();
         for column in &spec.columns {
@@ -344,39 +439,11 @@ impl Config {
         if physical.is_empty() {
             return Err(Error::user(format!("table `{}` declares no column read from PostgreSQL", spec.name)));
         }
-
-        Ok(Config {
-            table: spec.name.clone(),
-            host,
-            port,
-            user,
-            password,
-            database,
-            schema_pattern,
-            table_pattern,
-            schema_text,
-            table_text,
-            slot,
-            changelog_mode,
-            startup,
-            chunk_size,
-            heartbeat,
-            publication: named_publication.unwrap_or_else(|| DEFAULT_PUBLICATION.to_string()),
-            publication_mode,
-            truncate,
-            drop_slot_on_stop,
-            connect_timeout,
-            connect_max_retries,
-            lsn_commit_delay,
-            append_only,
-            slot_wait: Duration::from_millis(slot_retry_delay.saturating_mul(u64::from(slot_retries))),
-            schema: spec.schema(),
-            sources: Arc::new(sources),
-            physical,
-            primary_key: spec.primary_key.clone(),
-        })
+        Ok(Shape { schema: spec.schema(), sources: Arc::new(sources), physical, primary_key: spec.primary_key.clone() })
     }
+}
 
+impl Config {
     pub fn is_bounded(&self) -> bool {
         self.startup == StartupMode::Snapshot
     }
@@ -413,9 +480,18 @@ impl Config {
         SourceIdentity {
             connector: "postgres-cdc".into(),
             location: format!("{}:{}/{}", self.host, self.port, self.database),
-            tables: format!("{}.{}", self.schema_text, self.table_text),
+            tables: self.tables.text().to_string(),
             startup_mode,
         }
+    }
+
+    /// The slot a streaming run holds, shown to the user; a bounded run has none.
+    pub fn replication_slot(&self) -> Option<ReplicationSlot> {
+        (!self.is_bounded()).then(|| ReplicationSlot {
+            name: self.slot.clone(),
+            server: self.where_(),
+            drop_on_stop: self.drop_slot_on_stop,
+        })
     }
 
     /// Where, for messages: `user@host:port/database`.
@@ -463,11 +539,7 @@ impl ConnectorTable for PostgresCdcTable {
     }
 
     fn replication_slot(&self) -> Option<ReplicationSlot> {
-        (!self.config.is_bounded()).then(|| ReplicationSlot {
-            name: self.config.slot.clone(),
-            server: self.config.where_(),
-            drop_on_stop: self.config.drop_slot_on_stop,
-        })
+        self.config.replication_slot()
     }
 
     async fn on_drop(&self) -> Result<Vec<String>> {
@@ -554,10 +626,16 @@ pub(super) mod tests {
         }
     }
 
+    /// The columns of the test table, as a captured table is read into them.
+    pub(super) fn shape() -> Arc<Shape> {
+        let Columns::Declared(shape) = parse(&[], &["id"]).unwrap().columns else { unreachable!("declared") };
+        shape
+    }
+
     pub(super) fn parse(extra: &[(&str, &str)], pk: &[&str]) -> Result<Config> {
         let spec = spec(extra, pk);
         let mut o = ConnectorOptions::new(&spec)?;
-        let config = Config::parse(&spec, &mut o)?;
+        let config = Config::parse(&spec, &mut o, None)?;
         o.finish()?;
         Ok(config)
     }
@@ -574,8 +652,13 @@ pub(super) mod tests {
         assert_eq!(c.slot_wait, Duration::from_secs(60), "Debezium's 6 retries 10 s apart");
         assert_eq!(c.publication, "dbz_publication");
         assert_eq!(c.publication_mode, publication::AutoCreate::AllTables, "Debezium's default");
-        assert!(c.table_pattern.is_match("t_1") && !c.table_pattern.is_match("xt_1"), "patterns match whole names");
-        assert_eq!(c.physical.len(), 1);
+        assert!(
+            c.tables.matches(&["d", "public", "t_1"]) && !c.tables.matches(&["d", "public", "xt_1"]),
+            "patterns match whole names"
+        );
+        assert!(!c.tables.matches(&["d2", "public", "t_1"]), "in the one database");
+        let Columns::Declared(shape) = &c.columns else { panic!("a declared table") };
+        assert_eq!(shape.physical.len(), 1);
     }
 
     /// A server that accepts connections and never answers: each attempt is cut at

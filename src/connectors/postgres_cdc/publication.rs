@@ -331,6 +331,7 @@ mod tests {
             identity: 'd',
             columns: Vec::new(),
             estimated_rows: 0.0,
+            shape: crate::connectors::postgres_cdc::tests::shape(),
         }
     }
 

@@ -26,10 +26,11 @@ use crate::changelog::{ChangeBatch, RowKind};
 use crate::connectors::pg_copy::BinaryTuples;
 use crate::error::{Error, Result};
 
-/// Sessions reading the snapshot side by side: one per core here, at least two and at most four.
-/// Each keeps a server backend busy; measured on 2 cores, four backends cost the server half as
-/// much CPU again per row as two, for no faster a snapshot.
-fn readers() -> usize {
+/// Sessions reading the snapshot side by side unless a pipeline's `parallelism` says: one per
+/// core here, at least two and at most four. Each keeps a server backend busy; measured on 2
+/// cores, four backends cost the server half as much CPU again per row as two, for no faster a
+/// snapshot.
+pub(crate) fn readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4)
 }
 
@@ -193,7 +194,7 @@ pub async fn start(
     for chunk in &chunks {
         *per_table.entry(chunk.table.shown()).or_insert(0) += 1;
     }
-    let readers = total.clamp(1, readers());
+    let readers = total.clamp(1, config.snapshot_readers.max(1));
     tracing::info!(table = %config.table, chunks = total, readers, "postgres-cdc snapshot started");
     let queue = Arc::new(Mutex::new(VecDeque::from(chunks)));
     let (tx, rx) = mpsc::channel(readers * 2);
@@ -240,16 +241,17 @@ async fn read_chunk(
     tx: &mpsc::Sender<Result<SnapshotEvent>>,
 ) -> Result<bool> {
     let table = &chunk.table;
-    let columns: Vec<String> = config.physical.iter().map(|(n, _, _)| quote_ident(n)).collect();
+    let shape = &table.shape;
+    let columns: Vec<String> = shape.physical.iter().map(|(n, _, _)| quote_ident(n)).collect();
     let mut sql = format!("COPY (SELECT {} FROM {}", columns.join(", "), table.qualified());
     if let Some(condition) = chunk.range.condition(table) {
         sql.push_str(&format!(" WHERE {condition}"));
     }
-    let mut builder = ChangeBuilder::new(config.schema.clone(), config.sources.clone(), batch_size)?;
+    let mut builder = ChangeBuilder::new(shape.schema.clone(), shape.sources.clone(), batch_size)?;
     let context = RowContext { database: &config.database, schema: &table.schema, table: &table.name, op_ts_millis: 0 };
     let reading = format!("reading {}", table.shown());
     let origin: Arc<str> = table.shown().into();
-    let forms: Option<Vec<BinaryForm>> = config
+    let forms: Option<Vec<BinaryForm>> = shape
         .physical
         .iter()
         .map(|(name, declared, _)| {
@@ -261,9 +263,9 @@ async fn read_chunk(
     tracing::debug!(table = %table.shown(), range = ?chunk.range, format, "reading a snapshot chunk");
     sql.push_str(if forms.is_some() { ") TO STDOUT (FORMAT binary)" } else { ") TO STDOUT" });
     session.copy_out(&sql, &reading).await?;
-    let mut tuples = BinaryTuples::new(config.physical.len());
-    let mapping: Vec<usize> = (0..config.physical.len()).collect();
-    let floats: Vec<Option<FloatSource>> = config
+    let mut tuples = BinaryTuples::new(shape.physical.len());
+    let mapping: Vec<usize> = (0..shape.physical.len()).collect();
+    let floats: Vec<Option<FloatSource>> = shape
         .physical
         .iter()
         .map(|(name, _, _)| {
@@ -408,13 +410,20 @@ mod tests {
     use crate::connectors::postgres_cdc::checks::SourceColumn;
 
     fn table_keyed_by(pg_type: &str) -> CapturedTable {
-        let column = |name: &str, is_key| SourceColumn { name: name.into(), pg_type: pg_type.into(), is_key };
+        let column = |name: &str, is_key: bool| SourceColumn {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            is_key,
+            not_null: is_key,
+            key_position: is_key.then_some(1),
+        };
         CapturedTable {
             schema: "public".into(),
             name: "t".into(),
             identity: 'd',
             columns: vec![column("Id", true), column("v", false)],
             estimated_rows: 0.0,
+            shape: crate::connectors::postgres_cdc::tests::shape(),
         }
     }
 

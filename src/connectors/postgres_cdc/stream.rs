@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::changes::{ChangeBuilder, RowContext};
+use super::changes::{RowContext, Rows};
 use super::checks::{self, pg_error, CapturedTable};
 use super::pgoutput::{self, format_lsn, parse_lsn, Cell, Message, OldTuple, Relation};
 use super::position::{Lsn, PgPosition};
@@ -28,7 +29,7 @@ use super::publication;
 use super::replication::{ReplicationStream, SlotSession, WalMessage};
 use super::snapshot::{self, SnapshotEvent};
 use super::values::{FloatSource, PG_EPOCH_MICROS};
-use super::{Config, StartupMode, TruncateMode};
+use super::{Columns, Config, StartupMode, TruncateMode};
 use crate::changelog::{ChangeBatch, ChangelogMode, Event, RowKind, SchemaChange, SourceColumn, Truncation};
 use crate::connectors::{Position, ResumeFrom, SnapshotProgress, Source, SourceBatch, SourceProgress};
 use crate::error::{Error, Result};
@@ -192,13 +193,13 @@ impl PostgresCdcSource {
 
     fn stream(&mut self, wal: ReplicationStream, tables: Vec<CapturedTable>, from: u64) -> Result<()> {
         self.left_behind.store(true, Ordering::Relaxed);
-        let builder = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), self.batch_size)?;
+        let rows = Rows::new(&self.config.columns, self.batch_size)?;
         tracing::info!(table = %self.config.table, slot = %self.config.slot, lsn = %format_lsn(from), "postgres-cdc streaming");
         let state = StreamState {
             config: self.config.clone(),
             tables: tables.into_iter().map(Arc::new).collect(),
             relations: HashMap::new(),
-            builder,
+            rows,
             in_transaction: false,
             commit_millis: 0,
             committed: from,
@@ -262,8 +263,14 @@ impl PostgresCdcSource {
             }
         };
         self.stream(stream, run.tables, from)?;
-        let empty = ChangeBuilder::new(self.config.schema.clone(), self.config.sources.clone(), 0)?.finish()?;
-        Ok(Some(SourceBatch::new(empty, stream_position(&self.config, from))))
+        let position = stream_position(&self.config, from);
+        Ok(Some(match &self.config.columns {
+            Columns::Declared(shape) => {
+                SourceBatch::new(ChangeBatch::inserts(RecordBatch::new_empty(shape.schema.clone())), position)
+            }
+            // Tables read into their own columns: a batch of no table's changes.
+            Columns::PerTable => SourceBatch { events: Vec::new(), position },
+        }))
     }
 }
 
@@ -287,7 +294,10 @@ fn stream_position(config: &Config, lsn: u64) -> Position {
 #[async_trait]
 impl Source for PostgresCdcSource {
     fn schema(&self) -> SchemaRef {
-        self.config.schema.clone()
+        match &self.config.columns {
+            Columns::Declared(shape) => shape.schema.clone(),
+            Columns::PerTable => Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+        }
     }
 
     fn is_bounded(&self) -> bool {
@@ -409,10 +419,10 @@ impl Source for PostgresCdcSource {
     }
 
     fn captured_row_key(&self) -> Option<Vec<usize>> {
-        let schema = &self.config.schema;
+        let Columns::Declared(shape) = &self.config.columns else { return None };
         self.config
             .keeps_captured_rows()
-            .then(|| self.config.primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect())
+            .then(|| shape.primary_key.iter().filter_map(|k| shape.schema.index_of(k).ok()).collect())
     }
 
     fn start_position(&self) -> Option<Position> {
@@ -543,7 +553,7 @@ struct StreamState {
     tables: Vec<Arc<CapturedTable>>,
     /// `None`: a relation of the publication that this table does not capture.
     relations: HashMap<u32, Option<Arc<RelationState>>>,
-    builder: ChangeBuilder,
+    rows: Rows,
     in_transaction: bool,
     commit_millis: i64,
     /// End LSN of the last transaction whose changes are all in the builder or emitted.
@@ -578,8 +588,8 @@ impl Streaming {
             if !state.deferred.is_empty() {
                 break;
             }
-            let full = state.builder.len() >= batch_size;
-            if full && !state.in_transaction || state.builder.len() >= batch_size * 4 {
+            let full = state.rows.len() >= batch_size;
+            if full && !state.in_transaction || state.rows.len() >= batch_size * 4 {
                 break;
             }
             if let Some(message) = self.wal.next_buffered()? {
@@ -592,19 +602,23 @@ impl Streaming {
                 Some(read) => read?,
                 // Committed changes and nothing more waiting: they leave now rather than wait
                 // for company. Under load more is always waiting, and batches still fill.
-                None if !(state.in_transaction || state.builder.is_empty() && state.leading.is_empty()) => break,
+                None if !(state.in_transaction || state.rows.is_empty() && state.leading.is_empty()) => break,
                 None => match tokio::time::timeout_at(deadline, self.wal.fill()).await {
                     Err(_) => break,
                     Ok(read) => read?,
                 },
             }
         }
-        let changes = state.builder.finish()?;
         if let Some((event_ms, fetch_lag_ms)) = state.batch_event.take() {
             state.last_event_ms = Some(event_ms);
             state.fetch_lag_ms = Some(fetch_lag_ms);
         }
         let mut events = std::mem::take(&mut state.leading);
+        let Rows::Declared(builder) = &mut state.rows else {
+            events.extend(state.rows.finish_runs()?);
+            return Ok(SourceBatch { events, position: state.position() });
+        };
+        let changes = builder.finish()?;
         match state.origins.as_mut() {
             Some(origins) if !changes.is_empty() => events.extend(std::mem::take(origins).events(changes)?),
             // An empty batch still carries the position.
@@ -747,7 +761,10 @@ impl StreamState {
                                 tables = %truncated.join(", "),
                                 "postgres-cdc: a TRUNCATE becomes deletes of the rows the job delivered from the tables ('truncate.mode' = 'delete')"
                             );
-                            let change_columns = self.builder.change_columns(RowKind::Delete, self.commit_millis)?;
+                            let Rows::Declared(builder) = &self.rows else {
+                                return Err(Error::internal("'truncate.mode' = 'delete' reached tables read into their own columns"));
+                            };
+                            let change_columns = builder.change_columns(RowKind::Delete, self.commit_millis)?;
                             let truncations = truncated.into_iter().map(|table| Truncation {
                                 table: Some(table.into()),
                                 change_columns: change_columns.clone(),
@@ -765,7 +782,7 @@ impl StreamState {
     /// Events between rows: rows already in the batch came before them, so then they open the
     /// next batch.
     fn push_event(&mut self, events: impl IntoIterator<Item = Event>) {
-        if self.builder.is_empty() {
+        if self.rows.is_empty() {
             self.leading.extend(events);
         } else {
             self.deferred.extend(events);
@@ -775,12 +792,24 @@ impl StreamState {
     fn on_relation(&mut self, relation: Relation) -> Result<()> {
         let table = self.tables.iter().find(|t| t.schema == relation.namespace && t.name == relation.name).cloned();
         let Some(table) = table else {
+            // A pipeline's table must not be passed over silently (a SQL table reads what its
+            // declaration matched at the start).
+            let names = [self.config.database.as_str(), &relation.namespace, &relation.name];
+            if matches!(self.config.columns, Columns::PerTable) && self.config.tables.matches(&names) {
+                return Err(Error::user(format!(
+                    "source table `{}.{}` was created after the pipeline started, and has no sink table yet. Restart \
+                     the pipeline (without --fresh): it resumes from its last checkpoint, creates the sink table and \
+                     writes the new table's changes; or leave it out with `tables.exclude`",
+                    relation.namespace, relation.name
+                )));
+            }
             self.relations.insert(relation.id, None);
             return Ok(());
         };
         let index_of = |name: &str| relation.columns.iter().position(|c| c.name == name);
-        let mut mapping = Vec::with_capacity(self.config.physical.len());
-        for (name, _, _) in &self.config.physical {
+        let shape = table.shape.clone();
+        let mut mapping = Vec::with_capacity(shape.physical.len());
+        for (name, _, _) in &shape.physical {
             mapping.push(index_of(name).ok_or_else(|| {
                 Error::user(format!(
                     "column `{name}` of table `{}` no longer exists in {}: its schema changed while streaming. \
@@ -794,7 +823,7 @@ impl StreamState {
         for i in &mapping {
             declared[*i] = true;
         }
-        let key = self.config.primary_key.iter().filter_map(|k| index_of(k)).collect();
+        let key = shape.primary_key.iter().filter_map(|k| index_of(k)).collect();
         // pgoutput describes a relation again after it changed (and after other cache
         // invalidations, which leave its columns as they were).
         if let Some(Some(before)) = self.relations.get(&relation.id) {
@@ -836,7 +865,7 @@ impl StreamState {
             op_ts_millis: self.commit_millis,
         };
         self.batch_event = Some((self.commit_millis, self.transaction_fetch_lag_ms));
-        self.builder.append(kind, cells, &rel.mapping, &rel.floats, &context)?;
+        self.rows.builder(&rel.origin, &rel.table.shape)?.append(kind, cells, &rel.mapping, &rel.floats, &context)?;
         if let Some(origins) = self.origins.as_mut() {
             origins.tables.push(rel.origin.clone());
         }

@@ -27,12 +27,15 @@ mod postgres;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray, Int8Array};
 use datafusion::arrow::compute::{concat, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::dialect::{connect_mysql, connect_postgres, mysql_error, pg_error, refuses_the_row, Dialect};
+use super::dialect::{
+    connect_mysql, connect_postgres, mysql_error, mysql_key_share, pg_error, refuses_the_row, Dialect,
+};
 use super::{DeleteMode, JdbcConfig};
 use crate::changelog::{compact_by_key, ChangeBatch, RowKind, TableId, Ties, Versioned};
 use crate::connectors::{Position, PreparedCommit, Sink};
@@ -569,13 +572,16 @@ impl Writer {
 
 /// `CREATE TABLE` for `sink.auto-create-table`.
 pub(super) fn create_table_sql(config: &JdbcConfig, dialect: Dialect) -> String {
+    let key_types: Vec<&DataType> = config.key.iter().map(|i| config.schema.field(*i).data_type()).collect();
+    let key_bytes = mysql_key_share(&key_types);
     let mut defs: Vec<String> = config
         .schema
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let ty = dialect.column_type(f.data_type(), config.key.contains(&i)).unwrap_or_default();
+            let ty =
+                dialect.column_type(f.data_type(), config.key.contains(&i).then_some(key_bytes)).unwrap_or_default();
             let null = if f.is_nullable() && !config.key.contains(&i) { "" } else { " NOT NULL" };
             format!("{} {ty}{null}", dialect.quote(f.name()))
         })

@@ -245,8 +245,37 @@ fn the_user_events_example_applies_every_key_exactly_once_and_in_order_across_si
             job = setup.spawn(&[]);
         }
     }
+    // A user whose email is longer than MariaDB's column: refused, set aside with its position,
+    // the other keys unaffected (the comparison below).
+    let long = "x".repeat(250);
+    let refused = (9_999, User { name: "refused".into(), email: long.clone(), plan: 1 });
+    kafka().produce(
+        &setup.topic,
+        &[Record::keyed("{\"id\":9999}", Some(&envelope(Op::Create, None, Some(&refused), 1_760_000_000_000)))],
+    );
+    setup.wait_equal(&expected, &mut job);
+    // Letters are committed at checkpoints (every second here).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let letters = loop {
+        let letters = setup
+            .users
+            .try_query("SELECT stage, table_name, error, position, row_kind, row_json FROM dead_letters")
+            .unwrap_or_default();
+        if !letters.is_empty() {
+            break letters;
+        }
+        job.assert_running(0);
+        assert!(Instant::now() < deadline, "no dead letter arrived:\n{}", job.log_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    };
     setup.wait_equal(&expected, &mut job);
     job.stop_gracefully(0);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter: Vec<String> = letters[0].iter().map(|v| v.clone().unwrap_or_default()).collect();
+    assert_eq!((letter[0].as_str(), letter[1].as_str(), letter[4].as_str()), ("sink", "users", "+U"), "{letter:?}");
+    assert!(letter[2].contains("email") && letter[2].to_lowercase().contains("too long"), "the error: {letter:?}");
+    assert!(letter[3].contains(&setup.topic), "the Kafka position: {letter:?}");
+    assert!(letter[5].contains("\"id\":9999") && letter[5].contains(&long), "the row: {letter:?}");
     // Every kind of script ran: some keys are gone, some have an unknown plan.
     assert!(expected.len() > 150 && expected.len() < 300, "{} users", expected.len());
     assert!(expected.values().any(|r| r[2] == "NULL"), "an unknown plan was exercised");

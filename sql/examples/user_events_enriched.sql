@@ -9,6 +9,9 @@
 -- * In order: 'sink.version-column' makes every upsert and delete conditional on the event time,
 --   so an older event arriving late never overwrites a newer one, and a delete is not undone by
 --   a late older event (it leaves a tombstone in `users__cdc_sql_deleted`).
+-- * Failures: a row MariaDB refuses for its values (an email longer than the column, a NULL
+--   where NOT NULL) goes to the `dead_letters` table with the error, its Kafka position and the
+--   row as JSON, and the job goes on; anything else (MariaDB down) restarts the job.
 --
 -- Run: set the variables below (e.g. in the environment of `cdc-sql -f`), create the `users`
 -- table in MariaDB (or let 'sink.auto-create-table' do it), and the topic's producer sends
@@ -16,6 +19,7 @@
 
 SET 'execution.checkpointing.interval' = '1s';
 SET 'state.checkpoints.dir' = '${CHECKPOINT_DIR}';
+SET 'dead-letter.table' = 'dead_letters';
 
 CREATE TABLE user_events (
     id         BIGINT,
@@ -66,6 +70,18 @@ CREATE TABLE users (
     'password' = '${USERS_PASSWORD}',
     'sink.offsets-table' = 'cdc_offsets',
     'sink.version-column' = 'updated_at'
+);
+
+CREATE TABLE dead_letters (
+    job STRING, pipeline STRING, stage STRING, table_name STRING, error STRING,
+    position STRING, row_kind STRING, row_json STRING, created_at TIMESTAMP_LTZ(3)
+) WITH (
+    'connector' = 'jdbc',
+    'url' = '${USERS_URL}',
+    'table-name' = 'dead_letters',
+    'username' = '${USERS_USER}',
+    'password' = '${USERS_PASSWORD}',
+    'sink.auto-create-table' = 'true'
 );
 
 INSERT INTO users

@@ -289,7 +289,7 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
         serving = Some(tokio::spawn(server.serve(metrics.clone(), token.clone(), observers.clone())));
     }
     let status = tokio::spawn(status::run(metrics.clone(), runner.status_interval, observers.clone()));
-    let result = runtime::run_with_metrics(job, runner.resume.clone(), token, metrics).await;
+    let result = runtime::run_with_metrics(job, runner.resume.clone(), token, metrics.clone()).await;
     observers.cancel();
     let _ = status.await;
     // The port is free again once this returns, for the next job of the shell.
@@ -300,6 +300,19 @@ pub async fn run_job(job: Job, runner: &Runner) -> Result<()> {
     let reports = result?;
     for r in reports {
         eprintln!("[INFO] {}: {} rows read, {} rows written", r.name, r.rows_read, r.rows_written);
+    }
+    for pipeline in &metrics.pipelines {
+        for c in pipeline.lookups() {
+            let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "[INFO] {}: lookups of `{}`: {} keys found in the cache, {} looked up, {} queries",
+                pipeline.name,
+                c.table,
+                count(&c.hits),
+                count(&c.misses),
+                count(&c.queries)
+            );
+        }
     }
     Ok(())
 }

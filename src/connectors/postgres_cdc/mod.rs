@@ -314,8 +314,8 @@ impl Config {
         o.refused_unless(
             "scan.include-partitioned-tables.enabled",
             &["false"],
-            "partitioned tables are not read through their root here: match their partitions with 'table-name' \
-             (e.g. 'orders_.*')",
+            "partitioned tables are not read through their root here: select their partitions by name instead \
+             ('table-name' = 'orders_.*' in a CREATE TABLE, 'tables' = 'db.public.orders_.*' in a pipeline)",
         )?;
         let overrides = "the snapshot reads whole tables; to skip the existing rows start with 'scan.startup.mode' = \
                          'latest-offset', to leave rows out filter them in the query";

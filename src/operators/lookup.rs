@@ -85,8 +85,10 @@ impl LookupCounters {
 }
 
 struct Entry {
-    /// The right side's rows for the key (none: the table has no row for it).
-    rows: RecordBatch,
+    /// The right side's rows for the key, in their row encoding (none: the table has no row for
+    /// it). Rows rather than a small Arrow batch per key: a batch's buffers and headers cost
+    /// several times a short row's bytes.
+    rows: Vec<OwnedRow>,
     written: Instant,
     accessed: Instant,
 }
@@ -96,10 +98,12 @@ struct Entry {
 struct Cache {
     options: CacheOptions,
     entries: HashMap<OwnedRow, Entry>,
+    /// The right side's rows, encoded and decoded.
+    rows: RowConverter,
 }
 
 impl Cache {
-    fn get(&mut self, key: &OwnedRow, now: Instant) -> Option<RecordBatch> {
+    fn get(&mut self, key: &OwnedRow, now: Instant) -> Option<Vec<OwnedRow>> {
         let expired = {
             let entry = self.entries.get(key)?;
             let older = |since: Instant, limit: Option<Duration>| limit.is_some_and(|l| now.duration_since(since) >= l);
@@ -115,8 +119,8 @@ impl Cache {
         Some(entry.rows.clone())
     }
 
-    fn put(&mut self, key: OwnedRow, rows: RecordBatch, now: Instant) {
-        if rows.num_rows() == 0 && !self.options.cache_missing_key {
+    fn put(&mut self, key: OwnedRow, rows: Vec<OwnedRow>, now: Instant) {
+        if rows.is_empty() && !self.options.cache_missing_key {
             return;
         }
         self.entries.insert(key, Entry { rows, written: now, accessed: now });
@@ -150,7 +154,21 @@ impl LookupJoin {
     pub fn new(name: String, spec: Arc<LookupSpec>, dead_letters: DeadLetters) -> Result<Self> {
         let keys = RowConverter::new(spec.key_fields.iter().map(|f| SortField::new(f.data_type().clone())).collect())?;
         let keys_schema = Arc::new(Schema::new(spec.key_fields.clone()));
-        let cache = spec.lookup.options.cache.clone().map(|options| Cache { options, entries: HashMap::new() });
+        let cache = match spec.lookup.options.cache.clone() {
+            None => None,
+            Some(options) => {
+                let fields: Vec<SortField> =
+                    spec.right.schema().fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+                if !RowConverter::supports_fields(&fields) {
+                    return Err(Error::user(format!(
+                        "the lookup cache of `{}` cannot hold the columns the query reads from it; set 'lookup.cache' \
+                         = 'NONE'",
+                        spec.table
+                    )));
+                }
+                Some(Cache { options, entries: HashMap::new(), rows: RowConverter::new(fields)? })
+            }
+        };
         Ok(LookupJoin { name, spec, client: None, cache, keys, keys_schema, dead_letters })
     }
 
@@ -218,7 +236,8 @@ impl LookupJoin {
         let mut groups: Vec<Option<RecordBatch>> = Vec::new();
         let mut index: HashMap<OwnedRow, usize> = HashMap::new();
         let mut missing: Vec<(usize, OwnedRow)> = Vec::new();
-        let mut hits = 0;
+        // The groups the cache had, with their rows, decoded together below.
+        let mut from_cache: Vec<(usize, Vec<OwnedRow>)> = Vec::new();
         for (row, group) in group_of.iter_mut().enumerate() {
             if keys.iter().any(|k| k.is_null(row)) {
                 continue;
@@ -228,16 +247,29 @@ impl LookupJoin {
                 *group = Some(*g);
                 continue;
             }
-            let cached = self.cache.as_mut().and_then(|c| c.get(&key, now));
-            hits += cached.is_some() as u64;
-            if cached.is_none() {
-                missing.push((row, key.clone()));
+            let g = groups.len();
+            match self.cache.as_mut().and_then(|c| c.get(&key, now)) {
+                Some(rows) => from_cache.push((g, rows)),
+                None => missing.push((row, key.clone())),
             }
-            groups.push(cached);
-            index.insert(key, groups.len() - 1);
-            *group = Some(groups.len() - 1);
+            groups.push(None);
+            index.insert(key, g);
+            *group = Some(g);
         }
-        spec.counters.hits.fetch_add(hits, Ordering::Relaxed);
+        spec.counters.hits.fetch_add(from_cache.len() as u64, Ordering::Relaxed);
+        if let Some(cache) = &self.cache {
+            let encoded: Vec<_> = from_cache.iter().flat_map(|(_, rows)| rows.iter().map(|r| r.row())).collect();
+            let decoded = if encoded.is_empty() {
+                RecordBatch::new_empty(spec.right.schema().clone())
+            } else {
+                RecordBatch::try_new(spec.right.schema().clone(), cache.rows.convert_rows(encoded)?)?
+            };
+            let mut offset = 0;
+            for (g, rows) in &from_cache {
+                groups[*g] = Some(decoded.slice(offset, rows.len()));
+                offset += rows.len();
+            }
+        }
         if !missing.is_empty() {
             spec.counters.misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
             let at = UInt32Array::from_iter_values(missing.iter().map(|(row, _)| *row as u32));
@@ -246,6 +278,10 @@ impl LookupJoin {
             // Which key each row found belongs to, by the right side's own key values.
             let found_keys = self.as_table_keys(Self::evaluate(&spec.right_keys, &found)?)?;
             let found_rows = self.keys.convert_columns(&found_keys)?;
+            let encoded = match &self.cache {
+                Some(cache) => Some(cache.rows.convert_columns(found.columns())?),
+                None => None,
+            };
             let mut by_key: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
             for i in 0..found.num_rows() {
                 if found_keys.iter().all(|k| k.is_valid(i)) {
@@ -253,13 +289,12 @@ impl LookupJoin {
                 }
             }
             for (_, key) in missing {
-                let at = UInt32Array::from(by_key.remove(&key).unwrap_or_default());
-                let rows = take_record_batch(&found, &at)?;
+                let at = by_key.remove(&key).unwrap_or_default();
                 let g = index[&key];
-                if let Some(cache) = self.cache.as_mut() {
-                    cache.put(key, rows.clone(), now);
+                if let (Some(cache), Some(encoded)) = (self.cache.as_mut(), &encoded) {
+                    cache.put(key, at.iter().map(|i| encoded.row(*i as usize).owned()).collect(), now);
                 }
-                groups[g] = Some(rows);
+                groups[g] = Some(take_record_batch(&found, &UInt32Array::from(at))?);
             }
         }
         if spec.lookup.options.missing_key == MissingKey::Error {

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::operators::ComputedColumns;
 use crate::plan::{
     check_sink_key, computed_columns, insert_target, plan_insert, reads_a_table, ChangelogTableProvider, CompiledQuery,
-    LookupTableProvider, SinkTarget,
+    SinkTarget,
 };
 use crate::runtime::{
     dead_letters, restart, Dataflow, InputSpec, Job, JobConfig, PipelineSpec, RestartStrategy, SinkFactory,
@@ -447,7 +447,8 @@ impl Session {
             let primary_key = entry.spec.primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect();
             let reference = TableReference::bare(name.as_str());
             self.ctx.deregister_table(reference.clone())?;
-            self.ctx.register_table(reference, LookupTableProvider::new(&lookup.table, schema, primary_key, table))?;
+            let side = ChangelogTableProvider::lookup_side(&lookup.table, schema, primary_key, table);
+            self.ctx.register_table(reference, side)?;
         }
         Ok(())
     }

@@ -150,6 +150,25 @@ pub(crate) trait TablesSource: Send + Sync {
     }
 }
 
+/// Consumes the options of Flink CDC's pipeline sources that no pipeline source here offers yet,
+/// refusing each with why (the mysql and postgres sources share them).
+pub(crate) fn refuse_unbuilt_pipeline_source_options(o: &mut ConnectorOptions) -> Result<()> {
+    o.refused_unless(
+        "schema-change.enabled",
+        &["true"],
+        "a change of a captured table's columns is always passed on, and stops the pipeline (see docs/pipeline.md)",
+    )?;
+    o.refused_unless("include-comments.enabled", &["false"], "comments are not copied to the sink's tables")?;
+    o.refused("metadata.list", "pipeline sources offer no metadata columns yet")?;
+    o.refused_unless(
+        "scan.binlog.newly-added-table.enabled",
+        &["false"],
+        "tables created while the pipeline runs are not picked up yet; restart the pipeline with --fresh to capture \
+         them",
+    )
+    .map(|_| ())
+}
+
 /// A replication slot a table's source holds on its server for the job, shown to the user (job
 /// start, REST job details, dashboard) so it is clear what outlives the job.
 #[derive(Debug, Clone, PartialEq, Eq)]

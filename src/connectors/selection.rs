@@ -8,6 +8,9 @@
 
 use regex::Regex;
 
+use super::ConnectorOptions;
+use crate::error::Result;
+
 /// One pattern: a regular expression per level.
 #[derive(Debug, Clone)]
 pub struct TablePattern {
@@ -111,6 +114,25 @@ impl TablePattern {
 impl TableSelection {
     /// Flink CDC's `tables` and `tables.exclude`: comma-separated dotted patterns of `levels`
     /// levels. The error says what is wrong with which pattern.
+    /// A pipeline source's `tables` and `tables.exclude`, consumed from `o`: patterns of `levels`
+    /// dotted parts (`shape` in messages). Also gives `tables` as written, for later messages.
+    pub(crate) fn from_pipeline_options(
+        o: &mut ConnectorOptions,
+        levels: usize,
+        shape: &str,
+    ) -> Result<(TableSelection, String)> {
+        let tables = o.required("tables")?;
+        let exclude = o.string("tables.exclude");
+        let invalid = |o: &ConnectorOptions, key: &str, value: &str, why: String| {
+            o.invalid(key, value, &format!("comma-separated {shape} patterns: {why}"))
+        };
+        let selection = |exclude: Option<&str>| TableSelection::parse(&tables, exclude, levels, shape);
+        selection(None).map_err(|why| invalid(o, "tables", &tables, why))?;
+        let selected = selection(exclude.as_deref())
+            .map_err(|why| invalid(o, "tables.exclude", exclude.as_deref().unwrap_or_default(), why))?;
+        Ok((selected, tables))
+    }
+
     pub fn parse(tables: &str, exclude: Option<&str>, levels: usize, shape: &str) -> Result<Self, String> {
         let list = |text: &str| -> Result<Vec<TablePattern>, String> {
             split_outside_groups(text, ',')

@@ -14,14 +14,14 @@ use datafusion::datasource::DefaultTableSource;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Join as LogicalJoin, LogicalPlan};
 
-use super::table::LookupTableProvider;
+use super::table::ChangelogTableProvider;
 use super::{column_of, refuse_sub_query, RowSteps, Step};
 use crate::connectors::lookup::{MissingKey, MISSING_KEY};
 use crate::error::{Error, Result};
 use crate::operators::{LookupCounters, LookupSpec};
 
 /// The lookup side a plan reads, when it is one (perhaps under an alias, a projection or filters).
-pub fn lookup_side(plan: &LogicalPlan) -> Option<&LookupTableProvider> {
+pub fn lookup_side(plan: &LogicalPlan) -> Option<&ChangelogTableProvider> {
     match plan {
         LogicalPlan::SubqueryAlias(a) => lookup_side(&a.input),
         LogicalPlan::Projection(p) => lookup_side(&p.input),
@@ -30,7 +30,8 @@ pub fn lookup_side(plan: &LogicalPlan) -> Option<&LookupTableProvider> {
             .source
             .as_ref()
             .downcast_ref::<DefaultTableSource>()
-            .and_then(|s| s.table_provider.as_ref().downcast_ref::<LookupTableProvider>()),
+            .and_then(|s| s.table_provider.as_ref().downcast_ref::<ChangelogTableProvider>())
+            .filter(|t| t.lookup().is_some()),
         _ => None,
     }
 }
@@ -40,10 +41,11 @@ pub fn lookup_side(plan: &LogicalPlan) -> Option<&LookupTableProvider> {
 pub fn compile(
     state: &SessionState,
     join: &LogicalJoin,
-    provider: &LookupTableProvider,
+    provider: &ChangelogTableProvider,
     left_keys: &[Vec<usize>],
 ) -> Result<LookupSpec> {
-    let table = &provider.table;
+    let table = provider.name();
+    let lookup = provider.lookup().ok_or_else(|| Error::internal(format!("`{table}` is no lookup side")))?;
     let outer = match join.join_type {
         JoinType::Inner => false,
         JoinType::Left => true,
@@ -54,7 +56,7 @@ pub fn compile(
             )))
         }
     };
-    if outer && provider.lookup.options.missing_key == MissingKey::Error {
+    if outer && lookup.options.missing_key == MissingKey::Error {
         return Err(Error::user(format!(
             "'{MISSING_KEY}' = 'error' of `{table}` is for INNER lookup joins: this LEFT JOIN keeps a change whose key \
              `{table}` lacks, with NULLs for its columns. Use JOIN to make a missing key an error, or remove the option"
@@ -95,13 +97,12 @@ pub fn compile(
     let pair = left_schema.join(right_schema)?;
     let filter = join.filter.as_ref().map(|f| state.create_physical_expr(f.clone(), &pair)).transpose()?;
     // Each row meets at most one row of the table when the lookup key holds its PRIMARY KEY.
-    let pk = provider.primary_key();
-    let unique = !pk.is_empty() && pk.iter().all(|c| key_columns.contains(c));
+    let unique = provider.primary_key().is_some_and(|pk| pk.iter().all(|c| key_columns.contains(c)));
     let table_schema = provider.schema();
     let key_fields: Vec<Field> = key_columns.iter().map(|c| table_schema.field(*c).clone()).collect();
     Ok(LookupSpec {
-        table: table.clone(),
-        lookup: provider.lookup.clone(),
+        table: table.to_string(),
+        lookup: lookup.clone(),
         left_keys: left,
         key_columns,
         key_fields,

@@ -30,7 +30,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, Proj
 use datafusion::physical_expr::PhysicalExpr;
 
 pub use insert::{check_sink_key, insert_target, plan_insert, PlannedInsert, SinkTarget};
-pub use table::{computed_columns, ChangelogTableProvider, LookupTableProvider};
+pub use table::{computed_columns, ChangelogTableProvider};
 
 use crate::changelog::{filter_changes, ChangeBatch, ChangelogMode, Event, Retractions};
 use crate::error::{Error, Result};

@@ -2,7 +2,9 @@
 //! these tables are compiled into per-batch operators and fed by the runtime, never executed by
 //! DataFusion, so planning never touches the source. The table's PRIMARY KEY is kept for the
 //! planner (the unique keys of a join's result derive from it), not told to DataFusion, whose
-//! optimizer would act on it beyond Flink's SQL.
+//! optimizer would act on it beyond Flink's SQL. A table's lookup side (`dim FOR SYSTEM_TIME AS OF
+//! s.proc`, see `sql::temporal`) is the same, with how the table is looked up; the planner turns
+//! the join reading it into a lookup join.
 
 use std::sync::Arc;
 
@@ -30,11 +32,28 @@ pub struct ChangelogTableProvider {
     schema: SchemaRef,
     /// The PRIMARY KEY's columns (indices into `schema`); empty without one.
     primary_key: Vec<usize>,
+    /// For a table's lookup side: how it is looked up.
+    lookup: Option<LookupTable>,
 }
 
 impl ChangelogTableProvider {
     pub fn new(name: &str, schema: SchemaRef, primary_key: Vec<usize>) -> Arc<Self> {
-        Arc::new(ChangelogTableProvider { name: name.to_string(), schema, primary_key })
+        Arc::new(ChangelogTableProvider { name: name.to_string(), schema, primary_key, lookup: None })
+    }
+
+    /// The lookup side of table `name`.
+    pub fn lookup_side(name: &str, schema: SchemaRef, primary_key: Vec<usize>, lookup: LookupTable) -> Arc<Self> {
+        Arc::new(ChangelogTableProvider { name: name.to_string(), schema, primary_key, lookup: Some(lookup) })
+    }
+
+    /// The table, as declared.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the table is looked up, when this is its lookup side.
+    pub fn lookup(&self) -> Option<&LookupTable> {
+        self.lookup.as_ref()
     }
 
     /// The PRIMARY KEY's columns, `None` without one.
@@ -61,7 +80,7 @@ impl TableProvider for ChangelogTableProvider {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Err(DataFusionError::Internal(format!(
-            "changelog table `{}` was scheduled for a DataFusion scan; the cdc-sql runtime reads it",
+            "changelog table `{}` was scheduled for a DataFusion scan; the cdc-sql runtime (or a lookup join) reads it",
             self.name
         )))
     }
@@ -108,51 +127,4 @@ pub fn computed_columns(state: &SessionState, spec: &TableSpec) -> crate::error:
         }
     }
     Ok(Some(Arc::new(ComputedColumns { schema: Arc::new(Schema::new(fields)), columns })))
-}
-
-/// A table's lookup side, as a query names it after `FOR SYSTEM_TIME AS OF` (see
-/// `sql::temporal`): its declared columns, scanned by nobody; the planner turns the join reading it
-/// into a lookup join.
-#[derive(Debug)]
-pub struct LookupTableProvider {
-    /// The table looked up, as declared.
-    pub table: String,
-    schema: SchemaRef,
-    primary_key: Vec<usize>,
-    pub lookup: LookupTable,
-}
-
-impl LookupTableProvider {
-    pub fn new(table: &str, schema: SchemaRef, primary_key: Vec<usize>, lookup: LookupTable) -> Arc<Self> {
-        Arc::new(LookupTableProvider { table: table.to_string(), schema, primary_key, lookup })
-    }
-
-    /// The PRIMARY KEY's columns, empty without one.
-    pub fn primary_key(&self) -> &[usize] {
-        &self.primary_key
-    }
-}
-
-#[async_trait]
-impl TableProvider for LookupTableProvider {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::Internal(format!(
-            "the lookup side of `{}` was scheduled for a DataFusion scan; the lookup join reads it",
-            self.table
-        )))
-    }
 }

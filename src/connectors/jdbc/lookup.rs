@@ -111,18 +111,8 @@ impl JdbcLookup {
                 Ok(Connection { select: self.select(&kinds), kinds, client: Client::Postgres(client) })
             }
             Dialect::MySql => {
-                use mysql_async::prelude::Queryable;
                 let mut conn = connect_mysql(&config.endpoint, config.retry_timeout, &[mysqltext::SQL_MODE]).await?;
-                let describing = "reading the columns' types";
-                let described =
-                    conn.query_iter(format!("{describe} LIMIT 0")).await.map_err(|e| mysql_error(&e, describing))?;
-                let kinds: Vec<SourceKind> = described
-                    .columns()
-                    .map(|columns| {
-                        columns.iter().map(|c| mysqltext::source_kind(c.column_type() as u8, c.decimals())).collect()
-                    })
-                    .unwrap_or_default();
-                described.drop_result().await.map_err(|e| mysql_error(&e, describing))?;
+                let kinds = mysqltext::describe_kinds(&mut conn, &describe).await?;
                 Ok(Connection { select: self.select(&kinds), kinds, client: Client::MySql(conn) })
             }
         }
@@ -191,15 +181,7 @@ async fn read_mysql(
     let mut builder = BatchBuilder::new(schema.clone(), 16)?;
     let mut result = conn.query_iter(sql).await.map_err(|e| mysql_error(&e, "starting the lookup"))?;
     while let Some(row) = result.next().await.map_err(|e| mysql_error(&e, "reading looked-up rows"))? {
-        for (i, column) in builder.columns.iter_mut().enumerate() {
-            let kind = kinds.get(i).copied().unwrap_or(SourceKind::Other);
-            match row.as_ref(i) {
-                None | Some(mysql_async::Value::NULL) => column.append_null(),
-                Some(mysql_async::Value::Bytes(b)) => mysqltext::append_text(column, Some(b), kind)?,
-                Some(other) => return Err(Error::internal(format!("jdbc: MySQL text protocol sent {other:?}"))),
-            }
-        }
-        builder.row_done();
+        mysqltext::append_row(&mut builder, &row, kinds)?;
     }
     drop(result);
     builder.finish()

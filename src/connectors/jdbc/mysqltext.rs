@@ -14,7 +14,8 @@ use datafusion::arrow::datatypes::{
     UInt8Type,
 };
 
-use super::columns::{ColumnBuilder, SourceKind};
+use super::columns::{BatchBuilder, ColumnBuilder, SourceKind};
+use super::dialect::mysql_error;
 use crate::connectors::calendar::{civil_from_days, days_from_civil};
 use crate::connectors::float_decimal::Float;
 use crate::connectors::mysql_session::wire::column_type;
@@ -57,6 +58,34 @@ pub fn source_kind(wire_type: u8, decimals: u8) -> SourceKind {
         column_type::BIT => SourceKind::Bit,
         _ => SourceKind::Other,
     }
+}
+
+/// What each result column of `describe` (a `SELECT` of the declared columns) is read from, as
+/// `mysql_async` describes it.
+pub async fn describe_kinds(conn: &mut mysql_async::Conn, describe: &str) -> Result<Vec<SourceKind>> {
+    use mysql_async::prelude::Queryable;
+    let describing = "reading the columns' types";
+    let described = conn.query_iter(format!("{describe} LIMIT 0")).await.map_err(|e| mysql_error(&e, describing))?;
+    let kinds = described
+        .columns()
+        .map(|columns| columns.iter().map(|c| source_kind(c.column_type() as u8, c.decimals())).collect())
+        .unwrap_or_default();
+    described.drop_result().await.map_err(|e| mysql_error(&e, describing))?;
+    Ok(kinds)
+}
+
+/// Appends one text-protocol row of `mysql_async` to `builder`, its columns read as `kinds` say.
+pub fn append_row(builder: &mut BatchBuilder, row: &mysql_async::Row, kinds: &[SourceKind]) -> Result<()> {
+    for (i, column) in builder.columns.iter_mut().enumerate() {
+        let kind = kinds.get(i).copied().unwrap_or(SourceKind::Other);
+        match row.as_ref(i) {
+            None | Some(mysql_async::Value::NULL) => column.append_null(),
+            Some(mysql_async::Value::Bytes(b)) => append_text(column, Some(b), kind)?,
+            Some(other) => return Err(Error::internal(format!("jdbc: MySQL text protocol sent {other:?}"))),
+        }
+    }
+    builder.row_done();
+    Ok(())
 }
 
 /// Appends the SQL literal of `array[row]` to `out`. `column` names the column in errors.

@@ -401,32 +401,13 @@ impl RangeReader {
     async fn read_mysql_async(&self) -> Result<()> {
         use mysql_async::prelude::Queryable;
         let mut conn = connect_mysql(&self.config.endpoint, self.config.retry_timeout, &[]).await?;
-        let describing = "reading the columns' types";
-        let described =
-            conn.query_iter(format!("{} LIMIT 0", self.describe())).await.map_err(|e| mysql_error(&e, describing))?;
-        let kinds: Vec<SourceKind> = described
-            .columns()
-            .map(|columns| {
-                columns.iter().map(|c| mysqltext::source_kind(c.column_type() as u8, c.decimals())).collect()
-            })
-            .unwrap_or_default();
-        described.drop_result().await.map_err(|e| mysql_error(&e, describing))?;
+        let kinds = mysqltext::describe_kinds(&mut conn, &self.describe()).await?;
         while let Some(index) = self.next_range() {
             let sql = self.select(&self.ranges[index], &kinds, mysqltext::read_expression);
             let mut builder = BatchBuilder::new(self.config.schema.clone(), self.fetch)?;
             let mut result = conn.query_iter(sql).await.map_err(|e| mysql_error(&e, "starting the scan"))?;
             while let Some(row) = result.next().await.map_err(|e| mysql_error(&e, "reading rows"))? {
-                for (i, column) in builder.columns.iter_mut().enumerate() {
-                    let kind = kinds.get(i).copied().unwrap_or(SourceKind::Other);
-                    match row.as_ref(i) {
-                        None | Some(mysql_async::Value::NULL) => column.append_null(),
-                        Some(mysql_async::Value::Bytes(b)) => mysqltext::append_text(column, Some(b), kind)?,
-                        Some(other) => {
-                            return Err(Error::internal(format!("jdbc: MySQL text protocol sent {other:?}")));
-                        }
-                    }
-                }
-                builder.row_done();
+                mysqltext::append_row(&mut builder, &row, &kinds)?;
                 if builder.rows() >= self.fetch && !self.send(&mut builder).await? {
                     return Ok(());
                 }

@@ -9,7 +9,9 @@ use super::discovered::TypeChoices;
 use super::schema::Declared;
 use super::{server, MySqlCdcSource, State};
 use crate::connectors::selection::TableSelection;
-use crate::connectors::{ConnectorOptions, DescribedTable, Source, SourceIdentity, TablesSource};
+use crate::connectors::{
+    refuse_unbuilt_pipeline_source_options, ConnectorOptions, DescribedTable, Source, SourceIdentity, TablesSource,
+};
 use crate::error::{Error, Result};
 use crate::sql::TableSpec;
 
@@ -21,29 +23,9 @@ pub struct MySqlTables {
 impl MySqlTables {
     /// Reads the source's options, consuming each from `o`. No I/O.
     pub fn open(spec: &TableSpec, o: &mut ConnectorOptions) -> Result<Self> {
-        let tables_text = o.required("tables")?;
-        let exclude = o.string("tables.exclude");
-        let selection = |exclude: Option<&str>| TableSelection::parse(&tables_text, exclude, 2, "database.table");
-        let invalid = |o: &ConnectorOptions, key: &str, value: &str, why: String| {
-            o.invalid(key, value, &format!("comma-separated database.table patterns: {why}"))
-        };
-        selection(None).map_err(|why| invalid(o, "tables", &tables_text, why))?;
-        let tables = selection(exclude.as_deref())
-            .map_err(|why| invalid(o, "tables.exclude", exclude.as_deref().unwrap_or_default(), why))?;
+        let (tables, _) = TableSelection::from_pipeline_options(o, 2, "database.table")?;
         let choices = TypeChoices { tinyint1_as_boolean: o.bool("treat-tinyint1-as-boolean.enabled")?.unwrap_or(true) };
-        o.refused_unless(
-            "schema-change.enabled",
-            &["true"],
-            "a change of a captured table's columns is always passed on, and stops the pipeline (see docs/pipeline.md)",
-        )?;
-        o.refused_unless("include-comments.enabled", &["false"], "comments are not copied to the sink's tables")?;
-        o.refused("metadata.list", "pipeline sources offer no metadata columns yet")?;
-        o.refused_unless(
-            "scan.binlog.newly-added-table.enabled",
-            &["false"],
-            "tables created while the pipeline runs are not picked up yet; restart the pipeline with --fresh to \
-             capture them",
-        )?;
+        refuse_unbuilt_pipeline_source_options(o)?;
         o.refused(
             "scan.incremental.snapshot.chunk.key-column",
             "a pipeline source splits each table by its primary key, and tables without one are refused (see \

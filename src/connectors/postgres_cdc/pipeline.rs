@@ -13,7 +13,10 @@ use super::discovered;
 use super::stream::PostgresCdcSource;
 use super::{Config, PipelineTables};
 use crate::connectors::selection::TableSelection;
-use crate::connectors::{ConnectorOptions, DescribedTable, ReplicationSlot, Source, SourceIdentity, TablesSource};
+use crate::connectors::{
+    refuse_unbuilt_pipeline_source_options, ConnectorOptions, DescribedTable, ReplicationSlot, Source, SourceIdentity,
+    TablesSource,
+};
 use crate::error::Result;
 use crate::sql::TableSpec;
 
@@ -29,23 +32,16 @@ impl PostgresTables {
     /// Reads the source's options, consuming each from `o`; `readers` is the pipeline's
     /// `parallelism`. No I/O.
     pub fn open(spec: &TableSpec, o: &mut ConnectorOptions, readers: Option<usize>) -> Result<Self> {
-        let tables_text = o.required("tables")?;
-        let exclude = o.string("tables.exclude");
-        let invalid = |o: &ConnectorOptions, key: &str, value: &str, why: String| {
-            o.invalid(key, value, &format!("comma-separated {SHAPE} patterns: {why}"))
-        };
-        let selection = |exclude: Option<&str>| TableSelection::parse(&tables_text, exclude, 3, SHAPE);
-        selection(None).map_err(|why| invalid(o, "tables", &tables_text, why))?;
-        let tables = selection(exclude.as_deref())
-            .map_err(|why| invalid(o, "tables.exclude", exclude.as_deref().unwrap_or_default(), why))?;
+        let (tables, tables_text) = TableSelection::from_pipeline_options(o, 3, SHAPE)?;
         let database = tables.literal_level(0).ok_or_else(|| {
-            invalid(
-                o,
+            o.invalid(
                 "tables",
                 &tables_text,
-                "each pattern's first part is the database to connect to, spelled out and the same in every \
-                 pattern (one replication slot reads one database), e.g. app_db.public.\\.*"
-                    .to_string(),
+                &format!(
+                    "comma-separated {SHAPE} patterns: each pattern's first part is the database to connect to, \
+                     spelled out and the same in every pattern (one replication slot reads one database), e.g. \
+                     app_db.public.\\.*"
+                ),
             )
         })?;
         o.refused(
@@ -64,19 +60,7 @@ impl PostgresTables {
             &["false"],
             "the sink's tables are kept equal to the source's",
         )?;
-        o.refused_unless(
-            "schema-change.enabled",
-            &["true"],
-            "a change of a captured table's columns is always passed on, and stops the pipeline (see docs/pipeline.md)",
-        )?;
-        o.refused_unless("include-comments.enabled", &["false"], "comments are not copied to the sink's tables")?;
-        o.refused("metadata.list", "pipeline sources offer no metadata columns yet")?;
-        o.refused_unless(
-            "scan.binlog.newly-added-table.enabled",
-            &["false"],
-            "tables created while the pipeline runs are not picked up yet; restart the pipeline with --fresh to \
-             capture them",
-        )?;
+        refuse_unbuilt_pipeline_source_options(o)?;
         o.refused_prefix("jdbc.properties.", "connection properties are not passed on; TLS is not offered yet")?;
         let config = Config::parse(spec, o, Some(PipelineTables { tables, database, readers }))?;
         Ok(PostgresTables { config: Arc::new(config), left_behind: Arc::new(AtomicBool::new(false)) })
